@@ -1,0 +1,36 @@
+# onex-actors tasks. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+bin := venv / "bin"
+
+# Show the available recipes.
+default:
+    @just --list
+
+# Create .venv and install the package with its test and lint tools.
+install:
+    test -x {{bin}}/python || python3 -m venv {{venv}}
+    {{bin}}/python -m pip install -q --upgrade pip
+    {{bin}}/python -m pip install -q -e ".[dev]"
+
+# Format check, lint, strict types on src/, and the import-layer contracts.
+lint:
+    {{bin}}/ruff format --check .
+    {{bin}}/ruff check .
+    {{bin}}/mypy
+    {{bin}}/lint-imports
+
+# Rewrite files to the project's format and apply safe lint fixes.
+fmt:
+    {{bin}}/ruff format .
+    {{bin}}/ruff check --fix .
+
+# Run the test suite, all tiers (pass pytest arguments after, e.g. `just test -m unit`).
+test *args:
+    {{bin}}/python -m pytest {{args}}
+
+# Validate a contract tree (default: contracts/).
+validate dir="contracts":
+    {{bin}}/onex contracts validate {{dir}}

@@ -1,0 +1,27 @@
+"""The ``onex`` command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import cyclopts
+
+from onex_actors import __version__
+
+from ._contracts import contracts_app
+
+__all__ = ["app", "main"]
+
+app = cyclopts.App(
+    name="onex",
+    help="onex-actors client: validate contracts, send commands, follow topics.",
+    version=__version__,
+)
+app.command(contracts_app)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``onex`` and exit with the command's status."""
+    result = app(list(argv) if argv is not None else sys.argv[1:], result_action="return_value")
+    sys.exit(result if isinstance(result, int) else 0)

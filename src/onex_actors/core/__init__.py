@@ -1,0 +1,142 @@
+"""The pure core: identifiers, envelopes, topics, contracts and routing.
+
+Nothing here does I/O or imports trio, kafka, httpx or asyncpg; a test enforces it.
+"""
+
+from ._codec import DEFAULT_MAX_ENVELOPE_BYTES as DEFAULT_MAX_ENVELOPE_BYTES
+from ._codec import decode_envelope as decode_envelope
+from ._codec import encode_envelope as encode_envelope
+from ._contracts import AnyContract as AnyContract
+from ._contracts import BaseNodeContract as BaseNodeContract
+from ._contracts import DbEffect as DbEffect
+from ._contracts import EffectContract as EffectContract
+from ._contracts import EffectFamily as EffectFamily
+from ._contracts import HandlerFamilies as HandlerFamilies
+from ._contracts import HostSelector as HostSelector
+from ._contracts import HttpEffect as HttpEffect
+from ._contracts import LocalEffect as LocalEffect
+from ._contracts import NodeContract as NodeContract
+from ._contracts import OrchestratorContract as OrchestratorContract
+from ._contracts import OrchestratorStep as OrchestratorStep
+from ._contracts import ReducerContract as ReducerContract
+from ._contracts import RuntimeHostContract as RuntimeHostContract
+from ._contracts import Subscriptions as Subscriptions
+from ._derive import PARTITION_KEY_HEADER as PARTITION_KEY_HEADER
+from ._derive import dead_letter_of as dead_letter_of
+from ._derive import error_result_of as error_result_of
+from ._derive import log_envelope as log_envelope
+from ._derive import new_command as new_command
+from ._derive import record_headers as record_headers
+from ._derive import record_key as record_key
+from ._derive import result_of as result_of
+from ._envelope import GLOBAL_TENANT as GLOBAL_TENANT
+from ._envelope import EnvelopeStatus as EnvelopeStatus
+from ._envelope import EnvelopeType as EnvelopeType
+from ._envelope import ErrorInfo as ErrorInfo
+from ._envelope import OnexEnvelope as OnexEnvelope
+from ._errors import ConfigError as ConfigError
+from ._errors import ContractError as ContractError
+from ._errors import EnvelopeError as EnvelopeError
+from ._errors import OnexError as OnexError
+from ._errors import TopicError as TopicError
+from ._ids import ContractId as ContractId
+from ._ids import NodeId as NodeId
+from ._ids import NodeKind as NodeKind
+from ._ids import RuntimeId as RuntimeId
+from ._ids import SemVer as SemVer
+from ._ids import TenantId as TenantId
+from ._ids import check_contract_id as check_contract_id
+from ._ids import check_semver as check_semver
+from ._ids import check_slug as check_slug
+from ._ids import contract_id as contract_id
+from ._parsing import CONTRACT_KINDS as CONTRACT_KINDS
+from ._parsing import parse_contract as parse_contract
+from ._policies import RestartPolicy as RestartPolicy
+from ._policies import RestartStrategy as RestartStrategy
+from ._policies import RetryPolicy as RetryPolicy
+from ._policies import backoff_delay as backoff_delay
+from ._routing import Delivery as Delivery
+from ._routing import HostedNode as HostedNode
+from ._routing import Rejection as Rejection
+from ._routing import RejectionReason as RejectionReason
+from ._routing import Route as Route
+from ._routing import RoutingTable as RoutingTable
+from ._routing import RuntimeCommand as RuntimeCommand
+from ._routing import build_routing_table as build_routing_table
+from ._routing import route as route
+from ._topics import Topic as Topic
+from ._topics import TopicPattern as TopicPattern
+from ._topics import cmd_topic as cmd_topic
+from ._topics import dlq_topic as dlq_topic
+from ._topics import evt_topic as evt_topic
+from ._topics import log_topic as log_topic
+
+__all__ = [
+    "CONTRACT_KINDS",
+    "DEFAULT_MAX_ENVELOPE_BYTES",
+    "GLOBAL_TENANT",
+    "PARTITION_KEY_HEADER",
+    "AnyContract",
+    "BaseNodeContract",
+    "ConfigError",
+    "ContractError",
+    "ContractId",
+    "DbEffect",
+    "Delivery",
+    "EffectContract",
+    "EffectFamily",
+    "EnvelopeError",
+    "EnvelopeStatus",
+    "EnvelopeType",
+    "ErrorInfo",
+    "HandlerFamilies",
+    "HostSelector",
+    "HostedNode",
+    "HttpEffect",
+    "LocalEffect",
+    "NodeContract",
+    "NodeId",
+    "NodeKind",
+    "OnexEnvelope",
+    "OnexError",
+    "OrchestratorContract",
+    "OrchestratorStep",
+    "ReducerContract",
+    "Rejection",
+    "RejectionReason",
+    "RestartPolicy",
+    "RestartStrategy",
+    "RetryPolicy",
+    "Route",
+    "RoutingTable",
+    "RuntimeCommand",
+    "RuntimeHostContract",
+    "RuntimeId",
+    "SemVer",
+    "Subscriptions",
+    "TenantId",
+    "Topic",
+    "TopicError",
+    "TopicPattern",
+    "backoff_delay",
+    "build_routing_table",
+    "check_contract_id",
+    "check_semver",
+    "check_slug",
+    "cmd_topic",
+    "contract_id",
+    "dead_letter_of",
+    "decode_envelope",
+    "dlq_topic",
+    "encode_envelope",
+    "error_result_of",
+    "evt_topic",
+    "log_envelope",
+    "log_topic",
+    "new_command",
+    "parse_contract",
+    "record_headers",
+    "record_key",
+    "result_of",
+    "route",
+]

@@ -1,0 +1,246 @@
+"""Contract models: what a node or a runtime host is, as read from YAML (SPEC §5).
+
+Every model is frozen and rejects unknown keys; :func:`parse_contract` turns a YAML
+document into one of them with errors that name the file and key path.
+"""
+
+from __future__ import annotations
+
+import enum
+import string
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from ._ids import NodeId, NodeKind, RuntimeId, SemVer, TenantId, check_slug, contract_id
+from ._policies import RestartPolicy, RetryPolicy
+from ._topics import TopicPattern
+
+__all__ = [
+    "AnyContract",
+    "BaseNodeContract",
+    "DbEffect",
+    "EffectContract",
+    "EffectFamily",
+    "HandlerFamilies",
+    "HostSelector",
+    "HttpEffect",
+    "LocalEffect",
+    "NodeContract",
+    "OrchestratorContract",
+    "OrchestratorStep",
+    "ReducerContract",
+    "RuntimeHostContract",
+    "Subscriptions",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EffectFamily(enum.StrEnum):
+    """Handler families an effect node can use; a runtime enables some of them."""
+
+    LOCAL = "local"
+    HTTP = "http"
+    DB = "db"
+
+
+class BaseNodeContract(_Model):
+    """Fields every node contract has, with the runtime settings it may declare."""
+
+    kind: NodeKind
+    node_id: NodeId
+    version: SemVer
+    tenant_scope: Literal["global"] | tuple[TenantId, ...] = "global"
+    """``global`` accepts every tenant; a list accepts only those tenants."""
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    inbox_size: int = Field(default=64, ge=1, le=1_000_000)
+    concurrency: int = Field(default=1, ge=1, le=10_000)
+    timeout_s: float = Field(default=30.0, gt=0)
+    retry: RetryPolicy = RetryPolicy()
+    restart: RestartPolicy = RestartPolicy()
+
+    @property
+    def contract_id(self) -> str:
+        """``<node_id>@<version>``."""
+        return contract_id(self.node_id, self.version)
+
+    def accepts_tenant(self, tenant_id: str) -> bool:
+        """Whether an envelope of ``tenant_id`` is inside this node's tenant scope."""
+        return self.tenant_scope == "global" or tenant_id in self.tenant_scope
+
+
+class LocalEffect(_Model):
+    """In-process work: echo the payload, or a trivial transformation of it."""
+
+    operation: Literal["echo", "uppercase"] = "echo"
+    """``echo`` returns the payload; ``uppercase`` upper-cases every string value in it."""
+
+
+class HttpEffect(_Model):
+    """An HTTP request built from the payload."""
+
+    url_template: str = Field(min_length=1)
+    """URL with ``{name}`` placeholders filled from payload keys."""
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Literal["payload", "none"] = "payload"
+    """``payload`` sends the command payload as the JSON body (not for GET/HEAD)."""
+    max_response_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    @field_validator("url_template")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url_template must start with http:// or https://")
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"url_template is not a valid template: {exc}") from None
+        for name in fields:
+            if not name.isidentifier():
+                raise ValueError(f"url_template placeholder {{{name}}} must be a payload key name")
+        return value
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """Payload keys the URL template needs."""
+        return tuple(n for _, n, _, _ in string.Formatter().parse(self.url_template) if n)
+
+
+class DbEffect(_Model):
+    """A SQL statement with ``:name`` parameters bound from JSONPath expressions."""
+
+    connection: str = "default"
+    sql: str = Field(min_length=1)
+    params: dict[str, str] = Field(default_factory=dict)
+    """Parameter name to JSONPath into the envelope, e.g. ``$.payload.user_id``."""
+
+    @field_validator("connection")
+    @classmethod
+    def _check_connection(cls, value: str) -> str:
+        return check_slug(value)
+
+
+class EffectContract(BaseNodeContract):
+    """A node whose handler does work outside the runtime: local, HTTP or database."""
+
+    kind: Literal[NodeKind.EFFECT] = NodeKind.EFFECT
+    effect_type: EffectFamily
+    local: LocalEffect | None = None
+    http: HttpEffect | None = None
+    db: DbEffect | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_local(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("effect_type") == "local" and "local" not in data:
+            return {**data, "local": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_family_section(self) -> Self:
+        family = self.effect_type.value
+        if getattr(self, family) is None:
+            raise ValueError(f"effect_type is {family!r}, so a '{family}:' section is required")
+        for other in EffectFamily:
+            if other is not self.effect_type and getattr(self, other.value) is not None:
+                raise ValueError(
+                    f"effect_type is {family!r}, "
+                    f"so the '{other.value}:' section does not belong here"
+                )
+        return self
+
+
+class ReducerContract(BaseNodeContract):
+    """A node folding a stream of events into state (not hostable yet)."""
+
+    kind: Literal[NodeKind.REDUCER] = NodeKind.REDUCER
+    reduces: tuple[NodeId, ...] = Field(min_length=1)
+    """Nodes whose events this reducer folds."""
+    state_key: str = "$.correlation_id"
+    """JSONPath grouping events into one state."""
+
+
+class OrchestratorStep(_Model):
+    """One step of an orchestration: a command sent to a node."""
+
+    name: str = Field(min_length=1)
+    node_id: NodeId
+
+
+class OrchestratorContract(BaseNodeContract):
+    """A node driving a flow across other nodes (not hostable yet)."""
+
+    kind: Literal[NodeKind.ORCHESTRATOR] = NodeKind.ORCHESTRATOR
+    steps: tuple[OrchestratorStep, ...] = Field(min_length=1)
+
+
+class Subscriptions(_Model):
+    """Topic patterns a runtime consumes commands from."""
+
+    cmd_topics: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("cmd_topics")
+    @classmethod
+    def _check_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            TopicPattern(pattern)
+        return value
+
+    @property
+    def patterns(self) -> tuple[TopicPattern, ...]:
+        """The compiled patterns."""
+        return tuple(TopicPattern(p) for p in self.cmd_topics)
+
+
+class HandlerFamilies(_Model):
+    """Handler families a runtime enables."""
+
+    families: tuple[EffectFamily, ...] = Field(min_length=1)
+
+
+class HostSelector(_Model):
+    """Which nodes of the contract tree a runtime hosts."""
+
+    node_ids: tuple[NodeId, ...] = Field(min_length=1)
+
+    @field_validator("node_ids")
+    @classmethod
+    def _check_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({n for n in value if value.count(n) > 1})
+        if repeated:
+            raise ValueError(f"node ids listed more than once: {', '.join(repeated)}")
+        return value
+
+
+class RuntimeHostContract(_Model):
+    """A runtime host: what it subscribes to, which families it enables, which nodes it hosts."""
+
+    kind: Literal[NodeKind.RUNTIME_HOST] = NodeKind.RUNTIME_HOST
+    node_id: RuntimeId
+    version: SemVer
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    subscriptions: Subscriptions
+    handlers: HandlerFamilies
+    host_selector: HostSelector
+    consumer_group: RuntimeId | None = None
+    """Kafka consumer group; defaults to the runtime id."""
+
+    @property
+    def contract_id(self) -> str:
+        """``<runtime_id>@<version>``."""
+        return contract_id(self.node_id, self.version)
+
+
+NodeContract = Annotated[
+    EffectContract | ReducerContract | OrchestratorContract, Field(discriminator="kind")
+]
+"""Any node contract, told apart by ``kind``."""
+AnyContract = Annotated[
+    EffectContract | ReducerContract | OrchestratorContract | RuntimeHostContract,
+    Field(discriminator="kind"),
+]
+"""Any contract a file may hold, told apart by ``kind``."""

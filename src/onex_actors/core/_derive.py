@@ -1,0 +1,161 @@
+"""Building envelopes: new commands, and the events, dead letters and logs they cause.
+
+Derived envelopes keep the cause's ``correlation_id`` and ``tenant_id`` and set
+``causation_id`` to the cause's ``envelope_id`` (SPEC §6, "Flow").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from pydantic import JsonValue
+
+from ._envelope import GLOBAL_TENANT, EnvelopeStatus, EnvelopeType, ErrorInfo, OnexEnvelope
+
+__all__ = [
+    "PARTITION_KEY_HEADER",
+    "dead_letter_of",
+    "error_result_of",
+    "log_envelope",
+    "new_command",
+    "record_headers",
+    "record_key",
+    "result_of",
+]
+
+PARTITION_KEY_HEADER = "partition_key"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_command(
+    node_id: str,
+    payload: Mapping[str, JsonValue],
+    *,
+    tenant_id: str = GLOBAL_TENANT,
+    correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
+    contract_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    envelope_id: uuid.UUID | None = None,
+    created_at: datetime | None = None,
+) -> OnexEnvelope:
+    """Build a ``cmd`` envelope addressed to ``node_id``; a fresh flow if no correlation id."""
+    return OnexEnvelope(
+        envelope_id=envelope_id or uuid.uuid4(),
+        type=EnvelopeType.CMD,
+        tenant_id=tenant_id,
+        node_id=node_id,
+        contract_id=contract_id,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        created_at=created_at or _now(),
+        payload=dict(payload),
+        headers=dict(headers or {}),
+    )
+
+
+def result_of(
+    cause: OnexEnvelope,
+    payload: Mapping[str, JsonValue],
+    *,
+    node_id: str | None = None,
+    contract_id: str | None = None,
+) -> OnexEnvelope:
+    """Build the ``evt`` with ``status: ok`` that answers ``cause``."""
+    return _derived(cause, EnvelopeType.EVT, payload, node_id, contract_id, EnvelopeStatus.OK, None)
+
+
+def error_result_of(
+    cause: OnexEnvelope,
+    error: ErrorInfo,
+    *,
+    node_id: str | None = None,
+    contract_id: str | None = None,
+) -> OnexEnvelope:
+    """Build the ``evt`` with ``status: error`` that reports ``cause`` failed."""
+    return _derived(cause, EnvelopeType.EVT, {}, node_id, contract_id, EnvelopeStatus.ERROR, error)
+
+
+def dead_letter_of(
+    cause: OnexEnvelope,
+    error: ErrorInfo,
+    *,
+    node_id: str | None = None,
+    contract_id: str | None = None,
+    source: Mapping[str, JsonValue] | None = None,
+) -> OnexEnvelope:
+    """Build the ``dlq`` copy of ``cause``: its payload and ``source`` (topic, offset...)."""
+    payload: dict[str, JsonValue] = {"envelope": cause.model_dump(mode="json")}
+    if source:
+        payload["source"] = dict(source)
+    return _derived(cause, EnvelopeType.DLQ, payload, node_id, contract_id, None, error)
+
+
+def log_envelope(
+    runtime_id: str,
+    event: str,
+    details: Mapping[str, JsonValue] | None = None,
+    *,
+    correlation_id: uuid.UUID | None = None,
+) -> OnexEnvelope:
+    """Build a runtime ``log`` envelope: ``payload = {"event": event, **details}``."""
+    return OnexEnvelope(
+        envelope_id=uuid.uuid4(),
+        type=EnvelopeType.LOG,
+        node_id=runtime_id,
+        correlation_id=correlation_id,
+        created_at=_now(),
+        payload={"event": event, **(details or {})},
+    )
+
+
+def record_key(envelope: OnexEnvelope) -> bytes:
+    """Kafka record key: the ``partition_key`` header if set, else the correlation id."""
+    key = envelope.headers.get(PARTITION_KEY_HEADER)
+    return (key if key is not None else str(envelope.correlation_id)).encode()
+
+
+def record_headers(envelope: OnexEnvelope) -> list[tuple[str, bytes]]:
+    """Kafka record headers repeating the ids and type, for tools that do not parse JSON."""
+    return [
+        ("envelope_id", str(envelope.envelope_id).encode()),
+        ("correlation_id", str(envelope.correlation_id).encode()),
+        ("type", envelope.type.value.encode()),
+    ]
+
+
+def _derived(
+    cause: OnexEnvelope,
+    kind: EnvelopeType,
+    payload: Mapping[str, JsonValue],
+    node_id: str | None,
+    contract_id: str | None,
+    status: EnvelopeStatus | None,
+    error: ErrorInfo | None,
+) -> OnexEnvelope:
+    return OnexEnvelope(
+        envelope_id=uuid.uuid4(),
+        type=kind,
+        tenant_id=cause.tenant_id,
+        node_id=node_id or cause.node_id,
+        contract_id=contract_id if contract_id is not None else cause.contract_id,
+        correlation_id=cause.correlation_id,
+        causation_id=cause.envelope_id,
+        created_at=_now(),
+        payload=dict(payload),
+        status=status,
+        error=error,
+        headers=_propagated(cause.headers),
+    )
+
+
+def _propagated(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers a derived envelope inherits: trace context and the partition key."""
+    return {
+        k: v for k, v in headers.items() if k in {"traceparent", "tracestate", PARTITION_KEY_HEADER}
+    }

@@ -1,0 +1,237 @@
+"""Routing: which hosted node a command goes to, or why it is rejected (pure).
+
+``build_routing_table`` checks a runtime contract against the node contracts once, at
+start-up; ``route`` then decides for each envelope without raising.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+import attrs
+
+from ._contracts import EffectContract, EffectFamily, NodeContract, RuntimeHostContract
+from ._envelope import EnvelopeType, OnexEnvelope
+from ._errors import ContractError, TopicError
+from ._topics import Topic, TopicPattern, cmd_topic, dlq_topic, evt_topic, log_topic
+
+__all__ = [
+    "Delivery",
+    "HostedNode",
+    "Rejection",
+    "RejectionReason",
+    "Route",
+    "RoutingTable",
+    "RuntimeCommand",
+    "build_routing_table",
+    "route",
+]
+
+
+@attrs.frozen
+class HostedNode:
+    """A node this runtime hosts, with the topics it answers on."""
+
+    contract: EffectContract
+    cmd_topic: str
+    evt_topic: str
+    dlq_topic: str
+
+    @property
+    def node_id(self) -> str:
+        """The node's id."""
+        return self.contract.node_id
+
+    @property
+    def family(self) -> EffectFamily:
+        """The handler family that runs this node."""
+        return self.contract.effect_type
+
+
+@attrs.frozen
+class RoutingTable:
+    """What one runtime hosts, checked against the whole contract tree."""
+
+    runtime: RuntimeHostContract
+    hosted: Mapping[str, HostedNode]
+    known: Mapping[str, NodeContract]
+    patterns: tuple[TopicPattern, ...]
+
+    @property
+    def runtime_id(self) -> str:
+        """The runtime's id."""
+        return self.runtime.node_id
+
+    @property
+    def families(self) -> frozenset[EffectFamily]:
+        """Handler families the runtime enables."""
+        return frozenset(self.runtime.handlers.families)
+
+    @property
+    def log_topic(self) -> str:
+        """The runtime's log topic."""
+        return log_topic(self.runtime_id)
+
+    @property
+    def runtime_dlq_topic(self) -> str:
+        """Dead letters that belong to no hosted node go here."""
+        return dlq_topic(self.runtime_id)
+
+
+class RejectionReason(enum.StrEnum):
+    """Why an envelope cannot be delivered; also the error type of its dead letter."""
+
+    NOT_A_COMMAND = "not_a_command"
+    UNKNOWN_NODE = "unknown_node"
+    NOT_HOSTED = "not_hosted"
+    FAMILY_DISABLED = "family_disabled"
+    TENANT_OUT_OF_SCOPE = "tenant_out_of_scope"
+    TOPIC_MISMATCH = "topic_mismatch"
+
+
+@attrs.frozen
+class Delivery:
+    """Deliver the envelope to the inbox of ``node``."""
+
+    node: HostedNode
+
+
+@attrs.frozen
+class RuntimeCommand:
+    """The envelope is addressed to the runtime itself (e.g. discovery)."""
+
+    runtime_id: str
+
+
+@attrs.frozen
+class Rejection:
+    """The envelope cannot be delivered; it belongs in a dead-letter topic."""
+
+    reason: RejectionReason
+    message: str
+    dlq_topic: str
+
+
+Route = Delivery | RuntimeCommand | Rejection
+
+
+def route(envelope: OnexEnvelope, table: RoutingTable, *, topic: str | None = None) -> Route:
+    """Decide where ``envelope`` goes. Never raises for a decoded envelope.
+
+    ``topic``, when given, is the topic the envelope was read from; a command whose
+    ``node_id`` disagrees with its topic is rejected rather than silently re-routed.
+    """
+    node_id = envelope.node_id
+    hosted = table.hosted.get(node_id)
+    dlq = hosted.dlq_topic if hosted else table.runtime_dlq_topic
+    if envelope.type is not EnvelopeType.CMD:
+        return Rejection(
+            RejectionReason.NOT_A_COMMAND,
+            f"envelope {envelope.envelope_id} is a {envelope.type.value!r}; "
+            "only 'cmd' envelopes are routed",
+            dlq,
+        )
+    if topic is not None and (mismatch := _topic_mismatch(topic, node_id)):
+        return Rejection(RejectionReason.TOPIC_MISMATCH, mismatch, dlq)
+    if node_id == table.runtime_id:
+        return RuntimeCommand(node_id)
+    if hosted is None:
+        return _not_hosted(node_id, table)
+    if not hosted.contract.accepts_tenant(envelope.tenant_id):
+        return Rejection(
+            RejectionReason.TENANT_OUT_OF_SCOPE,
+            f"tenant {envelope.tenant_id!r} is outside the tenant_scope of node {node_id!r} "
+            f"({', '.join(hosted.contract.tenant_scope)})",
+            dlq,
+        )
+    return Delivery(hosted)
+
+
+def _topic_mismatch(topic: str, node_id: str) -> str | None:
+    try:
+        parsed = Topic.parse(topic)
+    except TopicError:
+        return None  # a custom subscription outside the onex grammar: trust node_id
+    if parsed.type == "cmd" and parsed.target == "node" and parsed.slug != node_id:
+        return f"envelope for node {node_id!r} arrived on topic {topic}, which is {parsed.slug!r}'s"
+    return None
+
+
+def _not_hosted(node_id: str, table: RoutingTable) -> Rejection:
+    dlq = table.runtime_dlq_topic
+    contract = table.known.get(node_id)
+    if contract is None:
+        return Rejection(
+            RejectionReason.UNKNOWN_NODE,
+            f"no contract for node {node_id!r} in the contract tree of runtime "
+            f"{table.runtime_id!r}",
+            dlq,
+        )
+    if isinstance(contract, EffectContract) and contract.effect_type not in table.families:
+        return Rejection(
+            RejectionReason.FAMILY_DISABLED,
+            f"node {node_id!r} needs handler family {contract.effect_type.value!r}, "
+            f"which runtime {table.runtime_id!r} does not enable",
+            dlq,
+        )
+    return Rejection(
+        RejectionReason.NOT_HOSTED,
+        f"node {node_id!r} is not hosted by runtime {table.runtime_id!r} "
+        "(not in its host_selector)",
+        dlq,
+    )
+
+
+def build_routing_table(
+    runtime: RuntimeHostContract,
+    nodes: Mapping[str, NodeContract],
+    *,
+    source: str | None = None,
+) -> RoutingTable:
+    """Check ``runtime`` against the node contracts and build its routing table.
+
+    Raises one ``ContractError`` listing every problem, one line each: a selected node
+    with no contract, a node that is not an effect, a family the runtime does not
+    enable, a node whose command topic no subscription matches.
+    """
+    where = source or f"runtime {runtime.node_id!r}"
+    patterns = runtime.subscriptions.patterns
+    problems: list[str] = []
+    hosted: dict[str, HostedNode] = {}
+    for node_id in runtime.host_selector.node_ids:
+        key = f"{where}: key 'host_selector.node_ids'"
+        contract = nodes.get(node_id)
+        if contract is None:
+            known = ", ".join(sorted(nodes)) or "none"
+            problems.append(f"{key}: no node contract for {node_id!r} (known nodes: {known})")
+            continue
+        if not isinstance(contract, EffectContract):
+            problems.append(
+                f"{key}: node {node_id!r} is a {contract.kind.value}; "
+                "this runtime hosts effect nodes only"
+            )
+            continue
+        if contract.effect_type not in runtime.handlers.families:
+            problems.append(
+                f"{key}: node {node_id!r} needs handler family {contract.effect_type.value!r}; "
+                f"add it to 'handlers.families' or drop the node"
+            )
+            continue
+        node_cmd_topic = cmd_topic(node_id)
+        if not any(p.matches(node_cmd_topic) for p in patterns):
+            problems.append(
+                f"{where}: key 'subscriptions.cmd_topics': no pattern matches {node_cmd_topic}, "
+                f"so node {node_id!r} would never receive a command"
+            )
+            continue
+        hosted[node_id] = HostedNode(
+            contract, node_cmd_topic, evt_topic(node_id), dlq_topic(node_id)
+        )
+    if runtime.node_id in nodes:
+        problems.append(
+            f"{where}: runtime id {runtime.node_id!r} is also a node id; ids must be unique"
+        )
+    if problems:
+        raise ContractError(problems)
+    return RoutingTable(runtime=runtime, hosted=hosted, known=dict(nodes), patterns=patterns)

@@ -1,0 +1,8 @@
+"""Contract registries: the ``ContractRegistry`` port and its file-backed adapter."""
+
+from ._file import ContractTree as ContractTree
+from ._file import FileRegistry as FileRegistry
+from ._file import load_tree as load_tree
+from ._protocol import ContractRegistry as ContractRegistry
+
+__all__ = ["ContractRegistry", "ContractTree", "FileRegistry", "load_tree"]

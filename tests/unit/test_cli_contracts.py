@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from onex_actors.cli import app
+
+
+def run(*argv: str) -> object:
+    return app(list(argv), result_action="return_value")
+
+
+def test_validate_the_shipped_tree(
+    repo_contracts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("contracts", "validate", str(repo_contracts)) == 0
+    out = capsys.readouterr().out
+    assert "runtime runtime-dev@0.1.0: hosts echo-node, http-proxy-node, query-user" in out
+    assert "node    query-user@0.1.0: effect (db)" in out
+    assert out.rstrip().endswith("ok: 1 runtime(s), 3 node(s) in " + str(repo_contracts))
+
+
+def test_validate_reports_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "runtime-dev.yaml").write_text(
+        "kind: runtime_host\nnode_id: runtime-dev\nversion: '0.1.0'\n"
+        "subscriptions: {cmd_topics: ['onex.#']}\nhandlers: {families: [local]}\n"
+        "host_selector: {node_ids: [ghost]}\n"
+    )
+    assert run("contracts", "validate", str(tmp_path)) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("error: ")
+    assert "no node contract for 'ghost'" in out[0]
+    assert out[-1] == f"1 problem(s) in {tmp_path}"

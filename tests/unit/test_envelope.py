@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from hypothesis import given
+from pydantic import ValidationError
+from tests.strategies import envelopes
+
+from onex_actors.core import (
+    DEFAULT_MAX_ENVELOPE_BYTES,
+    EnvelopeError,
+    EnvelopeStatus,
+    EnvelopeType,
+    ErrorInfo,
+    OnexEnvelope,
+    dead_letter_of,
+    decode_envelope,
+    encode_envelope,
+    error_result_of,
+    log_envelope,
+    new_command,
+    record_headers,
+    record_key,
+    result_of,
+)
+
+
+def valid_cmd_dict() -> dict[str, object]:
+    return json.loads(encode_envelope(new_command("echo-node", {"hello": "world"})))
+
+
+@given(envelopes())
+def test_encode_decode_round_trips(envelope: OnexEnvelope) -> None:
+    assert decode_envelope(encode_envelope(envelope)) == envelope
+
+
+def test_command_without_correlation_takes_its_own_envelope_id() -> None:
+    data = valid_cmd_dict()
+    del data["correlation_id"]
+    envelope = decode_envelope(json.dumps(data))
+    assert envelope.correlation_id == envelope.envelope_id
+
+
+def test_result_keeps_correlation_and_sets_causation() -> None:
+    cmd = new_command("echo-node", {"a": 1}, headers={"traceparent": "00-x", "other": "y"})
+    evt = result_of(cmd, {"a": 1})
+    assert evt.type is EnvelopeType.EVT
+    assert evt.status is EnvelopeStatus.OK
+    assert evt.correlation_id == cmd.correlation_id
+    assert evt.causation_id == cmd.envelope_id
+    assert evt.envelope_id != cmd.envelope_id
+    assert evt.headers == {"traceparent": "00-x"}
+
+
+def test_error_result_and_dead_letter_carry_the_error() -> None:
+    cmd = new_command("echo-node", {"a": 1})
+    error = ErrorInfo(type="boom", message="it broke", retryable=False, attempts=3)
+    evt = error_result_of(cmd, error)
+    dlq = dead_letter_of(cmd, error, source={"topic": "t", "partition": 0, "offset": 7})
+    assert evt.status is EnvelopeStatus.ERROR
+    assert evt.error == error
+    assert dlq.type is EnvelopeType.DLQ
+    assert dlq.error == error
+    assert dlq.causation_id == cmd.envelope_id
+    assert dlq.payload["source"] == {"topic": "t", "partition": 0, "offset": 7}
+    assert OnexEnvelope.model_validate(dlq.payload["envelope"]) == cmd
+
+
+def test_log_envelope_names_its_event() -> None:
+    log = log_envelope("runtime-dev", "started", {"nodes": ["echo-node"]})
+    assert log.type is EnvelopeType.LOG
+    assert log.payload == {"event": "started", "nodes": ["echo-node"]}
+
+
+def test_record_key_prefers_partition_key_header() -> None:
+    cmd = new_command("echo-node", {})
+    assert record_key(cmd) == str(cmd.correlation_id).encode()
+    keyed = new_command("echo-node", {}, headers={"partition_key": "user-7"})
+    assert record_key(keyed) == b"user-7"
+    assert dict(record_headers(cmd)) == {
+        "envelope_id": str(cmd.envelope_id).encode(),
+        "correlation_id": str(cmd.correlation_id).encode(),
+        "type": b"cmd",
+    }
+
+
+def test_created_at_is_normalised_to_utc() -> None:
+    data = valid_cmd_dict()
+    data["created_at"] = "2026-01-01T12:00:00+02:00"
+    envelope = decode_envelope(json.dumps(data))
+    assert envelope.created_at.isoformat() == "2026-01-01T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "expected"),
+    [
+        (b"not json", "not_json", "is not a JSON envelope"),
+        (b"\xff\xfe", "not_json", "is not a JSON envelope"),
+        (b"[1, 2]", "schema", "must be a JSON object"),
+    ],
+)
+def test_undecodable_records_are_named(raw: bytes, reason: str, expected: str) -> None:
+    with pytest.raises(EnvelopeError, match=expected) as info:
+        decode_envelope(raw, source="topic t partition 0 offset 3")
+    assert info.value.reason == reason
+    assert "topic t partition 0 offset 3" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"surprise": 1}, "unknown field 'surprise'"),
+        ({"envelope_id": "not-a-uuid"}, "field 'envelope_id'"),
+        ({"payload": [1, 2]}, "field 'payload'"),
+        ({"tenant_id": 7}, "field 'tenant_id'"),
+        ({"node_id": "Echo_Node"}, "'Echo_Node' is not a valid slug"),
+        ({"type": "command"}, "field 'type'"),
+        ({"schema_version": 2}, "field 'schema_version'"),
+        ({"created_at": "2026-01-01T00:00:00"}, "field 'created_at'"),
+        ({"status": "ok"}, "'status' is for evt envelopes only"),
+        ({"contract_id": "echo-node"}, "is not a contract id"),
+    ],
+)
+def test_schema_errors_name_the_field(change: dict[str, object], expected: str) -> None:
+    data = {**valid_cmd_dict(), **change}
+    with pytest.raises(EnvelopeError, match="not a valid v1 envelope") as info:
+        decode_envelope(json.dumps(data))
+    assert expected in str(info.value)
+    assert info.value.reason == "schema"
+
+
+def test_missing_field_is_named() -> None:
+    data = valid_cmd_dict()
+    del data["node_id"]
+    with pytest.raises(EnvelopeError, match="missing field 'node_id'"):
+        decode_envelope(json.dumps(data))
+
+
+def test_oversize_is_refused_both_ways() -> None:
+    big = new_command("echo-node", {"blob": "x" * 2000})
+    with pytest.raises(EnvelopeError, match="over the limit of 1000 bytes") as info:
+        encode_envelope(big, max_bytes=1000)
+    assert info.value.reason == "oversize"
+    raw = encode_envelope(big)
+    with pytest.raises(EnvelopeError, match="over the envelope limit") as info:
+        decode_envelope(raw, max_bytes=1000)
+    assert info.value.reason == "oversize"
+    assert DEFAULT_MAX_ENVELOPE_BYTES == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"type": "evt"}, "needs 'status'"),
+        ({"type": "evt", "status": "error"}, "needs an 'error' object"),
+        (
+            {"type": "evt", "status": "ok", "error": {"type": "x", "message": "m"}},
+            "must not carry an 'error'",
+        ),
+        ({"type": "dlq"}, "a dlq envelope needs an 'error'"),
+        ({"type": "cmd", "error": {"type": "x", "message": "m"}}, "'error' is for evt and dlq"),
+    ],
+)
+def test_status_and_error_rules(fields: dict[str, object], expected: str) -> None:
+    base = {
+        "envelope_id": uuid.uuid4(),
+        "node_id": "echo-node",
+        "created_at": "2026-01-01T00:00:00Z",
+        "payload": {},
+    }
+    with pytest.raises(ValidationError, match=expected):
+        OnexEnvelope.model_validate({**base, **fields})
+
+
+def test_envelopes_are_frozen() -> None:
+    cmd = new_command("echo-node", {})
+    with pytest.raises(ValidationError):
+        cmd.node_id = "other"  # type: ignore[misc]
