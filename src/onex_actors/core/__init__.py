@@ -23,6 +23,7 @@ from ._contracts import RuntimeHostContract as RuntimeHostContract
 from ._contracts import Subscriptions as Subscriptions
 from ._derive import PARTITION_KEY_HEADER as PARTITION_KEY_HEADER
 from ._derive import dead_letter_of as dead_letter_of
+from ._derive import dead_letter_of_record as dead_letter_of_record
 from ._derive import error_result_of as error_result_of
 from ._derive import log_envelope as log_envelope
 from ._derive import new_command as new_command
@@ -34,9 +35,11 @@ from ._envelope import EnvelopeStatus as EnvelopeStatus
 from ._envelope import EnvelopeType as EnvelopeType
 from ._envelope import ErrorInfo as ErrorInfo
 from ._envelope import OnexEnvelope as OnexEnvelope
+from ._errors import BusError as BusError
 from ._errors import ConfigError as ConfigError
 from ._errors import ContractError as ContractError
 from ._errors import EnvelopeError as EnvelopeError
+from ._errors import HandlerError as HandlerError
 from ._errors import OnexError as OnexError
 from ._errors import TopicError as TopicError
 from ._ids import ContractId as ContractId
@@ -49,6 +52,7 @@ from ._ids import check_contract_id as check_contract_id
 from ._ids import check_semver as check_semver
 from ._ids import check_slug as check_slug
 from ._ids import contract_id as contract_id
+from ._offsets import PartitionOffsets as PartitionOffsets
 from ._parsing import CONTRACT_KINDS as CONTRACT_KINDS
 from ._parsing import parse_contract as parse_contract
 from ._policies import RestartPolicy as RestartPolicy
@@ -64,6 +68,11 @@ from ._routing import RoutingTable as RoutingTable
 from ._routing import RuntimeCommand as RuntimeCommand
 from ._routing import build_routing_table as build_routing_table
 from ._routing import route as route
+from ._supervision import ActorExit as ActorExit
+from ._supervision import Restart as Restart
+from ._supervision import Stop as Stop
+from ._supervision import SupervisorState as SupervisorState
+from ._supervision import decide as decide
 from ._topics import Topic as Topic
 from ._topics import TopicPattern as TopicPattern
 from ._topics import cmd_topic as cmd_topic
@@ -76,8 +85,10 @@ __all__ = [
     "DEFAULT_MAX_ENVELOPE_BYTES",
     "GLOBAL_TENANT",
     "PARTITION_KEY_HEADER",
+    "ActorExit",
     "AnyContract",
     "BaseNodeContract",
+    "BusError",
     "ConfigError",
     "ContractError",
     "ContractId",
@@ -89,6 +100,7 @@ __all__ = [
     "EnvelopeStatus",
     "EnvelopeType",
     "ErrorInfo",
+    "HandlerError",
     "HandlerFamilies",
     "HostSelector",
     "HostedNode",
@@ -101,9 +113,11 @@ __all__ = [
     "OnexError",
     "OrchestratorContract",
     "OrchestratorStep",
+    "PartitionOffsets",
     "ReducerContract",
     "Rejection",
     "RejectionReason",
+    "Restart",
     "RestartPolicy",
     "RestartStrategy",
     "RetryPolicy",
@@ -113,7 +127,9 @@ __all__ = [
     "RuntimeHostContract",
     "RuntimeId",
     "SemVer",
+    "Stop",
     "Subscriptions",
+    "SupervisorState",
     "TenantId",
     "Topic",
     "TopicError",
@@ -126,6 +142,8 @@ __all__ = [
     "cmd_topic",
     "contract_id",
     "dead_letter_of",
+    "dead_letter_of_record",
+    "decide",
     "decode_envelope",
     "dlq_topic",
     "encode_envelope",

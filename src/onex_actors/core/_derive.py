@@ -6,6 +6,8 @@ Derived envelopes keep the cause's ``correlation_id`` and ``tenant_id`` and set
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from ._envelope import GLOBAL_TENANT, EnvelopeStatus, EnvelopeType, ErrorInfo, O
 __all__ = [
     "PARTITION_KEY_HEADER",
     "dead_letter_of",
+    "dead_letter_of_record",
     "error_result_of",
     "log_envelope",
     "new_command",
@@ -94,6 +97,45 @@ def dead_letter_of(
     if source:
         payload["source"] = dict(source)
     return _derived(cause, EnvelopeType.DLQ, payload, node_id, contract_id, None, error)
+
+
+def dead_letter_of_record(
+    node_id: str,
+    value: bytes,
+    error: ErrorInfo,
+    *,
+    source: Mapping[str, JsonValue] | None = None,
+    max_raw_bytes: int = 64 * 1024,
+) -> OnexEnvelope:
+    """Build the ``dlq`` envelope of a record that is not an envelope at all.
+
+    The raw value is kept as text when it is UTF-8, else base64; past ``max_raw_bytes``
+    it is truncated, and its size and SHA-256 always identify the original.
+    """
+    kept = value[:max_raw_bytes]
+    try:
+        raw, encoding = kept.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        raw, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    payload: dict[str, JsonValue] = {
+        "raw": raw,
+        "raw_encoding": encoding,
+        "raw_size": len(value),
+        "raw_sha256": hashlib.sha256(value).hexdigest(),
+        "truncated": len(value) > max_raw_bytes,
+    }
+    if source:
+        payload["source"] = dict(source)
+    envelope_id = uuid.uuid4()
+    return OnexEnvelope(
+        envelope_id=envelope_id,
+        type=EnvelopeType.DLQ,
+        node_id=node_id,
+        correlation_id=envelope_id,
+        created_at=_now(),
+        payload=payload,
+        error=error,
+    )
 
 
 def log_envelope(

@@ -8,14 +8,24 @@ need to catch a foreign exception type::
     ├── ContractError        a contract file or contract tree is invalid (file, key path)
     ├── TopicError           a topic name or topic pattern does not follow the grammar
     ├── EnvelopeError        a record is not a valid v1 envelope (not JSON, schema, size)
-    └── ConfigError          a config file, environment variable or flag is invalid
+    ├── ConfigError          a config file, environment variable or flag is invalid
+    ├── HandlerError         a handler could not do its work (retryable or not)
+    └── BusError             a bus (Kafka, in-process) failed to consume or produce
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["ConfigError", "ContractError", "EnvelopeError", "OnexError", "TopicError"]
+__all__ = [
+    "BusError",
+    "ConfigError",
+    "ContractError",
+    "EnvelopeError",
+    "HandlerError",
+    "OnexError",
+    "TopicError",
+]
 
 
 class OnexError(Exception):
@@ -54,3 +64,22 @@ class EnvelopeError(OnexError, ValueError):
 
 class ConfigError(OnexError):
     """A configuration file, environment variable or command-line flag is invalid."""
+
+
+class HandlerError(OnexError):
+    """A handler failed to do its work for one envelope.
+
+    ``error_type`` names the cause (``http_status``, ``timeout``...) and becomes the
+    ``error.type`` of the error event; ``retryable`` says whether trying again may help.
+    Any other exception escaping a handler is a bug: it crashes the node actor, and the
+    supervisor restarts it.
+    """
+
+    def __init__(self, message: str, *, error_type: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.retryable = retryable
+
+
+class BusError(OnexError):
+    """A bus could not consume or produce (broker unreachable, topic missing...)."""

@@ -1,0 +1,171 @@
+"""Host configuration: from a YAML file, then ``ONEX_...`` environment variables, then flags.
+
+Environment variables use ``__`` between levels: ``ONEX_KAFKA__BOOTSTRAP_SERVERS`` sets
+``kafka.bootstrap_servers``, ``ONEX_BUS__KIND`` sets ``bus.kind``. Values are read as
+YAML scalars, so ``3``, ``true`` and ``[a, b]`` have their natural types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from onex_actors.core import DEFAULT_MAX_ENVELOPE_BYTES, ConfigError
+
+__all__ = [
+    "BusSettings",
+    "DatabaseSettings",
+    "HostConfig",
+    "HttpSettings",
+    "KafkaSettings",
+    "load_config",
+]
+
+ENV_PREFIX = "ONEX_"
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BusSettings(_Settings):
+    """Which bus carries the envelopes."""
+
+    kind: Literal["inprocess", "kafka"] = "inprocess"
+    partitions: int = Field(default=4, ge=1)
+    """Partitions per topic (in-process bus, and topics the host creates on Kafka)."""
+
+
+class KafkaSettings(_Settings):
+    """How to reach Kafka. Secrets are ``SecretStr`` and never logged."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    create_topics: bool = True
+    start_local_broker: bool = False
+    """Start a broker on 127.0.0.1 when none answers (development only)."""
+
+
+class HttpSettings(_Settings):
+    """The HTTP handler's client: which hosts it may reach, and its limits."""
+
+    allowlist: tuple[str, ...] = ("127.0.0.1", "localhost")
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=100, ge=1)
+
+
+class DatabaseSettings(_Settings):
+    """One named Postgres connection. Without ``dsn``, an embedded server is started."""
+
+    dsn: SecretStr | None = None
+    min_size: int = Field(default=1, ge=0)
+    max_size: int = Field(default=10, ge=1)
+    statement_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class HostConfig(_Settings):
+    """Everything a runtime host needs besides its contracts."""
+
+    contracts_dir: Path = Path("contracts")
+    bus: BusSettings = BusSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    http: HttpSettings = HttpSettings()
+    databases: dict[str, DatabaseSettings] = Field(
+        default_factory=lambda: {"default": DatabaseSettings()}
+    )
+    consumer_group: str | None = None
+    """Kafka consumer group; defaults to the runtime contract's, then to the runtime id."""
+    max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_BYTES, ge=1024)
+    poll_max_records: int = Field(default=500, ge=1)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> HostConfig:
+    """Build the config from ``path`` (optional), then ``environ``, then ``overrides``.
+
+    ``overrides`` use dotted keys (``{"bus.kind": "kafka"}``). Raises ``ConfigError``
+    naming the file or variable and the key that is wrong.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        data = _read_file(path)
+    origins: dict[str, str] = {}
+    for name, raw in (environ or {}).items():
+        key = _env_key(name)
+        if key is not None:
+            _set(data, key, _scalar(raw))
+            origins[key] = f"environment variable {name}"
+    for key, value in (overrides or {}).items():
+        _set(data, key, value)
+        origins[key] = f"flag for {key}"
+    try:
+        return HostConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            key = ".".join(str(p) for p in error["loc"])
+            origin = origins.get(key, source)
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown key; check its spelling"
+            lines.append(f"{origin}: key {key!r}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of config keys, got {type(document).__name__}"
+        )
+    return document
+
+
+def _env_key(name: str) -> str | None:
+    if not name.startswith(ENV_PREFIX):
+        return None
+    parts = name[len(ENV_PREFIX) :].lower().split("__")
+    if len(parts) == 1 and parts[0] not in HostConfig.model_fields:
+        return None  # e.g. ONEX_KAFKA_BOOTSTRAP, a test-harness variable, not config
+    return ".".join(parts)
+
+
+def _scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value

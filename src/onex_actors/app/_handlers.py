@@ -1,0 +1,65 @@
+"""Building each hosted node's handler from its contract and the host config."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+
+from onex_actors.core import ConfigError, EffectFamily, RoutingTable
+from onex_actors.handlers import HostAllowlist, HttpHandler, LocalHandler
+from onex_actors.runtime import Handler
+
+from ._config import HostConfig
+
+__all__ = ["open_handlers"]
+
+
+@asynccontextmanager
+async def open_handlers(
+    table: RoutingTable, config: HostConfig, *, overrides: Mapping[str, Handler]
+) -> AsyncIterator[dict[str, Handler]]:
+    """Build a handler per hosted node; shared clients live as long as the block.
+
+    ``overrides`` supplies ready-made handlers for some nodes (tests, embedding).
+    """
+    handlers: dict[str, Handler] = {}
+    unknown = sorted(set(overrides) - set(table.hosted))
+    if unknown:
+        raise ConfigError(f"handler given for node(s) not hosted here: {', '.join(unknown)}")
+    needs_http = any(
+        node.family is EffectFamily.HTTP and node_id not in overrides
+        for node_id, node in table.hosted.items()
+    )
+    client = (
+        httpx.AsyncClient(
+            timeout=config.http.timeout_s,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=config.http.max_connections),
+            trust_env=False,
+        )
+        if needs_http
+        else None
+    )
+    allowlist = HostAllowlist.parse(config.http.allowlist)
+    try:
+        for node_id, node in table.hosted.items():
+            contract = node.contract
+            if node_id in overrides:
+                continue
+            if contract.local is not None:
+                handlers[node_id] = LocalHandler(contract.local)
+            elif contract.http is not None and client is not None:
+                handlers[node_id] = HttpHandler(contract.http, client, allowlist)
+            else:
+                raise ConfigError(
+                    f"node {node_id!r} needs handler family {node.family.value!r}, "
+                    "which this build cannot run yet; drop it from host_selector.node_ids"
+                )
+        yield {**handlers, **overrides}
+    finally:
+        for handler in handlers.values():
+            await handler.aclose()
+        if client is not None:
+            await client.aclose()

@@ -1,0 +1,199 @@
+"""The in-process bus: topics, partitions and consumer groups in memory, no broker.
+
+It implements the same ``Bus`` port as the Kafka bridge, with the same delivery
+semantics: records are kept in partitioned logs, a consumer group resumes from its
+committed offsets, and commits never pass a record that is not done. It is for
+embedding and fast tests; it never stands in for Kafka in a test of Kafka behaviour.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from itertools import count
+
+import trio
+
+from onex_actors.core import PartitionOffsets, TopicPattern
+from onex_actors.runtime import AckCallback, OutboundRecord, Record, TopicPartition
+
+__all__ = ["InProcessBus", "InProcessConsumer"]
+
+
+class InProcessBus:
+    """A partitioned, in-memory log with consumer groups."""
+
+    def __init__(self, *, partitions: int = 4) -> None:
+        if partitions < 1:
+            raise ValueError("an in-process bus needs at least one partition per topic")
+        self.partitions = partitions
+        self._logs: dict[str, list[list[Record]]] = {}
+        self._committed: dict[str, dict[TopicPartition, int]] = {}
+        self._members: dict[str, list[InProcessConsumer]] = {}
+        self._generation = 0
+        self._member_ids = count()
+        self._arrived = trio.Event()
+
+    # -- the Bus port ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def consumer(
+        self, patterns: Sequence[TopicPattern], group_id: str
+    ) -> AsyncIterator[InProcessConsumer]:
+        """Join ``group_id``; partitions are shared among the group's members."""
+        member = InProcessConsumer(self, tuple(patterns), group_id, next(self._member_ids))
+        self._members.setdefault(group_id, []).append(member)
+        self._rebalanced()
+        try:
+            yield member
+        finally:
+            self._members[group_id].remove(member)
+            self._rebalanced()
+
+    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
+        """Append ``record`` to its topic's partition (by key hash) and acknowledge it."""
+        partitions = self._log(record.topic)
+        index = zlib.crc32(record.key) % self.partitions if record.key is not None else 0
+        log = partitions[index]
+        log.append(Record(record.topic, index, len(log), record.key, record.value, record.headers))
+        self._wake()
+        if on_ack is not None:
+            on_ack(None)
+        await trio.lowlevel.checkpoint()
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create the topics that do not exist yet."""
+        for topic in topics:
+            self._log(topic)
+        await trio.lowlevel.checkpoint()
+
+    # -- inspection, for tests and tools -------------------------------------------
+
+    def topics(self) -> list[str]:
+        """Return every topic that exists, sorted."""
+        return sorted(self._logs)
+
+    def records(self, topic: str) -> list[Record]:
+        """Return every record of ``topic``, partition by partition."""
+        return [r for log in self._logs.get(topic, []) for r in log]
+
+    def committed(self, group_id: str) -> dict[TopicPartition, int]:
+        """Return the committed offsets of ``group_id``."""
+        return dict(self._committed.get(group_id, {}))
+
+    # -- internals -------------------------------------------------------------------
+
+    def _log(self, topic: str) -> list[list[Record]]:
+        partitions = self._logs.get(topic)
+        if partitions is None:
+            partitions = self._logs[topic] = [[] for _ in range(self.partitions)]
+            self._rebalanced()
+        return partitions
+
+    def _rebalanced(self) -> None:
+        self._generation += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        self._arrived.set()
+        self._arrived = trio.Event()
+
+    def _assignment(self, member: InProcessConsumer) -> list[TopicPartition]:
+        members = sorted(self._members.get(member.group_id, []), key=lambda m: m.member_id)
+        matching = sorted(
+            TopicPartition(topic, p)
+            for topic in self._logs
+            if any(pattern.matches(topic) for pattern in member.patterns)
+            for p in range(self.partitions)
+        )
+        index = members.index(member)
+        return matching[index :: len(members)]
+
+
+class InProcessConsumer:
+    """One member of a consumer group on an ``InProcessBus``."""
+
+    def __init__(
+        self, bus: InProcessBus, patterns: tuple[TopicPattern, ...], group_id: str, member_id: int
+    ) -> None:
+        self.bus = bus
+        self.patterns = patterns
+        self.group_id = group_id
+        self.member_id = member_id
+        self._generation = -1
+        self._positions: dict[TopicPartition, int] = {}
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._paused: set[TopicPartition] = set()
+
+    def assignment(self) -> list[TopicPartition]:
+        """Return the partitions this member reads."""
+        self._refresh()
+        return list(self._positions)
+
+    async def poll(self, max_records: int) -> list[Record]:
+        """Wait for records on assigned, unpaused partitions; return at most ``max_records``."""
+        while True:
+            arrived = self.bus._arrived
+            batch = self._take(max_records)
+            if batch:
+                await trio.lowlevel.checkpoint()
+                return batch
+            await arrived.wait()
+
+    def mark_done(self, record: Record) -> None:
+        """Record that ``record`` is fully handled."""
+        offsets = self._offsets.get(record.topic_partition)
+        if offsets is not None:
+            offsets.done(record.offset)
+
+    async def commit(self) -> None:
+        """Commit each partition up to the oldest record not yet done."""
+        committed = self.bus._committed.setdefault(self.group_id, {})
+        for tp, offsets in self._offsets.items():
+            committed[tp] = offsets.committable
+        await trio.lowlevel.checkpoint()
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop returning records of ``partitions``."""
+        self._paused.update(partitions)
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        """Return records of ``partitions`` again."""
+        self._paused.difference_update(partitions)
+        self.bus._wake()
+
+    def _refresh(self) -> None:
+        if self._generation == self.bus._generation:
+            return
+        self._generation = self.bus._generation
+        assigned = self.bus._assignment(self)
+        committed = self.bus._committed.get(self.group_id, {})
+        for tp in list(self._positions):
+            if tp not in assigned:
+                del self._positions[tp]
+                del self._offsets[tp]
+        for tp in assigned:
+            if tp not in self._positions:
+                start = committed.get(tp, 0)
+                self._positions[tp] = start
+                self._offsets[tp] = PartitionOffsets(start)
+
+    def _take(self, max_records: int) -> list[Record]:
+        self._refresh()
+        batch: list[Record] = []
+        for tp, position in self._positions.items():
+            if tp in self._paused:
+                continue
+            log = self.bus._logs[tp.topic][tp.partition]
+            taken = log[position : position + max_records - len(batch)]
+            if not taken:
+                continue
+            offsets = self._offsets[tp]
+            for record in taken:
+                offsets.start(record.offset)
+            self._positions[tp] = position + len(taken)
+            batch.extend(taken)
+            if len(batch) >= max_records:
+                break
+        return batch

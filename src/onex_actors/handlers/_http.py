@@ -1,0 +1,136 @@
+"""``HttpHandler``: an HTTP request per command, built from the contract and the payload."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from urllib.parse import quote
+
+import httpx
+from pydantic import JsonValue
+
+from onex_actors.core import HandlerError, HttpEffect, OnexEnvelope
+from onex_actors.runtime import HandlerHealth
+
+from ._allowlist import HostAllowlist
+
+__all__ = ["HttpHandler"]
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class HttpHandler:
+    """Sends the request a node's ``http:`` section describes.
+
+    The URL template is filled from payload keys (URL-quoted). A host outside the
+    allowlist is refused before any connection is made. 5xx, 408, 425, 429, timeouts and
+    connection errors are retryable; other statuses are results: the event carries
+    ``status``, ``headers`` and ``body`` (JSON when the response is JSON, else text).
+    Redirects are not followed. Bodies over ``max_response_bytes`` are refused.
+    """
+
+    def __init__(
+        self, effect: HttpEffect, client: httpx.AsyncClient, allowlist: HostAllowlist
+    ) -> None:
+        self.effect = effect
+        self.client = client
+        self.allowlist = allowlist
+        self._last_error: str | None = None
+
+    async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        """Send the request and return ``{"status", "headers", "body"}``."""
+        url = self._url(envelope.payload)
+        if not self.allowlist.allows(url):
+            raise HandlerError(
+                f"{url.host}:{url.port or url.scheme} is not in the HTTP allowlist "
+                f"({self.allowlist}); "
+                "add it to http.allowlist in the config",
+                error_type="http_host_not_allowed",
+                retryable=False,
+            )
+        body = None
+        if self.effect.body == "payload" and self.effect.method not in ("GET", "HEAD"):
+            body = json.dumps(envelope.payload).encode()
+        headers = dict(self.effect.headers)
+        if body is not None:
+            headers.setdefault("content-type", "application/json")
+        if "traceparent" in envelope.headers:
+            headers.setdefault("traceparent", envelope.headers["traceparent"])
+        request = self.client.build_request(self.effect.method, url, content=body, headers=headers)
+        try:
+            response = await self.client.send(request, stream=True, follow_redirects=False)
+            try:
+                content = await self._read_capped(response, url)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException as exc:
+            raise self._failed(
+                f"HTTP {self.effect.method} {url} timed out: {exc!r}", "http_timeout"
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._failed(
+                f"HTTP {self.effect.method} {url} failed: {exc!r}", "http_connect"
+            ) from None
+        status = response.status_code
+        if status >= 500 or status in _RETRYABLE_STATUS:
+            raise self._failed(
+                f"HTTP {self.effect.method} {url} answered {status}: {content[:200]!r}",
+                "http_status",
+            )
+        self._last_error = None
+        return {
+            "status": status,
+            "headers": dict(response.headers),
+            "body": _decode(response, content),
+        }
+
+    async def health_check(self) -> HandlerHealth:
+        """Unhealthy while the last request failed for a transport or server reason."""
+        return HandlerHealth(healthy=self._last_error is None, detail=self._last_error or "")
+
+    async def aclose(self) -> None:
+        """Do nothing: the client is shared per host and closed by its owner."""
+
+    def _url(self, payload: Mapping[str, JsonValue]) -> httpx.URL:
+        values: dict[str, str] = {}
+        for name in self.effect.placeholders:
+            if name not in payload or payload[name] is None:
+                raise HandlerError(
+                    f"payload has no {name!r}, "
+                    f"which url_template {self.effect.url_template!r} needs",
+                    error_type="missing_parameter",
+                    retryable=False,
+                )
+            value = payload[name]
+            values[name] = quote(value if isinstance(value, str) else json.dumps(value), safe="")
+        return httpx.URL(self.effect.url_template.format(**values))
+
+    async def _read_capped(self, response: httpx.Response, url: httpx.URL) -> bytes:
+        limit = self.effect.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise HandlerError(
+                    f"response from {url} is over max_response_bytes={limit}",
+                    error_type="http_response_too_large",
+                    retryable=False,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _failed(self, message: str, error_type: str) -> HandlerError:
+        self._last_error = message
+        return HandlerError(message, error_type=error_type, retryable=True)
+
+
+def _decode(response: httpx.Response, content: bytes) -> JsonValue:
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            decoded: JsonValue = json.loads(content)
+        except ValueError:
+            pass
+        else:
+            return decoded
+    return content.decode(response.encoding or "utf-8", errors="replace")

@@ -1,0 +1,42 @@
+"""``LocalHandler``: in-process work, echo or a trivial transformation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import JsonValue
+
+from onex_actors.core import LocalEffect, OnexEnvelope
+from onex_actors.runtime import HandlerHealth
+
+__all__ = ["LocalHandler"]
+
+
+def _uppercase(value: JsonValue) -> JsonValue:
+    if isinstance(value, str):
+        return value.upper()
+    if isinstance(value, list):
+        return [_uppercase(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _uppercase(v) for k, v in value.items()}
+    return value
+
+
+class LocalHandler:
+    """Echoes the payload (``operation: echo``) or upper-cases its strings (``uppercase``)."""
+
+    def __init__(self, effect: LocalEffect) -> None:
+        self.effect = effect
+
+    async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        """Return the payload, transformed as the contract says."""
+        if self.effect.operation == "uppercase":
+            return {k: _uppercase(v) for k, v in envelope.payload.items()}
+        return envelope.payload
+
+    async def health_check(self) -> HandlerHealth:
+        """Report healthy: a local handler depends on nothing."""
+        return HandlerHealth(healthy=True)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,259 @@
+"""``NodeActor``: one hosted node as a trio actor with a bounded inbox (SPEC §6).
+
+The actor's state (inbox, envelopes in flight, counters) outlives each run, so the
+supervisor can restart the actor and hand it back the envelopes it held.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+import attrs
+import trio
+from pydantic import JsonValue, ValidationError
+
+from onex_actors.core import (
+    ActorExit,
+    EnvelopeError,
+    ErrorInfo,
+    HandlerError,
+    HostedNode,
+    OnexEnvelope,
+    dead_letter_of,
+    error_result_of,
+    result_of,
+)
+
+from ._health import NodeHealth, NodeStatus
+from ._outbox import Outbox, RuntimeLog
+from ._ports import Handler
+from ._ticket import Ticket
+
+__all__ = ["NodeActor", "WorkItem"]
+
+
+@attrs.define(eq=False)
+class WorkItem:
+    """An envelope on its way through a node, with the ticket of the record it came from."""
+
+    envelope: OnexEnvelope
+    ticket: Ticket = attrs.field(factory=Ticket)
+    source: Mapping[str, JsonValue] | None = None
+    """Where the envelope was read (topic, partition, offset), for dead letters."""
+    crashes: int = 0
+    answered: bool = False
+
+
+class NodeActor:
+    """A hosted node: inbox, handler, and the state that survives restarts."""
+
+    def __init__(
+        self, hosted: HostedNode, handler: Handler, outbox: Outbox, log: RuntimeLog
+    ) -> None:
+        self.hosted = hosted
+        self.contract = hosted.contract
+        self.handler = handler
+        self.outbox = outbox
+        self.log = log
+        self.inbox_send, self.inbox_receive = trio.open_memory_channel[WorkItem](
+            self.contract.inbox_size
+        )
+        self.in_flight: set[WorkItem] = set()
+        self.redo: deque[WorkItem] = deque()
+        self.status = NodeStatus.STARTING
+        self.healthy = True
+        self.draining = False
+        self.restarts = 0
+        self.handled_ok = 0
+        self.handled_error = 0
+        self.dead_letters = 0
+        self.last_error: str | None = None
+        self.restart_latencies: deque[float] = deque(maxlen=100_000)
+        """Seconds from a kill or crash to the actor running again (``perf_counter``)."""
+        self._scope: trio.CancelScope | None = None
+        self._ended_at: float | None = None
+
+    @property
+    def node_id(self) -> str:
+        """The node's id."""
+        return self.hosted.node_id
+
+    def kill(self) -> bool:
+        """Cancel the running actor as an outside kill would; return whether it was running."""
+        if self._scope is None:
+            return False
+        self._scope.cancel()
+        return True
+
+    def health(self) -> NodeHealth:
+        """Return this node's health report."""
+        return NodeHealth(
+            node_id=self.node_id,
+            status=self.status,
+            healthy=self.healthy,
+            restarts=self.restarts,
+            inbox_depth=self.inbox_send.statistics().current_buffer_used,
+            in_flight=len(self.in_flight) + len(self.redo),
+            handled_ok=self.handled_ok,
+            handled_error=self.handled_error,
+            dead_letters=self.dead_letters,
+            last_error=self.last_error,
+        )
+
+    async def run_once(self, on_started: Callable[[], None]) -> ActorExit:
+        """Run the actor until it ends, and say how it ended."""
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                self.status = NodeStatus.RUNNING
+                if self._ended_at is not None:
+                    self.restart_latencies.append(time.perf_counter() - self._ended_at)
+                on_started()
+                async with trio.open_nursery() as nursery:
+                    for _ in range(self.contract.concurrency):
+                        nursery.start_soon(self._worker)
+        except Exception as exc:  # an escaping exception is a crash; the supervisor decides
+            self.last_error = _describe_crash(exc)
+            logging.getLogger("onex_actors.runtime").debug(
+                "node %s crashed", self.node_id, exc_info=True
+            )
+            return self._ended(ActorExit.CRASHED)
+        finally:
+            self._scope = None
+        return self._ended(ActorExit.KILLED if scope.cancelled_caught else ActorExit.NORMAL)
+
+    def _ended(self, exit: ActorExit) -> ActorExit:
+        self._ended_at = time.perf_counter()
+        return exit
+
+    async def requeue_in_flight(self, exit: ActorExit) -> None:
+        """Hand the envelopes held at a crash or kill back to the next run.
+
+        Only a crash counts against an envelope: one that was in flight at
+        ``poison_threshold`` crashes is dead-lettered as poison instead.
+        """
+        held = sorted(self.in_flight, key=lambda item: item.crashes)
+        self.in_flight.clear()
+        for item in held:
+            if exit is ActorExit.CRASHED:
+                item.crashes += 1
+            if item.crashes >= self.contract.restart.poison_threshold:
+                error = ErrorInfo(
+                    type="poison",
+                    message=f"envelope was in flight at {item.crashes} crashes of node "
+                    f"{self.node_id!r}; last: {self.last_error}",
+                    retryable=False,
+                    attempts=item.crashes,
+                )
+                await self._fail(item, error)
+            else:
+                self.redo.append(item)
+
+    async def reject_remaining(self, reason: str) -> None:
+        """Answer every held and queued envelope with an error: the node is stopped.
+
+        Runs until the inbox is closed, so feeders are never blocked by a stopped node.
+        """
+        error = ErrorInfo(
+            type="node_stopped", message=f"node {self.node_id!r} is stopped: {reason}"
+        )
+        for item in [*self.redo, *self.in_flight]:
+            await self._fail(item, error)
+        self.redo.clear()
+        self.in_flight.clear()
+        async for item in self.inbox_receive:
+            await self._fail(item, error)
+
+    async def _worker(self) -> None:
+        while True:
+            if self.redo:
+                item = self.redo.popleft()
+            else:
+                try:
+                    item = await self.inbox_receive.receive()
+                except trio.EndOfChannel:
+                    return
+            self.in_flight.add(item)
+            if not item.answered:
+                await self._handle(item)
+            item.ticket.seal()
+            self.in_flight.discard(item)
+
+    async def _handle(self, item: WorkItem) -> None:
+        retry = self.contract.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._answer(item)
+                self.handled_ok += 1
+                return
+            except HandlerError as exc:
+                error = exc
+            if not error.retryable or attempt >= retry.max_attempts:
+                info = ErrorInfo(
+                    type=error.error_type,
+                    message=str(error),
+                    retryable=error.retryable,
+                    attempts=attempt,
+                )
+                await self._fail(item, info)
+                return
+            await trio.sleep(retry.delay(attempt))
+
+    async def _answer(self, item: WorkItem) -> None:
+        timeout = self.contract.timeout_s
+        try:
+            with trio.fail_after(timeout):
+                payload = await self.handler.execute(item.envelope)
+        except trio.TooSlowError:
+            raise HandlerError(
+                f"handler of node {self.node_id!r} took longer than timeout_s={timeout:g}",
+                error_type="timeout",
+                retryable=True,
+            ) from None
+        try:
+            evt = result_of(item.envelope, payload, contract_id=self.contract.contract_id)
+            await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
+        except ValidationError as exc:
+            raise HandlerError(
+                f"handler of node {self.node_id!r} returned a payload that is not a JSON object: "
+                f"{exc.errors(include_url=False)[0]['msg']}",
+                error_type="invalid_result",
+                retryable=False,
+            ) from None
+        except EnvelopeError as exc:
+            raise HandlerError(str(exc), error_type="result_too_large", retryable=False) from None
+        item.answered = True
+
+    async def _fail(self, item: WorkItem, error: ErrorInfo) -> None:
+        """Emit the error event and the dead letter of ``item``, then settle its ticket."""
+        if not item.answered:
+            contract_id = self.contract.contract_id
+            evt = error_result_of(item.envelope, error, contract_id=contract_id)
+            dlq = dead_letter_of(item.envelope, error, contract_id=contract_id, source=item.source)
+            await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
+            await self.outbox.emit(dlq, self.hosted.dlq_topic, item.ticket)
+            item.answered = True
+            self.handled_error += 1
+            self.dead_letters += 1
+            await self.log.event(
+                "dead_letter",
+                {
+                    "node_id": self.node_id,
+                    "envelope_id": str(item.envelope.envelope_id),
+                    "error_type": error.type,
+                    "message": error.message,
+                },
+                level=logging.WARNING,
+            )
+        item.ticket.seal()
+
+
+def _describe_crash(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
