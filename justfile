@@ -34,3 +34,7 @@ test *args:
 # Validate a contract tree (default: contracts/).
 validate dir="contracts":
     {{bin}}/onex contracts validate {{dir}}
+
+# Run a runtime host with a config file until Ctrl-C (default: runtime-dev, config/local.yaml).
+run-host runtime="runtime-dev" config="config/local.yaml":
+    {{bin}}/omninode-runtime-host --runtime-node-id {{runtime}} --config {{config}}

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from tests.strategies import envelopes
 
@@ -16,6 +17,7 @@ from onex_actors.core import (
     ErrorInfo,
     OnexEnvelope,
     dead_letter_of,
+    dead_letter_of_record,
     decode_envelope,
     encode_envelope,
     error_result_of,
@@ -178,3 +180,20 @@ def test_envelopes_are_frozen() -> None:
     cmd = new_command("echo-node", {})
     with pytest.raises(ValidationError):
         cmd.node_id = "other"  # type: ignore[misc]
+
+
+@given(st.binary(max_size=5000), st.integers(1024, 4096))
+def test_raw_dead_letter_always_fits_the_limit(value: bytes, limit: int) -> None:
+    error = ErrorInfo(type="not_json", message="m")
+    dlq = dead_letter_of_record("runtime-dev", value, error, max_raw_bytes=limit // 8)
+    assert len(encode_envelope(dlq, max_bytes=limit + 512)) <= limit + 512
+    assert dlq.payload["raw_size"] == len(value)
+    assert dlq.payload["truncated"] == (len(value) > limit // 8)
+
+
+def test_large_cause_is_kept_truncated_with_its_hash() -> None:
+    big = new_command("echo-node", {"blob": "\u0001" * 3000})
+    dlq = dead_letter_of(big, ErrorInfo(type="x", message="m"), max_envelope_bytes=4096)
+    assert "envelope" not in dlq.payload
+    assert dlq.payload["truncated"] is True
+    assert len(encode_envelope(dlq, max_bytes=4096)) <= 4096

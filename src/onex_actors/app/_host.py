@@ -159,7 +159,13 @@ class RuntimeHost:
             )
         except EnvelopeError as exc:
             error = ErrorInfo(type=exc.reason, message=str(exc), attempts=0)
-            dlq = dead_letter_of_record(self.runtime_id, record.value, error, source=source)
+            dlq = dead_letter_of_record(
+                self.runtime_id,
+                record.value,
+                error,
+                source=source,
+                max_raw_bytes=self.config.max_envelope_bytes // 8,
+            )
             await self._dead_letter(dlq, self.table.runtime_dlq_topic, ticket)
             ticket.seal()
             return
@@ -182,7 +188,9 @@ class RuntimeHost:
         if envelope.node_id in self.table.hosted:
             node = self.table.hosted[envelope.node_id]
             await self.outbox.emit(error_result_of(envelope, error), node.evt_topic, ticket)
-        dlq = dead_letter_of(envelope, error, source=source)
+        dlq = dead_letter_of(
+            envelope, error, source=source, max_envelope_bytes=self.config.max_envelope_bytes
+        )
         await self._dead_letter(dlq, rejection.dlq_topic, ticket)
         ticket.seal()
 
@@ -213,7 +221,14 @@ class RuntimeHost:
             )
             await self.outbox.emit(error_result_of(envelope, error), reply_topic, ticket)
             await self._dead_letter(
-                dead_letter_of(envelope, error, source=source), self.table.runtime_dlq_topic, ticket
+                dead_letter_of(
+                    envelope,
+                    error,
+                    source=source,
+                    max_envelope_bytes=self.config.max_envelope_bytes,
+                ),
+                self.table.runtime_dlq_topic,
+                ticket,
             )
             ticket.seal()
             return

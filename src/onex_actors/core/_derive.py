@@ -91,9 +91,19 @@ def dead_letter_of(
     node_id: str | None = None,
     contract_id: str | None = None,
     source: Mapping[str, JsonValue] | None = None,
+    max_envelope_bytes: int | None = None,
 ) -> OnexEnvelope:
-    """Build the ``dlq`` copy of ``cause``: its payload and ``source`` (topic, offset...)."""
-    payload: dict[str, JsonValue] = {"envelope": cause.model_dump(mode="json")}
+    """Build the ``dlq`` copy of ``cause``: the envelope itself and ``source`` (topic, offset...).
+
+    With ``max_envelope_bytes``, a cause too large to embed whole is kept as truncated
+    raw JSON with its size and SHA-256, so the dead letter always fits the limit.
+    """
+    payload: dict[str, JsonValue]
+    raw = cause.__pydantic_serializer__.to_json(cause)
+    if max_envelope_bytes is not None and len(raw) > max_envelope_bytes // 2:
+        payload = _raw_fields(raw, max_envelope_bytes // 8)
+    else:
+        payload = {"envelope": cause.model_dump(mode="json")}
     if source:
         payload["source"] = dict(source)
     return _derived(cause, EnvelopeType.DLQ, payload, node_id, contract_id, None, error)
@@ -110,20 +120,11 @@ def dead_letter_of_record(
     """Build the ``dlq`` envelope of a record that is not an envelope at all.
 
     The raw value is kept as text when it is UTF-8, else base64; past ``max_raw_bytes``
-    it is truncated, and its size and SHA-256 always identify the original.
+    it is truncated, and its size and SHA-256 always identify the original. JSON
+    escaping can grow text up to six times, so ``max_raw_bytes`` of an eighth of the
+    envelope limit always fits.
     """
-    kept = value[:max_raw_bytes]
-    try:
-        raw, encoding = kept.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        raw, encoding = base64.b64encode(kept).decode("ascii"), "base64"
-    payload: dict[str, JsonValue] = {
-        "raw": raw,
-        "raw_encoding": encoding,
-        "raw_size": len(value),
-        "raw_sha256": hashlib.sha256(value).hexdigest(),
-        "truncated": len(value) > max_raw_bytes,
-    }
+    payload = _raw_fields(value, max_raw_bytes)
     if source:
         payload["source"] = dict(source)
     envelope_id = uuid.uuid4()
@@ -200,4 +201,19 @@ def _propagated(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers a derived envelope inherits: trace context and the partition key."""
     return {
         k: v for k, v in headers.items() if k in {"traceparent", "tracestate", PARTITION_KEY_HEADER}
+    }
+
+
+def _raw_fields(value: bytes, max_raw_bytes: int) -> dict[str, JsonValue]:
+    kept = value[:max_raw_bytes]
+    try:
+        raw, encoding = kept.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        raw, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    return {
+        "raw": raw,
+        "raw_encoding": encoding,
+        "raw_size": len(value),
+        "raw_sha256": hashlib.sha256(value).hexdigest(),
+        "truncated": len(value) > max_raw_bytes,
     }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import cast
 from urllib.parse import quote
 
 import httpx
@@ -107,17 +109,25 @@ class HttpHandler:
 
     async def _read_capped(self, response: httpx.Response, url: httpx.URL) -> bytes:
         limit = self.effect.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise HandlerError(
+                f"response from {url} declares {declared} bytes, over max_response_bytes={limit}",
+                error_type="http_response_too_large",
+                retryable=False,
+            )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise HandlerError(
-                    f"response from {url} is over max_response_bytes={limit}",
-                    error_type="http_response_too_large",
-                    retryable=False,
-                )
-            chunks.append(chunk)
+        async with aclosing(cast("AsyncGenerator[bytes]", response.aiter_bytes())) as stream:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > limit:
+                    raise HandlerError(
+                        f"response from {url} is over max_response_bytes={limit}",
+                        error_type="http_response_too_large",
+                        retryable=False,
+                    )
+                chunks.append(chunk)
         return b"".join(chunks)
 
     def _failed(self, message: str, error_type: str) -> HandlerError:

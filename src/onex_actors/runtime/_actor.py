@@ -75,6 +75,7 @@ class NodeActor:
         """Seconds from a kill or crash to the actor running again (``perf_counter``)."""
         self._scope: trio.CancelScope | None = None
         self._ended_at: float | None = None
+        self._running = trio.Event()
 
     @property
     def node_id(self) -> str:
@@ -83,10 +84,15 @@ class NodeActor:
 
     def kill(self) -> bool:
         """Cancel the running actor as an outside kill would; return whether it was running."""
-        if self._scope is None:
+        if self._scope is None or self._scope.cancel_called:
             return False
         self._scope.cancel()
+        self._running = trio.Event()
         return True
+
+    async def wait_running(self) -> None:
+        """Wait until the actor is running (returns at once if it is)."""
+        await self._running.wait()
 
     def health(self) -> NodeHealth:
         """Return this node's health report."""
@@ -111,6 +117,7 @@ class NodeActor:
                 self.status = NodeStatus.RUNNING
                 if self._ended_at is not None:
                     self.restart_latencies.append(time.perf_counter() - self._ended_at)
+                self._running.set()
                 on_started()
                 async with trio.open_nursery() as nursery:
                     for _ in range(self.contract.concurrency):
@@ -123,6 +130,8 @@ class NodeActor:
             return self._ended(ActorExit.CRASHED)
         finally:
             self._scope = None
+            if self._running.is_set():
+                self._running = trio.Event()
         return self._ended(ActorExit.KILLED if scope.cancelled_caught else ActorExit.NORMAL)
 
     def _ended(self, exit: ActorExit) -> ActorExit:
@@ -234,7 +243,13 @@ class NodeActor:
         if not item.answered:
             contract_id = self.contract.contract_id
             evt = error_result_of(item.envelope, error, contract_id=contract_id)
-            dlq = dead_letter_of(item.envelope, error, contract_id=contract_id, source=item.source)
+            dlq = dead_letter_of(
+                item.envelope,
+                error,
+                contract_id=contract_id,
+                source=item.source,
+                max_envelope_bytes=self.outbox.max_envelope_bytes,
+            )
             await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
             await self.outbox.emit(dlq, self.hosted.dlq_topic, item.ticket)
             item.answered = True

@@ -52,7 +52,11 @@ class InProcessBus:
             self._rebalanced()
 
     async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
-        """Append ``record`` to its topic's partition (by key hash) and acknowledge it."""
+        """Append ``record`` to its topic's partition (by key hash) and acknowledge it.
+
+        Either the record is appended or the call is cancelled, never both.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         partitions = self._log(record.topic)
         index = zlib.crc32(record.key) % self.partitions if record.key is not None else 0
         log = partitions[index]
@@ -60,7 +64,7 @@ class InProcessBus:
         self._wake()
         if on_ack is not None:
             on_ack(None)
-        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create the topics that do not exist yet."""

@@ -1,0 +1,119 @@
+"""Crash isolation and restart latency on the in-process bus.
+
+Measures, in one process: a sibling node's throughput while echo-node is killed KILLS
+times, against the same sibling workload with no kills (the baseline); and the restart
+latency of echo-node (from the end of the killed run to the next run, restart backoff 0).
+
+    python bench/crash_isolation.py [--kills 1000] [--commands 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import trio
+
+from onex_actors.core import EffectContract, RuntimeHostContract, parse_contract
+from onex_actors.registry import StaticRegistry
+from onex_actors.testing import HostHarness, open_test_host
+
+RESTART = {"max_restarts": 1_000_000, "window_s": 60, "backoff_initial_s": 0, "backoff_max_s": 0}
+
+
+def contracts() -> StaticRegistry:
+    echo = parse_contract(
+        {
+            "kind": "effect",
+            "node_id": "echo-node",
+            "version": "0.1.0",
+            "effect_type": "local",
+            "restart": RESTART,
+            "inbox_size": 256,
+        },
+        source="bench",
+    )
+    sibling = parse_contract(
+        {
+            "kind": "effect",
+            "node_id": "sibling",
+            "version": "0.1.0",
+            "effect_type": "local",
+            "inbox_size": 256,
+        },
+        source="bench",
+    )
+    runtime = parse_contract(
+        {
+            "kind": "runtime_host",
+            "node_id": "runtime-bench",
+            "version": "0.1.0",
+            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
+            "handlers": {"families": ["local"]},
+            "host_selector": {"node_ids": ["echo-node", "sibling"]},
+        },
+        source="bench",
+    )
+    assert isinstance(runtime, RuntimeHostContract)
+    assert isinstance(echo, EffectContract)
+    assert isinstance(sibling, EffectContract)
+    return StaticRegistry([runtime], [echo, sibling])
+
+
+async def sibling_rate(host: HostHarness, commands: int) -> tuple[float, int]:
+    start = time.perf_counter()
+    sent = [await host.send("sibling", {"i": i}) for i in range(commands)]
+    for command in sent:
+        await host.result(command)
+    return commands / (time.perf_counter() - start), len(sent)
+
+
+async def main(kills: int, commands: int) -> None:
+    async with open_test_host("runtime-bench", contracts=contracts()) as host:
+        baseline, _ = await sibling_rate(host, commands)
+        actor = host.host.runtime.actor("echo-node")
+        actor.restart_latencies.clear()
+        done = 0
+
+        async def killer() -> None:
+            nonlocal done
+            while done < kills:
+                await actor.wait_running()
+                await trio.lowlevel.checkpoint()
+                if host.kill("echo-node"):
+                    done += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(killer)
+            echo_sent = [await host.send("echo-node", {"i": i}) for i in range(commands // 10)]
+            under_kills, _ = await sibling_rate(host, commands)
+        for command in echo_sent:
+            await host.result(command)
+        await actor.wait_running()
+        lost = sum(1 for c in echo_sent if not host.results_of(c))
+        duplicates = sum(len(host.results_of(c)) - 1 for c in echo_sent)
+        latencies = sorted(actor.restart_latencies)
+        restarts = host.health().nodes["echo-node"].restarts
+
+    q = statistics.quantiles(latencies, n=100)
+    print(f"kills: {done}, restarts counted in health: {restarts}")
+    print(
+        f"restart latency: p50 {q[49] * 1e6:.0f} us, p99 {q[98] * 1e6:.0f} us, "
+        f"max {latencies[-1] * 1e6:.0f} us (n={len(latencies)})"
+    )
+    print(
+        f"sibling throughput: baseline {baseline:,.0f} cmd/s, "
+        f"during kills {under_kills:,.0f} cmd/s, ratio {under_kills / baseline:.2f}"
+    )
+    print(
+        f"echo-node commands during kills: {len(echo_sent)}, lost {lost}, duplicates {duplicates}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=1000)
+    parser.add_argument("--commands", type=int, default=20_000)
+    args = parser.parse_args()
+    trio.run(main, args.kills, args.commands)

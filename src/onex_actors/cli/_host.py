@@ -1,0 +1,93 @@
+"""``omninode-runtime-host``: run one runtime host until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import cyclopts
+import trio
+
+from onex_actors import __version__
+from onex_actors.app import HostConfig, load_config, open_runtime_host
+from onex_actors.core import OnexError
+
+from ._errors import report, unwrap
+
+__all__ = ["host_app", "host_main"]
+
+host_app = cyclopts.App(
+    name="omninode-runtime-host",
+    help="Run a runtime host: consume commands, run them through the hosted nodes, "
+    "produce results. Stops gracefully on SIGINT or SIGTERM.",
+    version=__version__,
+)
+
+
+@host_app.default
+def run_host(
+    *,
+    runtime_node_id: str = "runtime-dev",
+    config: Path | None = None,
+    contracts_dir: Path | None = None,
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO",
+) -> int:
+    """Run the runtime host RUNTIME_NODE_ID until stopped.
+
+    Parameters
+    ----------
+    runtime_node_id
+        Runtime-host contract to run (``contracts/runtime/<id>.yaml``).
+    config
+        Config file; values may be overridden by ``ONEX_...`` environment variables.
+    contracts_dir
+        Contract tree to read (overrides ``contracts_dir`` of the config).
+    log_level
+        Process log level (stderr).
+    """
+    logging.basicConfig(
+        level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    overrides: dict[str, Any] = {}
+    if contracts_dir is not None:
+        overrides["contracts_dir"] = contracts_dir
+    try:
+        settings = load_config(config, environ=os.environ, overrides=overrides)
+        trio.run(serve, runtime_node_id, settings)
+    except BaseException as exc:
+        error = unwrap(exc)
+        if isinstance(error, OnexError):
+            return report(error)
+        raise
+    return 0
+
+
+async def serve(runtime_id: str, config: HostConfig) -> None:
+    """Run the host until the first SIGINT or SIGTERM, then shut it down gracefully."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_runtime_host(runtime_id, config) as host:
+            hosted = ", ".join(
+                f"{n.node_id} ({n.family.value})" for n in host.table.hosted.values()
+            )
+            print(
+                f"runtime {host.table.runtime.contract_id} ready: hosting {hosted}; "
+                f"bus {config.bus.kind}, consumer group {host.group_id}",
+                flush=True,
+            )
+            async for signum in signals:
+                print(f"received {signal.Signals(signum).name}: draining", flush=True)
+                break
+    print(f"runtime {runtime_id} stopped", flush=True)
+
+
+def host_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``omninode-runtime-host``."""
+    result = host_app(
+        list(argv) if argv is not None else sys.argv[1:], result_action="return_value"
+    )
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,90 @@
+"""A real HTTP server on 127.0.0.1 for handler tests, recording every request it sees."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import attrs
+
+
+@attrs.define
+class SeenRequest:
+    method: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@attrs.define
+class RecordingServer:
+    port: int
+    seen: list[SeenRequest]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen.append(SeenRequest(self.command, self.path, body, dict(self.headers)))
+        path = self.path.strip("/")
+        if path.startswith("status-"):
+            self._reply(int(path.removeprefix("status-")), b"server says no", "text/plain")
+        elif path == "big":
+            self._reply(200, b"x" * 100_000, "text/plain")
+        elif path == "big-unsized":
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"y" * 100_000)
+            self.close_connection = True
+        elif path == "text":
+            self._reply(200, b"plain words", "text/plain")
+        elif path == "redirect":
+            self.send_response(302)
+            self.send_header("location", "/elsewhere")
+            self.send_header("content-length", "0")
+            self.end_headers()
+        else:
+            echo = {"method": self.command, "path": self.path, "body": body.decode() or None}
+            self._reply(200, json.dumps(echo).encode(), "application/json")
+
+    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    seen: list[SeenRequest]
+
+
+@contextmanager
+def recording_server() -> Iterator[RecordingServer]:
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield RecordingServer(server.server_address[1], server.seen)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

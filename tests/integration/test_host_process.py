@@ -1,0 +1,97 @@
+"""``omninode-runtime-host`` as a real process: start-up line, clean exit on signals."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = [sys.executable, "-c", "from onex_actors.cli import host_main; host_main()"]
+RUNTIME = """\
+kind: runtime_host
+node_id: runtime-proc
+version: "0.1.0"
+subscriptions: {cmd_topics: ["onex.app.local.global.cmd.node.#"]}
+handlers: {families: [local]}
+host_selector: {node_ids: [echo-node]}
+"""
+
+
+@pytest.fixture
+def contracts(tmp_path: Path) -> Path:
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "runtime-proc.yaml").write_text(RUNTIME)
+    shutil.copytree(REPO / "contracts" / "nodes", tmp_path / "nodes")
+    return tmp_path
+
+
+@pytest.fixture
+def host(contracts: Path) -> Iterator[subprocess.Popen[str]]:
+    args = [*HOST, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)]
+    args += ["--config", str(REPO / "config" / "local.yaml")]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def read_line(proc: subprocess.Popen[str], timeout_s: float = 30) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    assert ready, "the host printed nothing in time"
+    return proc.stdout.readline()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_drains_and_exits_zero(host: subprocess.Popen[str], signum: signal.Signals) -> None:
+    ready = read_line(host)
+    assert ready.startswith("runtime runtime-proc@0.1.0 ready: hosting echo-node (local)")
+    host.send_signal(signum)
+    assert host.wait(timeout=30) == 0
+    assert host.stdout is not None
+    rest = host.stdout.read()
+    assert f"received {signum.name}: draining" in rest
+    assert "runtime runtime-proc stopped" in rest
+
+
+def test_bad_runtime_id_is_one_clear_line(contracts: Path) -> None:
+    result = subprocess.run(
+        [*HOST, "--runtime-node-id", "ghost", "--contracts-dir", str(contracts)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ONEX_BUS__KIND": "inprocess"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {contracts}/runtime/ghost.yaml: no runtime contract 'ghost' "
+        f"(runtimes in {contracts}: runtime-proc)"
+    ]
+
+
+def test_bad_environment_override_names_the_variable(contracts: Path) -> None:
+    result = subprocess.run(
+        [*HOST, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ONEX_HTTP__TIMEOUT_S": "soon"},
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: environment variable ONEX_HTTP__TIMEOUT_S: key 'http.timeout_s'")

@@ -1,0 +1,129 @@
+"""The HTTP handler against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from tests.contracts import RUNTIME_ID, effect, registry
+from tests.http_server import RecordingServer, recording_server
+
+from onex_actors.app import HostConfig, HttpSettings
+from onex_actors.core import EnvelopeStatus
+from onex_actors.testing import open_test_host
+
+FAST_RETRY = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.02}
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    with recording_server() as running:
+        yield running
+
+
+def proxy(server: RecordingServer, **http: object) -> object:
+    section = {
+        "url_template": f"{server.base_url}/{{path}}",
+        "method": "GET",
+        "body": "none",
+        **http,
+    }
+    return registry(effect("proxy", effect_type="http", local=None, http=section, retry=FAST_RETRY))
+
+
+async def test_result_carries_status_and_body(server: RecordingServer) -> None:
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": "users/7"})
+        text = await host.request("proxy", {"path": "text"})
+    assert result.status is EnvelopeStatus.OK
+    assert result.payload["status"] == 200
+    assert result.payload["body"] == {"method": "GET", "path": "/users%2F7", "body": None}
+    assert text.payload["body"] == "plain words"
+    assert [r.path for r in server.seen] == ["/users%2F7", "/text"]
+
+
+async def test_post_sends_the_payload_as_json(server: RecordingServer) -> None:
+    contracts = proxy(server, method="POST", body="payload", headers={"x-api": "v1"})
+    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": "orders", "qty": 2})
+    assert result.payload["status"] == 200
+    (seen,) = server.seen
+    assert seen.method == "POST"
+    assert seen.body == b'{"path": "orders", "qty": 2}'
+    assert seen.headers["x-api"] == "v1"
+    assert seen.headers["content-type"] == "application/json"
+
+
+async def test_server_error_is_retried_then_reported(server: RecordingServer) -> None:
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+        command = await host.send("proxy", {"path": "status-503"})
+        result = await host.result(command)
+        await host.collector.wait_until(lambda: host.dead_letters("proxy"))
+    assert len(server.seen) == 3
+    assert result.status is EnvelopeStatus.ERROR
+    assert result.error is not None
+    assert (result.error.type, result.error.retryable, result.error.attempts) == (
+        "http_status",
+        True,
+        3,
+    )
+    assert "answered 503" in result.error.message
+    assert len(host.dead_letters("proxy")) == 1
+
+
+async def test_client_error_is_a_result_not_a_retry(server: RecordingServer) -> None:
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": "status-404"})
+    assert result.status is EnvelopeStatus.OK
+    assert result.payload["status"] == 404
+    assert len(server.seen) == 1
+
+
+async def test_redirects_are_not_followed(server: RecordingServer) -> None:
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": "redirect"})
+    assert result.payload["status"] == 302
+    assert result.payload["headers"]["location"] == "/elsewhere"  # type: ignore[index,call-overload]
+    assert [r.path for r in server.seen] == ["/redirect"]
+
+
+@pytest.mark.parametrize("path", ["big", "big-unsized"])
+async def test_response_over_the_cap_is_refused(server: RecordingServer, path: str) -> None:
+    contracts = proxy(server, max_response_bytes=1000)
+    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": path})
+    assert result.error is not None
+    assert result.error.type == "http_response_too_large"
+    assert "max_response_bytes=1000" in result.error.message
+    assert len(server.seen) == 1
+
+
+async def test_host_outside_the_allowlist_is_refused_without_connecting(
+    server: RecordingServer,
+) -> None:
+    config = HostConfig(http=HttpSettings(allowlist=("127.0.0.1:1", "example.invalid")))
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=config) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": "anything"})
+    assert result.error is not None
+    assert result.error.type == "http_host_not_allowed"
+    assert result.error.attempts == 1
+    assert "not in the HTTP allowlist (127.0.0.1:1, example.invalid)" in result.error.message
+    assert server.seen == []
+
+
+async def test_missing_url_parameter_is_a_clear_error(server: RecordingServer) -> None:
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"not_path": 1})
+    assert result.error is not None
+    assert result.error.type == "missing_parameter"
+    assert "payload has no 'path'" in result.error.message
+    assert server.seen == []
+
+
+async def test_connection_refused_is_retryable() -> None:
+    with recording_server() as gone:
+        contracts = proxy(gone)
+    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": "x"})
+    assert result.error is not None
+    assert (result.error.type, result.error.attempts) == ("http_connect", 3)

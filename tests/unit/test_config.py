@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from onex_actors.app import HostConfig, load_config
+from onex_actors.core import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_local_config_loads() -> None:
+    config = load_config(REPO / "config" / "local.yaml")
+    assert config.bus.kind == "inprocess"
+    assert config.http.allowlist == ("127.0.0.1", "localhost")
+
+
+def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("http: {timeout_s: 3}\nkafka: {bootstrap_servers: 'file:9092'}\n")
+    config = load_config(
+        path,
+        environ={
+            "ONEX_KAFKA__BOOTSTRAP_SERVERS": "env:9092",
+            "ONEX_HTTP__TIMEOUT_S": "7",
+            "ONEX_KAFKA_BOOTSTRAP": "not-config:1",
+            "HOME": "/root",
+        },
+        overrides={"http.timeout_s": 9},
+    )
+    assert config.kafka.bootstrap_servers == "env:9092"
+    assert config.http.timeout_s == 9
+
+
+def test_errors_name_the_source_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("bus: {kind: carrier-pigeon}\nhttp: {timeot_s: 1}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{path}: key 'bus.kind'") for line in lines)
+    assert f"{path}: key 'http.timeot_s': unknown key; check its spelling" in lines
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bus: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_secrets_are_not_shown() -> None:
+    config = load_config(environ={"ONEX_KAFKA__SASL_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(config)
+    assert isinstance(config, HostConfig)
