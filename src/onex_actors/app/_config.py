@@ -66,6 +66,8 @@ class DatabaseSettings(_Settings):
     """One named Postgres connection. Without ``dsn``, an embedded server is started."""
 
     dsn: SecretStr | None = None
+    embedded_dir: Path = Path(".cache/onex/postgres")
+    """Where an embedded server keeps its data when there is no DSN."""
     min_size: int = Field(default=1, ge=0)
     max_size: int = Field(default=10, ge=1)
     statement_timeout_s: float = Field(default=30.0, gt=0)

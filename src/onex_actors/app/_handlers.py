@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import attrs
 import httpx
 
-from onex_actors.core import ConfigError, EffectFamily, RoutingTable
-from onex_actors.handlers import HostAllowlist, HttpHandler, LocalHandler
+from onex_actors.core import ConfigError, EffectFamily, HostedNode, RoutingTable
+from onex_actors.handlers import DbHandler, HostAllowlist, HttpHandler, LocalHandler
 from onex_actors.runtime import Handler
 
 from ._config import HostConfig
+from ._databases import open_databases
 
 __all__ = ["open_handlers"]
+
+
+def evolve_hosted(table: RoutingTable, hosted: Mapping[str, HostedNode]) -> RoutingTable:
+    """Return ``table`` hosting only ``hosted``."""
+    return attrs.evolve(table, hosted=hosted)
 
 
 @asynccontextmanager
@@ -52,12 +59,16 @@ async def open_handlers(
                 handlers[node_id] = LocalHandler(contract.local)
             elif contract.http is not None and client is not None:
                 handlers[node_id] = HttpHandler(contract.http, client, allowlist)
-            else:
-                raise ConfigError(
-                    f"node {node_id!r} needs handler family {node.family.value!r}, "
-                    "which this build cannot run yet; drop it from host_selector.node_ids"
-                )
-        yield {**handlers, **overrides}
+        db_table = evolve_hosted(
+            table, {n: h for n, h in table.hosted.items() if n not in overrides}
+        )
+        async with open_databases(db_table, config) as pools:
+            for node_id, node in db_table.hosted.items():
+                if node.contract.db is not None:
+                    handlers[node_id] = DbHandler(
+                        node.contract.db, pools[node.contract.db.connection]
+                    )
+            yield {**handlers, **overrides}
     finally:
         for handler in handlers.values():
             await handler.aclose()

@@ -42,6 +42,7 @@ from ._errors import EnvelopeError as EnvelopeError
 from ._errors import HandlerError as HandlerError
 from ._errors import OnexError as OnexError
 from ._errors import TopicError as TopicError
+from ._idempotency import IdempotencyCache as IdempotencyCache
 from ._ids import ContractId as ContractId
 from ._ids import NodeId as NodeId
 from ._ids import NodeKind as NodeKind
@@ -52,6 +53,8 @@ from ._ids import check_contract_id as check_contract_id
 from ._ids import check_semver as check_semver
 from ._ids import check_slug as check_slug
 from ._ids import contract_id as contract_id
+from ._jsonpath import JsonPath as JsonPath
+from ._jsonpath import MissingValue as MissingValue
 from ._offsets import PartitionOffsets as PartitionOffsets
 from ._parsing import CONTRACT_KINDS as CONTRACT_KINDS
 from ._parsing import parse_contract as parse_contract
@@ -68,6 +71,8 @@ from ._routing import RoutingTable as RoutingTable
 from ._routing import RuntimeCommand as RuntimeCommand
 from ._routing import build_routing_table as build_routing_table
 from ._routing import route as route
+from ._sql import CompiledSql as CompiledSql
+from ._sql import compile_named_sql as compile_named_sql
 from ._supervision import ActorExit as ActorExit
 from ._supervision import Restart as Restart
 from ._supervision import Stop as Stop
@@ -89,6 +94,7 @@ __all__ = [
     "AnyContract",
     "BaseNodeContract",
     "BusError",
+    "CompiledSql",
     "ConfigError",
     "ContractError",
     "ContractId",
@@ -105,7 +111,10 @@ __all__ = [
     "HostSelector",
     "HostedNode",
     "HttpEffect",
+    "IdempotencyCache",
+    "JsonPath",
     "LocalEffect",
+    "MissingValue",
     "NodeContract",
     "NodeId",
     "NodeKind",
@@ -140,6 +149,7 @@ __all__ = [
     "check_semver",
     "check_slug",
     "cmd_topic",
+    "compile_named_sql",
     "contract_id",
     "dead_letter_of",
     "dead_letter_of_record",

@@ -13,7 +13,9 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from ._ids import NodeId, NodeKind, RuntimeId, SemVer, TenantId, check_slug, contract_id
+from ._jsonpath import JsonPath
 from ._policies import RestartPolicy, RetryPolicy
+from ._sql import CompiledSql, compile_named_sql
 from ._topics import TopicPattern
 
 __all__ = [
@@ -61,6 +63,9 @@ class BaseNodeContract(_Model):
     timeout_s: float = Field(default=30.0, gt=0)
     retry: RetryPolicy = RetryPolicy()
     restart: RestartPolicy = RestartPolicy()
+    idempotency_window_s: float = Field(default=600.0, ge=0)
+    """How long an answered ``envelope_id`` is remembered, so a redelivery is not handled twice."""
+    idempotency_max_entries: int = Field(default=10_000, ge=0)
 
     @property
     def contract_id(self) -> str:
@@ -122,6 +127,34 @@ class DbEffect(_Model):
     @classmethod
     def _check_connection(cls, value: str) -> str:
         return check_slug(value)
+
+    @model_validator(mode="after")
+    def _check_parameters(self) -> Self:
+        compiled = compile_named_sql(self.sql)
+        unmapped = [name for name in compiled.names if name not in self.params]
+        if unmapped:
+            hint = ", ".join(f'{n}: "$.payload.{n}"' for n in unmapped)
+            raise ValueError(
+                f"db.sql uses {', '.join(':' + n for n in unmapped)} with no entry in db.params; "
+                f"add {hint}"
+            )
+        unused = [name for name in self.params if name not in compiled.names]
+        if unused:
+            raise ValueError(
+                f"db.params maps {', '.join(unused)}, which db.sql never uses; "
+                "remove the mapping or use the parameter"
+            )
+        for name, path in self.params.items():
+            try:
+                JsonPath(path)
+            except ValueError as exc:
+                raise ValueError(f"db.params.{name}: {exc}") from None
+        return self
+
+    @property
+    def compiled(self) -> CompiledSql:
+        """The SQL with ``$n`` placeholders, and the parameter name of each."""
+        return compile_named_sql(self.sql)
 
 
 class EffectContract(BaseNodeContract):

@@ -21,6 +21,7 @@ from onex_actors.core import (
     ErrorInfo,
     HandlerError,
     HostedNode,
+    IdempotencyCache,
     OnexEnvelope,
     dead_letter_of,
     error_result_of,
@@ -70,6 +71,11 @@ class NodeActor:
         self.handled_ok = 0
         self.handled_error = 0
         self.dead_letters = 0
+        self.duplicates_skipped = 0
+        self.answered = IdempotencyCache(
+            window_s=self.contract.idempotency_window_s,
+            max_entries=self.contract.idempotency_max_entries,
+        )
         self.last_error: str | None = None
         self.restart_latencies: deque[float] = deque(maxlen=100_000)
         """Seconds from a kill or crash to the actor running again (``perf_counter``)."""
@@ -106,6 +112,7 @@ class NodeActor:
             handled_ok=self.handled_ok,
             handled_error=self.handled_error,
             dead_letters=self.dead_letters,
+            duplicates_skipped=self.duplicates_skipped,
             last_error=self.last_error,
         )
 
@@ -187,9 +194,22 @@ class NodeActor:
                     return
             self.in_flight.add(item)
             if not item.answered:
-                await self._handle(item)
+                await self._handle_once(item)
             item.ticket.seal()
             self.in_flight.discard(item)
+
+    async def _handle_once(self, item: WorkItem) -> None:
+        envelope = item.envelope
+        previous = self.answered.get(envelope.envelope_id, trio.current_time())
+        if previous is None:
+            await self._handle(item)
+            return
+        await self.outbox.emit(previous, self.hosted.evt_topic, item.ticket)
+        item.answered = True
+        self.duplicates_skipped += 1
+
+    def _remember(self, item: WorkItem, result: OnexEnvelope) -> None:
+        self.answered.remember(item.envelope.envelope_id, result, trio.current_time())
 
     async def _handle(self, item: WorkItem) -> None:
         retry = self.contract.retry
@@ -227,6 +247,7 @@ class NodeActor:
         try:
             evt = result_of(item.envelope, payload, contract_id=self.contract.contract_id)
             await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
+            self._remember(item, evt)
         except ValidationError as exc:
             raise HandlerError(
                 f"handler of node {self.node_id!r} returned a payload that is not a JSON object: "
@@ -252,6 +273,7 @@ class NodeActor:
             )
             await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
             await self.outbox.emit(dlq, self.hosted.dlq_topic, item.ticket)
+            self._remember(item, evt)
             item.answered = True
             self.handled_error += 1
             self.dead_letters += 1

@@ -32,6 +32,7 @@ class NodeHealth:
     handled_ok: int
     handled_error: int
     dead_letters: int
+    duplicates_skipped: int
     last_error: str | None
 
 

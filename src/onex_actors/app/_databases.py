@@ -1,0 +1,85 @@
+"""Postgres connections for the db nodes a host runs: configured, DATABASE_URL, or embedded."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+import trio
+
+from onex_actors.bridges.postgres import EmbeddedPostgres, PostgresPool, open_pools
+from onex_actors.core import ConfigError, RoutingTable
+
+from ._config import HostConfig
+
+__all__ = ["demo_seed_sql", "open_databases"]
+
+logger = logging.getLogger("onex_actors.host")
+
+
+def demo_seed_sql() -> str:
+    """Return the idempotent script creating and filling the demo ``users`` table."""
+    return resources.files("onex_actors.bridges.postgres").joinpath("demo_seed.sql").read_text()
+
+
+def needed_connections(table: RoutingTable) -> dict[str, list[str]]:
+    """Map each connection name to the hosted db nodes that use it."""
+    needed: dict[str, list[str]] = {}
+    for node_id, node in table.hosted.items():
+        if node.contract.db is not None:
+            needed.setdefault(node.contract.db.connection, []).append(node_id)
+    return needed
+
+
+@asynccontextmanager
+async def open_databases(
+    table: RoutingTable, config: HostConfig, *, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[dict[str, PostgresPool]]:
+    """Open a pool per connection the hosted db nodes use.
+
+    A connection's DSN comes from ``databases.<name>.dsn``; for ``default`` also from
+    ``DATABASE_URL``; otherwise an embedded PostgreSQL is started on 127.0.0.1 with its
+    data under ``databases.<name>.embedded_dir`` and the demo schema is seeded.
+    """
+    needed = needed_connections(table)
+    if not needed:
+        yield {}
+        return
+    env = os.environ if environ is None else environ
+    async with AsyncExitStack() as stack:
+        dsns: dict[str, str] = {}
+        embedded: list[str] = []
+        for name, nodes in needed.items():
+            settings = config.databases.get(name)
+            if settings is None:
+                known = ", ".join(sorted(config.databases)) or "none"
+                raise ConfigError(
+                    f"node {nodes[0]!r} uses db.connection {name!r}, which is not in the "
+                    f"config's databases (known: {known})"
+                )
+            dsn = settings.dsn.get_secret_value() if settings.dsn else None
+            if dsn is None and name == "default":
+                dsn = env.get("DATABASE_URL") or None
+            if dsn is None:
+                server = EmbeddedPostgres(Path(settings.embedded_dir) / name)
+                dsn = await trio.to_thread.run_sync(server.start)
+                stack.push_async_callback(trio.to_thread.run_sync, server.stop)
+                embedded.append(name)
+                logger.info("started embedded PostgreSQL for %r on 127.0.0.1:%d", name, server.port)
+            dsns[name] = dsn
+        limits = config.databases[next(iter(needed))]
+        pools = await stack.enter_async_context(
+            open_pools(
+                dsns,
+                min_size=limits.min_size,
+                max_size=limits.max_size,
+                command_timeout=limits.statement_timeout_s,
+            )
+        )
+        for name in embedded:
+            await pools[name].execute_script(demo_seed_sql())
+        yield pools

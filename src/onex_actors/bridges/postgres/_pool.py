@@ -1,0 +1,107 @@
+"""asyncpg pools driven from trio through trio-asyncio, with errors mapped to ours."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import trio_asyncio
+
+from onex_actors.core import ConfigError, HandlerError
+
+__all__ = ["PostgresPool", "open_pools"]
+
+# SQLSTATE classes worth retrying: connection exceptions, transaction rollback
+# (serialization failure, deadlock), insufficient resources (too many connections),
+# operator intervention (admin shutdown, cannot connect now).
+_RETRYABLE_CLASSES = ("08", "40", "53", "57")
+
+
+def map_error(exc: BaseException, name: str) -> HandlerError:
+    """Translate an asyncpg or socket error into a ``HandlerError``."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        retryable = sqlstate.startswith(_RETRYABLE_CLASSES)
+        return HandlerError(
+            f"database {name!r}: {type(exc).__name__} (SQLSTATE {sqlstate}): {exc}",
+            error_type=f"db_{type(exc).__name__}",
+            retryable=retryable,
+        )
+    return HandlerError(
+        f"database {name!r} unreachable: {type(exc).__name__}: {exc}",
+        error_type="db_connection",
+        retryable=True,
+    )
+
+
+class PostgresPool:
+    """One named connection pool. Every call runs on the trio-asyncio loop."""
+
+    def __init__(self, name: str, pool: asyncpg.Pool) -> None:
+        self.name = name
+        self.pool = pool
+
+    async def run(self, sql: str, args: Sequence[object]) -> tuple[list[asyncpg.Record], str]:
+        """Run one statement; return its rows and its status (``SELECT 1``, ``INSERT 0 1``)."""
+        try:
+            result: tuple[list[asyncpg.Record], str] = await trio_asyncio.aio_as_trio(self._run)(
+                sql, args
+            )
+            return result
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise map_error(exc, self.name) from None
+
+    async def _run(self, sql: str, args: Sequence[object]) -> tuple[list[asyncpg.Record], str]:
+        async with self.pool.acquire() as connection:
+            statement = await connection.prepare(sql)
+            rows: list[asyncpg.Record] = await statement.fetch(*args)
+            return rows, str(statement.get_statusmsg())
+
+    async def execute_script(self, script: str) -> None:
+        """Run several ``;``-separated statements with no parameters (schema, seeds)."""
+        try:
+            await trio_asyncio.aio_as_trio(self.pool.execute)(script)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise map_error(exc, self.name) from None
+
+    def size(self) -> int:
+        """Return how many connections the pool holds now."""
+        return int(self.pool.get_size())
+
+    async def ping(self) -> None:
+        """Run ``select 1``; raise ``HandlerError`` if the database does not answer."""
+        await self.run("select 1", ())
+
+
+@asynccontextmanager
+async def open_pools(
+    dsns: Mapping[str, str], *, min_size: int = 1, max_size: int = 10, command_timeout: float = 30
+) -> AsyncIterator[dict[str, PostgresPool]]:
+    """Open a trio-asyncio loop and one pool per named DSN for the duration of the block.
+
+    Raises ``ConfigError`` naming the connection when a database cannot be reached at
+    start-up.
+    """
+    async with trio_asyncio.open_loop():
+        pools: dict[str, PostgresPool] = {}
+        try:
+            for name, dsn in dsns.items():
+                try:
+                    raw: Any = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
+                        dsn,
+                        min_size=min_size,
+                        max_size=max_size,
+                        command_timeout=command_timeout,
+                    )
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                    raise ConfigError(
+                        f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; "
+                        "check the DSN (or DATABASE_URL) and that the server is up"
+                    ) from None
+                pools[name] = PostgresPool(name, raw)
+            yield pools
+        finally:
+            for pool in pools.values():
+                await trio_asyncio.aio_as_trio(pool.pool.close)()
