@@ -22,7 +22,9 @@ def effect(node_id: str, **extra: Any) -> EffectContract:
     return contract
 
 
-def runtime(*node_ids: str, families: tuple[str, ...] = ("local", "http")) -> RuntimeHostContract:
+def runtime(
+    *node_ids: str, families: tuple[str, ...] = ("local", "http", "db")
+) -> RuntimeHostContract:
     contract = parse_contract(
         {
             "kind": "runtime_host",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import trio
 from tests.contracts import RUNTIME_ID, effect, registry
+from tests.handlers import ScriptedHandler
 
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
@@ -14,6 +15,7 @@ from onex_actors.core import (
     EnvelopeType,
     cmd_topic,
     dlq_topic,
+    encode_envelope,
     evt_topic,
     new_command,
 )
@@ -133,3 +135,17 @@ async def test_unknown_runtime_op_is_an_error_and_a_dead_letter() -> None:
     assert answer.error is not None
     assert "knows ops 'discover' and 'health', not 'reboot'" in answer.error.message
     assert host.collector.by_topic[dlq_topic(RUNTIME_ID)][0].causation_id == command.envelope_id
+
+
+async def test_replayed_command_is_answered_but_not_handled_twice() -> None:
+    handler = ScriptedHandler()
+    contracts = registry(effect("once"))
+    async with open_test_host(RUNTIME_ID, contracts=contracts, handlers={"once": handler}) as host:
+        command = await host.send("once", {"x": 1})
+        first = await host.result(command)
+        await host.send_raw(cmd_topic("once"), encode_envelope(command))
+        await host.collector.wait_until(lambda: len(host.results_of(command)) == 2)
+        node = host.health().nodes["once"]
+    assert len(handler.calls) == 1
+    assert host.results_of(command) == [first, first]
+    assert node.duplicates_skipped == 1

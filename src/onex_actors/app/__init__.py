@@ -9,6 +9,7 @@ from ._config import HostConfig as HostConfig
 from ._config import HttpSettings as HttpSettings
 from ._config import KafkaSettings as KafkaSettings
 from ._config import load_config as load_config
+from ._databases import demo_seed_sql as demo_seed_sql
 from ._host import RuntimeHost as RuntimeHost
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "KafkaSettings",
     "RuntimeHost",
     "build_bus",
+    "demo_seed_sql",
     "load_config",
     "load_routing_table",
     "open_runtime_host",

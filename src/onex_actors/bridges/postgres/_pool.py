@@ -39,19 +39,38 @@ def map_error(exc: BaseException, name: str) -> HandlerError:
 class PostgresPool:
     """One named connection pool. Every call runs on the trio-asyncio loop."""
 
-    def __init__(self, name: str, pool: asyncpg.Pool) -> None:
+    def __init__(self, name: str, pool: asyncpg.Pool, *, min_size: int = 1) -> None:
         self.name = name
         self.pool = pool
+        self.min_size = min_size
+        self._lost_connections = False
 
     async def run(self, sql: str, args: Sequence[object]) -> tuple[list[asyncpg.Record], str]:
-        """Run one statement; return its rows and its status (``SELECT 1``, ``INSERT 0 1``)."""
+        """Run one statement; return its rows and its status (``SELECT 1``, ``INSERT 0 1``).
+
+        After a connection-class failure, the first success refills the pool to its
+        minimum size, since asyncpg only reconnects lazily.
+        """
         try:
             result: tuple[list[asyncpg.Record], str] = await trio_asyncio.aio_as_trio(self._run)(
                 sql, args
             )
-            return result
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise map_error(exc, self.name) from None
+            error = map_error(exc, self.name)
+            self._lost_connections = self._lost_connections or error.retryable
+            raise error from None
+        if self._lost_connections:
+            self._lost_connections = False
+            await trio_asyncio.aio_as_trio(self._refill)()
+        return result
+
+    async def _refill(self) -> None:
+        if self.pool.get_size() >= self.min_size:
+            return
+        # Holding min_size connections at once makes the pool open that many.
+        held = [await self.pool.acquire() for _ in range(self.min_size)]
+        for connection in held:
+            await self.pool.release(connection)
 
     async def _run(self, sql: str, args: Sequence[object]) -> tuple[list[asyncpg.Record], str]:
         async with self.pool.acquire() as connection:
@@ -100,7 +119,7 @@ async def open_pools(
                         f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; "
                         "check the DSN (or DATABASE_URL) and that the server is up"
                     ) from None
-                pools[name] = PostgresPool(name, raw)
+                pools[name] = PostgresPool(name, raw, min_size=min_size)
             yield pools
         finally:
             for pool in pools.values():

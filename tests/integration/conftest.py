@@ -1,0 +1,54 @@
+"""Real servers for integration tests: PostgreSQL (DATABASE_URL or embedded)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from onex_actors.app import demo_seed_sql
+from onex_actors.bridges.postgres import EmbeddedPostgres
+
+SCHEMA = """
+create table if not exists notes (id serial primary key, body text not null, tag text not null);
+create table if not exists typed (
+    id integer primary key, u uuid, n numeric, t timestamptz, b bytea, i interval,
+    j jsonb, a integer[]
+);
+insert into typed values (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 12.50,
+    '2026-01-02T03:04:05Z', '\\x00ff', '90 seconds', '{"k": [1, 2]}', '{1,2,3}')
+on conflict do nothing;
+"""
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server when this session started one; None under DATABASE_URL."""
+    if os.environ.get("DATABASE_URL"):
+        yield None
+        return
+    server = EmbeddedPostgres(f"/tmp/onex-test-pg-{os.getpid()}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres: EmbeddedPostgres | None) -> str:
+    dsn = os.environ.get("DATABASE_URL") or (postgres.dsn if postgres else "")
+
+    async def seed() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(demo_seed_sql())
+            await connection.execute(SCHEMA)
+        finally:
+            await connection.close()
+
+    asyncio.run(seed())
+    return dsn
