@@ -14,6 +14,7 @@ from onex_actors.app import DatabaseSettings, HostConfig, open_runtime_host
 from onex_actors.bridges.postgres import EmbeddedPostgres
 from onex_actors.core import (
     ConfigError,
+    ContractError,
     EnvelopeStatus,
     HandlerError,
     OnexEnvelope,
