@@ -1,15 +1,17 @@
-"""Real servers for integration tests: PostgreSQL (DATABASE_URL or embedded)."""
+"""Real servers for integration tests: PostgreSQL and Apache Kafka on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from tests.kafka_support import NamespacedBus
 
 from onex_actors.app import demo_seed_sql
+from onex_actors.bridges.kafka import LocalKafka, open_kafka_bus
 from onex_actors.bridges.postgres import EmbeddedPostgres
 
 SCHEMA = """
@@ -52,3 +54,27 @@ def postgres_dsn(postgres: EmbeddedPostgres | None) -> str:
 
     asyncio.run(seed())
     return dsn
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real Kafka broker: ONEX_KAFKA_BOOTSTRAP, else a local Apache Kafka for this session."""
+    external = os.environ.get("ONEX_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    broker = LocalKafka(port=39092, controller_port=39093)
+    broker.stop()
+    broker.remove_data()
+    bootstrap = broker.start()
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+        broker.remove_data()
+
+
+@pytest.fixture
+async def kafka_bus(kafka_bootstrap: str) -> AsyncIterator[NamespacedBus]:
+    async with open_kafka_bus({"bootstrap_servers": kafka_bootstrap}, max_poll_records=500) as bus:
+        yield NamespacedBus(bus)

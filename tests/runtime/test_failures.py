@@ -18,6 +18,7 @@ from onex_actors.core import (
     encode_envelope,
     new_command,
 )
+from onex_actors.runtime import Bus
 from onex_actors.testing import open_test_host
 
 RETRY = {
@@ -67,10 +68,13 @@ async def test_exhausted_retries_emit_one_error_event_and_one_dead_letter(
     assert host.results_of(command) == [result]
 
 
-async def test_non_retryable_error_is_not_retried() -> None:
+async def test_non_retryable_error_is_not_retried(bus: Bus) -> None:
     handler = FailingHandler(failures=1, retryable=False)
     async with open_test_host(
-        RUNTIME_ID, contracts=registry(effect("flaky", retry=RETRY)), handlers={"flaky": handler}
+        bus=bus,
+        runtime_id=RUNTIME_ID,
+        contracts=registry(effect("flaky", retry=RETRY)),
+        handlers={"flaky": handler},
     ) as host:
         result = await host.request("flaky", {})
     assert len(handler.calls) == 1
@@ -78,7 +82,7 @@ async def test_non_retryable_error_is_not_retried() -> None:
     assert result.error.attempts == 1
 
 
-async def test_one_failure_in_n_gives_one_error_and_n_minus_one_ok() -> None:
+async def test_one_failure_in_n_gives_one_error_and_n_minus_one_ok(bus: Bus) -> None:
     class FailsOnce(FailingHandler):
         async def behave(self, envelope: OnexEnvelope) -> dict[str, object]:  # type: ignore[override]
             if envelope.payload.get("i") == 7:
@@ -88,7 +92,10 @@ async def test_one_failure_in_n_gives_one_error_and_n_minus_one_ok() -> None:
             return dict(envelope.payload)
 
     async with open_test_host(
-        RUNTIME_ID, contracts=registry(effect("mostly")), handlers={"mostly": FailsOnce(0)}
+        bus=bus,
+        runtime_id=RUNTIME_ID,
+        contracts=registry(effect("mostly")),
+        handlers={"mostly": FailsOnce(0)},
     ) as host:
         commands = [await host.send("mostly", {"i": i}) for i in range(20)]
         results = [await host.result(c) for c in commands]
@@ -123,12 +130,14 @@ async def test_timeout_is_a_retryable_error(autojump_clock: trio.abc.Clock) -> N
         (json.dumps({"x": "y" * 3000}).encode(), "oversize"),
     ],
 )
-async def test_malformed_records_go_to_the_runtime_dead_letters(value: bytes, reason: str) -> None:
+async def test_malformed_records_go_to_the_runtime_dead_letters(
+    value: bytes, reason: str, bus: Bus
+) -> None:
     from onex_actors.app import HostConfig
 
     config = HostConfig(max_envelope_bytes=2048)
     async with open_test_host(
-        RUNTIME_ID, contracts=registry(effect("echo-node")), config=config
+        bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node")), config=config
     ) as host:
         await host.send_raw(cmd_topic("echo-node"), value)
         await host.collector.wait_until(lambda: host.dead_letters(RUNTIME_ID))
@@ -137,14 +146,21 @@ async def test_malformed_records_go_to_the_runtime_dead_letters(value: bytes, re
     assert dead.type is EnvelopeType.DLQ
     assert dead.error is not None
     assert dead.error.type == reason
-    assert f"topic {cmd_topic('echo-node')} partition 0 offset 0" in dead.error.message
+    source = dead.payload["source"]
+    assert isinstance(source, dict)
+    assert source["topic"] == cmd_topic("echo-node")
+    where = (
+        f"topic {cmd_topic('echo-node')} partition {source['partition']} offset {source['offset']}"
+    )
+    assert where in dead.error.message
     assert dead.payload["raw_size"] == len(value)
-    assert dead.payload["source"] == {"topic": cmd_topic("echo-node"), "partition": 0, "offset": 0}
     assert still_alive.status is EnvelopeStatus.OK
 
 
-async def test_unknown_node_goes_to_the_runtime_dead_letters() -> None:
-    async with open_test_host(RUNTIME_ID, contracts=registry(effect("echo-node"))) as host:
+async def test_unknown_node_goes_to_the_runtime_dead_letters(bus: Bus) -> None:
+    async with open_test_host(
+        bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node"))
+    ) as host:
         stray = new_command("nobody-home", {"x": 1})
         await host.send_raw(cmd_topic("nobody-home"), encode_envelope(stray))
         await host.collector.wait_until(lambda: host.dead_letters(RUNTIME_ID))
@@ -155,9 +171,9 @@ async def test_unknown_node_goes_to_the_runtime_dead_letters() -> None:
     assert dead.causation_id == stray.envelope_id
 
 
-async def test_tenant_outside_scope_is_answered_and_dead_lettered() -> None:
+async def test_tenant_outside_scope_is_answered_and_dead_lettered(bus: Bus) -> None:
     contracts = registry(effect("acme-node", tenant_scope=["acme"]))
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:
+    async with open_test_host(bus=bus, runtime_id=RUNTIME_ID, contracts=contracts) as host:
         result = await host.request("acme-node", {}, tenant_id="other")
         ok = await host.request("acme-node", {}, tenant_id="acme")
         await host.collector.wait_until(lambda: host.dead_letters("acme-node"))
@@ -167,13 +183,16 @@ async def test_tenant_outside_scope_is_answered_and_dead_lettered() -> None:
     assert host.collector.by_topic[dlq_topic("acme-node")][0].error == result.error
 
 
-async def test_non_json_result_is_a_clear_error() -> None:
+async def test_non_json_result_is_a_clear_error(bus: Bus) -> None:
     class BadResult(FailingHandler):
         async def behave(self, envelope: OnexEnvelope) -> dict[str, object]:  # type: ignore[override]
             return {"when": object()}
 
     async with open_test_host(
-        RUNTIME_ID, contracts=registry(effect("bad")), handlers={"bad": BadResult(0)}
+        bus=bus,
+        runtime_id=RUNTIME_ID,
+        contracts=registry(effect("bad")),
+        handlers={"bad": BadResult(0)},
     ) as host:
         result = await host.request("bad", {})
     assert result.error is not None

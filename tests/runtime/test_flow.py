@@ -20,11 +20,14 @@ from onex_actors.core import (
     new_command,
 )
 from onex_actors.registry import FileRegistry
+from onex_actors.runtime import Bus
 from onex_actors.testing import open_test_host
 
 
-async def test_echo_yields_exactly_one_result_event() -> None:
-    async with open_test_host(RUNTIME_ID, contracts=registry(effect("echo-node"))) as host:
+async def test_echo_yields_exactly_one_result_event(bus: Bus) -> None:
+    async with open_test_host(
+        bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node"))
+    ) as host:
         command = await host.send("echo-node", {"hello": "world"})
         result = await host.result(command)
         await host.send("echo-node", {"second": True})  # a later flow, to let the first settle
@@ -50,15 +53,17 @@ async def test_shipped_echo_node_contract_echoes(repo_contracts: Path) -> None:
     assert result.payload == {"hello": "world"}
 
 
-async def test_uppercase_transformation() -> None:
+async def test_uppercase_transformation(bus: Bus) -> None:
     contracts = registry(effect("shout", local={"operation": "uppercase"}))
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:
+    async with open_test_host(bus=bus, runtime_id=RUNTIME_ID, contracts=contracts) as host:
         result = await host.request("shout", {"a": "quiet", "n": [1, "x"], "o": {"k": "v"}})
     assert result.payload == {"a": "QUIET", "n": [1, "X"], "o": {"k": "V"}}
 
 
-async def test_results_keep_per_key_order_with_concurrency_one() -> None:
-    async with open_test_host(RUNTIME_ID, contracts=registry(effect("echo-node"))) as host:
+async def test_results_keep_per_key_order_with_concurrency_one(bus: Bus) -> None:
+    async with open_test_host(
+        bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node"))
+    ) as host:
         commands = [
             await host.send("echo-node", {"i": i}, headers={"partition_key": "user-1"})
             for i in range(50)
@@ -108,9 +113,9 @@ async def test_restarted_host_handles_nothing_already_answered() -> None:
     assert late.payload == {"late": True}
 
 
-async def test_discovery_lists_hosted_nodes() -> None:
+async def test_discovery_lists_hosted_nodes(bus: Bus) -> None:
     contracts = registry(effect("echo-node"), effect("shout", local={"operation": "uppercase"}))
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:
+    async with open_test_host(bus=bus, runtime_id=RUNTIME_ID, contracts=contracts) as host:
         command = new_command(RUNTIME_ID, {"op": "discover"})
         await host.host.outbox.emit(command, cmd_topic(RUNTIME_ID))
         answer = await host.result(command)
@@ -125,8 +130,10 @@ async def test_discovery_lists_hosted_nodes() -> None:
     assert health.payload["healthy"] is True
 
 
-async def test_unknown_runtime_op_is_an_error_and_a_dead_letter() -> None:
-    async with open_test_host(RUNTIME_ID, contracts=registry(effect("echo-node"))) as host:
+async def test_unknown_runtime_op_is_an_error_and_a_dead_letter(bus: Bus) -> None:
+    async with open_test_host(
+        bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node"))
+    ) as host:
         command = new_command(RUNTIME_ID, {"op": "reboot"})
         await host.host.outbox.emit(command, cmd_topic(RUNTIME_ID))
         answer = await host.result(command)
@@ -137,10 +144,12 @@ async def test_unknown_runtime_op_is_an_error_and_a_dead_letter() -> None:
     assert host.collector.by_topic[dlq_topic(RUNTIME_ID)][0].causation_id == command.envelope_id
 
 
-async def test_replayed_command_is_answered_but_not_handled_twice() -> None:
+async def test_replayed_command_is_answered_but_not_handled_twice(bus: Bus) -> None:
     handler = ScriptedHandler()
     contracts = registry(effect("once"))
-    async with open_test_host(RUNTIME_ID, contracts=contracts, handlers={"once": handler}) as host:
+    async with open_test_host(
+        bus=bus, runtime_id=RUNTIME_ID, contracts=contracts, handlers={"once": handler}
+    ) as host:
         command = await host.send("once", {"x": 1})
         first = await host.result(command)
         await host.send_raw(cmd_topic("once"), encode_envelope(command))

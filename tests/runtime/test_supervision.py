@@ -11,7 +11,7 @@ from tests.contracts import RUNTIME_ID, effect, registry
 from tests.handlers import CrashingHandler, GatedHandler
 
 from onex_actors.core import EnvelopeStatus, evt_topic
-from onex_actors.runtime import NodeStatus
+from onex_actors.runtime import Bus, NodeStatus
 from onex_actors.testing import open_test_host
 
 KILLS = 1000
@@ -141,9 +141,9 @@ async def test_concurrency_lets_a_node_handle_several_at_once() -> None:
     assert gated.max_active == 3
 
 
-async def test_temporary_node_is_not_restarted() -> None:
+async def test_temporary_node_is_not_restarted(bus: Bus) -> None:
     contracts = registry(effect("once", restart={"policy": "temporary"}), effect("sibling"))
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:
+    async with open_test_host(bus=bus, runtime_id=RUNTIME_ID, contracts=contracts) as host:
         await host.host.runtime.actor("once").wait_running()
         assert host.kill("once")
         result = await host.request("once", {})
@@ -154,9 +154,9 @@ async def test_temporary_node_is_not_restarted() -> None:
     assert (node.status, node.restarts) == (NodeStatus.STOPPED, 0)
 
 
-async def test_evt_topic_of_each_node_is_its_own() -> None:
+async def test_evt_topic_of_each_node_is_its_own(bus: Bus) -> None:
     contracts = registry(effect("a-node"), effect("b-node"))
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:
+    async with open_test_host(bus=bus, runtime_id=RUNTIME_ID, contracts=contracts) as host:
         await host.request("a-node", {})
         await host.request("b-node", {})
     assert len(host.collector.by_topic[evt_topic("a-node")]) == 1

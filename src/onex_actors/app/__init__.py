@@ -1,7 +1,9 @@
 """The application layer: configuration, wiring, and the runtime host."""
 
-from ._bootstrap import build_bus as build_bus
+from ._bootstrap import ensure_local_broker as ensure_local_broker
+from ._bootstrap import kafka_client_config as kafka_client_config
 from ._bootstrap import load_routing_table as load_routing_table
+from ._bootstrap import open_bus as open_bus
 from ._bootstrap import open_runtime_host as open_runtime_host
 from ._config import BusSettings as BusSettings
 from ._config import DatabaseSettings as DatabaseSettings
@@ -19,9 +21,11 @@ __all__ = [
     "HttpSettings",
     "KafkaSettings",
     "RuntimeHost",
-    "build_bus",
     "demo_seed_sql",
+    "ensure_local_broker",
+    "kafka_client_config",
     "load_config",
     "load_routing_table",
+    "open_bus",
     "open_runtime_host",
 ]

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import trio
 
 from onex_actors.bridges.inprocess import InProcessBus
-from onex_actors.core import ConfigError, RoutingTable, build_routing_table
+from onex_actors.bridges.kafka import LocalKafka, broker_answers, open_kafka_bus
+from onex_actors.core import RoutingTable, build_routing_table
 from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
 
-from ._config import HostConfig
+from ._config import HostConfig, KafkaSettings
 from ._handlers import open_handlers
 from ._host import RuntimeHost
 
-__all__ = ["build_bus", "load_routing_table", "open_runtime_host"]
+__all__ = [
+    "ensure_local_broker",
+    "kafka_client_config",
+    "load_routing_table",
+    "open_bus",
+    "open_runtime_host",
+]
+
+logger = logging.getLogger("onex_actors.host")
 
 
 def load_routing_table(runtime_id: str, registry: ContractRegistry) -> RoutingTable:
@@ -27,13 +38,50 @@ def load_routing_table(runtime_id: str, registry: ContractRegistry) -> RoutingTa
     )
 
 
-def build_bus(config: HostConfig) -> Bus:
-    """Build the bus the config names."""
+def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """kafka-python client settings from our config (secrets unwrapped only here)."""
+    client: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        client["sasl_mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username:
+        client["sasl_plain_username"] = settings.sasl_username
+    if settings.sasl_password:
+        client["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_cafile:
+        client["ssl_cafile"] = settings.ssl_cafile
+    return client
+
+
+async def ensure_local_broker(settings: KafkaSettings) -> None:
+    """Start a broker on 127.0.0.1 when the config asks for one and none answers."""
+    bootstrap = settings.bootstrap_servers.split(",")[0]
+    host, _, port = bootstrap.rpartition(":")
+    if not settings.start_local_broker or host not in ("127.0.0.1", "localhost"):
+        return
+    if await trio.to_thread.run_sync(broker_answers, bootstrap):
+        return
+    broker = LocalKafka(port=int(port), controller_port=int(port) + 1)
+    logger.info("no broker answers on %s: starting a local Kafka broker", bootstrap)
+    await trio.to_thread.run_sync(broker.start)
+
+
+@asynccontextmanager
+async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
+    """Open the bus the config names for the duration of the block."""
     if config.bus.kind == "inprocess":
-        return InProcessBus(partitions=config.bus.partitions)
-    raise ConfigError(
-        f"bus.kind {config.bus.kind!r} is not available in this build; use 'inprocess'"
-    )
+        yield InProcessBus(partitions=config.bus.partitions)
+        return
+    await ensure_local_broker(config.kafka)
+    async with open_kafka_bus(
+        kafka_client_config(config.kafka),
+        partitions=config.bus.partitions,
+        create_topics=config.kafka.create_topics,
+        max_poll_records=config.poll_max_records,
+    ) as bus:
+        yield bus
 
 
 @asynccontextmanager
@@ -52,8 +100,12 @@ async def open_runtime_host(
     its nodes hold, commits and closes.
     """
     table = load_routing_table(runtime_id, registry or FileRegistry(config.contracts_dir))
-    bus = bus if bus is not None else build_bus(config)
-    async with open_handlers(table, config, overrides=handlers or {}) as built:
+    async with AsyncExitStack() as stack:
+        if bus is None:
+            bus = await stack.enter_async_context(open_bus(config))
+        built = await stack.enter_async_context(
+            open_handlers(table, config, overrides=handlers or {})
+        )
         host = RuntimeHost(table, bus, built, config)
         async with trio.open_nursery() as nursery:
             await nursery.start(host.run)

@@ -45,6 +45,7 @@ from onex_actors.runtime import (
 )
 
 from ._config import HostConfig
+from ._feeder import NodeFeeder
 
 __all__ = ["RuntimeHost"]
 
@@ -76,6 +77,7 @@ class RuntimeHost:
         self._consumer: BusConsumer | None = None
         self._consuming = trio.CancelScope()
         self.stopped = trio.Event()
+        self.feeders: dict[str, NodeFeeder] = {}
 
     @property
     def runtime_id(self) -> str:
@@ -142,11 +144,25 @@ class RuntimeHost:
             await consumer.commit()
 
     async def _consume(self, consumer: BusConsumer, runtime: NodeRuntime) -> None:
-        while True:
-            for record in await consumer.poll(self.config.poll_max_records):
-                await self._dispatch(record, consumer, runtime)
+        self.feeders = {
+            node_id: NodeFeeder(
+                node_id,
+                runtime,
+                consumer,
+                self.log,
+                high=node.contract.inbox_size,
+                low=node.contract.inbox_size // 2,
+            )
+            for node_id, node in self.table.hosted.items()
+        }
+        async with trio.open_nursery() as nursery:
+            for feeder in self.feeders.values():
+                nursery.start_soon(feeder.run)
+            while True:
+                for record in await consumer.poll(self.config.poll_max_records):
+                    await self._dispatch(record, consumer)
 
-    async def _dispatch(self, record: Record, consumer: BusConsumer, runtime: NodeRuntime) -> None:
+    async def _dispatch(self, record: Record, consumer: BusConsumer) -> None:
         ticket = Ticket(partial(consumer.mark_done, record))
         source: dict[str, JsonValue] = {
             "topic": record.topic,
@@ -171,7 +187,8 @@ class RuntimeHost:
             return
         decision = route(envelope, self.table, topic=record.topic)
         if isinstance(decision, Delivery):
-            await runtime.deliver(decision.node.node_id, WorkItem(envelope, ticket, source))
+            feeder = self.feeders[decision.node.node_id]
+            await feeder.put(WorkItem(envelope, ticket, source), record.topic_partition)
         elif isinstance(decision, Rejection):
             await self._reject(envelope, decision, ticket, source)
         else:

@@ -32,8 +32,18 @@ class PartitionOffsets:
             self.committable = max(self.committable, offset)
         self._in_flight.append(offset)
 
+    @property
+    def last_started(self) -> int | None:
+        """The newest offset handed to the runtime, if any is in flight."""
+        return self._in_flight[-1] if self._in_flight else None
+
     def done(self, offset: int) -> None:
-        """Record that ``offset`` is fully handled; advance the commit point if possible."""
+        """Record that ``offset`` is fully handled; advance the commit point if possible.
+
+        An offset that is not in flight (already done, or never started) is ignored.
+        """
+        if offset < self.committable or offset in self._done:
+            return
         self._done.add(offset)
         while self._in_flight and self._in_flight[0] in self._done:
             finished = self._in_flight.popleft()

@@ -1,0 +1,19 @@
+"""Kafka: the ``Bus`` port over kafka-python (in threads), and a local dev broker."""
+
+from ._bus import KafkaBus as KafkaBus
+from ._bus import open_kafka_bus as open_kafka_bus
+from ._consumer import KafkaConsumerBridge as KafkaConsumerBridge
+from ._consumer import subscription_regex as subscription_regex
+from ._local_broker import LocalKafka as LocalKafka
+from ._local_broker import broker_answers as broker_answers
+from ._producer import ProducerBridge as ProducerBridge
+
+__all__ = [
+    "KafkaBus",
+    "KafkaConsumerBridge",
+    "LocalKafka",
+    "ProducerBridge",
+    "broker_answers",
+    "open_kafka_bus",
+    "subscription_regex",
+]

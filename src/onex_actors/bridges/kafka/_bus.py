@@ -1,0 +1,113 @@
+"""``KafkaBus``: the ``Bus`` port over a real Kafka cluster (kafka-python in threads)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import trio
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from onex_actors.core import BusError, TopicPattern
+from onex_actors.runtime import AckCallback, OutboundRecord
+
+from ._consumer import KafkaConsumerBridge
+from ._producer import ProducerBridge
+
+__all__ = ["KafkaBus", "open_kafka_bus"]
+
+
+class KafkaBus:
+    """Publishes through one shared producer thread; each consumer has its own thread."""
+
+    def __init__(
+        self,
+        client_config: Mapping[str, Any],
+        producer: ProducerBridge,
+        *,
+        partitions: int = 4,
+        replication_factor: int = 1,
+        create_topics: bool = True,
+        max_poll_records: int = 500,
+    ) -> None:
+        self.client_config = dict(client_config)
+        self.producer = producer
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.create_topics = create_topics
+        self.max_poll_records = max_poll_records
+
+    @asynccontextmanager
+    async def consumer(
+        self, patterns: Sequence[TopicPattern], group_id: str
+    ) -> AsyncIterator[KafkaConsumerBridge]:
+        """Join ``group_id`` subscribed to every topic matching ``patterns``."""
+        bridge = KafkaConsumerBridge(
+            self.client_config, patterns, group_id, max_poll_records=self.max_poll_records
+        )
+        await bridge.start()
+        try:
+            yield bridge
+        finally:
+            with trio.CancelScope(shield=True):
+                await bridge.aclose()
+
+    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
+        """Queue ``record`` for the producer thread."""
+        await self.producer.publish(record, on_ack)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create missing topics (``partitions`` each) unless topic creation is off."""
+        if self.create_topics:
+            await trio.to_thread.run_sync(self._create_missing, list(topics))
+
+    def _create_missing(self, topics: list[str]) -> None:
+        try:
+            admin = KafkaAdminClient(**self.client_config)
+        except (KafkaError, OSError, ValueError) as exc:
+            raise BusError(
+                f"cannot reach Kafka to create topics: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            existing = set(admin.list_topics())
+            missing = [
+                NewTopic(topic, self.partitions, self.replication_factor)
+                for topic in dict.fromkeys(topics)
+                if topic not in existing
+            ]
+            if missing:
+                with suppress(TopicAlreadyExistsError):
+                    admin.create_topics(missing)
+        except KafkaError as exc:
+            raise BusError(f"creating topics failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            admin.close()
+
+
+@asynccontextmanager
+async def open_kafka_bus(
+    client_config: Mapping[str, Any],
+    *,
+    partitions: int = 4,
+    replication_factor: int = 1,
+    create_topics: bool = True,
+    max_poll_records: int = 500,
+) -> AsyncIterator[KafkaBus]:
+    """Start the shared producer, yield the bus, flush and close the producer on exit."""
+    producer = ProducerBridge(client_config)
+    await producer.start()
+    try:
+        yield KafkaBus(
+            client_config,
+            producer,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            create_topics=create_topics,
+            max_poll_records=max_poll_records,
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            await producer.aclose()

@@ -1,0 +1,289 @@
+"""kafka-python's consumer behind a worker thread, delivering batches into trio.
+
+The thread owns the ``KafkaConsumer`` (it is not thread-safe): it polls, commits,
+pauses and resumes. It keeps polling while partitions are paused, so a slow node never
+makes the group rebalance. Each poll becomes one batch on the trio side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import trio
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.errors import KafkaError
+
+from onex_actors.core import BusError, PartitionOffsets, TopicPattern
+from onex_actors.runtime import Record, TopicPartition
+
+__all__ = ["KafkaConsumerBridge", "subscription_regex"]
+
+logger = logging.getLogger("onex_actors.kafka")
+_MAX_OUTSTANDING_BATCHES = 4
+
+
+def subscription_regex(patterns: Sequence[TopicPattern]) -> str:
+    """One regex matching every topic any of ``patterns`` matches."""
+    return "^(?:" + "|".join(p.regex.pattern for p in patterns) + ")$"
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, bridge: KafkaConsumerBridge) -> None:
+        self.bridge = bridge
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.bridge._on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.bridge._on_assigned(assigned)
+
+
+class KafkaConsumerBridge:
+    """The trio side of one consumer-group member; implements ``BusConsumer``."""
+
+    def __init__(
+        self,
+        client_config: Mapping[str, Any],
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        max_poll_records: int = 500,
+    ) -> None:
+        self.client_config = dict(client_config)
+        self.regex = subscription_regex(patterns)
+        self.group_id = group_id
+        self.max_poll_records = max_poll_records
+        self._send, self._receive = trio.open_memory_channel[tuple[int, list[Record]]](math.inf)
+        self._commands: queue.Queue[Callable[[KafkaConsumer], object]] = queue.Queue()
+        self._trackers: dict[TopicPartition, PartitionOffsets] = {}
+        self._committable: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self._generation = 0
+        self._thread_generation = 0
+        self._outstanding = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._consumer: KafkaConsumer | None = None
+        self.assignment: set[TopicPartition] = set()
+        self.rebalances = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the consumer in its thread and subscribe."""
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.Thread(
+            target=self._run, name=f"onex-kafka-{self.group_id}", daemon=True
+        )
+        self._thread.start()
+        await trio.to_thread.run_sync(self._ready.wait)
+        if self._failure is not None:
+            raise BusError(f"cannot start the Kafka consumer: {self._failure}") from None
+
+    async def aclose(self) -> None:
+        """Stop polling and close the consumer (without committing anything more)."""
+        self._stopping.set()
+        if self._thread is not None:
+            await trio.to_thread.run_sync(self._thread.join)
+
+    # -- the BusConsumer port -----------------------------------------------------
+
+    async def poll(self, max_records: int) -> list[Record]:
+        """Return the next batch from the consumer thread (waits for one)."""
+        while True:
+            generation, batch = await self._receive.receive()
+            with self._lock:
+                self._outstanding -= 1
+            if generation != self._generation:
+                continue  # polled before a rebalance; the partitions' new owner re-reads them
+            for record in batch:
+                self._track(record)
+            if batch:
+                return batch
+
+    def mark_done(self, record: Record) -> None:
+        """Record that ``record``'s results are acknowledged."""
+        tracker = self._trackers.get(record.topic_partition)
+        if tracker is not None:
+            tracker.done(record.offset)
+            self._committable[record.topic_partition] = tracker.committable
+
+    async def commit(self) -> None:
+        """Commit every partition up to (not past) its oldest record not yet done."""
+        offsets = {
+            tp: offset
+            for tp, offset in self._committable.items()
+            if offset > self._committed.get(tp, -1) and tp in self.assignment
+        }
+        if not offsets:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._call(lambda consumer: _commit(consumer, offsets))
+        self._committed.update(offsets)
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop fetching ``partitions``; polling goes on."""
+        chosen = [tp for tp in partitions if tp not in self._paused]
+        self._paused.update(chosen)
+        if chosen:
+            self._commands.put(lambda consumer: consumer.pause(*_kafka(chosen)))
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        """Fetch ``partitions`` again."""
+        chosen = [tp for tp in partitions if tp in self._paused]
+        self._paused.difference_update(chosen)
+        if chosen:
+            self._commands.put(lambda consumer: consumer.resume(*_kafka(chosen)))
+
+    # -- trio side helpers ----------------------------------------------------------
+
+    def _track(self, record: Record) -> None:
+        tp = record.topic_partition
+        tracker = self._trackers.get(tp)
+        if tracker is None:
+            tracker = self._trackers[tp] = PartitionOffsets(record.offset)
+        tracker.start(record.offset)
+        self._committable[tp] = tracker.committable
+
+    async def _call(self, command: Callable[[KafkaConsumer], object]) -> object:
+        done = trio.Event()
+        outcome: list[object] = []
+
+        def run(consumer: KafkaConsumer) -> None:
+            try:
+                outcome.append(command(consumer))
+            except (KafkaError, OSError) as exc:
+                outcome.append(BusError(f"Kafka consumer call failed: {type(exc).__name__}: {exc}"))
+            self._soon(done.set)
+
+        self._commands.put(run)
+        await done.wait()
+        if outcome and isinstance(outcome[0], BusError):
+            raise outcome[0]
+        return outcome[0] if outcome else None
+
+    def _soon(self, fn: Callable[..., object], *args: object) -> None:
+        assert self._token is not None
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(fn, *args)
+
+    def _deliver(self, generation: int, batch: list[Record]) -> None:
+        self._send.send_nowait((generation, batch))
+
+    def _revoked(self, generation: int, revoked: list[TopicPartition]) -> None:
+        self._generation = generation
+        self.rebalances += 1
+        for tp in revoked:
+            self._trackers.pop(tp, None)
+            self._committable.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._paused.discard(tp)
+            self.assignment.discard(tp)
+
+    def _assigned(self, assigned: list[TopicPartition]) -> None:
+        self.assignment.update(assigned)
+
+    # -- the consumer thread -------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            consumer = KafkaConsumer(
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self.max_poll_records,
+                metadata_max_age_ms=5000,
+                **self.client_config,
+            )
+            self._consumer = consumer
+            consumer.subscribe(pattern=self.regex, listener=_Listener(self))
+        except (KafkaError, OSError, ValueError) as exc:
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self_paused = False
+        try:
+            while not self._stopping.is_set():
+                self._run_commands(consumer)
+                with self._lock:
+                    outstanding = self._outstanding
+                if outstanding >= _MAX_OUTSTANDING_BATCHES and not self_paused:
+                    consumer.pause(*consumer.assignment())
+                    self_paused = True
+                elif outstanding < _MAX_OUTSTANDING_BATCHES // 2 and self_paused:
+                    consumer.resume(
+                        *(tp for tp in consumer.assignment() if _ours(tp) not in self._paused)
+                    )
+                    self_paused = False
+                fetched = consumer.poll(timeout_ms=50, max_records=self.max_poll_records)
+                batch = [
+                    Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                    for records in fetched.values()
+                    for r in records
+                ]
+                if batch:
+                    with self._lock:
+                        self._outstanding += 1
+                    self._soon(self._deliver, self._thread_generation, batch)
+            self._run_commands(consumer)
+        except (KafkaError, OSError) as exc:
+            logger.error("Kafka consumer of group %s failed: %s", self.group_id, exc)
+        finally:
+            consumer.close(autocommit=False)
+
+    def _run_commands(self, consumer: KafkaConsumer) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            command(consumer)
+
+    def _on_revoked(self, revoked: Any) -> None:
+        # Runs on kafka-python's IO thread, which must not block: the commit of what is
+        # safe is sent without waiting. If it is lost, the next owner re-reads from the
+        # last commit: duplicates, never loss.
+        ours = [_ours(tp) for tp in revoked]
+        offsets = {tp: self._committable[tp] for tp in ours if tp in self._committable}
+        if offsets and self._consumer is not None:
+            try:
+                self._consumer.commit_async(offsets=_kafka_offsets(offsets))
+            except (KafkaError, OSError) as exc:
+                logger.warning("commit on revoke failed for %s: %s", self.group_id, exc)
+        self._thread_generation += 1
+        self._soon(self._revoked, self._thread_generation, ours)
+
+    def _on_assigned(self, assigned: Any) -> None:
+        self._soon(self._assigned, [_ours(tp) for tp in assigned])
+
+
+def _ours(tp: KafkaTopicPartition) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def _kafka(partitions: Sequence[TopicPartition]) -> list[KafkaTopicPartition]:
+    return [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
+
+
+def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaTopicPartition, Any]:
+    return {
+        KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1)
+        for tp, offset in offsets.items()
+    }
+
+
+def _commit(consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
+    consumer.commit(offsets=_kafka_offsets(offsets))

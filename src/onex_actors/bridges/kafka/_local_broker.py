@@ -1,0 +1,269 @@
+"""A local Apache Kafka broker (KRaft) on 127.0.0.1, for development and tests.
+
+The broker's jars come from Maven Central (``broker-pom.xml``, resolved once with
+``mvn dependency:copy-dependencies`` and cached under ``<home>/libs``); Java 17 runs
+``kafka.Kafka`` in combined broker+controller mode. Readiness is a real metadata round
+trip, never a sleep.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+
+import attrs
+
+from onex_actors.core import BusError, ConfigError
+
+__all__ = ["LocalKafka", "broker_answers"]
+
+_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data}
+num.partitions=4
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.flush.interval.messages=9223372036854775807
+"""
+
+_LOG4J = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <File name="file" fileName="{log}"><PatternLayout pattern="%d %p %c: %m%n"/></File>
+  </Appenders>
+  <Loggers><Root level="WARN"><AppenderRef ref="file"/></Root></Loggers>
+</Configuration>
+"""
+
+
+def broker_answers(bootstrap: str, *, timeout_s: float = 2.0) -> bool:
+    """Whether a Kafka broker at ``bootstrap`` answers a metadata request."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError:
+        return False
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.list_topics()
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+    return True
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(path).resolve()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it once it exits
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return reaped == 0
+
+
+@attrs.define
+class LocalKafka:
+    """One single-node Kafka broker whose files live under ``home``."""
+
+    home: Path = attrs.field(default=Path(".cache/kafka"), converter=_absolute)
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+    _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        """``127.0.0.1:<port>``."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def libs(self) -> Path:
+        """The cached broker jars."""
+        return self.home / "libs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Config, data, log and pid file of the broker on this port."""
+        return self.home / f"broker-{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's own log."""
+        return self.run_dir / "broker.log"
+
+    def fetch_jars(self) -> None:
+        """Resolve the broker jars from Maven Central into ``libs`` (once; needs ``mvn``)."""
+        if any(self.libs.glob("kafka_2.13-*.jar")):
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise ConfigError(
+                "a local Kafka broker needs its jars: install Maven (apt-get install maven) "
+                f"or put the jars of broker-pom.xml in {self.libs}"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        pom = self.home / "pom.xml"
+        pom.write_text(resources.files(__package__).joinpath("broker-pom.xml").read_text())
+        result = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.libs}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+        if result.returncode != 0:
+            raise ConfigError(
+                f"resolving the Kafka jars failed: {result.stdout[-1500:]}{result.stderr[-500:]}"
+            )
+
+    def pid(self) -> int | None:
+        """Return the broker's process id, if it runs."""
+        pid_file = self.run_dir / "broker.pid"
+        if not pid_file.exists():
+            return None
+        pid = int(pid_file.read_text())
+        return pid if self._alive(pid) else None
+
+    def _alive(self, pid: int) -> bool:
+        if self._process is not None and self._process.pid == pid:
+            return self._process.poll() is None
+        return _alive(pid)
+
+    def start(self, *, timeout_s: float = 90) -> str:
+        """Start the broker unless one answers on the port; return the bootstrap address."""
+        if broker_answers(self.bootstrap):
+            return self.bootstrap
+        self.fetch_jars()
+        data = self.run_dir / "data"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        properties = self.run_dir / "server.properties"
+        properties.write_text(
+            _PROPERTIES.format(port=self.port, controller_port=self.controller_port, data=data)
+        )
+        log4j = self.run_dir / "log4j2.xml"
+        log4j.write_text(_LOG4J.format(log=self.log_file))
+        classpath = f"{self.libs}/*"
+        if not (data / "meta.properties").exists():
+            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            subprocess.run(
+                [
+                    "java",
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    cluster,
+                    "-c",
+                    str(properties),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
+            )
+        with open(self.run_dir / "stdout.log", "ab") as out:
+            process = subprocess.Popen(
+                [
+                    "java",
+                    f"-Xmx{self.heap}",
+                    f"-Xms{self.heap}",
+                    "-XX:+UseSerialGC",
+                    f"-Dlog4j2.configurationFile={log4j}",
+                    "-cp",
+                    classpath,
+                    "kafka.Kafka",
+                    str(properties),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._process = process
+        (self.run_dir / "broker.pid").write_text(str(process.pid))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = (self.run_dir / "stdout.log").read_text(errors="replace")[-1500:]
+                raise BusError(f"the local Kafka broker exited ({process.returncode}): {tail}")
+            if broker_answers(self.bootstrap, timeout_s=1.0):
+                return self.bootstrap
+            time.sleep(0.2)  # polling a child process for readiness; each try is a real request
+        self.stop()
+        raise BusError(
+            f"the local Kafka broker did not answer on {self.bootstrap} in {timeout_s:g} s"
+        )
+
+    def stop(self, *, timeout_s: float = 30) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while self._alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        (self.run_dir / "broker.pid").unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """Kill the broker at once (SIGKILL), as a crash would."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                time.sleep(0.05)
+
+    def remove_data(self) -> None:
+        """Delete the broker's data (it must be stopped)."""
+        shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -1,0 +1,114 @@
+"""kafka-python's producer behind a worker thread, acknowledging into trio."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from onex_actors.core import BusError
+from onex_actors.runtime import AckCallback, OutboundRecord
+
+__all__ = ["ProducerBridge"]
+
+logger = logging.getLogger("onex_actors.kafka")
+_STOP = object()
+
+
+class ProducerBridge:
+    """Owns a ``KafkaProducer`` in its own thread.
+
+    ``publish`` hands the record to the thread and returns; the broker's acknowledgement
+    arrives later through ``on_ack``, on the trio thread. Records with the same key keep
+    their order (idempotent producer, acks=all).
+    """
+
+    def __init__(self, client_config: Mapping[str, Any], *, queue_size: int = 10_000) -> None:
+        self.client_config = dict(client_config)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self.failed_acks = 0
+
+    async def start(self) -> None:
+        """Connect the producer (in its thread) and wait until it is ready."""
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.Thread(target=self._run, name="onex-kafka-producer", daemon=True)
+        self._thread.start()
+        await trio.to_thread.run_sync(self._ready.wait)
+        if self._failure is not None:
+            raise BusError(f"cannot start the Kafka producer: {self._failure}") from None
+
+    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None) -> None:
+        """Queue ``record``; wait only while the producer's queue is full."""
+        item = (record, on_ack)
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            await trio.to_thread.run_sync(self._queue.put, item)
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        """Flush what is queued, then close the producer."""
+        if self._thread is None:
+            return
+        await trio.to_thread.run_sync(self._queue.put, _STOP)
+        await trio.to_thread.run_sync(self._thread.join)
+
+    def _run(self) -> None:
+        try:
+            producer = KafkaProducer(
+                acks="all", enable_idempotence=True, linger_ms=5, **self.client_config
+            )
+        except (KafkaError, OSError, ValueError) as exc:
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                assert isinstance(item, tuple)
+                record: OutboundRecord = item[0]
+                on_ack: AckCallback | None = item[1]
+                self._send(producer, record, on_ack)
+        finally:
+            producer.flush()
+            producer.close()
+
+    def _send(
+        self, producer: KafkaProducer, record: OutboundRecord, on_ack: AckCallback | None
+    ) -> None:
+        try:
+            future = producer.send(
+                record.topic, value=record.value, key=record.key, headers=list(record.headers)
+            )
+        except (KafkaError, OSError, ValueError) as exc:
+            self._acknowledge(on_ack, exc, record.topic)
+            return
+        future.add_callback(lambda _metadata: self._acknowledge(on_ack, None, record.topic))
+        future.add_errback(lambda exc: self._acknowledge(on_ack, exc, record.topic))
+
+    def _acknowledge(
+        self, on_ack: AckCallback | None, error: BaseException | None, topic: str
+    ) -> None:
+        failure = None
+        if error is not None:
+            self.failed_acks += 1
+            failure = BusError(f"producing to {topic} failed: {type(error).__name__}: {error}")
+            logger.error("%s", failure)
+        if on_ack is None or self._token is None:
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(on_ack, failure)

@@ -1,0 +1,89 @@
+"""Kafka test support: a broker per session and per-test topic namespaces.
+
+Every test runs against the same broker, so each test's bus rewrites the ``env``
+segment of onex topic names (``onex.app.local...`` → ``onex.app.t1a2b3...``) on the
+way out and back on the way in. The runtime under test sees ordinary topics.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import attrs
+
+from onex_actors.core import TopicPattern
+from onex_actors.runtime import (
+    AckCallback,
+    Bus,
+    BusConsumer,
+    OutboundRecord,
+    Record,
+    TopicPartition,
+)
+
+
+def new_namespace() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+def _swap(topic: str, old: str, new: str) -> str:
+    parts = topic.split(".")
+    if len(parts) > 2 and parts[0] == "onex" and parts[2] == old:
+        parts[2] = new
+    return ".".join(parts)
+
+
+@attrs.define
+class NamespacedConsumer:
+    inner: BusConsumer
+    namespace: str
+
+    def _in(self, record: Record) -> Record:
+        return attrs.evolve(record, topic=_swap(record.topic, self.namespace, "local"))
+
+    def _out(self, record: Record) -> Record:
+        return attrs.evolve(record, topic=_swap(record.topic, "local", self.namespace))
+
+    def _tp(self, tp: TopicPartition) -> TopicPartition:
+        return TopicPartition(_swap(tp.topic, "local", self.namespace), tp.partition)
+
+    async def poll(self, max_records: int) -> list[Record]:
+        return [self._in(r) for r in await self.inner.poll(max_records)]
+
+    def mark_done(self, record: Record) -> None:
+        self.inner.mark_done(self._out(record))
+
+    async def commit(self) -> None:
+        await self.inner.commit()
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        self.inner.pause([self._tp(tp) for tp in partitions])
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        self.inner.resume([self._tp(tp) for tp in partitions])
+
+
+@attrs.define
+class NamespacedBus:
+    inner: Bus
+    namespace: str = attrs.field(factory=new_namespace)
+
+    def topic(self, topic: str) -> str:
+        """The real topic behind ``topic`` on the broker."""
+        return _swap(topic, "local", self.namespace)
+
+    @asynccontextmanager
+    async def consumer(
+        self, patterns: Sequence[TopicPattern], group_id: str
+    ) -> AsyncIterator[NamespacedConsumer]:
+        real = [TopicPattern(self.topic(p.text)) for p in patterns]
+        async with self.inner.consumer(real, f"{self.namespace}-{group_id}") as consumer:
+            yield NamespacedConsumer(consumer, self.namespace)
+
+    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
+        await self.inner.publish(attrs.evolve(record, topic=self.topic(record.topic)), on_ack)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        await self.inner.ensure_topics([self.topic(t) for t in topics])
