@@ -35,6 +35,23 @@ test *args:
 validate dir="contracts":
     {{bin}}/onex contracts validate {{dir}}
 
-# Run a runtime host with a config file until Ctrl-C (default: runtime-dev, config/local.yaml).
+# Run a runtime host until Ctrl-C (default: runtime-dev with config/local.yaml, which
+# starts a local Kafka broker and an embedded PostgreSQL when none is configured).
 run-host runtime="runtime-dev" config="config/local.yaml":
     {{bin}}/omninode-runtime-host --runtime-node-id {{runtime}} --config {{config}}
+
+# Send a command to a node over Kafka and print its result event.
+emit node payload="{}" *args:
+    {{bin}}/onex emit {{node}} '{{payload}}' {{args}}
+
+# Follow topics matching a pattern (default: every onex topic).
+tail pattern="onex.#" *args:
+    {{bin}}/onex tail {{pattern}} {{args}}
+
+# Start the local Kafka broker on 127.0.0.1:9092 (idempotent).
+broker-up:
+    {{bin}}/onex broker up
+
+# Stop the local Kafka broker (idempotent).
+broker-down:
+    {{bin}}/onex broker down

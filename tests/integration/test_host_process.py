@@ -36,7 +36,7 @@ def contracts(tmp_path: Path) -> Path:
 @pytest.fixture
 def host(contracts: Path) -> Iterator[subprocess.Popen[str]]:
     args = [*HOST, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)]
-    args += ["--config", str(REPO / "config" / "local.yaml")]
+    args += ["--config", str(REPO / "config" / "inprocess.yaml")]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     yield proc
     if proc.poll() is None:
@@ -58,7 +58,7 @@ def read_line(proc: subprocess.Popen[str], timeout_s: float = 30) -> str:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_drains_and_exits_zero(host: subprocess.Popen[str], signum: signal.Signals) -> None:
     ready = read_line(host)
-    assert ready.startswith("runtime runtime-proc@0.1.0 ready: hosting echo-node (local)")
+    assert ready.startswith("runtime runtime-proc@0.1.0 ready: hosting echo-node (local); bus inprocess")
     host.send_signal(signum)
     assert host.wait(timeout=30) == 0
     assert host.stdout is not None

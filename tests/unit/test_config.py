@@ -10,10 +10,16 @@ from onex_actors.core import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_local_config_loads() -> None:
-    config = load_config(REPO / "config" / "local.yaml")
-    assert config.bus.kind == "inprocess"
-    assert config.http.allowlist == ("127.0.0.1", "localhost")
+def test_shipped_configs_load() -> None:
+    local = load_config(REPO / "config" / "local.yaml")
+    assert (local.bus.kind, local.kafka.start_local_broker) == ("kafka", True)
+    assert local.http.allowlist == ("127.0.0.1", "localhost")
+    kafka = load_config(REPO / "config" / "kafka.yaml")
+    assert (kafka.bus.kind, kafka.kafka.start_local_broker) == ("kafka", False)
+    hybrid = load_config(REPO / "config" / "hybrid.yaml")
+    assert hybrid.kafka.security_protocol == "SASL_SSL"
+    assert hybrid.kafka.sasl_password is None  # secrets come from the environment
+    assert load_config(REPO / "config" / "inprocess.yaml").bus.kind == "inprocess"
 
 
 def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:

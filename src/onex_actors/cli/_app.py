@@ -9,6 +9,8 @@ import cyclopts
 
 from onex_actors import __version__
 
+from ._broker import broker_app
+from ._client import emit, tail
 from ._contracts import contracts_app
 
 __all__ = ["app", "main"]
@@ -19,6 +21,9 @@ app = cyclopts.App(
     version=__version__,
 )
 app.command(contracts_app)
+app.command(broker_app)
+app.command(emit)
+app.command(tail)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from ._bus import KafkaBus as KafkaBus
 from ._bus import open_kafka_bus as open_kafka_bus
+from ._client import follow as follow
+from ._client import request as request
 from ._consumer import KafkaConsumerBridge as KafkaConsumerBridge
 from ._consumer import subscription_regex as subscription_regex
 from ._local_broker import LocalKafka as LocalKafka
@@ -14,6 +16,8 @@ __all__ = [
     "LocalKafka",
     "ProducerBridge",
     "broker_answers",
+    "follow",
     "open_kafka_bus",
+    "request",
     "subscription_regex",
 ]

@@ -1,0 +1,148 @@
+"""Synchronous Kafka helpers for command-line clients: request a result, follow topics.
+
+The runtime itself never uses these; it goes through the threaded bridges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from onex_actors.core import (
+    BusError,
+    EnvelopeError,
+    OnexEnvelope,
+    TopicPattern,
+    cmd_topic,
+    decode_envelope,
+    encode_envelope,
+    evt_topic,
+    record_headers,
+    record_key,
+)
+
+__all__ = ["follow", "request"]
+
+
+def _ensure(client: Mapping[str, Any], topics: list[str], partitions: int) -> None:
+    admin = KafkaAdminClient(**client)
+    try:
+        missing = [t for t in topics if t not in set(admin.list_topics())]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+    finally:
+        admin.close()
+
+
+def request(
+    client: Mapping[str, Any],
+    command: OnexEnvelope,
+    *,
+    wait: bool = True,
+    timeout_s: float = 30.0,
+    partitions: int = 4,
+) -> OnexEnvelope | None:
+    """Send ``command`` to its node; with ``wait``, return its first result event.
+
+    Reads the node's evt topic from its current end, so only new events are scanned.
+    Returns ``None`` when no result arrived within ``timeout_s``.
+    """
+    node = command.node_id
+    try:
+        _ensure(client, [cmd_topic(node), evt_topic(node)], partitions)
+        consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
+    except (KafkaError, OSError) as exc:
+        raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
+    try:
+        if wait:
+            topic = evt_topic(node)
+            tps = [
+                KafkaTopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            consumer.assign(tps)
+            consumer.seek_to_end(*tps)
+            for tp in tps:
+                consumer.position(tp)
+        producer = KafkaProducer(acks="all", **client)
+        try:
+            producer.send(
+                cmd_topic(node),
+                value=encode_envelope(command),
+                key=record_key(command),
+                headers=record_headers(command),
+            ).get(timeout=timeout_s)
+        finally:
+            producer.close()
+        if not wait:
+            return None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    try:
+                        event = decode_envelope(record.value)
+                    except EnvelopeError:
+                        continue
+                    if event.correlation_id == command.correlation_id:
+                        return event
+        return None
+    except KafkaError as exc:
+        raise BusError(f"Kafka request to {node!r} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        consumer.close()
+
+
+def follow(
+    client: Mapping[str, Any],
+    pattern: str,
+    *,
+    from_beginning: bool = False,
+    refresh_s: float = 2.0,
+) -> Iterator[tuple[str, int, int, OnexEnvelope | EnvelopeError]]:
+    """Yield ``(topic, partition, offset, envelope or decode error)`` from matching topics.
+
+    Topics that appear later are picked up every ``refresh_s``. Runs until the caller stops.
+    """
+    matcher = TopicPattern(pattern)
+    try:
+        consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
+    except (KafkaError, OSError) as exc:
+        raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
+    assigned: set[KafkaTopicPartition] = set()
+    next_refresh = 0.0
+    try:
+        while True:
+            if time.monotonic() >= next_refresh:
+                next_refresh = time.monotonic() + refresh_s
+                new = {
+                    KafkaTopicPartition(topic, p)
+                    for topic in consumer.topics()
+                    if matcher.matches(topic)
+                    for p in consumer.partitions_for_topic(topic) or ()
+                } - assigned
+                if new:
+                    assigned |= new
+                    consumer.assign(sorted(assigned, key=lambda tp: (tp.topic, tp.partition)))
+                    if from_beginning:
+                        consumer.seek_to_beginning(*new)
+                    else:
+                        consumer.seek_to_end(*new)
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    try:
+                        item: OnexEnvelope | EnvelopeError = decode_envelope(record.value)
+                    except EnvelopeError as exc:
+                        item = exc
+                    yield record.topic, record.partition, record.offset, item
+    except KafkaError as exc:
+        raise BusError(f"following {pattern!r} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        consumer.close()

@@ -1,0 +1,150 @@
+"""``onex emit`` and ``onex tail``: talk to a runtime over Kafka."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from onex_actors.app import kafka_client_config, load_config
+from onex_actors.bridges.kafka import follow, request
+from onex_actors.core import (
+    PARTITION_KEY_HEADER,
+    ConfigError,
+    EnvelopeError,
+    EnvelopeStatus,
+    OnexEnvelope,
+    OnexError,
+    new_command,
+)
+
+from ._errors import report
+
+__all__ = ["emit", "tail"]
+
+DEFAULT_CONFIG = Path("config/local.yaml")
+
+
+def _client(config: Path) -> dict[str, Any]:
+    settings = load_config(config if config.exists() else None, environ=os.environ)
+    if settings.bus.kind != "kafka":
+        raise ConfigError(
+            f"{config}: bus.kind is {settings.bus.kind!r}; onex emit/tail talk to a runtime "
+            "over Kafka (use config/kafka.yaml or config/local.yaml)"
+        )
+    return kafka_client_config(settings.kafka)
+
+
+def emit(
+    node: str,
+    payload: str = "{}",
+    /,
+    *,
+    wait: bool = True,
+    timeout: float = 30.0,
+    tenant: str = "global",
+    key: str | None = None,
+    config: Path = DEFAULT_CONFIG,
+) -> int:
+    """Send a command to NODE and print its result event.
+
+    Parameters
+    ----------
+    node
+        Target node id, e.g. ``echo-node``.
+    payload
+        The command's payload, a JSON object.
+    wait
+        Wait for the result event (``--no-wait`` only sends).
+    timeout
+        Seconds to wait for the result.
+    tenant
+        Tenant of the command.
+    key
+        Partition key (commands with the same key keep their order).
+    config
+        Config file naming the Kafka cluster.
+    """
+    try:
+        try:
+            body = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"payload is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ConfigError(f"payload must be a JSON object, got {type(body).__name__}")
+        headers = {PARTITION_KEY_HEADER: key} if key else {}
+        command = new_command(node, body, tenant_id=tenant, headers=headers)
+        result = request(_client(config), command, wait=wait, timeout_s=timeout)
+    except (OnexError, ValueError) as exc:
+        return report(exc if isinstance(exc, OnexError) else ConfigError(str(exc)))
+    if not wait:
+        print(
+            json.dumps(
+                {"sent": str(command.envelope_id), "correlation_id": str(command.correlation_id)}
+            )
+        )
+        return 0
+    if result is None:
+        return report(
+            ConfigError(
+                f"no result from {node!r} within {timeout:g} s (correlation_id "
+                f"{command.correlation_id}); is a runtime hosting it running?"
+            )
+        )
+    print(json.dumps(result.model_dump(mode="json"), indent=2))
+    if result.status is EnvelopeStatus.ERROR and result.error is not None:
+        return report(
+            ConfigError(f"{node} answered with {result.error.type}: {result.error.message}")
+        )
+    return 0
+
+
+def tail(
+    pattern: str = "onex.#",
+    /,
+    *,
+    from_beginning: bool = False,
+    max_records: int | None = None,
+    config: Path = DEFAULT_CONFIG,
+) -> int:
+    """Follow topics matching PATTERN and print each envelope on one line.
+
+    Parameters
+    ----------
+    pattern
+        Topic pattern: ``*`` is one segment, a final ``#`` one or more.
+    from_beginning
+        Start at the oldest records instead of new ones.
+    max_records
+        Stop after this many records.
+    config
+        Config file naming the Kafka cluster.
+    """
+    seen = 0
+    try:
+        for topic, partition, offset, item in follow(
+            _client(config), pattern, from_beginning=from_beginning
+        ):
+            print(_line(topic, partition, offset, item), flush=True)
+            seen += 1
+            if max_records is not None and seen >= max_records:
+                break
+    except OnexError as exc:
+        return report(exc)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _line(topic: str, partition: int, offset: int, item: OnexEnvelope | EnvelopeError) -> str:
+    where = f"{topic} [{partition}/{offset}]"
+    if isinstance(item, EnvelopeError):
+        return f"{where} undecodable ({item.reason}): {item}"
+    status = f" {item.status.value}" if item.status is not None else ""
+    error = f" {item.error.type}: {item.error.message}" if item.error is not None else ""
+    payload = json.dumps(item.payload, separators=(",", ":"))
+    return (
+        f"{where} {item.type.value}{status} {item.node_id} "
+        f"corr={str(item.correlation_id)[:8]}{error} {payload}"
+    )
