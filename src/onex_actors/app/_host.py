@@ -131,8 +131,11 @@ class RuntimeHost:
                 with self._consuming:
                     await self._consume(consumer, runtime)
                 drained = await runtime.drain(self.config.shutdown_timeout_s)
+                acknowledged = await self.outbox.wait_acknowledged(self.config.shutdown_timeout_s)
                 await consumer.commit()
-                await self.log.event("runtime_stopped", {"drained": drained})
+                await self.log.event(
+                    "runtime_stopped", {"drained": drained, "acknowledged": acknowledged}
+                )
                 nursery.cancel_scope.cancel()
         finally:
             self._runtime = None

@@ -49,13 +49,18 @@ class ProducerBridge:
             raise BusError(f"cannot start the Kafka producer: {self._failure}") from None
 
     async def publish(self, record: OutboundRecord, on_ack: AckCallback | None) -> None:
-        """Queue ``record``; wait only while the producer's queue is full."""
+        """Queue ``record``; wait only while the producer's queue is full.
+
+        Either the record is queued or the call is cancelled, never both.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         item = (record, on_ack)
         try:
             self._queue.put_nowait(item)
         except queue.Full:
             await trio.to_thread.run_sync(self._queue.put, item)
-        await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def aclose(self) -> None:
         """Flush what is queued, then close the producer."""

@@ -1,0 +1,56 @@
+"""The seed's flow over a real broker, with real processes: host + `onex emit` / `onex tail`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.integration.processes import REPO, host_process, kafka_env, onex
+
+RUNTIME = """\
+kind: runtime_host
+node_id: runtime-cli
+version: "0.1.0"
+subscriptions: {cmd_topics: ["onex.app.local.global.cmd.node.#"]}
+handlers: {families: [local]}
+host_selector: {node_ids: [echo-node]}
+"""
+
+
+@pytest.fixture
+def contracts(tmp_path: Path) -> Path:
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "runtime-cli.yaml").write_text(RUNTIME)
+    shutil.copytree(REPO / "contracts" / "nodes", tmp_path / "nodes")
+    return tmp_path
+
+
+def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstrap: str) -> None:
+    env = kafka_env(kafka_bootstrap)
+    config = str(REPO / "config" / "kafka.yaml")
+    with host_process("runtime-cli", contracts, env):
+        sent = onex("emit", "echo-node", '{"hello": "world"}', "--config", config, env=env)
+        unknown = onex("emit", "ghost-node", "{}", "--timeout", "3", "--config", config, env=env)
+        tailed = onex(
+            "tail", "onex.app.local.global.evt.node.#", "--from-beginning", "--max-records", "1",
+            "--config", config, env=env,
+        )
+    assert sent.returncode == 0, sent.stderr
+    result = json.loads(sent.stdout)
+    assert result["payload"] == {"hello": "world"}
+    assert (result["type"], result["status"], result["node_id"]) == ("evt", "ok", "echo-node")
+    assert unknown.returncode == 1
+    assert "error: no result from 'ghost-node' within 3 s" in unknown.stderr
+    assert tailed.returncode == 0, tailed.stderr
+    assert "evt ok echo-node" in tailed.stdout
+    assert '{"hello":"world"}' in tailed.stdout
+
+
+def test_emit_refuses_a_payload_that_is_not_an_object(kafka_bootstrap: str) -> None:
+    env = kafka_env(kafka_bootstrap)
+    bad = onex("emit", "echo-node", "[1, 2]", "--config", str(REPO / "config" / "kafka.yaml"), env=env)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: payload must be a JSON object, got list"
