@@ -23,6 +23,8 @@ class SeenRequest:
 class RecordingServer:
     port: int
     seen: list[SeenRequest]
+    gate: threading.Event
+    """Requests for /gate wait until this is set."""
 
     @property
     def base_url(self) -> str:
@@ -40,7 +42,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append(SeenRequest(self.command, self.path, body, dict(self.headers)))
         path = self.path.strip("/")
-        if path.startswith("status-"):
+        if path == "gate":
+            self.server.gate.wait(timeout=120)
+            self._reply(200, b"opened", "text/plain")
+        elif path.startswith("status-"):
             self._reply(int(path.removeprefix("status-")), b"server says no", "text/plain")
         elif path == "big":
             self._reply(200, b"x" * 100_000, "text/plain")
@@ -73,18 +78,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away (a killed host) is not the server's error."""
+
     seen: list[SeenRequest]
+    gate: threading.Event
 
 
 @contextmanager
-def recording_server() -> Iterator[RecordingServer]:
+def recording_server(*, gated: bool = False) -> Iterator[RecordingServer]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.seen = []
+    server.gate = threading.Event()
+    if not gated:
+        server.gate.set()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield RecordingServer(server.server_address[1], server.seen)
+        yield RecordingServer(server.server_address[1], server.seen, server.gate)
     finally:
+        server.gate.set()
         server.shutdown()
         server.server_close()
         thread.join()

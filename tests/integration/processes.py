@@ -57,7 +57,14 @@ def host_process(
         proc.stdout.close()
 
 
-def onex(*args: str, env: Mapping[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+def onex(
+    *args: str, env: Mapping[str, str], timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*ONEX, *args], capture_output=True, text=True, timeout=timeout_s, check=False, env=dict(env)
+        [*ONEX, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=dict(env),
     )

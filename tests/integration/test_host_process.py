@@ -58,7 +58,9 @@ def read_line(proc: subprocess.Popen[str], timeout_s: float = 30) -> str:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_drains_and_exits_zero(host: subprocess.Popen[str], signum: signal.Signals) -> None:
     ready = read_line(host)
-    assert ready.startswith("runtime runtime-proc@0.1.0 ready: hosting echo-node (local); bus inprocess")
+    assert ready.startswith(
+        "runtime runtime-proc@0.1.0 ready: hosting echo-node (local); bus inprocess"
+    )
     host.send_signal(signum)
     assert host.wait(timeout=30) == 0
     assert host.stdout is not None

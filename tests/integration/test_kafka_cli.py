@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from tests.integration.processes import REPO, host_process, kafka_env, onex
 
 RUNTIME = """\
@@ -35,8 +34,14 @@ def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstr
         sent = onex("emit", "echo-node", '{"hello": "world"}', "--config", config, env=env)
         unknown = onex("emit", "ghost-node", "{}", "--timeout", "3", "--config", config, env=env)
         tailed = onex(
-            "tail", "onex.app.local.global.evt.node.#", "--from-beginning", "--max-records", "1",
-            "--config", config, env=env,
+            "tail",
+            "onex.app.local.global.evt.node.#",
+            "--from-beginning",
+            "--max-records",
+            "1",
+            "--config",
+            config,
+            env=env,
         )
     assert sent.returncode == 0, sent.stderr
     result = json.loads(sent.stdout)
@@ -51,6 +56,8 @@ def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstr
 
 def test_emit_refuses_a_payload_that_is_not_an_object(kafka_bootstrap: str) -> None:
     env = kafka_env(kafka_bootstrap)
-    bad = onex("emit", "echo-node", "[1, 2]", "--config", str(REPO / "config" / "kafka.yaml"), env=env)
+    bad = onex(
+        "emit", "echo-node", "[1, 2]", "--config", str(REPO / "config" / "kafka.yaml"), env=env
+    )
     assert bad.returncode == 1
     assert bad.stderr.strip() == "error: payload must be a JSON object, got list"

@@ -7,7 +7,6 @@ fixture replaces the in-process bus with a Kafka bus (topics namespaced per test
 from __future__ import annotations
 
 import pytest
-
 from tests.kafka_support import NamespacedBus
 from tests.runtime.test_failures import (  # noqa: F401  (collected by pytest)
     test_malformed_records_go_to_the_runtime_dead_letters,

@@ -60,14 +60,12 @@ class KafkaConsumerBridge:
         self.regex = subscription_regex(patterns)
         self.group_id = group_id
         self.max_poll_records = max_poll_records
-        self._send, self._receive = trio.open_memory_channel[tuple[int, list[Record]]](math.inf)
+        self._send, self._receive = trio.open_memory_channel[list[Record]](math.inf)
         self._commands: queue.Queue[Callable[[KafkaConsumer], object]] = queue.Queue()
         self._trackers: dict[TopicPartition, PartitionOffsets] = {}
         self._committable: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
-        self._generation = 0
-        self._thread_generation = 0
         self._outstanding = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -101,17 +99,17 @@ class KafkaConsumerBridge:
     # -- the BusConsumer port -----------------------------------------------------
 
     async def poll(self, max_records: int) -> list[Record]:
-        """Return the next batch from the consumer thread (waits for one)."""
-        while True:
-            generation, batch = await self._receive.receive()
-            with self._lock:
-                self._outstanding -= 1
-            if generation != self._generation:
-                continue  # polled before a rebalance; the partitions' new owner re-reads them
-            for record in batch:
-                self._track(record)
-            if batch:
-                return batch
+        """Return the next batch from the consumer thread (waits for one).
+
+        Every record delivered is handed on, even one whose partition was revoked
+        meanwhile: its new owner may handle it again (a duplicate), never lose it.
+        """
+        batch = await self._receive.receive()
+        with self._lock:
+            self._outstanding -= 1
+        for record in batch:
+            self._track(record)
+        return batch
 
     def mark_done(self, record: Record) -> None:
         """Record that ``record``'s results are acknowledged."""
@@ -134,25 +132,30 @@ class KafkaConsumerBridge:
         self._committed.update(offsets)
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
-        """Stop fetching ``partitions``; polling goes on."""
-        chosen = [tp for tp in partitions if tp not in self._paused]
-        self._paused.update(chosen)
-        if chosen:
-            self._commands.put(lambda consumer: consumer.pause(*_kafka(chosen)))
+        """Stop fetching ``partitions``; polling goes on.
+
+        Pausing is declarative: the consumer thread reconciles the consumer's paused
+        partitions with this set before every poll, so it survives rebalances.
+        """
+        with self._lock:
+            self._paused.update(partitions)
 
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
         """Fetch ``partitions`` again."""
-        chosen = [tp for tp in partitions if tp in self._paused]
-        self._paused.difference_update(chosen)
-        if chosen:
-            self._commands.put(lambda consumer: consumer.resume(*_kafka(chosen)))
+        with self._lock:
+            self._paused.difference_update(partitions)
 
     # -- trio side helpers ----------------------------------------------------------
 
     def _track(self, record: Record) -> None:
         tp = record.topic_partition
         tracker = self._trackers.get(tp)
-        if tracker is None:
+        newest = None if tracker is None else tracker.last_started
+        if tracker is None or record.offset <= (
+            newest if newest is not None else tracker.committable - 1
+        ):
+            # New partition, or its position was reset to the last commit after a
+            # rebalance: everything in flight past here is being fetched again.
             tracker = self._trackers[tp] = PartitionOffsets(record.offset)
         tracker.start(record.offset)
         self._committable[tp] = tracker.committable
@@ -179,21 +182,19 @@ class KafkaConsumerBridge:
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(fn, *args)
 
-    def _deliver(self, generation: int, batch: list[Record]) -> None:
-        self._send.send_nowait((generation, batch))
+    def _deliver(self, batch: list[Record]) -> None:
+        self._send.send_nowait(batch)
 
-    def _revoked(self, generation: int, revoked: list[TopicPartition]) -> None:
-        self._generation = generation
+    def _revoked(self, revoked: list[TopicPartition]) -> None:
         self.rebalances += 1
-        for tp in revoked:
-            self._trackers.pop(tp, None)
-            self._committable.pop(tp, None)
-            self._committed.pop(tp, None)
-            self._paused.discard(tp)
-            self.assignment.discard(tp)
+        self.assignment.difference_update(revoked)
 
     def _assigned(self, assigned: list[TopicPartition]) -> None:
         self.assignment.update(assigned)
+        for tp in [tp for tp in self._trackers if tp not in self.assignment]:
+            del self._trackers[tp]
+            self._committable.pop(tp, None)
+            self._committed.pop(tp, None)
 
     # -- the consumer thread -------------------------------------------------------
 
@@ -205,6 +206,9 @@ class KafkaConsumerBridge:
                 auto_offset_reset="earliest",
                 max_poll_records=self.max_poll_records,
                 metadata_max_age_ms=5000,
+                session_timeout_ms=10_000,
+                max_poll_interval_ms=60_000,  # our poll loop never waits on handlers
+                heartbeat_interval_ms=3_000,
                 **self.client_config,
             )
             self._consumer = consumer
@@ -237,7 +241,7 @@ class KafkaConsumerBridge:
                 if batch:
                     with self._lock:
                         self._outstanding += 1
-                    self._soon(self._deliver, self._thread_generation, batch)
+                    self._soon(self._deliver, batch)
             self._run_commands(consumer)
         except (KafkaError, OSError) as exc:
             logger.error("Kafka consumer of group %s failed: %s", self.group_id, exc)
@@ -263,19 +267,26 @@ class KafkaConsumerBridge:
                 self._consumer.commit_async(offsets=_kafka_offsets(offsets))
             except (KafkaError, OSError) as exc:
                 logger.warning("commit on revoke failed for %s: %s", self.group_id, exc)
-        self._thread_generation += 1
-        self._soon(self._revoked, self._thread_generation, ours)
+        self._soon(self._revoked, ours)
 
     def _on_assigned(self, assigned: Any) -> None:
         self._soon(self._assigned, [_ours(tp) for tp in assigned])
 
 
+def _reconcile_pauses(
+    consumer: KafkaConsumer, paused: set[TopicPartition], *, hold_all: bool
+) -> None:
+    assignment = consumer.assignment()
+    want = {tp for tp in assignment if hold_all or _ours(tp) in paused}
+    have = set(consumer.paused())
+    if want - have:
+        consumer.pause(*(want - have))
+    if have - want:
+        consumer.resume(*(have - want))
+
+
 def _ours(tp: KafkaTopicPartition) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
-
-
-def _kafka(partitions: Sequence[TopicPartition]) -> list[KafkaTopicPartition]:
-    return [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
 
 
 def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaTopicPartition, Any]:

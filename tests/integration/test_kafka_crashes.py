@@ -1,0 +1,123 @@
+"""At-least-once over a real broker when the host process dies or is stopped."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.http_server import recording_server
+from tests.integration.kafka_records import Results, committed, create_topics, produce
+from tests.integration.processes import host_process, kafka_env
+
+COMMANDS = 10_000
+
+
+def write_contracts(root: Path, runtime: str, node_yaml: str, node: str) -> Path:
+    (root / "runtime").mkdir(parents=True)
+    (root / "nodes").mkdir()
+    (root / "runtime" / f"{runtime}.yaml").write_text(
+        f"kind: runtime_host\nnode_id: {runtime}\nversion: '0.1.0'\n"
+        "subscriptions: {cmd_topics: ['onex.app.local.global.cmd.node.#']}\n"
+        "handlers: {families: [local, http]}\n"
+        f"host_selector: {{node_ids: [{node}]}}\n"
+    )
+    (root / "nodes" / f"{node}.yaml").write_text(node_yaml)
+    return root
+
+
+def test_kill_9_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -> None:
+    node, runtime = "echo-kill", "runtime-kill"
+    contracts = write_contracts(
+        tmp_path,
+        runtime,
+        f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n",
+        node,
+    )
+    env = kafka_env(kafka_bootstrap)
+    create_topics(kafka_bootstrap, node)
+    results = Results(kafka_bootstrap, node)
+    with host_process(runtime, contracts, env) as host:
+        sent = produce(kafka_bootstrap, node, [{"i": i} for i in range(COMMANDS)])
+        results.read_until(lambda r: len(r.by_cause) >= COMMANDS // 5, timeout_s=120)
+        host.send_signal(signal.SIGKILL)
+        host.wait()
+    at_kill = committed(kafka_bootstrap, runtime, node)
+    results.read_to_end()
+    answered_before = set(results.by_cause)
+    window = sum(
+        1
+        for s in sent
+        if str(s.command.envelope_id) in answered_before and s.offset >= at_kill.get(s.partition, 0)
+    )
+    with host_process(runtime, contracts, env):
+        results.read_until(lambda r: len(r.by_cause) >= COMMANDS, timeout_s=180)
+    results.close()
+    duplicates = sum(results.by_cause.values()) - len(results.by_cause)
+    print(
+        f"kill -9 after {len(answered_before)} answers: {duplicates} duplicates, uncommitted window {window}"
+    )
+    assert all(results.by_cause[str(s.command.envelope_id)] >= 1 for s in sent)
+    assert 0 < len(answered_before) < COMMANDS
+    assert duplicates <= window
+
+
+def test_slow_envelope_is_never_committed_past(tmp_path: Path, kafka_bootstrap: str) -> None:
+    node, runtime = "proxy-slow", "runtime-slow"
+    with recording_server(gated=True) as server:
+        node_yaml = (
+            f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: http\n"
+            "concurrency: 4\ntimeout_s: 120\n"
+            f"http: {{url_template: '{server.base_url}/{{path}}', method: GET, body: none}}\n"
+        )
+        contracts = write_contracts(tmp_path, runtime, node_yaml, node)
+        env = kafka_env(kafka_bootstrap)
+        create_topics(kafka_bootstrap, node)
+        results = Results(kafka_bootstrap, node)
+        paths = ["fast"] * 5 + ["gate"] + ["fast"] * 14
+        with host_process(runtime, contracts, env) as host:
+            sent = produce(kafka_bootstrap, node, [{"path": p} for p in paths], key="one-partition")
+            slow = sent[5]
+            others = {str(s.command.envelope_id) for s in sent if s is not slow}
+            results.read_until(lambda r: others <= set(r.by_cause), timeout_s=60)
+            results.read_for(1.5)  # three commit intervals pass while k is still in flight
+            at_kill = committed(kafka_bootstrap, runtime, node)
+            host.send_signal(signal.SIGKILL)
+            host.wait()
+        assert str(slow.command.envelope_id) not in results.by_cause
+        assert at_kill.get(slow.partition, 0) <= slow.offset
+        server.gate.set()
+        with host_process(runtime, contracts, env):
+            results.read_until(lambda r: str(slow.command.envelope_id) in r.by_cause, timeout_s=60)
+        results.close()
+    assert all(s.partition == slow.partition for s in sent)
+
+
+def test_sigterm_under_load_drains_and_a_restart_repeats_nothing(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    node, runtime = "echo-term", "runtime-term"
+    contracts = write_contracts(
+        tmp_path,
+        runtime,
+        f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n",
+        node,
+    )
+    env = kafka_env(kafka_bootstrap)
+    create_topics(kafka_bootstrap, node)
+    results = Results(kafka_bootstrap, node)
+    total = 5_000
+    with host_process(runtime, contracts, env) as host:
+        sent = produce(kafka_bootstrap, node, [{"i": i} for i in range(total)])
+        results.read_until(lambda r: len(r.by_cause) >= total // 5, timeout_s=120)
+        host.send_signal(signal.SIGTERM)
+        assert host.wait(timeout=60) == 0
+    results.read_to_end()
+    answered_before = len(results.by_cause)
+    with host_process(runtime, contracts, env):
+        results.read_until(lambda r: len(r.by_cause) >= total, timeout_s=180)
+    results.read_for(1.0)
+    results.close()
+    duplicates = sum(results.by_cause.values()) - len(results.by_cause)
+    assert answered_before < total
+    assert all(results.by_cause[str(s.command.envelope_id)] >= 1 for s in sent)
+    assert duplicates == 0
