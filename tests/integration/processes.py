@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,9 +43,11 @@ def host_process(
     args = [*HOST, "--runtime-node-id", runtime_id, "--contracts-dir", str(contracts)]
     if config is not None:
         args += ["--config", str(config)]
-    proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(env)
-    )
+    log = Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
+    with open(log, "a") as stderr:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(env)
+        )
     try:
         line = read_line(proc)
         assert " ready: " in line, line

@@ -46,7 +46,10 @@ class NodeFeeder:
     async def put(self, item: WorkItem, partition: TopicPartition) -> None:
         """Queue ``item``; pause the node's partitions if the backlog reached ``high``."""
         self.pending.append(item)
-        self.partitions.add(partition)
+        if partition not in self.partitions:
+            self.partitions.add(partition)
+            if self.paused:
+                self.consumer.pause([partition])
         self._arrived.set()
         if len(self.pending) >= self.high and not self.paused:
             self.paused = True

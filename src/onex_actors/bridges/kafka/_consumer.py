@@ -60,7 +60,7 @@ class KafkaConsumerBridge:
         self.regex = subscription_regex(patterns)
         self.group_id = group_id
         self.max_poll_records = max_poll_records
-        self._send, self._receive = trio.open_memory_channel[list[Record]](math.inf)
+        self._send, self._receive = trio.open_memory_channel[list[Record] | BusError](math.inf)
         self._commands: queue.Queue[Callable[[KafkaConsumer], object]] = queue.Queue()
         self._trackers: dict[TopicPartition, PartitionOffsets] = {}
         self._committable: dict[TopicPartition, int] = {}
@@ -105,6 +105,8 @@ class KafkaConsumerBridge:
         meanwhile: its new owner may handle it again (a duplicate), never lose it.
         """
         batch = await self._receive.receive()
+        if isinstance(batch, BusError):
+            raise batch
         with self._lock:
             self._outstanding -= 1
         for record in batch:
@@ -185,6 +187,9 @@ class KafkaConsumerBridge:
     def _deliver(self, batch: list[Record]) -> None:
         self._send.send_nowait(batch)
 
+    def _died(self, error: BusError) -> None:
+        self._send.send_nowait(error)
+
     def _revoked(self, revoked: list[TopicPartition]) -> None:
         self.rebalances += 1
         self.assignment.difference_update(revoked)
@@ -218,35 +223,50 @@ class KafkaConsumerBridge:
             self._ready.set()
             return
         self._ready.set()
-        self_paused = False
+        behind = False
+        failures = 0
         try:
             while not self._stopping.is_set():
-                self._run_commands(consumer)
-                with self._lock:
-                    outstanding = self._outstanding
-                if outstanding >= _MAX_OUTSTANDING_BATCHES and not self_paused:
-                    consumer.pause(*consumer.assignment())
-                    self_paused = True
-                elif outstanding < _MAX_OUTSTANDING_BATCHES // 2 and self_paused:
-                    consumer.resume(
-                        *(tp for tp in consumer.assignment() if _ours(tp) not in self._paused)
-                    )
-                    self_paused = False
-                fetched = consumer.poll(timeout_ms=50, max_records=self.max_poll_records)
-                batch = [
-                    Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
-                    for records in fetched.values()
-                    for r in records
-                ]
-                if batch:
-                    with self._lock:
-                        self._outstanding += 1
-                    self._soon(self._deliver, batch)
+                try:
+                    behind = self._poll_once(consumer, behind)
+                    failures = 0
+                except (KafkaError, OSError) as exc:
+                    # e.g. pausing a partition a concurrent rebalance just took away
+                    failures += 1
+                    logger.warning("Kafka consumer of group %s: %s", self.group_id, exc)
+                    if failures >= 50:
+                        raise
             self._run_commands(consumer)
-        except (KafkaError, OSError) as exc:
-            logger.error("Kafka consumer of group %s failed: %s", self.group_id, exc)
+        except BaseException as exc:
+            logger.error("Kafka consumer of group %s stopped: %s", self.group_id, exc)
+            self._soon(
+                self._died, BusError(f"Kafka consumer of group {self.group_id!r} stopped: {exc}")
+            )
         finally:
             consumer.close(autocommit=False)
+
+    def _poll_once(self, consumer: KafkaConsumer, behind: bool) -> bool:
+        self._run_commands(consumer)
+        with self._lock:
+            outstanding = self._outstanding
+            paused = set(self._paused)
+        # trio has not taken the last batches yet: hold every partition, keep polling
+        if outstanding >= _MAX_OUTSTANDING_BATCHES:
+            behind = True
+        elif outstanding < _MAX_OUTSTANDING_BATCHES // 2:
+            behind = False
+        _reconcile_pauses(consumer, paused, hold_all=behind)
+        fetched = consumer.poll(timeout_ms=50, max_records=self.max_poll_records)
+        batch = [
+            Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+            for records in fetched.values()
+            for r in records
+        ]
+        if batch:
+            with self._lock:
+                self._outstanding += 1
+            self._soon(self._deliver, batch)
+        return behind
 
     def _run_commands(self, consumer: KafkaConsumer) -> None:
         while True:
@@ -257,17 +277,10 @@ class KafkaConsumerBridge:
             command(consumer)
 
     def _on_revoked(self, revoked: Any) -> None:
-        # Runs on kafka-python's IO thread, which must not block: the commit of what is
-        # safe is sent without waiting. If it is lost, the next owner re-reads from the
-        # last commit: duplicates, never loss.
-        ours = [_ours(tp) for tp in revoked]
-        offsets = {tp: self._committable[tp] for tp in ours if tp in self._committable}
-        if offsets and self._consumer is not None:
-            try:
-                self._consumer.commit_async(offsets=_kafka_offsets(offsets))
-            except (KafkaError, OSError) as exc:
-                logger.warning("commit on revoke failed for %s: %s", self.group_id, exc)
-        self._soon(self._revoked, ours)
+        # Runs on kafka-python's IO thread, which must not block and must not be
+        # re-entered; nothing is committed here. The periodic commit already covers
+        # what is done, and the next owner re-reads the rest: duplicates, never loss.
+        self._soon(self._revoked, [_ours(tp) for tp in revoked])
 
     def _on_assigned(self, assigned: Any) -> None:
         self._soon(self._assigned, [_ours(tp) for tp in assigned])

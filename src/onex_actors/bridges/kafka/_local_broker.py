@@ -192,7 +192,9 @@ class LocalKafka:
         log4j.write_text(_LOG4J.format(log=self.log_file))
         classpath = f"{self.libs}/*"
         if not (data / "meta.properties").exists():
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster = "-"
+            while cluster[0] in "-_":  # StorageTool would read a leading '-' as an option
+                cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(
                 [
                     "java",

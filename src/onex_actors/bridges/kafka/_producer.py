@@ -72,7 +72,10 @@ class ProducerBridge:
     def _run(self) -> None:
         try:
             producer = KafkaProducer(
-                acks="all", enable_idempotence=True, linger_ms=5, **self.client_config
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                **self.client_config,
             )
         except (KafkaError, OSError, ValueError) as exc:
             self._failure = exc
