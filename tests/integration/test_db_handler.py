@@ -43,6 +43,8 @@ def config(dsn: str) -> HostConfig:
     return HostConfig(databases={"default": DatabaseSettings(dsn=SecretStr(dsn))})
 
 
+OUTAGE_S = 30
+
 COUNT_USERS = db("count-users", "select count(*)::int as n from users", {})
 
 
@@ -189,7 +191,7 @@ async def test_outage_is_retried_not_dead_lettered(
 ) -> None:
     if postgres is None:
         pytest.skip("needs the embedded server (DATABASE_URL points at one this test cannot stop)")
-    retry = {"max_attempts": 200, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}
+    retry = {"max_attempts": 400, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}
     node = db("count-users", "select count(*)::int as n from users", {}, retry=retry)
     contracts = registry(node)
     settings = DatabaseSettings(dsn=SecretStr(postgres_dsn), min_size=3, max_size=6)
@@ -202,6 +204,7 @@ async def test_outage_is_retried_not_dead_lettered(
         await trio.to_thread.run_sync(postgres.stop)
         commands = [await host.send("count-users", {"i": i}) for i in range(20)]
         await counting.failed_enough.wait()
+        await trio.sleep(OUTAGE_S)  # the scenario: the database stays down this long
         await trio.to_thread.run_sync(postgres.start)
         results = [await host.result(c) for c in commands]
         pool_size = counting.inner.pool.size()  # type: ignore[attr-defined]

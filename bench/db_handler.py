@@ -1,0 +1,124 @@
+"""DbHandler throughput against raw asyncpg under trio-asyncio, in one run on one server.
+
+Three ways to run the same point query N times, each with the same pool size and the same
+number of concurrent callers:
+  raw      asyncpg pool.fetch through trio_asyncio (the baseline)
+  handler  DbHandler.execute (parameter binding from JSONPath, prepared statement, JSON-safe rows)
+  runtime  the whole host on the in-process bus: command -> query-user node -> result event
+
+    python bench/db_handler.py [--queries 5000] [--concurrency 8]
+
+Uses DATABASE_URL when set, else starts an embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+import trio_asyncio
+from pydantic import SecretStr
+
+from onex_actors.app import DatabaseSettings, HostConfig, demo_seed_sql
+from onex_actors.bridges.postgres import EmbeddedPostgres, open_pools
+from onex_actors.core import EffectContract, new_command, parse_contract
+from onex_actors.handlers import DbHandler
+from onex_actors.registry import FileRegistry, StaticRegistry
+from onex_actors.testing import open_test_host
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def timed(label: str, total: int, concurrency: int, call: object) -> float:
+    assert callable(call)
+    per_worker = total // concurrency
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for worker in range(concurrency):
+            nursery.start_soon(_worker, call, worker, per_worker)
+    rate = per_worker * concurrency / (time.perf_counter() - start)
+    print(f"{label:8} {rate:9,.0f} queries/s")
+    return rate
+
+
+async def _worker(call: object, worker: int, count: int) -> None:
+    assert callable(call)
+    for i in range(count):
+        await call(1 + (worker + i) % 3)
+
+
+async def main(dsn: str, queries: int, concurrency: int) -> None:
+    query_user = FileRegistry(REPO / "contracts").node_contracts()["query-user"]
+    assert isinstance(query_user, EffectContract)
+    assert query_user.db is not None
+    async with open_pools({"default": dsn}, min_size=concurrency, max_size=concurrency) as pools:
+        pool = pools["default"]
+        await pool.execute_script(demo_seed_sql())
+
+        async def raw(user_id: int) -> object:
+            return await trio_asyncio.aio_as_trio(pool.pool.fetch)(
+                "select * from users where id = $1", user_id
+            )
+
+        handler = DbHandler(query_user.db, pool)
+
+        async def via_handler(user_id: int) -> object:
+            return await handler.execute(new_command("query-user", {"user_id": user_id}))
+
+        await timed("warm-up", concurrency * 50, concurrency, raw)
+        raw_rate = await timed("raw", queries, concurrency, raw)
+        handler_rate = await timed("handler", queries, concurrency, via_handler)
+
+    runtime = parse_contract(
+        {
+            "kind": "runtime_host",
+            "node_id": "runtime-bench",
+            "version": "0.1.0",
+            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
+            "handlers": {"families": ["db"]},
+            "host_selector": {"node_ids": ["query-user"]},
+        },
+        source="bench",
+    )
+    node = query_user.model_copy(update={"concurrency": concurrency, "inbox_size": 4 * concurrency})
+    config = HostConfig(
+        databases={
+            "default": DatabaseSettings(
+                dsn=SecretStr(dsn), min_size=concurrency, max_size=concurrency
+            )
+        }
+    )
+    async with open_test_host(
+        "runtime-bench",
+        contracts=StaticRegistry([runtime], [node]),
+        config=config,  # type: ignore[list-item]
+    ) as host:
+
+        async def via_runtime(user_id: int) -> object:
+            return await host.request("query-user", {"user_id": user_id})
+
+        runtime_rate = await timed("runtime", queries, concurrency, via_runtime)
+    print(
+        f"ratio handler/raw {handler_rate / raw_rate:.2f}, runtime/raw {runtime_rate / raw_rate:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    dsn = os.environ.get("DATABASE_URL")
+    server = None
+    if not dsn:
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="onex-bench-pg-")))
+        dsn = server.start()
+    try:
+        trio.run(main, dsn, args.queries, args.concurrency)
+    finally:
+        if server is not None:
+            server.remove()
