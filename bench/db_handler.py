@@ -102,9 +102,8 @@ async def main(dsn: str, queries: int, concurrency: int) -> None:
             return await host.request("query-user", {"user_id": user_id})
 
         runtime_rate = await timed("runtime", queries, concurrency, via_runtime)
-    print(
-        f"ratio handler/raw {handler_rate / raw_rate:.2f}, runtime/raw {runtime_rate / raw_rate:.2f}"
-    )
+    handler_ratio, runtime_ratio = handler_rate / raw_rate, runtime_rate / raw_rate
+    print(f"ratio handler/raw {handler_ratio:.2f}, runtime/raw {runtime_ratio:.2f}")
 
 
 if __name__ == "__main__":
