@@ -1,4 +1,4 @@
-"""The db family against a real PostgreSQL."""
+"""The db family against a real PostgreSQL (and, where the issue asks, a real Kafka)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import trio
 from pydantic import SecretStr
 from tests.contracts import RUNTIME_ID, effect, registry
+from tests.kafka_support import NamespacedBus
 
 from onex_actors.app import DatabaseSettings, HostConfig, open_runtime_host
 from onex_actors.bridges.postgres import EmbeddedPostgres
@@ -67,7 +68,7 @@ async def test_query_user_over_the_shipped_contract(
     assert missing.payload == {"rows": [], "rowcount": 0, "status": "SELECT 0"}
 
 
-async def test_injection_strings_are_data(postgres_dsn: str) -> None:
+async def test_injection_strings_are_data(postgres_dsn: str, kafka_bus: NamespacedBus) -> None:
     insert = db(
         "add-note",
         "insert into notes (body, tag) values (:body, :tag) returning id",
@@ -79,7 +80,9 @@ async def test_injection_strings_are_data(postgres_dsn: str) -> None:
         {"tag": "$.payload.tag"},
     )
     contracts = registry(insert, find, COUNT_USERS)
-    async with open_test_host(RUNTIME_ID, contracts=contracts, config=config(postgres_dsn)) as host:
+    async with open_test_host(
+        RUNTIME_ID, bus=kafka_bus, contracts=contracts, config=config(postgres_dsn)
+    ) as host:
         before = await host.request("count-users", {})
         for text in INJECTIONS:
             added = await host.request("add-note", {"body": text, "tag": text})
@@ -91,7 +94,7 @@ async def test_injection_strings_are_data(postgres_dsn: str) -> None:
         assert result.payload["rows"] == [{"body": text}]
 
 
-async def test_replayed_insert_runs_once(postgres_dsn: str) -> None:
+async def test_replayed_insert_runs_once(postgres_dsn: str, kafka_bus: NamespacedBus) -> None:
     insert = db(
         "add-note",
         "insert into notes (body, tag) values (:body, :tag)",
@@ -103,7 +106,9 @@ async def test_replayed_insert_runs_once(postgres_dsn: str) -> None:
         {"tag": "$.payload.tag"},
     )
     contracts = registry(insert, count)
-    async with open_test_host(RUNTIME_ID, contracts=contracts, config=config(postgres_dsn)) as host:
+    async with open_test_host(
+        RUNTIME_ID, bus=kafka_bus, contracts=contracts, config=config(postgres_dsn)
+    ) as host:
         command = await host.send("add-note", {"body": "once", "tag": "replay-test"})
         first = await host.result(command)
         await host.send_raw(cmd_topic("add-note"), encode_envelope(command))
@@ -187,7 +192,7 @@ class CountingHandler:
 
 
 async def test_outage_is_retried_not_dead_lettered(
-    postgres: EmbeddedPostgres | None, postgres_dsn: str
+    postgres: EmbeddedPostgres | None, postgres_dsn: str, kafka_bus: NamespacedBus
 ) -> None:
     if postgres is None:
         pytest.skip("needs the embedded server (DATABASE_URL points at one this test cannot stop)")
@@ -196,7 +201,9 @@ async def test_outage_is_retried_not_dead_lettered(
     contracts = registry(node)
     settings = DatabaseSettings(dsn=SecretStr(postgres_dsn), min_size=3, max_size=6)
     outage_config = HostConfig(databases={"default": settings})
-    async with open_test_host(RUNTIME_ID, contracts=contracts, config=outage_config) as host:
+    async with open_test_host(
+        RUNTIME_ID, bus=kafka_bus, contracts=contracts, config=outage_config
+    ) as host:
         actor = host.host.runtime.actor("count-users")
         counting = CountingHandler(actor.handler, threshold=5)
         actor.handler = counting

@@ -121,10 +121,15 @@ async def test_full_inbox_blocks_the_feeder_and_drops_nothing() -> None:
         node = host.health().nodes["gated"]
         assert (node.in_flight, node.inbox_depth) == (1, 2)
         assert len(gated.calls) == 1
+        feeder = host.host.feeders["gated"]
+        assert feeder.paused
+        assert len(feeder.pending) == 7
+        assert host.logs("partitions_paused")
         assert all(tp_offset == 0 for tp_offset in host.bus.committed(RUNTIME_ID).values())  # type: ignore[attr-defined]
         gated.gate.set()
         results = [await host.result(c) for c in commands]
     assert [r.payload["i"] for r in results] == list(range(10))
+    assert host.logs("partitions_resumed")
     assert Counter(len(host.results_of(c)) for c in commands) == {1: 10}
 
 
