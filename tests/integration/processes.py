@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,3 +72,16 @@ def onex(
         check=False,
         env=dict(env),
     )
+
+
+def shipped_tree(root: Path, runtime_id: str, node_ids: list[str], families: list[str]) -> Path:
+    """A contract tree holding the shipped node contracts and one runtime hosting ``node_ids``."""
+    (root / "runtime").mkdir(parents=True)
+    (root / "runtime" / f"{runtime_id}.yaml").write_text(
+        f"kind: runtime_host\nnode_id: {runtime_id}\nversion: '0.1.0'\n"
+        "subscriptions: {cmd_topics: ['onex.app.local.global.cmd.node.#']}\n"
+        f"handlers: {{families: [{', '.join(families)}]}}\n"
+        f"host_selector: {{node_ids: [{', '.join(node_ids)}]}}\n"
+    )
+    shutil.copytree(REPO / "contracts" / "nodes", root / "nodes")
+    return root

@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import os
-import select
-import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-HOST = [sys.executable, "-c", "from onex_actors.cli import host_main; host_main()"]
-RUNTIME = """\
-kind: runtime_host
-node_id: runtime-proc
-version: "0.1.0"
-subscriptions: {cmd_topics: ["onex.app.local.global.cmd.node.#"]}
-handlers: {families: [local]}
-host_selector: {node_ids: [echo-node]}
-"""
+from tests.integration.processes import HOST, REPO, read_line, shipped_tree
 
 
 @pytest.fixture
 def contracts(tmp_path: Path) -> Path:
-    (tmp_path / "runtime").mkdir()
-    (tmp_path / "runtime" / "runtime-proc.yaml").write_text(RUNTIME)
-    shutil.copytree(REPO / "contracts" / "nodes", tmp_path / "nodes")
-    return tmp_path
+    return shipped_tree(tmp_path, "runtime-proc", ["echo-node"], ["local"])
 
 
 @pytest.fixture
@@ -46,13 +30,6 @@ def host(contracts: Path) -> Iterator[subprocess.Popen[str]]:
     assert proc.stderr is not None
     proc.stdout.close()
     proc.stderr.close()
-
-
-def read_line(proc: subprocess.Popen[str], timeout_s: float = 30) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-    assert ready, "the host printed nothing in time"
-    return proc.stdout.readline()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

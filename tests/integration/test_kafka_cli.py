@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import REPO, host_process, kafka_env, onex
-
-RUNTIME = """\
-kind: runtime_host
-node_id: runtime-cli
-version: "0.1.0"
-subscriptions: {cmd_topics: ["onex.app.local.global.cmd.node.#"]}
-handlers: {families: [local]}
-host_selector: {node_ids: [echo-node]}
-"""
+from tests.integration.processes import REPO, host_process, kafka_env, onex, shipped_tree
 
 
 @pytest.fixture
 def contracts(tmp_path: Path) -> Path:
-    (tmp_path / "runtime").mkdir()
-    (tmp_path / "runtime" / "runtime-cli.yaml").write_text(RUNTIME)
-    shutil.copytree(REPO / "contracts" / "nodes", tmp_path / "nodes")
-    return tmp_path
+    return shipped_tree(tmp_path, "runtime-cli", ["echo-node"], ["local"])
 
 
 def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstrap: str) -> None:
