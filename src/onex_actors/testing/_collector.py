@@ -10,7 +10,10 @@ import trio
 from onex_actors.core import EnvelopeType, OnexEnvelope, TopicPattern, decode_envelope
 from onex_actors.runtime import Bus
 
-__all__ = ["EnvelopeCollector"]
+__all__ = ["DEFAULT_TIMEOUT_S", "EnvelopeCollector"]
+
+DEFAULT_TIMEOUT_S = 60.0
+"""How long harness waits last before raising ``TimeoutError``."""
 
 FOLLOWED = (
     "onex.app.local.global.evt.node.#",
@@ -44,19 +47,36 @@ class EnvelopeCollector:
                 self._changed.set()
                 self._changed = trio.Event()
 
-    async def wait_until(self, predicate: object) -> None:
-        """Wait until ``predicate()`` is true, re-checking as envelopes arrive."""
+    async def wait_until(self, predicate: object, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Wait until ``predicate()`` is true, re-checking as envelopes arrive.
+
+        Raises ``TimeoutError`` after ``timeout_s`` (trio's clock), so a test never hangs.
+        """
         assert callable(predicate)
-        while not predicate():
-            await self._changed.wait()
+        with trio.move_on_after(timeout_s):
+            while not predicate():
+                await self._changed.wait()
+            return
+        raise TimeoutError(f"condition still false after {timeout_s:g} s of waiting for envelopes")
 
     async def results(
-        self, correlation_id: uuid.UUID, *, count: int = 1, kind: EnvelopeType = EnvelopeType.EVT
+        self,
+        correlation_id: uuid.UUID,
+        *,
+        count: int = 1,
+        kind: EnvelopeType = EnvelopeType.EVT,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> list[OnexEnvelope]:
         """Wait for ``count`` envelopes of ``kind`` in the flow ``correlation_id``."""
 
         def found() -> list[OnexEnvelope]:
             return [e for e in self.by_correlation[correlation_id] if e.type is kind]
 
-        await self.wait_until(lambda: len(found()) >= count)
+        try:
+            await self.wait_until(lambda: len(found()) >= count, timeout_s=timeout_s)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{len(found())} of {count} {kind.value} envelope(s) for correlation id "
+                f"{correlation_id} after {timeout_s:g} s"
+            ) from None
         return found()
