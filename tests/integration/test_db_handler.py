@@ -223,11 +223,6 @@ async def test_outage_is_retried_not_dead_lettered(
     assert pool_size == 3
 
 
-# Open defect (issue 4, docs/kafka.md): kafka-python can stop fetching after a burst of
-# group rejoins; a harness wait then fails after 60 s instead of hanging. One rerun.
-pytestmark = pytest.mark.flaky(reruns=1)
-
-
 def test_static_registry_rejects_duplicates() -> None:
     with pytest.raises(ContractError, match="given twice"):
         StaticRegistry([], [COUNT_USERS, COUNT_USERS])

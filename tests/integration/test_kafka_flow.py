@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.kafka_support import NamespacedBus
 
 from onex_actors.core import EnvelopeStatus
 from onex_actors.testing import open_test_host
-
-# Open defect (issue 4, docs/kafka.md): kafka-python can stop fetching after a burst of
-# group rejoins; a harness wait then fails after 60 s instead of hanging. One rerun.
-pytestmark = pytest.mark.flaky(reruns=1)
 
 
 async def test_echo_over_kafka(kafka_bus: NamespacedBus) -> None:

@@ -29,10 +29,6 @@ from tests.runtime.test_supervision import (  # noqa: F401  (collected by pytest
     test_temporary_node_is_not_restarted,
 )
 
-# Open defect (issue 4, docs/kafka.md): kafka-python can stop fetching after a burst of
-# group rejoins; a harness wait then fails after 60 s instead of hanging. One rerun.
-pytestmark = pytest.mark.flaky(reruns=1)
-
 
 @pytest.fixture
 def bus(kafka_bus: NamespacedBus) -> NamespacedBus:
