@@ -24,7 +24,7 @@ import trio_asyncio
 from pydantic import SecretStr
 
 from onex_actors.app import DatabaseSettings, HostConfig, demo_seed_sql
-from onex_actors.bridges.postgres import EmbeddedPostgres, open_pools
+from onex_actors.bridges.postgres import EmbeddedPostgres, PoolSpec, open_pools
 from onex_actors.core import EffectContract, new_command, parse_contract
 from onex_actors.handlers import DbHandler
 from onex_actors.registry import FileRegistry, StaticRegistry
@@ -55,7 +55,8 @@ async def main(dsn: str, queries: int, concurrency: int) -> None:
     query_user = FileRegistry(REPO / "contracts").node_contracts()["query-user"]
     assert isinstance(query_user, EffectContract)
     assert query_user.db is not None
-    async with open_pools({"default": dsn}, min_size=concurrency, max_size=concurrency) as pools:
+    spec = PoolSpec(dsn, min_size=concurrency, max_size=concurrency)
+    async with open_pools({"default": spec}) as pools:
         pool = pools["default"]
         await pool.execute_script(demo_seed_sql())
 

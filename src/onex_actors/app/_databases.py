@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from onex_actors.bridges.postgres import EmbeddedPostgres, PostgresPool, open_pools
+from onex_actors.bridges.postgres import EmbeddedPostgres, PoolSpec, PostgresPool, open_pools
 from onex_actors.core import ConfigError, RoutingTable
 
 from ._config import HostConfig
@@ -71,15 +71,16 @@ async def open_databases(
                 embedded.append(name)
                 logger.info("started embedded PostgreSQL for %r on 127.0.0.1:%d", name, server.port)
             dsns[name] = dsn
-        limits = config.databases[next(iter(needed))]
-        pools = await stack.enter_async_context(
-            open_pools(
-                dsns,
-                min_size=limits.min_size,
-                max_size=limits.max_size,
-                command_timeout=limits.statement_timeout_s,
+        specs = {
+            name: PoolSpec(
+                dsn,
+                min_size=config.databases[name].min_size,
+                max_size=config.databases[name].max_size,
+                command_timeout=config.databases[name].statement_timeout_s,
             )
-        )
+            for name, dsn in dsns.items()
+        }
+        pools = await stack.enter_async_context(open_pools(specs))
         for name in embedded:
             await pools[name].execute_script(demo_seed_sql())
         yield pools

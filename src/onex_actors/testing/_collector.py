@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 
 import trio
 
@@ -47,12 +48,13 @@ class EnvelopeCollector:
                 self._changed.set()
                 self._changed = trio.Event()
 
-    async def wait_until(self, predicate: object, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    async def wait_until(
+        self, predicate: Callable[[], object], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
         """Wait until ``predicate()`` is true, re-checking as envelopes arrive.
 
         Raises ``TimeoutError`` after ``timeout_s`` (trio's clock), so a test never hangs.
         """
-        assert callable(predicate)
         with trio.move_on_after(timeout_s):
             while not predicate():
                 await self._changed.wait()

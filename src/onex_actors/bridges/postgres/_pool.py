@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import attrs
 import trio_asyncio
 
 from onex_actors.core import ConfigError, HandlerError
 
-__all__ = ["PostgresPool", "open_pools"]
+__all__ = ["PoolSpec", "PostgresPool", "open_pools"]
 
 # SQLSTATE classes worth retrying: connection exceptions, transaction rollback
 # (serialization failure, deadlock), insufficient resources (too many connections),
@@ -94,11 +95,19 @@ class PostgresPool:
         await self.run("select 1", ())
 
 
+@attrs.frozen
+class PoolSpec:
+    """Where one named pool connects, and its limits."""
+
+    dsn: str = attrs.field(repr=False)
+    min_size: int = 1
+    max_size: int = 10
+    command_timeout: float = 30.0
+
+
 @asynccontextmanager
-async def open_pools(
-    dsns: Mapping[str, str], *, min_size: int = 1, max_size: int = 10, command_timeout: float = 30
-) -> AsyncIterator[dict[str, PostgresPool]]:
-    """Open a trio-asyncio loop and one pool per named DSN for the duration of the block.
+async def open_pools(specs: Mapping[str, PoolSpec]) -> AsyncIterator[dict[str, PostgresPool]]:
+    """Open a trio-asyncio loop and one pool per named spec for the duration of the block.
 
     Raises ``ConfigError`` naming the connection when a database cannot be reached at
     start-up.
@@ -106,20 +115,20 @@ async def open_pools(
     async with trio_asyncio.open_loop():
         pools: dict[str, PostgresPool] = {}
         try:
-            for name, dsn in dsns.items():
+            for name, spec in specs.items():
                 try:
                     raw: Any = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
-                        dsn,
-                        min_size=min_size,
-                        max_size=max_size,
-                        command_timeout=command_timeout,
+                        spec.dsn,
+                        min_size=spec.min_size,
+                        max_size=spec.max_size,
+                        command_timeout=spec.command_timeout,
                     )
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                     raise ConfigError(
                         f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; "
                         "check the DSN (or DATABASE_URL) and that the server is up"
                     ) from None
-                pools[name] = PostgresPool(name, raw, min_size=min_size)
+                pools[name] = PostgresPool(name, raw, min_size=spec.min_size)
             yield pools
         finally:
             for pool in pools.values():
