@@ -26,15 +26,6 @@ on conflict do nothing;
 """
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Open defect (issue 4, docs/kafka.md): our kafka-python consumers can stop fetching
-    # after a burst of group rejoins. Harness waits fail after 60 s instead of hanging;
-    # a test on the broker that fails gets up to two reruns.
-    for item in items:
-        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.flaky(reruns=2))
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[EmbeddedPostgres | None]:
     """The embedded server when this session started one; None under DATABASE_URL."""

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from onex_actors.core import cmd_topic
+
 REPO = Path(__file__).resolve().parents[2]
 HOST = [sys.executable, "-c", "from onex_actors.cli import host_main; host_main()"]
 ONEX = [sys.executable, "-c", "from onex_actors.cli import main; main()"]
@@ -44,6 +46,8 @@ def host_process(
     args = [*HOST, "--runtime-node-id", runtime_id, "--contracts-dir", str(contracts)]
     if config is not None:
         args += ["--config", str(config)]
+    if level := os.environ.get("ONEX_TEST_HOST_LOG_LEVEL"):
+        args += ["--log-level", level]  # e.g. DEBUG, to diagnose a run from its log file
     log = Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
     with open(log, "a") as stderr:
         proc = subprocess.Popen(
@@ -75,11 +79,16 @@ def onex(
 
 
 def shipped_tree(root: Path, runtime_id: str, node_ids: list[str], families: list[str]) -> Path:
-    """A contract tree holding the shipped node contracts and one runtime hosting ``node_ids``."""
+    """A contract tree holding the shipped node contracts and one runtime hosting ``node_ids``.
+
+    The runtime subscribes to its own nodes' command topics only: on a broker shared with
+    other tests, ``cmd.node.#`` would take (and dead-letter) their commands too.
+    """
+    topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*node_ids, runtime_id])
     (root / "runtime").mkdir(parents=True)
     (root / "runtime" / f"{runtime_id}.yaml").write_text(
         f"kind: runtime_host\nnode_id: {runtime_id}\nversion: '0.1.0'\n"
-        "subscriptions: {cmd_topics: ['onex.app.local.global.cmd.node.#']}\n"
+        f"subscriptions: {{cmd_topics: [{topics}]}}\n"
         f"handlers: {{families: [{', '.join(families)}]}}\n"
         f"host_selector: {{node_ids: [{', '.join(node_ids)}]}}\n"
     )

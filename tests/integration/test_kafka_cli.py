@@ -22,7 +22,7 @@ def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstr
         unknown = onex("emit", "ghost-node", "{}", "--timeout", "3", "--config", config, env=env)
         tailed = onex(
             "tail",
-            "onex.app.local.global.evt.node.#",
+            "onex.app.local.global.evt.node.echo-node.*",
             "--from-beginning",
             "--max-records",
             "1",
