@@ -20,7 +20,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError
 
-from onex_actors.bridges.kafka._fetcher_fix import repair_parked_partitions
+from onex_actors.bridges.kafka._repairs import repair_consumer
 from onex_actors.core import BusError, PartitionOffsets, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
 
@@ -217,7 +217,7 @@ class KafkaConsumerBridge:
                 heartbeat_interval_ms=3_000,
                 **self.client_config,
             )
-            repair_parked_partitions(consumer)
+            repair_consumer(consumer)
             self._consumer = consumer
             consumer.subscribe(pattern=self.regex, listener=_Listener(self))
         except (KafkaError, OSError, ValueError) as exc:

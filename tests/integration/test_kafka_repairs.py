@@ -1,7 +1,8 @@
-"""kafka-python 3.0 strands a partition paused mid-batch; our consumers carry a repair."""
+"""Two kafka-python 3.0 consumer bugs that stop consumption, and our repairs for them."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from onex_actors.bridges.kafka._fetcher_fix import repair_parked_partitions
+from onex_actors.bridges.kafka._repairs import repair_consumer
 
 BIG, SMALL = 200, 20
 
@@ -37,7 +38,7 @@ def test_a_partition_paused_mid_batch_is_fetched_again_once_resumed(kafka_bootst
     consumer = KafkaConsumer(
         bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
-    repair_parked_partitions(consumer)
+    repair_consumer(consumer)
     big, small = TopicPartition(topic, 0), TopicPartition(topic, 1)
     consumer.assign([big, small])
     received = {big: 0, small: 0}
@@ -61,3 +62,39 @@ def test_a_partition_paused_mid_batch_is_fetched_again_once_resumed(kafka_bootst
     finally:
         consumer.close()
     assert received == {big: BIG, small: SMALL}
+
+
+def create_by_producing(producer: KafkaProducer, topics: list[str]) -> None:
+    for topic in topics:  # auto-created one by one, while the group rejoins
+        producer.send(topic, b"x")
+        producer.flush()
+
+
+def test_topics_appearing_during_a_rejoin_all_end_up_assigned(kafka_bootstrap: str) -> None:
+    """Unrepaired, about one run in five kept a stale assignment (9 of 12 topics)."""
+    for _ in range(3):
+        prefix = f"appearing-{uuid.uuid4().hex[:8]}"
+        consumer = KafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=prefix,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            metadata_max_age_ms=5000,
+        )
+        repair_consumer(consumer)
+        consumer.subscribe(pattern=f"^{prefix}-.*$")
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        topics = [f"{prefix}-{i}" for i in range(12)]
+
+        creator = threading.Thread(target=create_by_producing, args=(producer, topics))
+        creator.start()
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        try:
+            while len(seen) < len(topics) and time.monotonic() < deadline:
+                seen.update(tp.topic for tp in consumer.poll(timeout_ms=100))
+        finally:
+            creator.join()
+            producer.close()
+            consumer.close()
+        assert seen == set(topics)
