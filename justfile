@@ -48,10 +48,10 @@ emit node payload="{}" *args:
 tail pattern="onex.#" *args:
     {{bin}}/onex tail {{pattern}} {{args}}
 
-# Start the local Kafka broker on 127.0.0.1:9092 (idempotent).
-broker-up:
-    {{bin}}/onex broker up
+# Start a local broker on 127.0.0.1:9092 (idempotent): kind=kafka (Apache Kafka) or tansu.
+broker-up kind="kafka":
+    {{bin}}/onex broker up --kind {{kind}}
 
-# Stop the local Kafka broker (idempotent).
-broker-down:
-    {{bin}}/onex broker down
+# Stop the local broker (idempotent).
+broker-down kind="kafka":
+    {{bin}}/onex broker down --kind {{kind}}

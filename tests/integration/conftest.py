@@ -11,7 +11,7 @@ import pytest
 from tests.kafka_support import NamespacedBus
 
 from onex_actors.app import demo_seed_sql
-from onex_actors.bridges.kafka import LocalKafka, open_kafka_bus
+from onex_actors.bridges.kafka import LocalKafka, local_broker, open_kafka_bus
 from onex_actors.bridges.postgres import EmbeddedPostgres
 
 SCHEMA = """
@@ -58,20 +58,26 @@ def postgres_dsn(postgres: EmbeddedPostgres | None) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """A real Kafka broker: ONEX_KAFKA_BOOTSTRAP, else a local Apache Kafka for this session."""
+    """A real Kafka broker for this session.
+
+    ONEX_KAFKA_BOOTSTRAP names a running one; otherwise a local one starts on port 39092:
+    Apache Kafka, or tansu with ONEX_TEST_BROKER=tansu.
+    """
     external = os.environ.get("ONEX_KAFKA_BOOTSTRAP")
     if external:
         yield external
         return
-    broker = LocalKafka(port=39092, controller_port=39093)
+    broker = local_broker(os.environ.get("ONEX_TEST_BROKER", "kafka"), 39092)
     broker.stop()
-    broker.remove_data()
+    if isinstance(broker, LocalKafka):
+        broker.remove_data()
     bootstrap = broker.start()
     try:
         yield bootstrap
     finally:
         broker.stop()
-        broker.remove_data()
+        if isinstance(broker, LocalKafka):
+            broker.remove_data()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 
 from onex_actors.bridges.inprocess import InProcessBus
-from onex_actors.bridges.kafka import LocalKafka, broker_answers, open_kafka_bus
+from onex_actors.bridges.kafka import broker_answers, local_broker, open_kafka_bus
 from onex_actors.core import RoutingTable, build_routing_table
 from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
@@ -63,8 +63,10 @@ async def ensure_local_broker(settings: KafkaSettings) -> None:
         return
     if await trio.to_thread.run_sync(broker_answers, bootstrap):
         return
-    broker = LocalKafka(port=int(port), controller_port=int(port) + 1)
-    logger.info("no broker answers on %s: starting a local Kafka broker", bootstrap)
+    broker = local_broker(settings.local_broker, int(port))
+    logger.info(
+        "no broker answers on %s: starting a local %s broker", bootstrap, settings.local_broker
+    )
     await trio.to_thread.run_sync(broker.start)
 
 

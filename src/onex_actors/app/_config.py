@@ -52,6 +52,8 @@ class KafkaSettings(_Settings):
     create_topics: bool = True
     start_local_broker: bool = False
     """Start a broker on 127.0.0.1 when none answers (development only)."""
+    local_broker: Literal["kafka", "tansu"] = "kafka"
+    """Which local broker to start: Apache Kafka (Java) or tansu (one binary, in memory)."""
 
 
 class HttpSettings(_Settings):

