@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,4 +94,22 @@ def shipped_tree(root: Path, runtime_id: str, node_ids: list[str], families: lis
         f"host_selector: {{node_ids: [{', '.join(node_ids)}]}}\n"
     )
     shutil.copytree(REPO / "contracts" / "nodes", root / "nodes")
+    return root
+
+
+def unique(name: str) -> str:
+    """A node or runtime id no earlier run (or rerun) on this broker has used."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def write_contracts(root: Path, runtime: str, node_yaml: str, node: str) -> Path:
+    (root / "runtime").mkdir(parents=True)
+    (root / "nodes").mkdir()
+    (root / "runtime" / f"{runtime}.yaml").write_text(
+        f"kind: runtime_host\nnode_id: {runtime}\nversion: '0.1.0'\n"
+        f"subscriptions: {{cmd_topics: ['{cmd_topic(node)}', '{cmd_topic(runtime)}']}}\n"
+        "handlers: {families: [local, http]}\n"
+        f"host_selector: {{node_ids: [{node}]}}\n"
+    )
+    (root / "nodes" / f"{node}.yaml").write_text(node_yaml)
     return root

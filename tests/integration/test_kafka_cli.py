@@ -6,7 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import REPO, host_process, kafka_env, onex, shipped_tree
+from tests.http_server import recording_server
+from tests.integration.processes import (
+    REPO,
+    host_process,
+    kafka_env,
+    onex,
+    shipped_tree,
+    unique,
+    write_contracts,
+)
 
 
 @pytest.fixture
@@ -48,3 +57,25 @@ def test_emit_refuses_a_payload_that_is_not_an_object(kafka_bootstrap: str) -> N
     )
     assert bad.returncode == 1
     assert bad.stderr.strip() == "error: payload must be a JSON object, got list"
+
+
+def test_http_node_over_kafka_through_the_cli(tmp_path: Path, kafka_bootstrap: str) -> None:
+    node, runtime = unique("proxy-cli"), unique("runtime-proxy-cli")
+    with recording_server() as server:
+        node_yaml = (
+            f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: http\n"
+            f"http: {{url_template: '{server.base_url}/{{path}}', method: POST, body: payload}}\n"
+        )
+        contracts = write_contracts(tmp_path, runtime, node_yaml, node)
+        env = kafka_env(kafka_bootstrap)
+        config = str(REPO / "config" / "kafka.yaml")
+        with host_process(runtime, contracts, env):
+            sent = onex("emit", node, '{"path": "orders", "qty": 2}', "--config", config, env=env)
+    assert sent.returncode == 0, sent.stderr
+    result = json.loads(sent.stdout)
+    assert (result["type"], result["status"], result["node_id"]) == ("evt", "ok", node)
+    assert result["payload"]["status"] == 200
+    echoed = result["payload"]["body"]
+    assert (echoed["method"], echoed["path"]) == ("POST", "/orders")
+    assert json.loads(echoed["body"]) == {"path": "orders", "qty": 2}
+    assert [(r.method, r.path) for r in server.seen] == [("POST", "/orders")]

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import signal
-import uuid
 from pathlib import Path
 
 from tests.http_server import recording_server
 from tests.integration.kafka_records import Results, committed, create_topics, produce
-from tests.integration.processes import host_process, kafka_env
-
-from onex_actors.core import cmd_topic
+from tests.integration.processes import host_process, kafka_env, unique, write_contracts
 
 COMMANDS = 10_000
-
-
-def unique(name: str) -> str:
-    """A node or runtime id no earlier run (or rerun) on this broker has used."""
-    return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-def write_contracts(root: Path, runtime: str, node_yaml: str, node: str) -> Path:
-    (root / "runtime").mkdir(parents=True)
-    (root / "nodes").mkdir()
-    (root / "runtime" / f"{runtime}.yaml").write_text(
-        f"kind: runtime_host\nnode_id: {runtime}\nversion: '0.1.0'\n"
-        f"subscriptions: {{cmd_topics: ['{cmd_topic(node)}', '{cmd_topic(runtime)}']}}\n"
-        "handlers: {families: [local, http]}\n"
-        f"host_selector: {{node_ids: [{node}]}}\n"
-    )
-    (root / "nodes" / f"{node}.yaml").write_text(node_yaml)
-    return root
 
 
 def test_kill_9_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -> None:
