@@ -37,6 +37,8 @@ class ProducerBridge:
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self._acks: list[tuple[AckCallback, BusError | None]] = []
+        self._acks_lock = threading.Lock()
         self.failed_acks = 0
 
     async def start(self) -> None:
@@ -83,17 +85,24 @@ class ProducerBridge:
             return
         self._ready.set()
         try:
-            while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    break
-                assert isinstance(item, tuple)
-                record: OutboundRecord = item[0]
-                on_ack: AckCallback | None = item[1]
-                self._send(producer, record, on_ack)
+            while self._send_queued(producer):
+                pass
         finally:
             producer.flush()
             producer.close()
+
+    def _send_queued(self, producer: KafkaProducer) -> bool:
+        """Send what is queued (waiting for at least one item); False once stopped."""
+        item = self._queue.get()
+        while True:
+            if item is _STOP:
+                return False
+            assert isinstance(item, tuple)
+            self._send(producer, item[0], item[1])
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return True
 
     def _send(
         self, producer: KafkaProducer, record: OutboundRecord, on_ack: AckCallback | None
@@ -118,5 +127,16 @@ class ProducerBridge:
             logger.error("%s", failure)
         if on_ack is None or self._token is None:
             return
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(on_ack, failure)
+        # One wake-up of trio per run of acknowledgements, not one per record.
+        with self._acks_lock:
+            self._acks.append((on_ack, failure))
+            first = len(self._acks) == 1
+        if first:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._deliver_acks)
+
+    def _deliver_acks(self) -> None:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        for on_ack, failure in acks:
+            on_ack(failure)
