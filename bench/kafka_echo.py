@@ -1,0 +1,271 @@
+"""Echo over a real broker: the runtime against the bare kafka-python pipe, same run.
+
+Throughput: COMMANDS ~200-byte commands are produced first; then each contender drains
+them: consume, produce one result per command, commit. It is timed from its start until
+the broker holds every result (end offsets of its output topic). The bare pipe is one
+thread with one KafkaConsumer and one KafkaProducer (same linger and batch size as the
+runtime's producer), forwarding each value, flushing and committing per batch.
+
+Latency: one command in flight at a time (PINGS of them) through each contender, timed
+by the same client from send to the result's arrival.
+
+    python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
+
+Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:39292 and stops it after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+from onex_actors.bridges.kafka import open_kafka_bus
+from onex_actors.core import (
+    cmd_topic,
+    decode_envelope,
+    encode_envelope,
+    evt_topic,
+    new_command,
+    record_headers,
+    record_key,
+)
+from onex_actors.testing import open_test_host
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _contracts import one_node
+from kafka_flood import broker
+
+PARTITIONS = 4
+PRODUCER = {"linger_ms": 5, "batch_size": 256 * 1024}
+
+
+def create(bootstrap: str, topics: list[str]) -> None:
+    """Create ``topics`` with the same settings for every contender."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
+    finally:
+        admin.close()
+
+
+def fill(bootstrap: str, node: str, count: int) -> None:
+    """Produce ``count`` commands for ``node`` and wait for the broker to have them."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
+    for i in range(count):
+        command = new_command(node, {"i": i, "pad": "x" * 40})
+        producer.send(
+            cmd_topic(node),
+            value=encode_envelope(command),
+            key=record_key(command),
+            headers=record_headers(command),
+        )
+    producer.flush()
+    producer.close()
+
+
+def results_on(bootstrap: str, topic: str) -> Callable[[], int]:
+    """A function returning how many records ``topic`` holds now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+    def count() -> int:
+        return sum(consumer.end_offsets(partitions).values())
+
+    return count
+
+
+def wait_for(count: Callable[[], int], target: int, timeout_s: float = 600) -> float:
+    """Seconds until ``count()`` reaches ``target`` (checked every 20 ms)."""
+    started = time.monotonic()
+    while count() < target:
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"{count()} of {target} results after {timeout_s} s")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+class BarePipe:
+    """The baseline: consume → produce → flush → commit, in one thread."""
+
+    def __init__(self, bootstrap: str, source: str, sink: str) -> None:
+        self.consumer = KafkaConsumer(
+            source,
+            bootstrap_servers=bootstrap,
+            group_id=f"bare-{uuid.uuid4().hex[:8]}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+        )
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
+        self.sink = sink
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        """Forward every record until stopped."""
+        while not self.stopping.is_set():
+            batch = self.consumer.poll(timeout_ms=50)
+            for records in batch.values():
+                for r in records:
+                    self.producer.send(self.sink, value=r.value, key=r.key)
+            if batch:
+                self.producer.flush()
+                self.consumer.commit()
+        self.consumer.close()
+        self.producer.close()
+
+    def __enter__(self) -> BarePipe:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
+class PingClient:
+    """Sends one command and waits for its answer on ``sink``; repeats."""
+
+    def __init__(self, bootstrap: str, node: str, sink: str) -> None:
+        self.node, self.sink = node, sink
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        partitions = [TopicPartition(sink, p) for p in range(PARTITIONS)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            self.consumer.position(tp)
+
+    def ping(self, matches: Callable[[bytes, Any], bool]) -> float:
+        """Round trip of one command, in seconds."""
+        command = new_command(self.node, {"ping": uuid.uuid4().hex, "pad": "x" * 40})
+        started = time.perf_counter()
+        self.producer.send(
+            cmd_topic(self.node),
+            value=encode_envelope(command),
+            key=record_key(command),
+            headers=record_headers(command),
+        )
+        self.producer.flush()
+        while True:
+            for records in self.consumer.poll(timeout_ms=1000).values():
+                for r in records:
+                    if matches(r.value, command):
+                        return time.perf_counter() - started
+
+    def close(self) -> None:
+        """Close both clients."""
+        self.producer.close()
+        self.consumer.close()
+
+
+def bare_answers(value: bytes, command: Any) -> bool:
+    """The bare pipe forwards the command itself."""
+    return json.loads(value)["envelope_id"] == str(command.envelope_id)
+
+
+def runtime_answers(value: bytes, command: Any) -> bool:
+    """The runtime answers with an evt caused by the command."""
+    return decode_envelope(value).causation_id == command.envelope_id
+
+
+def bare_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
+    """Throughput (commands/s) and ping latencies of the bare pipe."""
+    node = f"bare-{uuid.uuid4().hex[:8]}"
+    sink = evt_topic(node)
+    create(bootstrap, [cmd_topic(node), sink])
+    fill(bootstrap, node, commands)
+    count = results_on(bootstrap, sink)
+    with BarePipe(bootstrap, cmd_topic(node), sink):
+        seconds = wait_for(count, commands)
+        client = PingClient(bootstrap, node, sink)
+        latencies = [client.ping(bare_answers) for _ in range(pings)]
+        client.close()
+    return commands / seconds, latencies
+
+
+async def runtime_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
+    """Throughput (commands/s) and ping latencies of the runtime hosting echo."""
+    tag = uuid.uuid4().hex[:8]
+    node, runtime = f"echo-{tag}", f"runtime-{tag}"
+    create(bootstrap, [cmd_topic(node), evt_topic(node)])
+    await trio.to_thread.run_sync(fill, bootstrap, node, commands)
+    count = results_on(bootstrap, evt_topic(node))
+    async with (
+        open_kafka_bus({"bootstrap_servers": bootstrap}, max_poll_records=500) as bus,
+        open_test_host(
+            runtime, contracts=one_node(node, runtime, inbox_size=1024, concurrency=64), bus=bus
+        ),
+    ):
+        seconds = await trio.to_thread.run_sync(wait_for, count, commands)
+        client = PingClient(bootstrap, node, evt_topic(node))
+        latencies = [
+            await trio.to_thread.run_sync(client.ping, runtime_answers) for _ in range(pings)
+        ]
+        client.close()
+    return commands / seconds, latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values``, in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    """Run both contenders RUNS times and print medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=50_000)
+    parser.add_argument("--pings", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--bootstrap", default=None)
+    parser.add_argument("--only", choices=["bare", "runtime"], default=None)
+    args = parser.parse_args()
+    rows: dict[str, list[tuple[float, float, float]]] = {"bare": [], "runtime": []}
+    with broker(args.bootstrap) as bootstrap:
+        for run in range(args.runs):
+            for name in [args.only] if args.only else ["bare", "runtime"]:
+                if name == "bare":
+                    rate, lat = bare_run(bootstrap, args.commands, args.pings)
+                else:
+                    rate, lat = trio.run(runtime_run, bootstrap, args.commands, args.pings)
+                rows[name].append((rate, percentile(lat, 0.5), percentile(lat, 0.99)))
+                print(
+                    f"run {run + 1} {name:8} {rate:>9,.0f} cmd/s   ping p50 "
+                    f"{rows[name][-1][1]:.2f} ms  p99 {rows[name][-1][2]:.2f} ms",
+                    flush=True,
+                )
+    if args.only:
+        return
+    med = {n: [statistics.median(r[i] for r in rows[n]) for i in range(3)] for n in rows}
+    print(f"\nmedians of {args.runs} runs, {args.commands:,} commands, {args.pings} pings:")
+    print(
+        f"bare kafka-python pipe  {med['bare'][0]:>9,.0f} cmd/s   "
+        f"p50 {med['bare'][1]:.2f} ms  p99 {med['bare'][2]:.2f} ms"
+    )
+    print(
+        f"onex runtime (echo)     {med['runtime'][0]:>9,.0f} cmd/s   "
+        f"p50 {med['runtime'][1]:.2f} ms  p99 {med['runtime'][2]:.2f} ms"
+    )
+    print(
+        f"throughput ratio runtime/bare: {med['runtime'][0] / med['bare'][0]:.2f}  (target >= 0.90)"
+    )
+    print(
+        f"latency added at p50: {med['runtime'][1] - med['bare'][1]:+.2f} ms  (target <= +0.5 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
