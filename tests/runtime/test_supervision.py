@@ -10,6 +10,7 @@ import trio.testing
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.handlers import CrashingHandler, GatedHandler
 
+from onex_actors.app import HostConfig
 from onex_actors.core import EnvelopeStatus, evt_topic
 from onex_actors.runtime import Bus, NodeStatus
 from onex_actors.testing import open_test_host
@@ -115,7 +116,11 @@ async def test_always_crashing_node_stops_after_its_intensity(
 async def test_full_inbox_blocks_the_feeder_and_drops_nothing() -> None:
     gated = GatedHandler()
     contracts = registry(effect("gated", inbox_size=2))
-    async with open_test_host(RUNTIME_ID, contracts=contracts, handlers={"gated": gated}) as host:
+    # One record per poll: whether a poll happens to see all ten must not decide the test.
+    config = HostConfig(poll_max_records=1)
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts, config=config, handlers={"gated": gated}
+    ) as host:
         commands = [await host.send("gated", {"i": i}) for i in range(10)]
         await trio.testing.wait_all_tasks_blocked()
         node = host.health().nodes["gated"]
