@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from onex_actors.testing import open_test_host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
-from kafka_flood import broker
+from _kafka import broker, produce_commands
 
 PARTITIONS = 4
 PRODUCER = {"linger_ms": 5, "batch_size": 256 * 1024}
@@ -58,21 +59,6 @@ def create(bootstrap: str, topics: list[str]) -> None:
         admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
     finally:
         admin.close()
-
-
-def fill(bootstrap: str, node: str, count: int) -> None:
-    """Produce ``count`` commands for ``node`` and wait for the broker to have them."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
-    for i in range(count):
-        command = new_command(node, {"i": i, "pad": "x" * 40})
-        producer.send(
-            cmd_topic(node),
-            value=encode_envelope(command),
-            key=record_key(command),
-            headers=record_headers(command),
-        )
-    producer.flush()
-    producer.close()
 
 
 def results_on(bootstrap: str, topic: str) -> Callable[[], int]:
@@ -186,7 +172,7 @@ def bare_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[flo
     node = f"bare-{uuid.uuid4().hex[:8]}"
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
-    fill(bootstrap, node, commands)
+    produce_commands(bootstrap, node, commands, **PRODUCER)
     count = results_on(bootstrap, sink)
     with BarePipe(bootstrap, cmd_topic(node), sink):
         seconds = wait_for(count, commands)
@@ -201,7 +187,7 @@ async def runtime_run(bootstrap: str, commands: int, pings: int) -> tuple[float,
     tag = uuid.uuid4().hex[:8]
     node, runtime = f"echo-{tag}", f"runtime-{tag}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
-    await trio.to_thread.run_sync(fill, bootstrap, node, commands)
+    await trio.to_thread.run_sync(partial(produce_commands, bootstrap, node, commands, **PRODUCER))
     count = results_on(bootstrap, evt_topic(node))
     async with (
         open_kafka_bus({"bootstrap_servers": bootstrap}, max_poll_records=500) as bus,

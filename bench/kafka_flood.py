@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 import trio
 from pydantic import JsonValue
 
-from onex_actors.bridges.kafka import KafkaConsumerBridge, LocalKafka, open_kafka_bus
+from onex_actors.bridges.kafka import KafkaConsumerBridge, open_kafka_bus
 from onex_actors.core import OnexEnvelope, cmd_topic
 from onex_actors.runtime import HandlerHealth
 from onex_actors.testing import open_test_host
@@ -31,6 +30,7 @@ INBOX = 64
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from _contracts import one_node  # noqa: E402
+from _kafka import broker  # noqa: E402
 
 
 class SlowHandler:
@@ -57,22 +57,6 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-@contextmanager
-def broker(bootstrap: str | None) -> Iterator[str]:
-    """The given broker, or a local Apache Kafka for the run."""
-    if bootstrap:
-        yield bootstrap
-        return
-    local = LocalKafka(port=39292, controller_port=39293)
-    local.stop()
-    local.remove_data()
-    try:
-        yield local.start()
-    finally:
-        local.stop()
-        local.remove_data()
 
 
 async def flood(bootstrap: str, commands: int, seconds: float) -> None:
@@ -102,7 +86,7 @@ async def flood(bootstrap: str, commands: int, seconds: float) -> None:
             done = await trio.run_process(
                 [
                     sys.executable,
-                    str(BENCH / "_produce.py"),
+                    str(BENCH / "_kafka.py"),
                     bootstrap,
                     cmd_topic(node),
                     node,

@@ -79,11 +79,11 @@ def onex(
     )
 
 
-def shipped_tree(root: Path, runtime_id: str, node_ids: list[str], families: list[str]) -> Path:
-    """A contract tree holding the shipped node contracts and one runtime hosting ``node_ids``.
+def write_runtime(root: Path, runtime_id: str, node_ids: list[str], families: list[str]) -> None:
+    """A runtime contract hosting ``node_ids``, subscribed to their command topics and its own.
 
-    The runtime subscribes to its own nodes' command topics only: on a broker shared with
-    other tests, ``cmd.node.#`` would take (and dead-letter) their commands too.
+    Never ``cmd.node.#``: on a broker shared with other tests it would take (and
+    dead-letter) their commands too.
     """
     topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*node_ids, runtime_id])
     (root / "runtime").mkdir(parents=True)
@@ -93,6 +93,11 @@ def shipped_tree(root: Path, runtime_id: str, node_ids: list[str], families: lis
         f"handlers: {{families: [{', '.join(families)}]}}\n"
         f"host_selector: {{node_ids: [{', '.join(node_ids)}]}}\n"
     )
+
+
+def shipped_tree(root: Path, runtime_id: str, node_ids: list[str], families: list[str]) -> Path:
+    """A contract tree holding the shipped node contracts and one runtime hosting ``node_ids``."""
+    write_runtime(root, runtime_id, node_ids, families)
     shutil.copytree(REPO / "contracts" / "nodes", root / "nodes")
     return root
 
@@ -103,13 +108,15 @@ def unique(name: str) -> str:
 
 
 def write_contracts(root: Path, runtime: str, node_yaml: str, node: str) -> Path:
-    (root / "runtime").mkdir(parents=True)
+    """A contract tree of one node (``node_yaml``) and a runtime hosting it."""
+    write_runtime(root, runtime, [node], ["local", "http"])
     (root / "nodes").mkdir()
-    (root / "runtime" / f"{runtime}.yaml").write_text(
-        f"kind: runtime_host\nnode_id: {runtime}\nversion: '0.1.0'\n"
-        f"subscriptions: {{cmd_topics: ['{cmd_topic(node)}', '{cmd_topic(runtime)}']}}\n"
-        "handlers: {families: [local, http]}\n"
-        f"host_selector: {{node_ids: [{node}]}}\n"
-    )
     (root / "nodes" / f"{node}.yaml").write_text(node_yaml)
     return root
+
+
+def echo_tree(root: Path, name: str) -> tuple[str, str, Path]:
+    """A fresh echo node ``<name>-…`` and runtime ``runtime-<name>-…``, and their tree."""
+    node, runtime = unique(name), unique(f"runtime-{name}")
+    node_yaml = f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n"
+    return node, runtime, write_contracts(root, runtime, node_yaml, node)

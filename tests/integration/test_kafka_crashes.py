@@ -7,19 +7,19 @@ from pathlib import Path
 
 from tests.http_server import recording_server
 from tests.integration.kafka_records import Results, committed, create_topics, produce
-from tests.integration.processes import host_process, kafka_env, unique, write_contracts
+from tests.integration.processes import (
+    echo_tree,
+    host_process,
+    kafka_env,
+    unique,
+    write_contracts,
+)
 
 COMMANDS = 10_000
 
 
 def test_kill_9_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -> None:
-    node, runtime = unique("echo-kill"), unique("runtime-kill")
-    contracts = write_contracts(
-        tmp_path,
-        runtime,
-        f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n",
-        node,
-    )
+    node, runtime, contracts = echo_tree(tmp_path, "echo-kill")
     env = kafka_env(kafka_bootstrap)
     create_topics(kafka_bootstrap, node)
     results = Results(kafka_bootstrap, node)
@@ -81,13 +81,7 @@ def test_slow_envelope_is_never_committed_past(tmp_path: Path, kafka_bootstrap: 
 def test_sigterm_under_load_drains_and_a_restart_repeats_nothing(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
-    node, runtime = unique("echo-term"), unique("runtime-term")
-    contracts = write_contracts(
-        tmp_path,
-        runtime,
-        f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n",
-        node,
-    )
+    node, runtime, contracts = echo_tree(tmp_path, "echo-term")
     env = kafka_env(kafka_bootstrap)
     create_topics(kafka_bootstrap, node)
     results = Results(kafka_bootstrap, node)

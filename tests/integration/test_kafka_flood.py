@@ -54,8 +54,7 @@ async def test_flood_keeps_buffers_bounded_and_the_group_stable(
         producer = await trio.run_process(
             [
                 sys.executable,
-                "-m",
-                "tests.integration.produce_flood",
+                str(REPO / "bench" / "_kafka.py"),
                 kafka_bootstrap,
                 kafka_bus.topic(cmd_topic("slow-node")),
                 "slow-node",

@@ -7,7 +7,7 @@ from typing import Literal
 
 import cyclopts
 
-from onex_actors.bridges.kafka import LocalKafka, LocalTansu, broker_answers, local_broker
+from onex_actors.bridges.kafka import broker_answers, local_broker
 from onex_actors.core import OnexError
 
 from ._errors import report
@@ -18,10 +18,6 @@ broker_app = cyclopts.App(
     name="broker", help="Run a local Kafka broker (Apache Kafka or tansu) on 127.0.0.1."
 )
 BrokerKind = Literal["kafka", "tansu"]
-
-
-def _broker(kind: BrokerKind, port: int, home: Path | None) -> LocalKafka | LocalTansu:
-    return local_broker(kind, port, home)
 
 
 @broker_app.command
@@ -38,7 +34,7 @@ def up(*, kind: BrokerKind = "kafka", port: int = 9092, home: Path | None = None
     home
         Where jars, data and logs live (default .cache/kafka or .cache/tansu).
     """
-    broker = _broker(kind, port, home)
+    broker = local_broker(kind, port, home)
     try:
         bootstrap = broker.start()
     except OnexError as exc:
@@ -60,7 +56,7 @@ def down(*, kind: BrokerKind = "kafka", port: int = 9092, home: Path | None = No
     home
         Where jars, data and logs live (default .cache/kafka or .cache/tansu).
     """
-    _broker(kind, port, home).stop()
+    local_broker(kind, port, home).stop()
     print(f"{kind} broker on 127.0.0.1:{port} stopped")
     return 0
 

@@ -20,9 +20,10 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError
 
-from onex_actors.bridges.kafka._repairs import repair_consumer
 from onex_actors.core import BusError, PartitionOffsets, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
+
+from ._repairs import repair_consumer
 
 __all__ = ["KafkaConsumerBridge", "subscription_regex"]
 

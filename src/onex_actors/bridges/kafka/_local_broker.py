@@ -23,7 +23,7 @@ import attrs
 
 from onex_actors.core import BusError, ConfigError
 
-__all__ = ["LocalKafka", "broker_answers"]
+__all__ = ["BrokerProcess", "LocalKafka", "broker_answers"]
 
 _PROPERTIES = """\
 process.roles=broker,controller
@@ -101,6 +101,80 @@ def _alive(pid: int) -> bool:
 
 
 @attrs.define
+class BrokerProcess:
+    """A local broker's process: its pid file under ``run_dir``, readiness, stop and kill.
+
+    Shared by ``LocalKafka`` and ``LocalTansu``; ``name`` goes into error messages.
+    """
+
+    run_dir: Path
+    name: str
+    _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the running broker's process id is kept."""
+        return self.run_dir / "broker.pid"
+
+    def pid(self) -> int | None:
+        """Return the broker's process id, if it runs."""
+        if not self.pid_file.exists():
+            return None
+        pid = int(self.pid_file.read_text())
+        if self._process is not None and self._process.pid == pid:
+            return pid if self._process.poll() is None else None
+        return pid if _alive(pid) else None
+
+    def spawn(self, args: list[str], output: Path) -> None:
+        """Start ``args`` in its own session, appending its output to ``output``."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(output, "ab") as out:
+            self._process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.pid_file.write_text(str(self._process.pid))
+
+    def wait_ready(self, bootstrap: str, output: Path, timeout_s: float) -> str:
+        """Wait until the spawned broker answers a metadata request; return ``bootstrap``."""
+        assert self._process is not None, "spawn() first"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                tail = output.read_text(errors="replace")[-1500:]
+                raise BusError(
+                    f"the local {self.name} broker exited ({self._process.returncode}): {tail}"
+                )
+            if broker_answers(bootstrap, timeout_s=1.0):
+                return bootstrap
+            time.sleep(0.05)  # polling a child process for readiness; each try is a real request
+        self.stop()
+        raise BusError(
+            f"the local {self.name} broker did not answer on {bootstrap} in {timeout_s:g} s"
+        )
+
+    def stop(self, *, timeout_s: float = 30) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while self.pid() is not None:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """Kill the broker at once (SIGKILL), as a crash would."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                time.sleep(0.05)
+
+
+@attrs.define
 class LocalKafka:
     """One single-node Kafka broker whose files live under ``home``."""
 
@@ -108,7 +182,10 @@ class LocalKafka:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
-    _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False, repr=False)
+    _broker: BrokerProcess = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._broker = BrokerProcess(self.run_dir, "Kafka")
 
     @property
     def bootstrap(self) -> str:
@@ -166,16 +243,7 @@ class LocalKafka:
 
     def pid(self) -> int | None:
         """Return the broker's process id, if it runs."""
-        pid_file = self.run_dir / "broker.pid"
-        if not pid_file.exists():
-            return None
-        pid = int(pid_file.read_text())
-        return pid if self._alive(pid) else None
-
-    def _alive(self, pid: int) -> bool:
-        if self._process is not None and self._process.pid == pid:
-            return self._process.poll() is None
-        return _alive(pid)
+        return self._broker.pid()
 
     def start(self, *, timeout_s: float = 90) -> str:
         """Start the broker unless one answers on the port; return the bootstrap address."""
@@ -213,58 +281,30 @@ class LocalKafka:
                 check=True,
                 timeout=120,
             )
-        with open(self.run_dir / "stdout.log", "ab") as out:
-            process = subprocess.Popen(
-                [
-                    "java",
-                    f"-Xmx{self.heap}",
-                    f"-Xms{self.heap}",
-                    "-XX:+UseSerialGC",
-                    f"-Dlog4j2.configurationFile={log4j}",
-                    "-cp",
-                    classpath,
-                    "kafka.Kafka",
-                    str(properties),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._process = process
-        (self.run_dir / "broker.pid").write_text(str(process.pid))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = (self.run_dir / "stdout.log").read_text(errors="replace")[-1500:]
-                raise BusError(f"the local Kafka broker exited ({process.returncode}): {tail}")
-            if broker_answers(self.bootstrap, timeout_s=1.0):
-                return self.bootstrap
-            time.sleep(0.2)  # polling a child process for readiness; each try is a real request
-        self.stop()
-        raise BusError(
-            f"the local Kafka broker did not answer on {self.bootstrap} in {timeout_s:g} s"
+        output = self.run_dir / "stdout.log"
+        self._broker.spawn(
+            [
+                "java",
+                f"-Xmx{self.heap}",
+                f"-Xms{self.heap}",
+                "-XX:+UseSerialGC",
+                f"-Dlog4j2.configurationFile={log4j}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(properties),
+            ],
+            output,
         )
+        return self._broker.wait_ready(self.bootstrap, output, timeout_s)
 
     def stop(self, *, timeout_s: float = 30) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``)."""
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while self._alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.05)
-        (self.run_dir / "broker.pid").unlink(missing_ok=True)
+        self._broker.stop(timeout_s=timeout_s)
 
     def kill(self) -> None:
         """Kill the broker at once (SIGKILL), as a crash would."""
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            while self.pid() is not None:
-                time.sleep(0.05)
+        self._broker.kill()
 
     def remove_data(self) -> None:
         """Delete the broker's data (it must be stopped)."""

@@ -1,0 +1,63 @@
+"""Kafka helpers for benchmarks: a broker for the run, and commands produced in bulk.
+
+As a script it produces from a separate process (so the producer does not share the
+measured process's GIL):
+
+    python bench/_kafka.py BOOTSTRAP TOPIC NODE COUNT
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import KafkaProducer
+
+from onex_actors.bridges.kafka import LocalKafka
+from onex_actors.core import cmd_topic, encode_envelope, new_command, record_headers, record_key
+
+
+@contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    """The given broker, or a local Apache Kafka on 127.0.0.1:39292 for the run."""
+    if bootstrap:
+        yield bootstrap
+        return
+    local = LocalKafka(port=39292, controller_port=39293)
+    local.stop()
+    local.remove_data()
+    try:
+        yield local.start()
+    finally:
+        local.stop()
+        local.remove_data()
+
+
+def produce_commands(
+    bootstrap: str, node: str, count: int, *, topic: str | None = None, **producer: Any
+) -> None:
+    """Send ``count`` ~200-byte commands for ``node`` and wait until the broker has them."""
+    client = KafkaProducer(bootstrap_servers=bootstrap, **producer)
+    for i in range(count):
+        command = new_command(node, {"i": i, "pad": "x" * 40})
+        client.send(
+            topic or cmd_topic(node),
+            value=encode_envelope(command),
+            key=record_key(command),
+            headers=record_headers(command),
+        )
+    client.flush()
+    client.close()
+
+
+if __name__ == "__main__":
+    produce_commands(
+        sys.argv[1],
+        sys.argv[3],
+        int(sys.argv[4]),
+        topic=sys.argv[2],
+        linger_ms=20,
+        batch_size=256 * 1024,
+    )
