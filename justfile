@@ -31,6 +31,10 @@ fmt:
 test *args:
     {{bin}}/python -m pytest {{args}}
 
+# Run the integration tier on a tansu broker instead of Apache Kafka.
+test-tansu *args:
+    ONEX_TEST_BROKER=tansu {{bin}}/python -m pytest -m integration {{args}}
+
 # Validate a contract tree (default: contracts/).
 validate dir="contracts":
     {{bin}}/onex contracts validate {{dir}}

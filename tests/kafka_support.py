@@ -7,6 +7,7 @@ way out and back on the way in. The runtime under test sees ordinary topics.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +23,12 @@ from onex_actors.runtime import (
     Record,
     TopicPartition,
 )
+
+TEST_BROKER = os.environ.get("ONEX_TEST_BROKER", "kafka")
+"""The local broker the suite starts when ONEX_KAFKA_BOOTSTRAP names none: kafka or tansu."""
+
+SESSION_TIMEOUT_MS = 2_000 if TEST_BROKER == "tansu" else 10_000
+"""Consumer-group session for test hosts: tansu spends about half of it on every join."""
 
 
 def new_namespace() -> str:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from tests.kafka_support import NamespacedBus
+from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_BROKER, NamespacedBus
 
 from onex_actors.app import demo_seed_sql
 from onex_actors.bridges.kafka import LocalKafka, local_broker, open_kafka_bus
@@ -67,7 +67,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if external:
         yield external
         return
-    broker = local_broker(os.environ.get("ONEX_TEST_BROKER", "kafka"), 39092)
+    broker = local_broker(TEST_BROKER, 39092)
     broker.stop()
     if isinstance(broker, LocalKafka):
         broker.remove_data()
@@ -82,5 +82,9 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture
 async def kafka_bus(kafka_bootstrap: str) -> AsyncIterator[NamespacedBus]:
-    async with open_kafka_bus({"bootstrap_servers": kafka_bootstrap}, max_poll_records=500) as bus:
+    async with open_kafka_bus(
+        {"bootstrap_servers": kafka_bootstrap},
+        max_poll_records=500,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+    ) as bus:
         yield NamespacedBus(bus)

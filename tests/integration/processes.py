@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.kafka_support import SESSION_TIMEOUT_MS
+
 from onex_actors.core import cmd_topic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +30,7 @@ def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:
         "ONEX_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "ONEX_KAFKA__START_LOCAL_BROKER": "false",
         "ONEX_COMMIT_INTERVAL_S": "0.5",
+        "ONEX_KAFKA__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         **extra,
     }
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from tests.kafka_support import SESSION_TIMEOUT_MS
 
 from onex_actors.bridges.kafka._repairs import repair_consumer
 
@@ -80,6 +81,8 @@ def test_topics_appearing_during_a_rejoin_all_end_up_assigned(kafka_bootstrap: s
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             metadata_max_age_ms=5000,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
         )
         repair_consumer(consumer)
         consumer.subscribe(pattern=f"^{prefix}-.*$")
@@ -98,3 +101,33 @@ def test_topics_appearing_during_a_rejoin_all_end_up_assigned(kafka_bootstrap: s
             producer.close()
             consumer.close()
         assert seen == set(topics)
+
+
+def test_a_join_finishing_between_polls_is_collected_not_replaced(kafka_bootstrap: str) -> None:
+    """Unrepaired, the member sent a new JoinGroup at every poll (32 generations in 10 s)."""
+    topic = f"between-polls-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(topic, b"x")
+    producer.close()
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=topic,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
+    )
+    repair_consumer(consumer)
+    received = 0
+    deadline = time.monotonic() + 20
+    try:
+        while not received and time.monotonic() < deadline:
+            # A poll shorter than a join, then work elsewhere while the join finishes.
+            received = sum(len(r) for r in consumer.poll(timeout_ms=0).values())
+            time.sleep(0.2)
+        generation = consumer._coordinator._generation.generation_id
+    finally:
+        consumer.close()
+    assert received == 1
+    assert generation <= 1

@@ -62,3 +62,11 @@ def test_secrets_are_not_shown() -> None:
     config = load_config(environ={"ONEX_KAFKA__SASL_PASSWORD": "hunter2"})
     assert "hunter2" not in repr(config)
     assert isinstance(config, HostConfig)
+
+
+def test_group_session_timeout_comes_from_the_environment_and_has_a_floor() -> None:
+    config = load_config(environ={"ONEX_KAFKA__SESSION_TIMEOUT_MS": "2000"})
+    assert config.kafka.session_timeout_ms == 2000
+    assert load_config().kafka.session_timeout_ms == 10_000
+    with pytest.raises(ConfigError, match=r"kafka\.session_timeout_ms"):
+        load_config(environ={"ONEX_KAFKA__SESSION_TIMEOUT_MS": "500"})

@@ -82,6 +82,7 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         partitions=config.bus.partitions,
         create_topics=config.kafka.create_topics,
         max_poll_records=config.poll_max_records,
+        session_timeout_ms=config.kafka.session_timeout_ms,
     ) as bus:
         yield bus
 

@@ -54,6 +54,12 @@ class KafkaSettings(_Settings):
     """Start a broker on 127.0.0.1 when none answers (development only)."""
     local_broker: Literal["kafka", "tansu"] = "kafka"
     """Which local broker to start: Apache Kafka (Java) or tansu (one binary, in memory)."""
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    """Consumer-group session: how long a host that died silently keeps its partitions.
+
+    Apache Kafka refuses values below its ``group.min.session.timeout.ms`` (6,000 by
+    default); tansu takes about half of it for every group join, so 2,000 suits it.
+    """
 
 
 class HttpSettings(_Settings):

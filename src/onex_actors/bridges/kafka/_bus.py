@@ -32,6 +32,7 @@ class KafkaBus:
         replication_factor: int = 1,
         create_topics: bool = True,
         max_poll_records: int = 500,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.client_config = dict(client_config)
         self.producer = producer
@@ -39,6 +40,7 @@ class KafkaBus:
         self.replication_factor = replication_factor
         self.create_topics = create_topics
         self.max_poll_records = max_poll_records
+        self.session_timeout_ms = session_timeout_ms
 
     @asynccontextmanager
     async def consumer(
@@ -46,7 +48,11 @@ class KafkaBus:
     ) -> AsyncIterator[KafkaConsumerBridge]:
         """Join ``group_id`` subscribed to every topic matching ``patterns``."""
         bridge = KafkaConsumerBridge(
-            self.client_config, patterns, group_id, max_poll_records=self.max_poll_records
+            self.client_config,
+            patterns,
+            group_id,
+            max_poll_records=self.max_poll_records,
+            session_timeout_ms=self.session_timeout_ms,
         )
         await bridge.start()
         try:
@@ -95,8 +101,13 @@ async def open_kafka_bus(
     replication_factor: int = 1,
     create_topics: bool = True,
     max_poll_records: int = 500,
+    session_timeout_ms: int = 10_000,
 ) -> AsyncIterator[KafkaBus]:
-    """Start the shared producer, yield the bus, flush and close the producer on exit."""
+    """Start the shared producer, yield the bus, flush and close the producer on exit.
+
+    ``session_timeout_ms`` is the consumer-group session: how long a silent member keeps
+    its partitions (and, on tansu, about twice how long each group join takes).
+    """
     producer = ProducerBridge(client_config)
     await producer.start()
     try:
@@ -107,6 +118,7 @@ async def open_kafka_bus(
             replication_factor=replication_factor,
             create_topics=create_topics,
             max_poll_records=max_poll_records,
+            session_timeout_ms=session_timeout_ms,
         )
     finally:
         with trio.CancelScope(shield=True):

@@ -57,11 +57,13 @@ class KafkaConsumerBridge:
         group_id: str,
         *,
         max_poll_records: int = 500,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.client_config = dict(client_config)
         self.regex = subscription_regex(patterns)
         self.group_id = group_id
         self.max_poll_records = max_poll_records
+        self.session_timeout_ms = session_timeout_ms
         self._send, self._receive = trio.open_memory_channel[list[Record] | BusError](math.inf)
         self._commands: queue.Queue[Callable[[KafkaConsumer], object]] = queue.Queue()
         self._trackers: dict[TopicPartition, PartitionOffsets] = {}
@@ -213,9 +215,9 @@ class KafkaConsumerBridge:
                 auto_offset_reset="earliest",
                 max_poll_records=self.max_poll_records,
                 metadata_max_age_ms=5000,
-                session_timeout_ms=10_000,
+                session_timeout_ms=self.session_timeout_ms,
                 max_poll_interval_ms=60_000,  # our poll loop never waits on handlers
-                heartbeat_interval_ms=3_000,
+                heartbeat_interval_ms=min(3_000, self.session_timeout_ms // 3),
                 **self.client_config,
             )
             repair_consumer(consumer)

@@ -1,6 +1,6 @@
-"""Repairs for two kafka-python 3.0 consumer bugs that silently stop consumption.
+"""Repairs for three kafka-python 3.0 consumer bugs that silently stop consumption.
 
-Both leave the consumer polling, healthy and silent, while records wait:
+Each leaves the consumer polling, healthy and silent, while records wait:
 
 1. **A resumed partition is never fetched again.** When a partition is paused while
    part of a fetched batch is unread, the fetcher parks the rest of the batch and
@@ -15,8 +15,14 @@ Both leave the consumer polling, healthy and silent, while records wait:
    rejoin is needed, so the next ``poll`` never collects the finished join and the
    member keeps its old partitions. Repair: a join in flight or finished but not yet
    collected counts as a rejoin needed.
+3. **A join that finishes between two polls is thrown away.** The next ``poll`` sees
+   the finished join and sends a new JoinGroup instead of collecting its result. When
+   every join takes longer than one ``poll`` (tansu answers a JoinGroup only after
+   about half the session timeout; our polls last 50 ms), the member rejoins forever
+   and is never assigned anything. Repair: the next ``poll`` collects the result of a
+   join it left in flight, finished or not.
 
-``tests/integration/test_kafka_repairs.py`` reproduces both against a real broker.
+``tests/integration/test_kafka_repairs.py`` reproduces them against a real broker.
 Drop each repair once kafka-python fixes it.
 """
 
@@ -32,9 +38,10 @@ __all__ = ["repair_consumer"]
 
 
 def repair_consumer(consumer: KafkaConsumer) -> None:
-    """Apply both repairs to ``consumer`` (each only where its bug's code is present)."""
+    """Apply the repairs to ``consumer`` (each only where its bug's code is present)."""
     _repair_parked_partitions(consumer)
     _repair_uncollected_join(consumer)
+    _repair_discarded_join(consumer)
 
 
 def _repair_parked_partitions(consumer: KafkaConsumer) -> None:
@@ -64,3 +71,40 @@ def _repair_uncollected_join(consumer: KafkaConsumer) -> None:
         return coordinator._join_task is not None or need_rejoin()
 
     coordinator.need_rejoin = need_rejoin_repaired
+
+
+class _JoinLeftInFlight:
+    """A join a timed-out ``poll`` left behind: never "done" to the coordinator's loop.
+
+    The loop then awaits it (returning its result at once when it has finished)
+    instead of replacing it with a new JoinGroup.
+    """
+
+    is_done = False
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.task, name)
+
+    def __await__(self) -> Any:
+        return self.task.__await__()
+
+
+def _repair_discarded_join(consumer: KafkaConsumer) -> None:
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not hasattr(coordinator, "join_group_async"):
+        return
+    join_group_async: Callable[..., Any] = coordinator.join_group_async
+
+    @functools.wraps(join_group_async)
+    async def join_group_repaired(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await join_group_async(*args, **kwargs)
+        finally:
+            task = coordinator._join_task
+            if task is not None and not isinstance(task, _JoinLeftInFlight):
+                coordinator._join_task = _JoinLeftInFlight(task)
+
+    coordinator.join_group_async = join_group_repaired
