@@ -80,6 +80,7 @@ class KafkaConsumerBridge:
         self._consumer: KafkaConsumer | None = None
         self.assignment: set[TopicPartition] = set()
         self.rebalances = 0
+        self.failed_commits = 0
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -125,7 +126,12 @@ class KafkaConsumerBridge:
             self._committable[record.topic_partition] = tracker.committable
 
     async def commit(self) -> None:
-        """Commit every partition up to (not past) its oldest record not yet done."""
+        """Commit every partition up to (not past) its oldest record not yet done.
+
+        A commit the broker refuses (the group rebalanced while the broker was away,
+        the coordinator moved) is logged and tried again at the next commit: records
+        past the last commit may then be handled twice, never lost.
+        """
         offsets = {
             tp: offset
             for tp, offset in self._committable.items()
@@ -134,7 +140,18 @@ class KafkaConsumerBridge:
         if not offsets:
             await trio.lowlevel.checkpoint()
             return
-        await self._call(lambda consumer: _commit(consumer, offsets))
+        try:
+            await self._call(lambda consumer: _commit(consumer, offsets))
+        except BusError as exc:
+            self.failed_commits += 1
+            logger.warning(
+                "group %s: commit of %d partitions failed, trying again at the next "
+                "commit (records past the last commit may be handled again): %s",
+                self.group_id,
+                len(offsets),
+                exc,
+            )
+            return
         self._committed.update(offsets)
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
