@@ -35,6 +35,21 @@ test *args:
 test-tansu *args:
     ONEX_TEST_BROKER=tansu {{bin}}/python -m pytest -m integration {{args}}
 
+# Run every benchmark, record its medians and redraw docs/benchmarks.png (minutes;
+# needs `pip install -e '.[bench]'`). Figures go to docs/benchmarks.md by hand.
+bench:
+    {{bin}}/python bench/inprocess_echo.py --record
+    {{bin}}/python bench/scale.py --record
+    {{bin}}/python bench/kafka_echo.py --record
+    {{bin}}/python bench/db_handler.py --record
+    {{bin}}/python bench/crash_isolation.py
+    {{bin}}/python bench/plot.py
+
+# Run the fault scenarios against real processes and print the checker's table
+# (e.g. `just faults --only kill-9 broker`; `--commands N` sets the size).
+faults *args:
+    {{bin}}/python bench/faults.py {{args}}
+
 # Validate a contract tree (default: contracts/).
 validate dir="contracts":
     {{bin}}/onex contracts validate {{dir}}

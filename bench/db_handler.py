@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ import trio
 import trio_asyncio
 from pydantic import SecretStr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import record
 from onex_actors.app import DatabaseSettings, HostConfig, demo_seed_sql
 from onex_actors.bridges.postgres import EmbeddedPostgres, PoolSpec, open_pools
 from onex_actors.core import EffectContract, new_command, parse_contract
@@ -51,7 +54,7 @@ async def _worker(call: object, worker: int, count: int) -> None:
         await call(1 + (worker + i) % 3)
 
 
-async def main(dsn: str, queries: int, concurrency: int) -> None:
+async def main(dsn: str, queries: int, concurrency: int, keep: bool) -> None:
     query_user = FileRegistry(REPO / "contracts").node_contracts()["query-user"]
     assert isinstance(query_user, EffectContract)
     assert query_user.db is not None
@@ -105,12 +108,18 @@ async def main(dsn: str, queries: int, concurrency: int) -> None:
         runtime_rate = await timed("runtime", queries, concurrency, via_runtime)
     handler_ratio, runtime_ratio = handler_rate / raw_rate, runtime_rate / raw_rate
     print(f"ratio handler/raw {handler_ratio:.2f}, runtime/raw {runtime_ratio:.2f}")
+    if keep:
+        record(
+            "db_handler",
+            {"raw_q_s": raw_rate, "handler_q_s": handler_rate, "runtime_q_s": runtime_rate},
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--record", action="store_true", help="store figures for the plot")
     args = parser.parse_args()
     dsn = os.environ.get("DATABASE_URL")
     server = None
@@ -118,7 +127,7 @@ if __name__ == "__main__":
         server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="onex-bench-pg-")))
         dsn = server.start()
     try:
-        trio.run(main, dsn, args.queries, args.concurrency)
+        trio.run(main, dsn, args.queries, args.concurrency, args.record)
     finally:
         if server is not None:
             server.remove()

@@ -17,7 +17,9 @@ Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:39292 and stops 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import statistics
 import sys
 import threading
@@ -32,6 +34,7 @@ import trio
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from onex_actors.app import HostConfig, open_runtime_host
 from onex_actors.bridges.kafka import open_kafka_bus
 from onex_actors.core import (
     cmd_topic,
@@ -41,12 +44,13 @@ from onex_actors.core import (
     new_command,
     record_headers,
     record_key,
+    result_of,
 )
-from onex_actors.testing import open_test_host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
 from _kafka import broker, produce_commands
+from _record import record
 
 PARTITIONS = 4
 PRODUCER = {"linger_ms": 5, "batch_size": 256 * 1024}
@@ -189,11 +193,10 @@ async def runtime_run(bootstrap: str, commands: int, pings: int) -> tuple[float,
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
     await trio.to_thread.run_sync(partial(produce_commands, bootstrap, node, commands, **PRODUCER))
     count = results_on(bootstrap, evt_topic(node))
+    contracts = one_node(node, runtime, inbox_size=1024, concurrency=64)
     async with (
         open_kafka_bus({"bootstrap_servers": bootstrap}, max_poll_records=500) as bus,
-        open_test_host(
-            runtime, contracts=one_node(node, runtime, inbox_size=1024, concurrency=64), bus=bus
-        ),
+        open_runtime_host(runtime, HostConfig(), registry=contracts, bus=bus),
     ):
         seconds = await trio.to_thread.run_sync(wait_for, count, commands)
         client = PingClient(bootstrap, node, evt_topic(node))
@@ -204,53 +207,109 @@ async def runtime_run(bootstrap: str, commands: int, pings: int) -> tuple[float,
     return commands / seconds, latencies
 
 
+def faststream_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
+    """Throughput and ping latencies of the same echo written with FastStream (aiokafka).
+
+    Its handler does what the runtime's echo does per command: decode the envelope,
+    build the result envelope, encode it; FastStream publishes it to the evt topic.
+    """
+    from faststream.kafka import KafkaBroker
+
+    node = f"fs-{uuid.uuid4().hex[:8]}"
+    create(bootstrap, [cmd_topic(node), evt_topic(node)])
+    produce_commands(bootstrap, node, commands, **PRODUCER)
+    count = results_on(bootstrap, evt_topic(node))
+    broker = KafkaBroker(bootstrap, linger_ms=PRODUCER["linger_ms"], log_level=logging.WARNING)
+
+    @broker.subscriber(
+        cmd_topic(node), group_id=f"fs-{node}", auto_offset_reset="earliest", max_records=500
+    )
+    @broker.publisher(evt_topic(node))
+    async def echo(body: bytes) -> bytes:
+        command = decode_envelope(body)
+        return encode_envelope(result_of(command, command.payload))
+
+    async def run() -> tuple[float, list[float]]:
+        async with broker:
+            await broker.start()
+            seconds = await asyncio.to_thread(wait_for, count, commands)
+            client = PingClient(bootstrap, node, evt_topic(node))
+            latencies = [
+                await asyncio.to_thread(client.ping, runtime_answers) for _ in range(pings)
+            ]
+            client.close()
+        return commands / seconds, latencies
+
+    return asyncio.run(run())
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values``, in milliseconds."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+CONTENDERS = {
+    "bare": "bare kafka-python pipe",
+    "runtime": "onex runtime (echo)",
+    "faststream": "FastStream (aiokafka) echo",
+}
+
+
+def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
+    """One run of contender ``name``: its throughput and ping latencies."""
+    if name == "bare":
+        return bare_run(bootstrap, commands, pings)
+    if name == "faststream":
+        return faststream_run(bootstrap, commands, pings)
+    return trio.run(runtime_run, bootstrap, commands, pings)
+
+
 def main() -> None:
-    """Run both contenders RUNS times and print medians and ratios."""
+    """Run the contenders RUNS times, interleaved, and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=50_000)
     parser.add_argument("--pings", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--bootstrap", default=None)
-    parser.add_argument("--only", choices=["bare", "runtime"], default=None)
+    parser.add_argument("--only", choices=list(CONTENDERS), nargs="+", default=list(CONTENDERS))
+    parser.add_argument("--record", action="store_true", help="store medians for the plot")
     args = parser.parse_args()
-    rows: dict[str, list[tuple[float, float, float]]] = {"bare": [], "runtime": []}
+    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
     with broker(args.bootstrap) as bootstrap:
         for run in range(args.runs):
-            for name in [args.only] if args.only else ["bare", "runtime"]:
-                if name == "bare":
-                    rate, lat = bare_run(bootstrap, args.commands, args.pings)
-                else:
-                    rate, lat = trio.run(runtime_run, bootstrap, args.commands, args.pings)
+            for name in args.only:
+                rate, lat = run_one(name, bootstrap, args.commands, args.pings)
                 rows[name].append((rate, percentile(lat, 0.5), percentile(lat, 0.99)))
                 print(
-                    f"run {run + 1} {name:8} {rate:>9,.0f} cmd/s   ping p50 "
+                    f"run {run + 1} {name:10} {rate:>9,.0f} cmd/s   ping p50 "
                     f"{rows[name][-1][1]:.2f} ms  p99 {rows[name][-1][2]:.2f} ms",
                     flush=True,
                 )
-    if args.only:
-        return
     med = {n: [statistics.median(r[i] for r in rows[n]) for i in range(3)] for n in rows}
     print(f"\nmedians of {args.runs} runs, {args.commands:,} commands, {args.pings} pings:")
-    print(
-        f"bare kafka-python pipe  {med['bare'][0]:>9,.0f} cmd/s   "
-        f"p50 {med['bare'][1]:.2f} ms  p99 {med['bare'][2]:.2f} ms"
-    )
-    print(
-        f"onex runtime (echo)     {med['runtime'][0]:>9,.0f} cmd/s   "
-        f"p50 {med['runtime'][1]:.2f} ms  p99 {med['runtime'][2]:.2f} ms"
-    )
-    print(
-        f"throughput ratio runtime/bare: {med['runtime'][0] / med['bare'][0]:.2f}  (target >= 0.90)"
-    )
-    print(
-        f"latency added at p50: {med['runtime'][1] - med['bare'][1]:+.2f} ms  (target <= +0.5 ms)"
-    )
+    for name, (rate, p50, p99) in med.items():
+        print(f"{CONTENDERS[name]:28} {rate:>9,.0f} cmd/s   p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    if "bare" in med and "runtime" in med:
+        ratio = med["runtime"][0] / med["bare"][0]
+        added = med["runtime"][1] - med["bare"][1]
+        print(f"throughput ratio runtime/bare: {ratio:.2f}  (target >= 0.90)")
+        print(f"latency added at p50: {added:+.2f} ms  (target <= +0.5 ms)")
+    if "faststream" in med and "runtime" in med:
+        print(f"runtime/FastStream throughput: {med['runtime'][0] / med['faststream'][0]:.2f}")
+    if args.record:
+        record(
+            "kafka_echo",
+            {
+                "runs": args.runs,
+                "commands": args.commands,
+                **{
+                    f"{name}_{what}": value
+                    for name, figures in med.items()
+                    for what, value in zip(("cmd_s", "p50_ms", "p99_ms"), figures, strict=True)
+                },
+            },
+        )
 
 
 if __name__ == "__main__":

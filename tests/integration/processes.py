@@ -2,71 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import select
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.kafka_support import SESSION_TIMEOUT_MS
 
 from onex_actors.core import cmd_topic
+from onex_actors.testing import host_env
 
 REPO = Path(__file__).resolve().parents[2]
-HOST = [sys.executable, "-c", "from onex_actors.cli import host_main; host_main()"]
 ONEX = [sys.executable, "-c", "from onex_actors.cli import main; main()"]
 
 
 def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ONEX_BUS__KIND": "kafka",
-        "ONEX_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "ONEX_KAFKA__START_LOCAL_BROKER": "false",
-        "ONEX_COMMIT_INTERVAL_S": "0.5",
-        "ONEX_KAFKA__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
-        **extra,
-    }
-
-
-def read_line(proc: subprocess.Popen[str], timeout_s: float = 60) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-    assert ready, "the process printed nothing in time"
-    return proc.stdout.readline()
-
-
-@contextmanager
-def host_process(
-    runtime_id: str, contracts: Path, env: Mapping[str, str], config: Path | None = None
-) -> Iterator[subprocess.Popen[str]]:
-    """A host process, started and ready (its first line read), killed on exit if still up."""
-    args = [*HOST, "--runtime-node-id", runtime_id, "--contracts-dir", str(contracts)]
-    if config is not None:
-        args += ["--config", str(config)]
-    if level := os.environ.get("ONEX_TEST_HOST_LOG_LEVEL"):
-        args += ["--log-level", level]  # e.g. DEBUG, to diagnose a run from its log file
-    log = Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
-    with open(log, "a") as stderr:
-        proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(env)
-        )
-    try:
-        line = read_line(proc)
-        assert " ready: " in line, line
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+    return host_env(bootstrap, ONEX_KAFKA__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS), **extra)
 
 
 def onex(

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import HOST, REPO, read_line, shipped_tree
+from tests.integration.processes import REPO, shipped_tree
+
+from onex_actors.testing import HOST_COMMAND, read_line
 
 
 @pytest.fixture
@@ -19,7 +21,7 @@ def contracts(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def host(contracts: Path) -> Iterator[subprocess.Popen[str]]:
-    args = [*HOST, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)]
+    args = [*HOST_COMMAND, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)]
     args += ["--config", str(REPO / "config" / "inprocess.yaml")]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     yield proc
@@ -48,7 +50,7 @@ def test_signal_drains_and_exits_zero(host: subprocess.Popen[str], signum: signa
 
 def test_bad_runtime_id_is_one_clear_line(contracts: Path) -> None:
     result = subprocess.run(
-        [*HOST, "--runtime-node-id", "ghost", "--contracts-dir", str(contracts)],
+        [*HOST_COMMAND, "--runtime-node-id", "ghost", "--contracts-dir", str(contracts)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -64,7 +66,7 @@ def test_bad_runtime_id_is_one_clear_line(contracts: Path) -> None:
 
 def test_bad_environment_override_names_the_variable(contracts: Path) -> None:
     result = subprocess.run(
-        [*HOST, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)],
+        [*HOST_COMMAND, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)],
         capture_output=True,
         text=True,
         timeout=60,

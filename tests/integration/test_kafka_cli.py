@@ -9,13 +9,14 @@ import pytest
 from tests.http_server import recording_server
 from tests.integration.processes import (
     REPO,
-    host_process,
     kafka_env,
     onex,
     shipped_tree,
     unique,
     write_contracts,
 )
+
+from onex_actors.testing import host_process
 
 
 @pytest.fixture

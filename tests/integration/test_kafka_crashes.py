@@ -9,11 +9,12 @@ from tests.http_server import recording_server
 from tests.integration.kafka_records import Results, committed, create_topics, produce
 from tests.integration.processes import (
     echo_tree,
-    host_process,
     kafka_env,
     unique,
     write_contracts,
 )
+
+from onex_actors.testing import host_process
 
 COMMANDS = 10_000
 

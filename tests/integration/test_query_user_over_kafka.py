@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import HOST, REPO, host_process, kafka_env, onex
+from tests.integration.processes import REPO, kafka_env, onex
+
+from onex_actors.testing import HOST_COMMAND, host_process
 
 RUNTIME = """\
 kind: runtime_host
@@ -73,7 +75,7 @@ def test_db_contract_errors_stop_the_host_with_one_line(
     )
     result = subprocess.run(
         [
-            *HOST,
+            *HOST_COMMAND,
             "--runtime-node-id",
             "runtime-pg",
             "--contracts-dir",

@@ -7,6 +7,7 @@ start-up; ``route`` then decides for each envelope without raising.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 
 import attrs
@@ -148,10 +149,17 @@ def route(envelope: OnexEnvelope, table: RoutingTable, *, topic: str | None = No
     return Delivery(hosted)
 
 
-def _topic_mismatch(topic: str, node_id: str) -> str | None:
+@functools.lru_cache(maxsize=4096)
+def _parsed_topic(topic: str) -> Topic | None:
     try:
-        parsed = Topic.parse(topic)
+        return Topic.parse(topic)
     except TopicError:
+        return None
+
+
+def _topic_mismatch(topic: str, node_id: str) -> str | None:
+    parsed = _parsed_topic(topic)
+    if parsed is None:
         return None  # a custom subscription outside the onex grammar: trust node_id
     if parsed.type == "cmd" and parsed.target == "node" and parsed.slug != node_id:
         return f"envelope for node {node_id!r} arrived on topic {topic}, which is {parsed.slug!r}'s"

@@ -1,7 +1,35 @@
-"""Test harness: open a whole runtime host inside a test's nursery and drive it."""
+"""Test harness: hosts in a test's nursery or as processes, and a delivery checker.
 
+``open_test_host`` runs a whole runtime host inside a test's nursery; ``host_process``
+runs one as a real process; ``check`` accounts for every command a workload sent.
+"""
+
+from ._checker import DeliveryReport as DeliveryReport
+from ._checker import Outcome as Outcome
+from ._checker import SentRecord as SentRecord
+from ._checker import check as check
+from ._checker import outcome_of as outcome_of
+from ._checker import render_reports as render_reports
 from ._collector import EnvelopeCollector as EnvelopeCollector
 from ._harness import HostHarness as HostHarness
 from ._harness import open_test_host as open_test_host
+from ._processes import HOST_COMMAND as HOST_COMMAND
+from ._processes import host_env as host_env
+from ._processes import host_process as host_process
+from ._processes import read_line as read_line
 
-__all__ = ["EnvelopeCollector", "HostHarness", "open_test_host"]
+__all__ = [
+    "HOST_COMMAND",
+    "DeliveryReport",
+    "EnvelopeCollector",
+    "HostHarness",
+    "Outcome",
+    "SentRecord",
+    "check",
+    "host_env",
+    "host_process",
+    "open_test_host",
+    "outcome_of",
+    "read_line",
+    "render_reports",
+]

@@ -82,6 +82,15 @@ class InProcessBus:
         """Return every record of ``topic``, partition by partition."""
         return [r for log in self._logs.get(topic, []) for r in log]
 
+    def record_count(self, topic: str) -> int:
+        """Return how many records ``topic`` holds (0 if it does not exist)."""
+        return sum(len(log) for log in self._logs.get(topic, []))
+
+    async def wait_for_records(self, topic: str, count: int) -> None:
+        """Return once ``topic`` holds at least ``count`` records."""
+        while self.record_count(topic) < count:
+            await self._arrived.wait()
+
     def committed(self, group_id: str) -> dict[TopicPartition, int]:
         """Return the committed offsets of ``group_id``."""
         return dict(self._committed.get(group_id, {}))

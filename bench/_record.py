@@ -1,0 +1,37 @@
+"""Recording benchmark figures in docs/bench-results.json, for the plot and the docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "bench-results.json"
+
+
+def machine() -> str:
+    """The machine in words: CPU model, cores, Python."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def record(name: str, figures: dict[str, Any]) -> None:
+    """Store ``figures`` of benchmark ``name`` with the command and the machine."""
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[name] = {
+        "command": "python " + " ".join(Path(sys.argv[0]).parts[-2:] + tuple(sys.argv[1:])),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        **figures,
+    }
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,114 @@
+"""The fault harness: every scenario against real processes, then the checker's table.
+
+Starts its own Apache Kafka on 127.0.0.1:39392 and an embedded PostgreSQL (unless
+DATABASE_URL is set, in which case the PostgreSQL scenario is skipped: it must stop
+the server), runs the scenarios and prints one Markdown table row per scenario.
+
+    python bench/faults.py [--commands 10000] [--only kill-9 sigterm ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+
+from onex_actors.app import demo_seed_sql
+from onex_actors.bridges.kafka import LocalKafka
+from onex_actors.bridges.postgres import EmbeddedPostgres
+from onex_actors.testing import render_reports
+from onex_actors.testing.faults import (
+    FaultLab,
+    ScenarioResult,
+    always_raising,
+    broker_outage,
+    kill_9_restart,
+    malformed_records,
+    node_kills,
+    postgres_outage,
+    second_host,
+    sigterm_restart,
+)
+from onex_actors.testing.strategies import malformed_record_values, sample
+
+PORT = 39392
+
+
+def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
+    """Every scenario, at full size."""
+    return {
+        "kill-9": lambda lab: kill_9_restart(lab, commands),
+        "broker": lambda lab: broker_outage(lab, commands, outage_s=10),
+        "postgres": lambda lab: postgres_outage(lab, commands // 10, outage_s=30),
+        "node-kills": lambda lab: node_kills(lab, commands, kills=1000),
+        "raising": lambda lab: always_raising(lab, commands // 10),
+        "sigterm": lambda lab: sigterm_restart(lab, commands),
+        "second-host": lambda lab: second_host(lab, commands),
+        "fuzz": lambda lab: malformed_records(lab, lambda node: sample_malformed(node, 1000)),
+    }
+
+
+def sample_malformed(node: str, count: int) -> list[bytes]:
+    """``count`` Hypothesis-generated malformed record values for ``node``."""
+    return sample(malformed_record_values(node), count)
+
+
+def seed(dsn: str) -> None:
+    """Create the demo tables the PostgreSQL scenario reads."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(demo_seed_sql())
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    """Run the chosen scenarios; exit 1 if any lost a command or the host crashed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=10_000)
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args()
+    chosen = scenarios(args.commands)
+    names = args.only or list(chosen)
+    workdir = Path(tempfile.mkdtemp(prefix="onex-faults-"))
+    broker = LocalKafka(port=PORT, controller_port=PORT + 1)
+    broker.stop()
+    broker.remove_data()
+    postgres = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(workdir / "pg")
+    rows = []
+    try:
+        lab = FaultLab(broker.start(), workdir, broker=broker)
+        if postgres is not None:
+            postgres.start()
+            seed(postgres.dsn)
+            lab.postgres, lab.postgres_dsn = postgres, postgres.dsn
+        for name in names:
+            if name == "postgres" and postgres is None:
+                print("postgres: skipped (DATABASE_URL set; the scenario must stop the server)")
+                continue
+            result = chosen[name](lab)
+            rows.append(result)
+            verdict = "pass" if result.passed else "FAIL"
+            print(f"{name}: {verdict}: {result.note}", flush=True)
+    finally:
+        broker.stop()
+        broker.remove_data()
+        if postgres is not None:
+            postgres.remove()
+    print()
+    print(render_reports([(r.name, r.report, r.note) for r in rows]))
+    sys.exit(0 if all(r.passed for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()

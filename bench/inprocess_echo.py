@@ -1,0 +1,132 @@
+"""Echo on the in-process bus: the runtime's own overhead, no broker at all.
+
+Throughput: COMMANDS ~200-byte command records are appended to echo's cmd topic first;
+then a runtime host is started and timed until its evt topic holds every result.
+The baseline, in the same process, is the least any runtime must do per envelope:
+decode the command record, build the result envelope, encode it.
+
+Latency: one command in flight at a time (PINGS of them), from publishing the command
+record to the result record's arrival.
+
+    python bench/inprocess_echo.py [--commands 100000] [--pings 2000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from onex_actors.app import HostConfig, open_runtime_host
+from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.core import (
+    cmd_topic,
+    decode_envelope,
+    encode_envelope,
+    evt_topic,
+    new_command,
+    record_headers,
+    record_key,
+    result_of,
+)
+from onex_actors.runtime import OutboundRecord
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _contracts import one_node
+from _record import record
+
+NODE, RUNTIME = "echo-node", "runtime-bench"
+
+
+def command_record(i: int) -> OutboundRecord:
+    """One ~200-byte echo command as the bus carries it."""
+    command = new_command(NODE, {"i": i, "pad": "x" * 40})
+    return OutboundRecord(
+        cmd_topic(NODE),
+        encode_envelope(command),
+        key=record_key(command),
+        headers=tuple(record_headers(command)),
+    )
+
+
+def baseline_rate(commands: int) -> float:
+    """Envelopes/s for decode → result → encode alone, one envelope after another."""
+    values = [command_record(i).value for i in range(commands)]
+    started = time.perf_counter()
+    for value in values:
+        encode_envelope(result_of(decode_envelope(value), {"echo": True}))
+    return commands / (time.perf_counter() - started)
+
+
+async def runtime_rate(commands: int, pings: int) -> tuple[float, list[float]]:
+    """Throughput (envelopes/s) and ping latencies (s) of a runtime hosting echo."""
+    bus = InProcessBus()
+    for i in range(commands):
+        await bus.publish(command_record(i))
+    contracts = one_node(NODE, RUNTIME, inbox_size=1024, concurrency=64)
+    async with open_runtime_host(RUNTIME, HostConfig(), registry=contracts, bus=bus):
+        started = time.perf_counter()
+        await bus.wait_for_records(evt_topic(NODE), commands)
+        rate = commands / (time.perf_counter() - started)
+        latencies = []
+        for i in range(pings):
+            record = command_record(i)
+            started = time.perf_counter()
+            await bus.publish(record)
+            await bus.wait_for_records(evt_topic(NODE), commands + i + 1)
+            latencies.append(time.perf_counter() - started)
+    return rate, latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values``, in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    """Run baseline and runtime RUNS times; print medians and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=100_000)
+    parser.add_argument("--pings", type=int, default=2_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="store medians for the plot")
+    args = parser.parse_args()
+    base, rates, p50s, p99s = [], [], [], []
+    for run in range(args.runs):
+        base.append(baseline_rate(args.commands))
+        rate, latencies = trio.run(runtime_rate, args.commands, args.pings)
+        rates.append(rate)
+        p50s.append(percentile(latencies, 0.5))
+        p99s.append(percentile(latencies, 0.99))
+        print(
+            f"run {run + 1}: codec floor {base[-1]:>9,.0f} env/s   runtime {rate:>9,.0f} env/s"
+            f"   ping p50 {p50s[-1]:.3f} ms  p99 {p99s[-1]:.3f} ms",
+            flush=True,
+        )
+    floor, rate = statistics.median(base), statistics.median(rates)
+    print(f"\nmedians of {args.runs} runs, {args.commands:,} commands, {args.pings:,} pings:")
+    print(f"codec floor (decode, result, encode)  {floor:>9,.0f} env/s")
+    print(f"onex runtime (echo), in-process bus   {rate:>9,.0f} env/s  (target >= 50,000)")
+    print(f"ratio runtime/floor: {rate / floor:.2f}")
+    print(f"ping p50 {statistics.median(p50s):.3f} ms  p99 {statistics.median(p99s):.3f} ms")
+    if args.record:
+        record(
+            "inprocess_echo",
+            {
+                "runs": args.runs,
+                "commands": args.commands,
+                "floor_env_s": floor,
+                "runtime_env_s": rate,
+                "p50_ms": statistics.median(p50s),
+                "p99_ms": statistics.median(p99s),
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()

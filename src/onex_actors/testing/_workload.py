@@ -1,0 +1,236 @@
+"""A workload on a real broker: commands in, outcomes read back, for the delivery checker."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import JsonValue
+
+from onex_actors.core import (
+    PARTITION_KEY_HEADER,
+    EnvelopeError,
+    cmd_topic,
+    decode_envelope,
+    dlq_topic,
+    encode_envelope,
+    evt_topic,
+    new_command,
+    record_headers,
+    record_key,
+)
+
+from ._checker import Outcome, SentRecord, outcome_of
+
+__all__ = [
+    "CommandStream",
+    "OutcomeReader",
+    "committed_offsets",
+    "create_topics",
+    "send_commands",
+    "send_raw",
+]
+
+
+def create_topics(bootstrap: str, topics: Iterable[str], partitions: int = 4) -> None:
+    """Create ``topics`` (``partitions`` each) unless they exist."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        for topic in topics:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Return the offsets ``group`` has committed on ``topic``, by partition."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def send_commands(
+    bootstrap: str,
+    node: str,
+    count: int,
+    *,
+    keys: int = 16,
+    start: int = 0,
+    payload: Mapping[str, JsonValue] | None = None,
+) -> list[SentRecord]:
+    """Send ``count`` commands to ``node``, spread over ``keys`` partition keys.
+
+    Command ``i`` has key ``k{i % keys}`` and, within its key, sequence ``i // keys``;
+    its payload is ``payload``, or ``{"i": i, "pad": ...}`` (about 200 bytes in all).
+    """
+    commands = [
+        new_command(
+            node,
+            payload if payload is not None else {"i": i, "pad": "x" * 40},
+            headers={PARTITION_KEY_HEADER: f"k{i % keys}"},
+        )
+        for i in range(start, start + count)
+    ]
+    sent = _produce(
+        bootstrap,
+        cmd_topic(node),
+        [(encode_envelope(c), record_key(c), record_headers(c)) for c in commands],
+    )
+    return [
+        SentRecord(p, o, str(c.envelope_id), c.headers[PARTITION_KEY_HEADER], i // keys)
+        for i, (c, (p, o)) in enumerate(zip(commands, sent, strict=True), start)
+    ]
+
+
+class CommandStream:
+    """Sends ``count`` commands from a thread, ``batch`` at a time, as a live workload would.
+
+    Faults then strike while commands are still arriving, not after a burst is done.
+    """
+
+    def __init__(self, bootstrap: str, node: str, count: int, *, batch: int = 500) -> None:
+        self.bootstrap, self.node, self.count, self.batch = bootstrap, node, count, batch
+        self._sent: list[SentRecord] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"commands-{node}", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> CommandStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.join()
+
+    def sent(self) -> list[SentRecord]:
+        """Return the records sent (acknowledged by the broker) so far."""
+        with self._lock:
+            return list(self._sent)
+
+    def join(self) -> list[SentRecord]:
+        """Wait until every command is sent; return them all."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.sent()
+
+    def _run(self) -> None:
+        try:
+            for start in range(0, self.count, self.batch):
+                size = min(self.batch, self.count - start)
+                records = send_commands(self.bootstrap, self.node, size, start=start)
+                with self._lock:
+                    self._sent += records
+        except BaseException as exc:  # handed to join()
+            self._error = exc
+
+
+def send_raw(bootstrap: str, node: str, values: Sequence[bytes]) -> list[SentRecord]:
+    """Send ``values`` as they are to ``node``'s command topic (for malformed input)."""
+    sent = _produce(bootstrap, cmd_topic(node), [(v, None, []) for v in values])
+    ids: list[str | None] = []
+    for value in values:
+        try:
+            ids.append(str(decode_envelope(value).envelope_id))
+        except EnvelopeError:
+            ids.append(None)
+    return [SentRecord(p, o, envelope_id) for (p, o), envelope_id in zip(sent, ids, strict=True)]
+
+
+def _produce(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]
+) -> list[tuple[int, int]]:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_block_ms=120_000
+    )
+    try:
+        futures = [
+            producer.send(topic, value=value, key=key, headers=headers)
+            for value, key, headers in records
+        ]
+        producer.flush()
+        metadata = [f.get(timeout=120) for f in futures]
+        return [(m.partition, m.offset) for m in metadata]
+    finally:
+        producer.close()
+
+
+class OutcomeReader:
+    """Reads the evt and dlq topics of nodes (and a runtime's dlq) from the beginning."""
+
+    def __init__(self, bootstrap: str, nodes: Sequence[str], runtime: str | None = None) -> None:
+        self.topics = [t for n in nodes for t in (evt_topic(n), dlq_topic(n))]
+        if runtime is not None:
+            self.topics.append(dlq_topic(runtime))
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        self.partitions = [
+            KafkaTopicPartition(topic, p)
+            for topic in self.topics
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+        self.consumer.assign(self.partitions)
+        self.consumer.seek_to_beginning(*self.partitions)
+        self.outcomes: list[Outcome] = []
+        self.causes: set[str] = set()
+        self.sources: set[tuple[int, int]] = set()
+
+    def answered(self, sent: Sequence[SentRecord]) -> int:
+        """How many of ``sent`` have an outcome among those read so far."""
+        return sum(
+            1
+            for r in sent
+            if (r.envelope_id in self.causes) or ((r.partition, r.offset) in self.sources)
+        )
+
+    def read_until(self, done: Callable[[OutcomeReader], bool], timeout_s: float) -> bool:
+        """Read until ``done(self)`` or ``timeout_s``; return whether ``done`` came true."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self):
+            if time.monotonic() > deadline:
+                return False
+            self.poll()
+        return True
+
+    def read_to_end(self) -> None:
+        """Read everything the topics hold now."""
+        ends = self.consumer.end_offsets(self.partitions)
+        while any(self.consumer.position(tp) < end for tp, end in ends.items()):
+            self.poll()
+
+    def poll(self) -> None:
+        """Read what arrived (up to 100 ms of waiting)."""
+        try:
+            fetched = self.consumer.poll(timeout_ms=100)
+        except KafkaError:
+            time.sleep(0.1)  # the broker is away (a fault scenario): try again later
+            return
+        for tp, records in fetched.items():
+            for record in records:
+                try:
+                    envelope = decode_envelope(record.value)
+                except EnvelopeError:
+                    continue
+                outcome = outcome_of(envelope, tp.partition, record.offset)
+                if outcome is None:
+                    continue
+                if outcome.kind == "dlq" and outcome.source is not None:
+                    self.sources.add(outcome.source)
+                if outcome.cause is not None:
+                    self.causes.add(outcome.cause)
+                self.outcomes.append(outcome)
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self.consumer.close()

@@ -1,0 +1,427 @@
+"""Fault scenarios: a bounded workload against real processes, then the delivery checker.
+
+Each scenario takes a :class:`FaultLab` (a broker on 127.0.0.1, a working directory,
+and, for the scenarios that stop them, the broker and PostgreSQL servers themselves)
+and returns a :class:`ScenarioResult`: the checker's report plus what was measured.
+``bench/faults.py`` runs them at full size; the test suite runs each smaller.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import trio
+from pydantic import JsonValue
+
+from onex_actors.app import BusSettings, HostConfig, KafkaSettings, RuntimeHost, open_runtime_host
+from onex_actors.core import (
+    OnexEnvelope,
+    cmd_topic,
+    dlq_topic,
+    evt_topic,
+    log_topic,
+)
+from onex_actors.registry import FileRegistry
+from onex_actors.runtime import Handler, HandlerHealth
+
+from ._checker import DeliveryReport, SentRecord, check
+from ._processes import host_env, host_process
+from ._workload import (
+    CommandStream,
+    OutcomeReader,
+    committed_offsets,
+    create_topics,
+    send_commands,
+    send_raw,
+)
+
+__all__ = [
+    "FaultLab",
+    "ScenarioResult",
+    "always_raising",
+    "broker_outage",
+    "kill_9_restart",
+    "malformed_records",
+    "node_kills",
+    "postgres_outage",
+    "second_host",
+    "sigterm_restart",
+]
+
+
+class StoppableServer(Protocol):
+    """A server a scenario may stop and start again (``LocalKafka``, ``EmbeddedPostgres``)."""
+
+    def start(self) -> Any:
+        """Start the server (returns once it answers)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the server."""
+        ...
+
+
+@attrs.define
+class FaultLab:
+    """Where scenarios run: a broker, a working directory, and the servers they may stop."""
+
+    bootstrap: str
+    workdir: Path
+    broker: StoppableServer | None = None
+    """The broker's process, for the broker-outage scenario."""
+    postgres: StoppableServer | None = None
+    postgres_dsn: str | None = None
+    session_timeout_ms: int = 6_000
+    deadline_s: float = 300
+    """How long a scenario waits for every command to be accounted for."""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a host process of this lab."""
+        more = {"ONEX_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms), **extra}
+        if self.postgres_dsn is not None:
+            more["ONEX_DATABASES__DEFAULT__DSN"] = self.postgres_dsn
+        return host_env(self.bootstrap, **more)
+
+    def contracts(self, name: str, nodes: Mapping[str, str], families: Sequence[str]) -> Setup:
+        """Write a contract tree: ``nodes`` (node id prefix → YAML body after ``node_id``).
+
+        Node and runtime ids get a fresh suffix, so no earlier run's topics or
+        offsets are reused.
+        """
+        tag = uuid.uuid4().hex[:6]
+        ids = {prefix: f"{prefix}-{tag}" for prefix in nodes}
+        runtime = f"runtime-{name}-{tag}"
+        root = self.workdir / f"{name}-{tag}"
+        (root / "nodes").mkdir(parents=True)
+        (root / "runtime").mkdir()
+        for prefix, body in nodes.items():
+            (root / "nodes" / f"{ids[prefix]}.yaml").write_text(
+                f"kind: effect\nnode_id: {ids[prefix]}\nversion: '0.1.0'\n{body}"
+            )
+        topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*ids.values(), runtime])
+        (root / "runtime" / f"{runtime}.yaml").write_text(
+            f"kind: runtime_host\nnode_id: {runtime}\nversion: '0.1.0'\n"
+            f"subscriptions: {{cmd_topics: [{topics}]}}\n"
+            f"handlers: {{families: [{', '.join(families)}]}}\n"
+            f"host_selector: {{node_ids: [{', '.join(ids.values())}]}}\n"
+        )
+        setup = Setup(runtime, ids, root)
+        topics_needed = [log_topic(runtime), dlq_topic(runtime), evt_topic(runtime)]
+        for node in ids.values():
+            topics_needed += [cmd_topic(node), evt_topic(node), dlq_topic(node)]
+        create_topics(self.bootstrap, topics_needed)
+        return setup
+
+    def echo(self, name: str, extra: str = "") -> Setup:
+        """One local echo node (plus ``extra`` YAML) hosted by a fresh runtime."""
+        return self.contracts(name, {"echo": f"effect_type: local\n{extra}"}, ["local"])
+
+    @contextmanager
+    def host(self, setup: Setup, **env: str) -> Iterator[subprocess.Popen[str]]:
+        """Run ``setup``'s runtime as a host process."""
+        with host_process(setup.runtime, setup.root, self.env(**env)) as proc:
+            yield proc
+
+    def reader(self, setup: Setup) -> OutcomeReader:
+        """Open a reader of the outcomes of ``setup``'s nodes and its runtime's dead letters."""
+        return OutcomeReader(self.bootstrap, list(setup.nodes.values()), setup.runtime)
+
+    def settle(self, reader: OutcomeReader, sent: Sequence[SentRecord]) -> DeliveryReport:
+        """Read until every sent record is accounted for (or the deadline), then check."""
+        reader.read_until(lambda r: r.answered(sent) >= len(sent), self.deadline_s)
+        reader.read_until(lambda r: False, 1.0)  # late duplicates, if any
+        return check(sent, reader.outcomes)
+
+
+@attrs.frozen
+class Setup:
+    """A contract tree: one runtime and its nodes (prefix → node id)."""
+
+    runtime: str
+    nodes: dict[str, str]
+    root: Path
+
+    @property
+    def node(self) -> str:
+        """The node id, when there is one node."""
+        (only,) = self.nodes.values()
+        return only
+
+
+@attrs.frozen
+class ScenarioResult:
+    """One scenario's outcome: the checker's report and what else was measured."""
+
+    name: str
+    report: DeliveryReport
+    note: str
+    host_survived: bool = True
+
+    @property
+    def passed(self) -> bool:
+        """Nothing lost and the host never crashed on its input."""
+        return self.report.passed and self.host_survived
+
+
+def kill_9_restart(lab: FaultLab, commands: int) -> ScenarioResult:
+    """Kill -9 of the host a fifth of the way through a stream; a restart finishes it."""
+    setup = lab.echo("kill9")
+    reader = lab.reader(setup)
+    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
+        with lab.host(setup) as proc:
+            reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 5, lab.deadline_s)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        at_kill = committed_offsets(lab.bootstrap, setup.runtime, cmd_topic(setup.node))
+        reader.read_to_end()
+        answered = set(reader.causes)
+        with lab.host(setup) as proc:
+            sent = stream.join()
+            report = lab.settle(reader, sent)
+            survived = proc.poll() is None
+    reader.close()
+    window = sum(
+        1 for r in sent if r.envelope_id in answered and r.offset >= at_kill.get(r.partition, 0)
+    )
+    note = (
+        f"killed after {len(answered):,} answers; uncommitted window {window:,} "
+        f"(duplicates may not exceed it)"
+    )
+    return ScenarioResult(
+        "kill -9 and restart", report, note, survived and report.duplicated <= window
+    )
+
+
+def sigterm_restart(lab: FaultLab, commands: int) -> ScenarioResult:
+    """SIGTERM under load (drain, commit, exit 0), then a restart: nothing handled twice."""
+    setup = lab.echo("sigterm")
+    reader = lab.reader(setup)
+    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
+        with lab.host(setup) as proc:
+            reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 5, lab.deadline_s)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+        reader.read_to_end()
+        answered = len(reader.causes)
+        with lab.host(setup) as proc:
+            report = lab.settle(reader, stream.join())
+            survived = proc.poll() is None and code == 0
+    reader.close()
+    note = f"stopped after {answered:,} answers; first host exited {code}"
+    return ScenarioResult("SIGTERM and restart", report, note, survived)
+
+
+def second_host(lab: FaultLab, commands: int) -> ScenarioResult:
+    """Run a second host that joins mid-stream and is then killed: two rebalances."""
+    setup = lab.echo("join")
+    reader = lab.reader(setup)
+    with (
+        CommandStream(lab.bootstrap, setup.node, commands) as stream,
+        lab.host(setup) as first,
+    ):
+        reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 5, lab.deadline_s)
+        with lab.host(setup) as second:
+            joined_at = reader.answered(stream.sent())
+            reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 2, lab.deadline_s)
+            second.send_signal(signal.SIGKILL)
+            second.wait()
+        killed_at = reader.answered(stream.sent())
+        report = lab.settle(reader, stream.join())
+        survived = first.poll() is None
+    reader.close()
+    note = f"second host joined at {joined_at:,} answers, killed at {killed_at:,}"
+    return ScenarioResult("second host joins, then kill -9", report, note, survived)
+
+
+def broker_outage(lab: FaultLab, commands: int, outage_s: float = 10) -> ScenarioResult:
+    """Stop the broker for ``outage_s`` mid-stream, then start it; the host rides it out."""
+    if lab.broker is None:
+        raise ValueError("the broker-outage scenario needs the lab's broker process")
+    setup = lab.echo("broker")
+    reader = lab.reader(setup)
+    with (
+        CommandStream(lab.bootstrap, setup.node, commands) as stream,
+        lab.host(setup) as proc,
+    ):
+        reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 4, lab.deadline_s)
+        stopped_at = reader.answered(stream.sent())
+        lab.broker.stop()
+        time.sleep(outage_s)  # the fault itself: the broker stays away this long
+        lab.broker.start()
+        report = lab.settle(reader, stream.join())
+        survived = proc.poll() is None
+    reader.close()
+    note = f"broker away {outage_s:g} s from {stopped_at:,} answers"
+    return ScenarioResult("broker stopped", report, note, survived)
+
+
+def postgres_outage(lab: FaultLab, commands: int, outage_s: float = 30) -> ScenarioResult:
+    """PostgreSQL stops for ``outage_s`` under load of a db node; retries ride it out."""
+    if lab.postgres is None or lab.postgres_dsn is None:
+        raise ValueError("the Postgres-outage scenario needs the lab's PostgreSQL server")
+    body = (
+        "effect_type: db\nretry: {max_attempts: 60, backoff_initial_s: 0.2, backoff_max_s: 2}\n"
+        "db: {connection: default, sql: 'select count(*)::int as n from users', params: {}}\n"
+    )
+    setup = lab.contracts("pg", {"count": body}, ["db"])
+    reader = lab.reader(setup)
+    with lab.host(setup) as proc:
+        sent = send_commands(lab.bootstrap, setup.node, commands // 2, payload={})
+        reader.read_until(lambda r: r.answered(sent) >= commands // 4, lab.deadline_s)
+        lab.postgres.stop()
+        sent += send_commands(
+            lab.bootstrap, setup.node, commands - len(sent), start=len(sent), payload={}
+        )
+        time.sleep(outage_s)  # the fault itself: the database stays away this long
+        lab.postgres.start()
+        report = lab.settle(reader, sent)
+        survived = proc.poll() is None
+    reader.close()
+    dead = report.dead_lettered
+    note = f"database away {outage_s:g} s; {dead} dead letters (retries should cover it)"
+    return ScenarioResult("PostgreSQL stopped", report, note, survived)
+
+
+def malformed_records(
+    lab: FaultLab, values_for: Callable[[str], Sequence[bytes]]
+) -> ScenarioResult:
+    """Feed ``values_for(node)`` (bytes, broken envelopes...) into a host's command topic."""
+    setup = lab.echo("fuzz")
+    reader = lab.reader(setup)
+    with lab.host(setup) as proc:
+        sent = send_raw(lab.bootstrap, setup.node, values_for(setup.node))
+        report = lab.settle(reader, sent)
+        survived = proc.poll() is None
+    reader.close()
+    kinds = ", ".join(f"{k} {n}" for k, n in report.errors.most_common(4))
+    return ScenarioResult("malformed records", report, kinds or "no dead letters", survived)
+
+
+class _Raising:
+    """A handler with a bug: every call raises (not a ``HandlerError``), crashing its actor."""
+
+    async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        raise RuntimeError(f"bug while handling {envelope.envelope_id}")
+
+    async def health_check(self) -> HandlerHealth:
+        return HandlerHealth(healthy=True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def always_raising(lab: FaultLab, commands: int) -> ScenarioResult:
+    """Run a node whose handler always raises: restarted to its intensity, then stopped.
+
+    Its sibling keeps answering; every command of both is accounted for.
+    """
+    restart = "restart: {max_restarts: 5, window_s: 60, backoff_initial_s: 0.01}\n"
+    setup = lab.contracts(
+        "raise",
+        {"bad": f"effect_type: local\n{restart}", "good": "effect_type: local\n"},
+        ["local"],
+    )
+    bad, good = setup.nodes["bad"], setup.nodes["good"]
+
+    async def run() -> tuple[list[SentRecord], bool, bool]:
+        raising: dict[str, Handler] = {bad: _Raising()}
+        async with _in_process_host(lab, setup, raising) as host:
+            sent = await trio.to_thread.run_sync(
+                lambda: send_commands(lab.bootstrap, bad, commands)
+            )
+            sent += await trio.to_thread.run_sync(
+                lambda: send_commands(lab.bootstrap, good, commands)
+            )
+            reader = lab.reader(setup)
+            await trio.to_thread.run_sync(lambda: lab.settle(reader, sent))
+            reader.close()
+            health = host.health_check().nodes
+            return sent, health[bad].healthy, health[good].healthy
+
+    sent, bad_healthy, good_healthy = trio.run(run)
+    reader = lab.reader(setup)
+    report = lab.settle(reader, sent)
+    reader.close()
+    note = f"raising node healthy={bad_healthy}, sibling healthy={good_healthy}"
+    return ScenarioResult("handler always raises", report, note, good_healthy and not bad_healthy)
+
+
+def node_kills(lab: FaultLab, commands: int, kills: int = 1000) -> ScenarioResult:
+    """Kill a node actor ``kills`` times under load; compare its sibling's throughput."""
+    restart = "restart: {max_restarts: 1000000, window_s: 60, backoff_initial_s: 0}\n"
+    setup = lab.contracts(
+        "kills",
+        {"victim": f"effect_type: local\n{restart}", "sibling": "effect_type: local\n"},
+        ["local"],
+    )
+    victim, sibling = setup.nodes["victim"], setup.nodes["sibling"]
+
+    async def timed(node: str, count: int, start: int) -> tuple[list[SentRecord], float]:
+        reader = lab.reader(setup)
+        began = time.perf_counter()
+        sent = await trio.to_thread.run_sync(
+            lambda: send_commands(lab.bootstrap, node, count, start=start)
+        )
+        await trio.to_thread.run_sync(
+            lambda: reader.read_until(lambda r: r.answered(sent) >= count, lab.deadline_s)
+        )
+        reader.close()
+        return sent, count / (time.perf_counter() - began)
+
+    async def run() -> tuple[list[SentRecord], float, float, int]:
+        async with _in_process_host(lab, setup, {}) as host:
+            actor = host.runtime.actor(victim)
+            baseline_sent, baseline = await timed(sibling, commands, 0)
+            done = 0
+            async with trio.open_nursery() as nursery:
+
+                async def killer() -> None:
+                    nonlocal done
+                    while done < kills:
+                        await actor.wait_running()
+                        await trio.sleep(0.001)
+                        if host.runtime.kill(victim):
+                            done += 1
+
+                nursery.start_soon(killer)
+                victim_sent = await trio.to_thread.run_sync(
+                    lambda: send_commands(lab.bootstrap, victim, commands)
+                )
+                under_sent, under = await timed(sibling, commands, commands)
+                nursery.cancel_scope.cancel()
+            return [*baseline_sent, *victim_sent, *under_sent], baseline, under, done
+
+    sent, baseline, under, done = trio.run(run)
+    reader = lab.reader(setup)
+    report = lab.settle(reader, sent)
+    reader.close()
+    change = (under / baseline - 1) * 100
+    note = (
+        f"{done} kills; sibling {baseline:,.0f} → {under:,.0f} cmd/s ({change:+.0f}%) "
+        "while the victim was killed"
+    )
+    return ScenarioResult("node actor killed", report, note)
+
+
+def _in_process_host(
+    lab: FaultLab, setup: Setup, handlers: Mapping[str, Handler]
+) -> AbstractAsyncContextManager[RuntimeHost]:
+    """``setup``'s runtime inside this process (to reach its actors), on the lab's broker."""
+    config = HostConfig(
+        bus=BusSettings(kind="kafka"),
+        kafka=KafkaSettings(
+            bootstrap_servers=lab.bootstrap, session_timeout_ms=lab.session_timeout_ms
+        ),
+        commit_interval_s=0.5,
+    )
+    return open_runtime_host(
+        setup.runtime, config, registry=FileRegistry(setup.root), handlers=handlers
+    )

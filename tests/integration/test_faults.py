@@ -1,0 +1,119 @@
+"""Every fault scenario of ``bench/faults.py``, smaller: nothing lost, the host survives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.kafka_support import TEST_BROKER
+
+from onex_actors.bridges.postgres import EmbeddedPostgres
+from onex_actors.testing import render_reports
+from onex_actors.testing.faults import (
+    FaultLab,
+    ScenarioResult,
+    always_raising,
+    kill_9_restart,
+    malformed_records,
+    node_kills,
+    postgres_outage,
+    second_host,
+    sigterm_restart,
+)
+from onex_actors.testing.strategies import malformed_record_values, sample
+
+SESSION_MS = 2_000 if TEST_BROKER == "tansu" else 6_000
+
+
+@pytest.fixture
+def lab(kafka_bootstrap: str, tmp_path: Path) -> FaultLab:
+    return FaultLab(kafka_bootstrap, tmp_path, session_timeout_ms=SESSION_MS, deadline_s=120)
+
+
+def table(result: ScenarioResult) -> str:
+    return render_reports([(result.name, result.report, result.note)])
+
+
+def test_kill_9_and_restart(lab: FaultLab) -> None:
+    result = kill_9_restart(lab, 3000)
+    assert result.passed, table(result)
+    assert result.report.reordered == 0
+
+
+def test_sigterm_and_restart_repeats_nothing(lab: FaultLab) -> None:
+    result = sigterm_restart(lab, 3000)
+    assert result.passed, table(result)
+    assert result.report.duplicated == 0
+
+
+def test_a_second_host_joining_then_killed_loses_nothing(lab: FaultLab) -> None:
+    result = second_host(lab, 3000)
+    assert result.passed, table(result)
+
+
+def test_a_node_killed_under_load_loses_nothing(lab: FaultLab) -> None:
+    result = node_kills(lab, 1000, kills=100)
+    assert result.passed, table(result)
+    assert result.report.duplicated == 0
+    assert "100 kills" in result.note
+
+
+def test_a_handler_that_always_raises_stops_its_node_only(lab: FaultLab) -> None:
+    result = always_raising(lab, 30)
+    assert result.passed, table(result)  # passed: the sibling stayed healthy, the bad node not
+    assert result.report.dead_lettered == 30  # every command of the raising node
+
+
+def test_malformed_records_are_each_answered_or_dead_lettered(lab: FaultLab) -> None:
+    result = malformed_records(lab, lambda node: sample(malformed_record_values(node), 150))
+    assert result.passed, table(result)
+    assert result.report.dead_lettered > 0
+
+
+BROKER_OUTAGE = """
+import json, sys
+from pathlib import Path
+from onex_actors.bridges.kafka import LocalKafka
+from onex_actors.testing.faults import FaultLab, broker_outage
+broker = LocalKafka(port=39192, controller_port=39193)
+broker.stop()
+broker.remove_data()
+try:
+    lab = FaultLab(broker.start(), Path(sys.argv[1]), broker=broker, deadline_s=180)
+    result = broker_outage(lab, 2000, outage_s=5)
+finally:
+    broker.stop()
+    broker.remove_data()
+report = result.report
+print(json.dumps([result.passed, report.sent, report.answered, len(report.lost), result.note]))
+"""
+
+
+@pytest.mark.skipif(TEST_BROKER == "tansu", reason="stops a broker: tansu keeps no data")
+def test_the_broker_stopped_mid_run_loses_nothing(tmp_path: Path) -> None:
+    # In a process of its own, with a broker of its own: the scenario stops the broker,
+    # and kafka-python leaks the sockets of the connections refused meanwhile.
+    run = subprocess.run(
+        [sys.executable, "-c", BROKER_OUTAGE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    passed, sent, answered, lost, note = json.loads(run.stdout.splitlines()[-1])
+    assert (passed, sent, answered, lost) == (True, 2000, 2000, 0), note
+
+
+def test_postgres_stopped_mid_run_is_ridden_out(
+    lab: FaultLab, postgres: EmbeddedPostgres | None, postgres_dsn: str
+) -> None:
+    if postgres is None:
+        pytest.skip("needs the embedded server (DATABASE_URL points at one it cannot stop)")
+    lab.postgres, lab.postgres_dsn = postgres, postgres_dsn
+    result = postgres_outage(lab, 200, outage_s=5)
+    assert result.passed, table(result)
+    assert result.report.dead_lettered == 0
