@@ -6,10 +6,14 @@ the broker holds every result (end offsets of its output topic). The bare pipe i
 thread with one KafkaConsumer and one KafkaProducer (same linger and batch size as the
 runtime's producer), forwarding each value, flushing and committing per batch.
 
+The peer: the same echo written with FastStream's Kafka broker (aiokafka), the way its
+documentation writes a handler that answers on another topic (each result confirmed).
+
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
 by the same client from send to the result's arrival.
 
     python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
+        [--only bare runtime faststream] [--record]
 
 Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:39292 and stops it after.
 """
@@ -35,6 +39,12 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from onex_actors.app import HostConfig, open_runtime_host
+
+try:
+    from faststream.kafka import KafkaBroker, KafkaMessage
+except ImportError:  # only the FastStream contender needs it
+    KafkaBroker = KafkaMessage = None
+
 from onex_actors.bridges.kafka import open_kafka_bus
 from onex_actors.core import (
     cmd_topic,
@@ -213,20 +223,23 @@ def faststream_run(bootstrap: str, commands: int, pings: int) -> tuple[float, li
     Its handler does what the runtime's echo does per command: decode the envelope,
     build the result envelope, encode it; FastStream publishes it to the evt topic.
     """
-    from faststream.kafka import KafkaBroker
-
+    if KafkaBroker is None:
+        raise SystemExit("the FastStream contender needs: pip install -e '.[bench]'")
     node = f"fs-{uuid.uuid4().hex[:8]}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
     produce_commands(bootstrap, node, commands, **PRODUCER)
     count = results_on(bootstrap, evt_topic(node))
-    broker = KafkaBroker(bootstrap, linger_ms=PRODUCER["linger_ms"], log_level=logging.WARNING)
+    # Its defaults (linger 0: each result is confirmed before the next command, so a
+    # linger would only add to every message). log_level is that of its per-message
+    # access log: DEBUG keeps it quiet.
+    broker = KafkaBroker(bootstrap, log_level=logging.DEBUG)
 
     @broker.subscriber(
         cmd_topic(node), group_id=f"fs-{node}", auto_offset_reset="earliest", max_records=500
     )
     @broker.publisher(evt_topic(node))
-    async def echo(body: bytes) -> bytes:
-        command = decode_envelope(body)
+    async def echo(message: KafkaMessage) -> bytes:
+        command = decode_envelope(message.body)
         return encode_envelope(result_of(command, command.payload))
 
     async def run() -> tuple[float, list[float]]:

@@ -27,6 +27,7 @@ from ._derive import dead_letter_of_record as dead_letter_of_record
 from ._derive import error_result_of as error_result_of
 from ._derive import log_envelope as log_envelope
 from ._derive import new_command as new_command
+from ._derive import new_envelope_id as new_envelope_id
 from ._derive import record_headers as record_headers
 from ._derive import record_key as record_key
 from ._derive import result_of as result_of
@@ -162,6 +163,7 @@ __all__ = [
     "log_envelope",
     "log_topic",
     "new_command",
+    "new_envelope_id",
     "parse_contract",
     "record_headers",
     "record_key",

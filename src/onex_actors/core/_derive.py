@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -23,12 +24,24 @@ __all__ = [
     "error_result_of",
     "log_envelope",
     "new_command",
+    "new_envelope_id",
     "record_headers",
     "record_key",
     "result_of",
 ]
 
 PARTITION_KEY_HEADER = "partition_key"
+
+
+def new_envelope_id() -> uuid.UUID:
+    """Return a fresh random (version 4) envelope id.
+
+    Not ``uuid.uuid4()``: its ``os.urandom`` is a system call that gives up the GIL and
+    must win it back from the Kafka bridge's threads, which made it the costliest step of
+    building a result on the host's event loop. Ids must be unique, not secret; the
+    ``random`` generator is seeded from the OS and reseeded in forked children.
+    """
+    return uuid.UUID(int=random.getrandbits(128), version=4)
 
 
 def _now() -> datetime:
@@ -49,7 +62,7 @@ def new_command(
 ) -> OnexEnvelope:
     """Build a ``cmd`` envelope addressed to ``node_id``; a fresh flow if no correlation id."""
     return OnexEnvelope(
-        envelope_id=envelope_id or uuid.uuid4(),
+        envelope_id=envelope_id or new_envelope_id(),
         type=EnvelopeType.CMD,
         tenant_id=tenant_id,
         node_id=node_id,
@@ -127,7 +140,7 @@ def dead_letter_of_record(
     payload = _raw_fields(value, max_raw_bytes)
     if source:
         payload["source"] = dict(source)
-    envelope_id = uuid.uuid4()
+    envelope_id = new_envelope_id()
     return OnexEnvelope(
         envelope_id=envelope_id,
         type=EnvelopeType.DLQ,
@@ -148,7 +161,7 @@ def log_envelope(
 ) -> OnexEnvelope:
     """Build a runtime ``log`` envelope: ``payload = {"event": event, **details}``."""
     return OnexEnvelope(
-        envelope_id=uuid.uuid4(),
+        envelope_id=new_envelope_id(),
         type=EnvelopeType.LOG,
         node_id=runtime_id,
         correlation_id=correlation_id,
@@ -182,7 +195,7 @@ def _derived(
     error: ErrorInfo | None,
 ) -> OnexEnvelope:
     return OnexEnvelope(
-        envelope_id=uuid.uuid4(),
+        envelope_id=new_envelope_id(),
         type=kind,
         tenant_id=cause.tenant_id,
         node_id=node_id or cause.node_id,
