@@ -75,25 +75,23 @@ def create(bootstrap: str, topics: list[str]) -> None:
         admin.close()
 
 
-def results_on(bootstrap: str, topic: str) -> Callable[[], int]:
-    """A function returning how many records ``topic`` holds now."""
+def wait_for(bootstrap: str, topic: str, target: int, timeout_s: float = 600) -> float:
+    """Seconds until ``topic`` holds ``target`` records (its end offsets, every 20 ms)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
 
     def count() -> int:
         return sum(consumer.end_offsets(partitions).values())
 
-    return count
-
-
-def wait_for(count: Callable[[], int], target: int, timeout_s: float = 600) -> float:
-    """Seconds until ``count()`` reaches ``target`` (checked every 20 ms)."""
     started = time.monotonic()
-    while count() < target:
-        if time.monotonic() - started > timeout_s:
-            raise TimeoutError(f"{count()} of {target} results after {timeout_s} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
+    try:
+        while count() < target:
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"{count()} of {target} results after {timeout_s} s")
+            time.sleep(0.02)
+        return time.monotonic() - started
+    finally:
+        consumer.close()
 
 
 class BarePipe:
@@ -187,9 +185,8 @@ def bare_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[flo
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
     produce_commands(bootstrap, node, commands, **PRODUCER)
-    count = results_on(bootstrap, sink)
     with BarePipe(bootstrap, cmd_topic(node), sink):
-        seconds = wait_for(count, commands)
+        seconds = wait_for(bootstrap, sink, commands)
         client = PingClient(bootstrap, node, sink)
         latencies = [client.ping(bare_answers) for _ in range(pings)]
         client.close()
@@ -202,13 +199,12 @@ async def runtime_run(bootstrap: str, commands: int, pings: int) -> tuple[float,
     node, runtime = f"echo-{tag}", f"runtime-{tag}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
     await trio.to_thread.run_sync(partial(produce_commands, bootstrap, node, commands, **PRODUCER))
-    count = results_on(bootstrap, evt_topic(node))
     contracts = one_node(node, runtime, inbox_size=1024, concurrency=64)
     async with (
         open_kafka_bus({"bootstrap_servers": bootstrap}, max_poll_records=500) as bus,
         open_runtime_host(runtime, HostConfig(), registry=contracts, bus=bus),
     ):
-        seconds = await trio.to_thread.run_sync(wait_for, count, commands)
+        seconds = await trio.to_thread.run_sync(wait_for, bootstrap, evt_topic(node), commands)
         client = PingClient(bootstrap, node, evt_topic(node))
         latencies = [
             await trio.to_thread.run_sync(client.ping, runtime_answers) for _ in range(pings)
@@ -228,7 +224,6 @@ def faststream_run(bootstrap: str, commands: int, pings: int) -> tuple[float, li
     node = f"fs-{uuid.uuid4().hex[:8]}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
     produce_commands(bootstrap, node, commands, **PRODUCER)
-    count = results_on(bootstrap, evt_topic(node))
     # Its defaults (linger 0: each result is confirmed before the next command, so a
     # linger would only add to every message). log_level is that of its per-message
     # access log: DEBUG keeps it quiet.
@@ -245,7 +240,7 @@ def faststream_run(bootstrap: str, commands: int, pings: int) -> tuple[float, li
     async def run() -> tuple[float, list[float]]:
         async with broker:
             await broker.start()
-            seconds = await asyncio.to_thread(wait_for, count, commands)
+            seconds = await asyncio.to_thread(wait_for, bootstrap, evt_topic(node), commands)
             client = PingClient(bootstrap, node, evt_topic(node))
             latencies = [
                 await asyncio.to_thread(client.ping, runtime_answers) for _ in range(pings)

@@ -12,6 +12,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,9 @@ __all__ = ["KafkaConsumerBridge", "subscription_regex"]
 
 logger = logging.getLogger("onex_actors.kafka")
 _MAX_OUTSTANDING_BATCHES = 4
+STUCK_POLL_S = 120.0
+"""A ``KafkaConsumer.poll(timeout_ms=50)`` still running after this long is hung."""
+_WATCH_EVERY_S = 5.0
 
 
 def subscription_regex(patterns: Sequence[TopicPattern]) -> str:
@@ -81,6 +85,8 @@ class KafkaConsumerBridge:
         self.assignment: set[TopicPartition] = set()
         self.rebalances = 0
         self.failed_commits = 0
+        self.polling_since: float | None = None
+        """``time.monotonic()`` when the consumer thread entered its current poll."""
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -108,8 +114,14 @@ class KafkaConsumerBridge:
 
         Every record delivered is handed on, even one whose partition was revoked
         meanwhile: its new owner may handle it again (a duplicate), never lose it.
+        Raises ``BusError`` if the consumer thread has been stuck inside one
+        kafka-python ``poll`` for ``STUCK_POLL_S``: the host fails loudly, not silently.
         """
-        batch = await self._receive.receive()
+        while True:
+            with trio.move_on_after(_WATCH_EVERY_S):
+                batch = await self._receive.receive()
+                break
+            self._check_not_stuck()
         if isinstance(batch, BusError):
             raise batch
         with self._lock:
@@ -182,6 +194,16 @@ class KafkaConsumerBridge:
             tracker = self._trackers[tp] = PartitionOffsets(record.offset)
         tracker.start(record.offset)
         self._committable[tp] = tracker.committable
+
+    def _check_not_stuck(self) -> None:
+        since = self.polling_since
+        if since is not None and time.monotonic() - since > STUCK_POLL_S:
+            raise BusError(
+                f"Kafka consumer of group {self.group_id!r} has been inside one "
+                f"KafkaConsumer.poll(timeout_ms=50) for {time.monotonic() - since:.0f} s: "
+                "kafka-python's client is hung (seen with 3.0.12, cause unknown). Stopping "
+                "rather than stalling silently; restart the host (its supervisor should)."
+            )
 
     async def _call(self, command: Callable[[KafkaConsumer], object]) -> object:
         done = trio.Event()
@@ -278,7 +300,9 @@ class KafkaConsumerBridge:
         elif outstanding < _MAX_OUTSTANDING_BATCHES // 2:
             behind = False
         _reconcile_pauses(consumer, paused, hold_all=behind)
+        self.polling_since = time.monotonic()
         fetched = consumer.poll(timeout_ms=50, max_records=self.max_poll_records)
+        self.polling_since = None
         batch = [
             Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
             for records in fetched.values()
