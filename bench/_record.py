@@ -29,7 +29,7 @@ def record(name: str, figures: dict[str, Any]) -> None:
     """Store ``figures`` of benchmark ``name`` with the command and the machine."""
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[name] = {
-        "command": "python " + " ".join(Path(sys.argv[0]).parts[-2:] + tuple(sys.argv[1:])),
+        "command": " ".join(["python", "/".join(Path(sys.argv[0]).parts[-2:]), *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         **figures,

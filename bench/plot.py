@@ -59,7 +59,7 @@ def latency_bars(results: dict[str, Any]) -> list[tuple[str, float, float]]:
             if f"{key}_p50_ms" in kafka:
                 bars.append((label, kafka[f"{key}_p50_ms"], kafka[f"{key}_p99_ms"]))
     bars.extend(
-        (f"in-process, {row['nodes']} nodes", row["ping_p50_ms"], row["ping_p99_ms"])
+        (f"in-process, {row['nodes']} node(s)", row["ping_p50_ms"], row["ping_p99_ms"])
         for row in results.get("scale", {}).get("rows", [])
     )
     return bars

@@ -12,6 +12,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Final
 
 from pydantic import JsonValue
 
@@ -33,15 +34,21 @@ __all__ = [
 PARTITION_KEY_HEADER = "partition_key"
 
 
+_PRIVATE_BITS: Final = random.Random()  # seeded from the OS when created
+
+
 def new_envelope_id() -> uuid.UUID:
     """Return a fresh random (version 4) envelope id.
 
     Not ``uuid.uuid4()``: its ``os.urandom`` is a system call that gives up the GIL and
     must win it back from the Kafka bridge's threads, which made it the costliest step of
-    building a result on the host's event loop. Ids must be unique, not secret; the
-    ``random`` generator is seeded from the OS and reseeded in forked children.
+    building a result on the host's event loop. Ids must be unique, not secret. The bits
+    are those of a private generator XOR those of ``random``'s shared one: seeding the
+    shared one (Hypothesis does, per example) cannot repeat ids, and a forked child,
+    whose shared generator CPython reseeds, cannot repeat its parent's.
     """
-    return uuid.UUID(int=random.getrandbits(128), version=4)
+    bits = _PRIVATE_BITS.getrandbits(128) ^ random.getrandbits(128)
+    return uuid.UUID(int=bits, version=4)
 
 
 def _now() -> datetime:
