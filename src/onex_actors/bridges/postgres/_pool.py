@@ -75,9 +75,16 @@ class PostgresPool:
 
     async def _run(self, sql: str, args: Sequence[object]) -> tuple[list[asyncpg.Record], str]:
         async with self.pool.acquire() as connection:
+            execute = getattr(connection, "_execute", None)
+            if execute is not None:
+                # What asyncpg's own Connection.execute(sql, *args) calls: rows and status
+                # in one round trip through the connection's statement cache.
+                # Connection.prepare() (the fallback) parses the statement every time.
+                rows, status, _ = await execute(sql, args, 0, None, return_status=True)
+                return list(rows), status.decode()
             statement = await connection.prepare(sql)
-            rows: list[asyncpg.Record] = await statement.fetch(*args)
-            return rows, str(statement.get_statusmsg())
+            prepared: list[asyncpg.Record] = await statement.fetch(*args)
+            return prepared, str(statement.get_statusmsg())
 
     async def execute_script(self, script: str) -> None:
         """Run several ``;``-separated statements with no parameters (schema, seeds)."""
