@@ -61,6 +61,10 @@ class InProcessBus:
         index = zlib.crc32(record.key) % self.partitions if record.key is not None else 0
         log = partitions[index]
         log.append(Record(record.topic, index, len(log), record.key, record.value, record.headers))
+        tp = TopicPartition(record.topic, index)
+        for members in self._members.values():
+            for member in members:
+                member._has_records(tp)
         self._wake()
         if on_ack is not None:
             on_ack(None)
@@ -138,6 +142,12 @@ class InProcessConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._paused: set[TopicPartition] = set()
+        self._unread: dict[TopicPartition, None] = {}
+        """Assigned partitions holding records past their position, oldest news first.
+
+        A poll visits only these (and rotates them, so none starves), not every
+        assigned partition: a host of 1,000 nodes has 4,000 of those.
+        """
 
     def assignment(self) -> list[TopicPartition]:
         """Return the partitions this member reads."""
@@ -191,22 +201,33 @@ class InProcessConsumer:
                 start = committed.get(tp, 0)
                 self._positions[tp] = start
                 self._offsets[tp] = PartitionOffsets(start)
+        self._unread = {
+            tp: None
+            for tp, position in self._positions.items()
+            if len(self.bus._logs[tp.topic][tp.partition]) > position
+        }
+
+    def _has_records(self, tp: TopicPartition) -> None:
+        if tp in self._positions:
+            self._unread[tp] = None
 
     def _take(self, max_records: int) -> list[Record]:
         self._refresh()
         batch: list[Record] = []
-        for tp, position in self._positions.items():
+        for tp in list(self._unread):
             if tp in self._paused:
                 continue
+            position = self._positions[tp]
             log = self.bus._logs[tp.topic][tp.partition]
             taken = log[position : position + max_records - len(batch)]
-            if not taken:
-                continue
             offsets = self._offsets[tp]
             for record in taken:
                 offsets.start(record.offset)
             self._positions[tp] = position + len(taken)
             batch.extend(taken)
+            del self._unread[tp]
+            if self._positions[tp] < len(log):
+                self._unread[tp] = None  # more to read: to the back of the line
             if len(batch) >= max_records:
                 break
         return batch
