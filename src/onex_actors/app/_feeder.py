@@ -63,7 +63,8 @@ class NodeFeeder:
             while not self.pending:
                 self._arrived = trio.Event()
                 await self._arrived.wait()
-            await self.runtime.deliver(self.node_id, self.pending[0])
+            if not self.runtime.try_deliver(self.node_id, self.pending[0]):
+                await self.runtime.deliver(self.node_id, self.pending[0])
             self.pending.popleft()
             if self.paused and len(self.pending) <= self.low:
                 self.paused = False
