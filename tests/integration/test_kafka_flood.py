@@ -80,7 +80,10 @@ async def test_flood_keeps_buffers_bounded_and_the_group_stable(
     assert feeder.pauses >= 1
     assert handled < FLOOD  # still flooded when we looked
     assert peak_inbox <= INBOX
-    assert peak_backlog <= INBOX + 4 * MAX_POLL_RECORDS
+    # The pause comes when the backlog reaches the inbox size, part way through a batch:
+    # the rest of that batch, and the (at most 4) batches already handed to trio, still
+    # arrive. The backlog therefore stays under the inbox size plus five polls.
+    assert peak_backlog < INBOX + 5 * MAX_POLL_RECORDS
     assert peak_outstanding <= 4
     assert rebalances == 0
     assert rss_growth < 150, f"host RSS grew {rss_growth:.0f} MiB under a {FLOOD}-command flood"
