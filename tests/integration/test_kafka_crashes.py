@@ -14,7 +14,7 @@ from tests.integration.processes import (
     write_contracts,
 )
 
-from onex_actors.testing import host_process
+from onex_actors.testing import CommandStream, host_process
 
 COMMANDS = 10_000
 
@@ -24,26 +24,29 @@ def test_kill_9_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -
     env = kafka_env(kafka_bootstrap)
     create_topics(kafka_bootstrap, node)
     results = Results(kafka_bootstrap, node)
-    with host_process(runtime, contracts, env) as host:
-        sent = produce(kafka_bootstrap, node, [{"i": i} for i in range(COMMANDS)])
-        results.read_until(lambda r: len(r.by_cause) >= COMMANDS // 5, timeout_s=120)
-        host.send_signal(signal.SIGKILL)
-        host.wait()
-    at_kill = committed(kafka_bootstrap, runtime, node)
-    results.read_to_end()
-    answered_before = set(results.by_cause)
+    # Commands keep arriving while the host works, so the kill lands mid-stream
+    # however fast the host is.
+    with CommandStream(kafka_bootstrap, node, COMMANDS) as stream:
+        with host_process(runtime, contracts, env) as host:
+            results.read_until(lambda r: len(r.by_cause) >= COMMANDS // 5, timeout_s=120)
+            host.send_signal(signal.SIGKILL)
+            host.wait()
+        at_kill = committed(kafka_bootstrap, runtime, node)
+        results.read_to_end()
+        answered_before = set(results.by_cause)
+        with host_process(runtime, contracts, env):
+            sent = stream.join()
+            results.read_until(lambda r: len(r.by_cause) >= COMMANDS, timeout_s=180)
+    results.close()
     window = sum(
         1
         for s in sent
-        if str(s.command.envelope_id) in answered_before and s.offset >= at_kill.get(s.partition, 0)
+        if s.envelope_id in answered_before and s.offset >= at_kill.get(s.partition, 0)
     )
-    with host_process(runtime, contracts, env):
-        results.read_until(lambda r: len(r.by_cause) >= COMMANDS, timeout_s=180)
-    results.close()
     duplicates = sum(results.by_cause.values()) - len(results.by_cause)
     report = f"kill -9 after {len(answered_before)} answers: {duplicates} duplicates"
     print(f"{report}, uncommitted window {window}")  # noqa: T201  (figure asked for; see -s)
-    assert all(results.by_cause[str(s.command.envelope_id)] >= 1 for s in sent)
+    assert all(results.by_cause[str(s.envelope_id)] >= 1 for s in sent)
     assert 0 < len(answered_before) < COMMANDS
     assert duplicates <= window
 
@@ -86,19 +89,20 @@ def test_sigterm_under_load_drains_and_a_restart_repeats_nothing(
     env = kafka_env(kafka_bootstrap)
     create_topics(kafka_bootstrap, node)
     results = Results(kafka_bootstrap, node)
-    total = 5_000
-    with host_process(runtime, contracts, env) as host:
-        sent = produce(kafka_bootstrap, node, [{"i": i} for i in range(total)])
-        results.read_until(lambda r: len(r.by_cause) >= total // 5, timeout_s=120)
-        host.send_signal(signal.SIGTERM)
-        assert host.wait(timeout=60) == 0
-    results.read_to_end()
-    answered_before = len(results.by_cause)
-    with host_process(runtime, contracts, env):
-        results.read_until(lambda r: len(r.by_cause) >= total, timeout_s=180)
-    results.read_for(1.0)
+    total = 10_000  # a drain answers what was fetched: up to inbox + 5 polls more
+    with CommandStream(kafka_bootstrap, node, total) as stream:
+        with host_process(runtime, contracts, env) as host:
+            results.read_until(lambda r: len(r.by_cause) >= total // 5, timeout_s=120)
+            host.send_signal(signal.SIGTERM)
+            assert host.wait(timeout=60) == 0
+        results.read_to_end()
+        answered_before = len(results.by_cause)
+        with host_process(runtime, contracts, env):
+            sent = stream.join()
+            results.read_until(lambda r: len(r.by_cause) >= total, timeout_s=180)
+            results.read_for(1.0)
     results.close()
     duplicates = sum(results.by_cause.values()) - len(results.by_cause)
     assert answered_before < total
-    assert all(results.by_cause[str(s.command.envelope_id)] >= 1 for s in sent)
+    assert all(results.by_cause[str(s.envelope_id)] >= 1 for s in sent)
     assert duplicates == 0

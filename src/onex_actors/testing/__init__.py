@@ -17,13 +17,17 @@ from ._processes import HOST_COMMAND as HOST_COMMAND
 from ._processes import host_env as host_env
 from ._processes import host_process as host_process
 from ._processes import read_line as read_line
+from ._workload import CommandStream as CommandStream
+from ._workload import OutcomeReader as OutcomeReader
 
 __all__ = [
     "HOST_COMMAND",
+    "CommandStream",
     "DeliveryReport",
     "EnvelopeCollector",
     "HostHarness",
     "Outcome",
+    "OutcomeReader",
     "SentRecord",
     "check",
     "host_env",
