@@ -7,11 +7,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import attrs
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
 
+from onex_actors import testing as workload
 from onex_actors.core import (
     OnexEnvelope,
     cmd_topic,
@@ -31,16 +30,8 @@ class Sent:
     offset: int
 
 
-def create_topics(bootstrap: str, node: str, partitions: int = 4) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics(
-            [NewTopic(t, partitions, 1) for t in (cmd_topic(node), evt_topic(node))]
-        )
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        admin.close()
+def create_topics(bootstrap: str, node: str) -> None:
+    workload.create_topics(bootstrap, [cmd_topic(node), evt_topic(node)])
 
 
 def produce(
@@ -70,14 +61,7 @@ def produce(
 
 
 def committed(bootstrap: str, group: str, node: str) -> dict[int, int]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_group_offsets(group).get(group, {})
-    finally:
-        admin.close()
-    return {
-        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == cmd_topic(node)
-    }
+    return workload.committed_offsets(bootstrap, group, cmd_topic(node))
 
 
 class Results:

@@ -19,6 +19,8 @@ from ._processes import host_process as host_process
 from ._processes import read_line as read_line
 from ._workload import CommandStream as CommandStream
 from ._workload import OutcomeReader as OutcomeReader
+from ._workload import committed_offsets as committed_offsets
+from ._workload import create_topics as create_topics
 
 __all__ = [
     "HOST_COMMAND",
@@ -30,6 +32,8 @@ __all__ = [
     "OutcomeReader",
     "SentRecord",
     "check",
+    "committed_offsets",
+    "create_topics",
     "host_env",
     "host_process",
     "open_test_host",
