@@ -18,6 +18,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+KAFKA_CONTENDERS = [
+    ("bare", "Kafka: bare kafka-python"),
+    ("runtime", "Kafka: onex runtime"),
+    ("faststream", "Kafka: FastStream"),
+]
 
 
 def throughput_bars(results: dict[str, Any]) -> list[tuple[str, float]]:
@@ -29,11 +34,7 @@ def throughput_bars(results: dict[str, Any]) -> list[tuple[str, float]]:
             ("in-process: onex runtime", inproc["runtime_env_s"]),
         ]
     if kafka := results.get("kafka_echo"):
-        for key, label in [
-            ("bare", "Kafka: bare kafka-python"),
-            ("runtime", "Kafka: onex runtime"),
-            ("faststream", "Kafka: FastStream"),
-        ]:
+        for key, label in KAFKA_CONTENDERS:
             if f"{key}_cmd_s" in kafka:
                 bars.append((label, kafka[f"{key}_cmd_s"]))
     if db := results.get("db_handler"):
@@ -51,11 +52,7 @@ def latency_bars(results: dict[str, Any]) -> list[tuple[str, float, float]]:
     if inproc := results.get("inprocess_echo"):
         bars.append(("in-process: onex runtime", inproc["p50_ms"], inproc["p99_ms"]))
     if kafka := results.get("kafka_echo"):
-        for key, label in [
-            ("bare", "Kafka: bare kafka-python"),
-            ("runtime", "Kafka: onex runtime"),
-            ("faststream", "Kafka: FastStream"),
-        ]:
+        for key, label in KAFKA_CONTENDERS:
             if f"{key}_p50_ms" in kafka:
                 bars.append((label, kafka[f"{key}_p50_ms"], kafka[f"{key}_p99_ms"]))
     bars.extend(
