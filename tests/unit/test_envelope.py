@@ -210,3 +210,43 @@ def test_envelope_ids_stay_unique_when_the_shared_random_generator_is_seeded() -
         ids.add(new_envelope_id())
     assert len(ids) == 50
     assert all(i.version == 4 for i in ids)
+
+
+def test_a_record_without_a_value_is_named() -> None:
+    with pytest.raises(EnvelopeError, match="has no value") as info:
+        decode_envelope(None, source="topic t partition 1 offset 9")
+    assert info.value.reason == "no_value"
+    assert "topic t partition 1 offset 9" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("number", "path"),
+    [
+        ("NaN", "payload.n"),
+        ("Infinity", "payload.n"),
+        ("-Infinity", "payload.n"),
+        ("1e400", "payload.n"),
+        ("-1E999", "payload.n"),
+        ('[1, {"deep": NaN}]', "payload.n[1].deep"),
+    ],
+)
+def test_non_finite_numbers_are_not_json(number: str, path: str) -> None:
+    raw = json.dumps(valid_cmd_dict()).replace('{"hello": "world"}', '{"n": ' + number + "}")
+    with pytest.raises(EnvelopeError, match="are not JSON") as info:
+        decode_envelope(raw)
+    assert info.value.reason == "schema"
+    assert f"field {path!r}" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ['"NaN"', '"1e400"', "1e308", "12345678901234567890123", "-0.0"])
+def test_finite_numbers_and_look_alike_strings_pass(text: str) -> None:
+    raw = json.dumps(valid_cmd_dict()).replace('{"hello": "world"}', '{"n": ' + text + "}")
+    assert decode_envelope(raw).payload["n"] == json.loads(text)
+
+
+def test_dead_letter_of_a_record_without_a_value() -> None:
+    error = ErrorInfo(type="no_value", message="tombstone")
+    letter = dead_letter_of_record("runtime-dev", None, error, source={"offset": 4})
+    assert letter.payload["raw"] is None
+    assert letter.payload["raw_size"] == 0
+    assert letter.payload["source"] == {"offset": 4}

@@ -173,6 +173,12 @@ class RuntimeHost:
             "offset": record.offset,
         }
         try:
+            if record.unreadable is not None:
+                raise EnvelopeError(
+                    f"record at {record.describe()} could not be read by the Kafka client: "
+                    f"{record.unreadable}",
+                    reason="unreadable_record",
+                )
             envelope = decode_envelope(
                 record.value, max_bytes=self.config.max_envelope_bytes, source=record.describe()
             )

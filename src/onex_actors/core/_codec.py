@@ -1,10 +1,17 @@
-"""Encoding envelopes to record values and decoding them back, with a size limit."""
+"""Encoding envelopes to record values and decoding them back, with a size limit.
+
+Decoding is strict JSON (RFC 8259): a record with no value (a tombstone), a value that
+is not UTF-8 JSON, ``NaN``, ``Infinity`` or a number too large for a double
+(``1e400``) is an ``EnvelopeError``, never an exception of another type.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Final
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 from pydantic_core import ErrorDetails
 
 from ._envelope import OnexEnvelope
@@ -16,6 +23,10 @@ DEFAULT_MAX_ENVELOPE_BYTES: Final = 1024 * 1024
 """Default limit on an encoded envelope (1 MiB); configurable per runtime."""
 
 _FIELDS: Final = ", ".join(OnexEnvelope.model_fields)
+
+# Tokens that may stand for a non-finite number: pydantic's JSON parser accepts NaN and
+# Infinity and turns 1e400 into inf. Only a value with one of them is walked.
+_MAYBE_NOT_FINITE: Final = re.compile(rb"NaN|Infinity|[eE][+-]?\d{3}")
 
 
 def encode_envelope(
@@ -33,7 +44,7 @@ def encode_envelope(
 
 
 def decode_envelope(
-    raw: bytes | str,
+    raw: bytes | str | None,
     *,
     max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
     source: str | None = None,
@@ -44,14 +55,20 @@ def decode_envelope(
     (for example ``topic onex.app.local.global.cmd.node.echo-node.v1 partition 0 offset 7``).
     """
     where = f" (at {source})" if source else ""
-    size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
-    if size > max_bytes:
+    if raw is None:
         raise EnvelopeError(
-            f"record{where} is {size} bytes, over the envelope limit of {max_bytes} bytes",
+            f"record{where} has no value (a tombstone or a headers-only record): "
+            "a command's value must be a JSON envelope",
+            reason="no_value",
+        )
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", errors="surrogatepass")
+    if len(data) > max_bytes:
+        raise EnvelopeError(
+            f"record{where} is {len(data)} bytes, over the envelope limit of {max_bytes} bytes",
             reason="oversize",
         )
     try:
-        return OnexEnvelope.model_validate_json(raw)
+        envelope = OnexEnvelope.model_validate_json(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         if any(e["type"] == "json_invalid" for e in errors):
@@ -63,6 +80,33 @@ def decode_envelope(
         raise EnvelopeError(
             f"record{where} is not a valid v1 envelope: {problems}", reason="schema"
         ) from None
+    if _MAYBE_NOT_FINITE.search(data):
+        path = _not_finite("payload", envelope.payload)
+        if path is not None:
+            raise EnvelopeError(
+                f"record{where} is not a valid v1 envelope: field {path!r}: NaN, Infinity "
+                "and numbers beyond a double's range (such as 1e400) are not JSON; "
+                "send a finite number, or the value as a string",
+                reason="schema",
+            )
+    return envelope
+
+
+def _not_finite(path: str, value: JsonValue) -> str | None:
+    """Return the path of the first non-finite float inside ``value``, if any."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _not_finite(f"{path}.{key}", item)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _not_finite(f"{path}[{index}]", item)
+            if found is not None:
+                return found
+    return None
 
 
 def _describe(error: ErrorDetails) -> str:

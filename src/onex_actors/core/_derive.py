@@ -131,7 +131,7 @@ def dead_letter_of(
 
 def dead_letter_of_record(
     node_id: str,
-    value: bytes,
+    value: bytes | None,
     error: ErrorInfo,
     *,
     source: Mapping[str, JsonValue] | None = None,
@@ -139,8 +139,9 @@ def dead_letter_of_record(
 ) -> OnexEnvelope:
     """Build the ``dlq`` envelope of a record that is not an envelope at all.
 
-    The raw value is kept as text when it is UTF-8, else base64; past ``max_raw_bytes``
-    it is truncated, and its size and SHA-256 always identify the original. JSON
+    The raw value is kept as text when it is UTF-8, else base64 (``null`` for a record
+    with no value); past ``max_raw_bytes`` it is truncated, and its size and SHA-256
+    always identify the original. JSON
     escaping can grow text up to six times, so ``max_raw_bytes`` of an eighth of the
     envelope limit always fits.
     """
@@ -224,7 +225,9 @@ def _propagated(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _raw_fields(value: bytes, max_raw_bytes: int) -> dict[str, JsonValue]:
+def _raw_fields(value: bytes | None, max_raw_bytes: int) -> dict[str, JsonValue]:
+    if value is None:
+        return {"raw": None, "raw_encoding": "none", "raw_size": 0, "truncated": False}
     kept = value[:max_raw_bytes]
     try:
         raw, encoding = kept.decode("utf-8"), "utf-8"

@@ -53,8 +53,9 @@ class TopicError(OnexError, ValueError):
 class EnvelopeError(OnexError, ValueError):
     """A record could not be decoded into a valid v1 envelope.
 
-    ``reason`` is a short machine-readable cause (``not_json``, ``schema``,
-    ``oversize``, ``not_utf8``), used as the error type of the dead letter.
+    ``reason`` is a short machine-readable cause (``no_value``, ``not_json``,
+    ``schema``, ``oversize``, ``unreadable_record``, ``result_too_large``), used as the
+    error type of the dead letter.
     """
 
     def __init__(self, message: str, *, reason: str) -> None:

@@ -72,8 +72,11 @@ class Record:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
+    value: bytes | None
+    """``None`` for a record with no value: a tombstone, or headers only."""
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    unreadable: str | None = None
+    """Why the client could not read this record (its value is then ``None``)."""
 
     @property
     def topic_partition(self) -> TopicPartition:
@@ -90,9 +93,9 @@ class OutboundRecord:
     """A record to produce."""
 
     topic: str
-    value: bytes
+    value: bytes | None
     key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 AckCallback = Callable[[BaseException | None], None]

@@ -24,7 +24,7 @@ from kafka.errors import KafkaError
 from onex_actors.core import BusError, PartitionOffsets, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
 
-from ._repairs import repair_consumer
+from ._repairs import UnreadableRecord, repair_consumer
 
 __all__ = ["KafkaConsumerBridge", "subscription_regex"]
 
@@ -301,18 +301,43 @@ class KafkaConsumerBridge:
             behind = False
         _reconcile_pauses(consumer, paused, hold_all=behind)
         self.polling_since = time.monotonic()
-        fetched = consumer.poll(timeout_ms=50, max_records=self.max_poll_records)
-        self.polling_since = None
-        batch = [
-            Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
-            for records in fetched.values()
-            for r in records
-        ]
+        try:
+            fetched = consumer.poll(timeout_ms=50, max_records=self.max_poll_records)
+        except UnreadableRecord as unreadable:
+            batch = [self._skip_unreadable(consumer, unreadable)]
+        else:
+            batch = [
+                Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                for records in fetched.values()
+                for r in records
+            ]
+        finally:
+            self.polling_since = None
         if batch:
             with self._lock:
                 self._outstanding += 1
             self._soon(self._deliver, batch)
         return behind
+
+    def _skip_unreadable(self, consumer: KafkaConsumer, unreadable: UnreadableRecord) -> Record:
+        """Seek past a record the client cannot read; return it for a dead letter.
+
+        Each offset of an unreadable batch is met (and dead-lettered) on its own: the
+        broker hands back the whole batch for any offset inside it.
+        """
+        logger.error("Kafka consumer of group %s cannot read %s", self.group_id, unreadable)
+        consumer.seek(
+            KafkaTopicPartition(unreadable.topic, unreadable.partition), unreadable.offset + 1
+        )
+        cause = unreadable.cause
+        return Record(
+            unreadable.topic,
+            unreadable.partition,
+            unreadable.offset,
+            None,
+            None,
+            unreadable=f"{type(cause).__name__}: {cause}",
+        )
 
     def _run_commands(self, consumer: KafkaConsumer) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""Repairs for three kafka-python 3.0 consumer bugs that silently stop consumption.
+"""Repairs for four kafka-python 3.0 consumer bugs that silently stop consumption.
 
 Each leaves the consumer polling, healthy and silent, while records wait:
 
@@ -21,6 +21,12 @@ Each leaves the consumer polling, healthy and silent, while records wait:
    about half the session timeout; our polls last 50 ms), the member rejoins forever
    and is never assigned anything. Repair: the next ``poll`` collects the result of a
    join it left in flight, finished or not.
+4. **A record the client cannot read wedges the fetcher.** When reading a fetched batch
+   raises (a codec the client lacks, a corrupt batch), the batch stays in the fetcher's
+   in-line slot as a spent generator: every later ``poll`` loops on it forever at full
+   CPU, inside one call. Repair: the error leaves ``poll`` as ``UnreadableRecord``
+   naming the partition and offset, with the slot emptied; the caller dead-letters
+   that offset and seeks past it.
 
 ``tests/integration/test_kafka_repairs.py`` reproduces them against a real broker.
 Drop each repair once kafka-python fixes it.
@@ -34,7 +40,20 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-__all__ = ["repair_consumer"]
+__all__ = ["UnreadableRecord", "repair_consumer"]
+
+
+class UnreadableRecord(Exception):
+    """``poll`` met a record it cannot read at ``topic``/``partition``/``offset``."""
+
+    def __init__(self, topic: str, partition: int, offset: int, cause: BaseException) -> None:
+        super().__init__(
+            f"topic {topic} partition {partition} offset {offset}: {type(cause).__name__}: {cause}"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.cause = cause
 
 
 def repair_consumer(consumer: KafkaConsumer) -> None:
@@ -42,6 +61,7 @@ def repair_consumer(consumer: KafkaConsumer) -> None:
     _repair_parked_partitions(consumer)
     _repair_uncollected_join(consumer)
     _repair_discarded_join(consumer)
+    _repair_unreadable_batch(consumer)
 
 
 def _repair_parked_partitions(consumer: KafkaConsumer) -> None:
@@ -108,3 +128,27 @@ def _repair_discarded_join(consumer: KafkaConsumer) -> None:
                 coordinator._join_task = _JoinLeftInFlight(task)
 
     coordinator.join_group_async = join_group_repaired
+
+
+def _repair_unreadable_batch(consumer: KafkaConsumer) -> None:
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not hasattr(fetcher, "_next_partition_records"):
+        return
+    fetched_records: Callable[..., Any] = fetcher.fetched_records
+
+    @functools.wraps(fetched_records)
+    def fetched_records_repaired(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fetched_records(*args, **kwargs)
+        except Exception as exc:
+            # Only reading a batch raises while the in-line slot holds records; errors of
+            # the fetch itself (offset out of range, authorization) come with it empty.
+            part = fetcher._next_partition_records
+            if not part:
+                raise
+            tp, offset = part.topic_partition, part.next_fetch_offset
+            part.drain()
+            fetcher._next_partition_records = None
+            raise UnreadableRecord(tp.topic, tp.partition, offset, exc) from exc
+
+    fetcher.fetched_records = fetched_records_repaired
