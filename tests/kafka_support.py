@@ -94,3 +94,6 @@ class NamespacedBus:
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         await self.inner.ensure_topics([self.topic(t) for t in topics])
+
+    def record_limit(self, topic: str) -> int | None:
+        return self.inner.record_limit(self.topic(topic))

@@ -9,16 +9,18 @@ from __future__ import annotations
 import kafka.codec
 import pytest
 import trio
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from tests.contracts import RUNTIME_ID, effect, registry
-from tests.kafka_support import NamespacedBus
+from tests.kafka_support import TEST_BROKER, NamespacedBus
 
 from onex_actors.core import (
     EnvelopeStatus,
     OnexEnvelope,
     cmd_topic,
     encode_envelope,
+    evt_topic,
     new_command,
 )
 from onex_actors.testing import HostHarness, committed_offsets, open_test_host
@@ -156,3 +158,92 @@ def _source(letter: OnexEnvelope) -> tuple[int, int]:
     assert isinstance(partition, int)
     assert isinstance(offset, int)
     return partition, offset
+
+
+async def _answered_too_large(host: HostHarness, command: OnexEnvelope) -> None:
+    result = await host.result(command)
+    assert result.status is EnvelopeStatus.ERROR
+    assert result.error is not None
+    assert result.error.type == "result_too_large"
+    await host.collector.wait_until(lambda: bool(host.dead_letters("echo-node")))
+    (letter,) = host.dead_letters("echo-node")
+    assert letter.causation_id == command.envelope_id
+    assert letter.error is not None
+    assert letter.error.type == "result_too_large"
+    assert "source" in letter.payload
+
+
+async def test_a_result_over_the_producer_limit_is_an_error_event_and_commits_go_on(
+    kafka_bus: NamespacedBus, kafka_bootstrap: str
+) -> None:
+    """The reported case: a command just under 1 MiB whose echo is over the producer's limit."""
+    topic = kafka_bus.topic(cmd_topic("echo-node"))
+    big = new_command("echo-node", {"blob": ""})
+    pad = 1024 * 1024 - 200 - len(encode_envelope(big))
+    big = new_command("echo-node", {"blob": "x" * pad})
+    async with open_test_host(
+        RUNTIME_ID, contracts=registry(effect("echo-node")), bus=kafka_bus
+    ) as host:
+
+        def produce_big() -> None:
+            producer = KafkaProducer(
+                bootstrap_servers=kafka_bootstrap,
+                compression_type="gzip",
+                max_request_size=2 * 1024 * 1024,
+            )
+            producer.send(topic, value=encode_envelope(big), key=b"big").get(timeout=30)
+            producer.close()
+
+        await trio.to_thread.run_sync(produce_big)
+        await _answered_too_large(host, big)
+        after = await host.request("echo-node", {"small": True})
+        assert after.status is EnvelopeStatus.OK
+        await _committed_to_end(kafka_bootstrap, kafka_bus, topic)
+    (stopped,) = host.logs("runtime_stopped")
+    assert stopped.payload["acknowledged"] is True
+
+
+def _set_topic_limit(bootstrap: str, topic: str, limit: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": str(limit)})]
+        )
+    finally:
+        admin.close()
+
+
+@pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu keeps no topic configs")
+async def test_a_topic_limit_read_at_start_up_bounds_results(
+    kafka_bus: NamespacedBus, kafka_bootstrap: str
+) -> None:
+    await kafka_bus.ensure_topics([evt_topic("echo-node")])
+    await trio.to_thread.run_sync(
+        _set_topic_limit, kafka_bootstrap, kafka_bus.topic(evt_topic("echo-node")), 20_000
+    )
+    async with open_test_host(
+        RUNTIME_ID, contracts=registry(effect("echo-node")), bus=kafka_bus
+    ) as host:
+        assert kafka_bus.record_limit(evt_topic("echo-node")) == 20_000
+        command = await host.send("echo-node", {"blob": "x" * 30_000})
+        await _answered_too_large(host, command)
+        assert (await host.request("echo-node", {"small": True})).status is EnvelopeStatus.OK
+
+
+@pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu keeps no topic configs")
+async def test_a_result_the_broker_refuses_is_replaced_by_an_error_event(
+    kafka_bus: NamespacedBus, kafka_bootstrap: str
+) -> None:
+    """The limit drops after start-up: the broker's refusal, not our check, catches it."""
+    async with open_test_host(
+        RUNTIME_ID, contracts=registry(effect("echo-node")), bus=kafka_bus
+    ) as host:
+        await trio.to_thread.run_sync(
+            _set_topic_limit, kafka_bootstrap, kafka_bus.topic(evt_topic("echo-node")), 20_000
+        )
+        command = await host.send("echo-node", {"blob": "x" * 30_000})
+        await _answered_too_large(host, command)
+        assert (await host.request("echo-node", {"small": True})).status is EnvelopeStatus.OK
+    assert host.host.outbox.failed == 1
+    (stopped,) = host.logs("runtime_stopped")
+    assert stopped.payload["acknowledged"] is True

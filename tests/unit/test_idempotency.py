@@ -28,3 +28,37 @@ def test_zero_entries_disables_it() -> None:
     command = new_command("echo-node", {})
     cache.remember(command.envelope_id, result_of(command, {}), now=0)
     assert cache.get(command.envelope_id, now=0) is None
+
+
+def test_kept_answers_are_bounded_in_bytes() -> None:
+    cache: IdempotencyCache[bytes] = IdempotencyCache(
+        window_s=100, max_entries=1000, max_bytes=10_000
+    )
+    commands = [new_command("echo-node", {"i": i}) for i in range(50)]
+    for t, command in enumerate(commands):
+        cache.remember(command.envelope_id, b"x" * 900, now=t, size=900)
+        assert cache.bytes <= 10_000
+    assert len(cache) == 11
+    assert cache.bytes == 11 * 900
+    assert cache.get(commands[-1].envelope_id, now=50) == b"x" * 900
+    assert cache.get(commands[0].envelope_id, now=50) is None
+
+
+def test_an_answer_larger_than_the_budget_is_not_kept() -> None:
+    cache: IdempotencyCache[bytes] = IdempotencyCache(window_s=100, max_entries=10, max_bytes=100)
+    small, big = new_command("echo-node", {}), new_command("echo-node", {})
+    cache.remember(small.envelope_id, b"s", now=0, size=1)
+    cache.remember(big.envelope_id, b"b" * 101, now=1, size=101)
+    assert cache.get(big.envelope_id, now=1) is None
+    assert cache.get(small.envelope_id, now=1) == b"s"
+    assert cache.bytes == 1
+
+
+def test_remembering_again_replaces_the_answer_and_its_size() -> None:
+    cache: IdempotencyCache[str] = IdempotencyCache(window_s=100, max_entries=10, max_bytes=100)
+    command = new_command("echo-node", {})
+    cache.remember(command.envelope_id, "ok", now=0, size=60)
+    cache.remember(command.envelope_id, "error", now=1, size=10)
+    assert cache.get(command.envelope_id, now=1) == "error"
+    assert cache.bytes == 10
+    assert len(cache) == 1

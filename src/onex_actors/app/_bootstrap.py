@@ -83,6 +83,7 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         create_topics=config.kafka.create_topics,
         max_poll_records=config.poll_max_records,
         session_timeout_ms=config.kafka.session_timeout_ms,
+        max_request_bytes=config.kafka.max_request_bytes,
     ) as bus:
         yield bus
 

@@ -54,6 +54,10 @@ class KafkaSettings(_Settings):
     """Start a broker on 127.0.0.1 when none answers (development only)."""
     local_broker: Literal["kafka", "tansu"] = "kafka"
     """Which local broker to start: Apache Kafka (Java) or tansu (one binary, in memory)."""
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """The producer's limit on one record (key, value and headers); a topic's
+    ``max.message.bytes``, where lower, is read from the broker at start-up. A result
+    over the limit is answered with a ``result_too_large`` error event and dead letter."""
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """Consumer-group session: how long a host that died silently keeps its partitions.
 

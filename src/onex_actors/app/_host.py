@@ -15,6 +15,7 @@ import trio
 from pydantic import JsonValue
 
 from onex_actors.core import (
+    BusError,
     Delivery,
     EnvelopeError,
     ErrorInfo,
@@ -119,6 +120,8 @@ class RuntimeHost:
                 trio.open_nursery() as nursery,
             ):
                 self._consumer, self._runtime = consumer, runtime
+                nursery.start_soon(self.outbox.run)
+                nursery.start_soon(self._stop_if_lost)
                 nursery.start_soon(self._commit_periodically, consumer)
                 await self.log.event(
                     "runtime_started",
@@ -134,12 +137,24 @@ class RuntimeHost:
                 acknowledged = await self.outbox.wait_acknowledged(self.config.shutdown_timeout_s)
                 await consumer.commit()
                 await self.log.event(
-                    "runtime_stopped", {"drained": drained, "acknowledged": acknowledged}
+                    "runtime_stopped",
+                    {
+                        "drained": drained,
+                        "acknowledged": acknowledged,
+                        "failed_records": self.outbox.failed,
+                    },
                 )
                 nursery.cancel_scope.cancel()
         finally:
             self._runtime = None
             self.stopped.set()
+
+    async def _stop_if_lost(self) -> None:
+        await self.outbox.lost.wait()
+        raise BusError(
+            f"runtime {self.runtime_id!r} stopped: {self.outbox.lost_reason}. Nothing past "
+            "that record was committed; it is consumed again after a restart"
+        )
 
     async def _commit_periodically(self, consumer: BusConsumer) -> None:
         while True:
@@ -189,7 +204,7 @@ class RuntimeHost:
                 record.value,
                 error,
                 source=source,
-                max_raw_bytes=self.config.max_envelope_bytes // 8,
+                max_raw_bytes=self.outbox.envelope_limit(self.table.runtime_dlq_topic) // 8,
             )
             await self._dead_letter(dlq, self.table.runtime_dlq_topic, ticket)
             ticket.seal()
@@ -215,7 +230,10 @@ class RuntimeHost:
             node = self.table.hosted[envelope.node_id]
             await self.outbox.emit(error_result_of(envelope, error), node.evt_topic, ticket)
         dlq = dead_letter_of(
-            envelope, error, source=source, max_envelope_bytes=self.config.max_envelope_bytes
+            envelope,
+            error,
+            source=source,
+            max_envelope_bytes=self.outbox.envelope_limit(rejection.dlq_topic),
         )
         await self._dead_letter(dlq, rejection.dlq_topic, ticket)
         ticket.seal()
@@ -251,7 +269,7 @@ class RuntimeHost:
                     envelope,
                     error,
                     source=source,
-                    max_envelope_bytes=self.config.max_envelope_bytes,
+                    max_envelope_bytes=self.outbox.envelope_limit(self.table.runtime_dlq_topic),
                 ),
                 self.table.runtime_dlq_topic,
                 ticket,

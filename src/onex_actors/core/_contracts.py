@@ -66,6 +66,8 @@ class BaseNodeContract(_Model):
     idempotency_window_s: float = Field(default=600.0, ge=0)
     """How long an answered ``envelope_id`` is remembered, so a redelivery is not handled twice."""
     idempotency_max_entries: int = Field(default=10_000, ge=0)
+    idempotency_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    """Bytes of encoded answers the window keeps; the oldest leave first past it."""
 
     @property
     def contract_id(self) -> str:

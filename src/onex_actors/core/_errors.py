@@ -83,4 +83,12 @@ class HandlerError(OnexError):
 
 
 class BusError(OnexError):
-    """A bus could not consume or produce (broker unreachable, topic missing...)."""
+    """A bus could not consume or produce (broker unreachable, topic missing...).
+
+    ``reason`` is a short machine-readable cause (``produce_failed``,
+    ``result_too_large``, ``consumer_stalled``...).
+    """
+
+    def __init__(self, message: str, *, reason: str = "bus_error") -> None:
+        super().__init__(message)
+        self.reason = reason

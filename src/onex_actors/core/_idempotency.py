@@ -1,49 +1,77 @@
 """Remembering answered envelopes for an idempotency window (pure).
 
 A redelivered command whose ``envelope_id`` was answered within the window is not
-handled again: the runtime re-emits the remembered result instead.
+handled again: the runtime re-emits the remembered answer instead. The window is
+bounded three ways: by age, by count and by the bytes of the answers it keeps, so a
+burst of large results cannot hold the host's memory.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-
-from ._envelope import OnexEnvelope
+from typing import Generic, NamedTuple, TypeVar
 
 __all__ = ["IdempotencyCache"]
 
+T = TypeVar("T")
 
-class IdempotencyCache:
-    """Answered envelope ids and their results, kept ``window_s`` and at most ``max_entries``."""
 
-    def __init__(self, *, window_s: float, max_entries: int) -> None:
+class _Entry(NamedTuple, Generic[T]):
+    at: float
+    answer: T
+    size: int
+
+
+class IdempotencyCache(Generic[T]):
+    """Answers by envelope id, kept ``window_s``, at most ``max_entries`` and ``max_bytes``.
+
+    The caller gives each answer's ``size`` (the runtime keeps the encoded record it
+    produced, so the size is its length). An answer larger than ``max_bytes`` alone
+    is not kept: a redelivery of its command is handled again, as at-least-once
+    delivery allows.
+    """
+
+    def __init__(self, *, window_s: float, max_entries: int, max_bytes: int = 2**62) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
-        self._entries: OrderedDict[uuid.UUID, tuple[float, OnexEnvelope]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """Total ``size`` of the answers kept now."""
+        self._entries: OrderedDict[uuid.UUID, _Entry[T]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, envelope_id: uuid.UUID, now: float) -> OnexEnvelope | None:
-        """Return the result remembered for ``envelope_id``, if still inside the window."""
+    def get(self, envelope_id: uuid.UUID, now: float) -> T | None:
+        """Return the answer remembered for ``envelope_id``, if still inside the window."""
         self._expire(now)
         entry = self._entries.get(envelope_id)
-        return entry[1] if entry is not None else None
+        return entry.answer if entry is not None else None
 
-    def remember(self, envelope_id: uuid.UUID, result: OnexEnvelope, now: float) -> None:
-        """Remember that ``envelope_id`` was answered with ``result`` at ``now``."""
-        if self.max_entries == 0:
+    def remember(self, envelope_id: uuid.UUID, answer: T, now: float, *, size: int = 0) -> None:
+        """Remember that ``envelope_id`` was answered with ``answer`` (``size`` bytes)."""
+        self._forget(envelope_id)
+        if self.max_entries == 0 or size > self.max_bytes:
             return
-        self._entries[envelope_id] = (now, result)
-        self._entries.move_to_end(envelope_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries[envelope_id] = _Entry(now, answer, size)
+        self.bytes += size
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            self._pop_oldest()
         self._expire(now)
+
+    def _forget(self, envelope_id: uuid.UUID) -> None:
+        entry = self._entries.pop(envelope_id, None)
+        if entry is not None:
+            self.bytes -= entry.size
+
+    def _pop_oldest(self) -> None:
+        _, entry = self._entries.popitem(last=False)
+        self.bytes -= entry.size
 
     def _expire(self, now: float) -> None:
         while self._entries:
-            oldest, _ = next(iter(self._entries.values()))
-            if now - oldest < self.window_s:
+            oldest = next(iter(self._entries.values()))
+            if now - oldest.at < self.window_s:
                 return
-            self._entries.popitem(last=False)
+            self._pop_oldest()

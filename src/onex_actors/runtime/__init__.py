@@ -7,8 +7,11 @@ from ._health import NodeStatus as NodeStatus
 from ._health import RuntimeHealth as RuntimeHealth
 from ._node_runtime import NodeRuntime as NodeRuntime
 from ._node_runtime import open_node_runtime as open_node_runtime
+from ._outbox import RECORD_OVERHEAD as RECORD_OVERHEAD
+from ._outbox import Fallback as Fallback
 from ._outbox import Outbox as Outbox
 from ._outbox import RuntimeLog as RuntimeLog
+from ._outbox import record_size as record_size
 from ._ports import AckCallback as AckCallback
 from ._ports import Bus as Bus
 from ._ports import BusConsumer as BusConsumer
@@ -21,9 +24,11 @@ from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 
 __all__ = [
+    "RECORD_OVERHEAD",
     "AckCallback",
     "Bus",
     "BusConsumer",
+    "Fallback",
     "Handler",
     "HandlerHealth",
     "NodeActor",
@@ -38,5 +43,6 @@ __all__ = [
     "TopicPartition",
     "WorkItem",
     "open_node_runtime",
+    "record_size",
     "supervise",
 ]

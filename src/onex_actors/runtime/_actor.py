@@ -10,6 +10,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import attrs
 import trio
@@ -17,6 +18,7 @@ from pydantic import JsonValue, ValidationError
 
 from onex_actors.core import (
     ActorExit,
+    BusError,
     EnvelopeError,
     ErrorInfo,
     HandlerError,
@@ -30,7 +32,7 @@ from onex_actors.core import (
 
 from ._health import NodeHealth, NodeStatus
 from ._outbox import Outbox, RuntimeLog
-from ._ports import Handler
+from ._ports import Handler, OutboundRecord
 from ._ticket import Ticket
 
 __all__ = ["NodeActor", "WorkItem"]
@@ -72,10 +74,12 @@ class NodeActor:
         self.handled_error = 0
         self.dead_letters = 0
         self.duplicates_skipped = 0
-        self.answered = IdempotencyCache(
+        self.answered: IdempotencyCache[OutboundRecord] = IdempotencyCache(
             window_s=self.contract.idempotency_window_s,
             max_entries=self.contract.idempotency_max_entries,
+            max_bytes=self.contract.idempotency_max_bytes,
         )
+        """The record each recently answered envelope was answered with."""
         self.last_error: str | None = None
         self.restart_latencies: deque[float] = deque(maxlen=100_000)
         """Seconds from a kill or crash to the actor running again (``perf_counter``)."""
@@ -204,12 +208,13 @@ class NodeActor:
         if previous is None:
             await self._handle(item)
             return
-        await self.outbox.emit(previous, self.hosted.evt_topic, item.ticket)
+        await self.outbox.publish(previous, item.ticket)
         item.answered = True
         self.duplicates_skipped += 1
 
-    def _remember(self, item: WorkItem, result: OnexEnvelope) -> None:
-        self.answered.remember(item.envelope.envelope_id, result, trio.current_time())
+    def _remember(self, item: WorkItem, answer: OutboundRecord) -> None:
+        size = len(answer.value or b"")
+        self.answered.remember(item.envelope.envelope_id, answer, trio.current_time(), size=size)
 
     async def _handle(self, item: WorkItem) -> None:
         retry = self.contract.retry
@@ -246,8 +251,10 @@ class NodeActor:
             ) from None
         try:
             evt = result_of(item.envelope, payload, contract_id=self.contract.contract_id)
-            await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
-            self._remember(item, evt)
+            record = await self.outbox.emit(
+                evt, self.hosted.evt_topic, item.ticket, fallback=partial(self._unproduced, item)
+            )
+            self._remember(item, record)
         except ValidationError as exc:
             raise HandlerError(
                 f"handler of node {self.node_id!r} returned a payload that is not a JSON object: "
@@ -259,6 +266,20 @@ class NodeActor:
             raise HandlerError(str(exc), error_type="result_too_large", retryable=False) from None
         item.answered = True
 
+    async def _unproduced(self, item: WorkItem, error: BaseException) -> None:
+        """Answer ``item`` with an error event and a dead letter: its result was refused."""
+        reason = error.reason if isinstance(error, BusError) else "produce_failed"
+        self.handled_ok -= 1
+        item.answered = False
+        await self._fail(
+            item,
+            ErrorInfo(
+                type=reason,
+                message=f"the result of node {self.node_id!r} could not be produced: {error}",
+                retryable=False,
+            ),
+        )
+
     async def _fail(self, item: WorkItem, error: ErrorInfo) -> None:
         """Emit the error event and the dead letter of ``item``, then settle its ticket."""
         if not item.answered:
@@ -269,11 +290,11 @@ class NodeActor:
                 error,
                 contract_id=contract_id,
                 source=item.source,
-                max_envelope_bytes=self.outbox.max_envelope_bytes,
+                max_envelope_bytes=self.outbox.envelope_limit(self.hosted.dlq_topic),
             )
-            await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
+            record = await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
             await self.outbox.emit(dlq, self.hosted.dlq_topic, item.ticket)
-            self._remember(item, evt)
+            self._remember(item, record)
             item.answered = True
             self.handled_error += 1
             self.dead_letters += 1

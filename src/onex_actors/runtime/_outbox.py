@@ -1,15 +1,25 @@
-"""Publishing envelopes: encode, key, and hand them to the bus with acknowledgement."""
+"""Publishing envelopes: encode, key, check the bus's limit, hand over with acknowledgement.
+
+A record the bus refuses never stalls its partition silently. Where the caller gave a
+``fallback`` (a node's result), a failed acknowledgement runs it: the node answers
+with a small error event and a dead letter instead. A record that gates a commit and
+has no fallback (a dead letter, a rejection) is *lost*: the outbox sets ``lost`` and
+the host stops loudly, so the record is redelivered after a restart, never skipped.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
+from typing import Final
 
 import trio
 from pydantic import JsonValue
 
 from onex_actors.core import (
+    EnvelopeError,
     OnexEnvelope,
     encode_envelope,
     log_envelope,
@@ -21,56 +31,163 @@ from onex_actors.core import (
 from ._ports import AckCallback, Bus, OutboundRecord
 from ._ticket import Ticket
 
-__all__ = ["Outbox", "RuntimeLog"]
+__all__ = ["RECORD_OVERHEAD", "Fallback", "Outbox", "RuntimeLog", "record_size"]
 
 logger = logging.getLogger("onex_actors.runtime")
 
+RECORD_OVERHEAD: Final = 128
+"""Bytes a record takes in a batch besides its key, value and headers (an upper bound:
+a v2 batch header is 61 bytes, a record's own varints at most about 30)."""
+
+_KEY_AND_HEADERS: Final = 1024
+"""Room kept for a record's key and headers when sizing a dead letter to fit its topic."""
+
+Fallback = Callable[[BaseException], Awaitable[None]]
+"""Replaces a record the bus failed to produce; called with the failure."""
+
+
+def record_size(record: OutboundRecord) -> int:
+    """Bytes ``record`` counts against a producer's or topic's size limit (upper bound)."""
+    headers = sum(len(name.encode()) + len(value or b"") for name, value in record.headers)
+    return len(record.value or b"") + len(record.key or b"") + headers + RECORD_OVERHEAD
+
 
 class Outbox:
-    """Encodes envelopes and publishes them, counting each against a ``Ticket``."""
+    """Encodes envelopes and publishes them, counting each against a ``Ticket``.
+
+    Run :meth:`run` in a nursery for as long as records are published: it runs the
+    fallbacks of failed records.
+    """
 
     def __init__(self, bus: Bus, *, max_envelope_bytes: int) -> None:
         self.bus = bus
         self.max_envelope_bytes = max_envelope_bytes
         self.unacknowledged = 0
-        """Records handed to the bus whose acknowledgement has not come back yet."""
+        """Records handed to the bus whose acknowledgement (or fallback) is still due."""
         self.failed = 0
+        """Records the bus failed to produce (replaced by their fallback or not)."""
+        self.lost = trio.Event()
+        """Set once a record that gates a commit failed with no fallback."""
+        self.lost_reason: str | None = None
         self._settled = trio.Event()
         self._settled.set()
+        self._fallbacks, self._fallbacks_due = trio.open_memory_channel[
+            tuple[Fallback, BaseException, AckCallback | None]
+        ](math.inf)
 
-    async def emit(self, envelope: OnexEnvelope, topic: str, ticket: Ticket | None = None) -> None:
-        """Publish ``envelope`` on ``topic``; raises ``EnvelopeError`` if it is oversize."""
-        value = encode_envelope(envelope, max_bytes=self.max_envelope_bytes)
+    def envelope_limit(self, topic: str) -> int:
+        """Return the largest encoded envelope that fits on ``topic`` with its key and headers."""
+        limit = self.bus.record_limit(topic)
+        if limit is None:
+            return self.max_envelope_bytes
+        return max(0, min(self.max_envelope_bytes, limit - RECORD_OVERHEAD - _KEY_AND_HEADERS))
+
+    def encode(self, envelope: OnexEnvelope, topic: str) -> OutboundRecord:
+        """Encode ``envelope`` for ``topic``.
+
+        Raises ``EnvelopeError`` (``oversize``) past ``max_envelope_bytes``, and
+        (``result_too_large``) when the record is over what the bus accepts on ``topic``.
+        """
         record = OutboundRecord(
             topic=topic,
-            value=value,
+            value=encode_envelope(envelope, max_bytes=self.max_envelope_bytes),
             key=record_key(envelope),
             headers=tuple(record_headers(envelope)),
         )
+        limit = self.bus.record_limit(topic)
+        size = record_size(record)
+        if limit is not None and size > limit:
+            raise EnvelopeError(
+                f"envelope {envelope.envelope_id} is {size} bytes as a record on {topic}, "
+                f"over the {limit} bytes the producer may send there (the smaller of "
+                "kafka.max_request_bytes and the topic's max.message.bytes): send large "
+                "data by reference, or raise both limits",
+                reason="result_too_large",
+            )
+        return record
+
+    async def emit(
+        self,
+        envelope: OnexEnvelope,
+        topic: str,
+        ticket: Ticket | None = None,
+        *,
+        fallback: Fallback | None = None,
+    ) -> OutboundRecord:
+        """Publish ``envelope`` on ``topic`` and return the record; see :meth:`encode`."""
+        record = self.encode(envelope, topic)
+        await self.publish(record, ticket, fallback=fallback)
+        return record
+
+    async def publish(
+        self,
+        record: OutboundRecord,
+        ticket: Ticket | None = None,
+        *,
+        fallback: Fallback | None = None,
+    ) -> None:
+        """Publish an encoded ``record``, counted against ``ticket``."""
         on_ack = ticket.expect() if ticket is not None else None
         self.unacknowledged += 1
         if self._settled.is_set():
             self._settled = trio.Event()
         try:
-            await self.bus.publish(record, partial(self._acknowledged, on_ack))
+            await self.bus.publish(record, partial(self._acknowledged, record, on_ack, fallback))
         except BaseException:
-            self._acknowledged(None, None)
+            self._settle_one()
             raise
 
+    async def run(self) -> None:
+        """Run the fallbacks of failed records, until cancelled."""
+        async for fallback, error, on_ack in self._fallbacks_due:
+            try:
+                await fallback(error)
+            except Exception as exc:
+                self._lose(f"{error}; and its replacement failed too: {exc}")
+                if on_ack is not None:
+                    on_ack(error)
+            else:
+                if on_ack is not None:
+                    on_ack(None)
+            self._settle_one()
+
     async def wait_acknowledged(self, timeout_s: float) -> bool:
-        """Wait until every published record is acknowledged; return whether all were."""
+        """Wait until every record is acknowledged or replaced; return whether all were.
+
+        False when time ran out or any record was lost.
+        """
         with trio.move_on_after(timeout_s):
             await self._settled.wait()
-        return self._settled.is_set()
+        return self._settled.is_set() and not self.lost.is_set()
 
-    def _acknowledged(self, on_ack: AckCallback | None, error: BaseException | None) -> None:
-        self.unacknowledged -= 1
+    def _acknowledged(
+        self,
+        record: OutboundRecord,
+        on_ack: AckCallback | None,
+        fallback: Fallback | None,
+        error: BaseException | None,
+    ) -> None:
         if error is not None:
             self.failed += 1
-        if self.unacknowledged == 0:
-            self._settled.set()
+            if fallback is not None:
+                self._fallbacks.send_nowait((fallback, error, on_ack))
+                return  # settled once the fallback has run
+            if on_ack is not None:
+                self._lose(f"producing a record to {record.topic} failed: {error}")
+        self._settle_one()
         if on_ack is not None:
             on_ack(error)
+
+    def _settle_one(self) -> None:
+        self.unacknowledged -= 1
+        if self.unacknowledged == 0:
+            self._settled.set()
+
+    def _lose(self, reason: str) -> None:
+        logger.error("%s", reason)
+        if self.lost_reason is None:
+            self.lost_reason = reason
+        self.lost.set()
 
 
 class RuntimeLog:
@@ -91,4 +208,7 @@ class RuntimeLog:
         """Record ``event`` with ``details``."""
         extra = " ".join(f"{k}={v}" for k, v in (details or {}).items())
         logger.log(level, "%s %s %s", self.runtime_id, event, extra)
-        await self.outbox.emit(log_envelope(self.runtime_id, event, details), self.topic)
+        try:
+            await self.outbox.emit(log_envelope(self.runtime_id, event, details), self.topic)
+        except EnvelopeError as exc:
+            logger.warning("%s: log event %s not published: %s", self.runtime_id, event, exc)

@@ -144,5 +144,13 @@ class Bus(Protocol):
         ...
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Create the topics that do not exist yet."""
+        """Create the topics that do not exist yet, and learn their record size limits."""
+        ...
+
+    def record_limit(self, topic: str) -> int | None:
+        """Return the largest record (see ``record_size``) the bus accepts on ``topic``, if any.
+
+        Known at start-up: the producer's own limit, lowered to a topic's limit where
+        ``ensure_topics`` could read it from the broker.
+        """
         ...

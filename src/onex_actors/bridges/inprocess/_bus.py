@@ -51,6 +51,10 @@ class InProcessBus:
             self._members[group_id].remove(member)
             self._rebalanced()
 
+    def record_limit(self, topic: str) -> int | None:
+        """No limit: records stay in memory (the envelope limit still applies)."""
+        return None
+
     async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
         """Append ``record`` to its topic's partition (by key hash) and acknowledge it.
 

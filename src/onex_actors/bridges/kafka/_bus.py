@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import trio
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from onex_actors.core import BusError, TopicPattern
@@ -17,7 +18,12 @@ from onex_actors.runtime import AckCallback, OutboundRecord
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
 
-__all__ = ["KafkaBus", "open_kafka_bus"]
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "KafkaBus", "open_kafka_bus"]
+
+logger = logging.getLogger("onex_actors.kafka")
+
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+"""The producer's limit on one record (kafka-python's ``max_request_size`` default)."""
 
 
 class KafkaBus:
@@ -33,9 +39,13 @@ class KafkaBus:
         create_topics: bool = True,
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         self.client_config = dict(client_config)
         self.producer = producer
+        self.max_request_bytes = max_request_bytes
+        self.topic_limits: dict[str, int] = {}
+        """``max.message.bytes`` of the topics ``ensure_topics`` was given, as the broker says."""
         self.partitions = partitions
         self.replication_factor = replication_factor
         self.create_topics = create_topics
@@ -66,17 +76,28 @@ class KafkaBus:
         await self.producer.publish(record, on_ack)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Create missing topics (``partitions`` each) unless topic creation is off."""
-        if self.create_topics:
-            await trio.to_thread.run_sync(self._create_missing, list(topics))
+        """Create missing topics (unless topic creation is off); read their size limits."""
+        await trio.to_thread.run_sync(self._prepare_topics, list(topics))
 
-    def _create_missing(self, topics: list[str]) -> None:
+    def record_limit(self, topic: str) -> int:
+        """Return the producer's ``max_request_bytes``, or the topic's limit where lower."""
+        return min(self.max_request_bytes, self.topic_limits.get(topic, self.max_request_bytes))
+
+    def _prepare_topics(self, topics: list[str]) -> None:
         try:
             admin = KafkaAdminClient(**self.client_config)
         except (KafkaError, OSError, ValueError) as exc:
             raise BusError(
                 f"cannot reach Kafka to create topics: {type(exc).__name__}: {exc}"
             ) from None
+        try:
+            if self.create_topics:
+                self._create_missing(admin, topics)
+            self.topic_limits.update(_topic_limits(admin, topics))
+        finally:
+            admin.close()
+
+    def _create_missing(self, admin: KafkaAdminClient, topics: list[str]) -> None:
         try:
             existing = set(admin.list_topics())
             missing = [
@@ -89,8 +110,25 @@ class KafkaBus:
                     admin.create_topics(missing)
         except KafkaError as exc:
             raise BusError(f"creating topics failed: {type(exc).__name__}: {exc}") from None
-        finally:
-            admin.close()
+
+
+def _topic_limits(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """Each topic's ``max.message.bytes``; none where the broker does not say (tansu)."""
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, topic, ["max.message.bytes"])
+        for topic in dict.fromkeys(topics)
+    ]
+    try:
+        described = admin.describe_configs(resources, config_filter="all")
+    except (KafkaError, OSError, ValueError, KeyError, TypeError) as exc:
+        logger.info("topic size limits unknown (%s): using the producer's limit", exc)
+        return {}
+    limits: dict[str, int] = {}
+    for topic, configs in described.get("topic", {}).items():
+        value = configs.get("max.message.bytes", {}).get("value")
+        if isinstance(value, str) and value.isdigit():
+            limits[topic] = int(value)
+    return limits
 
 
 @asynccontextmanager
@@ -102,13 +140,16 @@ async def open_kafka_bus(
     create_topics: bool = True,
     max_poll_records: int = 500,
     session_timeout_ms: int = 10_000,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> AsyncIterator[KafkaBus]:
     """Start the shared producer, yield the bus, flush and close the producer on exit.
 
+    ``max_request_bytes`` is the producer's limit on one record (its
+    ``max_request_size``); a result over it is answered with an error event.
     ``session_timeout_ms`` is the consumer-group session: how long a silent member keeps
     its partitions (and, on tansu, about twice how long each group join takes).
     """
-    producer = ProducerBridge(client_config)
+    producer = ProducerBridge(client_config, max_request_bytes=max_request_bytes)
     await producer.start()
     try:
         yield KafkaBus(
@@ -119,6 +160,7 @@ async def open_kafka_bus(
             create_topics=create_topics,
             max_poll_records=max_poll_records,
             session_timeout_ms=session_timeout_ms,
+            max_request_bytes=max_request_bytes,
         )
     finally:
         with trio.CancelScope(shield=True):

@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from onex_actors.core import BusError
 from onex_actors.runtime import AckCallback, OutboundRecord
@@ -20,6 +20,7 @@ __all__ = ["ProducerBridge"]
 
 logger = logging.getLogger("onex_actors.kafka")
 _STOP = object()
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class ProducerBridge:
@@ -30,8 +31,15 @@ class ProducerBridge:
     their order (idempotent producer, acks=all).
     """
 
-    def __init__(self, client_config: Mapping[str, Any], *, queue_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        client_config: Mapping[str, Any],
+        *,
+        queue_size: int = 10_000,
+        max_request_bytes: int = 1024 * 1024,
+    ) -> None:
         self.client_config = dict(client_config)
+        self.max_request_bytes = max_request_bytes
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -40,6 +48,9 @@ class ProducerBridge:
         self._acks: list[tuple[AckCallback, BusError | None]] = []
         self._acks_lock = threading.Lock()
         self.failed_acks = 0
+        self.replacements = 0
+        """How many times a producer in a fatal state was replaced by a new one."""
+        self._producer: Any = None
 
     async def start(self) -> None:
         """Connect the producer (in its thread) and wait until it is ready."""
@@ -71,38 +82,59 @@ class ProducerBridge:
         await trio.to_thread.run_sync(self._queue.put, _STOP)
         await trio.to_thread.run_sync(self._thread.join)
 
+    def _new_producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_request_size=self.max_request_bytes,
+            **self.client_config,
+        )
+
     def _run(self) -> None:
         try:
-            producer = KafkaProducer(
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                **self.client_config,
-            )
+            self._producer = self._new_producer()
         except (KafkaError, OSError, ValueError) as exc:
             self._failure = exc
             self._ready.set()
             return
         self._ready.set()
         try:
-            while self._send_queued(producer):
+            while self._send_queued():
                 pass
         finally:
-            producer.flush()
-            producer.close()
+            self._producer.flush()
+            self._producer.close()
 
-    def _send_queued(self, producer: KafkaProducer) -> bool:
+    def _send_queued(self) -> bool:
         """Send what is queued (waiting for at least one item); False once stopped."""
         item = self._queue.get()
         while True:
             if item is _STOP:
                 return False
             assert isinstance(item, tuple)
-            self._send(producer, item[0], item[1])
+            self._replace_if_fatal()
+            self._send(self._producer, item[0], item[1])
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return True
+
+    def _replace_if_fatal(self) -> None:
+        """Replace a producer that kafka-python has put in its fatal state.
+
+        kafka-python's idempotent producer treats the broker refusing one record as too
+        large as fatal (the Java client fails that batch alone): every later record
+        would fail too. The old producer's records fail to their callers, who replace
+        them; new records go to a new producer.
+        """
+        manager = getattr(self._producer, "_transaction_manager", None)
+        if manager is None or not manager.has_fatal_error():
+            return
+        logger.warning("the Kafka producer hit a fatal error: replacing it")
+        self.replacements += 1
+        self._producer.close(timeout=5)
+        self._producer = self._new_producer()
 
     def _send(
         self, producer: KafkaProducer, record: OutboundRecord, on_ack: AckCallback | None
@@ -123,7 +155,10 @@ class ProducerBridge:
         failure = None
         if error is not None:
             self.failed_acks += 1
-            failure = BusError(f"producing to {topic} failed: {type(error).__name__}: {error}")
+            reason = "result_too_large" if isinstance(error, _TOO_LARGE) else "produce_failed"
+            failure = BusError(
+                f"producing to {topic} failed: {type(error).__name__}: {error}", reason=reason
+            )
             logger.error("%s", failure)
         if on_ack is None or self._token is None:
             return
