@@ -21,6 +21,10 @@ def server() -> Iterator[RecordingServer]:
         yield running
 
 
+def allowing(server: RecordingServer) -> HostConfig:
+    return HostConfig(http=HttpSettings(allowlist=(f"127.0.0.1:{server.port}",)))
+
+
 def proxy(server: RecordingServer, **http: object) -> object:
     section = {
         "url_template": f"{server.base_url}/{{path}}",
@@ -32,7 +36,7 @@ def proxy(server: RecordingServer, **http: object) -> object:
 
 
 async def test_result_carries_status_and_body(server: RecordingServer) -> None:
-    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=allowing(server)) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": "users/7"})
         text = await host.request("proxy", {"path": "text"})
     assert result.status is EnvelopeStatus.OK
@@ -44,7 +48,7 @@ async def test_result_carries_status_and_body(server: RecordingServer) -> None:
 
 async def test_post_sends_the_payload_as_json(server: RecordingServer) -> None:
     contracts = proxy(server, method="POST", body="payload", headers={"x-api": "v1"})
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:  # type: ignore[arg-type]
+    async with open_test_host(RUNTIME_ID, contracts=contracts, config=allowing(server)) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": "orders", "qty": 2})
     assert result.payload["status"] == 200
     (seen,) = server.seen
@@ -55,7 +59,7 @@ async def test_post_sends_the_payload_as_json(server: RecordingServer) -> None:
 
 
 async def test_server_error_is_retried_then_reported(server: RecordingServer) -> None:
-    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=allowing(server)) as host:  # type: ignore[arg-type]
         command = await host.send("proxy", {"path": "status-503"})
         result = await host.result(command)
         await host.collector.wait_until(lambda: host.dead_letters("proxy"))
@@ -72,7 +76,7 @@ async def test_server_error_is_retried_then_reported(server: RecordingServer) ->
 
 
 async def test_client_error_is_a_result_not_a_retry(server: RecordingServer) -> None:
-    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=allowing(server)) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": "status-404"})
     assert result.status is EnvelopeStatus.OK
     assert result.payload["status"] == 404
@@ -80,7 +84,7 @@ async def test_client_error_is_a_result_not_a_retry(server: RecordingServer) -> 
 
 
 async def test_redirects_are_not_followed(server: RecordingServer) -> None:
-    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=allowing(server)) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": "redirect"})
     assert result.payload["status"] == 302
     assert result.payload["headers"]["location"] == "/elsewhere"  # type: ignore[index,call-overload]
@@ -90,7 +94,7 @@ async def test_redirects_are_not_followed(server: RecordingServer) -> None:
 @pytest.mark.parametrize("path", ["big", "big-unsized"])
 async def test_response_over_the_cap_is_refused(server: RecordingServer, path: str) -> None:
     contracts = proxy(server, max_response_bytes=1000)
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:  # type: ignore[arg-type]
+    async with open_test_host(RUNTIME_ID, contracts=contracts, config=allowing(server)) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": path})
     assert result.error is not None
     assert result.error.type == "http_response_too_large"
@@ -101,18 +105,18 @@ async def test_response_over_the_cap_is_refused(server: RecordingServer, path: s
 async def test_host_outside_the_allowlist_is_refused_without_connecting(
     server: RecordingServer,
 ) -> None:
-    config = HostConfig(http=HttpSettings(allowlist=("127.0.0.1:1", "example.invalid")))
+    config = HostConfig(http=HttpSettings(allowlist=("127.0.0.1:1", "example.invalid:443")))
     async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=config) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": "anything"})
     assert result.error is not None
     assert result.error.type == "http_host_not_allowed"
     assert result.error.attempts == 1
-    assert "not in the HTTP allowlist (127.0.0.1:1, example.invalid)" in result.error.message
+    assert "not in the HTTP allowlist (127.0.0.1:1, example.invalid:443)" in result.error.message
     assert server.seen == []
 
 
 async def test_missing_url_parameter_is_a_clear_error(server: RecordingServer) -> None:
-    async with open_test_host(RUNTIME_ID, contracts=proxy(server)) as host:  # type: ignore[arg-type]
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=allowing(server)) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"not_path": 1})
     assert result.error is not None
     assert result.error.type == "missing_parameter"
@@ -123,7 +127,55 @@ async def test_missing_url_parameter_is_a_clear_error(server: RecordingServer) -
 async def test_connection_refused_is_retryable() -> None:
     with recording_server() as gone:
         contracts = proxy(gone)
-    async with open_test_host(RUNTIME_ID, contracts=contracts) as host:  # type: ignore[arg-type]
+    config = allowing(gone)
+    async with open_test_host(RUNTIME_ID, contracts=contracts, config=config) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": "x"})
     assert result.error is not None
     assert (result.error.type, result.error.attempts) == ("http_connect", 3)
+
+
+@pytest.mark.parametrize(
+    ("template", "payload", "error_type", "expected"),
+    [
+        ("{base}/{{path}}", {"path": "\u00e9" * 22_000}, "invalid_request", "InvalidURL"),
+        ("http://127.0.0.1:{{port}}/x", {"port": "39581/x?"}, "invalid_request", "InvalidURL"),
+        ("{base}/a/{{path}}", {"path": ".."}, "invalid_parameter", "path segment"),
+        ("{base}/a/{{path}}", {"path": "."}, "invalid_parameter", "path segment"),
+    ],
+)
+async def test_requests_the_payload_makes_invalid_fail_the_command_not_the_node(
+    server: RecordingServer,
+    template: str,
+    payload: dict[str, str],
+    error_type: str,
+    expected: str,
+) -> None:
+    """Four such commands in a row stop no node: each is one error event, no crash."""
+    contracts = proxy(server, url_template=template.format(base=server.base_url))
+    async with open_test_host(RUNTIME_ID, contracts=contracts, config=allowing(server)) as host:  # type: ignore[arg-type]
+        results = [await host.request("proxy", payload) for _ in range(4)]
+        health = host.health().nodes["proxy"]
+    for result in results:
+        assert result.error is not None
+        assert (result.error.type, result.error.retryable, result.error.attempts) == (
+            error_type,
+            False,
+            1,
+        )
+        assert expected in result.error.message
+    assert (health.restarts, health.healthy) == (0, True)
+    assert server.seen == []
+
+
+async def test_an_invalid_traceparent_is_not_forwarded(server: RecordingServer) -> None:
+    valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=allowing(server)) as host:  # type: ignore[arg-type]
+        bad = await host.request(
+            "proxy", {"path": "a"}, headers={"traceparent": "00-\u00e9t\u00e9"}
+        )
+        good = await host.request("proxy", {"path": "b"}, headers={"traceparent": valid})
+        health = host.health().nodes["proxy"]
+    assert (bad.status, good.status) == (EnvelopeStatus.OK, EnvelopeStatus.OK)
+    assert "traceparent" not in server.seen[0].headers
+    assert server.seen[1].headers["traceparent"] == valid
+    assert health.restarts == 0

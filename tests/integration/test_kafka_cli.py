@@ -68,7 +68,7 @@ def test_http_node_over_kafka_through_the_cli(tmp_path: Path, kafka_bootstrap: s
             f"http: {{url_template: '{server.base_url}/{{path}}', method: POST, body: payload}}\n"
         )
         contracts = write_contracts(tmp_path, runtime, node_yaml, node)
-        env = kafka_env(kafka_bootstrap)
+        env = kafka_env(kafka_bootstrap, ONEX_HTTP__ALLOWLIST=f"['127.0.0.1:{server.port}']")
         config = str(REPO / "config" / "kafka.yaml")
         with host_process(runtime, contracts, env):
             sent = onex("emit", node, '{"path": "orders", "qty": 2}', "--config", config, env=env)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from onex_actors.app import HostConfig, load_config
 from onex_actors.core import ConfigError
+from onex_actors.handlers import HostAllowlist
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -13,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_shipped_configs_load() -> None:
     local = load_config(REPO / "config" / "local.yaml")
     assert (local.bus.kind, local.kafka.start_local_broker) == ("kafka", True)
-    assert local.http.allowlist == ("127.0.0.1", "localhost")
+    assert local.http.allowlist == ("127.0.0.1:8080", "localhost:8080")
     kafka = load_config(REPO / "config" / "kafka.yaml")
     assert (kafka.bus.kind, kafka.kafka.start_local_broker) == ("kafka", False)
     hybrid = load_config(REPO / "config" / "hybrid.yaml")
@@ -70,3 +72,21 @@ def test_group_session_timeout_comes_from_the_environment_and_has_a_floor() -> N
     assert load_config().kafka.session_timeout_ms == 10_000
     with pytest.raises(ConfigError, match=r"kafka\.session_timeout_ms"):
         load_config(environ={"ONEX_KAFKA__SESSION_TIMEOUT_MS": "500"})
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1", "localhost:", "[::1]", ":8080", "host:70000"])
+def test_http_allowlist_entries_must_carry_a_valid_port(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"http: {{allowlist: ['{entry}']}}\n")
+    with pytest.raises(ConfigError, match=r"key 'http\.allowlist'") as info:
+        load_config(path)
+    assert repr(entry) in str(info.value)
+
+
+def test_http_allowlist_admits_exactly_its_host_and_port() -> None:
+    allow = HostAllowlist.parse(["127.0.0.1:8080", "[::1]:9000", "API.internal:443"])
+    assert allow.allows(httpx.URL("http://127.0.0.1:8080/x"))
+    assert not allow.allows(httpx.URL("http://127.0.0.1:9092/x"))
+    assert allow.allows(httpx.URL("http://[::1]:9000/"))
+    assert allow.allows(httpx.URL("https://api.internal/v1"))
+    assert not allow.allows(httpx.URL("http://api.internal/v1"))

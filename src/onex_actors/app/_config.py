@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from onex_actors.core import DEFAULT_MAX_ENVELOPE_BYTES, ConfigError
+from onex_actors.handlers import HostAllowlist
 
 __all__ = [
     "BusSettings",
@@ -67,11 +68,21 @@ class KafkaSettings(_Settings):
 
 
 class HttpSettings(_Settings):
-    """The HTTP handler's client: which hosts it may reach, and its limits."""
+    """The HTTP handler's client: which hosts and ports it may reach, and its limits."""
 
-    allowlist: tuple[str, ...] = ("127.0.0.1", "localhost")
+    allowlist: tuple[str, ...] = ("127.0.0.1:8080", "localhost:8080")
+    """``host:port`` entries; a port is required (a bare host would admit all of them)."""
     timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=100, ge=1)
+
+    @field_validator("allowlist")
+    @classmethod
+    def _entries_carry_ports(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            HostAllowlist.parse(entries)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return entries
 
 
 class DatabaseSettings(_Settings):

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import attrs
 import httpx
 
+from onex_actors.core import ConfigError
+
 __all__ = ["HostAllowlist"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -14,27 +16,39 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @attrs.frozen
 class HostAllowlist:
-    """Entries are ``host`` (any port) or ``host:port``; hosts compare case-insensitively."""
+    """Entries are ``host:port`` (``[::1]:8080`` for IPv6); hosts compare case-insensitively.
 
-    entries: tuple[tuple[str, int | None], ...]
+    Every entry names its port: a bare host would admit every port on it, the
+    broker's and the database's included.
+    """
+
+    entries: tuple[tuple[str, int], ...]
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> HostAllowlist:
-        """Parse entries such as ``127.0.0.1``, ``localhost:8080`` or ``[::1]:8080``."""
-        parsed: list[tuple[str, int | None]] = []
+        """Parse entries such as ``127.0.0.1:8080`` or ``api.internal:443``.
+
+        Raises ``ConfigError`` for an entry without a port, or with a port out of range.
+        """
+        parsed: list[tuple[str, int]] = []
         for entry in entries:
             host, sep, port = entry.rpartition(":")
-            if sep and port.isdigit() and not host.endswith(":"):
-                parsed.append((host.strip("[]").lower(), int(port)))
-            else:
-                parsed.append((entry.strip("[]").lower(), None))
+            if not sep or not port.isdigit() or not host or host.endswith(":"):
+                raise ConfigError(
+                    f"HTTP allowlist entry {entry!r} has no port: write host:port (for example "
+                    f"{entry.strip('[]') or '127.0.0.1'}:8080, or [::1]:8080); a bare host "
+                    "would admit every port on it"
+                )
+            if not 0 < int(port) < 65536:
+                raise ConfigError(f"HTTP allowlist entry {entry!r}: port {port} is out of range")
+            parsed.append((host.strip("[]").lower(), int(port)))
         return cls(tuple(parsed))
 
     def allows(self, url: httpx.URL) -> bool:
         """Whether ``url``'s host and port are on the list."""
         host = url.host.lower()
         port = url.port or _DEFAULT_PORTS.get(url.scheme)
-        return any(h == host and (p is None or p == port) for h, p in self.entries)
+        return (host, port) in self.entries
 
     def __str__(self) -> str:
-        return ", ".join(h if p is None else f"{h}:{p}" for h, p in self.entries) or "(empty)"
+        return ", ".join(f"{h}:{p}" for h, p in self.entries) or "(empty)"

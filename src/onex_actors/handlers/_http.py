@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import cast
@@ -19,6 +20,8 @@ from ._allowlist import HostAllowlist
 __all__ = ["HttpHandler"]
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+"""A W3C trace context header; any other value is not forwarded (W3C: ignore it)."""
 
 
 class HttpHandler:
@@ -40,7 +43,21 @@ class HttpHandler:
         self._last_error: str | None = None
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
-        """Send the request and return ``{"status", "headers", "body"}``."""
+        """Send the request and return ``{"status", "headers", "body"}``.
+
+        What the envelope caused (a URL httpx refuses, a value that cannot be encoded) is
+        a non-retryable ``invalid_request`` error; transport and server failures are
+        retryable; anything else is a bug and crashes the actor.
+        """
+        try:
+            return await self._execute(envelope)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            message = f"HTTP request refused by the client: {type(exc).__name__}: {exc}"
+            raise _invalid(message) from None
+        except UnicodeError as exc:
+            raise _invalid(f"HTTP request cannot be encoded: {exc}") from None
+
+    async def _execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         url = self._url(envelope.payload)
         if not self.allowlist.allows(url):
             raise HandlerError(
@@ -56,8 +73,9 @@ class HttpHandler:
         headers = dict(self.effect.headers)
         if body is not None:
             headers.setdefault("content-type", "application/json")
-        if "traceparent" in envelope.headers:
-            headers.setdefault("traceparent", envelope.headers["traceparent"])
+        traceparent = envelope.headers.get("traceparent", "")
+        if _TRACEPARENT.fullmatch(traceparent):
+            headers.setdefault("traceparent", traceparent)
         request = self.client.build_request(self.effect.method, url, content=body, headers=headers)
         try:
             response = await self.client.send(request, stream=True, follow_redirects=False)
@@ -65,6 +83,8 @@ class HttpHandler:
                 content = await self._read_capped(response, url)
             finally:
                 await response.aclose()
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol):
+            raise  # the request itself is wrong, not the transport: see execute
         except httpx.TimeoutException as exc:
             raise self._failed(
                 f"HTTP {self.effect.method} {url} timed out: {exc!r}", "http_timeout"
@@ -104,7 +124,14 @@ class HttpHandler:
                     retryable=False,
                 )
             value = payload[name]
-            values[name] = quote(value if isinstance(value, str) else json.dumps(value), safe="")
+            text = value if isinstance(value, str) else json.dumps(value)
+            if text in (".", ".."):
+                raise _invalid(
+                    f"payload {name!r} is {text!r}, a path segment that would change the URL's "
+                    f"path rather than fill url_template {self.effect.url_template!r}",
+                    error_type="invalid_parameter",
+                )
+            values[name] = quote(text, safe="")
         return httpx.URL(self.effect.url_template.format(**values))
 
     async def _read_capped(self, response: httpx.Response, url: httpx.URL) -> bytes:
@@ -133,6 +160,10 @@ class HttpHandler:
     def _failed(self, message: str, error_type: str) -> HandlerError:
         self._last_error = message
         return HandlerError(message, error_type=error_type, retryable=True)
+
+
+def _invalid(message: str, *, error_type: str = "invalid_request") -> HandlerError:
+    return HandlerError(message[:2000], error_type=error_type, retryable=False)
 
 
 def _decode(response: httpx.Response, content: bytes) -> JsonValue:
