@@ -226,3 +226,72 @@ async def test_outage_is_retried_not_dead_lettered(
 def test_static_registry_rejects_duplicates() -> None:
     with pytest.raises(ContractError, match="given twice"):
         StaticRegistry([], [COUNT_USERS, COUNT_USERS])
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [(1.5, "a number with a fraction"), (True, "a boolean"), (2.0, "a number with a fraction")],
+)
+async def test_a_float_or_bool_is_not_coerced_into_an_integer_id(
+    postgres_dsn: str, repo_contracts: Path, value: object, what: str
+) -> None:
+    query_user = FileRegistry(repo_contracts).node_contracts()["query-user"]
+    async with open_test_host(
+        RUNTIME_ID, contracts=registry(query_user), config=config(postgres_dsn)
+    ) as host:
+        result = await host.request("query-user", {"user_id": value})
+        ok = await host.request("query-user", {"user_id": 1})
+        health = host.health().nodes["query-user"]
+    assert result.error is not None
+    assert (result.error.type, result.error.retryable) == ("invalid_parameter", False)
+    assert f"parameter :user_id is bound to PostgreSQL type int4 and got {value!r}" in (
+        result.error.message
+    )
+    assert what in result.error.message
+    assert ok.status is EnvelopeStatus.OK
+    assert len(ok.payload["rows"]) == 1  # type: ignore[arg-type]
+    assert health.restarts == 0
+
+
+async def test_values_of_the_wrong_type_fail_the_command_not_the_node(postgres_dsn: str) -> None:
+    node = db(
+        "typed-insert",
+        "select :doc::jsonb -> 'k' as k, :n::int8 as n, :t::text as t",
+        {"doc": "$.payload.doc", "n": "$.payload.n", "t": "$.payload.t"},
+    )
+    async with open_test_host(
+        RUNTIME_ID, contracts=registry(node), config=config(postgres_dsn)
+    ) as host:
+        good = await host.request("typed-insert", {"doc": {"k": [1, 2]}, "n": 7, "t": "x"})
+        bad = [
+            await host.request("typed-insert", payload)
+            for payload in (
+                {"doc": {}, "n": 2**70, "t": "x"},
+                {"doc": {}, "n": "7", "t": "x"},
+                {"doc": {}, "n": 1, "t": 5},
+                {"doc": {}, "n": 1, "t": "nul\u0000byte"},
+            )
+        ]
+        health = host.health().nodes["typed-insert"]
+    assert good.payload["rows"] == [{"k": "[1, 2]", "n": 7, "t": "x"}]
+    for result in bad:
+        assert result.error is not None
+        assert result.error.retryable is False
+        assert result.error.type.startswith("db_")
+    assert health.restarts == 0
+
+
+async def test_a_malformed_dsn_is_one_clear_error(repo_contracts: Path) -> None:
+    query_user = FileRegistry(repo_contracts).node_contracts()["query-user"]
+    with pytest.raises(BaseException) as info:  # noqa: PT011 - unwrapped below
+        async with open_runtime_host(
+            RUNTIME_ID,
+            config("postgresql://app@127.0.0.1:notaport/app"),
+            registry=registry(query_user),
+        ):
+            pass
+    error = info.value
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    assert isinstance(error, ConfigError)
+    assert "databases.default: the DSN (or DATABASE_URL) is malformed" in str(error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import datetime as dt
 import decimal
 import uuid
@@ -15,7 +16,7 @@ from onex_actors.bridges.postgres import PostgresPool
 from onex_actors.core import DbEffect, HandlerError, JsonPath, MissingValue, OnexEnvelope
 from onex_actors.runtime import HandlerHealth
 
-__all__ = ["DbHandler", "json_safe"]
+__all__ = ["DbHandler", "bind", "json_safe"]
 
 
 def json_safe(value: Any) -> JsonValue:
@@ -41,10 +42,44 @@ def json_safe(value: Any) -> JsonValue:
     return str(value)
 
 
+_INTEGER_TYPES = frozenset({"int2", "int4", "int8", "oid"})
+_NUMBER_TYPES = frozenset({"numeric", "float4", "float8", "money"}) | _INTEGER_TYPES
+_JSON_TYPES = frozenset({"json", "jsonb"})
+
+
+def bind(name: str, value: JsonValue, type_name: str) -> object:
+    """Return ``value`` as bound to a parameter of PostgreSQL type ``type_name``.
+
+    Coercion is explicit: a bool or a float is refused where an integer is bound (asyncpg
+    would turn ``1.5`` and ``true`` into ``1``), a bool where a number is bound; a JSON
+    value bound to ``json``/``jsonb`` is sent as JSON text. Other mismatches are left to
+    asyncpg, whose ``DataError`` is a non-retryable handler error too.
+    """
+    if value is None:
+        return None
+    if type_name in _NUMBER_TYPES and isinstance(value, bool):
+        raise _invalid(name, value, type_name, "a boolean")
+    if type_name in _INTEGER_TYPES and isinstance(value, float):
+        raise _invalid(name, value, type_name, "a number with a fraction or exponent")
+    if type_name in _JSON_TYPES:
+        return json.dumps(value)
+    return value
+
+
+def _invalid(name: str, value: JsonValue, type_name: str, what: str) -> HandlerError:
+    return HandlerError(
+        f"parameter :{name} is bound to PostgreSQL type {type_name} and got {value!r}, "
+        f"{what}: send a value of that type",
+        error_type="invalid_parameter",
+        retryable=False,
+    )
+
+
 class DbHandler:
     """Runs the node's statement with values bound from JSONPath expressions.
 
     Values are always bound as parameters; no SQL text is built from envelope data.
+    Each value is checked against its parameter's type (read from the database once).
     Returns ``{"rows": [...], "rowcount": n, "status": "..."}``.
     """
 
@@ -53,18 +88,25 @@ class DbHandler:
         self.sql = compiled.text
         self.bindings = tuple((name, JsonPath(effect.params[name])) for name in compiled.names)
         self.pool = pool
+        self._types: tuple[str, ...] | None = None
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         """Run the statement for ``envelope``."""
         document = envelope.model_dump(mode="json")
-        args: list[JsonValue] = []
+        values: list[JsonValue] = []
         for name, path in self.bindings:
             try:
-                args.append(path.resolve(document))
+                values.append(path.resolve(document))
             except MissingValue as exc:
                 raise HandlerError(
                     f"parameter :{name}: {exc}", error_type="missing_parameter", retryable=False
                 ) from None
+        if self._types is None:
+            self._types = await self.pool.parameter_types(self.sql)
+        args = [
+            bind(name, value, type_name)
+            for (name, _), value, type_name in zip(self.bindings, values, self._types, strict=True)
+        ]
         rows, status = await self.pool.run(self.sql, args)
         return {
             "rows": [json_safe(dict(row)) for row in rows],

@@ -86,6 +86,19 @@ class PostgresPool:
             prepared: list[asyncpg.Record] = await statement.fetch(*args)
             return prepared, str(statement.get_statusmsg())
 
+    async def parameter_types(self, sql: str) -> tuple[str, ...]:
+        """Return the PostgreSQL type name of each ``$n`` parameter of ``sql`` (``int4``...)."""
+        try:
+            names: tuple[str, ...] = await trio_asyncio.aio_as_trio(self._parameter_types)(sql)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise map_error(exc, self.name) from None
+        return names
+
+    async def _parameter_types(self, sql: str) -> tuple[str, ...]:
+        async with self.pool.acquire() as connection:
+            statement = await connection.prepare(sql)
+            return tuple(str(t.name) for t in statement.get_parameters())
+
     async def execute_script(self, script: str) -> None:
         """Run several ``;``-separated statements with no parameters (schema, seeds)."""
         try:
@@ -134,6 +147,11 @@ async def open_pools(specs: Mapping[str, PoolSpec]) -> AsyncIterator[dict[str, P
                     raise ConfigError(
                         f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; "
                         "check the DSN (or DATABASE_URL) and that the server is up"
+                    ) from None
+                except ValueError as exc:  # asyncpg parses a URI DSN's parts with int() etc.
+                    raise ConfigError(
+                        f"databases.{name}: the DSN (or DATABASE_URL) is malformed: {exc}; "
+                        "expected postgresql://user:password@host:port/database"
                     ) from None
                 pools[name] = PostgresPool(name, raw, min_size=spec.min_size)
             yield pools
