@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import REPO, shipped_tree
+from tests.integration.processes import REPO, echo_tree, kafka_env, shipped_tree
 
 from onex_actors.testing import HOST_COMMAND, read_line
 
@@ -76,3 +76,32 @@ def test_bad_environment_override_names_the_variable(contracts: Path) -> None:
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: environment variable ONEX_HTTP__TIMEOUT_S: key 'http.timeout_s'")
+
+
+def test_secrets_are_not_logged_at_debug(
+    tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str
+) -> None:
+    """kafka-python logs its whole client config at DEBUG, SASL password included."""
+    password, db_password = "hunter2-kafka-secret", "pg-secret-hunter3"
+    _node, runtime, contracts = echo_tree(tmp_path, "secrets")
+    env = kafka_env(
+        kafka_bootstrap,
+        ONEX_KAFKA__SASL_PASSWORD=password,
+        ONEX_KAFKA__SASL_USERNAME="onex",
+        DATABASE_URL=postgres_dsn.replace("postgres@", f"postgres:{db_password}@"),
+    )
+    args = [*HOST_COMMAND, "--runtime-node-id", runtime, "--contracts-dir", str(contracts)]
+    args += ["--log-level", "DEBUG"]
+    log_file = tmp_path / "host.log"
+    with (
+        open(log_file, "w") as stderr,
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env) as proc,
+    ):
+        assert " ready: " in read_line(proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    log = log_file.read_text()
+    assert proc.returncode == 0, log[-2000:]
+    assert "sasl_plain_password': '***'" in log
+    assert password not in log
+    assert db_password not in log

@@ -18,6 +18,7 @@ from onex_actors.runtime import Bus, Handler
 from ._config import HostConfig, KafkaSettings
 from ._handlers import open_handlers
 from ._host import RuntimeHost
+from ._redaction import register_secret
 
 __all__ = [
     "ensure_local_broker",
@@ -39,7 +40,10 @@ def load_routing_table(runtime_id: str, registry: ContractRegistry) -> RoutingTa
 
 
 def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
-    """kafka-python client settings from our config (secrets unwrapped only here)."""
+    """kafka-python client settings from our config (secrets unwrapped only here).
+
+    The SASL password is registered for redaction: no log record shows it.
+    """
     client: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.security_protocol,
@@ -50,6 +54,7 @@ def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
         client["sasl_plain_username"] = settings.sasl_username
     if settings.sasl_password:
         client["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+        register_secret(client["sasl_plain_password"])
     if settings.ssl_cafile:
         client["ssl_cafile"] = settings.ssl_cafile
     return client

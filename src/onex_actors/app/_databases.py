@@ -15,6 +15,7 @@ from onex_actors.bridges.postgres import EmbeddedPostgres, PoolSpec, PostgresPoo
 from onex_actors.core import ConfigError, RoutingTable
 
 from ._config import HostConfig
+from ._redaction import register_dsn
 
 __all__ = ["demo_seed_sql", "open_databases"]
 
@@ -64,6 +65,7 @@ async def open_databases(
             dsn = settings.dsn.get_secret_value() if settings.dsn else None
             if dsn is None and name == "default":
                 dsn = env.get("DATABASE_URL") or None
+            register_dsn(dsn)
             if dsn is None:
                 server = EmbeddedPostgres(Path(settings.embedded_dir) / name)
                 dsn = await trio.to_thread.run_sync(server.start)
