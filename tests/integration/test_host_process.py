@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import REPO, echo_tree, kafka_env, shipped_tree
+from tests.integration.processes import REPO, kafka_env, shipped_tree, unique
 
 from onex_actors.testing import HOST_COMMAND, read_line
 
@@ -83,7 +83,8 @@ def test_secrets_are_not_logged_at_debug(
 ) -> None:
     """kafka-python logs its whole client config at DEBUG, SASL password included."""
     password, db_password = "hunter2-kafka-secret", "pg-secret-hunter3"
-    _node, runtime, contracts = echo_tree(tmp_path, "secrets")
+    runtime = unique("runtime-secrets")
+    contracts = shipped_tree(tmp_path, runtime, ["echo-node", "query-user"], ["local", "db"])
     env = kafka_env(
         kafka_bootstrap,
         ONEX_KAFKA__SASL_PASSWORD=password,
