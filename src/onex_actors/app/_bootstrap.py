@@ -89,6 +89,7 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         max_poll_records=config.poll_max_records,
         session_timeout_ms=config.kafka.session_timeout_ms,
         max_request_bytes=config.kafka.max_request_bytes,
+        stall_timeout_s=config.kafka.stall_timeout_s,
     ) as bus:
         yield bus
 

@@ -59,6 +59,9 @@ class KafkaSettings(_Settings):
     """The producer's limit on one record (key, value and headers); a topic's
     ``max.message.bytes``, where lower, is read from the broker at start-up. A result
     over the limit is answered with a ``result_too_large`` error event and dead letter."""
+    stall_timeout_s: float = Field(default=60.0, gt=0)
+    """A partition with records waiting, not paused, and nothing read for this long
+    means the consumer is stuck: the host stops with an error naming it."""
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """Consumer-group session: how long a host that died silently keeps its partitions.
 

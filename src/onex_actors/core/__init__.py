@@ -63,6 +63,8 @@ from ._policies import RestartPolicy as RestartPolicy
 from ._policies import RestartStrategy as RestartStrategy
 from ._policies import RetryPolicy as RetryPolicy
 from ._policies import backoff_delay as backoff_delay
+from ._progress import ProgressWatch as ProgressWatch
+from ._progress import Stall as Stall
 from ._routing import Delivery as Delivery
 from ._routing import HostedNode as HostedNode
 from ._routing import Rejection as Rejection
@@ -124,6 +126,7 @@ __all__ = [
     "OrchestratorContract",
     "OrchestratorStep",
     "PartitionOffsets",
+    "ProgressWatch",
     "ReducerContract",
     "Rejection",
     "RejectionReason",
@@ -137,6 +140,7 @@ __all__ = [
     "RuntimeHostContract",
     "RuntimeId",
     "SemVer",
+    "Stall",
     "Stop",
     "Subscriptions",
     "SupervisorState",

@@ -40,6 +40,8 @@ class KafkaBus:
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        stall_timeout_s: float = 60.0,
+        call_timeout_s: float = 10.0,
     ) -> None:
         self.client_config = dict(client_config)
         self.producer = producer
@@ -51,6 +53,8 @@ class KafkaBus:
         self.create_topics = create_topics
         self.max_poll_records = max_poll_records
         self.session_timeout_ms = session_timeout_ms
+        self.stall_timeout_s = stall_timeout_s
+        self.call_timeout_s = call_timeout_s
 
     @asynccontextmanager
     async def consumer(
@@ -63,6 +67,8 @@ class KafkaBus:
             group_id,
             max_poll_records=self.max_poll_records,
             session_timeout_ms=self.session_timeout_ms,
+            stall_timeout_s=self.stall_timeout_s,
+            call_timeout_s=self.call_timeout_s,
         )
         await bridge.start()
         try:
@@ -141,11 +147,16 @@ async def open_kafka_bus(
     max_poll_records: int = 500,
     session_timeout_ms: int = 10_000,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    stall_timeout_s: float = 60.0,
+    call_timeout_s: float = 10.0,
 ) -> AsyncIterator[KafkaBus]:
     """Start the shared producer, yield the bus, flush and close the producer on exit.
 
     ``max_request_bytes`` is the producer's limit on one record (its
     ``max_request_size``); a result over it is answered with an error event.
+    ``stall_timeout_s``: a consumer with records waiting on an unpaused partition and
+    nothing read for this long stops with a ``BusError``; ``call_timeout_s`` bounds a
+    commit through the consumer thread and joining it at shutdown.
     ``session_timeout_ms`` is the consumer-group session: how long a silent member keeps
     its partitions (and, on tansu, about twice how long each group join takes).
     """
@@ -161,6 +172,8 @@ async def open_kafka_bus(
             max_poll_records=max_poll_records,
             session_timeout_ms=session_timeout_ms,
             max_request_bytes=max_request_bytes,
+            stall_timeout_s=stall_timeout_s,
+            call_timeout_s=call_timeout_s,
         )
     finally:
         with trio.CancelScope(shield=True):

@@ -21,7 +21,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError
 
-from onex_actors.core import BusError, PartitionOffsets, TopicPattern
+from onex_actors.core import BusError, PartitionOffsets, ProgressWatch, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
 
 from ._repairs import UnreadableRecord, repair_consumer
@@ -62,9 +62,16 @@ class KafkaConsumerBridge:
         *,
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
+        stall_timeout_s: float = 60.0,
+        call_timeout_s: float = 10.0,
     ) -> None:
         self.client_config = dict(client_config)
         self.regex = subscription_regex(patterns)
+        self.stall_timeout_s = stall_timeout_s
+        self.call_timeout_s = call_timeout_s
+        """How long a call into the consumer thread (a commit), or joining it, may take."""
+        self._progress: ProgressWatch[KafkaTopicPartition] = ProgressWatch(stall_timeout_s)
+        self._next_progress_check = 0.0
         self.group_id = group_id
         self.max_poll_records = max_poll_records
         self.session_timeout_ms = session_timeout_ms
@@ -102,10 +109,23 @@ class KafkaConsumerBridge:
             raise BusError(f"cannot start the Kafka consumer: {self._failure}") from None
 
     async def aclose(self) -> None:
-        """Stop polling and close the consumer (without committing anything more)."""
+        """Stop polling and close the consumer (without committing anything more).
+
+        A consumer thread that does not finish within ``call_timeout_s`` (wedged inside
+        the client) is left behind as the daemon thread it is, so shutdown stays bounded.
+        """
         self._stopping.set()
-        if self._thread is not None:
-            await trio.to_thread.run_sync(self._thread.join)
+        thread = self._thread
+        if thread is None:
+            return
+        await trio.to_thread.run_sync(thread.join, self.call_timeout_s, abandon_on_cancel=True)
+        if thread.is_alive():
+            logger.error(
+                "Kafka consumer of group %s did not stop within %g s: leaving its thread "
+                "behind (the process exits without it)",
+                self.group_id,
+                self.call_timeout_s,
+            )
 
     # -- the BusConsumer port -----------------------------------------------------
 
@@ -217,7 +237,13 @@ class KafkaConsumerBridge:
             self._soon(done.set)
 
         self._commands.put(run)
-        await done.wait()
+        with trio.move_on_after(self.call_timeout_s):
+            await done.wait()
+        if not done.is_set():
+            raise BusError(
+                f"Kafka consumer of group {self.group_id!r} did not answer within "
+                f"{self.call_timeout_s:g} s: its thread is busy or wedged inside the client"
+            )
         if outcome and isinstance(outcome[0], BusError):
             raise outcome[0]
         return outcome[0] if outcome else None
@@ -313,11 +339,45 @@ class KafkaConsumerBridge:
             ]
         finally:
             self.polling_since = None
+        self._watch_progress(consumer)
         if batch:
             with self._lock:
                 self._outstanding += 1
             self._soon(self._deliver, batch)
         return behind
+
+    def _watch_progress(self, consumer: KafkaConsumer) -> None:
+        """Raise ``BusError`` if an assigned, unpaused partition has lag and no progress."""
+        now = time.monotonic()
+        if now < self._next_progress_check:
+            return
+        self._next_progress_check = now + max(0.5, self.stall_timeout_s / 4)
+        assigned = set(consumer.assignment())
+        self._progress.forget(assigned)
+        if not assigned:
+            return
+        ends = consumer.end_offsets(list(assigned), timeout_ms=5_000)
+        paused = set(consumer.paused())
+        for tp in assigned:
+            try:
+                position = consumer.position(tp, timeout_ms=0)
+            except KafkaError:  # not known yet (being reset): no verdict this time
+                continue
+            if position is not None and tp in ends:
+                self._progress.observe(tp, position, ends[tp], paused=tp in paused, now=now)
+        stalls = self._progress.stalled(now)
+        if stalls:
+            described = "; ".join(
+                f"{s.partition.topic} partition {s.partition.partition}: "
+                f"{s.end - s.position} records waiting from offset {s.position}"
+                for s in stalls
+            )
+            raise BusError(
+                f"Kafka consumer of group {self.group_id!r} is stuck: nothing read for "
+                f"{self.stall_timeout_s:g} s while records wait ({described}). Stopping "
+                "rather than stalling silently; a restart resumes from the last commit",
+                reason="consumer_stalled",
+            )
 
     def _skip_unreadable(self, consumer: KafkaConsumer, unreadable: UnreadableRecord) -> Record:
         """Seek past a record the client cannot read; return it for a dead letter.
