@@ -22,7 +22,7 @@ import asyncpg
 from onex_actors.app import demo_seed_sql
 from onex_actors.bridges.kafka import LocalKafka
 from onex_actors.bridges.postgres import EmbeddedPostgres
-from onex_actors.testing import render_reports
+from onex_actors.testing import RawRecord, render_reports
 from onex_actors.testing.faults import (
     FaultLab,
     ScenarioResult,
@@ -32,10 +32,11 @@ from onex_actors.testing.faults import (
     malformed_records,
     node_kills,
     postgres_outage,
+    record_edges,
     second_host,
     sigterm_restart,
 )
-from onex_actors.testing.strategies import malformed_record_values, sample
+from onex_actors.testing.strategies import hostile_records, malformed_record_values, sample
 
 PORT = 39392
 
@@ -51,12 +52,18 @@ def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
         "sigterm": lambda lab: sigterm_restart(lab, commands),
         "second-host": lambda lab: second_host(lab, commands),
         "fuzz": lambda lab: malformed_records(lab, lambda node: sample_malformed(node, 1000)),
+        "edges": lambda lab: record_edges(lab, lambda node: sample_edges(node, 1000)),
     }
 
 
 def sample_malformed(node: str, count: int) -> list[bytes]:
     """``count`` Hypothesis-generated malformed record values for ``node``."""
     return sample(malformed_record_values(node), count)
+
+
+def sample_edges(node: str, count: int) -> list[RawRecord]:
+    """``count`` Hypothesis-generated whole records for ``node``, sized for ``record_edges``."""
+    return sample(hostile_records(node, envelope_limit=64 * 1024, producer_limit=60_000), count)
 
 
 def seed(dsn: str) -> None:

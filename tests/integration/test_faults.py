@@ -11,7 +11,7 @@ import pytest
 from tests.kafka_support import TEST_BROKER
 
 from onex_actors.bridges.postgres import EmbeddedPostgres
-from onex_actors.testing import render_reports
+from onex_actors.testing import RawRecord, render_reports
 from onex_actors.testing.faults import (
     FaultLab,
     ScenarioResult,
@@ -20,10 +20,11 @@ from onex_actors.testing.faults import (
     malformed_records,
     node_kills,
     postgres_outage,
+    record_edges,
     second_host,
     sigterm_restart,
 )
-from onex_actors.testing.strategies import malformed_record_values, sample
+from onex_actors.testing.strategies import hostile_records, malformed_record_values, sample
 
 SESSION_MS = 2_000 if TEST_BROKER == "tansu" else 6_000
 
@@ -71,6 +72,19 @@ def test_malformed_records_are_each_answered_or_dead_lettered(lab: FaultLab) -> 
     result = malformed_records(lab, lambda node: sample(malformed_record_values(node), 150))
     assert result.passed, table(result)
     assert result.report.dead_lettered > 0
+
+
+def test_whole_records_from_every_corner_are_answered_and_committed(lab: FaultLab) -> None:
+    def records(node: str) -> list[RawRecord]:
+        strategy = hostile_records(node, envelope_limit=64 * 1024, producer_limit=60_000)
+        return sample(strategy, 200)
+
+    result = record_edges(lab, records)
+    assert result.passed, table(result)
+    assert result.committed_to_end
+    errors = result.report.errors
+    for kind in ("no_value", "not_json", "schema", "oversize", "result_too_large"):
+        assert errors[kind] > 0, (kind, errors)
 
 
 BROKER_OUTAGE = """

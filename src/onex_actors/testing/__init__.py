@@ -19,6 +19,7 @@ from ._processes import host_process as host_process
 from ._processes import read_line as read_line
 from ._workload import CommandStream as CommandStream
 from ._workload import OutcomeReader as OutcomeReader
+from ._workload import RawRecord as RawRecord
 from ._workload import committed_offsets as committed_offsets
 from ._workload import create_topics as create_topics
 
@@ -30,6 +31,7 @@ __all__ = [
     "HostHarness",
     "Outcome",
     "OutcomeReader",
+    "RawRecord",
     "SentRecord",
     "check",
     "committed_offsets",

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import attrs
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import NewTopic
@@ -31,10 +32,13 @@ from ._checker import Outcome, SentRecord, outcome_of
 __all__ = [
     "CommandStream",
     "OutcomeReader",
+    "RawRecord",
     "committed_offsets",
     "create_topics",
+    "end_offsets",
     "send_commands",
     "send_raw",
+    "send_records",
 ]
 
 
@@ -57,6 +61,19 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     finally:
         admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Return the end offset (the next offset to be written) of each partition of ``topic``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [
+            KafkaTopicPartition(topic, p)
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        return {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
 
 
 def send_commands(
@@ -135,27 +152,62 @@ class CommandStream:
             self._error = exc
 
 
+@attrs.frozen
+class RawRecord:
+    """A record exactly as an outside producer may write it."""
+
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    codec: str | None = None
+    """Compression of its batch: None, gzip, snappy, lz4 or zstd."""
+
+
 def send_raw(bootstrap: str, node: str, values: Sequence[bytes]) -> list[SentRecord]:
     """Send ``values`` as they are to ``node``'s command topic (for malformed input)."""
-    sent = _produce(bootstrap, cmd_topic(node), [(v, None, []) for v in values])
-    ids: list[str | None] = []
-    for value in values:
-        try:
-            ids.append(str(decode_envelope(value).envelope_id))
-        except EnvelopeError:
-            ids.append(None)
-    return [SentRecord(p, o, envelope_id) for (p, o), envelope_id in zip(sent, ids, strict=True)]
+    return send_records(bootstrap, node, [RawRecord(v) for v in values])
+
+
+def send_records(bootstrap: str, node: str, records: Sequence[RawRecord]) -> list[SentRecord]:
+    """Send ``records`` to ``node``'s command topic, each batch compressed by its codec."""
+    sent: dict[int, tuple[int, int]] = {}
+    for codec in dict.fromkeys(r.codec for r in records):
+        chosen = [i for i, r in enumerate(records) if r.codec == codec]
+        where = _produce(
+            bootstrap,
+            cmd_topic(node),
+            [(records[i].value, records[i].key, list(records[i].headers)) for i in chosen],
+            codec=codec,
+        )
+        sent.update(zip(chosen, where, strict=True))
+    return [SentRecord(*sent[i], envelope_id=_envelope_id(r.value)) for i, r in enumerate(records)]
+
+
+def _envelope_id(value: bytes | None) -> str | None:
+    try:
+        return str(decode_envelope(value).envelope_id)
+    except EnvelopeError:
+        return None
 
 
 def _produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]],
+    *,
+    codec: str | None = None,
 ) -> list[tuple[int, int]]:
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_block_ms=120_000
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_block_ms=120_000,
+        compression_type=codec,
+        max_request_size=4 * 1024 * 1024,
     )
     try:
         futures = [
-            producer.send(topic, value=value, key=key, headers=headers)
+            producer.send(topic, value=value, key=key, headers=list(headers))
             for value, key, headers in records
         ]
         producer.flush()

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
@@ -37,10 +38,13 @@ from ._processes import host_env, host_process
 from ._workload import (
     CommandStream,
     OutcomeReader,
+    RawRecord,
     committed_offsets,
     create_topics,
+    end_offsets,
     send_commands,
     send_raw,
+    send_records,
 )
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "malformed_records",
     "node_kills",
     "postgres_outage",
+    "record_edges",
     "second_host",
     "sigterm_restart",
 ]
@@ -134,6 +139,25 @@ class FaultLab:
         """Open a reader of the outcomes of ``setup``'s nodes and its runtime's dead letters."""
         return OutcomeReader(self.bootstrap, list(setup.nodes.values()), setup.runtime)
 
+    def committed_to_end(self, setup: Setup, timeout_s: float = 30) -> bool:
+        """Wait until ``setup``'s runtime has committed every command partition to its end."""
+        topics = [cmd_topic(node) for node in setup.nodes.values()]
+        ends = {topic: end_offsets(self.bootstrap, topic) for topic in topics}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            committed = {
+                topic: committed_offsets(self.bootstrap, setup.runtime, topic) for topic in topics
+            }
+            if all(
+                committed[topic].get(partition, 0) >= end
+                for topic, by_partition in ends.items()
+                for partition, end in by_partition.items()
+            ):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
     def settle(self, reader: OutcomeReader, sent: Sequence[SentRecord]) -> DeliveryReport:
         """Read until every sent record is accounted for (or the deadline), then check."""
         reader.read_until(lambda r: r.answered(sent) >= len(sent), self.deadline_s)
@@ -164,11 +188,13 @@ class ScenarioResult:
     report: DeliveryReport
     note: str
     host_survived: bool = True
+    committed_to_end: bool = True
+    """Whether the host's commits reached the end of every command partition."""
 
     @property
     def passed(self) -> bool:
-        """Nothing lost and the host never crashed on its input."""
-        return self.report.passed and self.host_survived
+        """Nothing lost, the host never crashed on its input, and its commits went on."""
+        return self.report.passed and self.host_survived and self.committed_to_end
 
 
 def kill_9_restart(lab: FaultLab, commands: int) -> ScenarioResult:
@@ -303,6 +329,44 @@ def malformed_records(
     reader.close()
     kinds = ", ".join(f"{k} {n}" for k, n in report.errors.most_common(4))
     return ScenarioResult("malformed records", report, kinds or "no dead letters", survived)
+
+
+def record_edges(
+    lab: FaultLab,
+    records_for: Callable[[str], Sequence[RawRecord]],
+    *,
+    envelope_limit: int = 64 * 1024,
+    producer_limit: int = 60_000,
+) -> ScenarioResult:
+    """Whole records from every corner Kafka allows (``strategies.hostile_records``).
+
+    The host runs with ``max_envelope_bytes=envelope_limit`` and
+    ``kafka.max_request_bytes=producer_limit``, the limits the records are sized around.
+    Passes when every record is answered or dead-lettered, the host is alive, and its
+    committed offsets reach the end of every partition.
+    """
+    setup = lab.echo("edges")
+    reader = lab.reader(setup)
+    limits = {
+        "ONEX_MAX_ENVELOPE_BYTES": str(envelope_limit),
+        "ONEX_KAFKA__MAX_REQUEST_BYTES": str(producer_limit),
+    }
+    with lab.host(setup, **limits) as proc:
+        records = records_for(setup.node)
+        sent = send_records(lab.bootstrap, setup.node, records)
+        report = lab.settle(reader, sent)
+        committed = lab.committed_to_end(setup)
+        survived = proc.poll() is None
+    reader.close()
+    codecs = Counter(r.codec or "none" for r in records)
+    empty = sum(r.value is None for r in records)
+    kinds = ", ".join(f"{k} {n}" for k, n in report.errors.most_common(6))
+    note = (
+        f"{len(records)} records ({empty} without a value; "
+        + ", ".join(f"{c} {n}" for c, n in sorted(codecs.items()))
+        + f"); dead letters: {kinds or 'none'}; committed to the end: {committed}"
+    )
+    return ScenarioResult("record edges", report, note, survived, committed)
 
 
 class _Raising:

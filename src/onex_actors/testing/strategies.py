@@ -4,18 +4,27 @@ Needs ``hypothesis`` (part of the ``dev`` extra). :func:`malformed_record_values
 arbitrary bytes, JSON that is not an envelope, envelopes with one field broken, and
 valid envelopes for nodes nobody hosts or with exotic payloads; a host fed any of them
 must answer each with a result or a dead letter and keep running.
+
+:func:`hostile_records` goes from values to whole records, as any Kafka producer may
+write them: no value, headers only, odd keys and headers, every codec, sizes at and
+around the envelope and producer limits, results larger than their commands, deep
+nesting and numbers that are not JSON.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-__all__ = ["malformed_record_values", "sample"]
+from ._workload import RawRecord
+
+__all__ = ["hostile_records", "malformed_record_values", "sample"]
+
+CODECS = (None, "gzip", "snappy", "lz4", "zstd")
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -85,9 +94,83 @@ def malformed_record_values(node_id: str) -> st.SearchStrategy[bytes]:
     )
 
 
-def sample(strategy: st.SearchStrategy[bytes], count: int, seed: int = 0) -> list[bytes]:
+def _sized(node_id: str, size: int) -> bytes:
+    """Return a valid command for ``node_id`` encoded in exactly ``size`` bytes."""
+    data = _envelope_json(node_id)
+    data["payload"] = {"blob": ""}
+    base = len(json.dumps(data, separators=(",", ":")))
+    data["payload"] = {"blob": "x" * max(0, size - base)}
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _nested(node_id: str, depth: int) -> bytes:
+    data = _envelope_json(node_id)
+    data["payload"] = {"deep": 0}
+    text = json.dumps(data)
+    return text.replace('"deep": 0', '"deep": ' + "[" * depth + "1" + "]" * depth).encode()
+
+
+def _with_number(node_id: str, number: str) -> bytes:
+    text = json.dumps(_envelope_json(node_id))
+    return text.replace('{"fuzz": true}', '{"n": ' + number + "}").encode()
+
+
+def hostile_records(
+    node_id: str, *, envelope_limit: int, producer_limit: int
+) -> st.SearchStrategy[RawRecord]:
+    """Whole records for ``node_id``'s command topic, from every corner Kafka allows.
+
+    ``envelope_limit`` and ``producer_limit`` are the host's ``max_envelope_bytes`` and
+    ``kafka.max_request_bytes``: sizes are drawn at and around both, and commands just
+    under the envelope limit have results over the producer's.
+    """
+    sizes = [
+        envelope_limit - 1,
+        envelope_limit,
+        envelope_limit + 1,
+        producer_limit - 400,
+        producer_limit - 100,
+        producer_limit + 100,
+    ]
+    value = st.one_of(
+        st.none(),
+        malformed_record_values(node_id),
+        st.just(node_id).map(lambda n: json.dumps(_envelope_json(n)).encode()),
+        st.sampled_from(sizes).map(lambda size: _sized(node_id, size)),
+        st.sampled_from([10, 150, 250, 5000]).map(lambda depth: _nested(node_id, depth)),
+        st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-0.0", "1" * 40]).map(
+            lambda number: _with_number(node_id, number)
+        ),
+    )
+    key = st.one_of(st.none(), st.just(b""), st.binary(max_size=16), st.just(b"\xff" * 10_000))
+    header = st.tuples(
+        st.text(max_size=12),
+        # bytes only: kafka-python cannot write a null header value
+        st.one_of(st.just(b""), st.binary(max_size=32), st.just(b"\x00\xff")),
+    )
+    return st.builds(
+        RawRecord,
+        value=value,
+        key=key,
+        headers=st.lists(header, max_size=6).map(tuple),
+        codec=st.sampled_from(CODECS),
+    ).map(_writable)
+
+
+def _writable(record: RawRecord) -> RawRecord:
+    # kafka-python refuses a record with neither key nor value (the protocol allows it;
+    # a host reads it as any other record without a value): give it an empty key.
+    if record.value is None and record.key is None:
+        return RawRecord(None, b"", record.headers, record.codec)
+    return record
+
+
+T = TypeVar("T")
+
+
+def sample(strategy: st.SearchStrategy[T], count: int, seed: int = 0) -> list[T]:
     """Draw ``count`` examples of ``strategy`` reproducibly (outside a test)."""
-    drawn: list[bytes] = []
+    drawn: list[T] = []
 
     @settings(
         max_examples=count,
@@ -97,7 +180,7 @@ def sample(strategy: st.SearchStrategy[bytes], count: int, seed: int = 0) -> lis
         deadline=None,
     )
     @given(strategy)
-    def collect(value: bytes) -> None:
+    def collect(value: T) -> None:
         drawn.append(value)
 
     collect()
