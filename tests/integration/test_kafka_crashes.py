@@ -60,7 +60,7 @@ def test_slow_envelope_is_never_committed_past(tmp_path: Path, kafka_bootstrap: 
             f"http: {{url_template: '{server.base_url}/{{path}}', method: GET, body: none}}\n"
         )
         contracts = write_contracts(tmp_path, runtime, node_yaml, node)
-        env = kafka_env(kafka_bootstrap)
+        env = kafka_env(kafka_bootstrap, ONEX_HTTP__ALLOWLIST=f"['127.0.0.1:{server.port}']")
         create_topics(kafka_bootstrap, node)
         results = Results(kafka_bootstrap, node)
         paths = ["fast"] * 5 + ["gate"] + ["fast"] * 14

@@ -1,10 +1,12 @@
 """Publishing envelopes: encode, key, check the bus's limit, hand over with acknowledgement.
 
-A record the bus refuses never stalls its partition silently. Where the caller gave a
-``fallback`` (a node's result), a failed acknowledgement runs it: the node answers
-with a small error event and a dead letter instead. A record that gates a commit and
-has no fallback (a dead letter, a rejection) is *lost*: the outbox sets ``lost`` and
-the host stops loudly, so the record is redelivered after a restart, never skipped.
+A record the bus refuses never stalls its partition silently. A failure other than its
+size is tried once more (the Kafka bridge replaces a producer that failed for good).
+Where the caller gave a ``fallback`` (a node's result), a failure that remains runs
+it: the node answers with a small error event and a dead letter instead. A record that
+gates a commit and has no fallback (a dead letter, a rejection) is *lost*: the outbox
+sets ``lost`` and the host stops loudly, so the record is redelivered after a restart,
+never skipped.
 """
 
 from __future__ import annotations
@@ -71,9 +73,7 @@ class Outbox:
         self.lost_reason: str | None = None
         self._settled = trio.Event()
         self._settled.set()
-        self._fallbacks, self._fallbacks_due = trio.open_memory_channel[
-            tuple[Fallback, BaseException, AckCallback | None]
-        ](math.inf)
+        self._due, self._jobs = trio.open_memory_channel[Callable[[], Awaitable[None]]](math.inf)
 
     def envelope_limit(self, topic: str) -> int:
         """Return the largest encoded envelope that fits on ``topic`` with its key and headers."""
@@ -132,24 +132,34 @@ class Outbox:
         if self._settled.is_set():
             self._settled = trio.Event()
         try:
-            await self.bus.publish(record, partial(self._acknowledged, record, on_ack, fallback))
+            await self.bus.publish(record, partial(self._acknowledged, record, on_ack, fallback, 1))
         except BaseException:
             self._settle_one()
             raise
 
     async def run(self) -> None:
-        """Run the fallbacks of failed records, until cancelled."""
-        async for fallback, error, on_ack in self._fallbacks_due:
-            try:
-                await fallback(error)
-            except Exception as exc:
-                self._lose(f"{error}; and its replacement failed too: {exc}")
-                if on_ack is not None:
-                    on_ack(error)
-            else:
-                if on_ack is not None:
-                    on_ack(None)
-            self._settle_one()
+        """Retry failed records and run their fallbacks, until cancelled."""
+        async for job in self._jobs:
+            await job()
+
+    async def _retry(
+        self, record: OutboundRecord, on_ack: AckCallback | None, fallback: Fallback | None
+    ) -> None:
+        await self.bus.publish(record, partial(self._acknowledged, record, on_ack, fallback, 2))
+
+    async def _replace(
+        self, fallback: Fallback, error: BaseException, on_ack: AckCallback | None
+    ) -> None:
+        try:
+            await fallback(error)
+        except Exception as exc:
+            self._lose(f"{error}; and its replacement failed too: {exc}")
+            if on_ack is not None:
+                on_ack(error)
+        else:
+            if on_ack is not None:
+                on_ack(None)
+        self._settle_one()
 
     async def wait_acknowledged(self, timeout_s: float) -> bool:
         """Wait until every record is acknowledged or replaced; return whether all were.
@@ -165,12 +175,17 @@ class Outbox:
         record: OutboundRecord,
         on_ack: AckCallback | None,
         fallback: Fallback | None,
+        attempt: int,
         error: BaseException | None,
     ) -> None:
         if error is not None:
             self.failed += 1
+            if attempt == 1 and getattr(error, "reason", None) != "result_too_large":
+                # e.g. aborted with the rest of a batch when the producer failed: once more
+                self._due.send_nowait(partial(self._retry, record, on_ack, fallback))
+                return  # settled by the retry's acknowledgement
             if fallback is not None:
-                self._fallbacks.send_nowait((fallback, error, on_ack))
+                self._due.send_nowait(partial(self._replace, fallback, error, on_ack))
                 return  # settled once the fallback has run
             if on_ack is not None:
                 self._lose(f"producing a record to {record.topic} failed: {error}")
