@@ -9,8 +9,7 @@ from __future__ import annotations
 import kafka.codec
 import pytest
 import trio
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka import TopicPartition as KafkaTopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.kafka_support import TEST_BROKER, NamespacedBus
@@ -23,7 +22,7 @@ from onex_actors.core import (
     evt_topic,
     new_command,
 )
-from onex_actors.testing import HostHarness, committed_offsets, open_test_host
+from onex_actors.testing import HostHarness, committed_offsets, end_offsets, open_test_host
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +50,9 @@ def _produce(
         producer.close()
 
 
-def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [KafkaTopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
-
-
 async def _committed_to_end(bootstrap: str, bus: NamespacedBus, topic: str) -> None:
     group = f"{bus.namespace}-{RUNTIME_ID}"
-    ends = {p: end for p, end in _end_offsets(bootstrap, topic).items() if end > 0}
+    ends = {p: end for p, end in end_offsets(bootstrap, topic).items() if end > 0}
     with trio.fail_after(30):
         while True:
             committed = await trio.to_thread.run_sync(committed_offsets, bootstrap, group, topic)

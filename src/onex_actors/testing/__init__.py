@@ -22,6 +22,8 @@ from ._workload import OutcomeReader as OutcomeReader
 from ._workload import RawRecord as RawRecord
 from ._workload import committed_offsets as committed_offsets
 from ._workload import create_topics as create_topics
+from ._workload import end_offsets as end_offsets
+from ._workload import send_records as send_records
 
 __all__ = [
     "HOST_COMMAND",
@@ -36,10 +38,12 @@ __all__ = [
     "check",
     "committed_offsets",
     "create_topics",
+    "end_offsets",
     "host_env",
     "host_process",
     "open_test_host",
     "outcome_of",
     "read_line",
     "render_reports",
+    "send_records",
 ]

@@ -73,9 +73,7 @@ def _is_postgres_of(pid: int, data_dir: Path) -> bool:
         arguments = Path(f"/proc/{abs(pid)}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(a.endswith(b"postgres") for a in arguments[:1]) and str(data_dir).encode() in (
-        arguments
-    )
+    return arguments[0].endswith(b"postgres") and str(data_dir).encode() in arguments
 
 
 def _free_port() -> int:
