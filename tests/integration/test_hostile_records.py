@@ -6,6 +6,8 @@ the end of every partition.
 
 from __future__ import annotations
 
+import logging
+
 import kafka.codec
 import pytest
 import trio
@@ -53,12 +55,15 @@ def _produce(
 async def _committed_to_end(bootstrap: str, bus: NamespacedBus, topic: str) -> None:
     group = f"{bus.namespace}-{RUNTIME_ID}"
     ends = {p: end for p, end in end_offsets(bootstrap, topic).items() if end > 0}
-    with trio.fail_after(30):
+    committed: dict[int, int] = {}
+    with trio.move_on_after(30):
         while True:
             committed = await trio.to_thread.run_sync(committed_offsets, bootstrap, group, topic)
-            if all(committed.get(p, -1) == end for p, end in ends.items()):
+            # at or past: tansu 0.6 reports an end offset one short after value-less records
+            if all(committed.get(p, -1) >= end for p, end in ends.items()):
                 return
             await trio.sleep(0.2)
+    raise AssertionError(f"commits {committed} never reached the ends {ends} of {topic}")
 
 
 def _runtime_dead_letters(host: HostHarness, error_type: str) -> list[OnexEnvelope]:
@@ -164,13 +169,14 @@ async def _answered_too_large(host: HostHarness, command: OnexEnvelope) -> None:
 
 
 async def test_a_result_over_the_producer_limit_is_an_error_event_and_commits_go_on(
-    kafka_bus: NamespacedBus, kafka_bootstrap: str
+    kafka_bus: NamespacedBus, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The reported case: a command just under 1 MiB whose echo is over the producer's limit."""
     topic = kafka_bus.topic(cmd_topic("echo-node"))
     big = new_command("echo-node", {"blob": ""})
     pad = 1024 * 1024 - 200 - len(encode_envelope(big))
     big = new_command("echo-node", {"blob": "x" * pad})
+    caplog.set_level(logging.INFO, logger="onex_actors.runtime")
     async with open_test_host(
         RUNTIME_ID, contracts=registry(effect("echo-node")), bus=kafka_bus
     ) as host:
@@ -189,8 +195,7 @@ async def test_a_result_over_the_producer_limit_is_an_error_event_and_commits_go
         after = await host.request("echo-node", {"small": True})
         assert after.status is EnvelopeStatus.OK
         await _committed_to_end(kafka_bootstrap, kafka_bus, topic)
-    (stopped,) = host.logs("runtime_stopped")
-    assert stopped.payload["acknowledged"] is True
+    assert "runtime_stopped drained=True acknowledged=True" in caplog.text
 
 
 def _set_topic_limit(bootstrap: str, topic: str, limit: int) -> None:
@@ -222,9 +227,10 @@ async def test_a_topic_limit_read_at_start_up_bounds_results(
 
 @pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu keeps no topic configs")
 async def test_a_result_the_broker_refuses_is_replaced_by_an_error_event(
-    kafka_bus: NamespacedBus, kafka_bootstrap: str
+    kafka_bus: NamespacedBus, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The limit drops after start-up: the broker's refusal, not our check, catches it."""
+    caplog.set_level(logging.INFO, logger="onex_actors.runtime")
     async with open_test_host(
         RUNTIME_ID, contracts=registry(effect("echo-node")), bus=kafka_bus
     ) as host:
@@ -235,5 +241,4 @@ async def test_a_result_the_broker_refuses_is_replaced_by_an_error_event(
         await _answered_too_large(host, command)
         assert (await host.request("echo-node", {"small": True})).status is EnvelopeStatus.OK
     assert host.host.outbox.failed >= 1  # records aborted with it were produced again
-    (stopped,) = host.logs("runtime_stopped")
-    assert stopped.payload["acknowledged"] is True
+    assert "runtime_stopped drained=True acknowledged=True" in caplog.text

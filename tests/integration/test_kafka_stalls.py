@@ -89,7 +89,8 @@ async def test_shutdown_is_bounded_when_the_consumer_thread_is_wedged(
 
     monkeypatch.setattr(KafkaConsumer, "poll", wedged)
     try:
-        with caplog.at_level(logging.ERROR), trio.fail_after(30):
+        caplog.set_level(logging.INFO, logger="onex_actors")
+        with trio.fail_after(30):
             async with (
                 _bus(kafka_bootstrap, call_timeout_s=2) as bus,
                 open_test_host(
@@ -100,5 +101,4 @@ async def test_shutdown_is_bounded_when_the_consumer_thread_is_wedged(
     finally:
         release.set()
     assert "did not stop within 2 s: leaving its thread behind" in caplog.text
-    (stopped,) = host.logs("runtime_stopped")
-    assert stopped.payload["drained"] is True
+    assert "runtime_stopped drained=True" in caplog.text
