@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from onex_actors.bridges.kafka import LocalKafka
-from onex_actors.core import cmd_topic, encode_envelope, new_command
+from onex_actors.core import encode_envelope, new_command
 from onex_actors.testing import RawRecord
 from onex_actors.testing._workload import send_records
 from onex_actors.testing.faults import FaultLab
@@ -81,7 +81,7 @@ def main() -> None:
     finally:
         broker.stop()
         broker.remove_data()
-    print(f"{args.commands} echo commands of {args.size:,} bytes ({cmd_topic('echo')})")
+    print(f"{args.commands} echo commands of {args.size:,}-byte payloads, one host process")
     print("| window | RSS before | peak | after the burst |")
     print("|---|---:|---:|---:|")
     for label, row in (("16 MiB (default)", bounded), ("count bound only", unbounded)):
