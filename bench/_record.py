@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -35,3 +36,17 @@ def record(name: str, figures: dict[str, Any]) -> None:
         **figures,
     }
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json``: end the output with one JSON line of the figures."""
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+
+
+def print_json(figures: dict[str, Any]) -> None:
+    """Print ``figures`` and the machine as one JSON object on one line (the last).
+
+    By convention the headline ratio is under ``ratio`` and each contender's rate under
+    a key ending in ``_per_s``.
+    """
+    print(json.dumps({**figures, "machine": machine()}, sort_keys=True), flush=True)

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import trio
 
 from onex_actors.core import EffectContract, RuntimeHostContract, parse_contract
 from onex_actors.registry import StaticRegistry
 from onex_actors.testing import HostHarness, open_test_host
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, print_json
 
 RESTART = {"max_restarts": 1_000_000, "window_s": 60, "backoff_initial_s": 0, "backoff_max_s": 0}
 
@@ -69,7 +74,7 @@ async def sibling_rate(host: HostHarness, commands: int) -> tuple[float, int]:
     return commands / (time.perf_counter() - start), len(sent)
 
 
-async def main(kills: int, commands: int) -> None:
+async def main(kills: int, commands: int, as_json: bool = False) -> None:
     async with open_test_host("runtime-bench", contracts=contracts()) as host:
         baseline, _ = await sibling_rate(host, commands)
         actor = host.host.runtime.actor("echo-node")
@@ -109,11 +114,26 @@ async def main(kills: int, commands: int) -> None:
     print(
         f"echo-node commands during kills: {len(echo_sent)}, lost {lost}, duplicates {duplicates}"
     )
+    if as_json:
+        print_json(
+            {
+                "kills": done,
+                "restarts": restarts,
+                "restart_p50_us": q[49] * 1e6,
+                "restart_p99_us": q[98] * 1e6,
+                "sibling_baseline_per_s": baseline,
+                "sibling_under_kills_per_s": under_kills,
+                "ratio": under_kills / baseline,
+                "lost": lost,
+                "duplicates": duplicates,
+            }
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=1000)
     parser.add_argument("--commands", type=int, default=20_000)
+    add_json_flag(parser)
     args = parser.parse_args()
-    trio.run(main, args.kills, args.commands)
+    trio.run(main, args.kills, args.commands, args.json)

@@ -25,7 +25,7 @@ import trio_asyncio
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import record
+from _record import add_json_flag, print_json, record
 from onex_actors.app import DatabaseSettings, HostConfig, demo_seed_sql
 from onex_actors.bridges.postgres import EmbeddedPostgres, PoolSpec, open_pools
 from onex_actors.core import EffectContract, new_command, parse_contract
@@ -54,7 +54,7 @@ async def _worker(call: object, worker: int, count: int) -> None:
         await call(1 + (worker + i) % 3)
 
 
-async def main(dsn: str, queries: int, concurrency: int, keep: bool) -> None:
+async def main(dsn: str, queries: int, concurrency: int, keep: bool, as_json: bool = False) -> None:
     query_user = FileRegistry(REPO / "contracts").node_contracts()["query-user"]
     assert isinstance(query_user, EffectContract)
     assert query_user.db is not None
@@ -108,6 +108,18 @@ async def main(dsn: str, queries: int, concurrency: int, keep: bool) -> None:
         runtime_rate = await timed("runtime", queries, concurrency, via_runtime)
     handler_ratio, runtime_ratio = handler_rate / raw_rate, runtime_rate / raw_rate
     print(f"ratio handler/raw {handler_ratio:.2f}, runtime/raw {runtime_ratio:.2f}")
+    if as_json:
+        print_json(
+            {
+                "queries": queries,
+                "concurrency": concurrency,
+                "raw_per_s": raw_rate,
+                "handler_per_s": handler_rate,
+                "runtime_per_s": runtime_rate,
+                "ratio": runtime_ratio,
+                "handler_ratio": handler_ratio,
+            }
+        )
     if keep:
         record(
             "db_handler",
@@ -120,6 +132,7 @@ if __name__ == "__main__":
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--record", action="store_true", help="store figures for the plot")
+    add_json_flag(parser)
     args = parser.parse_args()
     dsn = os.environ.get("DATABASE_URL")
     server = None
@@ -127,7 +140,7 @@ if __name__ == "__main__":
         server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="onex-bench-pg-")))
         dsn = server.start()
     try:
-        trio.run(main, dsn, args.queries, args.concurrency, args.record)
+        trio.run(main, dsn, args.queries, args.concurrency, args.record, args.json)
     finally:
         if server is not None:
             server.remove()

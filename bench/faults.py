@@ -38,6 +38,9 @@ from onex_actors.testing.faults import (
 )
 from onex_actors.testing.strategies import hostile_records, malformed_record_values, sample
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, print_json
+
 PORT = 39392
 
 
@@ -84,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=10_000)
     parser.add_argument("--only", nargs="*", default=None)
+    add_json_flag(parser)
     args = parser.parse_args()
     chosen = scenarios(args.commands)
     names = args.only or list(chosen)
@@ -114,6 +118,28 @@ def main() -> None:
             postgres.remove()
     print()
     print(render_reports([(r.name, r.report, r.note) for r in rows]))
+    if args.json:
+        passed = sum(r.passed for r in rows)
+        print_json(
+            {
+                "scenarios": {
+                    r.name: {
+                        "passed": r.passed,
+                        "sent": r.report.sent,
+                        "answered": r.report.answered,
+                        "lost": len(r.report.lost),
+                        "duplicated": r.report.duplicated,
+                        "reordered": r.report.reordered,
+                        "dead_lettered": r.report.dead_lettered,
+                        "committed_to_end": r.committed_to_end,
+                        "note": r.note,
+                    }
+                    for r in rows
+                },
+                "ratio": passed / max(1, len(rows)),
+                "ratio_means": "scenarios passed / run",
+            }
+        )
     sys.exit(0 if all(r.passed for r in rows) else 1)
 
 

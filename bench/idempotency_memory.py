@@ -12,9 +12,7 @@ Runs a host process over a real broker twice, in the same run: with the default 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +22,9 @@ from onex_actors.core import encode_envelope, new_command
 from onex_actors.testing import RawRecord
 from onex_actors.testing._workload import send_records
 from onex_actors.testing.faults import FaultLab
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import add_json_flag, print_json
 
 PORT = 39492
 UNBOUNDED = "idempotency_max_bytes: 1000000000000\n"
@@ -67,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=1200)
     parser.add_argument("--size", type=int, default=900_000, help="payload bytes per command")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    add_json_flag(parser)
     args = parser.parse_args()
     broker = LocalKafka(port=PORT, controller_port=PORT + 1)
     broker.stop()
@@ -94,18 +95,15 @@ def main() -> None:
     )
     print(f"growth held after the burst, bounded / unbounded: {ratio:.2f}")
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "commands": args.commands,
-                    "size": args.size,
-                    "bounded": bounded,
-                    "unbounded": unbounded,
-                    "ratio": round(ratio, 3),
-                    "machine": platform.machine(),
-                    "cpus": os.cpu_count(),
-                }
-            )
+        print_json(
+            {
+                "commands": args.commands,
+                "size": args.size,
+                "bounded": bounded,
+                "unbounded": unbounded,
+                "ratio": ratio,
+                "ratio_means": "RSS growth held after the burst, bounded / count bound only",
+            }
         )
 
 

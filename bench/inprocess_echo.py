@@ -37,7 +37,7 @@ from onex_actors.runtime import OutboundRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
-from _record import record
+from _record import add_json_flag, print_json, record
 
 NODE, RUNTIME = "echo-node", "runtime-bench"
 
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="store medians for the plot")
+    add_json_flag(parser)
     args = parser.parse_args()
     base, rates, p50s, p99s = [], [], [], []
     for run in range(args.runs):
@@ -114,6 +115,18 @@ def main() -> None:
     print(f"onex runtime (echo), in-process bus   {rate:>9,.0f} env/s  (target >= 50,000)")
     print(f"ratio runtime/floor: {rate / floor:.2f}")
     print(f"ping p50 {statistics.median(p50s):.3f} ms  p99 {statistics.median(p99s):.3f} ms")
+    if args.json:
+        print_json(
+            {
+                "runs": args.runs,
+                "commands": args.commands,
+                "floor_per_s": floor,
+                "runtime_per_s": rate,
+                "ratio": rate / floor,
+                "p50_ms": statistics.median(p50s),
+                "p99_ms": statistics.median(p99s),
+            }
+        )
     if args.record:
         record(
             "inprocess_echo",

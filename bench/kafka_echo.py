@@ -60,7 +60,7 @@ from onex_actors.core import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
 from _kafka import broker, produce_commands
-from _record import record
+from _record import add_json_flag, print_json, record
 
 PARTITIONS = 4
 PRODUCER = {"linger_ms": 5, "batch_size": 256 * 1024}
@@ -282,6 +282,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--only", choices=list(CONTENDERS), nargs="+", default=list(CONTENDERS))
     parser.add_argument("--record", action="store_true", help="store medians for the plot")
+    add_json_flag(parser)
     args = parser.parse_args()
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
     with broker(args.bootstrap) as bootstrap:
@@ -305,6 +306,16 @@ def main() -> None:
         print(f"latency added at p50: {added:+.2f} ms  (target <= +0.5 ms)")
     if "faststream" in med and "runtime" in med:
         print(f"runtime/FastStream throughput: {med['runtime'][0] / med['faststream'][0]:.2f}")
+    if args.json:
+        figures: dict[str, float | int] = {"runs": args.runs, "commands": args.commands}
+        for name, (rate, p50, p99) in med.items():
+            figures |= {f"{name}_per_s": rate, f"{name}_p50_ms": p50, f"{name}_p99_ms": p99}
+        if "bare" in med and "runtime" in med:
+            figures["ratio"] = med["runtime"][0] / med["bare"][0]
+            figures["p50_added_ms"] = med["runtime"][1] - med["bare"][1]
+        if "faststream" in med and "runtime" in med:
+            figures["runtime_vs_faststream"] = med["runtime"][0] / med["faststream"][0]
+        print_json(figures)
     if args.record:
         record(
             "kafka_echo",

@@ -31,6 +31,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from _contracts import one_node  # noqa: E402
 from _kafka import broker  # noqa: E402
+from _record import add_json_flag, print_json  # noqa: E402
 
 
 class SlowHandler:
@@ -59,7 +60,7 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-async def flood(bootstrap: str, commands: int, seconds: float) -> None:
+async def flood(bootstrap: str, commands: int, seconds: float, as_json: bool = False) -> None:
     """Run the flood and print what was sampled."""
     tag = uuid.uuid4().hex[:8]
     node, runtime = f"flood-{tag}", f"runtime-flood-{tag}"
@@ -117,6 +118,25 @@ async def flood(bootstrap: str, commands: int, seconds: float) -> None:
         print(f"pauses                {feeder.pauses - pauses:>12,}")
         print(f"rebalances            {bridge.rebalances - rebalances:>12,}")
         print(f"host RSS              {rss_start:>9.0f} MiB -> peak {peak['rss']:.0f} MiB")
+        if as_json:
+            handled = handler.handled - 1
+            print_json(
+                {
+                    "commands": commands,
+                    "produced_s": produced_s[0],
+                    "handled": handled,
+                    "handled_per_s": handled / elapsed,
+                    "peak_inbox": peak["inbox"],
+                    "peak_backlog": peak["backlog"],
+                    "peak_outstanding_batches": peak["outstanding"],
+                    "pauses": feeder.pauses - pauses,
+                    "rebalances": bridge.rebalances - rebalances,
+                    "rss_start_mib": rss_start,
+                    "rss_peak_mib": peak["rss"],
+                    "ratio": peak["backlog"] / max(1, commands),
+                    "ratio_means": "peak feeder backlog / commands",
+                }
+            )
 
 
 def main() -> None:
@@ -125,9 +145,10 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--bootstrap", default=None)
+    add_json_flag(parser)
     args = parser.parse_args()
     with broker(args.bootstrap) as bootstrap:
-        trio.run(flood, bootstrap, args.commands, args.seconds)
+        trio.run(flood, bootstrap, args.commands, args.seconds, args.json)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import record
+from _record import add_json_flag, print_json, record
 from onex_actors.app import HostConfig, load_routing_table, open_runtime_host
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=2000)
     parser.add_argument("--record", action="store_true", help="store figures for the plot")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(trio.run(measure, args.one, args.pings)))
@@ -145,6 +146,15 @@ def main() -> None:
             f"{r['rss_mib'] - r['rss_before_mib']:>5.0f}MiB {r['route_us']:>6.2f}us "
             f"{r['ping_p50_ms']:>6.3f}ms {r['ping_p99_ms']:>6.3f}ms",
             flush=True,
+        )
+    if args.json:
+        largest, smallest = rows[-1], rows[0]
+        print_json(
+            {
+                "rows": rows,
+                "ratio": largest["ping_p50_ms"] / smallest["ping_p50_ms"],
+                "ratio_means": f"ping p50 at {largest['nodes']} nodes / at {smallest['nodes']}",
+            }
         )
     if args.record:
         record("scale", {"rows": rows})
