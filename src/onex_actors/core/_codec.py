@@ -8,7 +8,6 @@ is not UTF-8 JSON, ``NaN``, ``Infinity`` or a number too large for a double
 from __future__ import annotations
 
 import math
-import re
 from typing import Final
 
 from pydantic import JsonValue, ValidationError
@@ -24,9 +23,6 @@ DEFAULT_MAX_ENVELOPE_BYTES: Final = 1024 * 1024
 
 _FIELDS: Final = ", ".join(OnexEnvelope.model_fields)
 
-# Tokens that may stand for a non-finite number: pydantic's JSON parser accepts NaN and
-# Infinity and turns 1e400 into inf. Only a value with one of them is walked.
-_MAYBE_NOT_FINITE: Final = re.compile(rb"NaN|Infinity|[eE][+-]?\d{3}")
 
 
 def encode_envelope(
@@ -80,7 +76,8 @@ def decode_envelope(
         raise EnvelopeError(
             f"record{where} is not a valid v1 envelope: {problems}", reason="schema"
         ) from None
-    if _MAYBE_NOT_FINITE.search(data):
+    # pydantic's JSON parser accepts NaN and Infinity and turns 1e400 into inf
+    if _has_non_finite(envelope.payload):
         path = _not_finite("payload", envelope.payload)
         if path is not None:
             raise EnvelopeError(
@@ -90,6 +87,22 @@ def decode_envelope(
                 reason="schema",
             )
     return envelope
+
+
+def _has_non_finite(value: JsonValue) -> bool:
+    """Whether a non-finite float is anywhere inside ``value`` (no paths: the fast check)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):  # type: ignore[arg-type]
+                return True
+        elif kind is dict:
+            stack.extend(item.values())  # type: ignore[union-attr]
+        elif kind is list:
+            stack.extend(item)  # type: ignore[arg-type]
+    return False
 
 
 def _not_finite(path: str, value: JsonValue) -> str | None:
