@@ -24,7 +24,6 @@ DEFAULT_MAX_ENVELOPE_BYTES: Final = 1024 * 1024
 _FIELDS: Final = ", ".join(OnexEnvelope.model_fields)
 
 
-
 def encode_envelope(
     envelope: OnexEnvelope, *, max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
 ) -> bytes:

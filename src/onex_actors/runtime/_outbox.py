@@ -95,8 +95,7 @@ class Outbox:
             headers=tuple(record_headers(envelope)),
         )
         limit = self.bus.record_limit(topic)
-        size = record_size(record)
-        if limit is not None and size > limit:
+        if limit is not None and (size := record_size(record)) > limit:
             raise EnvelopeError(
                 f"envelope {envelope.envelope_id} is {size} bytes as a record on {topic}, "
                 f"over the {limit} bytes the producer may send there (the smaller of "
