@@ -15,8 +15,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from onex_actors.bridges.kafka import LocalKafka
 from onex_actors.core import cmd_topic, encode_envelope, new_command, record_headers, record_key
+from onex_actors.devinfra import LocalKafka
 
 
 @contextmanager

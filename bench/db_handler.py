@@ -27,8 +27,9 @@ from pydantic import SecretStr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import add_json_flag, print_json, record
 from onex_actors.app import DatabaseSettings, HostConfig, demo_seed_sql
-from onex_actors.bridges.postgres import EmbeddedPostgres, PoolSpec, open_pools
+from onex_actors.bridges.postgres import PoolSpec, open_pools
 from onex_actors.core import EffectContract, new_command, parse_contract
+from onex_actors.devinfra import EmbeddedPostgres
 from onex_actors.handlers import DbHandler
 from onex_actors.registry import FileRegistry, StaticRegistry
 from onex_actors.testing import open_test_host

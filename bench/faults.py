@@ -20,8 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from onex_actors.app import demo_seed_sql
-from onex_actors.bridges.kafka import LocalKafka
-from onex_actors.bridges.postgres import EmbeddedPostgres
+from onex_actors.devinfra import EmbeddedPostgres, LocalKafka
 from onex_actors.testing import RawRecord, render_reports
 from onex_actors.testing.faults import (
     FaultLab,

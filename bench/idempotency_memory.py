@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from onex_actors.bridges.kafka import LocalKafka
 from onex_actors.core import encode_envelope, new_command
+from onex_actors.devinfra import LocalKafka
 from onex_actors.testing import RawRecord
 from onex_actors.testing._workload import send_records
 from onex_actors.testing.faults import FaultLab

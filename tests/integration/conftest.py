@@ -11,8 +11,8 @@ import pytest
 from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_BROKER, NamespacedBus
 
 from onex_actors.app import demo_seed_sql
-from onex_actors.bridges.kafka import LocalKafka, local_broker, open_kafka_bus
-from onex_actors.bridges.postgres import EmbeddedPostgres
+from onex_actors.bridges.kafka import open_kafka_bus
+from onex_actors.devinfra import EmbeddedPostgres, LocalKafka, local_broker
 
 SCHEMA = """
 create table if not exists notes (id serial primary key, body text not null, tag text not null);

@@ -12,7 +12,6 @@ from tests.contracts import RUNTIME_ID, effect, registry
 from tests.kafka_support import NamespacedBus
 
 from onex_actors.app import DatabaseSettings, HostConfig, open_runtime_host
-from onex_actors.bridges.postgres import EmbeddedPostgres
 from onex_actors.core import (
     ConfigError,
     ContractError,
@@ -22,6 +21,7 @@ from onex_actors.core import (
     cmd_topic,
     encode_envelope,
 )
+from onex_actors.devinfra import EmbeddedPostgres
 from onex_actors.registry import FileRegistry, StaticRegistry
 from onex_actors.runtime import Handler, HandlerHealth
 from onex_actors.testing import open_test_host

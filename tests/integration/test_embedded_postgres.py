@@ -15,13 +15,13 @@ import asyncpg
 import pytest
 import trio
 
-from onex_actors.bridges.postgres import EmbeddedPostgres
+from onex_actors.devinfra import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
 
 _HOST = """
 import sys
-from onex_actors.bridges.postgres import EmbeddedPostgres
+from onex_actors.devinfra import EmbeddedPostgres
 server = EmbeddedPostgres(sys.argv[1])
 server.start()
 print(server.port, flush=True)

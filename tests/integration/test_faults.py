@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.kafka_support import TEST_BROKER
 
-from onex_actors.bridges.postgres import EmbeddedPostgres
+from onex_actors.devinfra import EmbeddedPostgres
 from onex_actors.testing import RawRecord, render_reports
 from onex_actors.testing.faults import (
     FaultLab,
@@ -90,7 +90,7 @@ def test_whole_records_from_every_corner_are_answered_and_committed(lab: FaultLa
 BROKER_OUTAGE = """
 import json, sys
 from pathlib import Path
-from onex_actors.bridges.kafka import LocalKafka
+from onex_actors.devinfra import LocalKafka
 from onex_actors.testing.faults import FaultLab, broker_outage
 broker = LocalKafka(port=39192, controller_port=39193)
 broker.stop()

@@ -10,8 +10,9 @@ from typing import Any
 import trio
 
 from onex_actors.bridges.inprocess import InProcessBus
-from onex_actors.bridges.kafka import broker_answers, local_broker, open_kafka_bus
+from onex_actors.bridges.kafka import open_kafka_bus
 from onex_actors.core import RoutingTable, build_routing_table
+from onex_actors.devinfra import broker_answers, local_broker
 from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import trio
 
-from onex_actors.bridges.postgres import EmbeddedPostgres, PoolSpec, PostgresPool, open_pools
+from onex_actors.bridges.postgres import PoolSpec, PostgresPool, open_pools
 from onex_actors.core import ConfigError, RoutingTable
+from onex_actors.devinfra import EmbeddedPostgres
 
 from ._config import HostConfig
 from ._redaction import register_dsn
@@ -24,7 +25,7 @@ logger = logging.getLogger("onex_actors.host")
 
 def demo_seed_sql() -> str:
     """Return the idempotent script creating and filling the demo ``users`` table."""
-    return resources.files("onex_actors.bridges.postgres").joinpath("demo_seed.sql").read_text()
+    return resources.files("onex_actors.devinfra").joinpath("demo_seed.sql").read_text()
 
 
 def needed_connections(table: RoutingTable) -> dict[str, list[str]]:

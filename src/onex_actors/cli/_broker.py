@@ -7,8 +7,8 @@ from typing import Literal
 
 import cyclopts
 
-from onex_actors.bridges.kafka import broker_answers, local_broker
 from onex_actors.core import OnexError
+from onex_actors.devinfra import broker_answers, local_broker
 
 from ._errors import report
 

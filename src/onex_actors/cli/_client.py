@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from onex_actors.app import kafka_client_config, load_config
-from onex_actors.bridges.kafka import follow, request
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
     ConfigError,
@@ -18,6 +17,7 @@ from onex_actors.core import (
     OnexError,
     new_command,
 )
+from onex_actors.devinfra import follow, request
 
 from ._errors import report
 

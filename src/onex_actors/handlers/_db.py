@@ -12,9 +12,8 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from onex_actors.bridges.postgres import PostgresPool
 from onex_actors.core import DbEffect, HandlerError, JsonPath, MissingValue, OnexEnvelope
-from onex_actors.runtime import HandlerHealth
+from onex_actors.runtime import HandlerHealth, SqlPool
 
 __all__ = ["DbHandler", "bind", "json_safe"]
 
@@ -83,7 +82,7 @@ class DbHandler:
     Returns ``{"rows": [...], "rowcount": n, "status": "..."}``.
     """
 
-    def __init__(self, effect: DbEffect, pool: PostgresPool) -> None:
+    def __init__(self, effect: DbEffect, pool: SqlPool) -> None:
         compiled = effect.compiled
         self.sql = compiled.text
         self.bindings = tuple((name, JsonPath(effect.params[name])) for name in compiled.names)

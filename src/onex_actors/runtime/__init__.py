@@ -19,6 +19,7 @@ from ._ports import Handler as Handler
 from ._ports import HandlerHealth as HandlerHealth
 from ._ports import OutboundRecord as OutboundRecord
 from ._ports import Record as Record
+from ._ports import SqlPool as SqlPool
 from ._ports import TopicPartition as TopicPartition
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
@@ -39,6 +40,7 @@ __all__ = [
     "Record",
     "RuntimeHealth",
     "RuntimeLog",
+    "SqlPool",
     "Ticket",
     "TopicPartition",
     "WorkItem",

@@ -23,6 +23,7 @@ __all__ = [
     "HandlerHealth",
     "OutboundRecord",
     "Record",
+    "SqlPool",
     "TopicPartition",
 ]
 
@@ -123,6 +124,31 @@ class BusConsumer(Protocol):
 
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
         """Return records of ``partitions`` again."""
+        ...
+
+
+class SqlPool(Protocol):
+    """Connections a db handler runs statements on (adapter: ``bridges.postgres``).
+
+    Failures are ``HandlerError``s, retryable or not, as the adapter maps them.
+    """
+
+    async def run(
+        self, sql: str, args: Sequence[object]
+    ) -> tuple[Sequence[Mapping[str, object]], str]:
+        """Run one statement; return its rows and its status (``SELECT 1``, ``INSERT 0 1``)."""
+        ...
+
+    async def parameter_types(self, sql: str) -> tuple[str, ...]:
+        """Return the database type name of each ``$n`` parameter of ``sql`` (``int4``...)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise ``HandlerError`` if the database does not answer."""
+        ...
+
+    def size(self) -> int:
+        """Return how many connections the pool holds now."""
         ...
 
 

