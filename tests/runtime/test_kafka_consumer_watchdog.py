@@ -7,6 +7,9 @@ import time
 import pytest
 import trio
 import trio.testing
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaTimeoutError
 
 from onex_actors.bridges.kafka._consumer import STUCK_POLL_S, KafkaConsumerBridge
 from onex_actors.core import BusError, TopicPattern
@@ -32,3 +35,39 @@ async def test_a_poll_in_progress_but_young_keeps_waiting(
     with trio.move_on_after(3600) as waited:
         await consumer.poll(10)
     assert waited.cancelled_caught  # an hour of (mock) waiting, no error: nothing is stuck
+
+
+class _FetchedThenBrokerAway:
+    """A consumer stub: one poll returns a record; then the broker cannot say its ends."""
+
+    def __init__(self) -> None:
+        self.tp = KafkaTopicPartition("onex.app.local.global.cmd.node.echo-node.v1", 0)
+
+    def assignment(self) -> set[KafkaTopicPartition]:
+        return {self.tp}
+
+    def paused(self) -> set[KafkaTopicPartition]:
+        return set()
+
+    def pause(self, *partitions: KafkaTopicPartition) -> None:
+        pass
+
+    def resume(self, *partitions: KafkaTopicPartition) -> None:
+        pass
+
+    def poll(self, **kwargs: object) -> dict[KafkaTopicPartition, list[ConsumerRecord]]:
+        record = ConsumerRecord(self.tp.topic, 0, -1, 7, 0, 0, b"k", b"v", [], None, 1, 1, -1)
+        return {self.tp: [record]}
+
+    def end_offsets(self, partitions: object, timeout_ms: int) -> dict[KafkaTopicPartition, int]:
+        raise KafkaTimeoutError("broker away")
+
+
+def test_records_fetched_are_handed_over_even_when_the_progress_check_fails() -> None:
+    """A failing end-offsets call must not drop the batch its poll just fetched."""
+    consumer = bridge()
+    delivered: list[object] = []
+    consumer._soon = lambda fn, *args: delivered.extend(args)  # type: ignore[method-assign]
+    consumer._poll_once(_FetchedThenBrokerAway(), False)
+    (batch,) = delivered
+    assert [(r.offset, r.value) for r in batch] == [(7, b"v")]  # type: ignore[attr-defined]

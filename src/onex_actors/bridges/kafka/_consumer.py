@@ -339,11 +339,12 @@ class KafkaConsumerBridge:
             ]
         finally:
             self.polling_since = None
-        self._watch_progress(consumer)
         if batch:
             with self._lock:
                 self._outstanding += 1
             self._soon(self._deliver, batch)
+        # only after the batch is handed over: nothing fetched may be dropped on the way
+        self._watch_progress(consumer)
         return behind
 
     def _watch_progress(self, consumer: KafkaConsumer) -> None:
@@ -356,7 +357,11 @@ class KafkaConsumerBridge:
         self._progress.forget(assigned)
         if not assigned:
             return
-        ends = consumer.end_offsets(list(assigned), timeout_ms=5_000)
+        try:
+            ends = consumer.end_offsets(list(assigned), timeout_ms=5_000)
+        except KafkaError as exc:  # the broker is away: no verdict this time
+            logger.info("group %s: end offsets unknown (%s)", self.group_id, exc)
+            return
         paused = set(consumer.paused())
         for tp in assigned:
             try:
