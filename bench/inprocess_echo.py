@@ -66,7 +66,7 @@ async def runtime_rate(commands: int, pings: int) -> tuple[float, list[float]]:
     """Throughput (envelopes/s) and ping latencies (s) of a runtime hosting echo."""
     bus = InProcessBus()
     for i in range(commands):
-        await bus.publish(command_record(i))
+        await bus.publish([command_record(i)])
     contracts = one_node(NODE, RUNTIME, inbox_size=1024, concurrency=64)
     async with open_runtime_host(RUNTIME, HostConfig(), registry=contracts, bus=bus):
         started = time.perf_counter()
@@ -76,7 +76,7 @@ async def runtime_rate(commands: int, pings: int) -> tuple[float, list[float]]:
         for i in range(pings):
             record = command_record(i)
             started = time.perf_counter()
-            await bus.publish(record)
+            await bus.publish([record])
             await bus.wait_for_records(evt_topic(NODE), commands + i + 1)
             latencies.append(time.perf_counter() - started)
     return rate, latencies

@@ -1,9 +1,9 @@
 """A flood of commands at a slow node over a real broker: memory and buffers stay bounded.
 
 Produces COMMANDS ~200-byte commands (from a separate process) at a node whose handler
-takes 2 ms, then samples the host for SECONDS: RSS, the node's inbox, the feeder's
-backlog, batches outstanding between the consumer thread and trio, pauses and
-rebalances. The issue's bound: inbox <= inbox_size, no rebalance, RSS flat.
+takes 2 ms, then samples the host for SECONDS: RSS, the node's inbox (all it holds
+before its workers), batches outstanding between the consumer thread and trio, pauses
+and rebalances. The bound: inbox < inbox_size + 5 polls, no rebalance, RSS flat.
 
     python bench/kafka_flood.py [--commands 1000000] [--seconds 60] [--bootstrap HOST:PORT]
 
@@ -77,8 +77,8 @@ async def flood(bootstrap: str, commands: int, seconds: float, as_json: bool = F
         await host.request(node, {"i": -1})
         bridge = host.host._consumer
         assert isinstance(bridge, KafkaConsumerBridge)
-        feeder = host.host.feeders[node]
-        rebalances, pauses = bridge.rebalances, feeder.pauses
+        inbox = host.host.runtime.actor(node).inbox
+        rebalances, pauses = bridge.rebalances, inbox.pauses
         rss_start = rss_mib()
         started = trio.current_time()
         produced_s: list[float] = []
@@ -100,22 +100,20 @@ async def flood(bootstrap: str, commands: int, seconds: float, as_json: bool = F
                 raise SystemExit(done.stderr.decode())
             produced_s.append(trio.current_time() - started)
 
-        peak = {"inbox": 0, "backlog": 0, "outstanding": 0, "rss": rss_start}
+        peak = {"inbox": 0, "outstanding": 0, "rss": rss_start}
         async with trio.open_nursery() as nursery:
             nursery.start_soon(produce)
             while not produced_s or trio.current_time() - started < seconds:
                 await trio.sleep(0.25)
                 peak["inbox"] = max(peak["inbox"], host.health().nodes[node].inbox_depth)
-                peak["backlog"] = max(peak["backlog"], len(feeder.pending))
                 peak["outstanding"] = max(peak["outstanding"], bridge._outstanding)
                 peak["rss"] = max(peak["rss"], rss_mib())
         elapsed = trio.current_time() - started
         print(f"commands produced     {commands:>12,} in {produced_s[0]:.1f} s (separate process)")
         print(f"handled (2 ms each)   {handler.handled - 1:>12,} in {elapsed:.1f} s")
         print(f"peak inbox            {peak['inbox']:>12,} (inbox_size {INBOX})")
-        print(f"peak feeder backlog   {peak['backlog']:>12,}")
         print(f"peak batches between  {peak['outstanding']:>12,} (consumer thread -> trio)")
-        print(f"pauses                {feeder.pauses - pauses:>12,}")
+        print(f"pauses                {inbox.pauses - pauses:>12,}")
         print(f"rebalances            {bridge.rebalances - rebalances:>12,}")
         print(f"host RSS              {rss_start:>9.0f} MiB -> peak {peak['rss']:.0f} MiB")
         if as_json:
@@ -127,14 +125,13 @@ async def flood(bootstrap: str, commands: int, seconds: float, as_json: bool = F
                     "handled": handled,
                     "handled_per_s": handled / elapsed,
                     "peak_inbox": peak["inbox"],
-                    "peak_backlog": peak["backlog"],
                     "peak_outstanding_batches": peak["outstanding"],
-                    "pauses": feeder.pauses - pauses,
+                    "pauses": inbox.pauses - pauses,
                     "rebalances": bridge.rebalances - rebalances,
                     "rss_start_mib": rss_start,
                     "rss_peak_mib": peak["rss"],
-                    "ratio": peak["backlog"] / max(1, commands),
-                    "ratio_means": "peak feeder backlog / commands",
+                    "ratio": peak["inbox"] / max(1, commands),
+                    "ratio_means": "peak inbox / commands",
                 }
             )
 

@@ -103,7 +103,7 @@ async def measure(size: int, pings: int) -> dict[str, float]:
             )
             answered = bus.record_count(evt_topic(node)) + 1
             sent = time.perf_counter()
-            await bus.publish(record)
+            await bus.publish([record])
             await bus.wait_for_records(evt_topic(node), answered)
             latencies.append(time.perf_counter() - sent)
     latencies.sort()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import trio
 from pydantic import JsonValue
@@ -83,3 +83,44 @@ class HangingHandler(ScriptedHandler):
     async def behave(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         await trio.sleep_forever()
         raise AssertionError("unreachable")
+
+
+class BatchingHandler(ScriptedHandler):
+    """A batch handler: ``execute_batch`` records each batch; payload flags script it.
+
+    ``{"fail": true}`` fails (retryably) in a batch call only; ``{"crash": true}``
+    crashes the actor on every call; ``{"hang": true}`` never returns. Until ``gate``
+    opens, every batch call waits for it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[OnexEnvelope]] = []
+        self.gate = trio.Event()
+        self.gate.set()
+        self.short_by = 0
+        """Return this many outcomes too few (a bug in a handler)."""
+
+    async def behave(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        if envelope.payload.get("crash"):
+            raise RuntimeError(f"bug while handling {envelope.envelope_id}")
+        if envelope.payload.get("hang"):
+            await trio.sleep_forever()
+        return envelope.payload
+
+    async def execute_batch(
+        self, envelopes: Sequence[OnexEnvelope]
+    ) -> Sequence[Mapping[str, JsonValue] | HandlerError]:
+        self.batches.append(list(envelopes))
+        await self.gate.wait()
+        outcomes: list[Mapping[str, JsonValue] | HandlerError] = []
+        for envelope in envelopes:
+            if envelope.payload.get("crash"):
+                raise RuntimeError(f"bug while handling {envelope.envelope_id}")
+            if envelope.payload.get("hang"):
+                await trio.sleep_forever()
+            if envelope.payload.get("fail"):
+                outcomes.append(HandlerError("scripted", error_type="scripted", retryable=True))
+            else:
+                outcomes.append(envelope.payload)
+        return outcomes[: len(outcomes) - self.short_by]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
 
 from onex_actors.core import TopicPattern
 from onex_actors.runtime import (
-    AckCallback,
+    BatchAck,
     Bus,
     BusConsumer,
     OutboundRecord,
@@ -59,11 +59,8 @@ class NamespacedConsumer:
     async def poll(self, max_records: int) -> list[Record]:
         return [self._in(r) for r in await self.inner.poll(max_records)]
 
-    def mark_done(self, record: Record) -> None:
-        self.inner.mark_done(self._out(record))
-
-    async def commit(self) -> None:
-        await self.inner.commit()
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        await self.inner.commit({self._tp(tp): offset for tp, offset in offsets.items()})
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         self.inner.pause([self._tp(tp) for tp in partitions])
@@ -89,8 +86,11 @@ class NamespacedBus:
         async with self.inner.consumer(real, f"{self.namespace}-{group_id}") as consumer:
             yield NamespacedConsumer(consumer, self.namespace)
 
-    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
-        await self.inner.publish(attrs.evolve(record, topic=self.topic(record.topic)), on_ack)
+    async def publish(
+        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
+    ) -> None:
+        out = [attrs.evolve(record, topic=self.topic(record.topic)) for record in records]
+        await self.inner.publish(out, on_ack)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         await self.inner.ensure_topics([self.topic(t) for t in topics])

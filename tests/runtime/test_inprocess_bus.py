@@ -21,7 +21,7 @@ def key_for(bus: InProcessBus, partition: int) -> bytes:
 async def fill(bus: InProcessBus, partition: int, count: int) -> None:
     key = key_for(bus, partition)
     for i in range(count):
-        await bus.publish(OutboundRecord(TOPIC, f"{partition}:{i}".encode(), key=key))
+        await bus.publish([OutboundRecord(TOPIC, f"{partition}:{i}".encode(), key=key)])
 
 
 async def test_a_busy_partition_does_not_starve_the_others() -> None:

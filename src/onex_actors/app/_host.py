@@ -1,52 +1,33 @@
-"""``RuntimeHost``: consumes command records, routes them to node actors, commits safely.
+"""``RuntimeHost``: wires a bus consumer, a ``Dispatcher`` and a ``NodeRuntime`` together.
 
-Flow per record (SPEC §6): decode (bad → dlq) → route (rejected → dlq) → node inbox
-→ handler → evt. A record is marked done once every envelope it caused is acknowledged,
-and the consumer commits no further than the oldest record not yet done.
+The runtime runs the data path (``onex_actors.runtime``: dispatch, inboxes, actors,
+commit tracking); the host adds what a deployment needs around it: topics, the
+runtime's own commands (discover, health), periodic commits and an orderly stop.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from functools import partial
 
 import trio
 from pydantic import JsonValue
 
-from onex_actors.core import (
-    BusError,
-    Delivery,
-    EnvelopeError,
-    ErrorInfo,
-    OnexEnvelope,
-    Rejection,
-    RoutingTable,
-    cmd_topic,
-    dead_letter_of,
-    dead_letter_of_record,
-    decode_envelope,
-    error_result_of,
-    evt_topic,
-    result_of,
-    route,
-)
+from onex_actors.core import BusError, ErrorInfo, OnexEnvelope, RoutingTable, cmd_topic, evt_topic
 from onex_actors.runtime import (
     Bus,
     BusConsumer,
+    CommitTracker,
+    Dispatcher,
     Handler,
     NodeRuntime,
     Outbox,
-    Record,
     RuntimeHealth,
     RuntimeLog,
-    Ticket,
-    WorkItem,
     open_node_runtime,
 )
 
 from ._config import HostConfig
-from ._feeder import NodeFeeder
 
 __all__ = ["RuntimeHost"]
 
@@ -78,7 +59,8 @@ class RuntimeHost:
         self._consumer: BusConsumer | None = None
         self._consuming = trio.CancelScope()
         self.stopped = trio.Event()
-        self.feeders: dict[str, NodeFeeder] = {}
+        self.commits = CommitTracker()
+        """What is in flight per partition, and what may be committed."""
 
     @property
     def runtime_id(self) -> str:
@@ -135,7 +117,7 @@ class RuntimeHost:
                     await self._consume(consumer, runtime)
                 drained = await runtime.drain(self.config.shutdown_timeout_s)
                 acknowledged = await self.outbox.wait_acknowledged(self.config.shutdown_timeout_s)
-                await consumer.commit()
+                await self.commits.commit(consumer)
                 await self.log.event(
                     "runtime_stopped",
                     {
@@ -159,129 +141,33 @@ class RuntimeHost:
     async def _commit_periodically(self, consumer: BusConsumer) -> None:
         while True:
             await trio.sleep(self.config.commit_interval_s)
-            await consumer.commit()
+            await self.commits.commit(consumer)
 
     async def _consume(self, consumer: BusConsumer, runtime: NodeRuntime) -> None:
-        self.feeders = {
-            node_id: NodeFeeder(
-                node_id,
-                runtime,
-                consumer,
-                self.log,
-                high=node.contract.inbox_size,
-                low=node.contract.inbox_size // 2,
-            )
-            for node_id, node in self.table.hosted.items()
-        }
-        async with trio.open_nursery() as nursery:
-            for feeder in self.feeders.values():
-                nursery.start_soon(feeder.run)
-            while True:
-                for record in await consumer.poll(self.config.poll_max_records):
-                    await self._dispatch(record, consumer)
-
-    async def _dispatch(self, record: Record, consumer: BusConsumer) -> None:
-        ticket = Ticket(partial(consumer.mark_done, record))
-        source: dict[str, JsonValue] = {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-        }
-        try:
-            if record.unreadable is not None:
-                raise EnvelopeError(
-                    f"record at {record.describe()} could not be read by the Kafka client: "
-                    f"{record.unreadable}",
-                    reason="unreadable_record",
-                )
-            envelope = decode_envelope(
-                record.value, max_bytes=self.config.max_envelope_bytes, source=record.describe()
-            )
-        except EnvelopeError as exc:
-            error = ErrorInfo(type=exc.reason, message=str(exc), attempts=0)
-            dlq = dead_letter_of_record(
-                self.runtime_id,
-                record.value,
-                error,
-                source=source,
-                max_raw_bytes=self.outbox.envelope_limit(self.table.runtime_dlq_topic) // 8,
-            )
-            await self._dead_letter(dlq, self.table.runtime_dlq_topic, ticket)
-            ticket.seal()
-            return
-        decision = route(envelope, self.table, topic=record.topic)
-        if isinstance(decision, Delivery):
-            feeder = self.feeders[decision.node.node_id]
-            await feeder.put(WorkItem(envelope, ticket, source), record.topic_partition)
-        elif isinstance(decision, Rejection):
-            await self._reject(envelope, decision, ticket, source)
-        else:
-            await self._runtime_command(envelope, ticket, source)
-
-    async def _reject(
-        self,
-        envelope: OnexEnvelope,
-        rejection: Rejection,
-        ticket: Ticket,
-        source: Mapping[str, JsonValue],
-    ) -> None:
-        error = ErrorInfo(type=rejection.reason.value, message=rejection.message, attempts=0)
-        if envelope.node_id in self.table.hosted:
-            node = self.table.hosted[envelope.node_id]
-            await self.outbox.emit(error_result_of(envelope, error), node.evt_topic, ticket)
-        dlq = dead_letter_of(
-            envelope,
-            error,
-            source=source,
-            max_envelope_bytes=self.outbox.envelope_limit(rejection.dlq_topic),
+        for actor in runtime.actors.values():
+            actor.inbox.attach(consumer, self.log)
+        dispatcher = Dispatcher(
+            self.table,
+            runtime,
+            self.outbox,
+            self.log,
+            self.commits,
+            self._answer_runtime,
+            max_envelope_bytes=self.config.max_envelope_bytes,
         )
-        await self._dead_letter(dlq, rejection.dlq_topic, ticket)
-        ticket.seal()
+        while True:
+            await dispatcher.dispatch(await consumer.poll(self.config.poll_max_records))
 
-    async def _dead_letter(self, dlq: OnexEnvelope, topic: str, ticket: Ticket) -> None:
-        await self.outbox.emit(dlq, topic, ticket)
-        assert dlq.error is not None
-        await self.log.event(
-            "dead_letter",
-            {"topic": topic, "error_type": dlq.error.type, "message": dlq.error.message},
-            level=logging.WARNING,
-        )
-
-    async def _runtime_command(
-        self, envelope: OnexEnvelope, ticket: Ticket, source: Mapping[str, JsonValue]
-    ) -> None:
+    def _answer_runtime(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue] | ErrorInfo:
         op = envelope.payload.get("op")
-        reply_topic = evt_topic(self.runtime_id)
-        payload: dict[str, JsonValue]
         if op == "discover":
-            payload = self.discovery()
-        elif op == "health":
-            payload = self.runtime.health_check().as_json()  # type: ignore[assignment]
-        else:
-            error = ErrorInfo(
-                type="unknown_op",
-                message=f"runtime {self.runtime_id!r} knows ops 'discover' and 'health', "
-                f"not {op!r}",
-            )
-            await self.outbox.emit(error_result_of(envelope, error), reply_topic, ticket)
-            await self._dead_letter(
-                dead_letter_of(
-                    envelope,
-                    error,
-                    source=source,
-                    max_envelope_bytes=self.outbox.envelope_limit(self.table.runtime_dlq_topic),
-                ),
-                self.table.runtime_dlq_topic,
-                ticket,
-            )
-            ticket.seal()
-            return
-        await self.outbox.emit(
-            result_of(envelope, payload, contract_id=self.table.runtime.contract_id),
-            reply_topic,
-            ticket,
+            return self.discovery()
+        if op == "health":
+            return self.runtime.health_check().as_json()  # type: ignore[return-value]
+        return ErrorInfo(
+            type="unknown_op",
+            message=f"runtime {self.runtime_id!r} knows ops 'discover' and 'health', not {op!r}",
         )
-        ticket.seal()
 
     def discovery(self) -> dict[str, JsonValue]:
         """Describe the hosted nodes and their contracts (the ``discover`` answer)."""

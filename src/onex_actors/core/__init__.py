@@ -74,6 +74,9 @@ from ._routing import RoutingTable as RoutingTable
 from ._routing import RuntimeCommand as RuntimeCommand
 from ._routing import build_routing_table as build_routing_table
 from ._routing import route as route
+from ._slices import CommandRecord as CommandRecord
+from ._slices import RoutedBatch as RoutedBatch
+from ._slices import route_batch as route_batch
 from ._sql import CompiledSql as CompiledSql
 from ._sql import compile_named_sql as compile_named_sql
 from ._supervision import ActorExit as ActorExit
@@ -97,6 +100,7 @@ __all__ = [
     "AnyContract",
     "BaseNodeContract",
     "BusError",
+    "CommandRecord",
     "CompiledSql",
     "ConfigError",
     "ContractError",
@@ -135,6 +139,7 @@ __all__ = [
     "RestartStrategy",
     "RetryPolicy",
     "Route",
+    "RoutedBatch",
     "RoutingTable",
     "RuntimeCommand",
     "RuntimeHostContract",
@@ -173,4 +178,5 @@ __all__ = [
     "record_key",
     "result_of",
     "route",
+    "route_batch",
 ]

@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 
 from ._envelope import OnexEnvelope
 from ._errors import EnvelopeError
+from ._ids import check_contract_id, check_slug
 
 __all__ = ["DEFAULT_MAX_ENVELOPE_BYTES", "decode_envelope", "encode_envelope"]
 
@@ -129,5 +130,17 @@ def _describe(error: ErrorDetails) -> str:
         return f"missing field {location!r}"
     if error["type"] == "model_type":
         return "the record must be a JSON object"
+    if error["type"] == "string_pattern_mismatch":
+        return f"field {location!r}: {_id_problem(location, error['input'])}"
     message = error["msg"].removeprefix("Value error, ")
     return f"field {location!r}: {message}" if location else message
+
+
+def _id_problem(field: str, value: object) -> str:
+    """Why ``value`` is not a valid id for ``field``: the message the id checks give."""
+    check = check_contract_id if field == "contract_id" else check_slug
+    try:
+        check(str(value))
+    except ValueError as exc:
+        return str(exc)
+    return f"{value!r} is not valid here"

@@ -7,6 +7,7 @@ Derived envelopes keep the cause's ``correlation_id`` and ``tenant_id`` and set
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import random
 import uuid
@@ -14,9 +15,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final
 
-from pydantic import JsonValue
+from pydantic import JsonValue, TypeAdapter
 
-from ._envelope import GLOBAL_TENANT, EnvelopeStatus, EnvelopeType, ErrorInfo, OnexEnvelope
+from ._envelope import (
+    GLOBAL_TENANT,
+    EnvelopeStatus,
+    EnvelopeType,
+    ErrorInfo,
+    OnexEnvelope,
+    assembled,
+)
+from ._ids import check_contract_id, check_slug
 
 __all__ = [
     "PARTITION_KEY_HEADER",
@@ -32,6 +41,8 @@ __all__ = [
 ]
 
 PARTITION_KEY_HEADER = "partition_key"
+
+_PAYLOAD: Final = TypeAdapter(dict[str, JsonValue])
 
 
 _PRIVATE_BITS: Final = random.Random()  # seeded from the OS when created
@@ -89,7 +100,14 @@ def result_of(
     node_id: str | None = None,
     contract_id: str | None = None,
 ) -> OnexEnvelope:
-    """Build the ``evt`` with ``status: ok`` that answers ``cause``."""
+    """Build the ``evt`` with ``status: ok`` that answers ``cause``.
+
+    Built from parts already valid, without validating the whole envelope again: only
+    ``payload`` is checked (unless it is the cause's own), and the ids where given.
+    Raises ``pydantic.ValidationError`` for a payload that is not a JSON object.
+    """
+    if payload is not cause.payload:
+        payload = _PAYLOAD.validate_python(payload)
     return _derived(cause, EnvelopeType.EVT, payload, node_id, contract_id, EnvelopeStatus.OK, None)
 
 
@@ -202,20 +220,32 @@ def _derived(
     status: EnvelopeStatus | None,
     error: ErrorInfo | None,
 ) -> OnexEnvelope:
-    return OnexEnvelope(
-        envelope_id=new_envelope_id(),
-        type=kind,
-        tenant_id=cause.tenant_id,
-        node_id=node_id or cause.node_id,
-        contract_id=contract_id if contract_id is not None else cause.contract_id,
-        correlation_id=cause.correlation_id,
-        causation_id=cause.envelope_id,
-        created_at=_now(),
-        payload=dict(payload),
-        status=status,
-        error=error,
-        headers=_propagated(cause.headers),
+    """Build an envelope caused by ``cause`` from valid parts (no second validation).
+
+    ``payload`` is built here from JSON values; ids given by the caller are checked.
+    """
+    return assembled(
+        {
+            "envelope_id": new_envelope_id(),
+            "type": kind,
+            "tenant_id": cause.tenant_id,
+            "node_id": cause.node_id if node_id is None else check_slug(node_id),
+            "contract_id": cause.contract_id if contract_id is None else _checked(contract_id),
+            "correlation_id": cause.correlation_id,
+            "causation_id": cause.envelope_id,
+            "created_at": _now(),
+            "payload": dict(payload),
+            "status": status,
+            "error": error,
+            "headers": _propagated(cause.headers) if cause.headers else {},
+            "schema_version": 1,
+        }
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(contract_id: str) -> str:
+    return check_contract_id(contract_id)
 
 
 def _propagated(headers: Mapping[str, str]) -> dict[str, str]:

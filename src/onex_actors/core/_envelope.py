@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Final, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -14,11 +13,12 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StringConstraints,
     field_validator,
     model_validator,
 )
 
-from ._ids import ContractId, NodeId, TenantId
+from ._ids import CONTRACT_ID_PATTERN, SLUG_PATTERN
 
 __all__ = [
     "GLOBAL_TENANT",
@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 GLOBAL_TENANT = "global"
+
+# Checked inside pydantic-core (no Python call per envelope); the codec turns a mismatch
+# into the same message ``check_slug`` and ``check_contract_id`` give.
+_Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN.pattern)]
+_ContractId = Annotated[str, StringConstraints(pattern=CONTRACT_ID_PATTERN.pattern)]
 
 
 class EnvelopeType(enum.StrEnum):
@@ -69,10 +74,13 @@ class OnexEnvelope(BaseModel):
 
     envelope_id: uuid.UUID
     type: EnvelopeType
-    tenant_id: TenantId = GLOBAL_TENANT
-    node_id: NodeId
-    contract_id: ContractId | None = None
-    correlation_id: uuid.UUID
+    tenant_id: _Slug = GLOBAL_TENANT
+    node_id: _Slug
+    contract_id: _ContractId | None = None
+    if TYPE_CHECKING:
+        correlation_id: uuid.UUID
+    else:  # missing or null: the envelope's own id (set by the check below)
+        correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
     created_at: AwareDatetime
     payload: dict[str, JsonValue]
@@ -81,17 +89,6 @@ class OnexEnvelope(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     schema_version: Literal[1] = 1
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_correlation(cls, data: Any) -> Any:
-        if (
-            isinstance(data, Mapping)
-            and data.get("correlation_id") is None
-            and data.get("envelope_id") is not None
-        ):
-            return {**data, "correlation_id": data["envelope_id"]}
-        return data
-
     @field_validator("created_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
@@ -99,6 +96,8 @@ class OnexEnvelope(BaseModel):
 
     @model_validator(mode="after")
     def _check_status_and_error(self) -> Self:
+        if self.correlation_id is None:
+            object.__setattr__(self, "correlation_id", self.envelope_id)
         if self.type is EnvelopeType.EVT:
             if self.status is None:
                 raise ValueError("an evt envelope needs 'status': 'ok' or 'error'")
@@ -116,3 +115,20 @@ class OnexEnvelope(BaseModel):
                     f"'error' is for evt and dlq envelopes only, not {self.type.value}"
                 )
         return self
+
+
+_FIELD_NAMES: Final = frozenset(OnexEnvelope.model_fields)
+
+
+def assembled(fields: dict[str, object]) -> OnexEnvelope:
+    """Build an envelope from ``fields`` that are already valid, every one given, unchecked.
+
+    What ``model_construct`` does, without its per-field work: for results built from
+    a validated cause on the hot path. Callers own the validity of every value.
+    """
+    envelope = object.__new__(OnexEnvelope)
+    object.__setattr__(envelope, "__dict__", fields)
+    object.__setattr__(envelope, "__pydantic_fields_set__", set(_FIELD_NAMES))
+    object.__setattr__(envelope, "__pydantic_extra__", None)
+    object.__setattr__(envelope, "__pydantic_private__", None)
+    return envelope

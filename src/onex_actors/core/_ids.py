@@ -26,11 +26,16 @@ __all__ = [
 ]
 
 SLUG_PATTERN: Final = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-SEMVER_PATTERN: Final = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+"""What :func:`check_slug` accepts."""
+_SLUG: Final = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_SEMVER: Final = (
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
 )
+SEMVER_PATTERN: Final = re.compile(f"^{_SEMVER}$")
+CONTRACT_ID_PATTERN: Final = re.compile(f"^{_SLUG}@{_SEMVER}$")
+"""``<node_id>@<semver>``: what :func:`check_contract_id` accepts, as one pattern."""
 
 
 class NodeKind(enum.StrEnum):

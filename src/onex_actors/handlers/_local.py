@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import trio
 from pydantic import JsonValue
 
-from onex_actors.core import LocalEffect, OnexEnvelope
+from onex_actors.core import HandlerError, LocalEffect, OnexEnvelope
 from onex_actors.runtime import HandlerHealth
 
 __all__ = ["LocalHandler"]
@@ -30,6 +31,16 @@ class LocalHandler:
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         """Return the payload, transformed as the contract says."""
+        return self._transform(envelope)
+
+    async def execute_batch(
+        self, envelopes: Sequence[OnexEnvelope]
+    ) -> Sequence[Mapping[str, JsonValue] | HandlerError]:
+        """Return each payload, transformed as the contract says: one call for many."""
+        await trio.lowlevel.checkpoint()
+        return [self._transform(envelope) for envelope in envelopes]
+
+    def _transform(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         if self.effect.operation == "uppercase":
             return {k: _uppercase(v) for k, v in envelope.payload.items()}
         return envelope.payload

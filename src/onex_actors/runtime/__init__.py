@@ -1,10 +1,21 @@
-"""The actor runtime: supervised node actors with bounded inboxes, and the ports they use."""
+"""The actor runtime: the data path and the ports it uses.
 
+Dispatch (a poll into per-node slices), inboxes, supervised node actors, the outbox and
+commit tracking; adapters (``bridges``, ``handlers``) plug in through ``_ports``.
+"""
+
+from ._actor import BATCH_LIMIT as BATCH_LIMIT
 from ._actor import NodeActor as NodeActor
-from ._actor import WorkItem as WorkItem
+from ._commits import CommitTracker as CommitTracker
+from ._commits import OffsetMarks as OffsetMarks
+from ._dispatch import Dispatcher as Dispatcher
+from ._dispatch import RuntimeAnswer as RuntimeAnswer
 from ._health import NodeHealth as NodeHealth
 from ._health import NodeStatus as NodeStatus
 from ._health import RuntimeHealth as RuntimeHealth
+from ._inbox import FlowControl as FlowControl
+from ._inbox import Inbox as Inbox
+from ._item import WorkItem as WorkItem
 from ._node_runtime import NodeRuntime as NodeRuntime
 from ._node_runtime import open_node_runtime as open_node_runtime
 from ._outbox import RECORD_OVERHEAD as RECORD_OVERHEAD
@@ -13,6 +24,8 @@ from ._outbox import Outbox as Outbox
 from ._outbox import RuntimeLog as RuntimeLog
 from ._outbox import record_size as record_size
 from ._ports import AckCallback as AckCallback
+from ._ports import BatchAck as BatchAck
+from ._ports import BatchHandler as BatchHandler
 from ._ports import Bus as Bus
 from ._ports import BusConsumer as BusConsumer
 from ._ports import Handler as Handler
@@ -25,19 +38,28 @@ from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 
 __all__ = [
+    "BATCH_LIMIT",
     "RECORD_OVERHEAD",
     "AckCallback",
+    "BatchAck",
+    "BatchHandler",
     "Bus",
     "BusConsumer",
+    "CommitTracker",
+    "Dispatcher",
     "Fallback",
+    "FlowControl",
     "Handler",
     "HandlerHealth",
+    "Inbox",
     "NodeActor",
     "NodeHealth",
     "NodeRuntime",
     "NodeStatus",
+    "OffsetMarks",
     "OutboundRecord",
     "Record",
+    "RuntimeAnswer",
     "RuntimeHealth",
     "RuntimeLog",
     "SqlPool",

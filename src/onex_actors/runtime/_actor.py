@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from functools import partial
 
-import attrs
 import trio
 from pydantic import JsonValue, ValidationError
 
@@ -24,30 +23,21 @@ from onex_actors.core import (
     HandlerError,
     HostedNode,
     IdempotencyCache,
-    OnexEnvelope,
     dead_letter_of,
     error_result_of,
     result_of,
 )
 
 from ._health import NodeHealth, NodeStatus
-from ._outbox import Outbox, RuntimeLog
-from ._ports import Handler, OutboundRecord
-from ._ticket import Ticket
+from ._inbox import Inbox
+from ._item import WorkItem
+from ._outbox import Fallback, Outbox, RuntimeLog
+from ._ports import AckCallback, Handler, OutboundRecord
 
-__all__ = ["NodeActor", "WorkItem"]
+__all__ = ["BATCH_LIMIT", "NodeActor", "WorkItem"]
 
-
-@attrs.define(eq=False)
-class WorkItem:
-    """An envelope on its way through a node, with the ticket of the record it came from."""
-
-    envelope: OnexEnvelope
-    ticket: Ticket = attrs.field(factory=Ticket)
-    source: Mapping[str, JsonValue] | None = None
-    """Where the envelope was read (topic, partition, offset), for dead letters."""
-    crashes: int = 0
-    answered: bool = False
+BATCH_LIMIT = 512
+"""Most envelopes a worker of a batch handler takes from the inbox per wake-up."""
 
 
 class NodeActor:
@@ -61,9 +51,9 @@ class NodeActor:
         self.handler = handler
         self.outbox = outbox
         self.log = log
-        self.inbox_send, self.inbox_receive = trio.open_memory_channel[WorkItem](
-            self.contract.inbox_size
-        )
+        self.inbox = Inbox(hosted.node_id, self.contract.inbox_size)
+        self._execute_batch = getattr(handler, "execute_batch", None)
+        self._contract_id = self.contract.contract_id
         self.in_flight: set[WorkItem] = set()
         self.redo: deque[WorkItem] = deque()
         self.status = NodeStatus.STARTING
@@ -111,7 +101,7 @@ class NodeActor:
             status=self.status,
             healthy=self.healthy,
             restarts=self.restarts,
-            inbox_depth=self.inbox_send.statistics().current_buffer_used,
+            inbox_depth=len(self.inbox),
             in_flight=len(self.in_flight) + len(self.redo),
             handled_ok=self.handled_ok,
             handled_error=self.handled_error,
@@ -184,22 +174,42 @@ class NodeActor:
             await self._fail(item, error)
         self.redo.clear()
         self.in_flight.clear()
-        async for item in self.inbox_receive:
-            await self._fail(item, error)
+        while True:
+            try:
+                items = await self.inbox.take(BATCH_LIMIT)
+            except trio.EndOfChannel:
+                return
+            self.in_flight.update(items)
+            for item in items:
+                await self._fail(item, error)
+                self.in_flight.discard(item)
 
     async def _worker(self) -> None:
+        limit = BATCH_LIMIT if self._execute_batch is not None else 1
         while True:
             if self.redo:
-                item = self.redo.popleft()
-            else:
-                try:
-                    item = await self.inbox_receive.receive()
-                except trio.EndOfChannel:
-                    return
-            self.in_flight.add(item)
-            if not item.answered:
-                await self._handle_once(item)
-            item.ticket.seal()
+                # after a crash: one at a time, with ``execute``, to find the poison
+                await self._work([self.redo.popleft()], batch=False)
+                continue
+            try:
+                items = await self.inbox.take(limit)
+            except trio.EndOfChannel:
+                return
+            await self._work(items, batch=self._execute_batch is not None)
+            del items  # not held while waiting for the next ones
+
+    async def _work(self, items: list[WorkItem], *, batch: bool) -> None:
+        """Handle ``items`` (held in flight meanwhile), then finish them."""
+        self.in_flight.update(items)
+        await self.inbox.report()
+        if batch:
+            await self._handle_batch(items)
+        else:
+            for item in items:
+                if not item.answered:
+                    await self._handle_once(item)
+        for item in items:
+            item.finish()
             self.in_flight.discard(item)
 
     async def _handle_once(self, item: WorkItem) -> None:
@@ -212,21 +222,83 @@ class NodeActor:
         item.answered = True
         self.duplicates_skipped += 1
 
+    async def _handle_batch(self, items: list[WorkItem]) -> None:
+        """Handle ``items`` with one call of the handler's ``execute_batch``.
+
+        Anything unusual leaves the batch for the one-envelope path, with the same
+        semantics: a duplicate, a timeout of the whole batch, a failed envelope.
+        """
+        assert self._execute_batch is not None
+        now = trio.current_time()
+        fresh: list[WorkItem] = []
+        for item in items:
+            if item.answered:
+                continue
+            if self.answered.get(item.envelope.envelope_id, now) is None:
+                fresh.append(item)
+            else:
+                await self._handle_once(item)
+        if not fresh:
+            return
+        try:
+            with trio.fail_after(self.contract.timeout_s):
+                outcomes = await self._execute_batch([item.envelope for item in fresh])
+        except trio.TooSlowError:
+            for item in fresh:
+                await self._handle(item)
+            return
+        if len(outcomes) != len(fresh):
+            raise RuntimeError(
+                f"execute_batch of node {self.node_id!r} returned {len(outcomes)} outcomes "
+                f"for {len(fresh)} envelopes"
+            )
+        records: list[OutboundRecord] = []
+        acks: list[AckCallback | None] = []
+        fallbacks: list[Fallback | None] = []
+        answered: list[WorkItem] = []
+        failed: list[tuple[WorkItem, HandlerError]] = []
+        for item, outcome in zip(fresh, outcomes, strict=True):
+            if isinstance(outcome, HandlerError):
+                failed.append((item, outcome))
+                continue
+            try:
+                records.append(self._result_record(item, outcome))
+            except HandlerError as exc:
+                failed.append((item, exc))
+                continue
+            acks.append(item.ticket.expect())
+            fallbacks.append(partial(self._unproduced, item))
+            answered.append(item)
+        if records:
+            await self.outbox.publish_many(records, acks, fallbacks)
+            now = trio.current_time()
+            for item, record in zip(answered, records, strict=True):
+                item.answered = True
+                self.answered.remember(
+                    item.envelope.envelope_id, record, now, size=len(record.value or b"")
+                )
+            self.handled_ok += len(records)
+        for item, error in failed:
+            await self._handle(item, first_failure=error)
+
     def _remember(self, item: WorkItem, answer: OutboundRecord) -> None:
         size = len(answer.value or b"")
         self.answered.remember(item.envelope.envelope_id, answer, trio.current_time(), size=size)
 
-    async def _handle(self, item: WorkItem) -> None:
+    async def _handle(self, item: WorkItem, *, first_failure: HandlerError | None = None) -> None:
         retry = self.contract.retry
         attempt = 0
         while True:
             attempt += 1
-            try:
-                await self._answer(item)
-                self.handled_ok += 1
-                return
-            except HandlerError as exc:
-                error = exc
+            if attempt == 1 and first_failure is not None:
+                error = first_failure  # the batch call was this envelope's first attempt
+            else:
+                try:
+                    await self._answer(item)
+                    self.handled_ok += 1
+                    return
+                except HandlerError as exc:
+                    error = exc
             if not error.retryable or attempt >= retry.max_attempts:
                 info = ErrorInfo(
                     type=error.error_type,
@@ -249,12 +321,16 @@ class NodeActor:
                 error_type="timeout",
                 retryable=True,
             ) from None
+        record = self._result_record(item, payload)
+        await self.outbox.publish(record, item.ticket, fallback=partial(self._unproduced, item))
+        self._remember(item, record)
+        item.answered = True
+
+    def _result_record(self, item: WorkItem, payload: Mapping[str, JsonValue]) -> OutboundRecord:
+        """Encode the ``ok`` result of ``item``; ``HandlerError`` if it cannot be one."""
         try:
-            evt = result_of(item.envelope, payload, contract_id=self.contract.contract_id)
-            record = await self.outbox.emit(
-                evt, self.hosted.evt_topic, item.ticket, fallback=partial(self._unproduced, item)
-            )
-            self._remember(item, record)
+            evt = result_of(item.envelope, payload, contract_id=self._contract_id)
+            return self.outbox.encode(evt, self.hosted.evt_topic)
         except ValidationError as exc:
             raise HandlerError(
                 f"handler of node {self.node_id!r} returned a payload that is not a JSON object: "
@@ -264,7 +340,6 @@ class NodeActor:
             ) from None
         except EnvelopeError as exc:
             raise HandlerError(str(exc), error_type="result_too_large", retryable=False) from None
-        item.answered = True
 
     async def _unproduced(self, item: WorkItem, error: BaseException) -> None:
         """Answer ``item`` with an error event and a dead letter: its result was refused."""
@@ -283,7 +358,7 @@ class NodeActor:
     async def _fail(self, item: WorkItem, error: ErrorInfo) -> None:
         """Emit the error event and the dead letter of ``item``, then settle its ticket."""
         if not item.answered:
-            contract_id = self.contract.contract_id
+            contract_id = self._contract_id
             evt = error_result_of(item.envelope, error, contract_id=contract_id)
             dlq = dead_letter_of(
                 item.envelope,
@@ -308,7 +383,7 @@ class NodeActor:
                 },
                 level=logging.WARNING,
             )
-        item.ticket.seal()
+        item.finish()
 
 
 def _describe_crash(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ import trio
 
 from onex_actors.core import ConfigError, RoutingTable
 
-from ._actor import NodeActor, WorkItem
+from ._actor import NodeActor
 from ._health import RuntimeHealth
 from ._outbox import Outbox, RuntimeLog
 from ._ports import Handler
@@ -69,18 +69,6 @@ class NodeRuntime:
             hosted = ", ".join(sorted(self.actors))
             raise KeyError(f"node {node_id!r} is not hosted here (hosted: {hosted})") from None
 
-    async def deliver(self, node_id: str, item: WorkItem) -> None:
-        """Put ``item`` in the node's inbox, waiting while the inbox is full."""
-        await self.actor(node_id).inbox_send.send(item)
-
-    def try_deliver(self, node_id: str, item: WorkItem) -> bool:
-        """Put ``item`` in the node's inbox if there is room; return whether it went in."""
-        try:
-            self.actor(node_id).inbox_send.send_nowait(item)
-        except trio.WouldBlock:
-            return False
-        return True
-
     def kill(self, node_id: str) -> bool:
         """Kill the node's running actor as a crash from outside would (for tests and ops)."""
         return self.actor(node_id).kill()
@@ -99,7 +87,7 @@ class NodeRuntime:
         """
         for actor in self.actors.values():
             actor.draining = True
-            actor.inbox_send.close()
+            actor.inbox.close()
         with trio.move_on_after(timeout_s):
             await self._finished.wait()
         return self._finished.is_set()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Final
 
@@ -127,13 +127,30 @@ class Outbox:
     ) -> None:
         """Publish an encoded ``record``, counted against ``ticket``."""
         on_ack = ticket.expect() if ticket is not None else None
-        self.unacknowledged += 1
+        await self.publish_many([record], [on_ack], None if fallback is None else [fallback])
+
+    async def publish_many(
+        self,
+        records: Sequence[OutboundRecord],
+        acks: Sequence[AckCallback | None],
+        fallbacks: Sequence[Fallback | None] | None = None,
+    ) -> None:
+        """Publish encoded ``records`` as one list; ``acks[i]`` settles ``records[i]``."""
+        count = len(records)
+        self.unacknowledged += count
         if self._settled.is_set():
             self._settled = trio.Event()
         try:
-            await self.bus.publish(record, partial(self._acknowledged, record, on_ack, fallback, 1))
+            await self.bus.publish(
+                records, partial(self._list_acknowledged, records, acks, fallbacks)
+            )
         except BaseException:
-            self._settle_one()
+            # nothing was queued: withdraw the outputs, so their tickets do not wait on
+            # them (an envelope not yet finished is handled again and expects anew)
+            self._settle(count)
+            for on_ack in acks:
+                if on_ack is not None:
+                    on_ack(None)
             raise
 
     async def run(self) -> None:
@@ -144,7 +161,11 @@ class Outbox:
     async def _retry(
         self, record: OutboundRecord, on_ack: AckCallback | None, fallback: Fallback | None
     ) -> None:
-        await self.bus.publish(record, partial(self._acknowledged, record, on_ack, fallback, 2))
+        def settled(failures: Sequence[tuple[int, BaseException]]) -> None:
+            error = failures[0][1] if failures else None
+            self._acknowledged(record, on_ack, fallback, 2, error)
+
+        await self.bus.publish([record], settled)
 
     async def _replace(
         self, fallback: Fallback, error: BaseException, on_ack: AckCallback | None
@@ -158,7 +179,7 @@ class Outbox:
         else:
             if on_ack is not None:
                 on_ack(None)
-        self._settle_one()
+        self._settle(1)
 
     async def wait_acknowledged(self, timeout_s: float) -> bool:
         """Wait until every record is acknowledged or replaced; return whether all were.
@@ -168,6 +189,24 @@ class Outbox:
         with trio.move_on_after(timeout_s):
             await self._settled.wait()
         return self._settled.is_set() and not self.lost.is_set()
+
+    def _list_acknowledged(
+        self,
+        records: Sequence[OutboundRecord],
+        acks: Sequence[AckCallback | None],
+        fallbacks: Sequence[Fallback | None] | None,
+        failures: Sequence[tuple[int, BaseException]],
+    ) -> None:
+        if not failures:
+            self._settle(len(records))
+            for on_ack in acks:
+                if on_ack is not None:
+                    on_ack(None)
+            return
+        failed = dict(failures)
+        for index, record in enumerate(records):
+            fallback = fallbacks[index] if fallbacks is not None else None
+            self._acknowledged(record, acks[index], fallback, 1, failed.get(index))
 
     def _acknowledged(
         self,
@@ -188,12 +227,12 @@ class Outbox:
                 return  # settled once the fallback has run
             if on_ack is not None:
                 self._lose(f"producing a record to {record.topic} failed: {error}")
-        self._settle_one()
+        self._settle(1)
         if on_ack is not None:
             on_ack(error)
 
-    def _settle_one(self) -> None:
-        self.unacknowledged -= 1
+    def _settle(self, count: int) -> None:
+        self.unacknowledged -= count
         if self.unacknowledged == 0:
             self._settled.set()
 

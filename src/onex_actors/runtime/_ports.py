@@ -13,10 +13,12 @@ from typing import Protocol
 import attrs
 from pydantic import JsonValue
 
-from onex_actors.core import OnexEnvelope, TopicPattern
+from onex_actors.core import HandlerError, OnexEnvelope, TopicPattern
 
 __all__ = [
     "AckCallback",
+    "BatchAck",
+    "BatchHandler",
     "Bus",
     "BusConsumer",
     "Handler",
@@ -39,6 +41,10 @@ class HandlerHealth:
 class Handler(Protocol):
     """Does a node's work for one envelope.
 
+    A handler may also offer ``execute_batch(envelopes)``, returning for each envelope
+    its payload or the ``HandlerError`` it failed with, in order (see ``BatchHandler``);
+    the runtime then hands it everything waiting in the node's inbox at once.
+
     ``execute`` returns the result payload, or raises ``HandlerError`` for a failure the
     runtime should report (and retry, when ``retryable``). Any other exception is a bug
     and crashes the node actor.
@@ -54,6 +60,20 @@ class Handler(Protocol):
 
     async def aclose(self) -> None:
         """Release what the handler holds (clients, pools)."""
+        ...
+
+
+class BatchHandler(Handler, Protocol):
+    """A handler that can also do the work of many envelopes in one call."""
+
+    async def execute_batch(
+        self, envelopes: Sequence[OnexEnvelope]
+    ) -> Sequence[Mapping[str, JsonValue] | HandlerError]:
+        """Handle ``envelopes``; return each one's result payload or failure, in order.
+
+        Raising (anything) crashes the node actor, as ``execute`` raising a non-
+        ``HandlerError`` does; the envelopes are then replayed one at a time.
+        """
         ...
 
 
@@ -102,20 +122,28 @@ class OutboundRecord:
 AckCallback = Callable[[BaseException | None], None]
 """Called once a produced record is acknowledged (``None``) or has definitely failed."""
 
+BatchAck = Callable[[Sequence[tuple[int, BaseException]]], None]
+"""Called once every record of a published list is settled, with the index and error of
+each record that definitely failed (empty when all were acknowledged)."""
+
 
 class BusConsumer(Protocol):
-    """One member of a consumer group, reading batches and tracking what is done."""
+    """One member of a consumer group: reads batches, pauses, commits what it is told.
+
+    The rule of what may be committed lives in the runtime (``CommitTracker``), once
+    for every adapter; an adapter only carries the offsets to its bus.
+    """
 
     async def poll(self, max_records: int) -> Sequence[Record]:
         """Wait for records and return a batch of at most ``max_records`` (never empty)."""
         ...
 
-    def mark_done(self, record: Record) -> None:
-        """Record that ``record``'s results are acknowledged; its offset may be committed."""
-        ...
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (per partition, the offset of the next record to read).
 
-    async def commit(self) -> None:
-        """Commit, per partition, up to (not past) the oldest record not yet done."""
+        Partitions this member no longer owns are left out. Raises ``BusError`` when
+        the bus refuses the commit; the runtime tries again at its next commit.
+        """
         ...
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
@@ -161,11 +189,14 @@ class Bus(Protocol):
         """Join ``group_id`` subscribed to every topic matching ``patterns``."""
         ...
 
-    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
-        """Queue ``record`` for producing; ``on_ack`` is called once it is acknowledged.
+    async def publish(
+        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
+    ) -> None:
+        """Queue ``records`` for producing, in order; ``on_ack`` is called once all settle.
 
-        Returns when the record is queued, not when it is acknowledged, so a caller can
-        keep working while the broker confirms; it waits only while the queue is full.
+        Returns when the records are queued, not when they are acknowledged, so a caller
+        can keep working while the broker confirms; it waits only while the queue is
+        full. Either all are queued or the call is cancelled, never part of them.
         """
         ...
 

@@ -1,4 +1,4 @@
-"""Completion tracking of one consumed record: done once all its results are acknowledged."""
+"""Completion tracking of consumed records: done once all their results are acknowledged."""
 
 from __future__ import annotations
 
@@ -8,20 +8,21 @@ __all__ = ["Ticket"]
 
 
 class Ticket:
-    """Counts the outputs produced for one input record and fires ``on_done`` when settled.
+    """Counts the outputs of a slice of input records and fires ``on_done`` when settled.
 
-    Each output takes an acknowledgement callback from :meth:`expect`; :meth:`seal` says
-    no more outputs will follow. ``on_done`` runs once, when the ticket is sealed and
-    every output is acknowledged. A failed acknowledgement leaves the ticket unsettled,
-    so its record is never committed and is redelivered after a restart.
+    A ticket covers ``parts`` envelopes (one slice of a poll, or one record). Each output
+    takes an acknowledgement callback from :meth:`expect`; :meth:`seal` says one part
+    will have no more outputs. ``on_done`` runs once, when every part is sealed and every
+    output is acknowledged. A failed acknowledgement leaves the ticket unsettled, so its
+    records are never committed and are redelivered after a restart.
     """
 
-    __slots__ = ("_on_done", "_pending", "_sealed", "failure", "settled")
+    __slots__ = ("_on_done", "_pending", "_unsealed", "failure", "settled")
 
-    def __init__(self, on_done: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_done: Callable[[], None] | None = None, *, parts: int = 1) -> None:
         self._on_done = on_done
         self._pending = 0
-        self._sealed = False
+        self._unsealed = parts
         self.settled = False
         self.failure: BaseException | None = None
 
@@ -31,8 +32,8 @@ class Ticket:
         return self._ack
 
     def seal(self) -> None:
-        """Say that every output of this record has been handed over."""
-        self._sealed = True
+        """Say that one part (envelope) has handed over every output it will have."""
+        self._unsealed -= 1
         self._maybe_settle()
 
     def _ack(self, error: BaseException | None) -> None:
@@ -43,7 +44,7 @@ class Ticket:
         self._maybe_settle()
 
     def _maybe_settle(self) -> None:
-        if self._sealed and self._pending == 0 and self.failure is None and not self.settled:
+        if self._unsealed <= 0 and self._pending == 0 and self.failure is None and not self.settled:
             self.settled = True
             if self._on_done is not None:
                 self._on_done()

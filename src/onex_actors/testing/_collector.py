@@ -44,7 +44,6 @@ class EnvelopeCollector:
                     self.by_topic[record.topic].append(envelope)
                     if envelope.type is not EnvelopeType.LOG:
                         self.by_correlation[envelope.correlation_id].append(envelope)
-                    consumer.mark_done(record)
                 self._changed.set()
                 self._changed = trio.Event()
 

@@ -46,7 +46,7 @@ class HostHarness:
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Publish raw bytes, as a misbehaving client would."""
-        await self.bus.publish(OutboundRecord(topic=topic, value=value, key=key))
+        await self.bus.publish([OutboundRecord(topic=topic, value=value, key=key)])
 
     async def result(self, command: OnexEnvelope) -> OnexEnvelope:
         """Wait for the first result event of ``command``'s flow."""

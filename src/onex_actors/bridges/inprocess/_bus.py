@@ -1,24 +1,27 @@
 """The in-process bus: topics, partitions and consumer groups in memory, no broker.
 
 It implements the same ``Bus`` port as the Kafka bridge, with the same delivery
-semantics: records are kept in partitioned logs, a consumer group resumes from its
-committed offsets, and commits never pass a record that is not done. It is for
+semantics: records are kept in partitioned logs and a consumer group resumes from its
+committed offsets (which the runtime's commit tracker decides, as for Kafka). It is for
 embedding and fast tests; it never stands in for Kafka in a test of Kafka behaviour.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from itertools import count
 
 import trio
 
-from onex_actors.core import PartitionOffsets, TopicPattern
-from onex_actors.runtime import AckCallback, OutboundRecord, Record, TopicPartition
+from onex_actors.core import TopicPattern
+from onex_actors.runtime import BatchAck, OutboundRecord, Record, TopicPartition
 
 __all__ = ["InProcessBus", "InProcessConsumer"]
+
+_Stored = tuple[bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]
+"""A record in a log: key, value, headers (topic, partition and offset are its place)."""
 
 
 class InProcessBus:
@@ -28,7 +31,9 @@ class InProcessBus:
         if partitions < 1:
             raise ValueError("an in-process bus needs at least one partition per topic")
         self.partitions = partitions
-        self._logs: dict[str, list[list[Record]]] = {}
+        self._logs: dict[str, list[list[_Stored]]] = {}
+        """Per topic and partition, each record as a tuple of plain values: the garbage
+        collector stops tracking such tuples, so a long log costs it nothing."""
         self._committed: dict[str, dict[TopicPartition, int]] = {}
         self._members: dict[str, list[InProcessConsumer]] = {}
         self._generation = 0
@@ -55,23 +60,32 @@ class InProcessBus:
         """No limit: records stay in memory (the envelope limit still applies)."""
         return None
 
-    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
-        """Append ``record`` to its topic's partition (by key hash) and acknowledge it.
+    async def publish(
+        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
+    ) -> None:
+        """Append ``records`` to their topics' partitions (by key hash), acknowledge them.
 
-        Either the record is appended or the call is cancelled, never both.
+        Either all are appended or the call is cancelled, never both.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        partitions = self._log(record.topic)
-        index = zlib.crc32(record.key) % self.partitions if record.key is not None else 0
-        log = partitions[index]
-        log.append(Record(record.topic, index, len(log), record.key, record.value, record.headers))
-        tp = TopicPartition(record.topic, index)
+        partitions = self.partitions
+        touched: set[TopicPartition] = set()
+        for record in records:
+            logs = self._logs.get(record.topic)
+            if logs is None:
+                logs = self._log(record.topic)
+            key = record.key
+            index = zlib.crc32(key) % partitions if key is not None else 0
+            log = logs[index]
+            log.append((key, record.value, record.headers))
+            touched.add(TopicPartition(record.topic, index))
         for members in self._members.values():
             for member in members:
-                member._has_records(tp)
+                for tp in touched:
+                    member._has_records(tp)
         self._wake()
         if on_ack is not None:
-            on_ack(None)
+            on_ack(())
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
@@ -88,7 +102,11 @@ class InProcessBus:
 
     def records(self, topic: str) -> list[Record]:
         """Return every record of ``topic``, partition by partition."""
-        return [r for log in self._logs.get(topic, []) for r in log]
+        return [
+            Record(topic, partition, offset, *stored)
+            for partition, log in enumerate(self._logs.get(topic, []))
+            for offset, stored in enumerate(log)
+        ]
 
     def record_count(self, topic: str) -> int:
         """Return how many records ``topic`` holds (0 if it does not exist)."""
@@ -105,7 +123,7 @@ class InProcessBus:
 
     # -- internals -------------------------------------------------------------------
 
-    def _log(self, topic: str) -> list[list[Record]]:
+    def _log(self, topic: str) -> list[list[_Stored]]:
         partitions = self._logs.get(topic)
         if partitions is None:
             partitions = self._logs[topic] = [[] for _ in range(self.partitions)]
@@ -144,7 +162,6 @@ class InProcessConsumer:
         self.member_id = member_id
         self._generation = -1
         self._positions: dict[TopicPartition, int] = {}
-        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._paused: set[TopicPartition] = set()
         self._unread: dict[TopicPartition, None] = {}
         """Assigned partitions holding records past their position, oldest news first.
@@ -168,17 +185,12 @@ class InProcessConsumer:
                 return batch
             await arrived.wait()
 
-    def mark_done(self, record: Record) -> None:
-        """Record that ``record`` is fully handled."""
-        offsets = self._offsets.get(record.topic_partition)
-        if offsets is not None:
-            offsets.done(record.offset)
-
-    async def commit(self) -> None:
-        """Commit each partition up to the oldest record not yet done."""
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` for the group (partitions this member reads only)."""
         committed = self.bus._committed.setdefault(self.group_id, {})
-        for tp, offsets in self._offsets.items():
-            committed[tp] = offsets.committable
+        for tp, offset in offsets.items():
+            if tp in self._positions:
+                committed[tp] = offset
         await trio.lowlevel.checkpoint()
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
@@ -199,12 +211,9 @@ class InProcessConsumer:
         for tp in list(self._positions):
             if tp not in assigned:
                 del self._positions[tp]
-                del self._offsets[tp]
         for tp in assigned:
             if tp not in self._positions:
-                start = committed.get(tp, 0)
-                self._positions[tp] = start
-                self._offsets[tp] = PartitionOffsets(start)
+                self._positions[tp] = committed.get(tp, 0)
         self._unread = {
             tp: None
             for tp, position in self._positions.items()
@@ -224,11 +233,12 @@ class InProcessConsumer:
             position = self._positions[tp]
             log = self.bus._logs[tp.topic][tp.partition]
             taken = log[position : position + max_records - len(batch)]
-            offsets = self._offsets[tp]
-            for record in taken:
-                offsets.start(record.offset)
             self._positions[tp] = position + len(taken)
-            batch.extend(taken)
+            topic, partition = tp.topic, tp.partition
+            batch.extend(
+                Record(topic, partition, offset, key, value, headers)
+                for offset, (key, value, headers) in enumerate(taken, position)
+            )
             del self._unread[tp]
             if self._positions[tp] < len(log):
                 self._unread[tp] = None  # more to read: to the back of the line

@@ -13,7 +13,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import AckCallback, OutboundRecord
+from onex_actors.runtime import BatchAck, OutboundRecord
 
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
@@ -77,9 +77,11 @@ class KafkaBus:
             with trio.CancelScope(shield=True):
                 await bridge.aclose()
 
-    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None = None) -> None:
-        """Queue ``record`` for the producer thread."""
-        await self.producer.publish(record, on_ack)
+    async def publish(
+        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
+    ) -> None:
+        """Queue ``records`` for the producer thread."""
+        await self.producer.publish(records, on_ack)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""

@@ -21,7 +21,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError
 
-from onex_actors.core import BusError, PartitionOffsets, ProgressWatch, TopicPattern
+from onex_actors.core import BusError, ProgressWatch, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
 
 from ._repairs import UnreadableRecord, repair_consumer
@@ -77,9 +77,6 @@ class KafkaConsumerBridge:
         self.session_timeout_ms = session_timeout_ms
         self._send, self._receive = trio.open_memory_channel[list[Record] | BusError](math.inf)
         self._commands: queue.Queue[Callable[[KafkaConsumer], object]] = queue.Queue()
-        self._trackers: dict[TopicPartition, PartitionOffsets] = {}
-        self._committable: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self._outstanding = 0
         self._lock = threading.Lock()
@@ -91,7 +88,6 @@ class KafkaConsumerBridge:
         self._consumer: KafkaConsumer | None = None
         self.assignment: set[TopicPartition] = set()
         self.rebalances = 0
-        self.failed_commits = 0
         self.polling_since: float | None = None
         """``time.monotonic()`` when the consumer thread entered its current poll."""
 
@@ -146,45 +142,19 @@ class KafkaConsumerBridge:
             raise batch
         with self._lock:
             self._outstanding -= 1
-        for record in batch:
-            self._track(record)
         return batch
 
-    def mark_done(self, record: Record) -> None:
-        """Record that ``record``'s results are acknowledged."""
-        tracker = self._trackers.get(record.topic_partition)
-        if tracker is not None:
-            tracker.done(record.offset)
-            self._committable[record.topic_partition] = tracker.committable
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` of the partitions this member still owns.
 
-    async def commit(self) -> None:
-        """Commit every partition up to (not past) its oldest record not yet done.
-
-        A commit the broker refuses (the group rebalanced while the broker was away,
-        the coordinator moved) is logged and tried again at the next commit: records
-        past the last commit may then be handled twice, never lost.
+        Raises ``BusError`` when the broker refuses (the group rebalanced while the
+        broker was away, the coordinator moved).
         """
-        offsets = {
-            tp: offset
-            for tp, offset in self._committable.items()
-            if offset > self._committed.get(tp, -1) and tp in self.assignment
-        }
-        if not offsets:
+        owned = {tp: offset for tp, offset in offsets.items() if tp in self.assignment}
+        if not owned:
             await trio.lowlevel.checkpoint()
             return
-        try:
-            await self._call(lambda consumer: _commit(consumer, offsets))
-        except BusError as exc:
-            self.failed_commits += 1
-            logger.warning(
-                "group %s: commit of %d partitions failed, trying again at the next "
-                "commit (records past the last commit may be handled again): %s",
-                self.group_id,
-                len(offsets),
-                exc,
-            )
-            return
-        self._committed.update(offsets)
+        await self._call(lambda consumer: _commit(consumer, owned))
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching ``partitions``; polling goes on.
@@ -201,19 +171,6 @@ class KafkaConsumerBridge:
             self._paused.difference_update(partitions)
 
     # -- trio side helpers ----------------------------------------------------------
-
-    def _track(self, record: Record) -> None:
-        tp = record.topic_partition
-        tracker = self._trackers.get(tp)
-        newest = None if tracker is None else tracker.last_started
-        if tracker is None or record.offset <= (
-            newest if newest is not None else tracker.committable - 1
-        ):
-            # New partition, or its position was reset to the last commit after a
-            # rebalance: everything in flight past here is being fetched again.
-            tracker = self._trackers[tp] = PartitionOffsets(record.offset)
-        tracker.start(record.offset)
-        self._committable[tp] = tracker.committable
 
     def _check_not_stuck(self) -> None:
         since = self.polling_since
@@ -265,10 +222,6 @@ class KafkaConsumerBridge:
 
     def _assigned(self, assigned: list[TopicPartition]) -> None:
         self.assignment.update(assigned)
-        for tp in [tp for tp in self._trackers if tp not in self.assignment]:
-            del self._trackers[tp]
-            self._committable.pop(tp, None)
-            self._committed.pop(tp, None)
 
     # -- the consumer thread -------------------------------------------------------
 

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from onex_actors.core import BusError
-from onex_actors.runtime import AckCallback, OutboundRecord
+from onex_actors.runtime import BatchAck, OutboundRecord
 
 __all__ = ["ProducerBridge"]
 
@@ -45,7 +45,7 @@ class ProducerBridge:
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
-        self._acks: list[tuple[AckCallback, BusError | None]] = []
+        self._acks: list[tuple[_Settling, int, BusError | None]] = []
         self._acks_lock = threading.Lock()
         self.failed_acks = 0
         self.replacements = 0
@@ -61,13 +61,18 @@ class ProducerBridge:
         if self._failure is not None:
             raise BusError(f"cannot start the Kafka producer: {self._failure}") from None
 
-    async def publish(self, record: OutboundRecord, on_ack: AckCallback | None) -> None:
-        """Queue ``record``; wait only while the producer's queue is full.
+    async def publish(self, records: Sequence[OutboundRecord], on_ack: BatchAck | None) -> None:
+        """Queue ``records``; wait only while the producer's queue is full.
 
-        Either the record is queued or the call is cancelled, never both.
+        Either all are queued or the call is cancelled, never both.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        item = (record, on_ack)
+        if not records:
+            if on_ack is not None:
+                on_ack(())
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        item = (records, None if on_ack is None else _Settling(on_ack, len(records)))
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -113,8 +118,10 @@ class ProducerBridge:
             if item is _STOP:
                 return False
             assert isinstance(item, tuple)
+            records, settling = item
             self._replace_if_fatal()
-            self._send(self._producer, item[0], item[1])
+            for index, record in enumerate(records):
+                self._send(self._producer, record, settling, index)
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -137,20 +144,28 @@ class ProducerBridge:
         self._producer = self._new_producer()
 
     def _send(
-        self, producer: KafkaProducer, record: OutboundRecord, on_ack: AckCallback | None
+        self,
+        producer: KafkaProducer,
+        record: OutboundRecord,
+        settling: _Settling | None,
+        index: int,
     ) -> None:
+        topic = record.topic
         try:
             future = producer.send(
-                record.topic, value=record.value, key=record.key, headers=list(record.headers)
+                topic, value=record.value, key=record.key, headers=list(record.headers)
             )
         except (KafkaError, OSError, ValueError) as exc:
-            self._acknowledge(on_ack, exc, record.topic)
+            self._acknowledge(settling, index, exc, topic)
             return
-        future.add_callback(lambda _metadata: self._acknowledge(on_ack, None, record.topic))
-        future.add_errback(lambda exc: self._acknowledge(on_ack, exc, record.topic))
+        if settling is None:
+            future.add_errback(lambda exc: self._acknowledge(None, index, exc, topic))
+            return
+        future.add_callback(lambda _metadata: self._acknowledge(settling, index, None, topic))
+        future.add_errback(lambda exc: self._acknowledge(settling, index, exc, topic))
 
     def _acknowledge(
-        self, on_ack: AckCallback | None, error: BaseException | None, topic: str
+        self, settling: _Settling | None, index: int, error: BaseException | None, topic: str
     ) -> None:
         failure = None
         if error is not None:
@@ -160,11 +175,11 @@ class ProducerBridge:
                 f"producing to {topic} failed: {type(error).__name__}: {error}", reason=reason
             )
             logger.error("%s", failure)
-        if on_ack is None or self._token is None:
+        if settling is None or self._token is None:
             return
         # One wake-up of trio per run of acknowledgements, not one per record.
         with self._acks_lock:
-            self._acks.append((on_ack, failure))
+            self._acks.append((settling, index, failure))
             first = len(self._acks) == 1
         if first:
             with contextlib.suppress(trio.RunFinishedError):
@@ -173,5 +188,23 @@ class ProducerBridge:
     def _deliver_acks(self) -> None:
         with self._acks_lock:
             acks, self._acks = self._acks, []
-        for on_ack, failure in acks:
-            on_ack(failure)
+        for settling, index, failure in acks:
+            settling.settle(index, failure)
+
+
+class _Settling:
+    """The acknowledgements still due for one published list (touched on trio only)."""
+
+    __slots__ = ("failures", "on_ack", "remaining")
+
+    def __init__(self, on_ack: BatchAck, count: int) -> None:
+        self.on_ack = on_ack
+        self.remaining = count
+        self.failures: list[tuple[int, BaseException]] = []
+
+    def settle(self, index: int, failure: BaseException | None) -> None:
+        if failure is not None:
+            self.failures.append((index, failure))
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.on_ack(self.failures)

@@ -1,0 +1,107 @@
+"""``CommitTracker``: the one commit rule, for every bus adapter.
+
+Per partition, a record's offset may be committed only once it and every record
+before it are done (their results acknowledged). The tracker learns each consumed
+record, hands back a mark the record's slice settles when done, and says what is due
+for commit: never past the lowest unfinished offset of a partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import trio
+
+from onex_actors.core import BusError, PartitionOffsets
+
+from ._ports import BusConsumer, Record, TopicPartition
+
+__all__ = ["CommitTracker", "OffsetMarks"]
+
+logger = logging.getLogger("onex_actors.runtime")
+
+OffsetMarks = list[tuple[PartitionOffsets, int]]
+"""What settles a slice's records: each record's partition tracker and offset."""
+
+
+class CommitTracker:
+    """In-flight offsets of every partition a consumer reads, and what may be committed."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[TopicPartition, PartitionOffsets] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self.failed_commits = 0
+
+    def track(self, records: Iterable[Record]) -> OffsetMarks:
+        """Record that ``records`` were handed to the runtime; return their marks.
+
+        A record at or before the newest offset in flight on its partition means the
+        partition was read again from its last commit (a rebalance, a seek): what was
+        in flight there is being fetched again, so the partition starts afresh. Marks
+        of the old tracker still settle harmlessly, on a tracker no longer committed.
+        """
+        marks: OffsetMarks = []
+        partitions = self._partitions
+        for record in records:
+            tp = record.topic_partition
+            offsets = partitions.get(tp)
+            if offsets is None or not _follows(offsets, record.offset):
+                offsets = partitions[tp] = PartitionOffsets(record.offset)
+            offsets.start(record.offset)
+            marks.append((offsets, record.offset))
+        return marks
+
+    @staticmethod
+    def settle(marks: OffsetMarks) -> None:
+        """Record that the records behind ``marks`` are done."""
+        for offsets, offset in marks:
+            offsets.done(offset)
+
+    def due(self) -> dict[TopicPartition, int]:
+        """Offsets to commit now: per partition, the first offset not yet done, if newer."""
+        committed = self._committed
+        return {
+            tp: offsets.committable
+            for tp, offsets in self._partitions.items()
+            if offsets.committable > committed.get(tp, -1)
+        }
+
+    def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record that ``offsets`` were committed."""
+        self._committed.update(offsets)
+
+    async def commit(self, consumer: BusConsumer) -> bool:
+        """Commit what is due through ``consumer``; return whether the bus took it.
+
+        A commit the bus refuses (the group rebalanced while the broker was away, the
+        coordinator moved) is logged and tried again at the next commit: records past
+        the last commit may then be handled twice, never lost.
+        """
+        due = self.due()
+        if not due:
+            await trio.lowlevel.checkpoint()
+            return True
+        try:
+            await consumer.commit(due)
+        except BusError as exc:
+            self.failed_commits += 1
+            logger.warning(
+                "commit of %d partitions failed, trying again at the next commit "
+                "(records past the last commit may be handled again): %s",
+                len(due),
+                exc,
+            )
+            return False
+        self.committed(due)
+        return True
+
+    def in_flight(self, tp: TopicPartition) -> int:
+        """How many records of ``tp`` are in flight."""
+        offsets = self._partitions.get(tp)
+        return 0 if offsets is None else len(offsets)
+
+
+def _follows(offsets: PartitionOffsets, offset: int) -> bool:
+    newest = offsets.last_started
+    return offset > (newest if newest is not None else offsets.committable - 1)

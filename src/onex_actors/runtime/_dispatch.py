@@ -1,0 +1,148 @@
+"""``Dispatcher``: each poll, decoded and routed in one pass, into the nodes' inboxes.
+
+Flow per poll (SPEC §6): decode (bad → dlq) → route (rejected → dlq) → one slice per
+node into its inbox → handler → evt. A slice's records are done once every envelope
+of the slice is answered and acknowledged; the ``CommitTracker`` then lets the
+consumer commit up to (never past) the oldest record not done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+
+from pydantic import JsonValue
+
+from onex_actors.core import (
+    ErrorInfo,
+    OnexEnvelope,
+    Rejection,
+    RoutingTable,
+    dead_letter_of,
+    dead_letter_of_record,
+    error_result_of,
+    evt_topic,
+    result_of,
+    route_batch,
+)
+
+from ._commits import CommitTracker, OffsetMarks
+from ._item import WorkItem
+from ._node_runtime import NodeRuntime
+from ._outbox import Outbox, RuntimeLog
+from ._ports import Record
+from ._ticket import Ticket
+
+__all__ = ["Dispatcher", "RuntimeAnswer"]
+
+RuntimeAnswer = Callable[[OnexEnvelope], "Mapping[str, JsonValue] | ErrorInfo"]
+"""Answers a command addressed to the runtime itself: a result payload, or why not."""
+
+
+class Dispatcher:
+    """Routes each poll's records into node inboxes; answers the rest itself."""
+
+    def __init__(
+        self,
+        table: RoutingTable,
+        runtime: NodeRuntime,
+        outbox: Outbox,
+        log: RuntimeLog,
+        tracker: CommitTracker,
+        answer_runtime: RuntimeAnswer,
+        *,
+        max_envelope_bytes: int,
+    ) -> None:
+        self.table = table
+        self.runtime = runtime
+        self.outbox = outbox
+        self.log = log
+        self.tracker = tracker
+        self.answer_runtime = answer_runtime
+        self.max_envelope_bytes = max_envelope_bytes
+        self.runtime_id = table.runtime_id
+
+    async def dispatch(self, records: Sequence[Record]) -> None:
+        """Route one poll: a slice into each node's inbox, the rest answered here."""
+        marks = self.tracker.track(records)
+        routed = route_batch(records, self.table, max_envelope_bytes=self.max_envelope_bytes)
+        for node_id, entries in routed.deliveries.items():
+            slice_marks = [marks[index] for index, _ in entries]
+            ticket = Ticket(partial(CommitTracker.settle, slice_marks), parts=len(entries))
+            items = [WorkItem(envelope, ticket, records[index]) for index, envelope in entries]
+            partitions = {records[index].topic_partition for index, _ in entries}
+            await self.runtime.actor(node_id).inbox.put(items, partitions)
+        rest = len(routed.undecodable) + len(routed.rejections) + len(routed.runtime_commands)
+        if not rest:
+            return
+        own: OffsetMarks = [marks[index] for index, _ in routed.undecodable]
+        own += [marks[index] for index, _, _ in routed.rejections]
+        own += [marks[index] for index, _ in routed.runtime_commands]
+        ticket = Ticket(partial(CommitTracker.settle, own), parts=rest)
+        for index, exc in routed.undecodable:
+            record = records[index]
+            error = ErrorInfo(type=exc.reason, message=str(exc), attempts=0)
+            dlq = dead_letter_of_record(
+                self.runtime_id,
+                record.value,
+                error,
+                source=_source(record),
+                max_raw_bytes=self.outbox.envelope_limit(self.table.runtime_dlq_topic) // 8,
+            )
+            await self._dead_letter(dlq, self.table.runtime_dlq_topic, ticket)
+            ticket.seal()
+        for index, envelope, rejection in routed.rejections:
+            await self._reject(envelope, rejection, ticket, records[index])
+            ticket.seal()
+        for index, envelope in routed.runtime_commands:
+            await self._runtime_command(envelope, ticket, records[index])
+            ticket.seal()
+
+    async def _reject(
+        self, envelope: OnexEnvelope, rejection: Rejection, ticket: Ticket, record: Record
+    ) -> None:
+        error = ErrorInfo(type=rejection.reason.value, message=rejection.message, attempts=0)
+        if envelope.node_id in self.table.hosted:
+            node = self.table.hosted[envelope.node_id]
+            await self.outbox.emit(error_result_of(envelope, error), node.evt_topic, ticket)
+        dlq = dead_letter_of(
+            envelope,
+            error,
+            source=_source(record),
+            max_envelope_bytes=self.outbox.envelope_limit(rejection.dlq_topic),
+        )
+        await self._dead_letter(dlq, rejection.dlq_topic, ticket)
+
+    async def _dead_letter(self, dlq: OnexEnvelope, topic: str, ticket: Ticket) -> None:
+        await self.outbox.emit(dlq, topic, ticket)
+        assert dlq.error is not None
+        await self.log.event(
+            "dead_letter",
+            {"topic": topic, "error_type": dlq.error.type, "message": dlq.error.message},
+            level=logging.WARNING,
+        )
+
+    async def _runtime_command(
+        self, envelope: OnexEnvelope, ticket: Ticket, record: Record
+    ) -> None:
+        reply_topic = evt_topic(self.runtime_id)
+        answer = self.answer_runtime(envelope)
+        if isinstance(answer, ErrorInfo):
+            await self.outbox.emit(error_result_of(envelope, answer), reply_topic, ticket)
+            dlq = dead_letter_of(
+                envelope,
+                answer,
+                source=_source(record),
+                max_envelope_bytes=self.outbox.envelope_limit(self.table.runtime_dlq_topic),
+            )
+            await self._dead_letter(dlq, self.table.runtime_dlq_topic, ticket)
+            return
+        contract_id = self.table.runtime.contract_id
+        await self.outbox.emit(
+            result_of(envelope, answer, contract_id=contract_id), reply_topic, ticket
+        )
+
+
+def _source(record: Record) -> dict[str, JsonValue]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
