@@ -50,3 +50,27 @@ def print_json(figures: dict[str, Any]) -> None:
     a key ending in ``_per_s``.
     """
     print(json.dumps({**figures, "machine": machine()}, sort_keys=True), flush=True)
+
+
+def add_gc_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--gc-threshold``: the young-generation GC threshold, the same for every contender.
+
+    The host raises it to its ``gc_threshold`` (50,000) when it starts; a benchmark sets
+    it once, up front, so the baselines in the same process run under the same setting.
+    ``0`` keeps the interpreter's default (700) for everyone, the host included.
+    """
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=50_000,
+        help="young-generation GC threshold for every contender (0: the interpreter's 700)",
+    )
+
+
+def apply_gc(args: argparse.Namespace) -> int | None:
+    """Set the process's GC threshold from ``--gc-threshold``; return the host's setting."""
+    from onex_actors.app import raise_gc_threshold
+
+    threshold: int | None = args.gc_threshold or None
+    raise_gc_threshold(threshold)
+    return threshold

@@ -25,7 +25,7 @@ import trio_asyncio
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import add_json_flag, print_json, record
+from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 from onex_actors.app import DatabaseSettings, HostConfig, demo_seed_sql
 from onex_actors.bridges.postgres import PoolSpec, open_pools
 from onex_actors.core import EffectContract, new_command, parse_contract
@@ -35,6 +35,10 @@ from onex_actors.registry import FileRegistry, StaticRegistry
 from onex_actors.testing import open_test_host
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+GC_THRESHOLD: int | None = None
+"""The GC threshold every contender runs under (``--gc-threshold``), the host's too."""
 
 
 async def timed(label: str, total: int, concurrency: int, call: object) -> float:
@@ -91,11 +95,12 @@ async def main(dsn: str, queries: int, concurrency: int, keep: bool, as_json: bo
     )
     node = query_user.model_copy(update={"concurrency": concurrency, "inbox_size": 4 * concurrency})
     config = HostConfig(
+        gc_threshold=GC_THRESHOLD,
         databases={
             "default": DatabaseSettings(
                 dsn=SecretStr(dsn), min_size=concurrency, max_size=concurrency
             )
-        }
+        },
     )
     async with open_test_host(
         "runtime-bench",
@@ -114,6 +119,7 @@ async def main(dsn: str, queries: int, concurrency: int, keep: bool, as_json: bo
             {
                 "queries": queries,
                 "concurrency": concurrency,
+                "gc_threshold": GC_THRESHOLD,
                 "raw_per_s": raw_rate,
                 "handler_per_s": handler_rate,
                 "runtime_per_s": runtime_rate,
@@ -134,7 +140,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--record", action="store_true", help="store figures for the plot")
     add_json_flag(parser)
+    add_gc_flag(parser)
     args = parser.parse_args()
+    GC_THRESHOLD = apply_gc(args)
     dsn = os.environ.get("DATABASE_URL")
     server = None
     if not dsn:

@@ -37,7 +37,7 @@ from onex_actors.runtime import OutboundRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
-from _record import add_json_flag, print_json, record
+from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 
 NODE, RUNTIME = "echo-node", "runtime-bench"
 
@@ -62,13 +62,16 @@ def baseline_rate(commands: int) -> float:
     return commands / (time.perf_counter() - started)
 
 
-async def runtime_rate(commands: int, pings: int) -> tuple[float, list[float]]:
+async def runtime_rate(
+    commands: int, pings: int, gc_threshold: int | None
+) -> tuple[float, list[float]]:
     """Throughput (envelopes/s) and ping latencies (s) of a runtime hosting echo."""
     bus = InProcessBus()
     for i in range(commands):
         await bus.publish([command_record(i)])
     contracts = one_node(NODE, RUNTIME, inbox_size=1024, concurrency=64)
-    async with open_runtime_host(RUNTIME, HostConfig(), registry=contracts, bus=bus):
+    config = HostConfig(gc_threshold=gc_threshold)
+    async with open_runtime_host(RUNTIME, config, registry=contracts, bus=bus):
         started = time.perf_counter()
         await bus.wait_for_records(evt_topic(NODE), commands)
         rate = commands / (time.perf_counter() - started)
@@ -96,11 +99,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="store medians for the plot")
     add_json_flag(parser)
+    add_gc_flag(parser)
     args = parser.parse_args()
+    gc_threshold = apply_gc(args)
     base, rates, p50s, p99s = [], [], [], []
     for run in range(args.runs):
         base.append(baseline_rate(args.commands))
-        rate, latencies = trio.run(runtime_rate, args.commands, args.pings)
+        rate, latencies = trio.run(runtime_rate, args.commands, args.pings, gc_threshold)
         rates.append(rate)
         p50s.append(percentile(latencies, 0.5))
         p99s.append(percentile(latencies, 0.99))
@@ -120,6 +125,7 @@ def main() -> None:
             {
                 "runs": args.runs,
                 "commands": args.commands,
+                "gc_threshold": gc_threshold,
                 "floor_per_s": floor,
                 "runtime_per_s": rate,
                 "ratio": rate / floor,

@@ -4,7 +4,10 @@ Throughput: COMMANDS ~200-byte commands are produced first; then each contender 
 them: consume, produce one result per command, commit. It is timed from its start until
 the broker holds every result (end offsets of its output topic). The bare pipe is one
 thread with one KafkaConsumer and one KafkaProducer (same linger and batch size as the
-runtime's producer), forwarding each value, flushing and committing per batch.
+runtime's producer), forwarding each value, flushing and committing per batch. The
+bare pipe + codec does the same and, per record, the least any envelope runtime must:
+decode the command, build its result, encode it with the runtime's key and headers.
+Every contender runs under the same GC threshold (``--gc-threshold``, the host's default).
 
 The peer: the same echo written with FastStream's Kafka broker (aiokafka), the way its
 documentation writes a handler that answers on another topic (each result confirmed).
@@ -13,7 +16,8 @@ Latency: one command in flight at a time (PINGS of them) through each contender,
 by the same client from send to the result's arrival.
 
     python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
-        [--only bare runtime faststream] [--record]
+        [--only bare bare-codec runtime faststream faststream-batch] [--gc-threshold N]
+        [--record] [--json]
 
 Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:39292 and stops it after.
 """
@@ -55,16 +59,20 @@ from onex_actors.core import (
     new_command,
     record_headers,
     record_key,
+    record_key_and_headers,
     result_of,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
 from _kafka import broker, produce_commands
-from _record import add_json_flag, print_json, record
+from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 
 PARTITIONS = 4
-PRODUCER = {"linger_ms": 5, "batch_size": 256 * 1024}
+GC: list[int | None] = [None]
+"""The GC threshold every contender runs under (``--gc-threshold``), the host's too."""
+PRODUCER = {"linger_ms": 1, "batch_size": 256 * 1024}
+"""The runtime's producer settings (bridges.kafka.ProducerBridge), for every contender."""
 
 
 def create(bootstrap: str, topics: list[str]) -> None:
@@ -98,7 +106,8 @@ def wait_for(bootstrap: str, topic: str, target: int, timeout_s: float = 600) ->
 class BarePipe:
     """The baseline: consume → produce → flush → commit, in one thread."""
 
-    def __init__(self, bootstrap: str, source: str, sink: str) -> None:
+    def __init__(self, bootstrap: str, source: str, sink: str, *, codec: bool = False) -> None:
+        self.codec = codec
         self.consumer = KafkaConsumer(
             source,
             bootstrap_servers=bootstrap,
@@ -118,12 +127,21 @@ class BarePipe:
             batch = self.consumer.poll(timeout_ms=50)
             for records in batch.values():
                 for r in records:
-                    self.producer.send(self.sink, value=r.value, key=r.key)
+                    if self.codec:
+                        self.send_result(r.value)
+                    else:
+                        self.producer.send(self.sink, value=r.value, key=r.key)
             if batch:
                 self.producer.flush()
                 self.consumer.commit()
         self.consumer.close()
         self.producer.close()
+
+    def send_result(self, value: bytes) -> None:
+        """Decode the command, build its result, encode it with the runtime's key/headers."""
+        result = result_of(decode_envelope(value), {"echo": True})
+        key, headers = record_key_and_headers(result)
+        self.producer.send(self.sink, value=encode_envelope(result), key=key, headers=list(headers))
 
     def __enter__(self) -> BarePipe:
         self.thread.start()
@@ -180,16 +198,19 @@ def runtime_answers(value: bytes, command: Any) -> bool:
     return decode_envelope(value).causation_id == command.envelope_id
 
 
-def bare_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
+def bare_run(
+    bootstrap: str, commands: int, pings: int, *, codec: bool = False
+) -> tuple[float, list[float]]:
     """Throughput (commands/s) and ping latencies of the bare pipe."""
     node = f"bare-{uuid.uuid4().hex[:8]}"
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
     produce_commands(bootstrap, node, commands, **PRODUCER)
-    with BarePipe(bootstrap, cmd_topic(node), sink):
+    with BarePipe(bootstrap, cmd_topic(node), sink, codec=codec):
         seconds = wait_for(bootstrap, sink, commands)
         client = PingClient(bootstrap, node, sink)
-        latencies = [client.ping(bare_answers) for _ in range(pings)]
+        answers = runtime_answers if codec else bare_answers
+        latencies = [client.ping(answers) for _ in range(pings)]
         client.close()
     return commands / seconds, latencies
 
@@ -203,7 +224,7 @@ async def runtime_run(bootstrap: str, commands: int, pings: int) -> tuple[float,
     contracts = one_node(node, runtime, inbox_size=1024, concurrency=64)
     async with (
         open_kafka_bus({"bootstrap_servers": bootstrap}, max_poll_records=500) as bus,
-        open_runtime_host(runtime, HostConfig(), registry=contracts, bus=bus),
+        open_runtime_host(runtime, HostConfig(gc_threshold=GC[0]), registry=contracts, bus=bus),
     ):
         seconds = await trio.to_thread.run_sync(wait_for, bootstrap, evt_topic(node), commands)
         client = PingClient(bootstrap, node, evt_topic(node))
@@ -302,6 +323,7 @@ def percentile(values: list[float], q: float) -> float:
 
 CONTENDERS = {
     "bare": "bare kafka-python pipe",
+    "bare-codec": "bare pipe + envelope codec",
     "runtime": "onex runtime (echo)",
     "faststream": "FastStream (aiokafka) echo",
     "faststream-batch": "FastStream, batch, no confirm",
@@ -312,6 +334,8 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
     """One run of contender ``name``: its throughput and ping latencies."""
     if name == "bare":
         return bare_run(bootstrap, commands, pings)
+    if name == "bare-codec":
+        return bare_run(bootstrap, commands, pings, codec=True)
     if name == "faststream":
         return faststream_run(bootstrap, commands, pings)
     if name == "faststream-batch":
@@ -329,7 +353,9 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CONTENDERS), nargs="+", default=list(CONTENDERS))
     parser.add_argument("--record", action="store_true", help="store medians for the plot")
     add_json_flag(parser)
+    add_gc_flag(parser)
     args = parser.parse_args()
+    GC[0] = apply_gc(args)
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
     with broker(args.bootstrap) as bootstrap:
         for run in range(args.runs):
@@ -350,7 +376,7 @@ def main() -> None:
         added = med["runtime"][1] - med["bare"][1]
         print(f"throughput ratio runtime/bare: {ratio:.2f}  (target >= 0.90)")
         print(f"latency added at p50: {added:+.2f} ms  (target <= +0.5 ms)")
-    for peer in ("faststream", "faststream-batch"):
+    for peer in ("bare-codec", "faststream", "faststream-batch"):
         if peer in med and "runtime" in med:
             print(f"runtime/{CONTENDERS[peer]} throughput: {med['runtime'][0] / med[peer][0]:.2f}")
     if args.json:
@@ -361,7 +387,8 @@ def main() -> None:
         if "bare" in med and "runtime" in med:
             figures["ratio"] = med["runtime"][0] / med["bare"][0]
             figures["p50_added_ms"] = med["runtime"][1] - med["bare"][1]
-        for peer in ("faststream", "faststream-batch"):
+        figures["gc_threshold"] = GC[0] or 0
+        for peer in ("bare-codec", "faststream", "faststream-batch"):
             if peer in med and "runtime" in med:
                 figures[f"runtime_vs_{peer.replace('-', '_')}"] = med["runtime"][0] / med[peer][0]
         print_json(figures)

@@ -12,6 +12,7 @@ from ._config import HttpSettings as HttpSettings
 from ._config import KafkaSettings as KafkaSettings
 from ._config import load_config as load_config
 from ._databases import demo_seed_sql as demo_seed_sql
+from ._gc import raise_gc_threshold as raise_gc_threshold
 from ._host import RuntimeHost as RuntimeHost
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "load_routing_table",
     "open_bus",
     "open_runtime_host",
+    "raise_gc_threshold",
 ]

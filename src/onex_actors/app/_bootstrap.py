@@ -17,6 +17,7 @@ from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
 
 from ._config import HostConfig, KafkaSettings
+from ._gc import raise_gc_threshold
 from ._handlers import open_handlers
 from ._host import RuntimeHost
 from ._redaction import register_secret
@@ -111,6 +112,7 @@ async def open_runtime_host(
     its nodes hold, commits and closes.
     """
     table = load_routing_table(runtime_id, registry or FileRegistry(config.contracts_dir))
+    raise_gc_threshold(config.gc_threshold)
     async with AsyncExitStack() as stack:
         if bus is None:
             bus = await stack.enter_async_context(open_bus(config))

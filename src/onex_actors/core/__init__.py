@@ -30,6 +30,7 @@ from ._derive import new_command as new_command
 from ._derive import new_envelope_id as new_envelope_id
 from ._derive import record_headers as record_headers
 from ._derive import record_key as record_key
+from ._derive import record_key_and_headers as record_key_and_headers
 from ._derive import result_of as result_of
 from ._envelope import GLOBAL_TENANT as GLOBAL_TENANT
 from ._envelope import EnvelopeStatus as EnvelopeStatus
@@ -176,6 +177,7 @@ __all__ = [
     "parse_contract",
     "record_headers",
     "record_key",
+    "record_key_and_headers",
     "result_of",
     "route",
     "route_batch",

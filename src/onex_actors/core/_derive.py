@@ -37,15 +37,19 @@ __all__ = [
     "new_envelope_id",
     "record_headers",
     "record_key",
+    "record_key_and_headers",
     "result_of",
 ]
 
 PARTITION_KEY_HEADER = "partition_key"
 
 _PAYLOAD: Final = TypeAdapter(dict[str, JsonValue])
+_TYPE_BYTES: Final = {kind: kind.value.encode() for kind in EnvelopeType}
 
 
 _PRIVATE_BITS: Final = random.Random()  # seeded from the OS when created
+_VERSION_MASK: Final = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_VERSION_4: Final = (0x8000 << 48) | (4 << 76)  # RFC 4122 variant, version 4
 
 
 def new_envelope_id() -> uuid.UUID:
@@ -59,7 +63,11 @@ def new_envelope_id() -> uuid.UUID:
     whose shared generator CPython reseeds, cannot repeat its parent's.
     """
     bits = _PRIVATE_BITS.getrandbits(128) ^ random.getrandbits(128)
-    return uuid.UUID(int=bits, version=4)
+    # what uuid.UUID(int=bits, version=4) does, without its checks and keyword handling
+    envelope_id = object.__new__(uuid.UUID)
+    object.__setattr__(envelope_id, "int", (bits & _VERSION_MASK) | _VERSION_4)
+    object.__setattr__(envelope_id, "is_safe", uuid.SafeUUID.unknown)
+    return envelope_id
 
 
 def _now() -> datetime:
@@ -204,11 +212,21 @@ def record_key(envelope: OnexEnvelope) -> bytes:
 
 def record_headers(envelope: OnexEnvelope) -> list[tuple[str, bytes]]:
     """Kafka record headers repeating the ids and type, for tools that do not parse JSON."""
-    return [
+    return list(record_key_and_headers(envelope)[1])
+
+
+def record_key_and_headers(
+    envelope: OnexEnvelope,
+) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+    """:func:`record_key` and :func:`record_headers` at once (each id turned to text once)."""
+    correlation = str(envelope.correlation_id).encode()
+    key = envelope.headers.get(PARTITION_KEY_HEADER) if envelope.headers else None
+    headers = (
         ("envelope_id", str(envelope.envelope_id).encode()),
-        ("correlation_id", str(envelope.correlation_id).encode()),
-        ("type", envelope.type.value.encode()),
-    ]
+        ("correlation_id", correlation),
+        ("type", _TYPE_BYTES[envelope.type]),
+    )
+    return (correlation if key is None else key.encode()), headers
 
 
 def _derived(

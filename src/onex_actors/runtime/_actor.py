@@ -31,7 +31,7 @@ from onex_actors.core import (
 from ._health import NodeHealth, NodeStatus
 from ._inbox import Inbox
 from ._item import WorkItem
-from ._outbox import Fallback, Outbox, RuntimeLog
+from ._outbox import Outbox, RuntimeLog
 from ._ports import AckCallback, Handler, OutboundRecord
 
 __all__ = ["BATCH_LIMIT", "NodeActor", "WorkItem"]
@@ -254,7 +254,6 @@ class NodeActor:
             )
         records: list[OutboundRecord] = []
         acks: list[AckCallback | None] = []
-        fallbacks: list[Fallback | None] = []
         answered: list[WorkItem] = []
         failed: list[tuple[WorkItem, HandlerError]] = []
         for item, outcome in zip(fresh, outcomes, strict=True):
@@ -267,10 +266,9 @@ class NodeActor:
                 failed.append((item, exc))
                 continue
             acks.append(item.ticket.expect())
-            fallbacks.append(partial(self._unproduced, item))
             answered.append(item)
         if records:
-            await self.outbox.publish_many(records, acks, fallbacks)
+            await self.outbox.publish_many(records, acks, partial(self._unproduced_at, answered))
             now = trio.current_time()
             for item, record in zip(answered, records, strict=True):
                 item.answered = True
@@ -340,6 +338,9 @@ class NodeActor:
             ) from None
         except EnvelopeError as exc:
             raise HandlerError(str(exc), error_type="result_too_large", retryable=False) from None
+
+    async def _unproduced_at(self, items: list[WorkItem], index: int, error: BaseException) -> None:
+        await self._unproduced(items[index], error)
 
     async def _unproduced(self, item: WorkItem, error: BaseException) -> None:
         """Answer ``item`` with an error event and a dead letter: its result was refused."""

@@ -26,14 +26,20 @@ from onex_actors.core import (
     encode_envelope,
     log_envelope,
     log_topic,
-    record_headers,
-    record_key,
+    record_key_and_headers,
 )
 
 from ._ports import AckCallback, Bus, OutboundRecord
 from ._ticket import Ticket
 
-__all__ = ["RECORD_OVERHEAD", "Fallback", "Outbox", "RuntimeLog", "record_size"]
+__all__ = [
+    "RECORD_OVERHEAD",
+    "Fallback",
+    "ListFallback",
+    "Outbox",
+    "RuntimeLog",
+    "record_size",
+]
 
 logger = logging.getLogger("onex_actors.runtime")
 
@@ -46,6 +52,13 @@ _KEY_AND_HEADERS: Final = 1024
 
 Fallback = Callable[[BaseException], Awaitable[None]]
 """Replaces a record the bus failed to produce; called with the failure."""
+
+ListFallback = Callable[[int, BaseException], Awaitable[None]]
+"""Replaces the record at an index of a published list; called with index and failure."""
+
+
+def _for_any(fallback: Fallback, _index: int, error: BaseException) -> Awaitable[None]:
+    return fallback(error)
 
 
 def record_size(record: OutboundRecord) -> int:
@@ -88,12 +101,9 @@ class Outbox:
         Raises ``EnvelopeError`` (``oversize``) past ``max_envelope_bytes``, and
         (``result_too_large``) when the record is over what the bus accepts on ``topic``.
         """
-        record = OutboundRecord(
-            topic=topic,
-            value=encode_envelope(envelope, max_bytes=self.max_envelope_bytes),
-            key=record_key(envelope),
-            headers=tuple(record_headers(envelope)),
-        )
+        value = encode_envelope(envelope, max_bytes=self.max_envelope_bytes)
+        key, headers = record_key_and_headers(envelope)
+        record = OutboundRecord(topic, value, key, headers)
         limit = self.bus.record_limit(topic)
         if limit is not None and (size := record_size(record)) > limit:
             raise EnvelopeError(
@@ -127,22 +137,27 @@ class Outbox:
     ) -> None:
         """Publish an encoded ``record``, counted against ``ticket``."""
         on_ack = ticket.expect() if ticket is not None else None
-        await self.publish_many([record], [on_ack], None if fallback is None else [fallback])
+        await self.publish_many(
+            [record], [on_ack], None if fallback is None else partial(_for_any, fallback)
+        )
 
     async def publish_many(
         self,
         records: Sequence[OutboundRecord],
         acks: Sequence[AckCallback | None],
-        fallbacks: Sequence[Fallback | None] | None = None,
+        fallback: ListFallback | None = None,
     ) -> None:
-        """Publish encoded ``records`` as one list; ``acks[i]`` settles ``records[i]``."""
+        """Publish encoded ``records`` as one list; ``acks[i]`` settles ``records[i]``.
+
+        ``fallback(i, error)`` replaces ``records[i]`` if it cannot be produced.
+        """
         count = len(records)
         self.unacknowledged += count
         if self._settled.is_set():
             self._settled = trio.Event()
         try:
             await self.bus.publish(
-                records, partial(self._list_acknowledged, records, acks, fallbacks)
+                records, partial(self._list_acknowledged, records, acks, fallback)
             )
         except BaseException:
             # nothing was queued: withdraw the outputs, so their tickets do not wait on
@@ -194,7 +209,7 @@ class Outbox:
         self,
         records: Sequence[OutboundRecord],
         acks: Sequence[AckCallback | None],
-        fallbacks: Sequence[Fallback | None] | None,
+        fallback: ListFallback | None,
         failures: Sequence[tuple[int, BaseException]],
     ) -> None:
         if not failures:
@@ -205,8 +220,8 @@ class Outbox:
             return
         failed = dict(failures)
         for index, record in enumerate(records):
-            fallback = fallbacks[index] if fallbacks is not None else None
-            self._acknowledged(record, acks[index], fallback, 1, failed.get(index))
+            replace = None if fallback is None else partial(fallback, index)
+            self._acknowledged(record, acks[index], replace, 1, failed.get(index))
 
     def _acknowledged(
         self,
