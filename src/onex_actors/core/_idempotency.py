@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Generic, NamedTuple, TypeVar
 
 __all__ = ["IdempotencyCache"]
@@ -45,18 +46,31 @@ class IdempotencyCache(Generic[T]):
 
     def get(self, envelope_id: uuid.UUID, now: float) -> T | None:
         """Return the answer remembered for ``envelope_id``, if still inside the window."""
-        self._expire(now)
         entry = self._entries.get(envelope_id)
-        return entry.answer if entry is not None else None
+        if entry is None:
+            return None
+        if now - entry.at >= self.window_s:
+            self._expire(now)
+            return None
+        return entry.answer
 
     def remember(self, envelope_id: uuid.UUID, answer: T, now: float, *, size: int = 0) -> None:
         """Remember that ``envelope_id`` was answered with ``answer`` (``size`` bytes)."""
-        self._forget(envelope_id)
-        if self.max_entries == 0 or size > self.max_bytes:
+        self.remember_many([(envelope_id, answer, size)], now)
+
+    def remember_many(self, answers: Iterable[tuple[uuid.UUID, T, int]], now: float) -> None:
+        """Remember each ``(envelope_id, answer, size)`` of ``answers``, answered at ``now``."""
+        entries = self._entries
+        if self.max_entries == 0:
             return
-        self._entries[envelope_id] = _Entry(now, answer, size)
-        self.bytes += size
-        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+        for envelope_id, answer, size in answers:
+            if envelope_id in entries:
+                self._forget(envelope_id)
+            if size > self.max_bytes:
+                continue
+            entries[envelope_id] = _Entry(now, answer, size)
+            self.bytes += size
+        while len(entries) > self.max_entries or self.bytes > self.max_bytes:
             self._pop_oldest()
         self._expire(now)
 

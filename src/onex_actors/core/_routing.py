@@ -58,6 +58,12 @@ class RoutingTable:
     hosted: Mapping[str, HostedNode]
     known: Mapping[str, NodeContract]
     patterns: tuple[TopicPattern, ...]
+    deliveries: Mapping[str, Delivery] = attrs.field(init=False, eq=False, repr=False)
+    """The one ``Delivery`` of each hosted node (a decision is data; no need for more)."""
+
+    def __attrs_post_init__(self) -> None:
+        deliveries = {node_id: Delivery(node) for node_id, node in self.hosted.items()}
+        object.__setattr__(self, "deliveries", deliveries)
 
     @property
     def runtime_id(self) -> str:
@@ -139,14 +145,16 @@ def route(envelope: OnexEnvelope, table: RoutingTable, *, topic: str | None = No
         return RuntimeCommand(node_id)
     if hosted is None:
         return _not_hosted(node_id, table)
-    if not hosted.contract.accepts_tenant(envelope.tenant_id):
+    if hosted.contract.tenant_scope != "global" and not hosted.contract.accepts_tenant(
+        envelope.tenant_id
+    ):
         return Rejection(
             RejectionReason.TENANT_OUT_OF_SCOPE,
             f"tenant {envelope.tenant_id!r} is outside the tenant_scope of node {node_id!r} "
             f"({', '.join(hosted.contract.tenant_scope)})",
             dlq,
         )
-    return Delivery(hosted)
+    return table.deliveries[node_id]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -70,9 +70,12 @@ def route_batch(
                     f"{record.unreadable}",
                     reason="unreadable_record",
                 )
-            envelope = decode_envelope(
-                record.value, max_bytes=max_envelope_bytes, source=record.describe()
-            )
+            try:
+                envelope = decode_envelope(record.value, max_bytes=max_envelope_bytes)
+            except EnvelopeError:  # again, naming where the record came from
+                envelope = decode_envelope(
+                    record.value, max_bytes=max_envelope_bytes, source=record.describe()
+                )
         except EnvelopeError as exc:
             routed.undecodable.append((index, exc))
             continue

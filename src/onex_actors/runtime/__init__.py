@@ -4,7 +4,6 @@ Dispatch (a poll into per-node slices), inboxes, supervised node actors, the out
 commit tracking; adapters (``bridges``, ``handlers``) plug in through ``_ports``.
 """
 
-from ._actor import BATCH_LIMIT as BATCH_LIMIT
 from ._actor import NodeActor as NodeActor
 from ._commits import CommitTracker as CommitTracker
 from ._commits import OffsetMarks as OffsetMarks
@@ -36,6 +35,8 @@ from ._ports import SqlPool as SqlPool
 from ._ports import TopicPartition as TopicPartition
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
+from ._work import BATCH_LIMIT as BATCH_LIMIT
+from ._work import NodeWork as NodeWork
 
 __all__ = [
     "BATCH_LIMIT",
@@ -56,6 +57,7 @@ __all__ = [
     "NodeHealth",
     "NodeRuntime",
     "NodeStatus",
+    "NodeWork",
     "OffsetMarks",
     "OutboundRecord",
     "Record",

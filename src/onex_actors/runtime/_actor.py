@@ -9,78 +9,37 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Callable
 
 import trio
-from pydantic import JsonValue, ValidationError
 
-from onex_actors.core import (
-    ActorExit,
-    BusError,
-    EnvelopeError,
-    ErrorInfo,
-    HandlerError,
-    HostedNode,
-    IdempotencyCache,
-    dead_letter_of,
-    error_result_of,
-    result_of,
-)
+from onex_actors.core import ActorExit, ErrorInfo, HostedNode
 
 from ._health import NodeHealth, NodeStatus
-from ._inbox import Inbox
-from ._item import WorkItem
 from ._outbox import Outbox, RuntimeLog
-from ._ports import AckCallback, Handler, OutboundRecord
+from ._ports import Handler
+from ._work import BATCH_LIMIT, NodeWork
 
-__all__ = ["BATCH_LIMIT", "NodeActor", "WorkItem"]
-
-BATCH_LIMIT = 512
-"""Most envelopes a worker of a batch handler takes from the inbox per wake-up."""
+__all__ = ["NodeActor"]
 
 
-class NodeActor:
-    """A hosted node: inbox, handler, and the state that survives restarts."""
+class NodeActor(NodeWork):
+    """A hosted node: its work (``NodeWork``), run, killed and restarted as one actor."""
 
     def __init__(
         self, hosted: HostedNode, handler: Handler, outbox: Outbox, log: RuntimeLog
     ) -> None:
-        self.hosted = hosted
-        self.contract = hosted.contract
-        self.handler = handler
-        self.outbox = outbox
-        self.log = log
-        self.inbox = Inbox(hosted.node_id, self.contract.inbox_size)
-        self._execute_batch = getattr(handler, "execute_batch", None)
-        self._contract_id = self.contract.contract_id
-        self.in_flight: set[WorkItem] = set()
-        self.redo: deque[WorkItem] = deque()
+        super().__init__(hosted, handler, outbox, log)
         self.status = NodeStatus.STARTING
         self.healthy = True
         self.draining = False
         self.restarts = 0
-        self.handled_ok = 0
-        self.handled_error = 0
-        self.dead_letters = 0
-        self.duplicates_skipped = 0
-        self.answered: IdempotencyCache[OutboundRecord] = IdempotencyCache(
-            window_s=self.contract.idempotency_window_s,
-            max_entries=self.contract.idempotency_max_entries,
-            max_bytes=self.contract.idempotency_max_bytes,
-        )
-        """The record each recently answered envelope was answered with."""
         self.last_error: str | None = None
         self.restart_latencies: deque[float] = deque(maxlen=100_000)
         """Seconds from a kill or crash to the actor running again (``perf_counter``)."""
         self._scope: trio.CancelScope | None = None
         self._ended_at: float | None = None
         self._running = trio.Event()
-
-    @property
-    def node_id(self) -> str:
-        """The node's id."""
-        return self.hosted.node_id
 
     def kill(self) -> bool:
         """Cancel the running actor as an outside kill would; return whether it was running."""
@@ -183,208 +142,6 @@ class NodeActor:
             for item in items:
                 await self._fail(item, error)
                 self.in_flight.discard(item)
-
-    async def _worker(self) -> None:
-        limit = BATCH_LIMIT if self._execute_batch is not None else 1
-        while True:
-            if self.redo:
-                # after a crash: one at a time, with ``execute``, to find the poison
-                await self._work([self.redo.popleft()], batch=False)
-                continue
-            try:
-                items = await self.inbox.take(limit)
-            except trio.EndOfChannel:
-                return
-            await self._work(items, batch=self._execute_batch is not None)
-            del items  # not held while waiting for the next ones
-
-    async def _work(self, items: list[WorkItem], *, batch: bool) -> None:
-        """Handle ``items`` (held in flight meanwhile), then finish them."""
-        self.in_flight.update(items)
-        await self.inbox.report()
-        if batch:
-            await self._handle_batch(items)
-        else:
-            for item in items:
-                if not item.answered:
-                    await self._handle_once(item)
-        for item in items:
-            item.finish()
-            self.in_flight.discard(item)
-
-    async def _handle_once(self, item: WorkItem) -> None:
-        envelope = item.envelope
-        previous = self.answered.get(envelope.envelope_id, trio.current_time())
-        if previous is None:
-            await self._handle(item)
-            return
-        await self.outbox.publish(previous, item.ticket)
-        item.answered = True
-        self.duplicates_skipped += 1
-
-    async def _handle_batch(self, items: list[WorkItem]) -> None:
-        """Handle ``items`` with one call of the handler's ``execute_batch``.
-
-        Anything unusual leaves the batch for the one-envelope path, with the same
-        semantics: a duplicate, a timeout of the whole batch, a failed envelope.
-        """
-        assert self._execute_batch is not None
-        now = trio.current_time()
-        fresh: list[WorkItem] = []
-        for item in items:
-            if item.answered:
-                continue
-            if self.answered.get(item.envelope.envelope_id, now) is None:
-                fresh.append(item)
-            else:
-                await self._handle_once(item)
-        if not fresh:
-            return
-        try:
-            with trio.fail_after(self.contract.timeout_s):
-                outcomes = await self._execute_batch([item.envelope for item in fresh])
-        except trio.TooSlowError:
-            for item in fresh:
-                await self._handle(item)
-            return
-        if len(outcomes) != len(fresh):
-            raise RuntimeError(
-                f"execute_batch of node {self.node_id!r} returned {len(outcomes)} outcomes "
-                f"for {len(fresh)} envelopes"
-            )
-        records: list[OutboundRecord] = []
-        acks: list[AckCallback | None] = []
-        answered: list[WorkItem] = []
-        failed: list[tuple[WorkItem, HandlerError]] = []
-        for item, outcome in zip(fresh, outcomes, strict=True):
-            if isinstance(outcome, HandlerError):
-                failed.append((item, outcome))
-                continue
-            try:
-                records.append(self._result_record(item, outcome))
-            except HandlerError as exc:
-                failed.append((item, exc))
-                continue
-            acks.append(item.ticket.expect())
-            answered.append(item)
-        if records:
-            await self.outbox.publish_many(records, acks, partial(self._unproduced_at, answered))
-            now = trio.current_time()
-            for item, record in zip(answered, records, strict=True):
-                item.answered = True
-                self.answered.remember(
-                    item.envelope.envelope_id, record, now, size=len(record.value or b"")
-                )
-            self.handled_ok += len(records)
-        for item, error in failed:
-            await self._handle(item, first_failure=error)
-
-    def _remember(self, item: WorkItem, answer: OutboundRecord) -> None:
-        size = len(answer.value or b"")
-        self.answered.remember(item.envelope.envelope_id, answer, trio.current_time(), size=size)
-
-    async def _handle(self, item: WorkItem, *, first_failure: HandlerError | None = None) -> None:
-        retry = self.contract.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            if attempt == 1 and first_failure is not None:
-                error = first_failure  # the batch call was this envelope's first attempt
-            else:
-                try:
-                    await self._answer(item)
-                    self.handled_ok += 1
-                    return
-                except HandlerError as exc:
-                    error = exc
-            if not error.retryable or attempt >= retry.max_attempts:
-                info = ErrorInfo(
-                    type=error.error_type,
-                    message=str(error),
-                    retryable=error.retryable,
-                    attempts=attempt,
-                )
-                await self._fail(item, info)
-                return
-            await trio.sleep(retry.delay(attempt))
-
-    async def _answer(self, item: WorkItem) -> None:
-        timeout = self.contract.timeout_s
-        try:
-            with trio.fail_after(timeout):
-                payload = await self.handler.execute(item.envelope)
-        except trio.TooSlowError:
-            raise HandlerError(
-                f"handler of node {self.node_id!r} took longer than timeout_s={timeout:g}",
-                error_type="timeout",
-                retryable=True,
-            ) from None
-        record = self._result_record(item, payload)
-        await self.outbox.publish(record, item.ticket, fallback=partial(self._unproduced, item))
-        self._remember(item, record)
-        item.answered = True
-
-    def _result_record(self, item: WorkItem, payload: Mapping[str, JsonValue]) -> OutboundRecord:
-        """Encode the ``ok`` result of ``item``; ``HandlerError`` if it cannot be one."""
-        try:
-            evt = result_of(item.envelope, payload, contract_id=self._contract_id)
-            return self.outbox.encode(evt, self.hosted.evt_topic)
-        except ValidationError as exc:
-            raise HandlerError(
-                f"handler of node {self.node_id!r} returned a payload that is not a JSON object: "
-                f"{exc.errors(include_url=False)[0]['msg']}",
-                error_type="invalid_result",
-                retryable=False,
-            ) from None
-        except EnvelopeError as exc:
-            raise HandlerError(str(exc), error_type="result_too_large", retryable=False) from None
-
-    async def _unproduced_at(self, items: list[WorkItem], index: int, error: BaseException) -> None:
-        await self._unproduced(items[index], error)
-
-    async def _unproduced(self, item: WorkItem, error: BaseException) -> None:
-        """Answer ``item`` with an error event and a dead letter: its result was refused."""
-        reason = error.reason if isinstance(error, BusError) else "produce_failed"
-        self.handled_ok -= 1
-        item.answered = False
-        await self._fail(
-            item,
-            ErrorInfo(
-                type=reason,
-                message=f"the result of node {self.node_id!r} could not be produced: {error}",
-                retryable=False,
-            ),
-        )
-
-    async def _fail(self, item: WorkItem, error: ErrorInfo) -> None:
-        """Emit the error event and the dead letter of ``item``, then settle its ticket."""
-        if not item.answered:
-            contract_id = self._contract_id
-            evt = error_result_of(item.envelope, error, contract_id=contract_id)
-            dlq = dead_letter_of(
-                item.envelope,
-                error,
-                contract_id=contract_id,
-                source=item.source,
-                max_envelope_bytes=self.outbox.envelope_limit(self.hosted.dlq_topic),
-            )
-            record = await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
-            await self.outbox.emit(dlq, self.hosted.dlq_topic, item.ticket)
-            self._remember(item, record)
-            item.answered = True
-            self.handled_error += 1
-            self.dead_letters += 1
-            await self.log.event(
-                "dead_letter",
-                {
-                    "node_id": self.node_id,
-                    "envelope_id": str(item.envelope.envelope_id),
-                    "error_type": error.type,
-                    "message": error.message,
-                },
-                level=logging.WARNING,
-            )
-        item.finish()
 
 
 def _describe_crash(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ class CommitTracker:
     """In-flight offsets of every partition a consumer reads, and what may be committed."""
 
     def __init__(self) -> None:
-        self._partitions: dict[TopicPartition, PartitionOffsets] = {}
+        self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
         self._committed: dict[TopicPartition, int] = {}
         self.failed_commits = 0
 
@@ -43,13 +43,17 @@ class CommitTracker:
         """
         marks: OffsetMarks = []
         partitions = self._partitions
+        last: tuple[str, int] | None = None
+        offsets: PartitionOffsets | None = None
         for record in records:
-            tp = record.topic_partition
-            offsets = partitions.get(tp)
-            if offsets is None or not _follows(offsets, record.offset):
-                offsets = partitions[tp] = PartitionOffsets(record.offset)
-            offsets.start(record.offset)
-            marks.append((offsets, record.offset))
+            key = (record.topic, record.partition)
+            if key != last or offsets is None:  # a poll's records come partition by partition
+                last, offsets = key, partitions.get(key)
+            offset = record.offset
+            if offsets is None or not _follows(offsets, offset):
+                offsets = partitions[key] = PartitionOffsets(offset)
+            offsets.start(offset)
+            marks.append((offsets, offset))
         return marks
 
     @staticmethod
@@ -61,11 +65,12 @@ class CommitTracker:
     def due(self) -> dict[TopicPartition, int]:
         """Offsets to commit now: per partition, the first offset not yet done, if newer."""
         committed = self._committed
-        return {
-            tp: offsets.committable
-            for tp, offsets in self._partitions.items()
-            if offsets.committable > committed.get(tp, -1)
-        }
+        due: dict[TopicPartition, int] = {}
+        for (topic, partition), offsets in self._partitions.items():
+            tp = TopicPartition(topic, partition)
+            if offsets.committable > committed.get(tp, -1):
+                due[tp] = offsets.committable
+        return due
 
     def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Record that ``offsets`` were committed."""
@@ -98,7 +103,7 @@ class CommitTracker:
 
     def in_flight(self, tp: TopicPartition) -> int:
         """How many records of ``tp`` are in flight."""
-        offsets = self._partitions.get(tp)
+        offsets = self._partitions.get((tp.topic, tp.partition))
         return 0 if offsets is None else len(offsets)
 
 

@@ -31,7 +31,7 @@ from ._commits import CommitTracker, OffsetMarks
 from ._item import WorkItem
 from ._node_runtime import NodeRuntime
 from ._outbox import Outbox, RuntimeLog
-from ._ports import Record
+from ._ports import Record, TopicPartition
 from ._ticket import Ticket
 
 __all__ = ["Dispatcher", "RuntimeAnswer"]
@@ -71,7 +71,8 @@ class Dispatcher:
             slice_marks = [marks[index] for index, _ in entries]
             ticket = Ticket(partial(CommitTracker.settle, slice_marks), parts=len(entries))
             items = [WorkItem(envelope, ticket, records[index]) for index, envelope in entries]
-            partitions = {records[index].topic_partition for index, _ in entries}
+            read_from = {(records[index].topic, records[index].partition) for index, _ in entries}
+            partitions = [TopicPartition(topic, partition) for topic, partition in read_from]
             await self.runtime.actor(node_id).inbox.put(items, partitions)
         rest = len(routed.undecodable) + len(routed.rejections) + len(routed.runtime_commands)
         if not rest:

@@ -9,16 +9,11 @@ and returns a :class:`ScenarioResult`: the checker's report plus what was measur
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, contextmanager
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 
-import attrs
 import trio
 from pydantic import JsonValue
 
@@ -26,22 +21,16 @@ from onex_actors.app import BusSettings, HostConfig, KafkaSettings, RuntimeHost,
 from onex_actors.core import (
     OnexEnvelope,
     cmd_topic,
-    dlq_topic,
-    evt_topic,
-    log_topic,
 )
 from onex_actors.registry import FileRegistry
 from onex_actors.runtime import Handler, HandlerHealth
 
-from ._checker import DeliveryReport, SentRecord, check
-from ._processes import host_env, host_process
+from ._checker import SentRecord
+from ._fault_lab import FaultLab, ScenarioResult, Setup
 from ._workload import (
     CommandStream,
-    OutcomeReader,
     RawRecord,
     committed_offsets,
-    create_topics,
-    end_offsets,
     send_commands,
     send_raw,
     send_records,
@@ -60,141 +49,6 @@ __all__ = [
     "second_host",
     "sigterm_restart",
 ]
-
-
-class StoppableServer(Protocol):
-    """A server a scenario may stop and start again (``LocalKafka``, ``EmbeddedPostgres``)."""
-
-    def start(self) -> Any:
-        """Start the server (returns once it answers)."""
-        ...
-
-    def stop(self) -> None:
-        """Stop the server."""
-        ...
-
-
-@attrs.define
-class FaultLab:
-    """Where scenarios run: a broker, a working directory, and the servers they may stop."""
-
-    bootstrap: str
-    workdir: Path
-    broker: StoppableServer | None = None
-    """The broker's process, for the broker-outage scenario."""
-    postgres: StoppableServer | None = None
-    postgres_dsn: str | None = None
-    session_timeout_ms: int = 6_000
-    deadline_s: float = 300
-    """How long a scenario waits for every command to be accounted for."""
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment for a host process of this lab."""
-        more = {"ONEX_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms), **extra}
-        if self.postgres_dsn is not None:
-            more["ONEX_DATABASES__DEFAULT__DSN"] = self.postgres_dsn
-        return host_env(self.bootstrap, **more)
-
-    def contracts(self, name: str, nodes: Mapping[str, str], families: Sequence[str]) -> Setup:
-        """Write a contract tree: ``nodes`` (node id prefix → YAML body after ``node_id``).
-
-        Node and runtime ids get a fresh suffix, so no earlier run's topics or
-        offsets are reused.
-        """
-        tag = uuid.uuid4().hex[:6]
-        ids = {prefix: f"{prefix}-{tag}" for prefix in nodes}
-        runtime = f"runtime-{name}-{tag}"
-        root = self.workdir / f"{name}-{tag}"
-        (root / "nodes").mkdir(parents=True)
-        (root / "runtime").mkdir()
-        for prefix, body in nodes.items():
-            (root / "nodes" / f"{ids[prefix]}.yaml").write_text(
-                f"kind: effect\nnode_id: {ids[prefix]}\nversion: '0.1.0'\n{body}"
-            )
-        topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*ids.values(), runtime])
-        (root / "runtime" / f"{runtime}.yaml").write_text(
-            f"kind: runtime_host\nnode_id: {runtime}\nversion: '0.1.0'\n"
-            f"subscriptions: {{cmd_topics: [{topics}]}}\n"
-            f"handlers: {{families: [{', '.join(families)}]}}\n"
-            f"host_selector: {{node_ids: [{', '.join(ids.values())}]}}\n"
-        )
-        setup = Setup(runtime, ids, root)
-        topics_needed = [log_topic(runtime), dlq_topic(runtime), evt_topic(runtime)]
-        for node in ids.values():
-            topics_needed += [cmd_topic(node), evt_topic(node), dlq_topic(node)]
-        create_topics(self.bootstrap, topics_needed)
-        return setup
-
-    def echo(self, name: str, extra: str = "") -> Setup:
-        """One local echo node (plus ``extra`` YAML) hosted by a fresh runtime."""
-        return self.contracts(name, {"echo": f"effect_type: local\n{extra}"}, ["local"])
-
-    @contextmanager
-    def host(self, setup: Setup, **env: str) -> Iterator[subprocess.Popen[str]]:
-        """Run ``setup``'s runtime as a host process."""
-        with host_process(setup.runtime, setup.root, self.env(**env)) as proc:
-            yield proc
-
-    def reader(self, setup: Setup) -> OutcomeReader:
-        """Open a reader of the outcomes of ``setup``'s nodes and its runtime's dead letters."""
-        return OutcomeReader(self.bootstrap, list(setup.nodes.values()), setup.runtime)
-
-    def committed_to_end(self, setup: Setup, timeout_s: float = 30) -> bool:
-        """Wait until ``setup``'s runtime has committed every command partition to its end."""
-        topics = [cmd_topic(node) for node in setup.nodes.values()]
-        ends = {topic: end_offsets(self.bootstrap, topic) for topic in topics}
-        deadline = time.monotonic() + timeout_s
-        while True:
-            committed = {
-                topic: committed_offsets(self.bootstrap, setup.runtime, topic) for topic in topics
-            }
-            if all(
-                committed[topic].get(partition, 0) >= end
-                for topic, by_partition in ends.items()
-                for partition, end in by_partition.items()
-            ):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
-
-    def settle(self, reader: OutcomeReader, sent: Sequence[SentRecord]) -> DeliveryReport:
-        """Read until every sent record is accounted for (or the deadline), then check."""
-        reader.read_until(lambda r: r.answered(sent) >= len(sent), self.deadline_s)
-        reader.read_until(lambda r: False, 1.0)  # late duplicates, if any
-        return check(sent, reader.outcomes)
-
-
-@attrs.frozen
-class Setup:
-    """A contract tree: one runtime and its nodes (prefix → node id)."""
-
-    runtime: str
-    nodes: dict[str, str]
-    root: Path
-
-    @property
-    def node(self) -> str:
-        """The node id, when there is one node."""
-        (only,) = self.nodes.values()
-        return only
-
-
-@attrs.frozen
-class ScenarioResult:
-    """One scenario's outcome: the checker's report and what else was measured."""
-
-    name: str
-    report: DeliveryReport
-    note: str
-    host_survived: bool = True
-    committed_to_end: bool = True
-    """Whether the host's commits reached the end of every command partition."""
-
-    @property
-    def passed(self) -> bool:
-        """Nothing lost, the host never crashed on its input, and its commits went on."""
-        return self.report.passed and self.host_survived and self.committed_to_end
 
 
 def kill_9_restart(lab: FaultLab, commands: int) -> ScenarioResult:

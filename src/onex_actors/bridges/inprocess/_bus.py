@@ -69,7 +69,7 @@ class InProcessBus:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         partitions = self.partitions
-        touched: set[TopicPartition] = set()
+        touched: set[tuple[str, int]] = set()
         for record in records:
             logs = self._logs.get(record.topic)
             if logs is None:
@@ -78,10 +78,11 @@ class InProcessBus:
             index = zlib.crc32(key) % partitions if key is not None else 0
             log = logs[index]
             log.append((key, record.value, record.headers))
-            touched.add(TopicPartition(record.topic, index))
-        for members in self._members.values():
-            for member in members:
-                for tp in touched:
+            touched.add((record.topic, index))
+        for topic, index in touched:
+            tp = TopicPartition(topic, index)
+            for members in self._members.values():
+                for member in members:
                     member._has_records(tp)
         self._wake()
         if on_ack is not None:

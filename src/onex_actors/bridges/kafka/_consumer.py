@@ -21,10 +21,11 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError
 
-from onex_actors.core import BusError, ProgressWatch, TopicPattern
+from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
 
 from ._repairs import UnreadableRecord, repair_consumer
+from ._stalls import StallWatch
 
 __all__ = ["KafkaConsumerBridge", "subscription_regex"]
 
@@ -70,8 +71,7 @@ class KafkaConsumerBridge:
         self.stall_timeout_s = stall_timeout_s
         self.call_timeout_s = call_timeout_s
         """How long a call into the consumer thread (a commit), or joining it, may take."""
-        self._progress: ProgressWatch[KafkaTopicPartition] = ProgressWatch(stall_timeout_s)
-        self._next_progress_check = 0.0
+        self._stalls = StallWatch(group_id, stall_timeout_s)
         self.group_id = group_id
         self.max_poll_records = max_poll_records
         self.session_timeout_ms = session_timeout_ms
@@ -297,45 +297,8 @@ class KafkaConsumerBridge:
                 self._outstanding += 1
             self._soon(self._deliver, batch)
         # only after the batch is handed over: nothing fetched may be dropped on the way
-        self._watch_progress(consumer)
+        self._stalls.check(consumer)
         return behind
-
-    def _watch_progress(self, consumer: KafkaConsumer) -> None:
-        """Raise ``BusError`` if an assigned, unpaused partition has lag and no progress."""
-        now = time.monotonic()
-        if now < self._next_progress_check:
-            return
-        self._next_progress_check = now + max(0.5, self.stall_timeout_s / 4)
-        assigned = set(consumer.assignment())
-        self._progress.forget(assigned)
-        if not assigned:
-            return
-        try:
-            ends = consumer.end_offsets(list(assigned), timeout_ms=5_000)
-        except KafkaError as exc:  # the broker is away: no verdict this time
-            logger.info("group %s: end offsets unknown (%s)", self.group_id, exc)
-            return
-        paused = set(consumer.paused())
-        for tp in assigned:
-            try:
-                position = consumer.position(tp, timeout_ms=0)
-            except KafkaError:  # not known yet (being reset): no verdict this time
-                continue
-            if position is not None and tp in ends:
-                self._progress.observe(tp, position, ends[tp], paused=tp in paused, now=now)
-        stalls = self._progress.stalled(now)
-        if stalls:
-            described = "; ".join(
-                f"{s.partition.topic} partition {s.partition.partition}: "
-                f"{s.end - s.position} records waiting from offset {s.position}"
-                for s in stalls
-            )
-            raise BusError(
-                f"Kafka consumer of group {self.group_id!r} is stuck: nothing read for "
-                f"{self.stall_timeout_s:g} s while records wait ({described}). Stopping "
-                "rather than stalling silently; a restart resumes from the last commit",
-                reason="consumer_stalled",
-            )
 
     def _skip_unreadable(self, consumer: KafkaConsumer, unreadable: UnreadableRecord) -> Record:
         """Seek past a record the client cannot read; return it for a dead letter.
