@@ -10,7 +10,7 @@ import trio.testing
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.handlers import BatchingHandler
 
-from onex_actors.core import EnvelopeStatus
+from onex_actors.core import EnvelopeStatus, evt_topic
 from onex_actors.testing import HostHarness, open_test_host
 
 RETRY = {"max_attempts": 3, "backoff_initial_s": 1.0, "backoff_max_s": 4.0}
@@ -120,3 +120,31 @@ async def test_a_handler_returning_too_few_outcomes_crashes_and_loses_nothing(
     assert [r.status for r in results] == [EnvelopeStatus.OK] * 5
     assert node.restarts >= 1
     assert re.search(r"returned \d+ outcomes for \d+ envelopes", node.last_error or "")
+
+
+async def test_a_batch_held_at_a_kill_keeps_its_key_order(autojump_clock: trio.abc.Clock) -> None:
+    handler = BatchingHandler()
+    restart = {"max_restarts": 100, "window_s": 600, "backoff_initial_s": 1, "backoff_max_s": 1}
+    contracts = registry(effect("batched", inbox_size=1000, restart=restart))
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts, handlers={"batched": handler}
+    ) as host:
+        actor = host.host.runtime.actor("batched")
+        await actor.wait_running()
+        handler.gate = trio.Event()
+        assert host.kill("batched")  # while it waits out its backoff, everything piles up
+        commands = [
+            await host.send("batched", {"i": i}, headers={"partition_key": "k"}) for i in range(200)
+        ]
+        await actor.wait_running()
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(actor.in_flight) == 200  # one batch, held at the gate
+        assert host.kill("batched")  # ... and handed back
+        await actor.wait_running()
+        handler.gate.set()
+        await host.collector.wait_until(
+            lambda: len(host.collector.by_topic[evt_topic("batched")]) >= 200
+        )
+        order = [e.payload["i"] for e in host.collector.by_topic[evt_topic("batched")]]
+    assert order == list(range(200))
+    assert Counter(len(host.results_of(c)) for c in commands) == {1: 200}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from tests.strategies import small_patterns, small_topics, topics
@@ -88,3 +90,33 @@ def test_bad_topics_say_what_is_wrong(name: str, expected: str) -> None:
 def test_bad_patterns_say_what_is_wrong(pattern: str, expected: str) -> None:
     with pytest.raises(TopicError, match=expected):
         TopicPattern(pattern)
+
+
+POSIX_CASES = [
+    "onex.app.local.global.cmd.node.#",
+    "onex.app.*.global.cmd.node.echo-node.v1",
+    "onex.app.local.global.cmd.node.echo-node.v1",
+    "#",
+    "onex.*.local.*.cmd.#",
+]
+TOPICS = [
+    "onex.app.local.global.cmd.node.echo-node.v1",
+    "onex.app.local.global.cmd.node",
+    "onex.app.t1.global.cmd.node.echo-node.v1",
+    "onex.app.local.global.evt.node.echo-node.v1",
+    "onex.sys.local.acme.cmd.x",
+    "other",
+    "onex.app.local.global.cmd.nodeX.a",
+]
+
+
+@pytest.mark.parametrize("text", POSIX_CASES)
+def test_posix_form_matches_what_the_pattern_matches(text: str) -> None:
+    pattern = TopicPattern(text)
+    posix = pattern.posix
+    assert posix.startswith("^")
+    assert posix.endswith("$")
+    assert "(?:" not in posix
+    assert "\\-" not in posix
+    for topic in TOPICS:
+        assert (re.fullmatch(posix[1:-1], topic) is not None) == pattern.matches(topic), topic

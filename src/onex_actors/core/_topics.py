@@ -126,6 +126,27 @@ class TopicPattern:
         """Whether ``topic`` matches this pattern."""
         return self.regex.fullmatch(topic) is not None
 
+    @property
+    def posix(self) -> str:
+        """Return this pattern as an anchored POSIX extended regex (``^...$``).
+
+        librdkafka takes a subscription starting with ``^`` as a regex in that dialect:
+        no ``(?:`` groups, and dots escaped; slug segments need no escaping.
+        """
+        segments = self.text.split(".")
+        parts: list[str] = []
+        for index, segment in enumerate(segments):
+            if segment == "#":
+                if index == 0:
+                    parts.append(r"[^.]+(\.[^.]+)*")
+                else:
+                    parts[-1] += r"(\.[^.]+)+"
+            elif segment == "*":
+                parts.append(r"[^.]+")
+            else:
+                parts.append(segment)
+        return "^" + r"\.".join(parts) + "$"
+
 
 def _to_regex(pattern: str) -> str:
     segments = pattern.split(".")

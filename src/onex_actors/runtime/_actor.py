@@ -16,6 +16,7 @@ import trio
 from onex_actors.core import ActorExit, ErrorInfo, HostedNode
 
 from ._health import NodeHealth, NodeStatus
+from ._item import WorkItem
 from ._outbox import Outbox, RuntimeLog
 from ._ports import Handler
 from ._work import BATCH_LIMIT, NodeWork
@@ -101,11 +102,13 @@ class NodeActor(NodeWork):
     async def requeue_in_flight(self, exit: ActorExit) -> None:
         """Hand the envelopes held at a crash or kill back to the next run.
 
-        Only a crash counts against an envelope: one that was in flight at
-        ``poison_threshold`` crashes is dead-lettered as poison instead.
+        They go back in the order they were taken, ahead of what still waits, so
+        envelopes of one key keep their order. Only a crash counts against an envelope:
+        one that was in flight at ``poison_threshold`` crashes is dead-lettered as poison.
         """
-        held = sorted(self.in_flight, key=lambda item: item.crashes)
+        held = list(self.in_flight)
         self.in_flight.clear()
+        back: list[WorkItem] = []
         for item in held:
             if exit is ActorExit.CRASHED:
                 item.crashes += 1
@@ -119,7 +122,8 @@ class NodeActor(NodeWork):
                 )
                 await self._fail(item, error)
             else:
-                self.redo.append(item)
+                back.append(item)
+        self.redo.extendleft(reversed(back))
 
     async def reject_remaining(self, reason: str) -> None:
         """Answer every held and queued envelope with an error: the node is stopped.
@@ -138,10 +142,10 @@ class NodeActor(NodeWork):
                 items = await self.inbox.take(BATCH_LIMIT)
             except trio.EndOfChannel:
                 return
-            self.in_flight.update(items)
+            self.in_flight.update(dict.fromkeys(items))
             for item in items:
                 await self._fail(item, error)
-                self.in_flight.discard(item)
+                self.in_flight.pop(item, None)
 
 
 def _describe_crash(exc: BaseException) -> str:

@@ -53,7 +53,9 @@ class NodeWork:
         self.inbox = Inbox(hosted.node_id, self.contract.inbox_size)
         self._execute_batch = getattr(handler, "execute_batch", None)
         self._contract_id = self.contract.contract_id
-        self.in_flight: set[WorkItem] = set()
+        self.in_flight: dict[WorkItem, None] = {}
+        """Envelopes taken and not finished, in the order they were taken (a set that
+        keeps order: after a kill they go back in that order)."""
         self.redo: deque[WorkItem] = deque()
         """Envelopes handed back after a kill or crash, handled before the inbox."""
         self.handled_ok = 0
@@ -102,7 +104,7 @@ class NodeWork:
 
     async def _work(self, items: list[WorkItem], *, batch: bool) -> None:
         """Handle ``items`` (held in flight meanwhile), then finish them."""
-        self.in_flight.update(items)
+        self.in_flight.update(dict.fromkeys(items))
         await self.inbox.report()
         if batch:
             await self._handle_batch(items)
@@ -112,7 +114,7 @@ class NodeWork:
                     await self._handle_once(item)
         for item in items:
             item.finish()
-            self.in_flight.discard(item)
+            self.in_flight.pop(item, None)
 
     async def _handle_once(self, item: WorkItem) -> None:
         envelope = item.envelope
