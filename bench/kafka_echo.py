@@ -152,6 +152,49 @@ class BarePipe:
         self.thread.join()
 
 
+class BareConfluentPipe:
+    """The baseline on librdkafka: consume → produce → flush → commit, in one thread."""
+
+    def __init__(self, bootstrap: str, source: str, sink: str) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bare-ck-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self.consumer.subscribe([source])
+        self.producer = Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": PRODUCER["linger_ms"]}
+        )
+        self.sink = sink
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        """Forward every record until stopped."""
+        while not self.stopping.is_set():
+            batch = self.consumer.consume(num_messages=500, timeout=0.05)
+            for r in batch:
+                if r.error() is None:
+                    self.producer.produce(self.sink, value=r.value(), key=r.key())
+            if batch:
+                self.producer.flush()
+                self.consumer.commit(asynchronous=False)
+        self.consumer.close()
+
+    def __enter__(self) -> BareConfluentPipe:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
 class PingClient:
     """Sends one command and waits for its answer on ``sink``; repeats."""
 
@@ -198,6 +241,20 @@ def runtime_answers(value: bytes, command: Any) -> bool:
     return decode_envelope(value).causation_id == command.envelope_id
 
 
+def bare_confluent_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
+    """Throughput and ping latencies of the bare librdkafka pipe."""
+    node = f"bare-ck-{uuid.uuid4().hex[:8]}"
+    sink = evt_topic(node)
+    create(bootstrap, [cmd_topic(node), sink])
+    produce_commands(bootstrap, node, commands, **PRODUCER)
+    with BareConfluentPipe(bootstrap, cmd_topic(node), sink):
+        seconds = wait_for(bootstrap, sink, commands)
+        client = PingClient(bootstrap, node, sink)
+        latencies = [client.ping(bare_answers) for _ in range(pings)]
+        client.close()
+    return commands / seconds, latencies
+
+
 def bare_run(
     bootstrap: str, commands: int, pings: int, *, codec: bool = False
 ) -> tuple[float, list[float]]:
@@ -215,15 +272,23 @@ def bare_run(
     return commands / seconds, latencies
 
 
-async def runtime_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
+async def runtime_run(
+    bootstrap: str, commands: int, pings: int, client: str = "kafka-python"
+) -> tuple[float, list[float]]:
     """Throughput (commands/s) and ping latencies of the runtime hosting echo."""
     tag = uuid.uuid4().hex[:8]
     node, runtime = f"echo-{tag}", f"runtime-{tag}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
     await trio.to_thread.run_sync(partial(produce_commands, bootstrap, node, commands, **PRODUCER))
     contracts = one_node(node, runtime, inbox_size=1024, concurrency=64)
+    if client == "confluent":
+        from onex_actors.bridges.confluent import open_confluent_bus
+
+        opened: Any = open_confluent_bus({"bootstrap.servers": bootstrap}, max_poll_records=500)
+    else:
+        opened = open_kafka_bus({"bootstrap_servers": bootstrap}, max_poll_records=500)
     async with (
-        open_kafka_bus({"bootstrap_servers": bootstrap}, max_poll_records=500) as bus,
+        opened as bus,
         open_runtime_host(runtime, HostConfig(gc_threshold=GC[0]), registry=contracts, bus=bus),
     ):
         seconds = await trio.to_thread.run_sync(wait_for, bootstrap, evt_topic(node), commands)
@@ -324,6 +389,8 @@ def percentile(values: list[float], q: float) -> float:
 CONTENDERS = {
     "bare": "bare kafka-python pipe",
     "bare-codec": "bare pipe + envelope codec",
+    "bare-confluent": "bare confluent-kafka pipe",
+    "runtime-confluent": "onex runtime on confluent",
     "runtime": "onex runtime (echo)",
     "faststream": "FastStream (aiokafka) echo",
     "faststream-batch": "FastStream, batch, no confirm",
@@ -336,6 +403,10 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
         return bare_run(bootstrap, commands, pings)
     if name == "bare-codec":
         return bare_run(bootstrap, commands, pings, codec=True)
+    if name == "bare-confluent":
+        return bare_confluent_run(bootstrap, commands, pings)
+    if name == "runtime-confluent":
+        return trio.run(runtime_run, bootstrap, commands, pings, "confluent")
     if name == "faststream":
         return faststream_run(bootstrap, commands, pings)
     if name == "faststream-batch":
@@ -379,6 +450,11 @@ def main() -> None:
     for peer in ("bare-codec", "faststream", "faststream-batch"):
         if peer in med and "runtime" in med:
             print(f"runtime/{CONTENDERS[peer]} throughput: {med['runtime'][0] / med[peer][0]:.2f}")
+    if "runtime-confluent" in med:
+        for peer in ("bare-confluent", "bare"):
+            if peer in med:
+                ratio = med["runtime-confluent"][0] / med[peer][0]
+                print(f"runtime on confluent/{CONTENDERS[peer]} throughput: {ratio:.2f}")
     if args.json:
         figures: dict[str, float | int] = {"runs": args.runs, "commands": args.commands}
         for name, (rate, p50, p99) in med.items():
@@ -388,6 +464,10 @@ def main() -> None:
             figures["ratio"] = med["runtime"][0] / med["bare"][0]
             figures["p50_added_ms"] = med["runtime"][1] - med["bare"][1]
         figures["gc_threshold"] = GC[0] or 0
+        for peer in ("bare-confluent", "bare"):
+            if "runtime-confluent" in med and peer in med:
+                key = f"runtime_confluent_vs_{peer.replace('-', '_')}"
+                figures[key] = med["runtime-confluent"][0] / med[peer][0]
         for peer in ("bare-codec", "faststream", "faststream-batch"):
             if peer in med and "runtime" in med:
                 figures[f"runtime_vs_{peer.replace('-', '_')}"] = med["runtime"][0] / med[peer][0]

@@ -27,6 +27,9 @@ from onex_actors.runtime import (
 TEST_BROKER = os.environ.get("ONEX_TEST_BROKER", "kafka")
 """The local broker the suite starts when ONEX_KAFKA_BOOTSTRAP names none: kafka or tansu."""
 
+TEST_CLIENT = os.environ.get("ONEX_TEST_KAFKA_CLIENT", "kafka-python")
+"""The Kafka client the integration tier's buses use: kafka-python or confluent."""
+
 SESSION_TIMEOUT_MS = 2_000 if TEST_BROKER == "tansu" else 10_000
 """Consumer-group session for test hosts: tansu spends about half of it on every join."""
 

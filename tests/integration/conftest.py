@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_BROKER, NamespacedBus
+from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_BROKER, TEST_CLIENT, NamespacedBus
 
 from onex_actors.app import demo_seed_sql
 from onex_actors.bridges.kafka import open_kafka_bus
@@ -82,6 +82,17 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture
 async def kafka_bus(kafka_bootstrap: str) -> AsyncIterator[NamespacedBus]:
+    """A bus on the session's broker, through the client ONEX_TEST_KAFKA_CLIENT names."""
+    if TEST_CLIENT == "confluent":
+        from onex_actors.bridges.confluent import open_confluent_bus
+
+        async with open_confluent_bus(
+            {"bootstrap.servers": kafka_bootstrap},
+            max_poll_records=500,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+        ) as confluent:
+            yield NamespacedBus(confluent)
+        return
     async with open_kafka_bus(
         {"bootstrap_servers": kafka_bootstrap},
         max_poll_records=500,

@@ -4,8 +4,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from onex_actors.app import HostConfig, load_config
+from onex_actors.app import (
+    HostConfig,
+    KafkaSettings,
+    kafka_client_config,
+    librdkafka_config,
+    load_config,
+)
 from onex_actors.core import ConfigError
 from onex_actors.handlers import HostAllowlist
 
@@ -90,3 +97,38 @@ def test_http_allowlist_admits_exactly_its_host_and_port() -> None:
     assert allow.allows(httpx.URL("http://[::1]:9000/"))
     assert allow.allows(httpx.URL("https://api.internal/v1"))
     assert not allow.allows(httpx.URL("http://api.internal/v1"))
+
+
+def test_both_kafka_clients_get_the_same_security_settings() -> None:
+    settings = KafkaSettings(
+        bootstrap_servers="broker.example:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="svc",
+        sasl_password=SecretStr("s3cret-pw"),
+        ssl_cafile="/etc/ca.pem",
+    )
+    assert kafka_client_config(settings) == {
+        "bootstrap_servers": "broker.example:9093",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": "s3cret-pw",
+        "ssl_cafile": "/etc/ca.pem",
+    }
+    assert librdkafka_config(settings) == {
+        "bootstrap.servers": "broker.example:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": "svc",
+        "sasl.password": "s3cret-pw",
+        "ssl.ca.location": "/etc/ca.pem",
+    }
+
+
+def test_the_kafka_client_is_chosen_by_config() -> None:
+    assert load_config().kafka.client == "kafka-python"
+    config = load_config(environ={"ONEX_KAFKA__CLIENT": "confluent"})
+    assert config.kafka.client == "confluent"
+    with pytest.raises(ConfigError, match=r"kafka\.client"):
+        load_config(environ={"ONEX_KAFKA__CLIENT": "rdkafka"})

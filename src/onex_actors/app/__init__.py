@@ -2,6 +2,7 @@
 
 from ._bootstrap import ensure_local_broker as ensure_local_broker
 from ._bootstrap import kafka_client_config as kafka_client_config
+from ._bootstrap import librdkafka_config as librdkafka_config
 from ._bootstrap import load_routing_table as load_routing_table
 from ._bootstrap import open_bus as open_bus
 from ._bootstrap import open_runtime_host as open_runtime_host
@@ -25,6 +26,7 @@ __all__ = [
     "demo_seed_sql",
     "ensure_local_broker",
     "kafka_client_config",
+    "librdkafka_config",
     "load_config",
     "load_routing_table",
     "open_bus",

@@ -11,7 +11,7 @@ import trio
 
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.bridges.kafka import open_kafka_bus
-from onex_actors.core import RoutingTable, build_routing_table
+from onex_actors.core import ConfigError, RoutingTable, build_routing_table
 from onex_actors.devinfra import broker_answers, local_broker
 from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
@@ -25,6 +25,7 @@ from ._redaction import register_secret
 __all__ = [
     "ensure_local_broker",
     "kafka_client_config",
+    "librdkafka_config",
     "load_routing_table",
     "open_bus",
     "open_runtime_host",
@@ -62,6 +63,27 @@ def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
     return client
 
 
+def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
+    """confluent-kafka (librdkafka) client settings from our config (secrets unwrapped here).
+
+    The SASL password is registered for redaction: no log record shows it.
+    """
+    client: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        client["sasl.mechanisms"] = settings.sasl_mechanism
+    if settings.sasl_username:
+        client["sasl.username"] = settings.sasl_username
+    if settings.sasl_password:
+        client["sasl.password"] = settings.sasl_password.get_secret_value()
+        register_secret(client["sasl.password"])
+    if settings.ssl_cafile:
+        client["ssl.ca.location"] = settings.ssl_cafile
+    return client
+
+
 async def ensure_local_broker(settings: KafkaSettings) -> None:
     """Start a broker on 127.0.0.1 when the config asks for one and none answers."""
     bootstrap = settings.bootstrap_servers.split(",")[0]
@@ -84,6 +106,10 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         yield InProcessBus(partitions=config.bus.partitions)
         return
     await ensure_local_broker(config.kafka)
+    if config.kafka.client == "confluent":
+        async with _open_confluent_bus(config) as confluent:
+            yield confluent
+        return
     async with open_kafka_bus(
         kafka_client_config(config.kafka),
         partitions=config.bus.partitions,
@@ -92,6 +118,26 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         session_timeout_ms=config.kafka.session_timeout_ms,
         max_request_bytes=config.kafka.max_request_bytes,
         stall_timeout_s=config.kafka.stall_timeout_s,
+    ) as bus:
+        yield bus
+
+
+@asynccontextmanager
+async def _open_confluent_bus(config: HostConfig) -> AsyncIterator[Bus]:
+    try:
+        from onex_actors.bridges.confluent import open_confluent_bus
+    except ImportError:
+        raise ConfigError(
+            "kafka.client is 'confluent' but confluent-kafka is not installed: "
+            "pip install 'onex-actors[confluent]', or set kafka.client: kafka-python"
+        ) from None
+    async with open_confluent_bus(
+        librdkafka_config(config.kafka),
+        partitions=config.bus.partitions,
+        create_topics=config.kafka.create_topics,
+        max_poll_records=config.poll_max_records,
+        session_timeout_ms=config.kafka.session_timeout_ms,
+        max_request_bytes=config.kafka.max_request_bytes,
     ) as bus:
         yield bus
 

@@ -45,6 +45,9 @@ class KafkaSettings(_Settings):
     """How to reach Kafka. Secrets are ``SecretStr`` and never logged."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    """Which client carries the bus: kafka-python (pure Python, the default) or
+    confluent-kafka (librdkafka; ``pip install 'onex-actors[confluent]'``)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

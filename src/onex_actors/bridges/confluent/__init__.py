@@ -1,0 +1,16 @@
+"""The Kafka bridge on confluent-kafka (librdkafka): a second client behind the same bus port.
+
+Optional: ``pip install 'onex-actors[confluent]'``.
+"""
+
+from ._bus import ConfluentBus as ConfluentBus
+from ._bus import open_confluent_bus as open_confluent_bus
+from ._consumer import ConfluentConsumerBridge as ConfluentConsumerBridge
+from ._producer import ConfluentProducerBridge as ConfluentProducerBridge
+
+__all__ = [
+    "ConfluentBus",
+    "ConfluentConsumerBridge",
+    "ConfluentProducerBridge",
+    "open_confluent_bus",
+]

@@ -1,0 +1,150 @@
+"""``ConfluentBus``: the ``Bus`` port over a real Kafka cluster through librdkafka."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.cimpl import NewTopic
+
+from onex_actors.core import BusError, TopicPattern
+from onex_actors.runtime import BatchAck, OutboundRecord
+
+from ._consumer import ConfluentConsumerBridge
+from ._producer import ConfluentProducerBridge
+
+__all__ = ["ConfluentBus", "open_confluent_bus"]
+
+logger = logging.getLogger("onex_actors.kafka")
+
+
+class ConfluentBus:
+    """Publishes through one librdkafka producer; each consumer has its own thread."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        producer: ConfluentProducerBridge,
+        *,
+        partitions: int = 4,
+        replication_factor: int = 1,
+        create_topics: bool = True,
+        max_poll_records: int = 500,
+        session_timeout_ms: int = 10_000,
+        call_timeout_s: float = 10.0,
+    ) -> None:
+        self.config = dict(config)
+        self.producer = producer
+        self.topic_limits: dict[str, int] = {}
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.create_topics = create_topics
+        self.max_poll_records = max_poll_records
+        self.session_timeout_ms = session_timeout_ms
+        self.call_timeout_s = call_timeout_s
+
+    @asynccontextmanager
+    async def consumer(
+        self, patterns: Sequence[TopicPattern], group_id: str
+    ) -> AsyncIterator[ConfluentConsumerBridge]:
+        """Join ``group_id`` subscribed to every topic matching ``patterns``."""
+        bridge = ConfluentConsumerBridge(
+            self.config,
+            patterns,
+            group_id,
+            max_poll_records=self.max_poll_records,
+            session_timeout_ms=self.session_timeout_ms,
+            call_timeout_s=self.call_timeout_s,
+        )
+        await bridge.start()
+        try:
+            yield bridge
+        finally:
+            with trio.CancelScope(shield=True):
+                await bridge.aclose()
+
+    async def publish(
+        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
+    ) -> None:
+        """Queue ``records`` in the producer."""
+        await self.producer.publish(records, on_ack)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create missing topics (unless topic creation is off); read their size limits."""
+        await trio.to_thread.run_sync(self._prepare_topics, list(dict.fromkeys(topics)))
+
+    def record_limit(self, topic: str) -> int:
+        """Return the producer's limit, or the topic's ``max.message.bytes`` where lower."""
+        limit = self.producer.max_request_bytes
+        return min(limit, self.topic_limits.get(topic, limit))
+
+    def _prepare_topics(self, topics: list[str]) -> None:
+        admin = AdminClient(self.config)
+        try:
+            existing = set(admin.list_topics(timeout=10).topics)
+        except KafkaException as exc:
+            raise BusError(f"cannot reach Kafka to create topics: {exc.args[0]}") from None
+        missing = [t for t in topics if t not in existing]
+        if self.create_topics and missing:
+            new = [NewTopic(t, self.partitions, self.replication_factor) for t in missing]
+            for topic, future in admin.create_topics(new, operation_timeout=10).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise BusError(f"creating topic {topic} failed: {exc.args[0]}") from None
+        self.topic_limits.update(_topic_limits(admin, topics))
+
+
+def _topic_limits(admin: AdminClient, topics: list[str]) -> dict[str, int]:
+    """Each topic's ``max.message.bytes``; none where the broker does not say (tansu)."""
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in topics]
+    limits: dict[str, int] = {}
+    try:
+        for resource, future in admin.describe_configs(resources).items():
+            entry = future.result().get("max.message.bytes")
+            if entry is not None and str(entry.value).isdigit():
+                limits[resource.name] = int(entry.value)
+    except (KafkaException, ValueError, TypeError) as exc:
+        logger.info("topic size limits unknown (%s): using the producer's limit", exc)
+    return limits
+
+
+@asynccontextmanager
+async def open_confluent_bus(
+    config: Mapping[str, Any],
+    *,
+    partitions: int = 4,
+    replication_factor: int = 1,
+    create_topics: bool = True,
+    max_poll_records: int = 500,
+    session_timeout_ms: int = 10_000,
+    max_request_bytes: int = 1024 * 1024,
+    call_timeout_s: float = 10.0,
+) -> AsyncIterator[ConfluentBus]:
+    """Start the shared producer, yield the bus, deliver what is queued on exit.
+
+    ``config`` is librdkafka's (``bootstrap.servers``, ``security.protocol``...).
+    """
+    producer = ConfluentProducerBridge(config, max_request_bytes=max_request_bytes)
+    await producer.start()
+    try:
+        yield ConfluentBus(
+            config,
+            producer,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            create_topics=create_topics,
+            max_poll_records=max_poll_records,
+            session_timeout_ms=session_timeout_ms,
+            call_timeout_s=call_timeout_s,
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            await producer.aclose()

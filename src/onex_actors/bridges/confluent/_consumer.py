@@ -1,0 +1,273 @@
+"""confluent-kafka's consumer (librdkafka) behind a worker thread, delivering batches into trio.
+
+The thread owns the ``Consumer`` (its handle is not called from two threads): it
+consumes, commits, pauses and resumes. It keeps consuming while partitions are paused,
+so a slow node never makes the group rebalance. Each ``consume`` call becomes one batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import trio
+from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import TopicPartition as CKTopicPartition
+
+from onex_actors.core import BusError, TopicPattern
+from onex_actors.runtime import Record, TopicPartition
+
+__all__ = ["ConfluentConsumerBridge"]
+
+logger = logging.getLogger("onex_actors.kafka")
+_MAX_OUTSTANDING_BATCHES = 4
+
+
+class ConfluentConsumerBridge:
+    """The trio side of one consumer-group member on librdkafka; a ``BusConsumer``."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        max_poll_records: int = 500,
+        session_timeout_ms: int = 10_000,
+        call_timeout_s: float = 10.0,
+    ) -> None:
+        self.config = {
+            **config,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "session.timeout.ms": session_timeout_ms,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "topic.metadata.refresh.interval.ms": 5_000,
+        }
+        self.subscription = [pattern.posix for pattern in patterns]
+        self.group_id = group_id
+        self.max_poll_records = max_poll_records
+        self.call_timeout_s = call_timeout_s
+        self._send, self._receive = trio.open_memory_channel[list[Record] | BusError](math.inf)
+        self._commands: queue.Queue[Callable[[Consumer], object]] = queue.Queue()
+        self._paused: set[TopicPartition] = set()
+        self._outstanding = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._held: set[tuple[str, int]] = set()
+        """Partitions the thread has paused (librdkafka does not report them)."""
+        self.assignment: set[TopicPartition] = set()
+        self.rebalances = 0
+
+    async def start(self) -> None:
+        """Create the consumer in its thread and subscribe."""
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.Thread(
+            target=self._run, name=f"onex-confluent-{self.group_id}", daemon=True
+        )
+        self._thread.start()
+        await trio.to_thread.run_sync(self._ready.wait)
+        if self._failure is not None:
+            raise BusError(f"cannot start the Kafka consumer: {self._failure}") from None
+
+    async def aclose(self) -> None:
+        """Stop consuming and close the consumer (leaving the group), bounded in time."""
+        self._stopping.set()
+        thread = self._thread
+        if thread is None:
+            return
+        await trio.to_thread.run_sync(thread.join, self.call_timeout_s, abandon_on_cancel=True)
+        if thread.is_alive():
+            logger.error(
+                "Kafka consumer of group %s did not stop within %g s: leaving its thread",
+                self.group_id,
+                self.call_timeout_s,
+            )
+
+    async def poll(self, max_records: int) -> list[Record]:
+        """Return the next batch from the consumer thread (waits for one)."""
+        batch = await self._receive.receive()
+        if isinstance(batch, BusError):
+            raise batch
+        with self._lock:
+            self._outstanding -= 1
+        return batch
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` of the partitions this member still owns."""
+        owned = [
+            CKTopicPartition(tp.topic, tp.partition, offset)
+            for tp, offset in offsets.items()
+            if tp in self.assignment
+        ]
+        if not owned:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._call(lambda consumer: consumer.commit(offsets=owned, asynchronous=False))
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop fetching ``partitions`` (reconciled by the thread before each consume)."""
+        with self._lock:
+            self._paused.update(partitions)
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        """Fetch ``partitions`` again."""
+        with self._lock:
+            self._paused.difference_update(partitions)
+
+    async def _call(self, command: Callable[[Consumer], object]) -> None:
+        done = trio.Event()
+        failure: list[BusError] = []
+
+        def run(consumer: Consumer) -> None:
+            try:
+                command(consumer)
+            except KafkaException as exc:
+                failure.append(BusError(f"Kafka consumer call failed: {exc.args[0]}"))
+            self._soon(done.set)
+
+        self._commands.put(run)
+        with trio.move_on_after(self.call_timeout_s):
+            await done.wait()
+        if not done.is_set():
+            raise BusError(
+                f"Kafka consumer of group {self.group_id!r} did not answer within "
+                f"{self.call_timeout_s:g} s"
+            )
+        if failure:
+            raise failure[0]
+
+    def _soon(self, fn: Callable[..., object], *args: object) -> None:
+        assert self._token is not None
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(fn, *args)
+
+    def _deliver(self, batch: list[Record] | BusError) -> None:
+        self._send.send_nowait(batch)
+
+    def _rebalanced(self, assigned: list[TopicPartition], revoked: list[TopicPartition]) -> None:
+        if revoked:
+            self.rebalances += 1
+        self.assignment.difference_update(revoked)
+        self.assignment.update(assigned)
+
+    # -- the consumer thread -------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            consumer = Consumer(self.config, logger=logger)
+            consumer.subscribe(
+                self.subscription,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+        except (KafkaException, ValueError, TypeError) as exc:
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self._stopping.is_set():
+                self._consume_once(consumer)
+            self._run_commands(consumer)
+        except BaseException as exc:
+            logger.error("Kafka consumer of group %s stopped: %s", self.group_id, exc)
+            self._soon(
+                self._deliver,
+                BusError(f"Kafka consumer of group {self.group_id!r} stopped: {exc}"),
+            )
+        finally:
+            consumer.close()
+
+    def _consume_once(self, consumer: Consumer) -> None:
+        self._run_commands(consumer)
+        with self._lock:
+            hold_all = self._outstanding >= _MAX_OUTSTANDING_BATCHES
+            paused = set(self._paused)
+        self._reconcile_pauses(consumer, paused, hold_all=hold_all)
+        messages = consumer.consume(num_messages=self.max_poll_records, timeout=0.05)
+        batch: list[Record] = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.append(_record(message))
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                logger.warning("Kafka consumer of group %s: %s", self.group_id, error)
+        if batch:
+            with self._lock:
+                self._outstanding += 1
+            self._soon(self._deliver, batch)
+
+    def _reconcile_pauses(
+        self, consumer: Consumer, paused: set[TopicPartition], *, hold_all: bool
+    ) -> None:
+        """Pause and resume so the consumer's paused set is the one wanted (thread only)."""
+        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        want = {
+            (topic, partition)
+            for topic, partition in assigned
+            if hold_all or TopicPartition(topic, partition) in paused
+        }
+        held = self._held & assigned
+        if want - held:
+            consumer.pause([CKTopicPartition(t, p) for t, p in want - held])
+        if held - want:
+            consumer.resume([CKTopicPartition(t, p) for t, p in held - want])
+        self._held = want
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
+        # runs on the consumer thread, inside consume(): a partition comes back unpaused
+        self._held.difference_update((tp.topic, tp.partition) for tp in partitions)
+        self._soon(self._rebalanced, _ours(partitions), [])
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
+        self._soon(self._rebalanced, [], _ours(partitions))
+
+    def _run_commands(self, consumer: Consumer) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            command(consumer)
+
+
+def _record(message: Message) -> Record:
+    """Return a consumed message (never an error event) as the runtime's ``Record``."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None
+    assert partition is not None
+    assert offset is not None
+    headers = message.headers()
+    pairs: tuple[tuple[str, bytes | None], ...] = ()
+    if headers:
+        items = headers.items() if isinstance(headers, dict) else headers
+        pairs = tuple((name, _bytes(value)) for name, value in items)
+    return Record(topic, partition, offset, message.key(), message.value(), pairs)
+
+
+def _bytes(value: str | bytes | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _our(tp: CKTopicPartition) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def _ours(partitions: list[CKTopicPartition]) -> list[TopicPartition]:
+    return [_our(tp) for tp in partitions]
