@@ -7,7 +7,6 @@ without the GIL) and hands them to trio once per run of reports, not once per re
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from onex_actors.core import BusError
 from onex_actors.runtime import BatchAck, OutboundRecord
+
+from .._acks import AckRuns, Settling
 
 __all__ = ["ConfluentProducerBridge"]
 
@@ -38,16 +39,15 @@ class ConfluentProducerBridge:
         }
         self.max_request_bytes = max_request_bytes
         self._producer: Producer | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
+
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
-        self._acks: list[tuple[_Settling, int, BusError | None]] = []
-        self._acks_lock = threading.Lock()
+        self._acks = AckRuns()
         self.failed_acks = 0
 
     async def start(self) -> None:
         """Create the producer and start serving its delivery reports."""
-        self._token = trio.lowlevel.current_trio_token()
+        self._acks.bind()
         try:
             self._producer = Producer(self.config, logger=logger)
         except (KafkaException, ValueError, TypeError) as exc:
@@ -67,7 +67,7 @@ class ConfluentProducerBridge:
                 on_ack(())
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        settling = None if on_ack is None else _Settling(on_ack, len(records))
+        settling = None if on_ack is None else Settling(on_ack, len(records))
         for index, record in enumerate(records):
             try:
                 self._produce(record, settling, index)
@@ -86,7 +86,7 @@ class ConfluentProducerBridge:
         if self._poller is not None:
             await trio.to_thread.run_sync(self._poller.join, 5.0)
 
-    def _produce(self, record: OutboundRecord, settling: _Settling | None, index: int) -> None:
+    def _produce(self, record: OutboundRecord, settling: Settling | None, index: int) -> None:
         assert self._producer is not None
         topic = record.topic
         try:
@@ -101,7 +101,7 @@ class ConfluentProducerBridge:
             self._acknowledge(settling, index, exc.args[0], topic)
 
     def _produce_waiting(
-        self, records: Sequence[OutboundRecord], settling: _Settling | None, start: int
+        self, records: Sequence[OutboundRecord], settling: Settling | None, start: int
     ) -> None:
         assert self._producer is not None
         for index in range(start, len(records)):
@@ -119,7 +119,7 @@ class ConfluentProducerBridge:
 
     def _delivered(
         self,
-        settling: _Settling | None,
+        settling: Settling | None,
         index: int,
         topic: str,
         error: KafkaError | None,
@@ -128,7 +128,7 @@ class ConfluentProducerBridge:
         self._acknowledge(settling, index, error, topic)
 
     def _acknowledge(
-        self, settling: _Settling | None, index: int, error: KafkaError | None, topic: str
+        self, settling: Settling | None, index: int, error: KafkaError | None, topic: str
     ) -> None:
         failure = None
         if error is not None:
@@ -137,35 +137,5 @@ class ConfluentProducerBridge:
             reason = "result_too_large" if too_large else "produce_failed"
             failure = BusError(f"producing to {topic} failed: {error.str()}", reason=reason)
             logger.error("%s", failure)
-        if settling is None or self._token is None:
-            return
-        with self._acks_lock:
-            self._acks.append((settling, index, failure))
-            first = len(self._acks) == 1
-        if first:
-            with contextlib.suppress(trio.RunFinishedError):
-                self._token.run_sync_soon(self._deliver_acks)
-
-    def _deliver_acks(self) -> None:
-        with self._acks_lock:
-            acks, self._acks = self._acks, []
-        for settling, index, failure in acks:
-            settling.settle(index, failure)
-
-
-class _Settling:
-    """The acknowledgements still due for one published list (touched on trio only)."""
-
-    __slots__ = ("failures", "on_ack", "remaining")
-
-    def __init__(self, on_ack: BatchAck, count: int) -> None:
-        self.on_ack = on_ack
-        self.remaining = count
-        self.failures: list[tuple[int, BaseException]] = []
-
-    def settle(self, index: int, failure: BaseException | None) -> None:
-        if failure is not None:
-            self.failures.append((index, failure))
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.on_ack(self.failures)
+        if settling is not None:
+            self._acks.add(settling, index, failure)

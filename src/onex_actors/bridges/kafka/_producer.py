@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -15,6 +14,8 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLarg
 
 from onex_actors.core import BusError
 from onex_actors.runtime import BatchAck, OutboundRecord
+
+from .._acks import AckRuns, Settling
 
 __all__ = ["ProducerBridge"]
 
@@ -42,11 +43,10 @@ class ProducerBridge:
         self.max_request_bytes = max_request_bytes
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
+
         self._ready = threading.Event()
         self._failure: BaseException | None = None
-        self._acks: list[tuple[_Settling, int, BusError | None]] = []
-        self._acks_lock = threading.Lock()
+        self._acks = AckRuns()
         self.failed_acks = 0
         self.replacements = 0
         """How many times a producer in a fatal state was replaced by a new one."""
@@ -54,7 +54,7 @@ class ProducerBridge:
 
     async def start(self) -> None:
         """Connect the producer (in its thread) and wait until it is ready."""
-        self._token = trio.lowlevel.current_trio_token()
+        self._acks.bind()
         self._thread = threading.Thread(target=self._run, name="onex-kafka-producer", daemon=True)
         self._thread.start()
         await trio.to_thread.run_sync(self._ready.wait)
@@ -72,7 +72,7 @@ class ProducerBridge:
                 on_ack(())
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        item = (records, None if on_ack is None else _Settling(on_ack, len(records)))
+        item = (records, None if on_ack is None else Settling(on_ack, len(records)))
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -152,7 +152,7 @@ class ProducerBridge:
         self,
         producer: KafkaProducer,
         record: OutboundRecord,
-        settling: _Settling | None,
+        settling: Settling | None,
         index: int,
     ) -> None:
         topic = record.topic
@@ -170,7 +170,7 @@ class ProducerBridge:
         future.add_errback(lambda exc: self._acknowledge(settling, index, exc, topic))
 
     def _acknowledge(
-        self, settling: _Settling | None, index: int, error: BaseException | None, topic: str
+        self, settling: Settling | None, index: int, error: BaseException | None, topic: str
     ) -> None:
         failure = None
         if error is not None:
@@ -180,36 +180,5 @@ class ProducerBridge:
                 f"producing to {topic} failed: {type(error).__name__}: {error}", reason=reason
             )
             logger.error("%s", failure)
-        if settling is None or self._token is None:
-            return
-        # One wake-up of trio per run of acknowledgements, not one per record.
-        with self._acks_lock:
-            self._acks.append((settling, index, failure))
-            first = len(self._acks) == 1
-        if first:
-            with contextlib.suppress(trio.RunFinishedError):
-                self._token.run_sync_soon(self._deliver_acks)
-
-    def _deliver_acks(self) -> None:
-        with self._acks_lock:
-            acks, self._acks = self._acks, []
-        for settling, index, failure in acks:
-            settling.settle(index, failure)
-
-
-class _Settling:
-    """The acknowledgements still due for one published list (touched on trio only)."""
-
-    __slots__ = ("failures", "on_ack", "remaining")
-
-    def __init__(self, on_ack: BatchAck, count: int) -> None:
-        self.on_ack = on_ack
-        self.remaining = count
-        self.failures: list[tuple[int, BaseException]] = []
-
-    def settle(self, index: int, failure: BaseException | None) -> None:
-        if failure is not None:
-            self.failures.append((index, failure))
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.on_ack(self.failures)
+        if settling is not None:
+            self._acks.add(settling, index, failure)
