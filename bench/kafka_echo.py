@@ -177,7 +177,11 @@ class BareConfluentPipe:
     def run(self) -> None:
         """Forward every record until stopped."""
         while not self.stopping.is_set():
-            batch = self.consumer.consume(num_messages=500, timeout=0.05)
+            # consume() waits for a full batch or its timeout: wait for one, take the rest
+            first = self.consumer.poll(0.05)
+            if first is None:
+                continue
+            batch = [first, *self.consumer.consume(num_messages=499, timeout=0)]
             for r in batch:
                 if r.error() is None:
                     self.producer.produce(self.sink, value=r.value(), key=r.key())

@@ -38,17 +38,16 @@ def test_kill_9_mid_stream_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -
             sent = stream.join()
             results.read_until(lambda r: len(r.by_cause) >= COMMANDS, timeout_s=180)
     results.close()
-    window = sum(
-        1
-        for s in sent
-        if s.envelope_id in answered_before and s.offset >= at_kill.get(s.partition, 0)
-    )
-    duplicates = sum(results.by_cause.values()) - len(results.by_cause)
-    report = f"kill -9 after {len(answered_before)} answers: {duplicates} duplicates"
+    window = sum(1 for s in sent if s.offset >= at_kill.get(s.partition, 0))
+    duplicated = [s for s in sent if results.by_cause[str(s.envelope_id)] > 1]
+    report = f"kill -9 after {len(answered_before)} answers: {len(duplicated)} duplicated"
     print(f"{report}, uncommitted window {window}")  # noqa: T201  (figure asked for; see -s)
     assert all(results.by_cause[str(s.envelope_id)] >= 1 for s in sent)
     assert 0 < len(answered_before) < COMMANDS
-    assert duplicates <= window
+    # At least once: only records past the last commit may be handled again. (Counting
+    # them against the answers read back at the kill raced the broker, which may still
+    # append a produce request the killed host had sent.)
+    assert all(s.offset >= at_kill.get(s.partition, 0) for s in duplicated)
 
 
 def test_slow_envelope_is_never_committed_past(tmp_path: Path, kafka_bootstrap: str) -> None:

@@ -62,6 +62,8 @@ class ConfluentConsumerBridge:
         self._outstanding = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._taken = threading.Event()
+        """Set when trio takes a batch: the thread waits on it while trio is behind."""
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -103,6 +105,7 @@ class ConfluentConsumerBridge:
             raise batch
         with self._lock:
             self._outstanding -= 1
+        self._taken.set()
         return batch
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -195,10 +198,22 @@ class ConfluentConsumerBridge:
     def _consume_once(self, consumer: Consumer) -> None:
         self._run_commands(consumer)
         with self._lock:
-            hold_all = self._outstanding >= _MAX_OUTSTANDING_BATCHES
+            behind = self._outstanding >= _MAX_OUTSTANDING_BATCHES
             paused = set(self._paused)
-        self._reconcile_pauses(consumer, paused, hold_all=hold_all)
-        messages = consumer.consume(num_messages=self.max_poll_records, timeout=0.05)
+        self._reconcile_pauses(consumer, paused)
+        if behind:
+            # trio has not taken the last batches: wait here rather than pause every
+            # partition (a pause drops what librdkafka fetched ahead); its own threads
+            # keep the group membership meanwhile
+            self._taken.wait(0.05)
+            self._taken.clear()
+            return
+        # consume() waits for a full batch or its timeout: wait for one record only,
+        # then take what else is already here
+        first = consumer.poll(0.05)
+        if first is None:
+            return
+        messages = [first, *consumer.consume(num_messages=self.max_poll_records - 1, timeout=0)]
         batch: list[Record] = []
         for message in messages:
             error = message.error()
@@ -213,15 +228,15 @@ class ConfluentConsumerBridge:
                 self._outstanding += 1
             self._soon(self._deliver, batch)
 
-    def _reconcile_pauses(
-        self, consumer: Consumer, paused: set[TopicPartition], *, hold_all: bool
-    ) -> None:
+    def _reconcile_pauses(self, consumer: Consumer, paused: set[TopicPartition]) -> None:
         """Pause and resume so the consumer's paused set is the one wanted (thread only)."""
+        if not paused and not self._held:
+            return
         assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
         want = {
             (topic, partition)
             for topic, partition in assigned
-            if hold_all or TopicPartition(topic, partition) in paused
+            if TopicPartition(topic, partition) in paused
         }
         held = self._held & assigned
         if want - held:
