@@ -128,7 +128,7 @@ class NodeActor(NodeWork):
     async def reject_remaining(self, reason: str) -> None:
         """Answer every held and queued envelope with an error: the node is stopped.
 
-        Runs until the inbox is closed, so feeders are never blocked by a stopped node.
+        Runs until the inbox is closed, so nothing put in it by the dispatcher waits forever.
         """
         error = ErrorInfo(
             type="node_stopped", message=f"node {self.node_id!r} is stopped: {reason}"
