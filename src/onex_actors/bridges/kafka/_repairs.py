@@ -35,12 +35,16 @@ Drop each repair once kafka-python fixes it.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
+import kafka
 from kafka import KafkaConsumer
 
-__all__ = ["UnreadableRecord", "repair_consumer"]
+__all__ = ["REPAIRS_WRITTEN_FOR", "UnreadableRecord", "repair_consumer"]
+
+logger = logging.getLogger("onex_actors.kafka")
 
 
 class UnreadableRecord(Exception):
@@ -56,18 +60,38 @@ class UnreadableRecord(Exception):
         self.cause = cause
 
 
-def repair_consumer(consumer: KafkaConsumer) -> None:
-    """Apply the repairs to ``consumer`` (each only where its bug's code is present)."""
-    _repair_parked_partitions(consumer)
-    _repair_uncollected_join(consumer)
-    _repair_discarded_join(consumer)
-    _repair_unreadable_batch(consumer)
+REPAIRS_WRITTEN_FOR: Final = "3.0.12"
+"""The kafka-python version whose internals the repairs patch (pinned in pyproject.toml)."""
 
 
-def _repair_parked_partitions(consumer: KafkaConsumer) -> None:
+def repair_consumer(consumer: KafkaConsumer) -> dict[str, bool]:
+    """Apply the repairs to ``consumer``; say, per repair, whether it could be applied.
+
+    A repair whose internals are missing (another kafka-python) is skipped and logged
+    as a warning: the bug it guards against may then be back, or fixed upstream.
+    """
+    applied = {
+        "parked_partitions": _repair_parked_partitions(consumer),
+        "uncollected_join": _repair_uncollected_join(consumer),
+        "discarded_join": _repair_discarded_join(consumer),
+        "unreadable_batch": _repair_unreadable_batch(consumer),
+    }
+    missing = [name for name, done in applied.items() if not done]
+    if missing:
+        logger.warning(
+            "kafka-python %s: repairs %s not applied (written for %s; the internals they "
+            "patch are missing). See onex_actors/bridges/kafka/_repairs.py",
+            kafka.__version__,
+            ", ".join(missing),
+            REPAIRS_WRITTEN_FOR,
+        )
+    return applied
+
+
+def _repair_parked_partitions(consumer: KafkaConsumer) -> bool:
     fetcher = getattr(consumer, "_fetcher", None)
     if fetcher is None or not hasattr(fetcher, "_paused_partition_records"):
-        return
+        return False
     fetched_records: Callable[..., Any] = fetcher.fetched_records
 
     @functools.wraps(fetched_records)
@@ -78,12 +102,13 @@ def _repair_parked_partitions(consumer: KafkaConsumer) -> None:
         return fetched_records(*args, **kwargs)
 
     fetcher.fetched_records = fetched_records_repaired
+    return True
 
 
-def _repair_uncollected_join(consumer: KafkaConsumer) -> None:
+def _repair_uncollected_join(consumer: KafkaConsumer) -> bool:
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is None or not hasattr(coordinator, "_join_task"):
-        return
+        return False
     need_rejoin: Callable[[], bool] = coordinator.need_rejoin
 
     @functools.wraps(need_rejoin)
@@ -91,6 +116,7 @@ def _repair_uncollected_join(consumer: KafkaConsumer) -> None:
         return coordinator._join_task is not None or need_rejoin()
 
     coordinator.need_rejoin = need_rejoin_repaired
+    return True
 
 
 class _JoinLeftInFlight:
@@ -112,10 +138,10 @@ class _JoinLeftInFlight:
         return self.task.__await__()
 
 
-def _repair_discarded_join(consumer: KafkaConsumer) -> None:
+def _repair_discarded_join(consumer: KafkaConsumer) -> bool:
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is None or not hasattr(coordinator, "join_group_async"):
-        return
+        return False
     join_group_async: Callable[..., Any] = coordinator.join_group_async
 
     @functools.wraps(join_group_async)
@@ -128,12 +154,13 @@ def _repair_discarded_join(consumer: KafkaConsumer) -> None:
                 coordinator._join_task = _JoinLeftInFlight(task)
 
     coordinator.join_group_async = join_group_repaired
+    return True
 
 
-def _repair_unreadable_batch(consumer: KafkaConsumer) -> None:
+def _repair_unreadable_batch(consumer: KafkaConsumer) -> bool:
     fetcher = getattr(consumer, "_fetcher", None)
     if fetcher is None or not hasattr(fetcher, "_next_partition_records"):
-        return
+        return False
     fetched_records: Callable[..., Any] = fetcher.fetched_records
 
     @functools.wraps(fetched_records)
@@ -152,3 +179,4 @@ def _repair_unreadable_batch(consumer: KafkaConsumer) -> None:
             raise UnreadableRecord(tp.topic, tp.partition, offset, exc) from exc
 
     fetcher.fetched_records = fetched_records_repaired
+    return True
