@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -99,31 +100,146 @@ def test_http_allowlist_admits_exactly_its_host_and_port() -> None:
     assert not allow.allows(httpx.URL("http://api.internal/v1"))
 
 
-def test_both_kafka_clients_get_the_same_security_settings() -> None:
-    settings = KafkaSettings(
-        bootstrap_servers="broker.example:9093",
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="svc",
-        sasl_password=SecretStr("s3cret-pw"),
-        ssl_cafile="/etc/ca.pem",
-    )
+SECURITY_CASES = [
+    pytest.param({}, {}, {}, id="plaintext"),
+    pytest.param(
+        {"security_protocol": "SSL", "ssl_cafile": "/etc/ca.pem"},
+        {"ssl_cafile": "/etc/ca.pem"},
+        {"ssl.ca.location": "/etc/ca.pem"},
+        id="ssl-server-auth",
+    ),
+    pytest.param(
+        {
+            "security_protocol": "SSL",
+            "ssl_cafile": "/etc/ca.pem",
+            "ssl_certfile": "/etc/client.pem",
+            "ssl_keyfile": "/etc/client.key",
+            "ssl_key_password": SecretStr("key-pass-1"),
+        },
+        {
+            "ssl_cafile": "/etc/ca.pem",
+            "ssl_certfile": "/etc/client.pem",
+            "ssl_keyfile": "/etc/client.key",
+            "ssl_password": "key-pass-1",
+        },
+        {
+            "ssl.ca.location": "/etc/ca.pem",
+            "ssl.certificate.location": "/etc/client.pem",
+            "ssl.key.location": "/etc/client.key",
+            "ssl.key.password": "key-pass-1",
+        },
+        id="ssl-client-certificate",
+    ),
+    *(
+        pytest.param(
+            {
+                "security_protocol": protocol,
+                "sasl_mechanism": mechanism,
+                "sasl_username": "svc",
+                "sasl_password": SecretStr("s3cret-pw"),
+                **({"ssl_cafile": "/etc/ca.pem"} if protocol == "SASL_SSL" else {}),
+            },
+            {
+                "sasl_mechanism": mechanism,
+                "sasl_plain_username": "svc",
+                "sasl_plain_password": "s3cret-pw",
+                **({"ssl_cafile": "/etc/ca.pem"} if protocol == "SASL_SSL" else {}),
+            },
+            {
+                "sasl.mechanisms": mechanism,
+                "sasl.username": "svc",
+                "sasl.password": "s3cret-pw",
+                **({"ssl.ca.location": "/etc/ca.pem"} if protocol == "SASL_SSL" else {}),
+            },
+            id=f"{protocol}-{mechanism}",
+        )
+        for protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+        for mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    ),
+]
+
+
+@pytest.mark.parametrize(("ours", "kafka_python", "librdkafka"), SECURITY_CASES)
+def test_each_security_setting_is_mapped_for_both_clients(
+    ours: dict[str, object], kafka_python: dict[str, object], librdkafka: dict[str, object]
+) -> None:
+    settings = KafkaSettings.model_validate({"bootstrap_servers": "broker.example:9093", **ours})
+    protocol = settings.security_protocol
     assert kafka_client_config(settings) == {
         "bootstrap_servers": "broker.example:9093",
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "svc",
-        "sasl_plain_password": "s3cret-pw",
-        "ssl_cafile": "/etc/ca.pem",
+        "security_protocol": protocol,
+        **kafka_python,
     }
     assert librdkafka_config(settings) == {
         "bootstrap.servers": "broker.example:9093",
-        "security.protocol": "SASL_SSL",
-        "sasl.mechanisms": "SCRAM-SHA-512",
-        "sasl.username": "svc",
-        "sasl.password": "s3cret-pw",
-        "ssl.ca.location": "/etc/ca.pem",
+        "security.protocol": protocol,
+        **librdkafka,
     }
+
+
+@pytest.mark.parametrize(
+    ("ours", "complaint"),
+    [
+        (
+            {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"},
+            r"SASL_SSL but kafka\.sasl_password is not set.*ONEX_KAFKA__SASL_PASSWORD",
+        ),
+        (
+            {"sasl_mechanism": "PLAIN", "sasl_username": "u"},
+            r"kafka\.sasl_\* is set but kafka\.security_protocol is PLAINTEXT",
+        ),
+        (
+            {"security_protocol": "SASL_PLAINTEXT", "ssl_cafile": "/ca.pem"},
+            r"kafka\.sasl_mechanism, kafka\.sasl_username, kafka\.sasl_password is not set",
+        ),
+        (
+            {"ssl_cafile": "/ca.pem"},
+            r"kafka\.ssl_\* is set but kafka\.security_protocol is PLAINTEXT",
+        ),
+        (
+            {"security_protocol": "SSL", "ssl_certfile": "/c.pem"},
+            r"needs both kafka\.ssl_certfile and kafka\.ssl_keyfile",
+        ),
+        (
+            {"security_protocol": "SSL", "ssl_key_password": SecretStr("x")},
+            r"ssl_key_password is set but kafka\.ssl_keyfile is not",
+        ),
+    ],
+)
+def test_security_settings_that_cannot_work_are_refused_for_both_clients(
+    ours: dict[str, object], complaint: str
+) -> None:
+    settings = KafkaSettings.model_validate(ours)
+    for mapping in (kafka_client_config, librdkafka_config):
+        with pytest.raises(ConfigError, match=complaint):
+            mapping(settings)
+
+
+def test_an_unknown_sasl_mechanism_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"kafka\.sasl_mechanism"):
+        load_config(environ={"ONEX_KAFKA__SASL_MECHANISM": "GSSAPI"})
+
+
+def test_security_secrets_never_reach_a_log_record(caplog: pytest.LogCaptureFixture) -> None:
+    settings = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="svc",
+        sasl_password=SecretStr("sasl-secret-77"),
+        ssl_cafile="/ca.pem",
+        ssl_certfile="/c.pem",
+        ssl_keyfile="/c.key",
+        ssl_key_password=SecretStr("key-secret-88"),
+    )
+    assert "sasl-secret-77" not in repr(settings)
+    configs = [kafka_client_config(settings), librdkafka_config(settings)]
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("kafka.conn").debug("client config: %s", configs)
+    assert caplog.records
+    text = caplog.records[0].getMessage()
+    assert "sasl-secret-77" not in text
+    assert "key-secret-88" not in text
+    assert "***" in text
 
 
 def test_the_kafka_client_is_chosen_by_config() -> None:

@@ -1,8 +1,6 @@
 """The application layer: configuration, wiring, and the runtime host."""
 
 from ._bootstrap import ensure_local_broker as ensure_local_broker
-from ._bootstrap import kafka_client_config as kafka_client_config
-from ._bootstrap import librdkafka_config as librdkafka_config
 from ._bootstrap import load_routing_table as load_routing_table
 from ._bootstrap import open_bus as open_bus
 from ._bootstrap import open_runtime_host as open_runtime_host
@@ -15,6 +13,9 @@ from ._config import load_config as load_config
 from ._databases import demo_seed_sql as demo_seed_sql
 from ._gc import raise_gc_threshold as raise_gc_threshold
 from ._host import RuntimeHost as RuntimeHost
+from ._kafka_clients import check_kafka_security as check_kafka_security
+from ._kafka_clients import kafka_client_config as kafka_client_config
+from ._kafka_clients import librdkafka_config as librdkafka_config
 
 __all__ = [
     "BusSettings",
@@ -23,6 +24,7 @@ __all__ = [
     "HttpSettings",
     "KafkaSettings",
     "RuntimeHost",
+    "check_kafka_security",
     "demo_seed_sql",
     "ensure_local_broker",
     "kafka_client_config",

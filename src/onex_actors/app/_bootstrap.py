@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import trio
 
@@ -20,12 +19,10 @@ from ._config import HostConfig, KafkaSettings
 from ._gc import raise_gc_threshold
 from ._handlers import open_handlers
 from ._host import RuntimeHost
-from ._redaction import register_secret
+from ._kafka_clients import kafka_client_config, librdkafka_config
 
 __all__ = [
     "ensure_local_broker",
-    "kafka_client_config",
-    "librdkafka_config",
     "load_routing_table",
     "open_bus",
     "open_runtime_host",
@@ -40,48 +37,6 @@ def load_routing_table(runtime_id: str, registry: ContractRegistry) -> RoutingTa
     return build_routing_table(
         runtime, registry.node_contracts(), source=registry.source_of(runtime_id)
     )
-
-
-def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
-    """kafka-python client settings from our config (secrets unwrapped only here).
-
-    The SASL password is registered for redaction: no log record shows it.
-    """
-    client: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "security_protocol": settings.security_protocol,
-    }
-    if settings.sasl_mechanism:
-        client["sasl_mechanism"] = settings.sasl_mechanism
-    if settings.sasl_username:
-        client["sasl_plain_username"] = settings.sasl_username
-    if settings.sasl_password:
-        client["sasl_plain_password"] = settings.sasl_password.get_secret_value()
-        register_secret(client["sasl_plain_password"])
-    if settings.ssl_cafile:
-        client["ssl_cafile"] = settings.ssl_cafile
-    return client
-
-
-def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
-    """confluent-kafka (librdkafka) client settings from our config (secrets unwrapped here).
-
-    The SASL password is registered for redaction: no log record shows it.
-    """
-    client: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "security.protocol": settings.security_protocol,
-    }
-    if settings.sasl_mechanism:
-        client["sasl.mechanisms"] = settings.sasl_mechanism
-    if settings.sasl_username:
-        client["sasl.username"] = settings.sasl_username
-    if settings.sasl_password:
-        client["sasl.password"] = settings.sasl_password.get_secret_value()
-        register_secret(client["sasl.password"])
-    if settings.ssl_cafile:
-        client["ssl.ca.location"] = settings.ssl_cafile
-    return client
 
 
 async def ensure_local_broker(settings: KafkaSettings) -> None:

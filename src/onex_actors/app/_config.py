@@ -49,10 +49,17 @@ class KafkaSettings(_Settings):
     """Which client carries the bus: kafka-python (pure Python, the default) or
     confluent-kafka (librdkafka; ``pip install 'onex-actors[confluent]'``)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
+    """CA bundle (PEM) the brokers' certificates are checked against."""
+    ssl_certfile: str | None = None
+    """Client certificate (PEM) for brokers that authenticate clients by TLS."""
+    ssl_keyfile: str | None = None
+    """The client certificate's private key (PEM)."""
+    ssl_key_password: SecretStr | None = None
+    """Password of an encrypted ``ssl_keyfile``."""
     create_topics: bool = True
     start_local_broker: bool = False
     """Start a broker on 127.0.0.1 when none answers (development only)."""
