@@ -5,6 +5,7 @@ DATABASE_URL is set, in which case the PostgreSQL scenario is skipped: it must s
 the server), runs the scenarios and prints one Markdown table row per scenario.
 
     python bench/faults.py [--commands 10000] [--only kill-9 sigterm ...]
+        [--client kafka-python|confluent]
 """
 
 from __future__ import annotations
@@ -86,6 +87,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=10_000)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument(
+        "--client",
+        choices=["kafka-python", "confluent"],
+        default="kafka-python",
+        help="the Kafka client of the hosts under test (kafka.client)",
+    )
+    parser.add_argument(
+        "--group-protocol",
+        choices=["auto", "classic", "consumer"],
+        default="auto",
+        help="the consumer group protocol of confluent hosts (kafka.group_protocol)",
+    )
     add_json_flag(parser)
     args = parser.parse_args()
     chosen = scenarios(args.commands)
@@ -97,7 +110,13 @@ def main() -> None:
     postgres = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(workdir / "pg")
     rows = []
     try:
-        lab = FaultLab(broker.start(), workdir, broker=broker)
+        lab = FaultLab(
+            broker.start(),
+            workdir,
+            broker=broker,
+            client=args.client,
+            group_protocol=args.group_protocol,
+        )
         if postgres is not None:
             postgres.start()
             seed(postgres.dsn)
@@ -131,10 +150,13 @@ def main() -> None:
                         "reordered": r.report.reordered,
                         "dead_lettered": r.report.dead_lettered,
                         "committed_to_end": r.committed_to_end,
+                        "longest_gap_s": r.longest_gap_s,
                         "note": r.note,
                     }
                     for r in rows
                 },
+                "client": args.client,
+                "group_protocol": args.group_protocol,
                 "ratio": passed / max(1, len(rows)),
                 "ratio_means": "scenarios passed / run",
             }

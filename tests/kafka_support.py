@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal, cast
 
 import attrs
 
@@ -19,6 +20,7 @@ from onex_actors.runtime import (
     BatchAck,
     Bus,
     BusConsumer,
+    DoneOffsets,
     OutboundRecord,
     Record,
     TopicPartition,
@@ -29,6 +31,11 @@ TEST_BROKER = os.environ.get("ONEX_TEST_BROKER", "kafka")
 
 TEST_CLIENT = os.environ.get("ONEX_TEST_KAFKA_CLIENT", "kafka-python")
 """The Kafka client the integration tier's buses use: kafka-python or confluent."""
+
+GROUP_PROTOCOL = cast(
+    'Literal["auto", "classic", "consumer"]', os.environ.get("ONEX_TEST_GROUP_PROTOCOL", "auto")
+)
+"""The confluent client's consumer group protocol (auto: KIP-848's where the broker has it)."""
 
 SESSION_TIMEOUT_MS = 2_000 if TEST_BROKER == "tansu" else 10_000
 """Consumer-group session for test hosts: tansu spends about half of it on every join."""
@@ -83,11 +90,31 @@ class NamespacedBus:
 
     @asynccontextmanager
     async def consumer(
-        self, patterns: Sequence[TopicPattern], group_id: str
+        self,
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        done_offsets: DoneOffsets | None = None,
     ) -> AsyncIterator[NamespacedConsumer]:
         real = [TopicPattern(self.topic(p.text)) for p in patterns]
-        async with self.inner.consumer(real, f"{self.namespace}-{group_id}") as consumer:
+        translated = None if done_offsets is None else self._real_done(done_offsets)
+        async with self.inner.consumer(
+            real, f"{self.namespace}-{group_id}", done_offsets=translated
+        ) as consumer:
             yield NamespacedConsumer(consumer, self.namespace)
+
+    def _real_done(self, done_offsets: DoneOffsets) -> DoneOffsets:
+        def real_done(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+            ours = [
+                TopicPartition(_swap(tp.topic, self.namespace, "local"), tp.partition)
+                for tp in partitions
+            ]
+            return {
+                TopicPartition(self.topic(tp.topic), tp.partition): offset
+                for tp, offset in done_offsets(ours).items()
+            }
+
+        return real_done
 
     async def publish(
         self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None

@@ -8,9 +8,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_BROKER, TEST_CLIENT, NamespacedBus
+from tests.kafka_support import (
+    GROUP_PROTOCOL,
+    SESSION_TIMEOUT_MS,
+    TEST_BROKER,
+    TEST_CLIENT,
+    NamespacedBus,
+)
 
-from onex_actors.app import demo_seed_sql
+from onex_actors.app import KafkaSettings, demo_seed_sql, group_protocol_for
 from onex_actors.bridges.kafka import open_kafka_bus
 from onex_actors.devinfra import EmbeddedPostgres, LocalKafka, local_broker
 
@@ -88,6 +94,9 @@ async def kafka_bus(kafka_bootstrap: str) -> AsyncIterator[NamespacedBus]:
 
         async with open_confluent_bus(
             {"bootstrap.servers": kafka_bootstrap},
+            group_protocol=await group_protocol_for(
+                KafkaSettings(bootstrap_servers=kafka_bootstrap, group_protocol=GROUP_PROTOCOL)
+            ),
             max_poll_records=500,
             session_timeout_ms=SESSION_TIMEOUT_MS,
         ) as confluent:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.kafka_support import SESSION_TIMEOUT_MS
+from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_CLIENT
 
 from onex_actors.core import cmd_topic
 from onex_actors.testing import host_env
@@ -19,7 +19,12 @@ ONEX = [sys.executable, "-c", "from onex_actors.cli import main; main()"]
 
 
 def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:
-    return host_env(bootstrap, ONEX_KAFKA__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS), **extra)
+    return host_env(
+        bootstrap,
+        ONEX_KAFKA__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
+        ONEX_KAFKA__CLIENT=TEST_CLIENT,
+        **extra,
+    )
 
 
 def onex(

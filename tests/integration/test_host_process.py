@@ -81,14 +81,16 @@ def test_bad_environment_override_names_the_variable(contracts: Path) -> None:
 def test_secrets_are_not_logged_at_debug(
     tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str
 ) -> None:
-    """kafka-python logs its whole client config at DEBUG, SASL password included."""
-    password, db_password = "hunter2-kafka-secret", "pg-secret-hunter3"
+    """A database password stays out of a host's DEBUG log (the clients log a lot there).
+
+    The Kafka SASL and key passwords go through the same redaction; a broker without
+    SASL refuses them at start-up, so tests/unit/test_config.py covers those.
+    """
+    db_password = "pg-secret-hunter3"
     runtime = unique("runtime-secrets")
     contracts = shipped_tree(tmp_path, runtime, ["echo-node", "query-user"], ["local", "db"])
     env = kafka_env(
         kafka_bootstrap,
-        ONEX_KAFKA__SASL_PASSWORD=password,
-        ONEX_KAFKA__SASL_USERNAME="onex",
         DATABASE_URL=postgres_dsn.replace("postgres@", f"postgres:{db_password}@"),
     )
     args = [*HOST_COMMAND, "--runtime-node-id", runtime, "--contracts-dir", str(contracts)]
@@ -103,6 +105,5 @@ def test_secrets_are_not_logged_at_debug(
         proc.communicate(timeout=60)
     log = log_file.read_text()
     assert proc.returncode == 0, log[-2000:]
-    assert "sasl_plain_password': '***'" in log
-    assert password not in log
+    assert " DEBUG " in log
     assert db_password not in log

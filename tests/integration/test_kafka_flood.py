@@ -13,6 +13,7 @@ from tests.handlers import ScriptedHandler
 from tests.integration.processes import REPO
 from tests.kafka_support import NamespacedBus, NamespacedConsumer
 
+from onex_actors.bridges.confluent import ConfluentConsumerBridge
 from onex_actors.bridges.kafka import KafkaConsumerBridge
 from onex_actors.core import OnexEnvelope, cmd_topic
 from onex_actors.testing import open_test_host
@@ -48,7 +49,7 @@ async def test_flood_keeps_buffers_bounded_and_the_group_stable(
         consumer = host.host._consumer
         assert isinstance(consumer, NamespacedConsumer)
         bridge = consumer.inner
-        assert isinstance(bridge, KafkaConsumerBridge)
+        assert isinstance(bridge, KafkaConsumerBridge | ConfluentConsumerBridge)
         rebalances_before = bridge.rebalances
         rss_before = rss_mib()
         producer = await trio.run_process(

@@ -77,3 +77,14 @@ async def test_a_refused_commit_is_tried_again_at_the_next_commit() -> None:
     assert consumer.commits == [{TP: 3}]
     assert await tracker.commit(consumer)  # nothing new: no second commit
     assert consumer.commits == [{TP: 3}]
+
+
+def test_done_offsets_of_revoked_partitions_are_what_is_done_and_not_yet_committed() -> None:
+    tracker = CommitTracker()
+    marks = tracker.track(records(TP, range(4)))
+    other = tracker.track(records(OTHER, range(10, 12)))
+    tracker.settle([marks[0], marks[1], marks[3]])
+    tracker.settle(other)
+    tracker.committed({OTHER: 12})
+    unknown = TopicPartition(TP.topic, 7)
+    assert tracker.done_offsets([TP, OTHER, unknown]) == {TP: 2}

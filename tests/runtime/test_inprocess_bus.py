@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import TopicPattern
@@ -60,3 +61,24 @@ async def test_a_paused_partition_is_skipped_until_resumed() -> None:
         after = await consumer.poll(10)
     assert {r.partition for r in while_paused} == {1}
     assert [(r.partition, r.offset) for r in after] == [(0, 0), (0, 1), (0, 2)]
+
+
+async def test_a_rebalance_commits_what_each_member_has_done_first() -> None:
+    bus = InProcessBus(partitions=2)
+    await fill(bus, 0, 3)
+    await fill(bus, 1, 5)
+    done = {TopicPartition(TOPIC, 0): 2, TopicPartition(TOPIC, 1): 4}
+    asked: list[list[TopicPartition]] = []
+
+    def done_offsets(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        asked.append(sorted(partitions))
+        return {tp: done[tp] for tp in partitions}
+
+    async with bus.consumer([TopicPattern(TOPIC)], "g", done_offsets=done_offsets) as first:
+        assert len(await first.poll(100)) == 8
+        assert bus.committed("g") == {}
+        async with bus.consumer([TopicPattern(TOPIC)], "g") as second:
+            assert asked == [sorted(done)]
+            assert bus.committed("g") == done
+            taken = await second.poll(100)
+    assert [(r.partition, r.offset) for r in taken] == [(1, 4)]

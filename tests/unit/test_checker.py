@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from onex_actors.core import ErrorInfo, dead_letter_of_record, new_command, result_of
-from onex_actors.testing import Outcome, SentRecord, check, outcome_of, render_reports
+from onex_actors.testing import (
+    Outcome,
+    SentRecord,
+    check,
+    longest_gap,
+    outcome_of,
+    render_reports,
+)
 
 
 def sent(n: int, key: str = "k") -> list[SentRecord]:
@@ -75,3 +84,10 @@ def test_the_table_has_one_row_per_scenario() -> None:
     report = check(sent(1), [evt("id-0", 0)])
     lines = render_reports([("kill -9", report, "a note")]).splitlines()
     assert lines[2] == "| kill -9 | 1 | 1 | 0 | 0 | 0 | 0 | a note |"
+
+
+def test_the_longest_gap_counts_from_the_start_and_between_outcomes_only() -> None:
+    stamps = [5.0, 100.4, 100.5, 101.0, 103.5, 103.6]
+    assert longest_gap(stamps, since=100.0) == 2.5
+    assert longest_gap([100.2, 104.2], since=100.0) == pytest.approx(4.0)
+    assert longest_gap([1.0], since=100.0) == 0.0

@@ -1,6 +1,7 @@
 """The application layer: configuration, wiring, and the runtime host."""
 
 from ._bootstrap import ensure_local_broker as ensure_local_broker
+from ._bootstrap import group_protocol_for as group_protocol_for
 from ._bootstrap import load_routing_table as load_routing_table
 from ._bootstrap import open_bus as open_bus
 from ._bootstrap import open_runtime_host as open_runtime_host
@@ -27,6 +28,7 @@ __all__ = [
     "check_kafka_security",
     "demo_seed_sql",
     "ensure_local_broker",
+    "group_protocol_for",
     "kafka_client_config",
     "librdkafka_config",
     "load_config",

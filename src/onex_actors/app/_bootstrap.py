@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Literal
 
 import trio
 
 from onex_actors.bridges.inprocess import InProcessBus
-from onex_actors.bridges.kafka import open_kafka_bus
+from onex_actors.bridges.kafka import CONSUMER_GROUP_HEARTBEAT, broker_api_keys, open_kafka_bus
 from onex_actors.core import ConfigError, RoutingTable, build_routing_table
 from onex_actors.devinfra import broker_answers, local_broker
 from onex_actors.registry import ContractRegistry, FileRegistry
@@ -23,6 +24,7 @@ from ._kafka_clients import kafka_client_config, librdkafka_config
 
 __all__ = [
     "ensure_local_broker",
+    "group_protocol_for",
     "load_routing_table",
     "open_bus",
     "open_runtime_host",
@@ -65,6 +67,11 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         async with _open_confluent_bus(config) as confluent:
             yield confluent
         return
+    if config.kafka.group_protocol == "consumer":
+        raise ConfigError(
+            "kafka.group_protocol is 'consumer' (KIP-848), which kafka-python does not "
+            "speak: set kafka.client: confluent, or kafka.group_protocol: classic"
+        )
     async with open_kafka_bus(
         kafka_client_config(config.kafka),
         partitions=config.bus.partitions,
@@ -75,6 +82,22 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         stall_timeout_s=config.kafka.stall_timeout_s,
     ) as bus:
         yield bus
+
+
+async def group_protocol_for(settings: KafkaSettings) -> Literal["classic", "consumer"]:
+    """Return the consumer group protocol the confluent client uses with these brokers.
+
+    ``auto`` asks the bootstrap broker (ApiVersions, through kafka-python's admin
+    client) whether it offers KIP-848's ``ConsumerGroupHeartbeat``.
+    """
+    if settings.group_protocol != "auto":
+        return settings.group_protocol
+    keys = await trio.to_thread.run_sync(broker_api_keys, kafka_client_config(settings))
+    protocol: Literal["classic", "consumer"] = (
+        "consumer" if CONSUMER_GROUP_HEARTBEAT in keys else "classic"
+    )
+    logger.info("consumer group protocol: %s (kafka.group_protocol: auto)", protocol)
+    return protocol
 
 
 @asynccontextmanager
@@ -88,6 +111,7 @@ async def _open_confluent_bus(config: HostConfig) -> AsyncIterator[Bus]:
         ) from None
     async with open_confluent_bus(
         librdkafka_config(config.kafka),
+        group_protocol=await group_protocol_for(config.kafka),
         partitions=config.bus.partitions,
         create_topics=config.kafka.create_topics,
         max_poll_records=config.poll_max_records,

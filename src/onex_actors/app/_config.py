@@ -48,6 +48,13 @@ class KafkaSettings(_Settings):
     client: Literal["kafka-python", "confluent"] = "kafka-python"
     """Which client carries the bus: kafka-python (pure Python, the default) or
     confluent-kafka (librdkafka; ``pip install 'onex-actors[confluent]'``)."""
+    group_protocol: Literal["auto", "classic", "consumer"] = "auto"
+    """The consumer group protocol. ``consumer`` is KIP-848's (the broker assigns,
+    rebalances are incremental and never stop the group; confluent client only, and a
+    broker that offers it, such as Apache Kafka 4). ``classic`` is the join/sync
+    protocol (kafka-python always; confluent with the cooperative-sticky assignor).
+    ``auto``: ``consumer`` for the confluent client where the broker offers it, else
+    ``classic``."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

@@ -97,7 +97,9 @@ class RuntimeHost:
         try:
             await self.bus.ensure_topics(self.topics())
             async with (
-                self.bus.consumer(self.table.patterns, self.group_id) as consumer,
+                self.bus.consumer(
+                    self.table.patterns, self.group_id, done_offsets=self.commits.done_offsets
+                ) as consumer,
                 open_node_runtime(self.table, self.handlers, self.outbox, self.log) as runtime,
                 trio.open_nursery() as nursery,
             ):

@@ -27,6 +27,7 @@ from ._ports import BatchAck as BatchAck
 from ._ports import BatchHandler as BatchHandler
 from ._ports import Bus as Bus
 from ._ports import BusConsumer as BusConsumer
+from ._ports import DoneOffsets as DoneOffsets
 from ._ports import Handler as Handler
 from ._ports import HandlerHealth as HandlerHealth
 from ._ports import OutboundRecord as OutboundRecord
@@ -48,6 +49,7 @@ __all__ = [
     "BusConsumer",
     "CommitTracker",
     "Dispatcher",
+    "DoneOffsets",
     "Fallback",
     "FlowControl",
     "Handler",

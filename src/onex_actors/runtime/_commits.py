@@ -72,6 +72,16 @@ class CommitTracker:
                 due[tp] = offsets.committable
         return due
 
+    def done_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Return what of ``partitions`` may be committed now (a ``DoneOffsets``)."""
+        committed = self._committed
+        done: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            offsets = self._partitions.get((tp.topic, tp.partition))
+            if offsets is not None and offsets.committable > committed.get(tp, -1):
+                done[tp] = offsets.committable
+        return done
+
     def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Record that ``offsets`` were committed."""
         self._committed.update(offsets)

@@ -21,6 +21,7 @@ __all__ = [
     "BatchHandler",
     "Bus",
     "BusConsumer",
+    "DoneOffsets",
     "Handler",
     "HandlerHealth",
     "OutboundRecord",
@@ -122,6 +123,10 @@ class OutboundRecord:
 AckCallback = Callable[[BaseException | None], None]
 """Called once a produced record is acknowledged (``None``) or has definitely failed."""
 
+DoneOffsets = Callable[[Sequence[TopicPartition]], Mapping[TopicPartition, int]]
+"""Given partitions about to be revoked, the offsets of theirs that may be committed now
+(per partition, the first offset not yet done); called on the trio thread."""
+
 BatchAck = Callable[[Sequence[tuple[int, BaseException]]], None]
 """Called once every record of a published list is settled, with the index and error of
 each record that definitely failed (empty when all were acknowledged)."""
@@ -184,9 +189,18 @@ class Bus(Protocol):
     """Topics, subscriptions by pattern, consumer groups and publishing."""
 
     def consumer(
-        self, patterns: Sequence[TopicPattern], group_id: str
+        self,
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        done_offsets: DoneOffsets | None = None,
     ) -> AbstractAsyncContextManager[BusConsumer]:
-        """Join ``group_id`` subscribed to every topic matching ``patterns``."""
+        """Join ``group_id`` subscribed to every topic matching ``patterns``.
+
+        Where the adapter can, it asks ``done_offsets`` for the partitions a rebalance
+        is about to take away and commits those offsets before they go, so their next
+        owner does not handle again what this member finished since its last commit.
+        """
         ...
 
     async def publish(

@@ -23,6 +23,7 @@ from ._workload import RawRecord as RawRecord
 from ._workload import committed_offsets as committed_offsets
 from ._workload import create_topics as create_topics
 from ._workload import end_offsets as end_offsets
+from ._workload import longest_gap as longest_gap
 from ._workload import send_records as send_records
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "end_offsets",
     "host_env",
     "host_process",
+    "longest_gap",
     "open_test_host",
     "outcome_of",
     "read_line",

@@ -44,12 +44,21 @@ class FaultLab:
     postgres: StoppableServer | None = None
     postgres_dsn: str | None = None
     session_timeout_ms: int = 6_000
+    client: str = "kafka-python"
+    """The Kafka client the hosts use (``kafka.client``): kafka-python or confluent."""
+    group_protocol: str = "auto"
+    """The consumer group protocol of confluent hosts (``kafka.group_protocol``)."""
     deadline_s: float = 300
     """How long a scenario waits for every command to be accounted for."""
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a host process of this lab."""
-        more = {"ONEX_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms), **extra}
+        more = {
+            "ONEX_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
+            "ONEX_KAFKA__CLIENT": self.client,
+            "ONEX_KAFKA__GROUP_PROTOCOL": self.group_protocol,
+            **extra,
+        }
         if self.postgres_dsn is not None:
             more["ONEX_DATABASES__DEFAULT__DSN"] = self.postgres_dsn
         return host_env(self.bootstrap, **more)
@@ -149,6 +158,8 @@ class ScenarioResult:
     host_survived: bool = True
     committed_to_end: bool = True
     """Whether the host's commits reached the end of every command partition."""
+    longest_gap_s: float | None = None
+    """Where measured: the longest time in which no outcome was produced at all."""
 
     @property
     def passed(self) -> bool:

@@ -100,11 +100,14 @@ async def open_test_host(
     """
     registry = FileRegistry(contracts) if isinstance(contracts, Path) else contracts
     bus = bus if bus is not None else InProcessBus()
-    collector = EnvelopeCollector(bus)
     async with trio.open_nursery() as nursery:
-        await nursery.start(collector.run)
         async with open_runtime_host(
             runtime_id, config or HostConfig(), registry=registry, bus=bus, handlers=handlers
         ) as host:
+            # The host has created its topics: the collector follows them by name (a
+            # new group reads each from its start), which joins faster than by pattern.
+            followed = tuple(t for t in host.topics() if ".cmd." not in t)
+            collector = EnvelopeCollector(bus, followed)
+            await nursery.start(collector.run)
             yield HostHarness(host, bus, collector)
         nursery.cancel_scope.cancel()

@@ -36,6 +36,7 @@ __all__ = [
     "committed_offsets",
     "create_topics",
     "end_offsets",
+    "longest_gap",
     "send_commands",
     "send_raw",
     "send_records",
@@ -115,8 +116,18 @@ class CommandStream:
     Faults then strike while commands are still arriving, not after a burst is done.
     """
 
-    def __init__(self, bootstrap: str, node: str, count: int, *, batch: int = 500) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        node: str,
+        count: int,
+        *,
+        batch: int = 500,
+        rate: float | None = None,
+    ) -> None:
+        """``rate``: commands per second, steady (as fast as the broker takes them if None)."""
         self.bootstrap, self.node, self.count, self.batch = bootstrap, node, count, batch
+        self.rate = rate
         self._sent: list[SentRecord] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"commands-{node}", daemon=True)
@@ -142,12 +153,15 @@ class CommandStream:
         return self.sent()
 
     def _run(self) -> None:
+        began = time.monotonic()
         try:
             for start in range(0, self.count, self.batch):
                 size = min(self.batch, self.count - start)
                 records = send_commands(self.bootstrap, self.node, size, start=start)
                 with self._lock:
                     self._sent += records
+                if self.rate is not None:
+                    time.sleep(max(0.0, began + (start + size) / self.rate - time.monotonic()))
         except BaseException as exc:  # handed to join()
             self._error = exc
 
@@ -217,6 +231,16 @@ def _produce(
         producer.close()
 
 
+def longest_gap(stamps: Iterable[float], since: float) -> float:
+    """Return the longest interval from ``since`` on with none of ``stamps`` inside it.
+
+    Measured from ``since`` to the first stamp, then between consecutive stamps, up to
+    the last one (0 when there is none after ``since``).
+    """
+    after = sorted(stamp for stamp in stamps if stamp >= since)
+    return max((b - a for a, b in zip([since, *after], after, strict=False)), default=0.0)
+
+
 class OutcomeReader:
     """Reads the evt and dlq topics of nodes (and a runtime's dlq) from the beginning."""
 
@@ -235,6 +259,8 @@ class OutcomeReader:
         self.consumer.assign(self.partitions)
         self.consumer.seek_to_beginning(*self.partitions)
         self.outcomes: list[Outcome] = []
+        self.stamps: list[float] = []
+        """When each outcome was produced (its record's timestamp, in epoch seconds)."""
         self.causes: set[str] = set()
         self.sources: set[tuple[int, int]] = set()
 
@@ -282,6 +308,11 @@ class OutcomeReader:
                 if outcome.cause is not None:
                     self.causes.add(outcome.cause)
                 self.outcomes.append(outcome)
+                self.stamps.append(record.timestamp / 1000)
+
+    def longest_gap(self, since: float) -> float:
+        """Return the longest time after ``since`` (epoch s) in which no outcome was produced."""
+        return longest_gap(self.stamps, since)
 
     def close(self) -> None:
         """Close the consumer."""

@@ -99,16 +99,25 @@ def sigterm_restart(lab: FaultLab, commands: int) -> ScenarioResult:
     return ScenarioResult("SIGTERM and restart", report, note, survived)
 
 
-def second_host(lab: FaultLab, commands: int) -> ScenarioResult:
-    """Run a second host that joins mid-stream and is then killed: two rebalances."""
+def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioResult:
+    """Run a second host that joins mid-stream and is then killed: two rebalances.
+
+    Commands arrive steadily over ``stream_s``, so results should flow all along; the
+    longest gap after the second host starts, in which no result was produced at all,
+    is what the rebalances cost (kill -9 adds the session timeout for the partitions
+    the dead host held, unless the survivor's keep flowing meanwhile).
+    """
     setup = lab.echo("join")
     reader = lab.reader(setup)
     with (
-        CommandStream(lab.bootstrap, setup.node, commands) as stream,
+        CommandStream(
+            lab.bootstrap, setup.node, commands, batch=100, rate=commands / stream_s
+        ) as stream,
         lab.host(setup) as first,
     ):
         reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 5, lab.deadline_s)
         with lab.host(setup) as second:
+            started = time.time()
             joined_at = reader.answered(stream.sent())
             reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 2, lab.deadline_s)
             second.send_signal(signal.SIGKILL)
@@ -117,8 +126,14 @@ def second_host(lab: FaultLab, commands: int) -> ScenarioResult:
         report = lab.settle(reader, stream.join())
         survived = first.poll() is None
     reader.close()
-    note = f"second host joined at {joined_at:,} answers, killed at {killed_at:,}"
-    return ScenarioResult("second host joins, then kill -9", report, note, survived)
+    gap = reader.longest_gap(started)
+    note = (
+        f"second host joined at {joined_at:,} answers, killed at {killed_at:,}; "
+        f"longest gap without results {gap:.2f} s ({lab.client})"
+    )
+    return ScenarioResult(
+        "second host joins, then kill -9", report, note, survived, longest_gap_s=gap
+    )
 
 
 def broker_outage(lab: FaultLab, commands: int, outage_s: float = 10) -> ScenarioResult:
@@ -336,7 +351,9 @@ def _in_process_host(
     config = HostConfig(
         bus=BusSettings(kind="kafka"),
         kafka=KafkaSettings(
-            bootstrap_servers=lab.bootstrap, session_timeout_ms=lab.session_timeout_ms
+            bootstrap_servers=lab.bootstrap,
+            session_timeout_ms=lab.session_timeout_ms,
+            client="confluent" if lab.client == "confluent" else "kafka-python",
         ),
         commit_interval_s=0.5,
     )

@@ -6,6 +6,7 @@ Optional: ``pip install 'onex-actors[confluent]'``.
 from ._bus import ConfluentBus as ConfluentBus
 from ._bus import open_confluent_bus as open_confluent_bus
 from ._consumer import ConfluentConsumerBridge as ConfluentConsumerBridge
+from ._consumer import unreadable_record as unreadable_record
 from ._producer import ConfluentProducerBridge as ConfluentProducerBridge
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "ConfluentConsumerBridge",
     "ConfluentProducerBridge",
     "open_confluent_bus",
+    "unreadable_record",
 ]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import trio
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, OutboundRecord
+from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord
 
 from ._consumer import ConfluentConsumerBridge
 from ._producer import ConfluentProducerBridge
@@ -38,8 +38,10 @@ class ConfluentBus:
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         call_timeout_s: float = 10.0,
+        group_protocol: Literal["classic", "consumer"] = "classic",
     ) -> None:
         self.config = dict(config)
+        self.group_protocol = group_protocol
         self.producer = producer
         self.topic_limits: dict[str, int] = {}
         self.partitions = partitions
@@ -51,9 +53,19 @@ class ConfluentBus:
 
     @asynccontextmanager
     async def consumer(
-        self, patterns: Sequence[TopicPattern], group_id: str
+        self,
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        done_offsets: DoneOffsets | None = None,
     ) -> AsyncIterator[ConfluentConsumerBridge]:
-        """Join ``group_id`` subscribed to every topic matching ``patterns``."""
+        """Join ``group_id`` subscribed to every topic matching ``patterns``.
+
+        Before a rebalance takes partitions away, their ``done_offsets`` are committed.
+        With KIP-848's protocol the session timeout is the group's, set on the broker.
+        """
+        if self.group_protocol == "consumer":
+            await trio.to_thread.run_sync(self._set_group_session, group_id)
         bridge = ConfluentConsumerBridge(
             self.config,
             patterns,
@@ -61,6 +73,8 @@ class ConfluentBus:
             max_poll_records=self.max_poll_records,
             session_timeout_ms=self.session_timeout_ms,
             call_timeout_s=self.call_timeout_s,
+            group_protocol=self.group_protocol,
+            done_offsets=done_offsets,
         )
         await bridge.start()
         try:
@@ -83,6 +97,26 @@ class ConfluentBus:
         """Return the producer's limit, or the topic's ``max.message.bytes`` where lower."""
         limit = self.producer.max_request_bytes
         return min(limit, self.topic_limits.get(topic, limit))
+
+    def _set_group_session(self, group_id: str) -> None:
+        """Set the group's ``consumer.session.timeout.ms`` (KIP-848 group config)."""
+        entry = ConfigEntry(
+            "consumer.session.timeout.ms",
+            str(self.session_timeout_ms),
+            incremental_operation=AlterConfigOpType.SET,
+        )
+        resource = ConfigResource(ConfigResource.Type.GROUP, group_id, incremental_configs=[entry])
+        try:
+            for future in AdminClient(self.config).incremental_alter_configs([resource]).values():
+                future.result()
+        except KafkaException as exc:
+            logger.warning(
+                "cannot set the session timeout of consumer group %s to %d ms (%s): the "
+                "broker's group.consumer.session.timeout.ms applies",
+                group_id,
+                self.session_timeout_ms,
+                exc.args[0],
+            )
 
     def _prepare_topics(self, topics: list[str]) -> None:
         admin = AdminClient(self.config)
@@ -127,10 +161,13 @@ async def open_confluent_bus(
     session_timeout_ms: int = 10_000,
     max_request_bytes: int = 1024 * 1024,
     call_timeout_s: float = 10.0,
+    group_protocol: Literal["classic", "consumer"] = "classic",
 ) -> AsyncIterator[ConfluentBus]:
     """Start the shared producer, yield the bus, deliver what is queued on exit.
 
-    ``config`` is librdkafka's (``bootstrap.servers``, ``security.protocol``...).
+    ``config`` is librdkafka's (``bootstrap.servers``, ``security.protocol``...);
+    ``group_protocol`` is the consumer groups' (``consumer`` needs a broker that offers
+    KIP-848's protocol, as Apache Kafka 4 does).
     """
     producer = ConfluentProducerBridge(config, max_request_bytes=max_request_bytes)
     await producer.start()
@@ -144,6 +181,7 @@ async def open_confluent_bus(
             max_poll_records=max_poll_records,
             session_timeout_ms=session_timeout_ms,
             call_timeout_s=call_timeout_s,
+            group_protocol=group_protocol,
         )
     finally:
         with trio.CancelScope(shield=True):

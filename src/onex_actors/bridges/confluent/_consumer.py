@@ -3,6 +3,11 @@
 The thread owns the ``Consumer`` (its handle is not called from two threads): it
 consumes, commits, pauses and resumes. It keeps consuming while partitions are paused,
 so a slow node never makes the group rebalance. Each ``consume`` call becomes one batch.
+
+Rebalancing is incremental: the KIP-848 consumer group protocol where the broker
+offers it (``group.protocol=consumer``), else the classic protocol with the
+``cooperative-sticky`` assignor. Before partitions are revoked, the thread asks the
+runtime (on the trio thread) for their done offsets and commits them.
 """
 
 from __future__ import annotations
@@ -13,16 +18,16 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import trio
 from confluent_kafka import Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as CKTopicPartition
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import Record, TopicPartition
+from onex_actors.runtime import DoneOffsets, Record, TopicPartition
 
-__all__ = ["ConfluentConsumerBridge"]
+__all__ = ["ConfluentConsumerBridge", "unreadable_record"]
 
 logger = logging.getLogger("onex_actors.kafka")
 _MAX_OUTSTANDING_BATCHES = 4
@@ -40,6 +45,8 @@ class ConfluentConsumerBridge:
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         call_timeout_s: float = 10.0,
+        group_protocol: Literal["classic", "consumer"] = "classic",
+        done_offsets: DoneOffsets | None = None,
     ) -> None:
         self.config = {
             **config,
@@ -48,11 +55,19 @@ class ConfluentConsumerBridge:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
-            "session.timeout.ms": session_timeout_ms,
-            "partition.assignment.strategy": "cooperative-sticky",
             "topic.metadata.refresh.interval.ms": 5_000,
         }
-        self.subscription = [pattern.posix for pattern in patterns]
+        if group_protocol == "consumer":
+            # the session and the assignor are the broker's in KIP-848's protocol
+            self.config["group.protocol"] = "consumer"
+        else:
+            self.config["session.timeout.ms"] = session_timeout_ms
+            self.config["partition.assignment.strategy"] = "cooperative-sticky"
+        self.group_protocol = group_protocol
+        self.subscription = [_subscription(pattern) for pattern in patterns]
+        self.done_offsets = done_offsets
+        self.revoke_commits = 0
+        """Commits made for partitions about to be revoked."""
         self.group_id = group_id
         self.max_poll_records = max_poll_records
         self.call_timeout_s = call_timeout_s
@@ -72,6 +87,8 @@ class ConfluentConsumerBridge:
         """Partitions the thread has paused (librdkafka does not report them)."""
         self.assignment: set[TopicPartition] = set()
         self.rebalances = 0
+        self.assignment_changed = trio.Event()
+        """Set when the assignment changes (then replaced by a fresh event)."""
 
     async def start(self) -> None:
         """Create the consumer in its thread and subscribe."""
@@ -165,6 +182,8 @@ class ConfluentConsumerBridge:
             self.rebalances += 1
         self.assignment.difference_update(revoked)
         self.assignment.update(assigned)
+        self.assignment_changed.set()
+        self.assignment_changed = trio.Event()
 
     # -- the consumer thread -------------------------------------------------------
 
@@ -175,7 +194,7 @@ class ConfluentConsumerBridge:
                 self.subscription,
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
-                on_lost=self._on_revoke,
+                on_lost=self._on_lost,
             )
         except (KafkaException, ValueError, TypeError) as exc:
             self._failure = exc
@@ -221,6 +240,9 @@ class ConfluentConsumerBridge:
                 batch.append(_record(message))
             elif error.fatal():
                 raise KafkaException(error)
+            elif (unreadable := unreadable_record(message)) is not None:
+                logger.error("Kafka consumer of group %s: %s", self.group_id, unreadable.unreadable)
+                batch.append(unreadable)
             else:
                 logger.warning("Kafka consumer of group %s: %s", self.group_id, error)
         if batch:
@@ -250,8 +272,39 @@ class ConfluentConsumerBridge:
         self._held.difference_update((tp.topic, tp.partition) for tp in partitions)
         self._soon(self._rebalanced, _ours(partitions), [])
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
+    def _on_revoke(self, consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
+        # runs on the consumer thread, inside consume(), before the partitions go
+        revoked = _ours(partitions)
+        self._commit_done(consumer, revoked)
+        self._soon(self._rebalanced, [], revoked)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
+        # already someone else's: a commit would be refused
         self._soon(self._rebalanced, [], _ours(partitions))
+
+    def _commit_done(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        """Commit the done offsets of ``revoked`` (consumer thread, blocks on trio)."""
+        if self.done_offsets is None or not revoked or self._token is None:
+            return
+        try:
+            done = trio.from_thread.run_sync(self.done_offsets, revoked, trio_token=self._token)
+        except trio.RunFinishedError:
+            return
+        if not done:
+            return
+        offsets = [CKTopicPartition(tp.topic, tp.partition, offset) for tp, offset in done.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            logger.warning(
+                "Kafka consumer of group %s could not commit %d revoked partitions before "
+                "they went (their next owner may handle some records again): %s",
+                self.group_id,
+                len(offsets),
+                exc.args[0],
+            )
+            return
+        self.revoke_commits += 1
 
     def _run_commands(self, consumer: Consumer) -> None:
         while True:
@@ -260,6 +313,13 @@ class ConfluentConsumerBridge:
             except queue.Empty:
                 return
             command(consumer)
+
+
+def _subscription(pattern: TopicPattern) -> str:
+    """Return a topic name as itself, a pattern with wildcards as a librdkafka regex."""
+    if "*" in pattern.text or "#" in pattern.text:
+        return pattern.posix
+    return pattern.text
 
 
 def _record(message: Message) -> Record:
@@ -274,6 +334,20 @@ def _record(message: Message) -> Record:
         items = headers.items() if isinstance(headers, dict) else headers
         pairs = tuple((name, _bytes(value)) for name, value in items)
     return Record(topic, partition, offset, message.key(), message.value(), pairs)
+
+
+def unreadable_record(message: Message) -> Record | None:
+    """Return an error event about one record (a corrupt message) as a record to dead-letter.
+
+    Errors about a partition or the connection (no offset) are not records: None.
+    """
+    error = message.error()
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if error is None or topic is None or partition is None or offset is None or offset < 0:
+        return None
+    return Record(
+        topic, partition, offset, None, None, unreadable=f"librdkafka {error.name()}: {error.str()}"
+    )
 
 
 def _bytes(value: str | bytes | None) -> bytes | None:

@@ -16,7 +16,7 @@ from itertools import count
 import trio
 
 from onex_actors.core import TopicPattern
-from onex_actors.runtime import BatchAck, OutboundRecord, Record, TopicPartition
+from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, Record, TopicPartition
 
 __all__ = ["InProcessBus", "InProcessConsumer"]
 
@@ -44,10 +44,18 @@ class InProcessBus:
 
     @asynccontextmanager
     async def consumer(
-        self, patterns: Sequence[TopicPattern], group_id: str
+        self,
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        done_offsets: DoneOffsets | None = None,
     ) -> AsyncIterator[InProcessConsumer]:
-        """Join ``group_id``; partitions are shared among the group's members."""
+        """Join ``group_id``; partitions are shared among the group's members.
+
+        At every rebalance each member's ``done_offsets`` are committed first.
+        """
         member = InProcessConsumer(self, tuple(patterns), group_id, next(self._member_ids))
+        member.done_offsets = done_offsets
         self._members.setdefault(group_id, []).append(member)
         self._rebalanced()
         try:
@@ -132,6 +140,11 @@ class InProcessBus:
         return partitions
 
     def _rebalanced(self) -> None:
+        for group_id, members in self._members.items():
+            committed = self._committed.setdefault(group_id, {})
+            for member in members:
+                if member.done_offsets is not None and member._positions:
+                    committed.update(member.done_offsets(list(member._positions)))
         self._generation += 1
         self._wake()
 
@@ -161,6 +174,7 @@ class InProcessConsumer:
         self.patterns = patterns
         self.group_id = group_id
         self.member_id = member_id
+        self.done_offsets: DoneOffsets | None = None
         self._generation = -1
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()

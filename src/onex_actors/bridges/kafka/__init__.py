@@ -4,12 +4,16 @@ from ._bus import KafkaBus as KafkaBus
 from ._bus import open_kafka_bus as open_kafka_bus
 from ._consumer import KafkaConsumerBridge as KafkaConsumerBridge
 from ._consumer import subscription_regex as subscription_regex
+from ._probe import CONSUMER_GROUP_HEARTBEAT as CONSUMER_GROUP_HEARTBEAT
+from ._probe import broker_api_keys as broker_api_keys
 from ._producer import ProducerBridge as ProducerBridge
 
 __all__ = [
+    "CONSUMER_GROUP_HEARTBEAT",
     "KafkaBus",
     "KafkaConsumerBridge",
     "ProducerBridge",
+    "broker_api_keys",
     "open_kafka_bus",
     "subscription_regex",
 ]

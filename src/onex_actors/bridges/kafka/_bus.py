@@ -13,7 +13,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, OutboundRecord
+from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord
 
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
@@ -58,9 +58,19 @@ class KafkaBus:
 
     @asynccontextmanager
     async def consumer(
-        self, patterns: Sequence[TopicPattern], group_id: str
+        self,
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        done_offsets: DoneOffsets | None = None,
     ) -> AsyncIterator[KafkaConsumerBridge]:
-        """Join ``group_id`` subscribed to every topic matching ``patterns``."""
+        """Join ``group_id`` subscribed to every topic matching ``patterns``.
+
+        ``done_offsets`` is not used: kafka-python calls its rebalance listener inside
+        its own poll, where a commit would re-enter the client. The runtime's periodic
+        commit covers what is done; the next owner of a revoked partition may handle
+        again what finished after it (duplicates, never loss).
+        """
         bridge = KafkaConsumerBridge(
             self.client_config,
             patterns,
