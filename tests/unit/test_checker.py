@@ -88,6 +88,6 @@ def test_the_table_has_one_row_per_scenario() -> None:
 
 def test_the_longest_gap_counts_from_the_start_and_between_outcomes_only() -> None:
     stamps = [5.0, 100.4, 100.5, 101.0, 103.5, 103.6]
-    assert longest_gap(stamps, since=100.0) == 2.5
-    assert longest_gap([100.2, 104.2], since=100.0) == pytest.approx(4.0)
-    assert longest_gap([1.0], since=100.0) == 0.0
+    assert longest_gap(stamps, since=100.0) == (2.5, 101.0)
+    assert longest_gap([100.2, 104.2], since=100.0) == (pytest.approx(4.0), 100.2)
+    assert longest_gap([1.0], since=100.0) == (0.0, 100.0)

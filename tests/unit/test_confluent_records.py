@@ -30,3 +30,39 @@ def test_errors_about_a_partition_or_a_connection_are_not_records() -> None:
     assert unreadable_record(no_offset) is None
     assert unreadable_record(no_topic) is None
     assert unreadable_record(Message(topic=TOPIC, partition=0, offset=3, value=b"{}")) is None
+
+
+class FakeMetadata:
+    def __init__(self, topics: list[str]) -> None:
+        self.topics = dict.fromkeys(topics)
+
+
+class FakeConsumer:
+    """Answers ``list_topics`` with whatever topics the cluster has now."""
+
+    def __init__(self, topics: list[str]) -> None:
+        self.cluster = topics
+        self.calls = 0
+
+    def list_topics(self, timeout: float) -> FakeMetadata:
+        self.calls += 1
+        return FakeMetadata(self.cluster)
+
+
+def test_a_kip_848_subscription_follows_the_matching_topics_the_cluster_has() -> None:
+    from onex_actors.bridges.confluent._subscription import ResolvedSubscription
+    from onex_actors.core import TopicPattern
+
+    other = "onex.app.local.acme.evt.node.echo-node.v1"
+    consumer = FakeConsumer([TOPIC, other])
+    resolved = ResolvedSubscription([TopicPattern("onex.app.local.*.cmd.node.#")], refresh_s=0.0)
+    assert resolved.changed(consumer) == (TOPIC,)  # type: ignore[arg-type]
+    assert resolved.changed(consumer) is None  # type: ignore[arg-type]
+    newcomer = "onex.app.local.acme.cmd.node.echo-node.v1"
+    consumer.cluster = [TOPIC, other, newcomer]
+    assert resolved.changed(consumer) == (newcomer, TOPIC)  # type: ignore[arg-type]
+    waiting = ResolvedSubscription([TopicPattern("onex.app.local.*.cmd.node.#")], refresh_s=60)
+    assert waiting.changed(consumer) is not None  # type: ignore[arg-type]
+    calls = consumer.calls
+    assert waiting.changed(consumer) is None  # type: ignore[arg-type]
+    assert consumer.calls == calls, "looked again before refresh_s passed"

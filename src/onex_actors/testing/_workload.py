@@ -231,14 +231,16 @@ def _produce(
         producer.close()
 
 
-def longest_gap(stamps: Iterable[float], since: float) -> float:
+def longest_gap(stamps: Iterable[float], since: float) -> tuple[float, float]:
     """Return the longest interval from ``since`` on with none of ``stamps`` inside it.
 
     Measured from ``since`` to the first stamp, then between consecutive stamps, up to
-    the last one (0 when there is none after ``since``).
+    the last one: its length and when it began (``(0, since)`` without stamps after it).
     """
     after = sorted(stamp for stamp in stamps if stamp >= since)
-    return max((b - a for a, b in zip([since, *after], after, strict=False)), default=0.0)
+    return max(
+        ((b - a, a) for a, b in zip([since, *after], after, strict=False)), default=(0.0, since)
+    )
 
 
 class OutcomeReader:
@@ -310,7 +312,7 @@ class OutcomeReader:
                 self.outcomes.append(outcome)
                 self.stamps.append(record.timestamp / 1000)
 
-    def longest_gap(self, since: float) -> float:
+    def longest_gap(self, since: float) -> tuple[float, float]:
         """Return the longest time after ``since`` (epoch s) in which no outcome was produced."""
         return longest_gap(self.stamps, since)
 

@@ -121,15 +121,17 @@ def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
             joined_at = reader.answered(stream.sent())
             reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 2, lab.deadline_s)
             second.send_signal(signal.SIGKILL)
+            killed = time.time()
             second.wait()
         killed_at = reader.answered(stream.sent())
         report = lab.settle(reader, stream.join())
         survived = first.poll() is None
     reader.close()
-    gap = reader.longest_gap(started)
+    gap, gap_at = reader.longest_gap(started)
     note = (
-        f"second host joined at {joined_at:,} answers, killed at {killed_at:,}; "
-        f"longest gap without results {gap:.2f} s ({lab.client})"
+        f"second host joined at {joined_at:,} answers, killed at {killed_at:,} "
+        f"({killed - started:.1f} s later); longest gap without results {gap:.2f} s, "
+        f"from {gap_at - started:.1f} s after the join ({lab.client})"
     )
     return ScenarioResult(
         "second host joins, then kill -9", report, note, survived, longest_gap_s=gap

@@ -27,6 +27,8 @@ from confluent_kafka import TopicPartition as CKTopicPartition
 from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import DoneOffsets, Record, TopicPartition
 
+from ._subscription import ResolvedSubscription
+
 __all__ = ["ConfluentConsumerBridge", "unreadable_record"]
 
 logger = logging.getLogger("onex_actors.kafka")
@@ -65,6 +67,11 @@ class ConfluentConsumerBridge:
             self.config["partition.assignment.strategy"] = "cooperative-sticky"
         self.group_protocol = group_protocol
         self.subscription = [_subscription(pattern) for pattern in patterns]
+        wildcards = any(name.startswith("^") for name in self.subscription)
+        self._resolved = (
+            ResolvedSubscription(patterns) if wildcards and group_protocol == "consumer" else None
+        )
+        """Set where the client resolves the patterns (KIP-848 groups; see _subscription)."""
         self.done_offsets = done_offsets
         self.revoke_commits = 0
         """Commits made for partitions about to be revoked."""
@@ -190,12 +197,10 @@ class ConfluentConsumerBridge:
     def _run(self) -> None:
         try:
             consumer = Consumer(self.config, logger=logger)
-            consumer.subscribe(
-                self.subscription,
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
-            )
+            if self._resolved is None:
+                self._subscribe(consumer, self.subscription)
+            else:
+                self._follow_topics(consumer)
         except (KafkaException, ValueError, TypeError) as exc:
             self._failure = exc
             self._ready.set()
@@ -214,8 +219,29 @@ class ConfluentConsumerBridge:
         finally:
             consumer.close()
 
+    def _subscribe(self, consumer: Consumer, topics: Sequence[str]) -> None:
+        consumer.subscribe(
+            list(topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _follow_topics(self, consumer: Consumer) -> None:
+        """Subscribe to the topics matching the patterns now, if they changed."""
+        assert self._resolved is not None
+        topics = self._resolved.changed(consumer)
+        if topics is None:
+            return
+        if topics:
+            self._subscribe(consumer, topics)
+        else:
+            consumer.unsubscribe()
+
     def _consume_once(self, consumer: Consumer) -> None:
         self._run_commands(consumer)
+        if self._resolved is not None:
+            self._follow_topics(consumer)
         with self._lock:
             behind = self._outstanding >= _MAX_OUTSTANDING_BATCHES
             paused = set(self._paused)
