@@ -13,7 +13,7 @@ The peer: the same echo written with FastStream's Kafka broker (aiokafka), the w
 documentation writes a handler that answers on another topic (each result confirmed).
 
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
-by the same client from send to the result's arrival.
+by the same client (confluent-kafka, linger 0) from send to the result's arrival.
 
     python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
         [--only bare bare-codec runtime faststream faststream-batch] [--gc-threshold N]
@@ -118,6 +118,7 @@ class BarePipe:
         )
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
         self.sink = sink
+        self.polls = self.batches = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -125,6 +126,8 @@ class BarePipe:
         """Forward every record until stopped."""
         while not self.stopping.is_set():
             batch = self.consumer.poll(timeout_ms=50)
+            self.polls += 1
+            self.batches += bool(batch)
             for records in batch.values():
                 for r in records:
                     if self.codec:
@@ -200,23 +203,36 @@ class BareConfluentPipe:
 
 
 class PingClient:
-    """Sends one command and waits for its answer on ``sink``; repeats."""
+    """Sends one command and waits for its answer on ``sink``; repeats.
+
+    The same client for every contender: librdkafka's (linger 0), so what it adds to a
+    round trip is small and the same whichever client the contender uses.
+    """
 
     def __init__(self, bootstrap: str, node: str, sink: str) -> None:
+        from confluent_kafka import Consumer, Producer
+        from confluent_kafka import TopicPartition as CKTopicPartition
+
         self.node, self.sink = node, sink
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        partitions = [TopicPartition(sink, p) for p in range(PARTITIONS)]
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"ping-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        partitions = []
+        for p in range(PARTITIONS):
+            _, high = self.consumer.get_watermark_offsets(CKTopicPartition(sink, p), timeout=10)
+            partitions.append(CKTopicPartition(sink, p, high))
         self.consumer.assign(partitions)
-        self.consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            self.consumer.position(tp)
 
     def ping(self, matches: Callable[[bytes, Any], bool]) -> float:
         """Round trip of one command, in seconds."""
         command = new_command(self.node, {"ping": uuid.uuid4().hex, "pad": "x" * 40})
         started = time.perf_counter()
-        self.producer.send(
+        self.producer.produce(
             cmd_topic(self.node),
             value=encode_envelope(command),
             key=record_key(command),
@@ -224,14 +240,16 @@ class PingClient:
         )
         self.producer.flush()
         while True:
-            for records in self.consumer.poll(timeout_ms=1000).values():
-                for r in records:
-                    if matches(r.value, command):
-                        return time.perf_counter() - started
+            message = self.consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                value = message.value()
+                assert value is not None
+                if matches(value, command):
+                    return time.perf_counter() - started
 
     def close(self) -> None:
         """Close both clients."""
-        self.producer.close()
+        self.producer.flush()
         self.consumer.close()
 
 
@@ -267,8 +285,20 @@ def bare_run(
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
     produce_commands(bootstrap, node, commands, **PRODUCER)
-    with BarePipe(bootstrap, cmd_topic(node), sink, codec=codec):
-        seconds = wait_for(bootstrap, sink, commands)
+    with BarePipe(bootstrap, cmd_topic(node), sink, codec=codec) as pipe:
+        try:
+            seconds = wait_for(bootstrap, sink, commands)
+        except TimeoutError:
+            # evidence for the hang kafka-python showed here once (issue 13): this bare
+            # consumer carries none of bridges.kafka's repairs
+            coordinator = pipe.consumer._coordinator
+            print(
+                f"bare pipe stalled: assignment {sorted(pipe.consumer.assignment())}, "
+                f"polls {pipe.polls}, batches {pipe.batches}, "
+                f"need_rejoin {coordinator.need_rejoin()}, state {coordinator.state}",
+                file=sys.stderr,
+            )
+            raise
         client = PingClient(bootstrap, node, sink)
         answers = runtime_answers if codec else bare_answers
         latencies = [client.ping(answers) for _ in range(pings)]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.kafka_support import TEST_BROKER
+from tests.kafka_support import TEST_BROKER, TEST_CLIENT
 
 from onex_actors.devinfra import EmbeddedPostgres
 from onex_actors.testing import RawRecord, render_reports
@@ -31,7 +31,9 @@ SESSION_MS = 2_000 if TEST_BROKER == "tansu" else 6_000
 
 @pytest.fixture
 def lab(kafka_bootstrap: str, tmp_path: Path) -> FaultLab:
-    return FaultLab(kafka_bootstrap, tmp_path, session_timeout_ms=SESSION_MS, deadline_s=120)
+    return FaultLab(
+        kafka_bootstrap, tmp_path, session_timeout_ms=SESSION_MS, deadline_s=120, client=TEST_CLIENT
+    )
 
 
 def table(result: ScenarioResult) -> str:
@@ -97,7 +99,9 @@ broker = LocalKafka(port=39192, controller_port=39193)
 broker.stop()
 broker.remove_data()
 try:
-    lab = FaultLab(broker.start(), Path(sys.argv[1]), broker=broker, deadline_s=180)
+    lab = FaultLab(
+        broker.start(), Path(sys.argv[1]), broker=broker, deadline_s=180, client=sys.argv[2]
+    )
     result = broker_outage(lab, 2000, outage_s=5)
 finally:
     broker.stop()
@@ -112,7 +116,7 @@ def test_the_broker_stopped_mid_run_loses_nothing(tmp_path: Path) -> None:
     # In a process of its own, with a broker of its own: the scenario stops the broker,
     # and kafka-python leaks the sockets of the connections refused meanwhile.
     run = subprocess.run(
-        [sys.executable, "-c", BROKER_OUTAGE, str(tmp_path)],
+        [sys.executable, "-c", BROKER_OUTAGE, str(tmp_path), TEST_CLIENT],
         capture_output=True,
         text=True,
         timeout=400,

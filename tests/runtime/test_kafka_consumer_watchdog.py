@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -25,6 +26,27 @@ async def test_a_poll_hung_past_the_limit_raises(autojump_clock: trio.abc.Clock)
     consumer.polling_since = time.monotonic() - STUCK_POLL_S - 1
     with pytest.raises(BusError, match=r"group 'group-x' has been inside one KafkaConsumer\.poll"):
         await consumer.poll(10)
+
+
+async def test_a_hung_poll_names_where_its_thread_is_stuck(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = bridge()
+    release = threading.Event()
+
+    def wedged_inside_the_client() -> None:
+        release.wait()
+
+    consumer._thread = threading.Thread(target=wedged_inside_the_client, daemon=True)
+    consumer._thread.start()
+    consumer.polling_since = time.monotonic() - STUCK_POLL_S - 1
+    try:
+        with pytest.raises(BusError, match=r"its thread at .*in wait") as raised:
+            await consumer.poll(10)
+    finally:
+        release.set()
+    assert "whole stack in the log" in str(raised.value)
+    assert "in wedged_inside_the_client" in caplog.text
 
 
 async def test_a_poll_in_progress_but_young_keeps_waiting(

@@ -29,6 +29,7 @@ class SentRecord:
     envelope_id: str | None = None
     """None for a record that is not an envelope at all (fuzzing)."""
     key: str | None = None
+    """Its order group: the partition key, qualified by the node (a topic's own order)."""
     seq: int | None = None
     """Position of the record among those of its key, for the reorder check."""
 

@@ -104,8 +104,9 @@ def send_commands(
         cmd_topic(node),
         [(encode_envelope(c), record_key(c), record_headers(c)) for c in commands],
     )
+    # a key's order is per node: its results are read back from the node's own evt topic
     return [
-        SentRecord(p, o, str(c.envelope_id), c.headers[PARTITION_KEY_HEADER], i // keys)
+        SentRecord(p, o, str(c.envelope_id), f"{node}/{c.headers[PARTITION_KEY_HEADER]}", i // keys)
         for i, (c, (p, o)) in enumerate(zip(commands, sent, strict=True), start)
     ]
 

@@ -106,16 +106,19 @@ class ConfluentBus:
             incremental_operation=AlterConfigOpType.SET,
         )
         resource = ConfigResource(ConfigResource.Type.GROUP, group_id, incremental_configs=[entry])
+        admin = AdminClient(self.config)
+        wait = self.call_timeout_s
         try:
-            for future in AdminClient(self.config).incremental_alter_configs([resource]).values():
-                future.result()
-        except KafkaException as exc:
+            futures = admin.incremental_alter_configs([resource], request_timeout=wait)
+            for future in futures.values():
+                future.result(timeout=wait)
+        except (KafkaException, TimeoutError) as exc:
             logger.warning(
                 "cannot set the session timeout of consumer group %s to %d ms (%s): the "
                 "broker's group.consumer.session.timeout.ms applies",
                 group_id,
                 self.session_timeout_ms,
-                exc.args[0],
+                exc.args[0] if exc.args else type(exc).__name__,
             )
 
     def _prepare_topics(self, topics: list[str]) -> None:
@@ -127,9 +130,12 @@ class ConfluentBus:
         missing = [t for t in topics if t not in existing]
         if self.create_topics and missing:
             new = [NewTopic(t, self.partitions, self.replication_factor) for t in missing]
-            for topic, future in admin.create_topics(new, operation_timeout=10).items():
+            created = admin.create_topics(new, operation_timeout=10, request_timeout=15)
+            for topic, future in created.items():
                 try:
-                    future.result()
+                    future.result(timeout=20)
+                except TimeoutError:
+                    raise BusError(f"creating topic {topic}: no answer within 20 s") from None
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise BusError(f"creating topic {topic} failed: {exc.args[0]}") from None
@@ -141,11 +147,11 @@ def _topic_limits(admin: AdminClient, topics: list[str]) -> dict[str, int]:
     resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in topics]
     limits: dict[str, int] = {}
     try:
-        for resource, future in admin.describe_configs(resources).items():
-            entry = future.result().get("max.message.bytes")
+        for resource, future in admin.describe_configs(resources, request_timeout=10).items():
+            entry = future.result(timeout=15).get("max.message.bytes")
             if entry is not None and str(entry.value).isdigit():
                 limits[resource.name] = int(entry.value)
-    except (KafkaException, ValueError, TypeError) as exc:
+    except (KafkaException, ValueError, TypeError, TimeoutError) as exc:
         logger.info("topic size limits unknown (%s): using the producer's limit", exc)
     return limits
 

@@ -11,8 +11,10 @@ import contextlib
 import logging
 import math
 import queue
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -175,12 +177,27 @@ class KafkaConsumerBridge:
     def _check_not_stuck(self) -> None:
         since = self.polling_since
         if since is not None and time.monotonic() - since > STUCK_POLL_S:
+            stack = self._consumer_stack()
+            logger.error(
+                "Kafka consumer of group %s is stuck inside KafkaConsumer.poll; its thread "
+                "is at:\n%s",
+                self.group_id,
+                "".join(stack),
+            )
+            where = stack[-1].strip().replace("\n", " ") if stack else "unknown"
             raise BusError(
                 f"Kafka consumer of group {self.group_id!r} has been inside one "
-                f"KafkaConsumer.poll(timeout_ms=50) for {time.monotonic() - since:.0f} s: "
-                "kafka-python's client is hung (seen with 3.0.12, cause unknown). Stopping "
-                "rather than stalling silently; restart the host (its supervisor should)."
+                f"KafkaConsumer.poll(timeout_ms=50) for {time.monotonic() - since:.0f} s, "
+                f"its thread at {where} (whole stack in the log): kafka-python's client is "
+                "hung. Stopping rather than stalling silently; restart the host (its "
+                "supervisor should)."
             )
+
+    def _consumer_stack(self) -> list[str]:
+        """Return the consumer thread's stack now, innermost frame last (evidence of a hang)."""
+        thread = self._thread
+        frame = None if thread is None else sys._current_frames().get(thread.ident or -1)
+        return [] if frame is None else traceback.format_stack(frame)
 
     async def _call(self, command: Callable[[KafkaConsumer], object]) -> object:
         done = trio.Event()
