@@ -18,7 +18,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import trio
 from confluent_kafka import Consumer, KafkaException, Message
@@ -356,9 +356,10 @@ def _record(message: Message) -> Record:
     assert offset is not None
     headers = message.headers()
     pairs: tuple[tuple[str, bytes | None], ...] = ()
-    if headers:
-        items = headers.items() if isinstance(headers, dict) else headers
-        pairs = tuple((name, _bytes(value)) for name, value in items)
+    if isinstance(headers, list):  # what consumed messages carry: (str, bytes | None) pairs
+        pairs = tuple(cast(list[tuple[str, bytes | None]], headers))
+    elif headers:
+        pairs = tuple((name, _bytes(value)) for name, value in headers.items())
     return Record(topic, partition, offset, message.key(), message.value(), pairs)
 
 

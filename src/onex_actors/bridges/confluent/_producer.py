@@ -34,7 +34,9 @@ class ConfluentProducerBridge:
             **config,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 1,
+            # librdkafka batches what queues while requests are in flight; a linger
+            # only added its length to every round trip (ping p50 2.5 → 1.3 ms, same rate)
+            "linger.ms": 0,
             "message.max.bytes": max_request_bytes,
         }
         self.max_request_bytes = max_request_bytes
