@@ -35,9 +35,9 @@ test *args:
 test-tansu *args:
     ONEX_TEST_BROKER=tansu {{bin}}/python -m pytest -m integration {{args}}
 
-# The Kafka runtime tests through confluent-kafka (librdkafka) instead of kafka-python.
+# The integration tier (fault scenarios included) through confluent-kafka (librdkafka).
 test-confluent *args:
-    ONEX_TEST_KAFKA_CLIENT=confluent {{bin}}/python -m pytest -m integration tests/integration/test_runtime_on_kafka.py tests/integration/test_kafka_flow.py tests/integration/test_kafka_crashes.py {{args}}
+    ONEX_TEST_KAFKA_CLIENT=confluent {{bin}}/python -m pytest -m integration {{args}}
 
 # Run every benchmark, record its medians and redraw docs/benchmarks.png (minutes;
 # needs `pip install -e '.[bench]'`). Figures go to docs/benchmarks.md by hand.

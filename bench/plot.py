@@ -20,7 +20,9 @@ import matplotlib.pyplot as plt
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 KAFKA_CONTENDERS = [
     ("bare", "Kafka: bare kafka-python"),
-    ("runtime", "Kafka: onex runtime"),
+    ("runtime", "Kafka: onex runtime (kafka-python)"),
+    ("bare-confluent", "Kafka: bare confluent-kafka"),
+    ("runtime-confluent", "Kafka: onex runtime (confluent)"),
     ("faststream", "Kafka: FastStream"),
 ]
 

@@ -60,8 +60,11 @@ class ConfluentConsumerBridge:
             "topic.metadata.refresh.interval.ms": 5_000,
         }
         if group_protocol == "consumer":
-            # the session and the assignor are the broker's in KIP-848's protocol
+            # the session is the broker's in KIP-848's protocol; the assignor runs there
+            # too, and ``range`` splits each topic among the members (``uniform`` balances
+            # the count and may give one member every partition of the busiest topic)
             self.config["group.protocol"] = "consumer"
+            self.config["group.remote.assignor"] = "range"
         else:
             self.config["session.timeout.ms"] = session_timeout_ms
             self.config["partition.assignment.strategy"] = "cooperative-sticky"
@@ -357,7 +360,7 @@ def _record(message: Message) -> Record:
     headers = message.headers()
     pairs: tuple[tuple[str, bytes | None], ...] = ()
     if isinstance(headers, list):  # what consumed messages carry: (str, bytes | None) pairs
-        pairs = tuple(cast(list[tuple[str, bytes | None]], headers))
+        pairs = tuple(cast("list[tuple[str, bytes | None]]", headers))
     elif headers:
         pairs = tuple((name, _bytes(value)) for name, value in headers.items())
     return Record(topic, partition, offset, message.key(), message.value(), pairs)

@@ -180,9 +180,10 @@ class KafkaConsumerBridge:
             stack = self._consumer_stack()
             logger.error(
                 "Kafka consumer of group %s is stuck inside KafkaConsumer.poll; its thread "
-                "is at:\n%s",
+                "is at:\n%s\nkafka-python's IO threads are at:\n%s",
                 self.group_id,
                 "".join(stack),
+                _io_thread_stacks(),
             )
             where = stack[-1].strip().replace("\n", " ") if stack else "unknown"
             raise BusError(
@@ -353,6 +354,16 @@ class KafkaConsumerBridge:
 
     def _on_assigned(self, assigned: Any) -> None:
         self._soon(self._assigned, [_ours(tp) for tp in assigned])
+
+
+def _io_thread_stacks() -> str:
+    """Where kafka-python's IO threads are now: a poll waits on one without a timeout."""
+    frames = sys._current_frames()
+    return "\n".join(
+        f"{thread.name}:\n" + "".join(traceback.format_stack(frames[thread.ident]))
+        for thread in threading.enumerate()
+        if thread.name.startswith("kafka-io") and thread.ident in frames
+    )
 
 
 def _reconcile_pauses(
