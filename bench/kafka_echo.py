@@ -84,7 +84,7 @@ def create(bootstrap: str, topics: list[str]) -> None:
         admin.close()
 
 
-def wait_for(bootstrap: str, topic: str, target: int, timeout_s: float = 600) -> float:
+def wait_for(bootstrap: str, topic: str, target: int, timeout_s: float = 180) -> float:
     """Seconds until ``topic`` holds ``target`` records (its end offsets, every 20 ms)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -152,7 +152,7 @@ class BarePipe:
 
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()
-        self.thread.join()
+        self.thread.join(30)  # a thread hung inside kafka-python's poll is left behind
 
 
 class BareConfluentPipe:
@@ -465,7 +465,11 @@ def main() -> None:
     with broker(args.bootstrap) as bootstrap:
         for run in range(args.runs):
             for name in args.only:
-                rate, lat = run_one(name, bootstrap, args.commands, args.pings)
+                try:
+                    rate, lat = run_one(name, bootstrap, args.commands, args.pings)
+                except TimeoutError as exc:  # kafka-python's hung poll (docs/kafka.md)
+                    print(f"run {run + 1} {name}: stalled ({exc}); running it again", flush=True)
+                    rate, lat = run_one(name, bootstrap, args.commands, args.pings)
                 rows[name].append((rate, percentile(lat, 0.5), percentile(lat, 0.99)))
                 print(
                     f"run {run + 1} {name:10} {rate:>9,.0f} cmd/s   ping p50 "
