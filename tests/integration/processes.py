@@ -19,12 +19,12 @@ ONEX = [sys.executable, "-c", "from onex_actors.cli import main; main()"]
 
 
 def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:
-    return host_env(
-        bootstrap,
-        ONEX_KAFKA__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
-        ONEX_KAFKA__CLIENT=TEST_CLIENT,
+    settings = {
+        "ONEX_KAFKA__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+        "ONEX_KAFKA__CLIENT": TEST_CLIENT,
         **extra,
-    )
+    }
+    return host_env(bootstrap, **settings)
 
 
 def onex(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.processes import REPO, kafka_env, shipped_tree, unique
+from tests.kafka_support import TEST_CLIENT
 
 from onex_actors.testing import HOST_COMMAND, read_line
 
@@ -89,21 +90,25 @@ def test_secrets_are_not_logged_at_debug(
     db_password = "pg-secret-hunter3"
     runtime = unique("runtime-secrets")
     contracts = shipped_tree(tmp_path, runtime, ["echo-node", "query-user"], ["local", "db"])
+    other = "kafka-python" if TEST_CLIENT == "confluent" else "confluent"
     env = kafka_env(
         kafka_bootstrap,
         DATABASE_URL=postgres_dsn.replace("postgres@", f"postgres:{db_password}@"),
+        ONEX_KAFKA__CLIENT=other,  # the flag below wins over the environment
     )
     args = [*HOST_COMMAND, "--runtime-node-id", runtime, "--contracts-dir", str(contracts)]
-    args += ["--log-level", "DEBUG"]
+    args += ["--log-level", "DEBUG", "--kafka-client", TEST_CLIENT]
     log_file = tmp_path / "host.log"
     with (
         open(log_file, "w") as stderr,
         subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env) as proc,
     ):
-        assert " ready: " in read_line(proc)
+        ready = read_line(proc)
+        assert " ready: " in ready
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     log = log_file.read_text()
     assert proc.returncode == 0, log[-2000:]
+    assert f"bus kafka ({TEST_CLIENT})" in ready
     assert " DEBUG " in log
     assert db_password not in log

@@ -35,6 +35,7 @@ def run_host(
     runtime_node_id: str = "runtime-dev",
     config: Path | None = None,
     contracts_dir: Path | None = None,
+    kafka_client: Literal["kafka-python", "confluent"] | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO",
 ) -> int:
     """Run the runtime host RUNTIME_NODE_ID until stopped.
@@ -47,6 +48,9 @@ def run_host(
         Config file; values may be overridden by ``ONEX_...`` environment variables.
     contracts_dir
         Contract tree to read (overrides ``contracts_dir`` of the config).
+    kafka_client
+        Kafka client behind the bus (overrides ``kafka.client``): kafka-python or
+        confluent (librdkafka).
     log_level
         Process log level (stderr).
     """
@@ -56,6 +60,8 @@ def run_host(
     overrides: dict[str, Any] = {}
     if contracts_dir is not None:
         overrides["contracts_dir"] = contracts_dir
+    if kafka_client is not None:
+        overrides["kafka.client"] = kafka_client
     try:
         settings = load_config(config, environ=os.environ, overrides=overrides)
         trio.run(serve, runtime_node_id, settings)
@@ -76,13 +82,17 @@ async def serve(runtime_id: str, config: HostConfig) -> None:
             )
             print(
                 f"runtime {host.table.runtime.contract_id} ready: hosting {hosted}; "
-                f"bus {config.bus.kind}, consumer group {host.group_id}",
+                f"bus {config.bus.kind}{_client(config)}, consumer group {host.group_id}",
                 flush=True,
             )
             async for signum in signals:
                 print(f"received {signal.Signals(signum).name}: draining", flush=True)
                 break
     print(f"runtime {runtime_id} stopped", flush=True)
+
+
+def _client(config: HostConfig) -> str:
+    return f" ({config.kafka.client})" if config.bus.kind == "kafka" else ""
 
 
 def host_main(argv: Sequence[str] | None = None) -> None:
