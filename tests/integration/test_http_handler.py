@@ -75,8 +75,20 @@ async def test_server_error_is_retried_then_reported(server: RecordingServer) ->
     assert len(host.dead_letters("proxy")) == 1
 
 
-async def test_client_error_is_a_result_not_a_retry(server: RecordingServer) -> None:
+async def test_a_client_error_is_an_error_result_and_not_retried(server: RecordingServer) -> None:
     async with open_test_host(RUNTIME_ID, contracts=proxy(server), config=allowing(server)) as host:  # type: ignore[arg-type]
+        result = await host.request("proxy", {"path": "status-404"})
+    assert result.status is EnvelopeStatus.ERROR
+    assert result.error is not None
+    assert (result.error.type, result.error.retryable) == ("http_status", False)
+    assert "answered 404" in result.error.message
+    assert "accepted_statuses" in result.error.message
+    assert len(server.seen) == 1
+
+
+async def test_a_client_status_the_contract_accepts_is_a_result(server: RecordingServer) -> None:
+    contracts = proxy(server, accepted_statuses=[404])
+    async with open_test_host(RUNTIME_ID, contracts=contracts, config=allowing(server)) as host:  # type: ignore[arg-type]
         result = await host.request("proxy", {"path": "status-404"})
     assert result.status is EnvelopeStatus.OK
     assert result.payload["status"] == 404

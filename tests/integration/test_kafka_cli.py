@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstr
     config = str(REPO / "config" / "kafka.yaml")
     with host_process("runtime-cli", contracts, env):
         sent = onex("emit", "echo-node", '{"hello": "world"}', "--config", config, env=env)
-        unknown = onex("emit", "ghost-node", "{}", "--timeout", "3", "--config", config, env=env)
+        # the host dead-letters it at once; emit says why instead of waiting out 60 s
+        unknown = onex("emit", "ghost-node", "{}", "--timeout", "60", "--config", config, env=env)
         tailed = onex(
             "tail",
             "onex.app.local.global.evt.node.echo-node.*",
@@ -45,10 +47,17 @@ def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstr
     assert result["payload"] == {"hello": "world"}
     assert (result["type"], result["status"], result["node_id"]) == ("evt", "ok", "echo-node")
     assert unknown.returncode == 1
-    assert "error: no result from 'ghost-node' within 3 s" in unknown.stderr
+    assert "error: ghost-node: the command was dead-lettered (unknown_node: " in unknown.stderr
     assert tailed.returncode == 0, tailed.stderr
     assert "evt ok echo-node" in tailed.stdout
     assert '{"hello":"world"}' in tailed.stdout
+
+
+def test_emit_refuses_a_config_file_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    result = onex("emit", "echo-node", "{}", "--config", str(missing), env=dict(os.environ))
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"error: {missing}: no such config file")
 
 
 def test_emit_refuses_a_payload_that_is_not_an_object(kafka_bootstrap: str) -> None:

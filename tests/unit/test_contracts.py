@@ -8,6 +8,7 @@ from onex_actors.core import (
     ContractError,
     EffectContract,
     EffectFamily,
+    HttpEffect,
     RestartStrategy,
     RuntimeHostContract,
     backoff_delay,
@@ -112,6 +113,12 @@ def test_family_section_must_match_effect_type() -> None:
     assert "a 'http:' section is required" in problem
     (problem,) = problems_of(echo(db={"sql": "select 1"}))
     assert "the 'db:' section does not belong here" in problem
+
+
+def test_accepted_http_statuses_are_client_errors_only() -> None:
+    assert HttpEffect(url_template="http://x:1/", accepted_statuses=(404, 409)).accepted_statuses
+    with pytest.raises(ValueError, match=r"accepted_statuses are 4xx statuses; \[200, 503\]"):
+        HttpEffect(url_template="http://x:1/", accepted_statuses=(200, 404, 503))
 
 
 def test_http_template_is_checked() -> None:

@@ -13,6 +13,7 @@ from onex_actors.core import (
     ConfigError,
     EnvelopeError,
     EnvelopeStatus,
+    EnvelopeType,
     OnexEnvelope,
     OnexError,
     new_command,
@@ -27,7 +28,12 @@ DEFAULT_CONFIG = Path("config/local.yaml")
 
 
 def _client(config: Path) -> dict[str, Any]:
-    settings = load_config(config if config.exists() else None, environ=os.environ)
+    if not config.is_file():
+        raise ConfigError(
+            f"{config}: no such config file (run from the project root, or pass --config "
+            "with the file that names your Kafka cluster, e.g. config/kafka.yaml)"
+        )
+    settings = load_config(config, environ=os.environ)
     if settings.bus.kind != "kafka":
         raise ConfigError(
             f"{config}: bus.kind is {settings.bus.kind!r}; onex emit/tail talk to a runtime "
@@ -93,6 +99,10 @@ def emit(
             )
         )
     print(json.dumps(result.model_dump(mode="json"), indent=2))
+    if result.type is EnvelopeType.DLQ:
+        error = result.error
+        reason = f"{error.type}: {error.message}" if error is not None else "no reason given"
+        return report(ConfigError(f"{node}: the command was dead-lettered ({reason})"))
     if result.status is EnvelopeStatus.ERROR and result.error is not None:
         return report(
             ConfigError(f"{node} answered with {result.error.type}: {result.error.message}")

@@ -19,7 +19,7 @@ from onex_actors.core import OnexError
 
 from ._errors import report, unwrap
 
-__all__ = ["host_app", "host_main"]
+__all__ = ["FOREIGN_LOGGERS", "host_app", "host_main", "quiet_foreign_loggers"]
 
 host_app = cyclopts.App(
     name="omninode-runtime-host",
@@ -57,6 +57,7 @@ def run_host(
     logging.basicConfig(
         level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_foreign_loggers(log_level)
     overrides: dict[str, Any] = {}
     if contracts_dir is not None:
         overrides["contracts_dir"] = contracts_dir
@@ -89,6 +90,19 @@ async def serve(runtime_id: str, config: HostConfig) -> None:
                 print(f"received {signal.Signals(signum).name}: draining", flush=True)
                 break
     print(f"runtime {runtime_id} stopped", flush=True)
+
+
+FOREIGN_LOGGERS = ("kafka", "asyncpg", "httpx", "httpcore", "trio_asyncio", "asyncio")
+"""The libraries whose INFO lines (kafka-python writes hundreds at start-up) bury ours."""
+
+
+def quiet_foreign_loggers(log_level: str) -> None:
+    """Let the libraries under the host log warnings and errors only, unless at DEBUG."""
+    if log_level == "DEBUG":
+        return
+    for name in FOREIGN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
 
 
 def _client(config: HostConfig) -> str:

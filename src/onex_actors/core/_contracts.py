@@ -96,6 +96,18 @@ class HttpEffect(_Model):
     body: Literal["payload", "none"] = "payload"
     """``payload`` sends the command payload as the JSON body (not for GET/HEAD)."""
     max_response_bytes: int = Field(default=1024 * 1024, ge=1)
+    accepted_statuses: tuple[int, ...] = ()
+    """4xx statuses that are answers, not failures (``404`` for a lookup that may miss);
+    any other 4xx is a non-retryable ``http_status`` error. 2xx and 3xx always are
+    answers; 5xx, 408, 425 and 429 are retried."""
+
+    @field_validator("accepted_statuses")
+    @classmethod
+    def _check_accepted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        wrong = [status for status in value if not 400 <= status <= 499]
+        if wrong:
+            raise ValueError(f"accepted_statuses are 4xx statuses; {wrong} are not")
+        return value
 
     @field_validator("url_template")
     @classmethod

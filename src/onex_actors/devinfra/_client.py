@@ -50,10 +50,13 @@ def request(
     timeout_s: float = 30.0,
     partitions: int = 4,
 ) -> OnexEnvelope | None:
-    """Send ``command`` to its node; with ``wait``, return its first result event.
+    """Send ``command`` to its node; with ``wait``, return its first answer.
 
-    Reads the node's evt topic from its current end, so only new events are scanned.
-    Returns ``None`` when no result arrived within ``timeout_s``.
+    The answer is the node's result event, or a dead letter of the command (an unknown
+    node, a node not hosted, a bad payload: a runtime answers those on a dead-letter topic
+    at once, and waiting out ``timeout_s`` for an event would hide why). Reads the node's
+    evt topic and every dead-letter topic from their current ends, so only new envelopes
+    are scanned. Returns ``None`` when nothing arrived within ``timeout_s``.
     """
     node = command.node_id
     try:
@@ -63,9 +66,11 @@ def request(
         raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
     try:
         if wait:
-            topic = evt_topic(node)
+            topics = [evt_topic(node), *(t for t in consumer.topics() if ".dlq.node." in t)]
             tps = [
-                KafkaTopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+                KafkaTopicPartition(topic, p)
+                for topic in topics
+                for p in consumer.partitions_for_topic(topic) or ()
             ]
             consumer.assign(tps)
             consumer.seek_to_end(*tps)

@@ -99,6 +99,14 @@ class HttpHandler:
                 f"HTTP {self.effect.method} {url} answered {status}: {content[:200]!r}",
                 "http_status",
             )
+        if 400 <= status <= 499 and status not in self.effect.accepted_statuses:
+            raise HandlerError(
+                f"HTTP {self.effect.method} {url} answered {status}: {content[:200]!r} "
+                "(a client error: not retried; list the status in the contract's "
+                "http.accepted_statuses if it is an answer)",
+                error_type="http_status",
+                retryable=False,
+            )
         self._last_error = None
         return {
             "status": status,

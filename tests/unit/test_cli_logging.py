@@ -1,0 +1,37 @@
+"""The host's log at its default level: its own lines, not its libraries' chatter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from onex_actors.cli._host import FOREIGN_LOGGERS, quiet_foreign_loggers
+
+
+@pytest.fixture(autouse=True)
+def restored_levels() -> Iterator[None]:
+    levels = {name: logging.getLogger(name).level for name in FOREIGN_LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_libraries_log_warnings_only_at_info() -> None:
+    quiet_foreign_loggers("INFO")
+    kafka = logging.getLogger("kafka.conn")
+    assert not kafka.isEnabledFor(logging.INFO)
+    assert kafka.isEnabledFor(logging.WARNING)
+    assert logging.getLogger("asyncpg").getEffectiveLevel() == logging.WARNING
+
+
+def test_a_stricter_level_applies_to_libraries_too() -> None:
+    quiet_foreign_loggers("ERROR")
+    assert not logging.getLogger("kafka").isEnabledFor(logging.WARNING)
+
+
+def test_debug_leaves_every_library_speaking() -> None:
+    logging.getLogger("kafka").setLevel(logging.NOTSET)
+    quiet_foreign_loggers("DEBUG")
+    assert logging.getLogger("kafka").level == logging.NOTSET
