@@ -248,3 +248,12 @@ def test_the_kafka_client_is_chosen_by_config() -> None:
     assert config.kafka.client == "confluent"
     with pytest.raises(ConfigError, match=r"kafka\.client"):
         load_config(environ={"ONEX_KAFKA__CLIENT": "rdkafka"})
+
+
+def test_a_bad_value_is_shown_in_its_error_but_a_secret_is_not() -> None:
+    with pytest.raises(ConfigError, match=r"key 'http\.timeout_s': .* \(got 'abc'\)"):
+        load_config(environ={"ONEX_HTTP__TIMEOUT_S": "abc"})
+    with pytest.raises(ConfigError) as raised:
+        load_config(overrides={"kafka.ssl_key_password": 987654})
+    assert "(got ***)" in str(raised.value)
+    assert "987654" not in str(raised.value)

@@ -173,6 +173,9 @@ def load_config(
             message = error["msg"]
             if error["type"] == "extra_forbidden":
                 message = "unknown key; check its spelling"
+            elif "input" in error and not isinstance(error["input"], dict | list):
+                shown = "***" if "password" in key or "dsn" in key else repr(error["input"])
+                message = f"{message} (got {shown[:80]})"
             lines.append(f"{origin}: key {key!r}: {message}")
         raise ConfigError("\n".join(lines)) from None
 
