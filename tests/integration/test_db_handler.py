@@ -253,6 +253,20 @@ async def test_a_float_or_bool_is_not_coerced_into_an_integer_id(
     assert health.restarts == 0
 
 
+async def test_a_driver_error_names_the_parameter_as_the_contract_does(
+    postgres_dsn: str, repo_contracts: Path
+) -> None:
+    query_user = FileRegistry(repo_contracts).node_contracts()["query-user"]
+    async with open_test_host(
+        RUNTIME_ID, contracts=registry(query_user), config=config(postgres_dsn)
+    ) as host:
+        result = await host.request("query-user", {"user_id": "abc"})
+    assert result.error is not None
+    assert result.error.retryable is False
+    assert ":user_id" in result.error.message
+    assert "$1" not in result.error.message
+
+
 async def test_values_of_the_wrong_type_fail_the_command_not_the_node(postgres_dsn: str) -> None:
     node = db(
         "typed-insert",

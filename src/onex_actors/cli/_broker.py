@@ -56,7 +56,11 @@ def down(*, kind: BrokerKind = "kafka", port: int = 9092, home: Path | None = No
     home
         Where jars, data and logs live (default .cache/kafka or .cache/tansu).
     """
-    local_broker(kind, port, home).stop()
+    broker = local_broker(kind, port, home)
+    if broker.pid() is None:
+        print(f"no {kind} broker started by onex broker up runs on 127.0.0.1:{port}")
+        return 0
+    broker.stop()
     print(f"{kind} broker on 127.0.0.1:{port} stopped")
     return 0
 

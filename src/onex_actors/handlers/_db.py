@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import decimal
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -65,6 +66,9 @@ def bind(name: str, value: JsonValue, type_name: str) -> object:
     return value
 
 
+_POSITIONAL = re.compile(r"\$(\d+)")
+
+
 def _invalid(name: str, value: JsonValue, type_name: str, what: str) -> HandlerError:
     return HandlerError(
         f"parameter :{name} is bound to PostgreSQL type {type_name} and got {value!r}, "
@@ -106,12 +110,26 @@ class DbHandler:
             bind(name, value, type_name)
             for (name, _), value, type_name in zip(self.bindings, values, self._types, strict=True)
         ]
-        rows, status = await self.pool.run(self.sql, args)
+        try:
+            rows, status = await self.pool.run(self.sql, args)
+        except HandlerError as exc:
+            raise self._named(exc) from None
         return {
             "rows": [json_safe(dict(row)) for row in rows],
             "rowcount": _rowcount(status, len(rows)),
             "status": status,
         }
+
+    def _named(self, error: HandlerError) -> HandlerError:
+        """``error`` with the driver's ``$1`` as the contract's ``:name`` (what the user wrote)."""
+        names = [name for name, _ in self.bindings]
+
+        def named(match: re.Match[str]) -> str:
+            index = int(match.group(1)) - 1
+            return f":{names[index]}" if 0 <= index < len(names) else match.group(0)
+
+        message = _POSITIONAL.sub(named, str(error))
+        return HandlerError(message, error_type=error.error_type, retryable=error.retryable)
 
     async def health_check(self) -> HandlerHealth:
         """Ping the database."""

@@ -1,9 +1,10 @@
-"""The host's log at its default level: its own lines, not its libraries' chatter."""
+"""The CLIs' small manners: a quiet log at the default level, honest broker messages."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,14 @@ def test_debug_leaves_every_library_speaking() -> None:
     logging.getLogger("kafka").setLevel(logging.NOTSET)
     quiet_foreign_loggers("DEBUG")
     assert logging.getLogger("kafka").level == logging.NOTSET
+
+
+def test_broker_down_with_nothing_running_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from onex_actors.cli._broker import down
+
+    assert down(kind="kafka", port=39999, home=tmp_path) == 0
+    assert capsys.readouterr().out.strip() == (
+        "no kafka broker started by onex broker up runs on 127.0.0.1:39999"
+    )
