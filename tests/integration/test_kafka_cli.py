@@ -49,6 +49,9 @@ def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstr
     assert unknown.returncode == 1
     assert "error: ghost-node: the command was dead-lettered (unknown_node: " in unknown.stderr
     assert tailed.returncode == 0, tailed.stderr
+    assert tailed.stderr.startswith(
+        "following onex.app.local.global.evt.node.echo-node.* on "
+    )  # said at once, before any record arrives
     assert "evt ok echo-node" in tailed.stdout
     assert '{"hello":"world"}' in tailed.stdout
 

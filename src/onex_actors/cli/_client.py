@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,15 @@ def tail(
     """
     seen = 0
     try:
+        client = _client(config)
+        start = "their oldest records" if from_beginning else "new records"
+        print(
+            f"following {pattern} on {client['bootstrap_servers']} from {start} (Ctrl-C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
         for topic, partition, offset, item in follow(
-            _client(config), pattern, from_beginning=from_beginning
+            client, pattern, from_beginning=from_beginning
         ):
             print(_line(topic, partition, offset, item), flush=True)
             seen += 1
