@@ -75,20 +75,44 @@ def run_host(
 
 
 async def serve(runtime_id: str, config: HostConfig) -> None:
-    """Run the host until the first SIGINT or SIGTERM, then shut it down gracefully."""
+    """Run the host until the first SIGINT or SIGTERM, then shut it down gracefully.
+
+    A signal during start-up (a broker or PostgreSQL still starting) stops the start at
+    once: nothing was consumed yet, so there is nothing to drain.
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_runtime_host(runtime_id, config) as host:
-            hosted = ", ".join(
-                f"{n.node_id} ({n.family.value})" for n in host.table.hosted.values()
-            )
-            print(
-                f"runtime {host.table.runtime.contract_id} ready: hosting {hosted}; "
-                f"bus {config.bus.kind}{_client(config)}, consumer group {host.group_id}",
-                flush=True,
-            )
+        stop = trio.Event()
+        starting = trio.CancelScope()
+
+        async def on_signal() -> None:
             async for signum in signals:
-                print(f"received {signal.Signals(signum).name}: draining", flush=True)
-                break
+                name = signal.Signals(signum).name
+                if starting.cancel_called or stop.is_set():
+                    continue
+                print(f"received {name}: " + ("draining" if ready else "stopping"), flush=True)
+                stop.set()
+                if not ready:
+                    starting.cancel()
+
+        ready = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(on_signal)
+            with starting:
+                async with open_runtime_host(runtime_id, config) as host:
+                    hosted = ", ".join(
+                        f"{n.node_id} ({n.family.value})" for n in host.table.hosted.values()
+                    )
+                    print(
+                        f"runtime {host.table.runtime.contract_id} ready: hosting {hosted}; "
+                        f"bus {config.bus.kind}{_client(config)}, consumer group {host.group_id}",
+                        flush=True,
+                    )
+                    ready = True
+                    await stop.wait()
+            nursery.cancel_scope.cancel()
+    if not ready:
+        print(f"runtime {runtime_id} stopped before it was ready", flush=True)
+        return
     print(f"runtime {runtime_id} stopped", flush=True)
 
 
