@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_CLIENT
@@ -40,13 +40,20 @@ def onex(
     )
 
 
-def write_runtime(root: Path, runtime_id: str, node_ids: list[str], families: list[str]) -> None:
+def write_runtime(
+    root: Path,
+    runtime_id: str,
+    node_ids: list[str],
+    families: list[str],
+    also: Sequence[str] = (),
+) -> None:
     """A runtime contract hosting ``node_ids``, subscribed to their command topics and its own.
 
     Never ``cmd.node.#``: on a broker shared with other tests it would take (and
-    dead-letter) their commands too.
+    dead-letter) their commands too. ``also`` adds the command topics of nodes it does
+    not know (to see them dead-lettered).
     """
-    topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*node_ids, runtime_id])
+    topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*node_ids, runtime_id, *also])
     (root / "runtime").mkdir(parents=True)
     (root / "runtime" / f"{runtime_id}.yaml").write_text(
         f"kind: runtime_host\nnode_id: {runtime_id}\nversion: '0.1.0'\n"
@@ -56,9 +63,15 @@ def write_runtime(root: Path, runtime_id: str, node_ids: list[str], families: li
     )
 
 
-def shipped_tree(root: Path, runtime_id: str, node_ids: list[str], families: list[str]) -> Path:
+def shipped_tree(
+    root: Path,
+    runtime_id: str,
+    node_ids: list[str],
+    families: list[str],
+    also: Sequence[str] = (),
+) -> Path:
     """A contract tree holding the shipped node contracts and one runtime hosting ``node_ids``."""
-    write_runtime(root, runtime_id, node_ids, families)
+    write_runtime(root, runtime_id, node_ids, families, also)
     shutil.copytree(REPO / "contracts" / "nodes", root / "nodes")
     return root
 

@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from tests.http_server import recording_server
 from tests.integration.processes import (
     REPO,
@@ -20,18 +19,15 @@ from tests.integration.processes import (
 from onex_actors.testing import host_process
 
 
-@pytest.fixture
-def contracts(tmp_path: Path) -> Path:
-    return shipped_tree(tmp_path, "runtime-cli", ["echo-node"], ["local"])
-
-
-def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstrap: str) -> None:
+def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstrap: str) -> None:
+    ghost = unique("ghost-node")  # a node the runtime does not know, on a topic it reads
+    contracts = shipped_tree(tmp_path, "runtime-cli", ["echo-node"], ["local"], also=[ghost])
     env = kafka_env(kafka_bootstrap)
     config = str(REPO / "config" / "kafka.yaml")
     with host_process("runtime-cli", contracts, env):
         sent = onex("emit", "echo-node", '{"hello": "world"}', "--config", config, env=env)
         # the host dead-letters it at once; emit says why instead of waiting out 60 s
-        unknown = onex("emit", "ghost-node", "{}", "--timeout", "60", "--config", config, env=env)
+        unknown = onex("emit", ghost, "{}", "--timeout", "60", "--config", config, env=env)
         tailed = onex(
             "tail",
             "onex.app.local.global.evt.node.echo-node.*",
@@ -47,7 +43,7 @@ def test_emit_prints_the_result_and_tail_shows_it(contracts: Path, kafka_bootstr
     assert result["payload"] == {"hello": "world"}
     assert (result["type"], result["status"], result["node_id"]) == ("evt", "ok", "echo-node")
     assert unknown.returncode == 1
-    assert "error: ghost-node: the command was dead-lettered (unknown_node: " in unknown.stderr
+    assert f"error: {ghost}: the command was dead-lettered (unknown_node: " in unknown.stderr
     assert tailed.returncode == 0, tailed.stderr
     assert tailed.stderr.startswith(
         "following onex.app.local.global.evt.node.echo-node.* on "
