@@ -52,6 +52,17 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
     assert '{"hello":"world"}' in tailed.stdout
 
 
+def test_emit_and_tail_say_at_once_that_no_broker_answers() -> None:
+    env = {**os.environ, "ONEX_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    config = str(REPO / "config" / "kafka.yaml")
+    for args in (["emit", "echo-node", "{}"], ["tail", "onex.app.local.global.evt.node.#"]):
+        # bounded well under the clients' own 30 s: a slow answer fails the test
+        result = onex(*args, "--config", config, env=env, timeout_s=20)
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: no Kafka broker answers at 127.0.0.1:1")
+        assert "onex broker up" in result.stderr
+
+
 def test_emit_refuses_a_config_file_that_does_not_exist(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
     result = onex("emit", "echo-node", "{}", "--config", str(missing), env=dict(os.environ))

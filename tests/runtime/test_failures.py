@@ -157,7 +157,9 @@ async def test_malformed_records_go_to_the_runtime_dead_letters(
     assert still_alive.status is EnvelopeStatus.OK
 
 
-async def test_unknown_node_goes_to_the_runtime_dead_letters(bus: Bus) -> None:
+async def test_unknown_node_goes_to_the_runtime_dead_letters(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
     async with open_test_host(
         bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node"))
     ) as host:
@@ -169,6 +171,10 @@ async def test_unknown_node_goes_to_the_runtime_dead_letters(bus: Bus) -> None:
     assert dead.error.type == "unknown_node"
     assert "'nobody-home'" in dead.error.message
     assert dead.causation_id == stray.envelope_id
+    # the process log's record carries the event's fields, for --log-format json
+    (logged,) = [r for r in caplog.records if getattr(r, "onex", {}).get("event") == "dead_letter"]
+    assert logged.onex["correlation_id"] == str(stray.correlation_id)  # type: ignore[attr-defined]
+    assert logged.onex["error_type"] == "unknown_node"  # type: ignore[attr-defined]
 
 
 async def test_tenant_outside_scope_is_answered_and_dead_lettered(bus: Bus) -> None:

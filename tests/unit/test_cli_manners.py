@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +48,16 @@ def test_broker_down_with_nothing_running_says_so(
     assert capsys.readouterr().out.strip() == (
         "no kafka broker started by onex broker up runs on 127.0.0.1:39999"
     )
+
+
+def test_json_log_lines_carry_the_runtime_event_fields() -> None:
+    from onex_actors.cli._logs import JsonLogFormatter
+
+    record = logging.LogRecord(
+        "onex_actors.runtime", logging.WARNING, __file__, 1, "%s %s", ("rt", "dead_letter"), None
+    )
+    record.onex = {"event": "dead_letter", "correlation_id": "c-1", "level": "clash"}
+    line = json.loads(JsonLogFormatter().format(record))
+    assert (line["level"], line["logger"]) == ("WARNING", "onex_actors.runtime")
+    assert line["message"] == "rt dead_letter"
+    assert (line["event"], line["correlation_id"]) == ("dead_letter", "c-1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from onex_actors.app import kafka_client_config, load_config
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
+    BusError,
     ConfigError,
     EnvelopeError,
     EnvelopeStatus,
@@ -40,7 +42,32 @@ def _client(config: Path) -> dict[str, Any]:
             f"{config}: bus.kind is {settings.bus.kind!r}; onex emit/tail talk to a runtime "
             "over Kafka (use config/kafka.yaml or config/local.yaml)"
         )
+    _check_reachable(settings.kafka.bootstrap_servers)
     return kafka_client_config(settings.kafka)
+
+
+REACH_TIMEOUT_S = 3.0
+"""How long ``onex emit``/``tail`` try to reach a bootstrap server before saying so."""
+
+
+def _check_reachable(bootstrap_servers: str) -> None:
+    """Raise ``BusError`` unless some bootstrap server accepts a TCP connection.
+
+    The clients themselves wait 30 s and then say only "Unable to bootstrap".
+    """
+    servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), REACH_TIMEOUT_S):
+                return
+        except (OSError, ValueError):
+            continue
+    raise BusError(
+        f"no Kafka broker answers at {bootstrap_servers} (tried for {REACH_TIMEOUT_S:g} s): "
+        "start one with `onex broker up` (or `just broker-up`), or name yours with "
+        "ONEX_KAFKA__BOOTSTRAP_SERVERS or --config"
+    )
 
 
 def emit(

@@ -18,6 +18,7 @@ from onex_actors.app import HostConfig, load_config, open_runtime_host
 from onex_actors.core import OnexError
 
 from ._errors import report, unwrap
+from ._logs import JsonLogFormatter
 
 __all__ = ["FOREIGN_LOGGERS", "host_app", "host_main", "quiet_foreign_loggers"]
 
@@ -37,6 +38,7 @@ def run_host(
     contracts_dir: Path | None = None,
     kafka_client: Literal["kafka-python", "confluent"] | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO",
+    log_format: Literal["text", "json"] = "text",
 ) -> int:
     """Run the runtime host RUNTIME_NODE_ID until stopped.
 
@@ -53,10 +55,16 @@ def run_host(
         confluent (librdkafka).
     log_level
         Process log level (stderr).
+    log_format
+        ``text`` for people; ``json``: one JSON object per line, a runtime event's
+        fields (``node_id``, ``correlation_id``...) as keys.
     """
     logging.basicConfig(
         level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
     quiet_foreign_loggers(log_level)
     overrides: dict[str, Any] = {}
     if contracts_dir is not None:

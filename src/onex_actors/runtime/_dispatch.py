@@ -120,7 +120,12 @@ class Dispatcher:
         assert dlq.error is not None
         await self.log.event(
             "dead_letter",
-            {"topic": topic, "error_type": dlq.error.type, "message": dlq.error.message},
+            {
+                "topic": topic,
+                "correlation_id": str(dlq.correlation_id),
+                "error_type": dlq.error.type,
+                "message": dlq.error.message,
+            },
             level=logging.WARNING,
         )
 

@@ -275,7 +275,8 @@ class RuntimeLog:
     ) -> None:
         """Record ``event`` with ``details``."""
         extra = " ".join(f"{k}={v}" for k, v in (details or {}).items())
-        logger.log(level, "%s %s %s", self.runtime_id, event, extra)
+        fields = {"runtime_id": self.runtime_id, "event": event, **(details or {})}
+        logger.log(level, "%s %s %s", self.runtime_id, event, extra, extra={"onex": fields})
         try:
             await self.outbox.emit(log_envelope(self.runtime_id, event, details), self.topic)
         except EnvelopeError as exc:

@@ -286,6 +286,7 @@ class NodeWork:
                 {
                     "node_id": self.node_id,
                     "envelope_id": str(item.envelope.envelope_id),
+                    "correlation_id": str(item.envelope.correlation_id),
                     "error_type": error.type,
                     "message": error.message,
                 },
