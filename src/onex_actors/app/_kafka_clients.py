@@ -9,7 +9,10 @@ unwrapped here and registered for redaction, so no log record shows them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import SecretStr
 
 from onex_actors.core import ConfigError
 
@@ -59,49 +62,56 @@ def check_kafka_security(settings: KafkaSettings) -> None:
         raise ConfigError("kafka.ssl_key_password is set but kafka.ssl_keyfile is not")
 
 
+_KAFKA_PYTHON = {
+    "bootstrap_servers": "bootstrap_servers",
+    "security_protocol": "security_protocol",
+    "sasl_mechanism": "sasl_mechanism",
+    "sasl_username": "sasl_plain_username",
+    "sasl_password": "sasl_plain_password",
+    "ssl_cafile": "ssl_cafile",
+    "ssl_certfile": "ssl_certfile",
+    "ssl_keyfile": "ssl_keyfile",
+    "ssl_key_password": "ssl_password",
+}
+"""Our key → kafka-python's keyword."""
+
+_LIBRDKAFKA = {
+    "bootstrap_servers": "bootstrap.servers",
+    "security_protocol": "security.protocol",
+    "sasl_mechanism": "sasl.mechanisms",
+    "sasl_username": "sasl.username",
+    "sasl_password": "sasl.password",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+    "ssl_key_password": "ssl.key.password",
+}
+"""Our key → librdkafka's property."""
+
+
 def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
     """kafka-python client settings from our config (secrets unwrapped only here)."""
-    check_kafka_security(settings)
-    client: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "security_protocol": settings.security_protocol,
-    }
-    if settings.sasl_mechanism:
-        client["sasl_mechanism"] = settings.sasl_mechanism
-        client["sasl_plain_username"] = settings.sasl_username
-        client["sasl_plain_password"] = _secret(settings.sasl_password)
-    if settings.ssl_cafile:
-        client["ssl_cafile"] = settings.ssl_cafile
-    if settings.ssl_certfile:
-        client["ssl_certfile"] = settings.ssl_certfile
-        client["ssl_keyfile"] = settings.ssl_keyfile
-    if settings.ssl_key_password:
-        client["ssl_password"] = _secret(settings.ssl_key_password)
-    return client
+    return _mapped(settings, _KAFKA_PYTHON)
 
 
 def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
     """confluent-kafka (librdkafka) client settings from our config (secrets unwrapped here)."""
+    return _mapped(settings, _LIBRDKAFKA)
+
+
+def _mapped(settings: KafkaSettings, names: Mapping[str, str]) -> dict[str, Any]:
+    """Each setting that is set, under the client's name for it; secrets unwrapped."""
     check_kafka_security(settings)
-    client: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "security.protocol": settings.security_protocol,
-    }
-    if settings.sasl_mechanism:
-        client["sasl.mechanisms"] = settings.sasl_mechanism
-        client["sasl.username"] = settings.sasl_username
-        client["sasl.password"] = _secret(settings.sasl_password)
-    if settings.ssl_cafile:
-        client["ssl.ca.location"] = settings.ssl_cafile
-    if settings.ssl_certfile:
-        client["ssl.certificate.location"] = settings.ssl_certfile
-        client["ssl.key.location"] = settings.ssl_keyfile
-    if settings.ssl_key_password:
-        client["ssl.key.password"] = _secret(settings.ssl_key_password)
+    client: dict[str, Any] = {}
+    for ours, theirs in names.items():
+        value = getattr(settings, ours)
+        if value is None:
+            continue
+        client[theirs] = _secret(value) if isinstance(value, SecretStr) else value
     return client
 
 
-def _secret(value: Any) -> str:
-    secret: str = value.get_secret_value()
+def _secret(value: SecretStr) -> str:
+    secret = value.get_secret_value()
     register_secret(secret)
     return secret
