@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import REPO, kafka_env, shipped_tree, unique
+from tests.integration.processes import REPO, kafka_env, onex, shipped_tree, unique
 from tests.kafka_support import TEST_CLIENT
 
 from onex_actors.testing import HOST_COMMAND, read_line
@@ -112,3 +113,23 @@ def test_secrets_are_not_logged_at_debug(
     assert f"bus kafka ({TEST_CLIENT})" in ready
     assert " DEBUG " in log
     assert db_password not in log
+
+
+def test_onex_call_runs_a_node_in_process_without_a_broker(tmp_path: Path) -> None:
+    contracts = shipped_tree(tmp_path, "runtime-call", ["echo-node"], ["local"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEX_")}
+    args = ["--runtime", "runtime-call", "--contracts-dir", str(contracts)]
+    answered = onex("call", "echo-node", '{"hello": "world"}', *args, env=env, timeout_s=60)
+    assert answered.returncode == 0, answered.stderr
+    result = json.loads(answered.stdout)
+    assert (result["type"], result["status"], result["payload"]) == (
+        "evt",
+        "ok",
+        {"hello": "world"},
+    )
+    refused = onex("call", "query-user", "{}", *args, env=env, timeout_s=60)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: runtime 'runtime-call' does not host 'query-user' (it hosts echo-node); "
+        "pass --runtime with one that does"
+    )

@@ -10,6 +10,7 @@ import cyclopts
 from onex_actors import __version__
 
 from ._broker import broker_app
+from ._call import call
 from ._client import emit, tail
 from ._contracts import contracts_app
 
@@ -17,13 +18,15 @@ __all__ = ["app", "main"]
 
 app = cyclopts.App(
     name="onex",
-    help="onex-actors client: validate contracts, send commands, follow topics.",
+    help="onex-actors client: validate contracts, send commands, follow topics, call a node "
+    "in-process.",
     version=__version__,
 )
 app.command(contracts_app)
 app.command(broker_app)
 app.command(emit)
 app.command(tail)
+app.command(call)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -25,7 +25,7 @@ from onex_actors.devinfra import follow, request
 
 from ._errors import report
 
-__all__ = ["emit", "tail"]
+__all__ = ["emit", "parse_payload", "tail"]
 
 DEFAULT_CONFIG = Path("config/local.yaml")
 
@@ -44,6 +44,17 @@ def _client(config: Path) -> dict[str, Any]:
         )
     _check_reachable(settings.kafka.bootstrap_servers)
     return kafka_client_config(settings.kafka)
+
+
+def parse_payload(payload: str) -> dict[str, Any]:
+    """Return a command payload given on the command line (a JSON object)."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"payload is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ConfigError(f"payload must be a JSON object, got {type(body).__name__}")
+    return body
 
 
 REACH_TIMEOUT_S = 3.0
@@ -101,12 +112,7 @@ def emit(
         Config file naming the Kafka cluster.
     """
     try:
-        try:
-            body = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"payload is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ConfigError(f"payload must be a JSON object, got {type(body).__name__}")
+        body = parse_payload(payload)
         headers = {PARTITION_KEY_HEADER: key} if key else {}
         command = new_command(node, body, tenant_id=tenant, headers=headers)
         result = request(_client(config), command, wait=wait, timeout_s=timeout)

@@ -1,0 +1,82 @@
+"""``onex call``: one command through a runtime run in this process, no broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from onex_actors.app import HostConfig
+from onex_actors.core import ConfigError, EnvelopeStatus, OnexEnvelope, OnexError
+from onex_actors.registry import FileRegistry
+from onex_actors.testing import open_test_host
+
+from ._client import parse_payload
+from ._errors import report, unwrap
+
+__all__ = ["call"]
+
+
+def call(
+    node: str,
+    payload: str = "{}",
+    /,
+    *,
+    runtime: str = "runtime-dev",
+    contracts_dir: Path = Path("contracts"),
+    timeout: float = 30.0,
+) -> int:
+    """Run RUNTIME in this process on the in-process bus, send NODE one command, print its result.
+
+    For trying a node without a broker; ``onex emit`` talks to a running host instead.
+
+    Parameters
+    ----------
+    node
+        Target node id, e.g. ``echo-node``.
+    payload
+        The command's payload, a JSON object.
+    runtime
+        Runtime-host contract to run (it must host NODE).
+    contracts_dir
+        Contract tree to read.
+    timeout
+        Seconds to wait for the result.
+    """
+    try:
+        body = parse_payload(payload)
+        if not contracts_dir.is_dir():
+            raise ConfigError(
+                f"{contracts_dir}: no such contract tree (run from the project root, or pass "
+                "--contracts-dir)"
+            )
+        result = trio.run(_call_once, runtime, contracts_dir, node, body, timeout)
+    except BaseException as exc:
+        error = unwrap(exc)
+        if isinstance(error, OnexError):
+            return report(error)
+        raise
+    print(json.dumps(result.model_dump(mode="json"), indent=2))
+    if result.status is EnvelopeStatus.ERROR and result.error is not None:
+        return report(
+            ConfigError(f"{node} answered with {result.error.type}: {result.error.message}")
+        )
+    return 0
+
+
+async def _call_once(
+    runtime: str, contracts_dir: Path, node: str, body: dict[str, Any], wait_s: float
+) -> OnexEnvelope:
+    registry = FileRegistry(contracts_dir)
+    async with open_test_host(runtime, contracts=registry, config=HostConfig()) as host:
+        hosted = sorted(host.host.table.hosted)
+        if node not in hosted:
+            raise ConfigError(
+                f"runtime {runtime!r} does not host {node!r} (it hosts {', '.join(hosted)}); "
+                "pass --runtime with one that does"
+            )
+        with trio.move_on_after(wait_s):
+            return await host.request(node, body)
+        raise ConfigError(f"no result from {node!r} within {wait_s:g} s")
