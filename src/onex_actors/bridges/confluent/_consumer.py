@@ -95,6 +95,8 @@ class ConfluentConsumerBridge:
         self._token: trio.lowlevel.TrioToken | None = None
         self._held: set[tuple[str, int]] = set()
         """Partitions the thread has paused (librdkafka does not report them)."""
+        self._unsure: set[tuple[str, int]] = set()
+        """Partitions (re)assigned since the last reconcile: paused or not, who knows."""
         self.assignment: set[TopicPartition] = set()
         self.rebalances = 0
         self.assignment_changed = trio.Event()
@@ -281,7 +283,7 @@ class ConfluentConsumerBridge:
 
     def _reconcile_pauses(self, consumer: Consumer, paused: set[TopicPartition]) -> None:
         """Pause and resume so the consumer's paused set is the one wanted (thread only)."""
-        if not paused and not self._held:
+        if not paused and not self._held and not self._unsure:
             return
         assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
         want = {
@@ -289,16 +291,19 @@ class ConfluentConsumerBridge:
             for topic, partition in assigned
             if TopicPartition(topic, partition) in paused
         }
-        held = self._held & assigned
+        unsure = self._unsure & assigned
+        held = (self._held & assigned) - unsure
         if want - held:
             consumer.pause([CKTopicPartition(t, p) for t, p in want - held])
-        if held - want:
-            consumer.resume([CKTopicPartition(t, p) for t, p in held - want])
+        if (held | unsure) - want:
+            consumer.resume([CKTopicPartition(t, p) for t, p in (held | unsure) - want])
         self._held = want
+        self._unsure -= assigned
 
     def _on_assign(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
-        # runs on the consumer thread, inside consume(): a partition comes back unpaused
-        self._held.difference_update((tp.topic, tp.partition) for tp in partitions)
+        # runs on the consumer thread, inside consume(); librdkafka keeps a partition's
+        # pause flag while it is away (Java drops it): the next reconcile sets it anew
+        self._unsure.update((tp.topic, tp.partition) for tp in partitions)
         self._soon(self._rebalanced, _ours(partitions), [])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[CKTopicPartition]) -> None:

@@ -89,6 +89,8 @@ class KafkaConsumerBridge:
         self._token: trio.lowlevel.TrioToken | None = None
         self._consumer: KafkaConsumer | None = None
         self.assignment: set[TopicPartition] = set()
+        self.assignment_changed = trio.Event()
+        """Set when the assignment changes (then replaced by a fresh event)."""
         self.rebalances = 0
         self.polling_since: float | None = None
         """``time.monotonic()`` when the consumer thread entered its current poll."""
@@ -237,9 +239,15 @@ class KafkaConsumerBridge:
     def _revoked(self, revoked: list[TopicPartition]) -> None:
         self.rebalances += 1
         self.assignment.difference_update(revoked)
+        self._assignment_changed()
 
     def _assigned(self, assigned: list[TopicPartition]) -> None:
         self.assignment.update(assigned)
+        self._assignment_changed()
+
+    def _assignment_changed(self) -> None:
+        self.assignment_changed.set()
+        self.assignment_changed = trio.Event()
 
     # -- the consumer thread -------------------------------------------------------
 
