@@ -1,7 +1,7 @@
 """A local Apache Kafka broker (KRaft) on 127.0.0.1, for development and tests.
 
-The broker's jars come from Maven Central (``broker-pom.xml``, resolved once with
-``mvn dependency:copy-dependencies`` and cached under ``<home>/libs``); Java 17 runs
+The broker's jars come from Maven Central over HTTPS (the pinned ``broker-jars.txt``,
+fetched once and checked by sha256, cached under ``<home>/libs``); Java 17 runs
 ``kafka.Kafka`` in combined broker+controller mode. Readiness is a real metadata round
 trip, never a sleep.
 """
@@ -21,7 +21,9 @@ from pathlib import Path
 
 import attrs
 
-from onex_actors.core import BusError, ConfigError
+from onex_actors.core import BusError
+
+from ._maven import fetch_jars, parse_pinned_jars
 
 __all__ = ["BrokerProcess", "LocalKafka", "broker_answers"]
 
@@ -212,38 +214,11 @@ class LocalKafka:
         return self.run_dir / "broker.log"
 
     def fetch_jars(self) -> None:
-        """Resolve the broker jars from Maven Central into ``libs`` (once; needs ``mvn``)."""
-        if any(self.libs.glob("kafka_2.13-*.jar")):
-            return
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise ConfigError(
-                "a local Kafka broker needs its jars: install Maven (apt-get install maven) "
-                f"or put the jars of broker-pom.xml in {self.libs}"
-            )
-        self.home.mkdir(parents=True, exist_ok=True)
-        pom = self.home / "pom.xml"
-        pom.write_text(resources.files(__package__).joinpath("broker-pom.xml").read_text())
-        result = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={self.libs}",
-                "-DincludeScope=runtime",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=900,
+        """Fetch the broker jars from Maven Central into ``libs`` (once; no Maven needed)."""
+        pinned = parse_pinned_jars(
+            resources.files(__package__).joinpath("broker-jars.txt").read_text()
         )
-        if result.returncode != 0:
-            raise ConfigError(
-                f"resolving the Kafka jars failed: {result.stdout[-1500:]}{result.stderr[-500:]}"
-            )
+        fetch_jars(pinned, self.libs)
 
     def pid(self) -> int | None:
         """Return the broker's process id, if it runs."""
