@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Literal
 
 import trio
@@ -12,7 +13,7 @@ import trio
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.bridges.kafka import CONSUMER_GROUP_HEARTBEAT, broker_api_keys, open_kafka_bus
 from onex_actors.core import ConfigError, RoutingTable, build_routing_table
-from onex_actors.devinfra import broker_answers, local_broker
+from onex_actors.devinfra import LocalKafka, LocalTansu, broker_answers, local_broker
 from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
 
@@ -41,19 +42,28 @@ def load_routing_table(runtime_id: str, registry: ContractRegistry) -> RoutingTa
     )
 
 
-async def ensure_local_broker(settings: KafkaSettings) -> None:
-    """Start a broker on 127.0.0.1 when the config asks for one and none answers."""
+async def ensure_local_broker(
+    settings: KafkaSettings, cache_dir: Path = Path(".cache")
+) -> LocalKafka | LocalTansu | None:
+    """Start a broker on 127.0.0.1 when the config asks for one and none answers.
+
+    Return the broker started, if one was: it outlives the host (the next host starts
+    at once), and the host says so when it stops.
+    """
     bootstrap = settings.bootstrap_servers.split(",")[0]
     host, _, port = bootstrap.rpartition(":")
     if not settings.start_local_broker or host not in ("127.0.0.1", "localhost"):
-        return
+        return None
     if await trio.to_thread.run_sync(broker_answers, bootstrap):
-        return
-    broker = local_broker(settings.local_broker, int(port))
-    logger.info(
-        "no broker answers on %s: starting a local %s broker", bootstrap, settings.local_broker
-    )
+        return None
+    broker = local_broker(settings.local_broker, int(port), cache_dir=cache_dir)
+    logger.info("no broker answers on %s: starting a local %s broker", bootstrap, _kind(broker))
     await trio.to_thread.run_sync(broker.start)
+    return broker
+
+
+def _kind(broker: LocalKafka | LocalTansu) -> str:
+    return "tansu" if isinstance(broker, LocalTansu) else "kafka"
 
 
 @asynccontextmanager
@@ -62,7 +72,24 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
     if config.bus.kind == "inprocess":
         yield InProcessBus(partitions=config.bus.partitions)
         return
-    await ensure_local_broker(config.kafka)
+    started = await ensure_local_broker(config.kafka, config.cache_dir)
+    try:
+        async with _open_kafka_client_bus(config) as bus:
+            yield bus
+    finally:
+        if started is not None and started.pid() is not None:
+            logger.info(
+                "the local %s broker this host started keeps running on %s (pid %s): "
+                "`onex broker down --port %d` stops it",
+                _kind(started),
+                started.bootstrap,
+                started.pid(),
+                started.port,
+            )
+
+
+@asynccontextmanager
+async def _open_kafka_client_bus(config: HostConfig) -> AsyncIterator[Bus]:
     if config.kafka.client == "confluent":
         async with _open_confluent_bus(config) as confluent:
             yield confluent

@@ -13,6 +13,7 @@ from ._local_kafka import LocalKafka as LocalKafka
 from ._local_kafka import broker_answers as broker_answers
 from ._local_tansu import LocalTansu as LocalTansu
 from ._local_tansu import local_broker as local_broker
+from ._local_tansu import resolve_auto_broker as resolve_auto_broker
 
 __all__ = [
     "EmbeddedPostgres",
@@ -22,4 +23,5 @@ __all__ = [
     "follow",
     "local_broker",
     "request",
+    "resolve_auto_broker",
 ]

@@ -7,6 +7,8 @@ milliseconds and keeps everything in memory, so a restart starts from empty topi
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import attrs
@@ -15,7 +17,9 @@ from onex_actors.core import ConfigError
 
 from ._local_kafka import BrokerProcess, LocalKafka, _absolute, broker_answers
 
-__all__ = ["LocalTansu", "local_broker", "tansu_binary"]
+__all__ = ["LocalTansu", "local_broker", "resolve_auto_broker", "tansu_binary"]
+
+logger = logging.getLogger("onex_actors.devinfra")
 
 
 def tansu_binary() -> Path:
@@ -82,10 +86,26 @@ class LocalTansu:
         self._broker.stop(timeout_s=timeout_s)
 
 
-def local_broker(kind: str, port: int, home: Path | None = None) -> LocalKafka | LocalTansu:
-    """Make a local broker of ``kind`` (``kafka`` or ``tansu``) for 127.0.0.1:``port``."""
+def local_broker(
+    kind: str, port: int, home: Path | None = None, *, cache_dir: Path = Path(".cache")
+) -> LocalKafka | LocalTansu:
+    """Make a local broker of ``kind`` (``kafka``, ``tansu`` or ``auto``) for 127.0.0.1:``port``.
+
+    ``auto`` is Apache Kafka where Java is on the PATH, else tansu (said in one line).
+    ``home`` defaults to ``<cache_dir>/kafka`` or ``<cache_dir>/tansu``.
+    """
+    if kind == "auto":
+        kind = resolve_auto_broker()
     if kind == "tansu":
-        return LocalTansu(home=home or Path(".cache/tansu"), port=port)
+        return LocalTansu(home=home or cache_dir / "tansu", port=port)
     if kind == "kafka":
-        return LocalKafka(home=home or Path(".cache/kafka"), port=port, controller_port=port + 1)
-    raise ConfigError(f"unknown local broker kind {kind!r}: use 'kafka' or 'tansu'")
+        return LocalKafka(home=home or cache_dir / "kafka", port=port, controller_port=port + 1)
+    raise ConfigError(f"unknown local broker kind {kind!r}: use 'auto', 'kafka' or 'tansu'")
+
+
+def resolve_auto_broker() -> str:
+    """``kafka`` where a ``java`` runs, else ``tansu`` (logged once per call)."""
+    if shutil.which("java") is not None:
+        return "kafka"
+    logger.info("no Java on the PATH: the local broker is tansu (Apache Kafka needs Java 17)")
+    return "tansu"
