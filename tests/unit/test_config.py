@@ -10,11 +10,14 @@ from pydantic import SecretStr
 from onex_actors.app import (
     HostConfig,
     KafkaSettings,
+    from_project_root,
     kafka_client_config,
     librdkafka_config,
     load_config,
+    project_root,
 )
 from onex_actors.core import ConfigError
+from onex_actors.devinfra import LocalTansu, local_broker, resolve_auto_broker
 from onex_actors.handlers import HostAllowlist
 
 REPO = Path(__file__).resolve().parents[2]
@@ -257,3 +260,48 @@ def test_a_bad_value_is_shown_in_its_error_but_a_secret_is_not() -> None:
         load_config(overrides={"kafka.ssl_key_password": 987654})
     assert "(got ***)" in str(raised.value)
     assert "987654" not in str(raised.value)
+
+
+def test_relative_paths_resolve_from_the_project_root_wherever_a_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "contracts").mkdir(parents=True)
+    (project / "config").mkdir()
+    config_file = project / "config" / "local.yaml"
+    config_file.write_text("contracts_dir: contracts\n")
+    deep = project / "docs" / "deeper"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert project_root() == project
+    assert from_project_root(Path("config/local.yaml")) == config_file
+    config = load_config(config_file)
+    assert config.contracts_dir == project / "contracts"
+    assert config.cache_dir == project / ".cache"
+    assert config.databases["default"].embedded_dir == project / ".cache/onex/postgres"
+    assert load_config().contracts_dir == project / "contracts"  # no file: from the cwd up
+
+
+def test_outside_any_project_paths_stay_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert project_root() is None
+    assert from_project_root(Path("contracts")) == Path("contracts")
+    assert load_config().contracts_dir == Path("contracts")
+
+
+def test_without_java_the_local_broker_is_tansu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java here
+    with caplog.at_level(logging.INFO, logger="onex_actors.devinfra"):
+        assert resolve_auto_broker() == "tansu"
+        broker = local_broker("auto", 19092, cache_dir=tmp_path)
+    assert isinstance(broker, LocalTansu)
+    assert broker.home == tmp_path / "tansu"
+    assert "no Java on the PATH: the local broker is tansu" in caplog.text
+    java = tmp_path / "java"
+    java.write_text("#!/bin/sh\n")
+    java.chmod(0o755)
+    assert resolve_auto_broker() == "kafka"

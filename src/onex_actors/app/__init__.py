@@ -17,6 +17,8 @@ from ._host import RuntimeHost as RuntimeHost
 from ._kafka_clients import check_kafka_security as check_kafka_security
 from ._kafka_clients import kafka_client_config as kafka_client_config
 from ._kafka_clients import librdkafka_config as librdkafka_config
+from ._paths import from_project_root as from_project_root
+from ._paths import project_root as project_root
 
 __all__ = [
     "BusSettings",
@@ -28,6 +30,7 @@ __all__ = [
     "check_kafka_security",
     "demo_seed_sql",
     "ensure_local_broker",
+    "from_project_root",
     "group_protocol_for",
     "kafka_client_config",
     "librdkafka_config",
@@ -35,5 +38,6 @@ __all__ = [
     "load_routing_table",
     "open_bus",
     "open_runtime_host",
+    "project_root",
     "raise_gc_threshold",
 ]

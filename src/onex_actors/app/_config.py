@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from onex_actors.core import DEFAULT_MAX_ENVELOPE_BYTES, ConfigError
 from onex_actors.handlers import HostAllowlist
 
+from ._paths import from_project_root
+
 __all__ = [
     "BusSettings",
     "DatabaseSettings",
@@ -70,8 +72,9 @@ class KafkaSettings(_Settings):
     create_topics: bool = True
     start_local_broker: bool = False
     """Start a broker on 127.0.0.1 when none answers (development only)."""
-    local_broker: Literal["kafka", "tansu"] = "kafka"
-    """Which local broker to start: Apache Kafka (Java) or tansu (one binary, in memory)."""
+    local_broker: Literal["auto", "kafka", "tansu"] = "auto"
+    """Which local broker to start: Apache Kafka (Java), tansu (one binary, in memory), or
+    ``auto``: Apache Kafka where Java is on the PATH, else tansu."""
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     """The producer's limit on one record (key, value and headers); a topic's
     ``max.message.bytes``, where lower, is read from the broker at start-up. A result
@@ -120,6 +123,9 @@ class HostConfig(_Settings):
     """Everything a runtime host needs besides its contracts."""
 
     contracts_dir: Path = Path("contracts")
+    """The contract tree; relative paths here resolve from the project root."""
+    cache_dir: Path = Path(".cache")
+    """Where a local broker keeps its jars, data and logs."""
     bus: BusSettings = BusSettings()
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings()
@@ -164,7 +170,7 @@ def load_config(
         _set(data, key, value)
         origins[key] = f"flag for {key}"
     try:
-        return HostConfig.model_validate(data)
+        config = HostConfig.model_validate(data)
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_url=False):
@@ -178,6 +184,22 @@ def load_config(
                 message = f"{message} (got {shown[:80]})"
             lines.append(f"{origin}: key {key!r}: {message}")
         raise ConfigError("\n".join(lines)) from None
+    return _rooted(config, path.parent if path is not None else None)
+
+
+def _rooted(config: HostConfig, start: Path | None) -> HostConfig:
+    """Resolve the config's relative paths from the project root (see ``_paths``)."""
+    databases = {
+        name: db.model_copy(update={"embedded_dir": from_project_root(db.embedded_dir, start)})
+        for name, db in config.databases.items()
+    }
+    return config.model_copy(
+        update={
+            "contracts_dir": from_project_root(config.contracts_dir, start),
+            "cache_dir": from_project_root(config.cache_dir, start),
+            "databases": databases,
+        }
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:

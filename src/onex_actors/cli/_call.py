@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from onex_actors.app import HostConfig
+from onex_actors.app import HostConfig, from_project_root
 from onex_actors.core import ConfigError, EnvelopeStatus, OnexEnvelope, OnexError
 from onex_actors.registry import FileRegistry
 from onex_actors.testing import open_test_host
@@ -25,7 +25,7 @@ def call(
     /,
     *,
     runtime: str = "runtime-dev",
-    contracts_dir: Path = Path("contracts"),
+    contracts_dir: Path | None = None,
     timeout: float = 30.0,
 ) -> int:
     """Run RUNTIME in this process on the in-process bus, send NODE one command, print its result.
@@ -45,12 +45,14 @@ def call(
     timeout
         Seconds to wait for the result.
     """
+    if contracts_dir is None:
+        contracts_dir = from_project_root(Path("contracts"))
     try:
         body = parse_payload(payload)
         if not contracts_dir.is_dir():
             raise ConfigError(
-                f"{contracts_dir}: no such contract tree (run from the project root, or pass "
-                "--contracts-dir)"
+                f"{contracts_dir}: no such contract tree (run inside a project, a folder "
+                "holding contracts/ and config/, or pass --contracts-dir)"
             )
         result = trio.run(_call_once, runtime, contracts_dir, node, body, timeout)
     except BaseException as exc:

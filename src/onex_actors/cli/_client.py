@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from onex_actors.app import kafka_client_config, load_config
+from onex_actors.app import from_project_root, kafka_client_config, load_config
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
     BusError,
@@ -28,13 +28,16 @@ from ._errors import report
 __all__ = ["emit", "parse_payload", "tail"]
 
 DEFAULT_CONFIG = Path("config/local.yaml")
+"""The config file used without ``--config``, found from the project root."""
 
 
-def _client(config: Path) -> dict[str, Any]:
+def _client(config: Path | None) -> dict[str, Any]:
+    config = config if config is not None else from_project_root(DEFAULT_CONFIG)
     if not config.is_file():
         raise ConfigError(
-            f"{config}: no such config file (run from the project root, or pass --config "
-            "with the file that names your Kafka cluster, e.g. config/kafka.yaml)"
+            f"{config}: no such config file (run inside a project, a folder holding "
+            "contracts/ and config/, or pass --config with the file that names your Kafka "
+            "cluster, e.g. config/kafka.yaml)"
         )
     settings = load_config(config, environ=os.environ)
     if settings.bus.kind != "kafka":
@@ -90,7 +93,7 @@ def emit(
     timeout: float = 30.0,
     tenant: str = "global",
     key: str | None = None,
-    config: Path = DEFAULT_CONFIG,
+    config: Path | None = None,
 ) -> int:
     """Send a command to NODE and print its result event.
 
@@ -150,7 +153,7 @@ def tail(
     *,
     from_beginning: bool = False,
     max_records: int | None = None,
-    config: Path = DEFAULT_CONFIG,
+    config: Path | None = None,
 ) -> int:
     """Follow topics matching PATTERN and print each envelope on one line.
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cyclopts
 
+from onex_actors.app import from_project_root
 from onex_actors.core import ContractError, EffectContract, build_routing_table
 from onex_actors.registry import load_tree
 
@@ -15,7 +16,7 @@ contracts_app = cyclopts.App(name="contracts", help="Validate and inspect contra
 
 
 @contracts_app.command
-def validate(directory: Path = Path("contracts"), /) -> int:
+def validate(directory: Path | None = None, /) -> int:
     """Validate every contract under DIRECTORY and check each runtime against the nodes.
 
     Prints what was found, or each problem on its own line; exits 1 on any problem.
@@ -26,7 +27,7 @@ def validate(directory: Path = Path("contracts"), /) -> int:
         Contract tree holding ``runtime/`` and ``nodes/``.
     """
     try:
-        tree = load_tree(directory)
+        tree = load_tree(directory or from_project_root(Path("contracts")))
         problems: list[str] = []
         for runtime_id, runtime in sorted(tree.runtimes.items()):
             try:

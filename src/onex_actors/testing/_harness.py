@@ -9,7 +9,7 @@ from pathlib import Path
 import trio
 from pydantic import JsonValue
 
-from onex_actors.app import HostConfig, RuntimeHost, open_runtime_host
+from onex_actors.app import HostConfig, RuntimeHost, from_project_root, open_runtime_host
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
     EnvelopeType,
@@ -88,16 +88,19 @@ class HostHarness:
 async def open_test_host(
     runtime_id: str = "runtime-dev",
     *,
-    contracts: Path | ContractRegistry = Path("contracts"),
+    contracts: Path | ContractRegistry | None = None,
     config: HostConfig | None = None,
     bus: Bus | None = None,
     handlers: Mapping[str, Handler] | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Open runtime host ``runtime_id`` inside the caller's task tree.
 
-    Defaults to an in-process bus. ``handlers`` replaces the handlers of the named nodes.
+    Defaults to an in-process bus and the project's ``contracts/`` (found from the current
+    directory upwards). ``handlers`` replaces the handlers of the named nodes.
     Leaving the block shuts the host down gracefully.
     """
+    if contracts is None:
+        contracts = from_project_root(Path("contracts"))
     registry = FileRegistry(contracts) if isinstance(contracts, Path) else contracts
     bus = bus if bus is not None else InProcessBus()
     async with trio.open_nursery() as nursery:
