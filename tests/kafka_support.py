@@ -72,6 +72,9 @@ class NamespacedConsumer:
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         await self.inner.commit({self._tp(tp): offset for tp, offset in offsets.items()})
 
+    async def wait_assigned(self) -> None:
+        await self.inner.wait_assigned()
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         self.inner.pause([self._tp(tp) for tp in partitions])
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.integration.processes import REPO, kafka_env, onex, shipped_tree, unique
-from tests.kafka_support import TEST_CLIENT
+from tests.kafka_support import TEST_BROKER, TEST_CLIENT
 
 from onex_actors.testing import HOST_COMMAND, read_line
 
@@ -133,3 +135,67 @@ def test_onex_call_runs_a_node_in_process_without_a_broker(tmp_path: Path) -> No
         "error: runtime 'runtime-call' does not host 'query-user' (it hosts echo-node); "
         "pass --runtime with one that does"
     )
+
+
+def test_on_kafka_ready_means_assigned_and_the_log_is_ours(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """At the default level only the host's own lines are INFO; "ready" waits for partitions."""
+    runtime = unique("runtime-ready")
+    contracts = shipped_tree(tmp_path, runtime, ["echo-node"], ["local"])
+    args = [*HOST_COMMAND, "--runtime-node-id", runtime, "--contracts-dir", str(contracts)]
+    env = kafka_env(kafka_bootstrap, PYTHONUNBUFFERED="1")
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        try:
+            lines = _lines_of(proc)  # stderr and stdout in one pipe: in the order written
+            before_ready = []
+            while " ready: " not in (line := lines.get(timeout=120)):
+                assert line, "the host ended before it was ready:\n" + "".join(before_ready)
+                before_ready.append(line)
+            group = line.rsplit("consumer group ", 1)[1].strip()
+            assigned = (
+                _assigned_partitions(kafka_bootstrap, group) if TEST_BROKER == "kafka" else []
+            )
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()  # a no-op once it exited; else the block's own wait never ends
+    rest = list(iter(lines.get, ""))
+    log = [*before_ready, line, *rest]
+    assert proc.returncode == 0, "\n".join(log)[-2000:]
+    assert any(f"consumer group {group}: partitions assigned" in x for x in before_ready)
+    if TEST_BROKER == "kafka":  # tansu's DescribeGroups reports no member assignments
+        assert assigned, f"ready was printed while group {group} had no partitions assigned"
+    ours = [x for x in log if " INFO onex_actors." in x]
+    foreign = [x for x in log if " INFO " in x and x not in ours]
+    assert ours, "the host's own start-up lines are missing"
+    assert foreign == []
+
+
+def _lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    """Every line ``proc`` prints, from a reader thread; ``""`` once it closed its output."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for printed in proc.stdout:
+            lines.put(printed)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _assigned_partitions(bootstrap: str, group: str) -> list[tuple[str, int]]:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    (future,) = admin.describe_consumer_groups([group], request_timeout=10).values()
+    description = future.result()
+    return [
+        (tp.topic, tp.partition)
+        for member in description.members
+        for tp in member.assignment.topic_partitions
+    ]

@@ -90,6 +90,16 @@ class RuntimeHost:
         """Stop consuming; :meth:`run` then drains, commits and returns."""
         self._consuming.cancel()
 
+    async def wait_assigned(self, timeout_s: float) -> bool:
+        """Wait until the consumer owns partitions; False when ``timeout_s`` passed first."""
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("the host is not running")
+        with trio.move_on_after(timeout_s):
+            await consumer.wait_assigned()
+            return True
+        return False
+
     async def run(
         self, *, task_status: trio.TaskStatus[RuntimeHost] = trio.TASK_STATUS_IGNORED
     ) -> None:

@@ -14,13 +14,15 @@ import cyclopts
 import trio
 
 from onex_actors import __version__
-from onex_actors.app import HostConfig, load_config, open_runtime_host
+from onex_actors.app import HostConfig, from_project_root, load_config, open_runtime_host
 from onex_actors.core import OnexError
 
 from ._errors import report, unwrap
 from ._logs import JsonLogFormatter
 
 __all__ = ["FOREIGN_LOGGERS", "host_app", "host_main", "quiet_foreign_loggers"]
+
+logger = logging.getLogger("onex_actors.host")
 
 host_app = cyclopts.App(
     name="omninode-runtime-host",
@@ -68,7 +70,9 @@ def run_host(
     quiet_foreign_loggers(log_level)
     overrides: dict[str, Any] = {}
     if contracts_dir is not None:
-        overrides["contracts_dir"] = contracts_dir
+        overrides["contracts_dir"] = contracts_dir.resolve()
+    if config is None and (local := from_project_root(Path("config/local.yaml"))).is_file():
+        config = local
     if kafka_client is not None:
         overrides["kafka.client"] = kafka_client
     try:
@@ -80,6 +84,10 @@ def run_host(
             return report(error)
         raise
     return 0
+
+
+ASSIGNMENT_WAIT_S = 60.0
+"""How long "ready" waits for the consumer's first partitions."""
 
 
 async def serve(runtime_id: str, config: HostConfig) -> None:
@@ -107,6 +115,15 @@ async def serve(runtime_id: str, config: HostConfig) -> None:
             nursery.start_soon(on_signal)
             with starting:
                 async with open_runtime_host(runtime_id, config) as host:
+                    if await host.wait_assigned(ASSIGNMENT_WAIT_S):
+                        logger.info("consumer group %s: partitions assigned", host.group_id)
+                    else:
+                        logger.warning(
+                            "no partitions assigned within %g s (more members in group %s "
+                            "than partitions?): ready without any",
+                            ASSIGNMENT_WAIT_S,
+                            host.group_id,
+                        )
                     hosted = ", ".join(
                         f"{n.node_id} ({n.family.value})" for n in host.table.hosted.values()
                     )

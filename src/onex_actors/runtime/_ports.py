@@ -155,6 +155,10 @@ class BusConsumer(Protocol):
         """Stop returning records of ``partitions`` from ``poll`` until resumed."""
         ...
 
+    async def wait_assigned(self) -> None:
+        """Return once this member owns partitions (at once where subscribing assigns them)."""
+        ...
+
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
         """Return records of ``partitions`` again."""
         ...

@@ -149,6 +149,11 @@ class ConfluentConsumerBridge:
             return
         await self._call(lambda consumer: consumer.commit(offsets=owned, asynchronous=False))
 
+    async def wait_assigned(self) -> None:
+        """Return once the group has assigned this member partitions."""
+        while not self.assignment:
+            await self.assignment_changed.wait()
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching ``partitions`` (reconciled by the thread before each consume)."""
         with self._lock:

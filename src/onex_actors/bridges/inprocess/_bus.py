@@ -208,6 +208,10 @@ class InProcessConsumer:
                 committed[tp] = offset
         await trio.lowlevel.checkpoint()
 
+    async def wait_assigned(self) -> None:
+        """Return at once: subscribing assigned this member its partitions."""
+        await trio.lowlevel.checkpoint()
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop returning records of ``partitions``."""
         self._paused.update(partitions)

@@ -160,6 +160,11 @@ class KafkaConsumerBridge:
             return
         await self._call(lambda consumer: _commit(consumer, owned))
 
+    async def wait_assigned(self) -> None:
+        """Return once the group has assigned this member partitions."""
+        while not self.assignment:
+            await self.assignment_changed.wait()
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching ``partitions``; polling goes on.
 
