@@ -51,6 +51,11 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def _start_host(data_dir: Path) -> subprocess.Popen[str]:
+    host, _ = _start_host_on(data_dir)
+    return host
+
+
+def _start_host_on(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
     host = subprocess.Popen(
         [sys.executable, "-c", _HOST, str(data_dir)],
         stdin=subprocess.PIPE,
@@ -58,8 +63,9 @@ def _start_host(data_dir: Path) -> subprocess.Popen[str]:
         text=True,
     )
     assert host.stdout is not None
-    assert host.stdout.readline().strip().isdigit()
-    return host
+    port = host.stdout.readline().strip()
+    assert port.isdigit()
+    return host, int(port)
 
 
 def _kill(host: subprocess.Popen[str]) -> None:
@@ -127,6 +133,23 @@ async def test_a_server_left_running_by_a_dead_host_is_recovered(data_dir: Path)
         assert await _answers(dsn) == 42
     finally:
         await trio.to_thread.run_sync(server.stop)
+
+
+async def test_a_second_host_shares_the_server_until_the_last_one_leaves(data_dir: Path) -> None:
+    first, port = _start_host_on(data_dir)
+    postmaster = _postmaster(data_dir)
+    (first_reaper,) = _reapers_of(data_dir)
+    second, second_port = _start_host_on(data_dir)
+    try:
+        assert second_port == port, "the second host started a server of its own"
+        assert _postmaster(data_dir) == postmaster, "the first host's server was restarted"
+        _kill(first)
+        _wait_gone(first_reaper)  # it has decided: another host still uses the server
+        assert _alive(postmaster), "the server stopped under the second host"
+        assert await _answers(f"postgresql://postgres@127.0.0.1:{port}/postgres") == 42
+    finally:
+        _kill(second)
+    _wait_gone(postmaster)
 
 
 def test_a_lock_file_whose_process_is_gone_is_removed(data_dir: Path) -> None:

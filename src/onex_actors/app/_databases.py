@@ -72,7 +72,12 @@ async def open_databases(
                 dsn = await trio.to_thread.run_sync(server.start)
                 stack.push_async_callback(trio.to_thread.run_sync, server.stop)
                 embedded.append(name)
-                logger.info("started embedded PostgreSQL for %r on 127.0.0.1:%d", name, server.port)
+                logger.info(
+                    "%s embedded PostgreSQL for %r on 127.0.0.1:%d",
+                    "sharing another host's" if server.shared else "started",
+                    name,
+                    server.port,
+                )
             dsns[name] = dsn
         specs = {
             name: PoolSpec(

@@ -5,22 +5,26 @@ listens on TCP 127.0.0.1 (like a remote one would) and can be stopped and starte
 again, e.g. by fault tests. PostgreSQL refuses to run as root; when we are root the
 server runs as a dedicated system user, as the wheel's own helper does.
 
-The server does not outlive its host: a small reaper process holds a pipe from the
-host and stops the server when the pipe closes, which the kernel does however the
-host ends (``kill -9`` included). Should a server still be left running on the data
-directory (the reaper killed too), the next ``start`` recognises it by its
-``postmaster.pid`` and stops it before starting afresh.
+Hosts on one machine share the server of a data directory: a second host finds it
+running (its ``postmaster.pid``) and uses it on its port. The server does not outlive
+the last of them: each host has a small reaper process holding a pipe from it, listed
+in ``<data_dir>.users/``; when a pipe closes, which the kernel does however the host
+ends (``kill -9`` included), its reaper leaves the list and stops the server if no
+listed reaper is left. Should a server still run with no reaper left (all killed),
+the next ``start`` recognises it and stops it before starting afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -33,12 +37,25 @@ __all__ = ["EmbeddedPostgres"]
 SYSTEM_USER = "embedded_postgres"
 
 _REAPER = """
-import subprocess, sys
+import fcntl, os, subprocess, sys
+from pathlib import Path
 sys.stdin.buffer.read()  # returns at end of file: the host closed the pipe, or died
-user = sys.argv[1] or None
-subprocess.run(sys.argv[2:], user=user, capture_output=True, check=False, timeout=120)
+users = Path(sys.argv[1])
+lock = open(users / ".lock", "a")
+fcntl.flock(lock, fcntl.LOCK_EX)  # no host joins while this one decides
+(users / str(os.getpid())).unlink(missing_ok=True)
+def alive(pid):
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status  # a zombie is dead, only not reaped yet
+if not any(alive(int(p.name)) for p in users.glob("*") if p.name.isdigit()):
+    user = sys.argv[2] or None
+    subprocess.run(sys.argv[3:], user=user, capture_output=True, check=False, timeout=120)
 """
-"""Run as ``python -c``: wait for the host's pipe to close, then stop the server."""
+"""Run as ``python -c``: wait for the host's pipe to close, leave the users list, and stop
+the server unless another host's reaper is still listed."""
 
 
 def _bin_dir() -> Path:
@@ -67,6 +84,35 @@ def _pid_in(pid_file: Path) -> int | None:
     return int(first) if first.lstrip("-").isdigit() else None
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (hosts starting, reapers deciding, one at a time)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _port_in(pid_file: Path) -> int | None:
+    """Return the port a running server listens on: ``postmaster.pid``'s fourth line."""
+    try:
+        lines = pid_file.read_text().split("\n")
+    except OSError:
+        return None
+    return int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (Linux: ``/proc``; a zombie, dead but not reaped, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
 def _is_postgres_of(pid: int, data_dir: Path) -> bool:
     """Whether process ``pid`` is a PostgreSQL server of ``data_dir`` (Linux: /proc)."""
     try:
@@ -90,6 +136,8 @@ class EmbeddedPostgres:
     port: int = attrs.field(factory=_free_port)
     user: str = "postgres"
     _reaper: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False, repr=False)
+    shared: bool = attrs.field(default=False, init=False)
+    """Whether ``start`` found the server run by another host and uses it."""
 
     @property
     def dsn(self) -> str:
@@ -102,6 +150,11 @@ class EmbeddedPostgres:
         return self.data_dir / "server.log"
 
     @property
+    def users_dir(self) -> Path:
+        """The reapers of the hosts using the server, one file named by each pid."""
+        return self.data_dir.with_name(self.data_dir.name + ".users")
+
+    @property
     def pid_file(self) -> Path:
         """The server's lock file: its process id on the first line while it runs."""
         return self.data_dir / "postmaster.pid"
@@ -109,11 +162,25 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Initialise the data directory if needed, start the server, return its DSN.
 
-        A server left running on this data directory by a host that died is stopped
-        first; a lock file whose process is gone is removed.
+        A server another host runs on this data directory is shared (``shared``); one
+        left running with no host is stopped first; a lock file whose process is gone
+        is removed.
         """
+        self._stop_reaper()  # before the lock: a reaper decides under it
+        self.users_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(self.users_dir / ".lock"):
+            return self._start_locked()
+
+    def _start_locked(self) -> str:
+        for entry in self.users_dir.iterdir():  # reapers killed with their hosts
+            if entry.name.isdigit() and not _alive(int(entry.name)):
+                entry.unlink(missing_ok=True)
         bin_dir = _bin_dir()
         run_as = self._prepare(bin_dir)
+        if (port := self._running_for_others()) is not None:
+            self.port, self.shared = port, True
+            self._start_reaper(bin_dir, run_as)
+            return self.dsn
         self._recover(bin_dir, run_as)
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
@@ -152,6 +219,20 @@ class EmbeddedPostgres:
     def _stop_command(self, bin_dir: Path) -> list[str]:
         return [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
 
+    def _running_for_others(self) -> int | None:
+        """Return the port of this data directory's server if a live host uses it."""
+        pid = _pid_in(self.pid_file)
+        if pid is None or not _is_postgres_of(pid, self.data_dir) or not self._other_users():
+            return None
+        return _port_in(self.pid_file)
+
+    def _other_users(self) -> bool:
+        if not self.users_dir.is_dir():
+            return False
+        return any(
+            _alive(int(entry.name)) for entry in self.users_dir.iterdir() if entry.name.isdigit()
+        )
+
     def _recover(self, bin_dir: Path, run_as: str | None) -> None:
         pid = _pid_in(self.pid_file)
         if pid is None:
@@ -162,14 +243,21 @@ class EmbeddedPostgres:
             self.pid_file.unlink(missing_ok=True)
 
     def _start_reaper(self, bin_dir: Path, run_as: str | None) -> None:
-        self._stop_reaper()
         self._reaper = subprocess.Popen(
-            [sys.executable, "-c", _REAPER, run_as or "", *self._stop_command(bin_dir)],
+            [
+                sys.executable,
+                "-c",
+                _REAPER,
+                str(self.users_dir),
+                run_as or "",
+                *self._stop_command(bin_dir),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a terminal's Ctrl-C is for the host, not the reaper
         )
+        (self.users_dir / str(self._reaper.pid)).touch()
 
     def _stop_reaper(self) -> None:
         reaper, self._reaper = self._reaper, None
@@ -182,16 +270,27 @@ class EmbeddedPostgres:
             reaper.wait(timeout=120)
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown); does nothing if it is not running."""
-        if self.pid_file.exists():
-            bin_dir = _bin_dir()
-            self._run(self._stop_command(bin_dir), self._prepare(bin_dir))
-        self._stop_reaper()
+        """Leave the server: stop it (fast shutdown) unless another host still uses it.
+
+        Does nothing if it is not running.
+        """
+        if self._reaper is not None:
+            self._stop_reaper()  # the reaper stops it unless another host is listed
+            self.shared = False
+            return
+        if not self.pid_file.exists():
+            return
+        self.users_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(self.users_dir / ".lock"):
+            if not self._other_users():
+                bin_dir = _bin_dir()
+                self._run(self._stop_command(bin_dir), self._prepare(bin_dir))
 
     def remove(self) -> None:
         """Stop the server and delete its data."""
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self.users_dir, ignore_errors=True)
 
     def _prepare(self, bin_dir: Path) -> str | None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
