@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -126,8 +127,33 @@ class KafkaBus:
             if missing:
                 with suppress(TopicAlreadyExistsError):
                     admin.create_topics(missing)
+                _wait_for_leaders(admin, [new.name for new in missing])
         except KafkaError as exc:
             raise BusError(f"creating topics failed: {type(exc).__name__}: {exc}") from None
+
+
+LEADER_WAIT_S = 10.0
+"""How long topic creation waits for the new partitions' leaders."""
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, topics: list[str]) -> None:
+    """Wait (bounded) until every partition of the new ``topics`` has a leader.
+
+    A producer that sends before then is refused (``NotLeaderForPartitionError``) and
+    retries, logging a warning for each: a host's first start printed one.
+    """
+    deadline = time.monotonic() + LEADER_WAIT_S
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(topics)
+        if len(described) == len(topics) and all(
+            topic.get("error_code", 0) == 0
+            and topic.get("partitions")
+            and all(p.get("leader_id", -1) >= 0 for p in topic["partitions"])
+            for topic in described
+        ):
+            return
+        time.sleep(0.1)  # a worker thread, polling the broker's metadata
+    logger.info("new topics still elect their leaders after %g s", LEADER_WAIT_S)
 
 
 def _topic_limits(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
