@@ -9,6 +9,7 @@ bin := venv / "bin"
 default:
     @just --list
 
+# (`python3 scripts/dev.py` does this by itself on first use.)
 # Create .venv and install the package with its test and lint tools.
 install:
     test -x {{bin}}/python || python3 -m venv {{venv}}
@@ -27,9 +28,13 @@ fmt:
     {{bin}}/ruff format .
     {{bin}}/ruff check --fix .
 
-# Run the test suite, all tiers (pass pytest arguments after, e.g. `just test -m unit`).
+# Run the test suite, all tiers (pytest arguments may follow, e.g. `test -m unit`).
 test *args:
     {{bin}}/python -m pytest {{args}}
+
+# Run every code block of README.md top to bottom, as pasted (scripts/check_readme.py).
+readme:
+    {{bin}}/python scripts/check_readme.py
 
 # Run the integration tier on a tansu broker instead of Apache Kafka.
 test-tansu *args:
@@ -39,8 +44,8 @@ test-tansu *args:
 test-confluent *args:
     ONEX_TEST_KAFKA_CLIENT=confluent {{bin}}/python -m pytest -m integration {{args}}
 
-# Run every benchmark, record its medians and redraw docs/benchmarks.png (minutes;
-# needs `pip install -e '.[bench]'`). Figures go to docs/benchmarks.md by hand.
+# Minutes; needs `pip install -e '.[bench]'`. Figures go to docs/benchmarks.md by hand.
+# Run every benchmark, record its medians and redraw docs/benchmarks.png.
 bench:
     {{bin}}/python bench/inprocess_echo.py --record
     {{bin}}/python bench/scale.py --record
@@ -49,8 +54,8 @@ bench:
     {{bin}}/python bench/crash_isolation.py
     {{bin}}/python bench/plot.py
 
-# Run the fault scenarios against real processes and print the checker's table
-# (e.g. `just faults --only kill-9 broker`; `--commands N` sets the size).
+# E.g. `faults --only kill-9 broker`; `--commands N` sets the size.
+# Run the fault scenarios against real processes and print the checker's table.
 faults *args:
     {{bin}}/python bench/faults.py {{args}}
 
@@ -58,8 +63,8 @@ faults *args:
 validate dir="contracts":
     {{bin}}/onex contracts validate {{dir}}
 
-# Run a runtime host until Ctrl-C (default: runtime-dev with config/local.yaml, which
-# starts a local Kafka broker and an embedded PostgreSQL when none is configured).
+# config/local.yaml starts a local broker and an embedded PostgreSQL when none answers.
+# Run a runtime host until Ctrl-C (default: runtime-dev with config/local.yaml).
 run-host runtime="runtime-dev" config="config/local.yaml":
     {{bin}}/omninode-runtime-host --runtime-node-id {{runtime}} --config {{config}}
 
@@ -71,10 +76,11 @@ emit node payload="{}" *args:
 tail pattern="onex.#" *args:
     {{bin}}/onex tail {{pattern}} {{args}}
 
-# Start a local broker on 127.0.0.1:9092 (idempotent): kind=kafka (Apache Kafka) or tansu.
-broker-up kind="kafka":
+# kind: auto (Apache Kafka where Java runs, else tansu), kafka or tansu.
+# Start a local broker on 127.0.0.1:9092 (idempotent).
+broker-up kind="auto":
     {{bin}}/onex broker up --kind {{kind}}
 
 # Stop the local broker (idempotent).
-broker-down kind="kafka":
+broker-down kind="auto":
     {{bin}}/onex broker down --kind {{kind}}

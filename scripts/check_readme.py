@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Run every code block of README.md as a newcomer would paste it, top to bottom.
+
+- ``sh`` blocks: each line is a command, run with bash from the project root. A command
+  whose comment says ``until Ctrl-C`` is started in the background (its own process
+  group, as a second terminal would be) and waited for until it says it is ready (a
+  line with ``ready``, ``Serving HTTP`` or ``following``); at the next heading of the
+  README it gets Ctrl-C (SIGINT to its group) and must exit 0. Any other command must
+  exit 0.
+- ``python`` blocks: run with ``.venv/bin/python``; must exit 0.
+- Blocks with no language are sample output, not run.
+
+Exit 0 when everything passed; otherwise the first failure, with the command's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(r"ready|Serving HTTP|following")
+START_TIMEOUT_S = 600.0
+"""A first ``run-host`` installs .venv, fetches the broker's jars and starts PostgreSQL."""
+STOP_TIMEOUT_S = 60.0
+
+
+class Failed(Exception):
+    """A README command did not do what the README says."""
+
+
+class Background:
+    """A command left running, as in a second terminal, until its section ends."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.process = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            sys.stdout.write(f"  | {line}")
+            self.lines.append(line)
+            if READY.search(line):
+                self.ready.set()
+        self.ready.set()
+
+    def wait_ready(self) -> None:
+        """Wait until the command says it is ready; fail if it ended first."""
+        if not self.ready.wait(START_TIMEOUT_S) or self.process.poll() is not None:
+            raise Failed(f"{self.command!r} never said it was ready:\n{''.join(self.lines)}")
+
+    def interrupt(self) -> None:
+        """Press Ctrl-C on it; fail unless it exits 0."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            code = self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise Failed(f"{self.command!r} did not stop within {STOP_TIMEOUT_S:g} s") from None
+        if code != 0:
+            raise Failed(f"{self.command!r} exited {code} on Ctrl-C:\n{''.join(self.lines)}")
+
+
+def blocks(readme: str) -> list[tuple[str, str, str]]:
+    """Return the README's fenced blocks as (section heading, language, body)."""
+    found = []
+    section = ""
+    lines = iter(readme.splitlines())
+    for line in lines:
+        if heading := re.match(r"^#+ (.*)", line):
+            section = heading.group(1).strip()
+        fence = re.match(r"^```(\w*)\s*$", line)
+        if fence is None:
+            continue
+        body = []
+        for inner in lines:
+            if inner.startswith("```"):
+                break
+            body.append(inner)
+        found.append((section, fence.group(1), "\n".join(body)))
+    return found
+
+
+def run_command(command: str) -> None:
+    """Run one command in the foreground, its output shown; fail unless it exits 0."""
+    print(f"$ {command}", flush=True)
+    code = subprocess.run(["bash", "-c", command], cwd=ROOT, check=False).returncode
+    if code != 0:
+        raise Failed(f"{command!r} exited {code}")
+
+
+def run(readme: Path) -> None:
+    """Run every block of ``readme`` in order (see the module's docstring)."""
+    running: list[Background] = []
+    try:
+        _run_blocks(readme, running)
+    finally:
+        for background in reversed(running):  # left by a failure
+            with contextlib.suppress(Failed, ProcessLookupError):
+                background.interrupt()
+
+
+def _run_blocks(readme: Path, running: list[Background]) -> None:
+    section = None
+    for heading, language, body in blocks(readme.read_text()):
+        if heading != section:
+            stop_all(running)
+            section = heading
+        if language == "sh":
+            for line in body.splitlines():
+                command, _, comment = line.partition("  #")
+                if not command.strip() or command.lstrip().startswith("#"):
+                    continue
+                if "until Ctrl-C" in comment:
+                    print(f"$ {command.strip()} &", flush=True)
+                    background = Background(command.strip())
+                    running.append(background)
+                    background.wait_ready()
+                else:
+                    run_command(command.strip())
+        elif language == "python":
+            print("$ .venv/bin/python <<'EOF' (README snippet)", flush=True)
+            code = subprocess.run(
+                [str(ROOT / ".venv/bin/python"), "-c", body], cwd=ROOT, check=False
+            ).returncode
+            if code != 0:
+                raise Failed(f"the Python snippet of section {heading!r} exited {code}")
+    stop_all(running)
+
+
+def stop_all(running: list[Background]) -> None:
+    """Ctrl-C on every background command, the newest first."""
+    while running:
+        running.pop().interrupt()
+
+
+def main() -> int:
+    """Run README.md's blocks; report the first failure."""
+    started = time.monotonic()
+    try:
+        run(ROOT / "README.md")
+    except Failed as failure:
+        print(f"README check failed: {failure}", file=sys.stderr)
+        return 1
+    print(f"README check passed in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
