@@ -16,6 +16,7 @@ from tests.integration.processes import (
     write_contracts,
 )
 
+from onex_actors.core import cmd_topic
 from onex_actors.testing import host_process
 
 
@@ -26,8 +27,11 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
     config = str(REPO / "config" / "kafka.yaml")
     with host_process("runtime-cli", contracts, env):
         sent = onex("emit", "echo-node", '{"hello": "world"}', "--config", config, env=env)
-        # the host dead-letters it at once; emit says why instead of waiting out 60 s
-        unknown = onex("emit", ghost, "{}", "--timeout", "60", "--config", config, env=env)
+        # the host dead-letters it at once; emit says why within its 5 s (it would
+        # otherwise end with "no result within 5 s")
+        unknown = onex("emit", ghost, "{}", "--timeout", "5", "--config", config, env=env)
+        nobody = unique("nobody-node")  # no topic yet: said at once, before any wait
+        typo = onex("emit", nobody, "{}", "--no-wait", "--config", config, env=env)
         tailed = onex(
             "tail",
             "onex.app.local.global.evt.node.echo-node.*",
@@ -44,6 +48,10 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
     assert (result["type"], result["status"], result["node_id"]) == ("evt", "ok", "echo-node")
     assert unknown.returncode == 1
     assert f"error: {ghost}: the command was dead-lettered (unknown_node: " in unknown.stderr
+    assert typo.returncode == 0, typo.stderr
+    assert typo.stderr.startswith(
+        f"note: {cmd_topic(nobody)} did not exist, so no running runtime hosts '{nobody}'"
+    )
     assert tailed.returncode == 0, tailed.stderr
     assert tailed.stderr.startswith(
         "following onex.app.local.global.evt.node.echo-node.* on "

@@ -84,7 +84,9 @@ class RuntimeHost:
         topics.append(cmd_topic(self.runtime_id))
         for node in self.table.hosted.values():
             topics += [node.cmd_topic, node.evt_topic, node.dlq_topic]
-        return topics
+        # topics subscribed by name, so the subscription holds partitions from the start
+        topics += [p.text for p in self.table.patterns if not {"*", "#"} & set(p.text)]
+        return list(dict.fromkeys(topics))
 
     def shutdown(self) -> None:
         """Stop consuming; :meth:`run` then drains, commits and returns."""

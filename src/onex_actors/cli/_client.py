@@ -118,7 +118,13 @@ def emit(
         body = parse_payload(payload)
         headers = {PARTITION_KEY_HEADER: key} if key else {}
         command = new_command(node, body, tenant_id=tenant, headers=headers)
-        result = request(_client(config), command, wait=wait, timeout_s=timeout)
+        result = request(
+            _client(config),
+            command,
+            wait=wait,
+            timeout_s=timeout,
+            notice=lambda text: print(f"note: {text}", file=sys.stderr, flush=True),
+        )
     except (OnexError, ValueError) as exc:
         return report(exc if isinstance(exc, OnexError) else ConfigError(str(exc)))
     if not wait:

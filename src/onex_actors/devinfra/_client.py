@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -31,7 +31,8 @@ from onex_actors.core import (
 __all__ = ["follow", "request"]
 
 
-def _ensure(client: Mapping[str, Any], topics: list[str], partitions: int) -> None:
+def _ensure(client: Mapping[str, Any], topics: list[str], partitions: int) -> list[str]:
+    """Create the missing ``topics``; return them."""
     admin = KafkaAdminClient(**client)
     try:
         missing = [t for t in topics if t not in set(admin.list_topics())]
@@ -40,6 +41,7 @@ def _ensure(client: Mapping[str, Any], topics: list[str], partitions: int) -> No
                 admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
     finally:
         admin.close()
+    return missing
 
 
 def request(
@@ -49,8 +51,14 @@ def request(
     wait: bool = True,
     timeout_s: float = 30.0,
     partitions: int = 4,
+    notice: Callable[[str], object] | None = None,
 ) -> OnexEnvelope | None:
     """Send ``command`` to its node; with ``wait``, return its first answer.
+
+    ``notice`` hears at once when the node's command topic did not exist: no running
+    runtime hosts the node then (a runtime creates its nodes' command topics), and one
+    reading command topics by pattern dead-letters the command only once it notices the
+    new topic (seconds later).
 
     The answer is the node's result event, or a dead letter of the command (an unknown
     node, a node not hosted, a bad payload: a runtime answers those on a dead-letter topic
@@ -60,7 +68,7 @@ def request(
     """
     node = command.node_id
     try:
-        _ensure(client, [cmd_topic(node), evt_topic(node)], partitions)
+        created = _ensure(client, [cmd_topic(node), evt_topic(node)], partitions)
         consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
     except (KafkaError, OSError) as exc:
         raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
@@ -86,6 +94,12 @@ def request(
             ).get(timeout=timeout_s)
         finally:
             producer.close()
+        if cmd_topic(node) in created and notice is not None:
+            notice(
+                f"{cmd_topic(node)} did not exist, so no running runtime hosts {node!r} "
+                "(a runtime creates the command topics of the nodes it hosts); a runtime "
+                "reading command topics by pattern will dead-letter it once it sees the topic"
+            )
         if not wait:
             return None
         deadline = time.monotonic() + timeout_s
