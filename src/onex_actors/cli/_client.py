@@ -79,8 +79,8 @@ def _check_reachable(bootstrap_servers: str) -> None:
             continue
     raise BusError(
         f"no Kafka broker answers at {bootstrap_servers} (tried for {REACH_TIMEOUT_S:g} s): "
-        "start one with `onex broker up` (or `just broker-up`), or name yours with "
-        "ONEX_KAFKA__BOOTSTRAP_SERVERS or --config"
+        "start one with `onex broker up` (or `python3 scripts/dev.py broker-up`), or name "
+        "yours with ONEX_KAFKA__BOOTSTRAP_SERVERS or --config"
     )
 
 
