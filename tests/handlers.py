@@ -39,11 +39,14 @@ class GatedHandler(ScriptedHandler):
     def __init__(self) -> None:
         super().__init__()
         self.gate = trio.Event()
+        self.entered = trio.Event()
+        """Set once a call waits at the gate."""
         self.active = 0
         self.max_active = 0
 
     async def behave(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         self.active += 1
+        self.entered.set()
         self.max_active = max(self.max_active, self.active)
         try:
             await self.gate.wait()

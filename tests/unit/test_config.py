@@ -305,3 +305,10 @@ def test_without_java_the_local_broker_is_tansu(
     java.write_text("#!/bin/sh\n")
     java.chmod(0o755)
     assert resolve_auto_broker() == "kafka"
+
+
+def test_the_listener_address_is_host_and_port() -> None:
+    assert load_config().http.listen is None  # off unless asked for
+    assert load_config(overrides={"http.listen": "127.0.0.1:9100"}).http.listen == "127.0.0.1:9100"
+    with pytest.raises(ConfigError, match=r"key 'http.listen': .*expected host:port"):
+        load_config(environ={"ONEX_HTTP__LISTEN": "127.0.0.1"})

@@ -22,6 +22,7 @@ from ._gc import raise_gc_threshold
 from ._handlers import open_handlers
 from ._host import RuntimeHost
 from ._kafka_clients import kafka_client_config, librdkafka_config
+from ._listener import serve_listener
 
 __all__ = [
     "ensure_local_broker",
@@ -174,6 +175,8 @@ async def open_runtime_host(
         host = RuntimeHost(table, bus, built, config)
         async with trio.open_nursery() as nursery:
             await nursery.start(host.run)
+            if config.http.listen is not None:
+                host.listening = await nursery.start(serve_listener, host, config.http.listen)
             try:
                 yield host
             finally:

@@ -91,12 +91,25 @@ class KafkaSettings(_Settings):
 
 
 class HttpSettings(_Settings):
-    """The HTTP handler's client: which hosts and ports it may reach, and its limits."""
+    """The HTTP handler's client (what it may reach, its limits) and the host's listener."""
 
+    listen: str | None = None
+    """``host:port`` of the host's own HTTP listener (``/healthz``, ``/readyz``,
+    ``/metrics``); off when unset. Port 0 picks a free one."""
     allowlist: tuple[str, ...] = ("127.0.0.1:8080", "localhost:8080")
     """``host:port`` entries; a port is required (a bare host would admit all of them)."""
     timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=100, ge=1)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_host_port(cls, listen: str | None) -> str | None:
+        if listen is None:
+            return None
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"expected host:port, e.g. 127.0.0.1:9100, got {listen!r}")
+        return listen
 
     @field_validator("allowlist")
     @classmethod

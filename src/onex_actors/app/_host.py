@@ -8,6 +8,7 @@ runtime's own commands (discover, health), periodic commits and an orderly stop.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 
 import trio
@@ -61,6 +62,15 @@ class RuntimeHost:
         self.stopped = trio.Event()
         self.commits = CommitTracker()
         """What is in flight per partition, and what may be committed."""
+        self.dead_letters: Counter[tuple[str, str]] = Counter()
+        """Dead letters the host wrote before any node (unknown node, undecodable...), by
+        (dlq topic, reason)."""
+        self.assigned = False
+        """Whether the consumer has had partitions (set once, at the first assignment)."""
+        self.listening: list[str] = []
+        """Where the HTTP listener serves (``http.listen``), once it does."""
+        self.draining = False
+        """Set by :meth:`shutdown`: the host stopped consuming and finishes what it holds."""
 
     @property
     def runtime_id(self) -> str:
@@ -73,6 +83,17 @@ class RuntimeHost:
         if self._runtime is None:
             raise RuntimeError(f"runtime host {self.runtime_id!r} is not running")
         return self._runtime
+
+    @property
+    def runtime_or_none(self) -> NodeRuntime | None:
+        """The running ``NodeRuntime``, or None before it started and after it stopped."""
+        return self._runtime
+
+    def dlq_owners(self) -> dict[str, str]:
+        """Each dead-letter topic this host writes, and the node (or runtime) it belongs to."""
+        owners = {node.dlq_topic: node_id for node_id, node in self.table.hosted.items()}
+        owners[self.table.runtime_dlq_topic] = self.runtime_id
+        return owners
 
     def health_check(self) -> RuntimeHealth:
         """Report every node's health."""
@@ -90,6 +111,7 @@ class RuntimeHost:
 
     def shutdown(self) -> None:
         """Stop consuming; :meth:`run` then drains, commits and returns."""
+        self.draining = True
         self._consuming.cancel()
 
     async def wait_assigned(self, timeout_s: float) -> bool:
@@ -99,6 +121,7 @@ class RuntimeHost:
             raise RuntimeError("the host is not running")
         with trio.move_on_after(timeout_s):
             await consumer.wait_assigned()
+            self.assigned = True
             return True
         return False
 
@@ -119,6 +142,7 @@ class RuntimeHost:
                 nursery.start_soon(self.outbox.run)
                 nursery.start_soon(self._stop_if_lost)
                 nursery.start_soon(self._commit_periodically, consumer)
+                nursery.start_soon(self._note_assignment, consumer)
                 await self.log.event(
                     "runtime_started",
                     {
@@ -152,6 +176,10 @@ class RuntimeHost:
             "that record was committed; it is consumed again after a restart"
         )
 
+    async def _note_assignment(self, consumer: BusConsumer) -> None:
+        await consumer.wait_assigned()
+        self.assigned = True
+
     async def _commit_periodically(self, consumer: BusConsumer) -> None:
         while True:
             await trio.sleep(self.config.commit_interval_s)
@@ -168,6 +196,7 @@ class RuntimeHost:
             self.commits,
             self._answer_runtime,
             max_envelope_bytes=self.config.max_envelope_bytes,
+            dead_letters=self.dead_letters,
         )
         while True:
             await dispatcher.dispatch(await consumer.poll(self.config.poll_max_records))

@@ -39,6 +39,7 @@ def run_host(
     config: Path | None = None,
     contracts_dir: Path | None = None,
     kafka_client: Literal["kafka-python", "confluent"] | None = None,
+    listen: str | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO",
     log_format: Literal["text", "json"] = "text",
 ) -> int:
@@ -55,6 +56,9 @@ def run_host(
     kafka_client
         Kafka client behind the bus (overrides ``kafka.client``): kafka-python or
         confluent (librdkafka).
+    listen
+        ``host:port`` of the HTTP listener (``/healthz``, ``/readyz``, ``/metrics``;
+        overrides ``http.listen``).
     log_level
         Process log level (stderr).
     log_format
@@ -75,6 +79,8 @@ def run_host(
         config = local
     if kafka_client is not None:
         overrides["kafka.client"] = kafka_client
+    if listen is not None:
+        overrides["http.listen"] = listen
     try:
         settings = load_config(config, environ=os.environ, overrides=overrides)
         trio.run(serve, runtime_node_id, settings)
@@ -127,6 +133,8 @@ async def serve(runtime_id: str, config: HostConfig) -> None:
                     hosted = ", ".join(
                         f"{n.node_id} ({n.family.value})" for n in host.table.hosted.values()
                     )
+                    if host.listening:
+                        logger.info("listening on %s", ", ".join(host.listening))
                     print(
                         f"runtime {host.table.runtime.contract_id} ready: hosting {hosted}; "
                         f"bus {config.bus.kind}{_client(config)}, consumer group {host.group_id}",

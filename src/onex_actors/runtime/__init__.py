@@ -9,6 +9,8 @@ from ._commits import CommitTracker as CommitTracker
 from ._commits import OffsetMarks as OffsetMarks
 from ._dispatch import Dispatcher as Dispatcher
 from ._dispatch import RuntimeAnswer as RuntimeAnswer
+from ._health import DURATION_BUCKETS_S as DURATION_BUCKETS_S
+from ._health import Durations as Durations
 from ._health import NodeHealth as NodeHealth
 from ._health import NodeStatus as NodeStatus
 from ._health import RuntimeHealth as RuntimeHealth
@@ -41,6 +43,7 @@ from ._work import NodeWork as NodeWork
 
 __all__ = [
     "BATCH_LIMIT",
+    "DURATION_BUCKETS_S",
     "RECORD_OVERHEAD",
     "AckCallback",
     "BatchAck",
@@ -50,6 +53,7 @@ __all__ = [
     "CommitTracker",
     "Dispatcher",
     "DoneOffsets",
+    "Durations",
     "Fallback",
     "FlowControl",
     "Handler",

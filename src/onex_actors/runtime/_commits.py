@@ -31,6 +31,8 @@ class CommitTracker:
     def __init__(self) -> None:
         self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self.commits = 0
+        """Commits the bus took."""
         self.failed_commits = 0
 
     def track(self, records: Iterable[Record]) -> OffsetMarks:
@@ -109,6 +111,7 @@ class CommitTracker:
             )
             return False
         self.committed(due)
+        self.commits += 1
         return True
 
     def in_flight(self, tp: TopicPartition) -> int:

@@ -9,6 +9,7 @@ consumer commit up to (never past) the oldest record not done.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
@@ -53,6 +54,7 @@ class Dispatcher:
         answer_runtime: RuntimeAnswer,
         *,
         max_envelope_bytes: int,
+        dead_letters: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.table = table
         self.runtime = runtime
@@ -62,6 +64,8 @@ class Dispatcher:
         self.answer_runtime = answer_runtime
         self.max_envelope_bytes = max_envelope_bytes
         self.runtime_id = table.runtime_id
+        self.dead_letters = dead_letters if dead_letters is not None else Counter()
+        """Dead letters the dispatcher wrote itself, by (dlq topic, reason)."""
 
     async def dispatch(self, records: Sequence[Record]) -> None:
         """Route one poll: a slice into each node's inbox, the rest answered here."""
@@ -118,6 +122,7 @@ class Dispatcher:
     async def _dead_letter(self, dlq: OnexEnvelope, topic: str, ticket: Ticket) -> None:
         await self.outbox.emit(dlq, topic, ticket)
         assert dlq.error is not None
+        self.dead_letters[topic, dlq.error.type] += 1
         await self.log.event(
             "dead_letter",
             {

@@ -7,7 +7,36 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["NodeHealth", "NodeStatus", "RuntimeHealth"]
+__all__ = ["DURATION_BUCKETS_S", "Durations", "NodeHealth", "NodeStatus", "RuntimeHealth"]
+
+DURATION_BUCKETS_S = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Upper bounds of the handler-duration histogram, in seconds (then ``+Inf``)."""
+
+
+class Durations:
+    """A histogram of handler call durations: counts per bucket, their sum and count.
+
+    Kept by the actor itself (a list increment per call) and read by the metrics
+    endpoint at scrape time, so a host without a listener pays next to nothing.
+    """
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS_S) + 1)
+        """Calls per bucket (not cumulative); the last one is ``+Inf``."""
+        self.sum_s = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        """Record one call that took ``seconds``."""
+        self.sum_s += seconds
+        self.count += 1
+        for index, bound in enumerate(DURATION_BUCKETS_S):
+            if seconds <= bound:
+                self.counts[index] += 1
+                return
+        self.counts[-1] += 1
 
 
 class NodeStatus(enum.StrEnum):

@@ -49,6 +49,8 @@ class Inbox:
         """Partitions that have fed this inbox: the ones paused when it is full."""
         self.paused = False
         self.pauses = 0
+        self.received = 0
+        """Envelopes ever queued here from the bus (hand-backs after a crash not counted)."""
         self.closed = False
         self._flow: FlowControl | None = None
         self._log: RuntimeLog | None = None
@@ -68,6 +70,7 @@ class Inbox:
         if self.closed:
             raise trio.ClosedResourceError(f"the inbox of node {self.node_id!r} is closed")
         self.items.extend(items)
+        self.received += len(items)
         new = [tp for tp in partitions if tp not in self.partitions]
         if new:
             self.partitions.update(new)

@@ -9,7 +9,8 @@ window. ``NodeActor`` adds the lifecycle: runs, kills, restarts and health.
 from __future__ import annotations
 
 import logging
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Mapping
 from functools import partial
 
@@ -28,6 +29,7 @@ from onex_actors.core import (
     result_of,
 )
 
+from ._health import Durations
 from ._inbox import Inbox
 from ._item import WorkItem
 from ._outbox import Outbox, RuntimeLog
@@ -62,6 +64,10 @@ class NodeWork:
         self.handled_error = 0
         self.dead_letters = 0
         self.duplicates_skipped = 0
+        self.dead_letter_reasons: Counter[str] = Counter()
+        """Dead letters of this node by reason (``error_type``)."""
+        self.handler_durations = Durations()
+        """How long handler calls took (a batch call counts once)."""
         self.answered: IdempotencyCache[OutboundRecord] = IdempotencyCache(
             window_s=self.contract.idempotency_window_s,
             max_entries=self.contract.idempotency_max_entries,
@@ -144,6 +150,7 @@ class NodeWork:
                 await self._handle_once(item)
         if not fresh:
             return
+        started = time.perf_counter()
         try:
             with trio.fail_after(self.contract.timeout_s):
                 outcomes = await self._execute_batch([item.envelope for item in fresh])
@@ -151,6 +158,8 @@ class NodeWork:
             for item in fresh:
                 await self._handle(item)
             return
+        finally:
+            self.handler_durations.observe(time.perf_counter() - started)
         if len(outcomes) != len(fresh):
             raise RuntimeError(
                 f"execute_batch of node {self.node_id!r} returned {len(outcomes)} outcomes "
@@ -217,6 +226,7 @@ class NodeWork:
 
     async def _answer(self, item: WorkItem) -> None:
         timeout = self.contract.timeout_s
+        started = time.perf_counter()
         try:
             with trio.fail_after(timeout):
                 payload = await self.handler.execute(item.envelope)
@@ -226,6 +236,8 @@ class NodeWork:
                 error_type="timeout",
                 retryable=True,
             ) from None
+        finally:
+            self.handler_durations.observe(time.perf_counter() - started)
         record = self._result_record(item, payload)
         await self.outbox.publish(record, item.ticket, fallback=partial(self._unproduced, item))
         self._remember(item, record)
@@ -281,6 +293,7 @@ class NodeWork:
             item.answered = True
             self.handled_error += 1
             self.dead_letters += 1
+            self.dead_letter_reasons[error.type] += 1
             await self.log.event(
                 "dead_letter",
                 {

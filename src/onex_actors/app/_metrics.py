@@ -1,0 +1,135 @@
+"""The host's Prometheus metrics, read from its own counters at scrape time.
+
+Nothing is counted for Prometheus on the data path: the actors, the dispatcher, the
+commit tracker and the outbox keep plain counters they keep anyway, and
+``HostCollector`` turns them into metric families when ``/metrics`` is read. Names
+follow Prometheus conventions (``onex_..._total`` counters, base units); each is
+described in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from onex_actors.runtime import DURATION_BUCKETS_S, NodeStatus
+
+if TYPE_CHECKING:
+    from ._host import RuntimeHost
+
+__all__ = ["HostCollector", "host_registry"]
+
+
+def host_registry(host: RuntimeHost) -> CollectorRegistry:
+    """Return a registry of ``host``'s own (several hosts in one process never clash)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HostCollector(host))
+    return registry
+
+
+class HostCollector(Collector):
+    """Collects one host's metrics from its counters (see the module's docstring)."""
+
+    def __init__(self, host: RuntimeHost) -> None:
+        self.host = host
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family of the host, as of now."""
+        host = self.host
+        runtime = host.runtime_or_none
+        received = CounterMetricFamily(
+            "onex_envelopes_received", "Command envelopes queued for a node.", labels=["node"]
+        )
+        answered = CounterMetricFamily(
+            "onex_envelopes_answered",
+            "Commands answered by a node, by result status (ok or error).",
+            labels=["node", "status"],
+        )
+        dead = CounterMetricFamily(
+            "onex_envelopes_dead_lettered",
+            "Dead letters written, by the node whose dlq topic took them and the reason.",
+            labels=["node", "reason"],
+        )
+        duplicates = CounterMetricFamily(
+            "onex_envelopes_duplicate",
+            "Redelivered commands answered again from the idempotency window.",
+            labels=["node"],
+        )
+        restarts = CounterMetricFamily(
+            "onex_node_restarts", "Restarts of a node's actor.", labels=["node"]
+        )
+        pauses = CounterMetricFamily(
+            "onex_inbox_pauses", "Times a full inbox paused its partitions.", labels=["node"]
+        )
+        depth = GaugeMetricFamily(
+            "onex_inbox_depth", "Envelopes waiting in a node's inbox.", labels=["node"]
+        )
+        in_flight = GaugeMetricFamily(
+            "onex_envelopes_in_flight", "Envelopes a node's workers hold.", labels=["node"]
+        )
+        up = GaugeMetricFamily(
+            "onex_node_up",
+            "1 while a node runs or restarts within its intensity, 0 once it stopped.",
+            labels=["node"],
+        )
+        durations = HistogramMetricFamily(
+            "onex_handler_duration_seconds",
+            "Handler call durations (a batch call counts once).",
+            labels=["node"],
+        )
+        nodes = {} if runtime is None else runtime.actors
+        for node_id, actor in nodes.items():
+            received.add_metric([node_id], actor.inbox.received)
+            answered.add_metric([node_id, "ok"], actor.handled_ok)
+            answered.add_metric([node_id, "error"], actor.handled_error)
+            for reason, count in sorted(actor.dead_letter_reasons.items()):
+                dead.add_metric([node_id, reason], count)
+            duplicates.add_metric([node_id], actor.duplicates_skipped)
+            restarts.add_metric([node_id], actor.restarts)
+            pauses.add_metric([node_id], actor.inbox.pauses)
+            depth.add_metric([node_id], len(actor.inbox))
+            in_flight.add_metric([node_id], len(actor.in_flight) + len(actor.redo))
+            up.add_metric([node_id], 0 if actor.status is NodeStatus.STOPPED else 1)
+            timing = actor.handler_durations
+            cumulative, buckets = 0, []
+            for bound, count in zip(
+                (*DURATION_BUCKETS_S, float("inf")), timing.counts, strict=True
+            ):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            durations.add_metric([node_id], buckets, timing.sum_s)
+        owners = host.dlq_owners()
+        for (topic, reason), count in sorted(host.dead_letters.items()):
+            dead.add_metric([owners.get(topic, topic), reason], count)
+        yield from (received, answered, dead, duplicates, restarts, pauses, depth, in_flight)
+        yield from (up, durations)
+        yield CounterMetricFamily(
+            "onex_commits", "Offset commits the bus took.", value=host.commits.commits
+        )
+        yield CounterMetricFamily(
+            "onex_commit_failures",
+            "Offset commits the bus refused (tried again at the next interval).",
+            value=host.commits.failed_commits,
+        )
+        yield CounterMetricFamily(
+            "onex_producer_failed_records",
+            "Records the producer could not deliver (results answered as errors instead).",
+            value=host.outbox.failed,
+        )
+        yield GaugeMetricFamily(
+            "onex_consumer_assigned",
+            "1 once the consumer has had partitions.",
+            value=1 if host.assigned else 0,
+        )
+        yield GaugeMetricFamily(
+            "onex_draining", "1 while the host drains before it stops.", value=int(host.draining)
+        )

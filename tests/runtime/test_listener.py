@@ -1,0 +1,114 @@
+"""The host's HTTP listener: /healthz, /readyz and /metrics over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from tests.contracts import RUNTIME_ID, effect, registry
+from tests.handlers import CrashingHandler, FailingHandler, GatedHandler
+
+from onex_actors.app import HostConfig
+from onex_actors.runtime import NodeStatus
+from onex_actors.testing import HostHarness, open_test_host
+
+LISTENING = HostConfig.model_validate({"http": {"listen": "127.0.0.1:0"}})
+QUICK_RESTARTS = {"max_restarts": 1, "window_s": 60, "backoff_initial_s": 0.01}
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def _get(harness: HostHarness, path: str) -> httpx.Response:
+    (base,) = harness.host.listening
+    async with httpx.AsyncClient(base_url=base) as client:
+        return await client.get(path)
+
+
+async def test_metrics_move_by_exactly_the_commands_sent() -> None:
+    contracts = registry(effect("echo"), effect("flaky"))
+    failing = FailingHandler(failures=1000, retryable=False)
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts, config=LISTENING, handlers={"flaky": failing}
+    ) as host:
+        assert await host.host.wait_assigned(5)
+        health, ready = await _get(host, "/healthz"), await _get(host, "/readyz")
+        before = _samples((await _get(host, "/metrics")).text)
+        for n in range(5):
+            await host.request("echo", {"n": n})
+        for n in range(2):
+            await host.request("flaky", {"n": n})
+        unknown = await host.send("ghost", {})
+        await host.collector.wait_until(lambda: host.dead_letters(RUNTIME_ID))
+        after = (await _get(host, "/metrics")).text
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
+    assert before[("onex_envelopes_received_total", (("node", "echo"),))] == 0
+    samples = _samples(after)
+    assert samples[("onex_envelopes_received_total", (("node", "echo"),))] == 5
+    assert samples[("onex_envelopes_answered_total", (("node", "echo"), ("status", "ok")))] == 5
+    assert samples[("onex_envelopes_answered_total", (("node", "flaky"), ("status", "error")))] == 2
+    assert (
+        samples[("onex_envelopes_dead_lettered_total", (("node", "flaky"), ("reason", "scripted")))]
+        == 2
+    )
+    assert (
+        samples[
+            (
+                "onex_envelopes_dead_lettered_total",
+                (("node", RUNTIME_ID), ("reason", "unknown_node")),
+            )
+        ]
+        == 1
+    ), unknown
+    calls = samples[("onex_handler_duration_seconds_count", (("node", "flaky"),))]
+    assert calls == 2  # one call each: not retryable
+    assert (
+        samples[("onex_handler_duration_seconds_bucket", (("le", "+Inf"), ("node", "flaky")))] == 2
+    )
+    assert samples[("onex_node_up", (("node", "echo"),))] == 1
+    assert samples[("onex_consumer_assigned", ())] == 1
+    assert "# HELP onex_envelopes_received_total Command envelopes queued for a node." in after
+
+
+async def test_ready_turns_false_when_a_node_stops_past_its_intensity() -> None:
+    contracts = registry(effect("broken", restart=QUICK_RESTARTS), effect("sibling"))
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts, config=LISTENING, handlers={"broken": CrashingHandler()}
+    ) as host:
+        assert await host.host.wait_assigned(5)
+        ready_before = await _get(host, "/readyz")
+        while host.health().nodes["broken"].status is not NodeStatus.STOPPED:
+            await host.request("broken", {})
+        ready_after = await _get(host, "/readyz")
+        live = await _get(host, "/healthz")
+        metrics = _samples((await _get(host, "/metrics")).text)
+    assert ready_before.status_code == 200
+    assert ready_after.status_code == 503
+    assert ready_after.json() == {"ready": False, "reason": "nodes stopped", "nodes": ["broken"]}
+    assert live.status_code == 200  # alive all the same: the sibling still works
+    assert metrics[("onex_node_up", (("node", "broken"),))] == 0
+    assert metrics[("onex_node_restarts_total", (("node", "broken"),))] == 1
+
+
+async def test_ready_turns_false_while_draining() -> None:
+    gated = GatedHandler()
+    contracts = registry(effect("slow"))
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts, config=LISTENING, handlers={"slow": gated}
+    ) as host:
+        assert await host.host.wait_assigned(5)
+        command = await host.send("slow", {})
+        await gated.entered.wait()  # the node holds the command: the drain must wait for it
+        host.host.shutdown()
+        draining = await _get(host, "/readyz")
+        alive = await _get(host, "/healthz")
+        gated.gate.set()
+        answered = await host.result(command)
+    assert (draining.status_code, draining.json()) == (503, {"ready": False, "reason": "draining"})
+    assert alive.status_code == 200
+    assert answered.payload == {}
