@@ -30,6 +30,7 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
         # the host dead-letters it at once; emit says why within its 5 s (it would
         # otherwise end with "no result within 5 s")
         unknown = onex("emit", ghost, "{}", "--timeout", "5", "--config", config, env=env)
+        status = onex("status", "runtime-cli", "--config", config, env=env)
         nobody = unique("nobody-node")  # no topic yet: said at once, before any wait
         typo = onex("emit", nobody, "{}", "--no-wait", "--config", config, env=env)
         tailed = onex(
@@ -48,6 +49,10 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
     assert (result["type"], result["status"], result["node_id"]) == ("evt", "ok", "echo-node")
     assert unknown.returncode == 1
     assert f"error: {ghost}: the command was dead-lettered (unknown_node: " in unknown.stderr
+    assert status.returncode == 0, status.stderr
+    status_lines = status.stdout.splitlines()
+    assert status_lines[0] == "runtime runtime-cli (healthy, from its health op)"
+    assert status_lines[2].split()[:3] == ["echo-node", "running", "0"]
     assert typo.returncode == 0, typo.stderr
     assert typo.stderr.startswith(
         f"note: {cmd_topic(nobody)} did not exist, so no running runtime hosts '{nobody}'"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.handlers import CrashingHandler, FailingHandler, GatedHandler
 
 from onex_actors.app import HostConfig
+from onex_actors.cli._status import read_status
 from onex_actors.runtime import NodeStatus
 from onex_actors.testing import HostHarness, open_test_host
 
@@ -112,3 +116,26 @@ async def test_ready_turns_false_while_draining() -> None:
     assert (draining.status_code, draining.json()) == (503, {"ready": False, "reason": "draining"})
     assert alive.status_code == 200
     assert answered.payload == {}
+
+
+async def test_onex_status_shows_each_node_from_the_listener() -> None:
+    contracts = registry(effect("echo"), effect("broken", restart=QUICK_RESTARTS))
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts, config=LISTENING, handlers={"broken": CrashingHandler()}
+    ) as host:
+        assert await host.host.wait_assigned(5)
+        for n in range(3):
+            await host.request("echo", {"n": n})
+        while host.health().nodes["broken"].status is not NodeStatus.STOPPED:
+            await host.request("broken", {})
+        (base,) = host.host.listening
+        text = await trio.to_thread.run_sync(partial(read_status, base, interval=0.1))
+    lines = text.splitlines()
+    assert lines[0] == f"{base}: not ready: nodes stopped"
+    assert lines[1].split() == [
+        *("node", "state", "restarts", "received", "ok", "error", "dlq", "inbox", "in"),
+        *("flight", "answered/s"),
+    ]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert rows["echo"][:9] == ["echo", "running", "0", "3", "3", "0", "0", "0", "0"]
+    assert rows["broken"][:3] == ["broken", "stopped", "1"]
