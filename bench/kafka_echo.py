@@ -451,7 +451,7 @@ CONTENDERS = {
     "bare-confluent": "bare confluent-kafka pipe",
     "runtime-confluent": "onex runtime on confluent",
     "runtime": "onex runtime (echo)",
-    "runtime-scraped": "runtime, listener on, /metrics read every 1 s",
+    "runtime-scraped": "runtime, /metrics read at 1 Hz",
     "faststream": "FastStream (aiokafka) echo",
     "faststream-batch": "FastStream, batch, no confirm",
 }
