@@ -75,6 +75,12 @@ class NamespacedConsumer:
     async def wait_assigned(self) -> None:
         await self.inner.wait_assigned()
 
+    def end_offsets(self) -> Mapping[TopicPartition, int]:
+        return {
+            TopicPartition(_swap(tp.topic, self.namespace, "local"), tp.partition): end
+            for tp, end in self.inner.end_offsets().items()
+        }
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         self.inner.pause([self._tp(tp) for tp in partitions])
 

@@ -24,6 +24,9 @@ from tests.runtime.test_flow import (  # noqa: F401  (collected by pytest)
     test_unknown_runtime_op_is_an_error_and_a_dead_letter,
     test_uppercase_transformation,
 )
+from tests.runtime.test_listener import (  # noqa: F401  (collected by pytest)
+    test_consumer_lag_counts_the_records_past_the_last_commit,
+)
 from tests.runtime.test_supervision import (  # noqa: F401  (collected by pytest)
     test_evt_topic_of_each_node_is_its_own,
     test_temporary_node_is_not_restarted,

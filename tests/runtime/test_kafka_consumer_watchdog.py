@@ -81,6 +81,9 @@ class _FetchedThenBrokerAway:
         record = ConsumerRecord(self.tp.topic, 0, -1, 7, 0, 0, b"k", b"v", [], None, 1, 1, -1)
         return {self.tp: [record]}
 
+    def highwater(self, tp: KafkaTopicPartition) -> int:
+        return 8  # as the fetch response said
+
     def end_offsets(self, partitions: object, timeout_ms: int) -> dict[KafkaTopicPartition, int]:
         raise KafkaTimeoutError("broker away")
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 
 import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import JsonValue
 from tests.contracts import RUNTIME_ID, effect, registry
-from tests.handlers import CrashingHandler, FailingHandler, GatedHandler
+from tests.handlers import CrashingHandler, FailingHandler, GatedHandler, ScriptedHandler
 
 from onex_actors.app import HostConfig
+from onex_actors.app._metrics import HostCollector
 from onex_actors.cli._status import read_status
-from onex_actors.runtime import NodeStatus
+from onex_actors.core import PARTITION_KEY_HEADER, OnexEnvelope
+from onex_actors.runtime import Bus, NodeStatus
 from onex_actors.testing import HostHarness, open_test_host
 
 LISTENING = HostConfig.model_validate({"http": {"listen": "127.0.0.1:0"}})
@@ -139,3 +143,54 @@ async def test_onex_status_shows_each_node_from_the_listener() -> None:
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert rows["echo"][:9] == ["echo", "running", "0", "3", "3", "0", "0", "0", "0"]
     assert rows["broken"][:3] == ["broken", "stopped", "1"]
+
+
+class HoldingHandler(ScriptedHandler):
+    """Answers at once, except commands with ``{"hold": true}``: those wait for ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = trio.Event()
+
+    async def behave(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        if envelope.payload.get("hold"):
+            await self.release.wait()
+        return envelope.payload
+
+
+async def test_consumer_lag_counts_the_records_past_the_last_commit(bus: Bus) -> None:
+    holding = HoldingHandler()
+    one_partition = {"headers": {PARTITION_KEY_HEADER: "same"}}
+    async with open_test_host(
+        RUNTIME_ID,
+        contracts=registry(effect("slow")),
+        config=HostConfig(commit_interval_s=0.1),
+        handlers={"slow": holding},
+        bus=bus,
+    ) as host:
+        await host.request("slow", {"hold": False}, **one_partition)
+        settled = await _lag_becomes(host, [0])
+        held = [await host.send("slow", {"hold": True}, **one_partition) for _ in range(4)]
+        behind = await _lag_becomes(host, [4])  # read, not done: not committed
+        holding.release.set()
+        for command in held:
+            await host.result(command)
+        await _lag_becomes(host, [0])
+    assert set(behind) == set(settled)  # one partition, named by topic and number
+
+
+async def _lag_becomes(host: HostHarness, values: list[float]) -> dict[tuple[str, str], float]:
+    """Wait, commit round by commit round, until the lag gauge shows ``values``."""
+    with trio.fail_after(30):
+        while sorted((lag := _lag(host)).values()) != values:
+            await host.host.commits.next_round()
+    return lag
+
+
+def _lag(host: HostHarness) -> dict[tuple[str, str], float]:
+    return {
+        (sample.labels["topic"], sample.labels["partition"]): sample.value
+        for family in HostCollector(host.host).collect()
+        if family.name == "onex_consumer_lag"
+        for sample in family.samples
+    }

@@ -89,6 +89,11 @@ class RuntimeHost:
         """The running ``NodeRuntime``, or None before it started and after it stopped."""
         return self._runtime
 
+    @property
+    def consumer_or_none(self) -> BusConsumer | None:
+        """The bus consumer while :meth:`run` runs, else None."""
+        return self._consumer
+
     def dlq_owners(self) -> dict[str, str]:
         """Each dead-letter topic this host writes, and the node (or runtime) it belongs to."""
         owners = {node.dlq_topic: node_id for node_id, node in self.table.hosted.items()}

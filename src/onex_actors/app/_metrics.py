@@ -42,6 +42,22 @@ class HostCollector(Collector):
     def __init__(self, host: RuntimeHost) -> None:
         self.host = host
 
+    def _lag(self) -> Metric:
+        lag = GaugeMetricFamily(
+            "onex_consumer_lag",
+            "Records past the host's last commit, per partition: the log end offset as of "
+            "the partition's last fetch minus the committed offset.",
+            labels=["topic", "partition"],
+        )
+        consumer = self.host.consumer_or_none
+        if consumer is None:
+            return lag
+        committed = self.host.commits.committed_offsets()
+        for tp, end in sorted(consumer.end_offsets().items()):
+            if tp in committed:
+                lag.add_metric([tp.topic, str(tp.partition)], max(0, end - committed[tp]))
+        return lag
+
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family of the host, as of now."""
         host = self.host
@@ -125,6 +141,7 @@ class HostCollector(Collector):
             "Records the producer could not deliver (results answered as errors instead).",
             value=host.outbox.failed,
         )
+        yield self._lag()
         yield GaugeMetricFamily(
             "onex_consumer_assigned",
             "1 once the consumer has had partitions.",

@@ -33,6 +33,7 @@ class CommitTracker:
         self._committed: dict[TopicPartition, int] = {}
         self.commits = 0
         """Commits the bus took."""
+        self._round = trio.Event()
         self.failed_commits = 0
 
     def track(self, records: Iterable[Record]) -> OffsetMarks:
@@ -84,6 +85,10 @@ class CommitTracker:
                 done[tp] = offsets.committable
         return done
 
+    def committed_offsets(self) -> dict[TopicPartition, int]:
+        """Return the offsets committed so far, per partition."""
+        return dict(self._committed)
+
     def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Record that ``offsets`` were committed."""
         self._committed.update(offsets)
@@ -95,6 +100,17 @@ class CommitTracker:
         coordinator moved) is logged and tried again at the next commit: records past
         the last commit may then be handled twice, never lost.
         """
+        try:
+            return await self._commit(consumer)
+        finally:
+            self._round.set()
+            self._round = trio.Event()
+
+    async def next_round(self) -> None:
+        """Wait until the next call of :meth:`commit` has finished (it may commit nothing)."""
+        await self._round.wait()
+
+    async def _commit(self, consumer: BusConsumer) -> bool:
         due = self.due()
         if not due:
             await trio.lowlevel.checkpoint()

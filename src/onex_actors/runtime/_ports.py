@@ -159,6 +159,13 @@ class BusConsumer(Protocol):
         """Return once this member owns partitions (at once where subscribing assigns them)."""
         ...
 
+    def end_offsets(self) -> Mapping[TopicPartition, int]:
+        """Return the log end offsets last seen of this member's partitions.
+
+        No I/O: as of each partition's last fetch, so a paused partition's may be behind.
+        """
+        ...
+
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
         """Return records of ``partitions`` again."""
         ...

@@ -98,6 +98,8 @@ class ConfluentConsumerBridge:
         self._unsure: set[tuple[str, int]] = set()
         """Partitions (re)assigned since the last reconcile: paused or not, who knows."""
         self.assignment: set[TopicPartition] = set()
+        self._ends: dict[TopicPartition, int] = {}
+        """Log end offsets as of each partition's last fetch (written by the thread)."""
         self.rebalances = 0
         self.assignment_changed = trio.Event()
         """Set when the assignment changes (then replaced by a fresh event)."""
@@ -148,6 +150,11 @@ class ConfluentConsumerBridge:
             await trio.lowlevel.checkpoint()
             return
         await self._call(lambda consumer: consumer.commit(offsets=owned, asynchronous=False))
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        """Return the log end offsets of the owned partitions, as of their last fetch."""
+        ends = dict(self._ends)
+        return {tp: end for tp, end in ends.items() if tp in self.assignment}
 
     async def wait_assigned(self) -> None:
         """Return once the group has assigned this member partitions."""
@@ -282,9 +289,22 @@ class ConfluentConsumerBridge:
             else:
                 logger.warning("Kafka consumer of group %s: %s", self.group_id, error)
         if batch:
+            self._note_ends(consumer, {(r.topic, r.partition) for r in batch})
             with self._lock:
                 self._outstanding += 1
             self._soon(self._deliver, batch)
+
+    def _note_ends(self, consumer: Consumer, partitions: set[tuple[str, int]]) -> None:
+        """Keep the high watermarks librdkafka has from its last fetches (no request)."""
+        for topic, partition in partitions:
+            try:
+                _, high = consumer.get_watermark_offsets(
+                    CKTopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                self._ends[TopicPartition(topic, partition)] = high
 
     def _reconcile_pauses(self, consumer: Consumer, paused: set[TopicPartition]) -> None:
         """Pause and resume so the consumer's paused set is the one wanted (thread only)."""

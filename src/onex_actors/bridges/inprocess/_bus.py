@@ -208,6 +208,11 @@ class InProcessConsumer:
                 committed[tp] = offset
         await trio.lowlevel.checkpoint()
 
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        """Return the end of each partition this member reads."""
+        self._refresh()
+        return {tp: len(self.bus._logs[tp.topic][tp.partition]) for tp in self._positions}
+
     async def wait_assigned(self) -> None:
         """Return at once: subscribing assigned this member its partitions."""
         await trio.lowlevel.checkpoint()

@@ -89,6 +89,8 @@ class KafkaConsumerBridge:
         self._token: trio.lowlevel.TrioToken | None = None
         self._consumer: KafkaConsumer | None = None
         self.assignment: set[TopicPartition] = set()
+        self._ends: dict[TopicPartition, int] = {}
+        """Log end offsets as of each partition's last fetch (written by the thread)."""
         self.assignment_changed = trio.Event()
         """Set when the assignment changes (then replaced by a fresh event)."""
         self.rebalances = 0
@@ -159,6 +161,11 @@ class KafkaConsumerBridge:
             await trio.lowlevel.checkpoint()
             return
         await self._call(lambda consumer: _commit(consumer, owned))
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        """Return the log end offsets of the owned partitions, as of their last fetch."""
+        ends = dict(self._ends)
+        return {tp: end for tp, end in ends.items() if tp in self.assignment}
 
     async def wait_assigned(self) -> None:
         """Return once the group has assigned this member partitions."""
@@ -321,6 +328,9 @@ class KafkaConsumerBridge:
                 for records in fetched.values()
                 for r in records
             ]
+            for tp in fetched:  # as of this fetch: kafka-python keeps it from the response
+                if (end := consumer.highwater(tp)) is not None:
+                    self._ends[_ours(tp)] = end
         finally:
             self.polling_since = None
         if batch:
