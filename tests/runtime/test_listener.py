@@ -16,7 +16,7 @@ from onex_actors.app import HostConfig
 from onex_actors.app._metrics import HostCollector
 from onex_actors.cli._status import read_status
 from onex_actors.core import PARTITION_KEY_HEADER, OnexEnvelope
-from onex_actors.runtime import Bus, NodeStatus
+from onex_actors.runtime import Bus, HandlerHealth, NodeStatus
 from onex_actors.testing import HostHarness, open_test_host
 
 LISTENING = HostConfig.model_validate({"http": {"listen": "127.0.0.1:0"}})
@@ -37,11 +37,21 @@ async def _get(harness: HostHarness, path: str) -> httpx.Response:
         return await client.get(path)
 
 
+class SickHandler(ScriptedHandler):
+    """Answers, but its health check says its pool is gone."""
+
+    async def health_check(self) -> HandlerHealth:
+        return HandlerHealth(healthy=False, detail="pool closed")
+
+
 async def test_metrics_move_by_exactly_the_commands_sent() -> None:
-    contracts = registry(effect("echo"), effect("flaky"))
+    contracts = registry(effect("echo"), effect("flaky"), effect("sick"))
     failing = FailingHandler(failures=1000, retryable=False)
     async with open_test_host(
-        RUNTIME_ID, contracts=contracts, config=LISTENING, handlers={"flaky": failing}
+        RUNTIME_ID,
+        contracts=contracts,
+        config=LISTENING,
+        handlers={"flaky": failing, "sick": SickHandler()},
     ) as host:
         assert await host.host.wait_assigned(5)
         health, ready = await _get(host, "/healthz"), await _get(host, "/readyz")
@@ -80,6 +90,8 @@ async def test_metrics_move_by_exactly_the_commands_sent() -> None:
     )
     assert samples[("onex_node_up", (("node", "echo"),))] == 1
     assert samples[("onex_consumer_assigned", ())] == 1
+    assert samples[("onex_handler_up", (("node", "echo"),))] == 1
+    assert samples[("onex_handler_up", (("node", "sick"),))] == 0
     assert "# HELP onex_envelopes_received_total Command envelopes queued for a node." in after
 
 

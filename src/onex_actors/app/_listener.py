@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from onex_actors.runtime import NodeStatus
 
-from ._metrics import host_registry
+from ._metrics import HostCollector, host_registry
 
 if TYPE_CHECKING:
     from ._host import RuntimeHost
@@ -66,7 +66,8 @@ class ListenerApp:
 
     def __init__(self, host: RuntimeHost) -> None:
         self.host = host
-        self.registry = host_registry(host)
+        self.collector = HostCollector(host)
+        self.registry = host_registry(self.collector)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ASGI connection."""
@@ -80,6 +81,7 @@ class ListenerApp:
             return
         path = scope["path"]
         if path == "/metrics":
+            await self.collector.refresh_handler_health()
             await _respond(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST.encode())
         elif path == "/healthz":
             await _respond_json(send, *self.health())

@@ -9,9 +9,11 @@ described in docs/operations.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,18 +23,20 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from onex_actors.runtime import DURATION_BUCKETS_S, NodeStatus
+from onex_actors.runtime import DURATION_BUCKETS_S, Handler, NodeStatus
 
 if TYPE_CHECKING:
     from ._host import RuntimeHost
 
 __all__ = ["HostCollector", "host_registry"]
 
+logger = logging.getLogger("onex_actors.host")
 
-def host_registry(host: RuntimeHost) -> CollectorRegistry:
-    """Return a registry of ``host``'s own (several hosts in one process never clash)."""
+
+def host_registry(collector: HostCollector) -> CollectorRegistry:
+    """Return a registry of the host's own (several hosts in one process never clash)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HostCollector(host))
+    registry.register(collector)
     return registry
 
 
@@ -41,6 +45,25 @@ class HostCollector(Collector):
 
     def __init__(self, host: RuntimeHost) -> None:
         self.host = host
+        self.handlers_up: dict[str, bool] = {}
+        """Each node's handler health (its pool, client...), as of the last refresh."""
+
+    async def refresh_handler_health(self, timeout_s: float = 2.0) -> None:
+        """Ask every handler for its health, at once; one that fails or hangs is down."""
+        results: dict[str, bool] = {}
+
+        async def check(node_id: str, handler: Handler) -> None:
+            results[node_id] = False
+            with trio.move_on_after(timeout_s):
+                try:
+                    results[node_id] = (await handler.health_check()).healthy
+                except Exception:  # a health check that raises says "not healthy"
+                    logger.warning("health check of node %s raised", node_id, exc_info=True)
+
+        async with trio.open_nursery() as nursery:
+            for node_id, handler in self.host.handlers.items():
+                nursery.start_soon(check, node_id, handler)
+        self.handlers_up = results
 
     def _lag(self) -> Metric:
         lag = GaugeMetricFamily(
@@ -127,7 +150,15 @@ class HostCollector(Collector):
         for (topic, reason), count in sorted(host.dead_letters.items()):
             dead.add_metric([owners.get(topic, topic), reason], count)
         yield from (received, answered, dead, duplicates, restarts, pauses, depth, in_flight)
-        yield from (up, durations)
+        handler_up = GaugeMetricFamily(
+            "onex_handler_up",
+            "1 while a node's handler says it is healthy (its DB pool answers a ping; its "
+            "HTTP client's last request did not fail for a transport or server reason).",
+            labels=["node"],
+        )
+        for node_id, healthy in sorted(self.handlers_up.items()):
+            handler_up.add_metric([node_id], 1 if healthy else 0)
+        yield from (up, durations, handler_up)
         yield CounterMetricFamily(
             "onex_commits", "Offset commits the bus took.", value=host.commits.commits
         )
