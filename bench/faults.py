@@ -35,6 +35,7 @@ from onex_actors.testing.faults import (
     record_edges,
     second_host,
     sigterm_restart,
+    three_hosts,
 )
 from onex_actors.testing.strategies import hostile_records, malformed_record_values, sample
 
@@ -54,6 +55,7 @@ def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
         "raising": lambda lab: always_raising(lab, commands // 10),
         "sigterm": lambda lab: sigterm_restart(lab, commands),
         "second-host": lambda lab: second_host(lab, commands),
+        "three-hosts": lambda lab: three_hosts(lab, commands),
         "fuzz": lambda lab: malformed_records(lab, lambda node: sample_malformed(node, 1000)),
         "edges": lambda lab: record_edges(lab, lambda node: sample_edges(node, 1000)),
     }

@@ -23,6 +23,7 @@ from onex_actors.testing.faults import (
     record_edges,
     second_host,
     sigterm_restart,
+    three_hosts,
 )
 from onex_actors.testing.strategies import hostile_records, malformed_record_values, sample
 
@@ -54,6 +55,11 @@ def test_sigterm_and_restart_repeats_nothing(lab: FaultLab) -> None:
 
 def test_a_second_host_joining_then_killed_loses_nothing(lab: FaultLab) -> None:
     result = second_host(lab, 3000)
+    assert result.passed, table(result)
+
+
+def test_three_hosts_one_killed_one_added_lose_nothing(lab: FaultLab) -> None:
+    result = three_hosts(lab, 3000)
     assert result.passed, table(result)
 
 

@@ -8,6 +8,7 @@ and returns a :class:`ScenarioResult`: the checker's report plus what was measur
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections import Counter
@@ -48,6 +49,7 @@ __all__ = [
     "record_edges",
     "second_host",
     "sigterm_restart",
+    "three_hosts",
 ]
 
 
@@ -136,6 +138,40 @@ def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
     return ScenarioResult(
         "second host joins, then kill -9", report, note, survived, longest_gap_s=gap
     )
+
+
+def three_hosts(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioResult:
+    """Run three hosts of one runtime in one group under load; kill one, then add a fourth.
+
+    Commands arrive steadily over ``stream_s``; one host is killed with SIGKILL at a
+    third of the answers and a new one joins at half of them, so the group rebalances
+    three times (the kill, once its session times out, and the join) while it works.
+    """
+    setup = lab.echo("three")
+    reader = lab.reader(setup)
+    with (
+        CommandStream(
+            lab.bootstrap, setup.node, commands, batch=100, rate=commands / stream_s
+        ) as stream,
+        contextlib.ExitStack() as hosts,
+    ):
+        first, victim, third = (hosts.enter_context(lab.host(setup)) for _ in range(3))
+        reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 3, lab.deadline_s)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        killed_at = reader.answered(stream.sent())
+        reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 2, lab.deadline_s)
+        added = hosts.enter_context(lab.host(setup))
+        added_at = reader.answered(stream.sent())
+        report = lab.settle(reader, stream.join())
+        survivors = [first, third, added]
+        survived = all(proc.poll() is None for proc in survivors)
+    reader.close()
+    note = (
+        f"3 hosts; one killed (SIGKILL) at {killed_at:,} answers, a 4th added at "
+        f"{added_at:,}; the other 3 alive at the end: {survived} ({lab.client})"
+    )
+    return ScenarioResult("three hosts, one killed, one added", report, note, survived)
 
 
 def broker_outage(lab: FaultLab, commands: int, outage_s: float = 10) -> ScenarioResult:
