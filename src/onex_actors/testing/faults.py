@@ -30,6 +30,7 @@ from ._checker import SentRecord
 from ._fault_lab import FaultLab, ScenarioResult, Setup
 from ._workload import (
     CommandStream,
+    OutcomeReader,
     RawRecord,
     committed_offsets,
     send_commands,
@@ -59,7 +60,7 @@ def kill_9_restart(lab: FaultLab, commands: int) -> ScenarioResult:
     reader = lab.reader(setup)
     with CommandStream(lab.bootstrap, setup.node, commands) as stream:
         with lab.host(setup) as proc:
-            reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 5, lab.deadline_s)
+            _wait_for_answers(lab, reader, stream, commands // 5)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         at_kill = committed_offsets(lab.bootstrap, setup.runtime, cmd_topic(setup.node))
@@ -88,7 +89,7 @@ def sigterm_restart(lab: FaultLab, commands: int) -> ScenarioResult:
     reader = lab.reader(setup)
     with CommandStream(lab.bootstrap, setup.node, commands) as stream:
         with lab.host(setup) as proc:
-            reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 5, lab.deadline_s)
+            _wait_for_answers(lab, reader, stream, commands // 5)
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)
         reader.read_to_end()
@@ -112,16 +113,14 @@ def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
     setup = lab.echo("join")
     reader = lab.reader(setup)
     with (
-        CommandStream(
-            lab.bootstrap, setup.node, commands, batch=100, rate=commands / stream_s
-        ) as stream,
+        _steady_stream(lab, setup, commands, stream_s) as stream,
         lab.host(setup) as first,
     ):
-        reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 5, lab.deadline_s)
+        _wait_for_answers(lab, reader, stream, commands // 5)
         with lab.host(setup) as second:
             started = time.time()
             joined_at = reader.answered(stream.sent())
-            reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 2, lab.deadline_s)
+            _wait_for_answers(lab, reader, stream, commands // 2)
             second.send_signal(signal.SIGKILL)
             killed = time.time()
             second.wait()
@@ -150,17 +149,15 @@ def three_hosts(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
     setup = lab.echo("three")
     reader = lab.reader(setup)
     with (
-        CommandStream(
-            lab.bootstrap, setup.node, commands, batch=100, rate=commands / stream_s
-        ) as stream,
+        _steady_stream(lab, setup, commands, stream_s) as stream,
         contextlib.ExitStack() as hosts,
     ):
         first, victim, third = (hosts.enter_context(lab.host(setup)) for _ in range(3))
-        reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 3, lab.deadline_s)
+        _wait_for_answers(lab, reader, stream, commands // 3)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         killed_at = reader.answered(stream.sent())
-        reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 2, lab.deadline_s)
+        _wait_for_answers(lab, reader, stream, commands // 2)
         added = hosts.enter_context(lab.host(setup))
         added_at = reader.answered(stream.sent())
         report = lab.settle(reader, stream.join())
@@ -172,6 +169,17 @@ def three_hosts(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
         f"{added_at:,}; the other 3 alive at the end: {survived} ({lab.client})"
     )
     return ScenarioResult("three hosts, one killed, one added", report, note, survived)
+
+
+def _steady_stream(lab: FaultLab, setup: Setup, commands: int, stream_s: float) -> CommandStream:
+    """Commands for ``setup``'s node arriving steadily over ``stream_s``, 100 at a time."""
+    return CommandStream(lab.bootstrap, setup.node, commands, batch=100, rate=commands / stream_s)
+
+
+def _wait_for_answers(
+    lab: FaultLab, reader: OutcomeReader, stream: CommandStream, count: int
+) -> None:
+    reader.read_until(lambda r: r.answered(stream.sent()) >= count, lab.deadline_s)
 
 
 def broker_outage(lab: FaultLab, commands: int, outage_s: float = 10) -> ScenarioResult:

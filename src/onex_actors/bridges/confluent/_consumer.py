@@ -27,6 +27,7 @@ from confluent_kafka import TopicPartition as CKTopicPartition
 from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import DoneOffsets, Record, TopicPartition
 
+from .._membership import GroupMember
 from ._subscription import ResolvedSubscription
 
 __all__ = ["ConfluentConsumerBridge", "unreadable_record"]
@@ -35,7 +36,7 @@ logger = logging.getLogger("onex_actors.kafka")
 _MAX_OUTSTANDING_BATCHES = 4
 
 
-class ConfluentConsumerBridge:
+class ConfluentConsumerBridge(GroupMember):
     """The trio side of one consumer-group member on librdkafka; a ``BusConsumer``."""
 
     def __init__(
@@ -50,6 +51,7 @@ class ConfluentConsumerBridge:
         group_protocol: Literal["classic", "consumer"] = "classic",
         done_offsets: DoneOffsets | None = None,
     ) -> None:
+        super().__init__()
         self.config = {
             **config,
             "group.id": group_id,
@@ -97,12 +99,7 @@ class ConfluentConsumerBridge:
         """Partitions the thread has paused (librdkafka does not report them)."""
         self._unsure: set[tuple[str, int]] = set()
         """Partitions (re)assigned since the last reconcile: paused or not, who knows."""
-        self.assignment: set[TopicPartition] = set()
-        self._ends: dict[TopicPartition, int] = {}
-        """Log end offsets as of each partition's last fetch (written by the thread)."""
         self.rebalances = 0
-        self.assignment_changed = trio.Event()
-        """Set when the assignment changes (then replaced by a fresh event)."""
 
     async def start(self) -> None:
         """Create the consumer in its thread and subscribe."""
@@ -151,16 +148,6 @@ class ConfluentConsumerBridge:
             return
         await self._call(lambda consumer: consumer.commit(offsets=owned, asynchronous=False))
 
-    def end_offsets(self) -> dict[TopicPartition, int]:
-        """Return the log end offsets of the owned partitions, as of their last fetch."""
-        ends = dict(self._ends)
-        return {tp: end for tp, end in ends.items() if tp in self.assignment}
-
-    async def wait_assigned(self) -> None:
-        """Return once the group has assigned this member partitions."""
-        while not self.assignment:
-            await self.assignment_changed.wait()
-
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching ``partitions`` (reconciled by the thread before each consume)."""
         with self._lock:
@@ -204,10 +191,7 @@ class ConfluentConsumerBridge:
     def _rebalanced(self, assigned: list[TopicPartition], revoked: list[TopicPartition]) -> None:
         if revoked:
             self.rebalances += 1
-        self.assignment.difference_update(revoked)
-        self.assignment.update(assigned)
-        self.assignment_changed.set()
-        self.assignment_changed = trio.Event()
+        self._change_assignment(assigned, revoked)
 
     # -- the consumer thread -------------------------------------------------------
 

@@ -26,6 +26,7 @@ from kafka.errors import KafkaError
 from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
 
+from .._membership import GroupMember
 from ._repairs import UnreadableRecord, repair_consumer
 from ._stalls import StallWatch
 
@@ -54,7 +55,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.bridge._on_assigned(assigned)
 
 
-class KafkaConsumerBridge:
+class KafkaConsumerBridge(GroupMember):
     """The trio side of one consumer-group member; implements ``BusConsumer``."""
 
     def __init__(
@@ -68,6 +69,7 @@ class KafkaConsumerBridge:
         stall_timeout_s: float = 60.0,
         call_timeout_s: float = 10.0,
     ) -> None:
+        super().__init__()
         self.client_config = dict(client_config)
         self.regex = subscription_regex(patterns)
         self.stall_timeout_s = stall_timeout_s
@@ -88,11 +90,6 @@ class KafkaConsumerBridge:
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._consumer: KafkaConsumer | None = None
-        self.assignment: set[TopicPartition] = set()
-        self._ends: dict[TopicPartition, int] = {}
-        """Log end offsets as of each partition's last fetch (written by the thread)."""
-        self.assignment_changed = trio.Event()
-        """Set when the assignment changes (then replaced by a fresh event)."""
         self.rebalances = 0
         self.polling_since: float | None = None
         """``time.monotonic()`` when the consumer thread entered its current poll."""
@@ -161,16 +158,6 @@ class KafkaConsumerBridge:
             await trio.lowlevel.checkpoint()
             return
         await self._call(lambda consumer: _commit(consumer, owned))
-
-    def end_offsets(self) -> dict[TopicPartition, int]:
-        """Return the log end offsets of the owned partitions, as of their last fetch."""
-        ends = dict(self._ends)
-        return {tp: end for tp, end in ends.items() if tp in self.assignment}
-
-    async def wait_assigned(self) -> None:
-        """Return once the group has assigned this member partitions."""
-        while not self.assignment:
-            await self.assignment_changed.wait()
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching ``partitions``; polling goes on.
@@ -250,16 +237,10 @@ class KafkaConsumerBridge:
 
     def _revoked(self, revoked: list[TopicPartition]) -> None:
         self.rebalances += 1
-        self.assignment.difference_update(revoked)
-        self._assignment_changed()
+        self._change_assignment((), revoked)
 
     def _assigned(self, assigned: list[TopicPartition]) -> None:
-        self.assignment.update(assigned)
-        self._assignment_changed()
-
-    def _assignment_changed(self) -> None:
-        self.assignment_changed.set()
-        self.assignment_changed = trio.Event()
+        self._change_assignment(assigned, ())
 
     # -- the consumer thread -------------------------------------------------------
 
