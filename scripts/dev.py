@@ -14,6 +14,7 @@ only when they fail; again when ``pyproject.toml`` changes. Then it runs the tas
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import signal
@@ -51,7 +52,9 @@ def _run_task(argv: list[str]) -> int:
     this process only) and the signal goes to what runs under it. A host that drains and
     exits 0 on Ctrl-C then leaves ``just``, and this command, with 0 too.
     """
-    task = subprocess.Popen([str(BIN / "just"), *argv], cwd=ROOT, process_group=0)
+    task = subprocess.Popen(
+        [str(BIN / "just"), *argv], cwd=ROOT, process_group=0, preexec_fn=_terminate_with_parent
+    )
 
     def forward(signum: int, _frame: object) -> None:
         for pid in _descendants(task.pid):
@@ -61,6 +64,19 @@ def _run_task(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     return task.wait()
+
+
+def _terminate_with_parent() -> None:
+    """In the child: have the kernel send it SIGTERM should this process die first (Linux).
+
+    Out of the terminal's process group, ``just`` would otherwise outlive a killed
+    ``dev.py``, and its task with it; on SIGTERM it stops its task and exits.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _descendants(pid: int) -> list[int]:

@@ -10,7 +10,12 @@ from typing import Any
 
 import trio
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
 from onex_actors.core import BusError
 from onex_actors.runtime import BatchAck, OutboundRecord
@@ -38,9 +43,12 @@ class ProducerBridge:
         *,
         queue_size: int = 10_000,
         max_request_bytes: int = 1024 * 1024,
+        close_timeout_s: float = 10.0,
     ) -> None:
         self.client_config = dict(client_config)
         self.max_request_bytes = max_request_bytes
+        self.close_timeout_s = close_timeout_s
+        """How long closing waits for records still undelivered (a broker gone)."""
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
 
@@ -81,11 +89,21 @@ class ProducerBridge:
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def aclose(self) -> None:
-        """Flush what is queued, then close the producer."""
+        """Flush what is queued, then close the producer, within about ``close_timeout_s``.
+
+        The runtime has waited for its acknowledgements before this: what is still
+        undelivered now (a broker that went away) is given up after ``close_timeout_s``,
+        never waited for without end; nothing past the last commit was committed.
+        """
         if self._thread is None:
             return
         await trio.to_thread.run_sync(self._queue.put, _STOP)
-        await trio.to_thread.run_sync(self._thread.join)
+        await trio.to_thread.run_sync(self._thread.join, 2 * self.close_timeout_s + 5)
+        if self._thread.is_alive():
+            logger.error(
+                "Kafka producer did not close within %g s: leaving its thread",
+                2 * self.close_timeout_s + 5,
+            )
 
     def _new_producer(self) -> KafkaProducer:
         # Results arrive as lists of a poll's size: 256 KiB batches carry one list in a
@@ -113,8 +131,27 @@ class ProducerBridge:
             while self._send_queued():
                 pass
         finally:
-            self._producer.flush()
-            self._producer.close()
+            try:
+                self._producer.close(timeout=self.close_timeout_s)  # flushes first
+            except KafkaTimeoutError:
+                logger.error(
+                    "Kafka producer: records still undelivered after %g s at close (is the "
+                    "broker gone?); closing without them",
+                    self.close_timeout_s,
+                )
+                self._force_close(self._producer)
+
+    def _force_close(self, producer: KafkaProducer) -> None:
+        """Stop a producer whose close gave up.
+
+        kafka-python's close raises when its flush times out, before it would force its
+        sender (and its connections) closed.
+        """
+        sender = getattr(producer, "_sender", None)
+        if sender is None:
+            return
+        sender.force_close()
+        sender.join(self.close_timeout_s)
 
     def _send_queued(self) -> bool:
         """Send what is queued (waiting for at least one item); False once stopped."""
