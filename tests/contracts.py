@@ -23,14 +23,20 @@ def effect(node_id: str, **extra: Any) -> EffectContract:
 
 
 def runtime(
-    *node_ids: str, families: tuple[str, ...] = ("local", "http", "db")
+    *node_ids: str,
+    families: tuple[str, ...] = ("local", "http", "db"),
+    consume: str = "hosted",
+    runtime_id: str = RUNTIME_ID,
 ) -> RuntimeHostContract:
     contract = parse_contract(
         {
             "kind": "runtime_host",
-            "node_id": RUNTIME_ID,
+            "node_id": runtime_id,
             "version": "0.1.0",
-            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
+            "subscriptions": {
+                "cmd_topics": ["onex.app.local.global.cmd.node.#"],
+                "consume": consume,
+            },
             "handlers": {"families": list(families)},
             "host_selector": {"node_ids": list(node_ids)},
         },
@@ -40,5 +46,5 @@ def runtime(
     return contract
 
 
-def registry(*nodes: EffectContract) -> StaticRegistry:
-    return StaticRegistry([runtime(*(n.node_id for n in nodes))], nodes)
+def registry(*nodes: EffectContract, consume: str = "hosted") -> StaticRegistry:
+    return StaticRegistry([runtime(*(n.node_id for n in nodes), consume=consume)], nodes)

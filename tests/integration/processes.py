@@ -51,13 +51,15 @@ def write_runtime(
 
     Never ``cmd.node.#``: on a broker shared with other tests it would take (and
     dead-letter) their commands too. ``also`` adds the command topics of nodes it does
-    not know (to see them dead-lettered).
+    not know and reads every topic its patterns match (``consume: matching``), to see
+    them dead-lettered.
     """
     topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*node_ids, runtime_id, *also])
+    consume = "matching" if also else "hosted"
     (root / "runtime").mkdir(parents=True)
     (root / "runtime" / f"{runtime_id}.yaml").write_text(
         f"kind: runtime_host\nnode_id: {runtime_id}\nversion: '0.1.0'\n"
-        f"subscriptions: {{cmd_topics: [{topics}]}}\n"
+        f"subscriptions: {{cmd_topics: [{topics}], consume: {consume}}}\n"
         f"handlers: {{families: [{', '.join(families)}]}}\n"
         f"host_selector: {{node_ids: [{', '.join(node_ids)}]}}\n"
     )

@@ -27,6 +27,10 @@ from tests.runtime.test_flow import (  # noqa: F401  (collected by pytest)
 from tests.runtime.test_listener import (  # noqa: F401  (collected by pytest)
     test_consumer_lag_counts_the_records_past_the_last_commit,
 )
+from tests.runtime.test_several_runtimes import (  # noqa: F401  (collected by pytest)
+    test_each_runtime_is_its_own_consumer_group,
+    test_two_runtimes_answer_their_own_nodes_and_a_command_for_nobody_waits,
+)
 from tests.runtime.test_supervision import (  # noqa: F401  (collected by pytest)
     test_evt_topic_of_each_node_is_its_own,
     test_temporary_node_is_not_restarted,

@@ -160,9 +160,8 @@ async def test_malformed_records_go_to_the_runtime_dead_letters(
 async def test_unknown_node_goes_to_the_runtime_dead_letters(
     bus: Bus, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with open_test_host(
-        bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node"))
-    ) as host:
+    contracts = registry(effect("echo-node"), consume="matching")
+    async with open_test_host(bus=bus, runtime_id=RUNTIME_ID, contracts=contracts) as host:
         stray = new_command("nobody-home", {"x": 1})
         await host.send_raw(cmd_topic("nobody-home"), encode_envelope(stray))
         await host.collector.wait_until(lambda: host.dead_letters(RUNTIME_ID))

@@ -45,7 +45,8 @@ class SickHandler(ScriptedHandler):
 
 
 async def test_metrics_move_by_exactly_the_commands_sent() -> None:
-    contracts = registry(effect("echo"), effect("flaky"), effect("sick"))
+    # consume: matching, so the runtime also reads (and dead-letters) a command for ghost
+    contracts = registry(effect("echo"), effect("flaky"), effect("sick"), consume="matching")
     failing = FailingHandler(failures=1000, retryable=False)
     async with open_test_host(
         RUNTIME_ID,

@@ -17,8 +17,13 @@ def test_validate_the_shipped_tree(
     assert run("contracts", "validate", str(repo_contracts)) == 0
     out = capsys.readouterr().out
     assert "runtime runtime-dev@0.1.0: hosts echo-node, http-proxy-node, query-user" in out
+    assert "runtime runtime-dev-light@0.1.0: hosts echo-node, http-proxy-node" in out
     assert "node    query-user@0.1.0: effect (db)" in out
-    assert out.rstrip().endswith("ok: 1 runtime(s), 3 node(s) in " + str(repo_contracts))
+    # two runtimes host echo-node: on one cluster both would answer each of its commands
+    assert "note: echo-node is hosted by runtime-dev, runtime-dev-light: run one of them" in out
+    assert "query-user is hosted by" not in out
+    shown = repo_contracts.resolve().relative_to(Path.cwd().resolve())
+    assert out.rstrip().endswith(f"ok: 2 runtime(s), 3 node(s) in {shown}")
 
 
 def test_validate_reports_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,14 +33,20 @@ def node(node_id: str, **extra: Any) -> NodeContract:
 
 
 def runtime(
-    node_ids: list[str], families: tuple[str, ...] = ("local", "http"), topics: tuple[str, ...] = ()
+    node_ids: list[str],
+    families: tuple[str, ...] = ("local", "http"),
+    topics: tuple[str, ...] = (),
+    consume: str = "hosted",
 ) -> RuntimeHostContract:
     contract = parse_contract(
         {
             "kind": "runtime_host",
             "node_id": "runtime-dev",
             "version": "0.1.0",
-            "subscriptions": {"cmd_topics": list(topics or ["onex.app.local.global.cmd.node.#"])},
+            "subscriptions": {
+                "cmd_topics": list(topics or ["onex.app.local.global.cmd.node.#"]),
+                "consume": consume,
+            },
             "handlers": {"families": list(families)},
             "host_selector": {"node_ids": node_ids},
         },
@@ -61,6 +67,27 @@ NODES: dict[str, NodeContract] = {
 @pytest.fixture
 def table() -> RoutingTable:
     return build_routing_table(runtime(["echo-node", "acme-only"]), NODES)
+
+
+def test_a_hosted_runtime_subscribes_to_its_nodes_topics_and_its_own(table: RoutingTable) -> None:
+    assert [p.text for p in table.subscription] == [
+        cmd_topic("runtime-dev"),
+        cmd_topic("echo-node"),
+        cmd_topic("acme-only"),
+    ]
+
+
+def test_a_matching_runtime_subscribes_to_its_patterns_and_its_own_topic() -> None:
+    everything = build_routing_table(runtime(["echo-node"], consume="matching"), NODES)
+    assert [p.text for p in everything.subscription] == ["onex.app.local.global.cmd.node.#"]
+    narrow = ("onex.app.local.global.cmd.node.echo-node.*",)
+    narrowed = build_routing_table(runtime(["echo-node"], topics=narrow, consume="matching"), NODES)
+    assert [p.text for p in narrowed.subscription] == [*narrow, cmd_topic("runtime-dev")]
+
+
+def test_an_unknown_consume_mode_is_refused() -> None:
+    with pytest.raises(ContractError, match="consume"):
+        runtime(["echo-node"], consume="everything")
 
 
 def test_command_to_hosted_node_is_delivered(table: RoutingTable) -> None:

@@ -111,7 +111,7 @@ class RuntimeHost:
         for node in self.table.hosted.values():
             topics += [node.cmd_topic, node.evt_topic, node.dlq_topic]
         # topics subscribed by name, so the subscription holds partitions from the start
-        topics += [p.text for p in self.table.patterns if not {"*", "#"} & set(p.text)]
+        topics += [p.text for p in self.table.subscription if not {"*", "#"} & set(p.text)]
         return list(dict.fromkeys(topics))
 
     def shutdown(self) -> None:
@@ -138,7 +138,7 @@ class RuntimeHost:
             await self.bus.ensure_topics(self.topics())
             async with (
                 self.bus.consumer(
-                    self.table.patterns, self.group_id, done_offsets=self.commits.done_offsets
+                    self.table.subscription, self.group_id, done_offsets=self.commits.done_offsets
                 ) as consumer,
                 open_node_runtime(self.table, self.handlers, self.outbox, self.log) as runtime,
                 trio.open_nursery() as nursery,

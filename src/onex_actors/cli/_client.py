@@ -19,6 +19,7 @@ from onex_actors.core import (
     EnvelopeType,
     OnexEnvelope,
     OnexError,
+    cmd_topic,
     new_command,
 )
 from onex_actors.devinfra import follow, request
@@ -138,7 +139,8 @@ def emit(
         return report(
             ConfigError(
                 f"no result from {node!r} within {timeout:g} s (correlation_id "
-                f"{command.correlation_id}); is a runtime hosting it running?"
+                f"{command.correlation_id}); is a runtime hosting it running? The command "
+                f"waits on {cmd_topic(node)} for one"
             )
         )
     print(json.dumps(result.model_dump(mode="json"), indent=2))

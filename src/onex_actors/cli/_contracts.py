@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import cyclopts
 
 from onex_actors.app import from_project_root
-from onex_actors.core import ContractError, EffectContract, build_routing_table
+from onex_actors.core import (
+    ContractError,
+    EffectContract,
+    RuntimeHostContract,
+    build_routing_table,
+)
 from onex_actors.registry import load_tree
 
 __all__ = ["contracts_app"]
@@ -26,8 +32,9 @@ def validate(directory: Path | None = None, /) -> int:
     directory
         Contract tree holding ``runtime/`` and ``nodes/``.
     """
+    directory = directory or from_project_root(Path("contracts"))
     try:
-        tree = load_tree(directory or from_project_root(Path("contracts")))
+        tree = load_tree(directory)
         problems: list[str] = []
         for runtime_id, runtime in sorted(tree.runtimes.items()):
             try:
@@ -47,5 +54,28 @@ def validate(directory: Path | None = None, /) -> int:
     for node in sorted(tree.nodes.values(), key=lambda c: c.node_id):
         family = f" ({node.effect_type.value})" if isinstance(node, EffectContract) else ""
         print(f"node    {node.contract_id}: {node.kind.value}{family}")
-    print(f"ok: {len(tree.runtimes)} runtime(s), {len(tree.nodes)} node(s) in {directory}")
+    for node_id, hosts in sorted(_hosts_by_node(tree.runtimes.values()).items()):
+        if len(hosts) > 1:
+            print(
+                f"note: {node_id} is hosted by {', '.join(hosts)}: run one of them per "
+                "cluster (each runtime is its own consumer group, so each would answer "
+                "every command)"
+            )
+    print(f"ok: {len(tree.runtimes)} runtime(s), {len(tree.nodes)} node(s) in {_shown(directory)}")
     return 0
+
+
+def _shown(directory: Path) -> Path:
+    """``directory`` relative to the current one when it lies below it."""
+    try:
+        return directory.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return directory
+
+
+def _hosts_by_node(runtimes: Iterable[RuntimeHostContract]) -> dict[str, list[str]]:
+    hosts: dict[str, list[str]] = {}
+    for runtime in sorted(runtimes, key=lambda c: c.node_id):
+        for node_id in runtime.host_selector.node_ids:
+            hosts.setdefault(node_id, []).append(runtime.node_id)
+    return hosts

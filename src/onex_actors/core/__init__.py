@@ -8,6 +8,7 @@ from ._codec import decode_envelope as decode_envelope
 from ._codec import encode_envelope as encode_envelope
 from ._contracts import AnyContract as AnyContract
 from ._contracts import BaseNodeContract as BaseNodeContract
+from ._contracts import ConsumeMode as ConsumeMode
 from ._contracts import DbEffect as DbEffect
 from ._contracts import EffectContract as EffectContract
 from ._contracts import EffectFamily as EffectFamily
@@ -104,6 +105,7 @@ __all__ = [
     "CommandRecord",
     "CompiledSql",
     "ConfigError",
+    "ConsumeMode",
     "ContractError",
     "ContractId",
     "DbEffect",

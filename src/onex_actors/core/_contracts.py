@@ -225,10 +225,27 @@ class OrchestratorContract(BaseNodeContract):
     steps: tuple[OrchestratorStep, ...] = Field(min_length=1)
 
 
+class ConsumeMode(enum.StrEnum):
+    """Which command topics a runtime consumes."""
+
+    HOSTED = "hosted"
+    """The command topics of the nodes it hosts, and its own: several runtimes share a
+    cluster, and a command for a node no runtime hosts waits on its topic."""
+    MATCHING = "matching"
+    """Every topic its patterns match: commands for nodes it does not host are
+    dead-lettered (``unknown_node``, ``not_hosted``). For one runtime per cluster."""
+
+
 class Subscriptions(_Model):
-    """Topic patterns a runtime consumes commands from."""
+    """Which command topics a runtime consumes.
+
+    ``cmd_topics`` patterns bound what the runtime may host (a hosted node whose command
+    topic no pattern matches is a start-up error); ``consume`` says whether it reads only
+    its nodes' topics (the default) or every topic the patterns match.
+    """
 
     cmd_topics: tuple[str, ...] = Field(min_length=1)
+    consume: ConsumeMode = ConsumeMode.HOSTED
 
     @field_validator("cmd_topics")
     @classmethod

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 
 import attrs
 
-from ._contracts import EffectContract, EffectFamily, NodeContract, RuntimeHostContract
+from ._contracts import (
+    ConsumeMode,
+    EffectContract,
+    EffectFamily,
+    NodeContract,
+    RuntimeHostContract,
+)
 from ._envelope import EnvelopeType, OnexEnvelope
 from ._errors import ContractError, TopicError
 from ._topics import Topic, TopicPattern, cmd_topic, dlq_topic, evt_topic, log_topic
@@ -74,6 +80,20 @@ class RoutingTable:
     def families(self) -> frozenset[EffectFamily]:
         """Handler families the runtime enables."""
         return frozenset(self.runtime.handlers.families)
+
+    @property
+    def subscription(self) -> tuple[TopicPattern, ...]:
+        """What the runtime's consumer subscribes to.
+
+        Its own command topic always (discover, health); then its hosted nodes' command
+        topics, or with ``consume: matching`` every pattern of the contract.
+        """
+        own = TopicPattern(cmd_topic(self.runtime_id))
+        if self.runtime.subscriptions.consume is ConsumeMode.MATCHING:
+            if any(pattern.matches(own.text) for pattern in self.patterns):
+                return self.patterns
+            return (*self.patterns, own)
+        return (own, *(TopicPattern(node.cmd_topic) for node in self.hosted.values()))
 
     @property
     def log_topic(self) -> str:

@@ -56,9 +56,9 @@ def request(
     """Send ``command`` to its node; with ``wait``, return its first answer.
 
     ``notice`` hears at once when the node's command topic did not exist: no running
-    runtime hosts the node then (a runtime creates its nodes' command topics), and one
-    reading command topics by pattern dead-letters the command only once it notices the
-    new topic (seconds later).
+    runtime hosts the node then (a runtime creates its nodes' command topics), so the
+    command waits for one; a runtime with ``consume: matching`` dead-letters it only once
+    it notices the new topic (seconds later).
 
     The answer is the node's result event, or a dead letter of the command (an unknown
     node, a node not hosted, a bad payload: a runtime answers those on a dead-letter topic
@@ -97,8 +97,9 @@ def request(
         if cmd_topic(node) in created and notice is not None:
             notice(
                 f"{cmd_topic(node)} did not exist, so no running runtime hosts {node!r} "
-                "(a runtime creates the command topics of the nodes it hosts); a runtime "
-                "reading command topics by pattern will dead-letter it once it sees the topic"
+                "(a runtime creates the command topics of the nodes it hosts); the command "
+                "waits there for one that does (a runtime with 'consume: matching' "
+                "dead-letters it once it sees the topic)"
             )
         if not wait:
             return None

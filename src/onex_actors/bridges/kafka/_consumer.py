@@ -72,6 +72,10 @@ class KafkaConsumerBridge(GroupMember):
         super().__init__()
         self.client_config = dict(client_config)
         self.regex = subscription_regex(patterns)
+        literal = not any({"*", "#"} & set(pattern.text) for pattern in patterns)
+        self.topics = [pattern.text for pattern in patterns] if literal else None
+        """The topic names to subscribe to, when no pattern has a wildcard (no metadata
+        round trip to resolve them); else None and the client follows ``regex``."""
         self.stall_timeout_s = stall_timeout_s
         self.call_timeout_s = call_timeout_s
         """How long a call into the consumer thread (a commit), or joining it, may take."""
@@ -259,7 +263,10 @@ class KafkaConsumerBridge(GroupMember):
             )
             repair_consumer(consumer)
             self._consumer = consumer
-            consumer.subscribe(pattern=self.regex, listener=_Listener(self))
+            if self.topics is not None:
+                consumer.subscribe(topics=self.topics, listener=_Listener(self))
+            else:
+                consumer.subscribe(pattern=self.regex, listener=_Listener(self))
         except (KafkaError, OSError, ValueError) as exc:
             self._failure = exc
             self._ready.set()
