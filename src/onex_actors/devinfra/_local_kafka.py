@@ -25,7 +25,7 @@ from onex_actors.core import BusError
 
 from ._maven import fetch_jars, parse_pinned_jars
 
-__all__ = ["BrokerProcess", "LocalKafka", "broker_answers"]
+__all__ = ["BrokerProcess", "LocalKafka", "SaslSslListener", "broker_answers"]
 
 _PROPERTIES = """\
 process.roles=broker,controller
@@ -51,6 +51,18 @@ group.consumer.min.heartbeat.interval.ms=1000
 group.consumer.heartbeat.interval.ms=1000
 auto.create.topics.enable=true
 log.flush.interval.messages=9223372036854775807
+"""
+
+_SASL_SSL_PROPERTIES = """\
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port},\
+SASL_SSL://127.0.0.1:{secure_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{secure_port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={keystore}
 """
 
 _LOG4J = """\
@@ -180,6 +192,27 @@ class BrokerProcess:
                 time.sleep(0.05)
 
 
+@attrs.frozen
+class SaslSslListener:
+    """A second listener, SASL_SSL with SCRAM-SHA-512, for testing secured clients.
+
+    ``keystore`` is one PEM file holding the broker's PKCS#8 private key (unencrypted)
+    and its certificate chain; ``users`` are the SCRAM credentials, written into the
+    cluster metadata when the log dir is formatted (so only on a fresh ``run_dir``).
+    """
+
+    port: int
+    keystore: Path
+    users: tuple[tuple[str, str], ...]
+
+    def scram_arguments(self) -> list[str]:
+        """StorageTool's ``--add-scram`` arguments for ``users``."""
+        arguments: list[str] = []
+        for name, password in self.users:
+            arguments += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return arguments
+
+
 @attrs.define
 class LocalKafka:
     """One single-node Kafka broker whose files live under ``home``."""
@@ -188,6 +221,8 @@ class LocalKafka:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    sasl_ssl: SaslSslListener | None = None
+    """A SASL_SSL listener beside the plaintext one (tests of secured clients)."""
     _broker: BrokerProcess = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -232,9 +267,20 @@ class LocalKafka:
         data = self.run_dir / "data"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         properties = self.run_dir / "server.properties"
-        properties.write_text(
-            _PROPERTIES.format(port=self.port, controller_port=self.controller_port, data=data)
-        )
+        text = _PROPERTIES.format(port=self.port, controller_port=self.controller_port, data=data)
+        scram: list[str] = []
+        if self.sasl_ssl is not None:
+            secured = _SASL_SSL_PROPERTIES.format(
+                port=self.port,
+                controller_port=self.controller_port,
+                secure_port=self.sasl_ssl.port,
+                keystore=self.sasl_ssl.keystore,
+            )
+            replaced = {line.split("=", 1)[0] for line in secured.splitlines()}
+            kept = [line for line in text.splitlines() if line.split("=", 1)[0] not in replaced]
+            text = "\n".join(kept) + "\n" + secured
+            scram = self.sasl_ssl.scram_arguments()
+        properties.write_text(text)
         log4j = self.run_dir / "log4j2.xml"
         log4j.write_text(_LOG4J.format(log=self.log_file))
         classpath = f"{self.libs}/*"
@@ -254,6 +300,7 @@ class LocalKafka:
                     cluster,
                     "-c",
                     str(properties),
+                    *scram,
                 ],
                 capture_output=True,
                 text=True,

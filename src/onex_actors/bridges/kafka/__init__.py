@@ -2,6 +2,8 @@
 
 from ._bus import KafkaBus as KafkaBus
 from ._bus import open_kafka_bus as open_kafka_bus
+from ._connection_check import ConnectionFailure as ConnectionFailure
+from ._connection_check import connection_failure as connection_failure
 from ._consumer import KafkaConsumerBridge as KafkaConsumerBridge
 from ._consumer import subscription_regex as subscription_regex
 from ._probe import CONSUMER_GROUP_HEARTBEAT as CONSUMER_GROUP_HEARTBEAT
@@ -10,10 +12,12 @@ from ._producer import ProducerBridge as ProducerBridge
 
 __all__ = [
     "CONSUMER_GROUP_HEARTBEAT",
+    "ConnectionFailure",
     "KafkaBus",
     "KafkaConsumerBridge",
     "ProducerBridge",
     "broker_api_keys",
+    "connection_failure",
     "open_kafka_bus",
     "subscription_regex",
 ]

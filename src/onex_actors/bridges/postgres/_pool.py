@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -144,10 +145,7 @@ async def open_pools(specs: Mapping[str, PoolSpec]) -> AsyncIterator[dict[str, P
                         command_timeout=spec.command_timeout,
                     )
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                    raise ConfigError(
-                        f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; "
-                        "check the DSN (or DATABASE_URL) and that the server is up"
-                    ) from None
+                    raise ConfigError(_cannot_connect(name, exc)) from None
                 except ValueError as exc:  # asyncpg parses a URI DSN's parts with int() etc.
                     raise ConfigError(
                         f"databases.{name}: the DSN (or DATABASE_URL) is malformed: {exc}; "
@@ -158,3 +156,22 @@ async def open_pools(specs: Mapping[str, PoolSpec]) -> AsyncIterator[dict[str, P
         finally:
             for pool in pools.values():
                 await trio_asyncio.aio_as_trio(pool.pool.close)()
+
+
+def _cannot_connect(name: str, exc: BaseException) -> str:
+    """Why connection ``name`` failed at start-up, and what to check."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"databases.{name}: the server's TLS certificate is not trusted "
+            f"({exc.verify_message}); check that the DSN's sslrootcert names the CA that "
+            "signed it, and that its host is the one the certificate is for"
+        )
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return (
+            f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; check the user "
+            "and password in the DSN (or DATABASE_URL)"
+        )
+    return (
+        f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; "
+        "check the DSN (or DATABASE_URL) and that the server is up"
+    )
