@@ -5,7 +5,7 @@ DATABASE_URL is set, in which case the PostgreSQL scenario is skipped: it must s
 the server), runs the scenarios and prints one Markdown table row per scenario.
 
     python bench/faults.py [--commands 10000] [--only kill-9 sigterm ...]
-        [--client kafka-python|confluent]
+        [--client kafka-python|confluent] [--delivery at_least_once|exactly_once]
 """
 
 from __future__ import annotations
@@ -101,6 +101,12 @@ def main() -> None:
         default="auto",
         help="the consumer group protocol of confluent hosts (kafka.group_protocol)",
     )
+    parser.add_argument(
+        "--delivery",
+        choices=["at_least_once", "exactly_once"],
+        default="at_least_once",
+        help="the hosts' delivery.mode (exactly_once: results and offsets in transactions)",
+    )
     add_json_flag(parser)
     args = parser.parse_args()
     chosen = scenarios(args.commands)
@@ -118,6 +124,7 @@ def main() -> None:
             broker=broker,
             client=args.client,
             group_protocol=args.group_protocol,
+            delivery=args.delivery,
         )
         if postgres is not None:
             postgres.start()

@@ -23,7 +23,9 @@ from onex_actors.runtime import (
     DoneOffsets,
     OutboundRecord,
     Record,
+    RewindableConsumer,
     TopicPartition,
+    TransactionalBus,
 )
 
 TEST_BROKER = os.environ.get("ONEX_TEST_BROKER", "kafka")
@@ -87,6 +89,14 @@ class NamespacedConsumer:
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
         self.inner.resume([self._tp(tp) for tp in partitions])
 
+    async def rewind(self) -> None:
+        assert isinstance(self.inner, RewindableConsumer)
+        await self.inner.rewind()
+
+    async def wait_revocation(self, seen: int) -> int:
+        assert isinstance(self.inner, RewindableConsumer)
+        return await self.inner.wait_revocation(seen)
+
 
 @attrs.define
 class NamespacedBus:
@@ -136,3 +146,15 @@ class NamespacedBus:
 
     def record_limit(self, topic: str) -> int | None:
         return self.inner.record_limit(self.topic(topic))
+
+    @property
+    def transactional(self) -> bool:
+        return isinstance(self.inner, TransactionalBus) and self.inner.transactional
+
+    async def commit_transaction(
+        self, offsets: Mapping[TopicPartition, int], consumer: BusConsumer
+    ) -> None:
+        assert isinstance(self.inner, TransactionalBus)
+        assert isinstance(consumer, NamespacedConsumer)
+        real = {TopicPartition(self.topic(tp.topic), tp.partition): o for tp, o in offsets.items()}
+        await self.inner.commit_transaction(real, consumer.inner)

@@ -37,6 +37,24 @@ def lab(kafka_bootstrap: str, tmp_path: Path) -> FaultLab:
     )
 
 
+EXACTLY_ONCE_RUNS = pytest.mark.skipif(
+    TEST_BROKER == "tansu" or TEST_CLIENT != "kafka-python",
+    reason="delivery: exactly_once runs on Apache Kafka with kafka-python",
+)
+
+
+@pytest.fixture
+def eos_lab(kafka_bootstrap: str, tmp_path: Path) -> FaultLab:
+    """A lab whose hosts run ``delivery: exactly_once``; its reader sees committed records."""
+    return FaultLab(
+        kafka_bootstrap,
+        tmp_path,
+        session_timeout_ms=SESSION_MS,
+        deadline_s=120,
+        delivery="exactly_once",
+    )
+
+
 def table(result: ScenarioResult) -> str:
     return render_reports([(result.name, result.report, result.note)])
 
@@ -56,6 +74,20 @@ def test_sigterm_and_restart_repeats_nothing(lab: FaultLab) -> None:
 def test_a_second_host_joining_then_killed_loses_nothing(lab: FaultLab) -> None:
     result = second_host(lab, 3000)
     assert result.passed, table(result)
+
+
+@EXACTLY_ONCE_RUNS
+def test_kill_9_and_restart_exactly_once(eos_lab: FaultLab) -> None:
+    result = kill_9_restart(eos_lab, 3000)
+    assert result.passed, table(result)
+    assert result.report.duplicated == 0, table(result)
+
+
+@EXACTLY_ONCE_RUNS
+def test_a_second_host_joining_then_killed_exactly_once(eos_lab: FaultLab) -> None:
+    result = second_host(eos_lab, 3000)
+    assert result.passed, table(result)
+    assert result.report.duplicated == 0, table(result)
 
 
 def test_three_hosts_one_killed_one_added_lose_nothing(lab: FaultLab) -> None:

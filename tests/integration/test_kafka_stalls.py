@@ -28,8 +28,11 @@ pytestmark = pytest.mark.integration
 
 
 def _reads_commands(subscriptions: Any) -> bool:
+    """Whether a consumer's subscription (by pattern, or by topic names) is to commands."""
     pattern = getattr(subscriptions, "subscribed_pattern", None)
-    return pattern is not None and "cmd" in pattern.pattern
+    if pattern is not None:
+        return "cmd" in pattern.pattern
+    return any(".cmd." in topic for topic in getattr(subscriptions, "subscription", None) or ())
 
 
 @asynccontextmanager

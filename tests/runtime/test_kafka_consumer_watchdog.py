@@ -94,5 +94,6 @@ def test_records_fetched_are_handed_over_even_when_the_progress_check_fails() ->
     delivered: list[object] = []
     consumer._soon = lambda fn, *args: delivered.extend(args)  # type: ignore[method-assign]
     consumer._poll_once(_FetchedThenBrokerAway(), False)
-    (batch,) = delivered
+    (epoch, batch) = delivered  # handed over with the rewind epoch it was fetched in
+    assert epoch == 0
     assert [(r.offset, r.value) for r in batch] == [(7, b"v")]  # type: ignore[attr-defined]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -30,12 +32,14 @@ from ._kafka_clients import kafka_client_config, librdkafka_config
 from ._listener import serve_listener
 
 __all__ = [
+    "check_delivery",
     "check_kafka_security_works",
     "ensure_local_broker",
     "group_protocol_for",
     "load_routing_table",
     "open_bus",
     "open_runtime_host",
+    "transactional_id_for",
 ]
 
 logger = logging.getLogger("onex_actors.host")
@@ -73,16 +77,50 @@ def _kind(broker: LocalKafka | LocalTansu) -> str:
     return "tansu" if isinstance(broker, LocalTansu) else "kafka"
 
 
+def transactional_id_for(config: HostConfig, group_id: str) -> str | None:
+    """Return the producer's transactional id with ``delivery: exactly_once``, else None.
+
+    ``delivery.transactional_id``, or one unique to this process: ``<group>-<host
+    name>-<pid>``.
+    """
+    if config.delivery.mode != "exactly_once":
+        return None
+    return config.delivery.transactional_id or f"{group_id}-{socket.gethostname()}-{os.getpid()}"
+
+
+def check_delivery(config: HostConfig) -> None:
+    """Refuse ``delivery: exactly_once`` where it cannot work, saying what would."""
+    if config.delivery.mode != "exactly_once":
+        return
+    if config.bus.kind != "kafka":
+        raise ConfigError(
+            "delivery.mode is exactly_once, which commits results and offsets in Kafka "
+            "transactions, but bus.kind is inprocess: use bus.kind: kafka, or "
+            "delivery.mode: at_least_once"
+        )
+    if config.kafka.client != "kafka-python":
+        raise ConfigError(
+            "delivery.mode exactly_once runs on kafka.client: kafka-python for now "
+            "(the confluent bridge commits at least once)"
+        )
+
+
 @asynccontextmanager
-async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
-    """Open the bus the config names for the duration of the block."""
+async def open_bus(
+    config: HostConfig, *, transactional_id: str | None = None
+) -> AsyncIterator[Bus]:
+    """Open the bus the config names for the duration of the block.
+
+    ``transactional_id`` (``delivery: exactly_once``) makes its producer transactional.
+    """
+    check_delivery(config)
     if config.bus.kind == "inprocess":
         yield InProcessBus(partitions=config.bus.partitions)
         return
     started = await ensure_local_broker(config.kafka, config.cache_dir)
     try:
         await check_kafka_security_works(config.kafka)
-        async with _open_kafka_client_bus(config) as bus:
+        async with _open_kafka_client_bus(config, transactional_id) as bus:
             yield bus
     finally:
         if started is not None and started.pid() is not None:
@@ -97,7 +135,9 @@ async def open_bus(config: HostConfig) -> AsyncIterator[Bus]:
 
 
 @asynccontextmanager
-async def _open_kafka_client_bus(config: HostConfig) -> AsyncIterator[Bus]:
+async def _open_kafka_client_bus(
+    config: HostConfig, transactional_id: str | None
+) -> AsyncIterator[Bus]:
     if config.kafka.client == "confluent":
         async with _open_confluent_bus(config) as confluent:
             yield confluent
@@ -115,6 +155,8 @@ async def _open_kafka_client_bus(config: HostConfig) -> AsyncIterator[Bus]:
         session_timeout_ms=config.kafka.session_timeout_ms,
         max_request_bytes=config.kafka.max_request_bytes,
         stall_timeout_s=config.kafka.stall_timeout_s,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=int(config.delivery.transaction_timeout_s * 1000),
     ) as bus:
         yield bus
 
@@ -207,8 +249,11 @@ async def open_runtime_host(
     table = load_routing_table(runtime_id, registry or FileRegistry(config.contracts_dir))
     raise_gc_threshold(config.gc_threshold)
     async with AsyncExitStack() as stack:
+        group_id = config.consumer_group or table.runtime.consumer_group or table.runtime_id
         if bus is None:
-            bus = await stack.enter_async_context(open_bus(config))
+            bus = await stack.enter_async_context(
+                open_bus(config, transactional_id=transactional_id_for(config, group_id))
+            )
         built = await stack.enter_async_context(
             open_handlers(table, config, overrides=handlers or {})
         )

@@ -132,6 +132,28 @@ class DatabaseSettings(_Settings):
     statement_timeout_s: float = Field(default=30.0, gt=0)
 
 
+class DeliverySettings(_Settings):
+    """How results relate to the commands' offsets: at least once, or exactly once.
+
+    A deployment setting, not a contract's: the same contracts run at least once on the
+    in-process bus or a broker without transactions, and exactly once on Apache Kafka.
+    """
+
+    mode: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    """``exactly_once``: a Kafka transaction per interval carries the results and dead
+    letters of the records whose offsets it commits (kafka-python client only)."""
+    transaction_interval_s: float = Field(default=0.1, gt=0)
+    """How often the open transaction is committed (``exactly_once``); results become
+    visible to ``read_committed`` readers then."""
+    transactional_id: str | None = None
+    """The producer's transactional id; unique per host. Default: ``<group>-<host name>-
+    <pid>``. A stable one (a StatefulSet pod's name) lets a restarted host abort the open
+    transaction of the host it replaces at once, instead of at its timeout."""
+    transaction_timeout_s: float = Field(default=10.0, gt=0)
+    """How long the brokers keep a transaction of a host that died open (readers that
+    see only committed records wait that long past its first record)."""
+
+
 class HostConfig(_Settings):
     """Everything a runtime host needs besides its contracts."""
 
@@ -142,6 +164,7 @@ class HostConfig(_Settings):
     bus: BusSettings = BusSettings()
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings()
+    delivery: DeliverySettings = DeliverySettings()
     databases: dict[str, DatabaseSettings] = Field(
         default_factory=lambda: {"default": DatabaseSettings()}
     )

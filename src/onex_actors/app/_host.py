@@ -14,7 +14,16 @@ from collections.abc import Mapping
 import trio
 from pydantic import JsonValue
 
-from onex_actors.core import BusError, ErrorInfo, OnexEnvelope, RoutingTable, cmd_topic, evt_topic
+from onex_actors.core import (
+    BusError,
+    ConfigError,
+    ErrorInfo,
+    OnexEnvelope,
+    RoutingTable,
+    TransactionAborted,
+    cmd_topic,
+    evt_topic,
+)
 from onex_actors.runtime import (
     Bus,
     BusConsumer,
@@ -23,8 +32,10 @@ from onex_actors.runtime import (
     Handler,
     NodeRuntime,
     Outbox,
+    RewindableConsumer,
     RuntimeHealth,
     RuntimeLog,
+    TransactionalBus,
     open_node_runtime,
 )
 
@@ -53,7 +64,13 @@ class RuntimeHost:
         self.bus = bus
         self.handlers = handlers
         self.config = config
-        self.outbox = Outbox(bus, max_envelope_bytes=config.max_envelope_bytes)
+        self.transactional = config.delivery.mode == "exactly_once"
+        """Whether results and offsets are committed in Kafka transactions."""
+        self.outbox = Outbox(
+            bus, max_envelope_bytes=config.max_envelope_bytes, transactional=self.transactional
+        )
+        self._commit_lock = trio.Lock()
+        self.aborted_transactions = 0
         self.log = RuntimeLog(self.outbox, table.runtime_id)
         self.group_id = config.consumer_group or table.runtime.consumer_group or table.runtime_id
         self._runtime: NodeRuntime | None = None
@@ -135,6 +152,14 @@ class RuntimeHost:
     ) -> None:
         """Run until :meth:`shutdown`; report started once consuming."""
         try:
+            if self.transactional and not (
+                isinstance(self.bus, TransactionalBus) and self.bus.transactional
+            ):
+                raise ConfigError(
+                    "delivery.mode is exactly_once but the bus has no transactions: use "
+                    "bus.kind: kafka with kafka.client: kafka-python, or delivery.mode: "
+                    "at_least_once"
+                )
             await self.bus.ensure_topics(self.topics())
             async with (
                 self.bus.consumer(
@@ -147,6 +172,8 @@ class RuntimeHost:
                 nursery.start_soon(self.outbox.run)
                 nursery.start_soon(self._stop_if_lost)
                 nursery.start_soon(self._commit_periodically, consumer)
+                if self.transactional:
+                    nursery.start_soon(self._read_again_after_revocations, consumer)
                 nursery.start_soon(self._note_assignment, consumer)
                 await self.log.event(
                     "runtime_started",
@@ -160,7 +187,7 @@ class RuntimeHost:
                     await self._consume(consumer, runtime)
                 drained = await runtime.drain(self.config.shutdown_timeout_s)
                 acknowledged = await self.outbox.wait_acknowledged(self.config.shutdown_timeout_s)
-                await self.commits.commit(consumer)
+                await self._commit(consumer)
                 await self.log.event(
                     "runtime_stopped",
                     {
@@ -186,9 +213,72 @@ class RuntimeHost:
         self.assigned = True
 
     async def _commit_periodically(self, consumer: BusConsumer) -> None:
+        interval = self.config.commit_interval_s
+        if self.transactional:
+            interval = self.config.delivery.transaction_interval_s
         while True:
-            await trio.sleep(self.config.commit_interval_s)
+            await trio.sleep(interval)
+            await self._commit(consumer)
+
+    async def _commit(self, consumer: BusConsumer) -> None:
+        if not self.transactional:
             await self.commits.commit(consumer)
+            return
+        async with self._commit_lock:
+            try:
+                await self._commit_transaction(consumer)
+            finally:
+                self.commits.end_round()
+
+    async def _commit_transaction(self, consumer: BusConsumer) -> None:
+        """Commit what is done with its outputs in one transaction, then open the next.
+
+        The transaction carries exactly the held outputs whose input records lie in the
+        done prefix that its offsets commit (and runtime log events). An aborted one is
+        read again from the last committed offsets.
+        """
+        assert isinstance(self.bus, TransactionalBus)
+        due = self.commits.due()
+        released = self.outbox.release()
+        if not due and not released:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.outbox.send_released(released)
+        try:
+            await self.bus.commit_transaction(due, consumer)
+        except TransactionAborted as exc:
+            self.aborted_transactions += 1
+            logger.warning("%s: %s", self.runtime_id, exc)
+            await self._read_again(consumer)
+            return
+        self.commits.committed(due)
+        self.commits.commits += 1
+
+    async def _read_again(self, consumer: BusConsumer) -> None:
+        """Void what is in flight and read every partition again from its last commit."""
+        if not isinstance(consumer, RewindableConsumer):
+            raise BusError(f"runtime {self.runtime_id!r}: this consumer cannot read again")
+        self.commits.retire_all()
+        self.outbox.drop_void()
+        await consumer.rewind()
+
+    async def _read_again_after_revocations(self, consumer: BusConsumer) -> None:
+        """After a rebalance took partitions away, read again from the last commit.
+
+        The records in flight may now belong to another member, which reads them from
+        the last commit too: their outputs must never be committed here. Batches this
+        member fetched before the rebalance are dropped with them.
+        """
+        if not isinstance(consumer, RewindableConsumer):
+            raise ConfigError(
+                f"runtime {self.runtime_id!r}: delivery.mode exactly_once needs a consumer "
+                "that can read its partitions again (the kafka-python client)"
+            )
+        seen = 0
+        while True:
+            seen = await consumer.wait_revocation(seen)
+            async with self._commit_lock:
+                await self._read_again(consumer)
 
     async def _consume(self, consumer: BusConsumer, runtime: NodeRuntime) -> None:
         for actor in runtime.actors.values():

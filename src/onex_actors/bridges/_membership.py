@@ -22,6 +22,8 @@ class GroupMember:
         self.assignment: set[TopicPartition] = set()
         self.assignment_changed = trio.Event()
         """Set when the assignment changes (then replaced by a fresh event)."""
+        self.revocations = 0
+        """How many rebalances took partitions away from this member."""
         self._ends: dict[TopicPartition, int] = {}
         """Log end offsets as of each partition's last fetch (written by the thread)."""
 
@@ -35,10 +37,19 @@ class GroupMember:
         while not self.assignment:
             await self.assignment_changed.wait()
 
+    async def wait_revocation(self, seen: int) -> int:
+        """Wait until partitions were taken away more than ``seen`` times; return the count."""
+        while self.revocations <= seen:
+            await self.assignment_changed.wait()
+        return self.revocations
+
     def _change_assignment(
         self, assigned: Iterable[TopicPartition], revoked: Iterable[TopicPartition]
     ) -> None:
         """Apply a rebalance (trio thread) and wake whoever waits for one."""
+        revoked = list(revoked)
+        if revoked:
+            self.revocations += 1
         self.assignment.difference_update(revoked)
         self.assignment.update(assigned)
         self.assignment_changed.set()

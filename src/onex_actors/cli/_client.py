@@ -161,6 +161,7 @@ def tail(
     *,
     from_beginning: bool = False,
     max_records: int | None = None,
+    read_uncommitted: bool = False,
     config: Path | None = None,
 ) -> int:
     """Follow topics matching PATTERN and print each envelope on one line.
@@ -173,6 +174,9 @@ def tail(
         Start at the oldest records instead of new ones.
     max_records
         Stop after this many records.
+    read_uncommitted
+        Also show records of open and aborted transactions (by default only committed
+        ones, as every onex reader sees them).
     config
         Config file naming the Kafka cluster.
     """
@@ -185,8 +189,9 @@ def tail(
             file=sys.stderr,
             flush=True,
         )
+        isolation = "read_uncommitted" if read_uncommitted else "read_committed"
         for topic, partition, offset, item in follow(
-            client, pattern, from_beginning=from_beginning
+            client, pattern, from_beginning=from_beginning, isolation_level=isolation
         ):
             print(_line(topic, partition, offset, item), flush=True)
             seen += 1

@@ -45,6 +45,7 @@ from ._errors import EnvelopeError as EnvelopeError
 from ._errors import HandlerError as HandlerError
 from ._errors import OnexError as OnexError
 from ._errors import TopicError as TopicError
+from ._errors import TransactionAborted as TransactionAborted
 from ._idempotency import IdempotencyCache as IdempotencyCache
 from ._ids import ContractId as ContractId
 from ._ids import NodeId as NodeId
@@ -156,6 +157,7 @@ __all__ = [
     "Topic",
     "TopicError",
     "TopicPattern",
+    "TransactionAborted",
     "backoff_delay",
     "build_routing_table",
     "check_contract_id",

@@ -92,3 +92,14 @@ class BusError(OnexError):
     def __init__(self, message: str, *, reason: str = "bus_error") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class TransactionAborted(BusError):
+    """A Kafka transaction could not commit and was aborted: none of it became visible.
+
+    Not fatal: its input records are read again from the last committed offsets (the
+    group rebalanced and fenced the old generation's commit, a send in it failed).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="transaction_aborted")

@@ -20,6 +20,9 @@ class PartitionOffsets:
         self._done: set[int] = set()
         self.committable = committed
         """Kafka-style commit position: the offset of the next record not yet done."""
+        self.retired = False
+        """Set when the partition's records are read again from its last commit (a
+        transaction aborted, a rebalance): nothing tracked here is committed any more."""
 
     def __len__(self) -> int:
         return len(self._in_flight)
@@ -49,6 +52,10 @@ class PartitionOffsets:
             finished = self._in_flight.popleft()
             self._done.discard(finished)
             self.committable = finished + 1
+
+    def covers(self, offset: int) -> bool:
+        """Whether ``offset`` lies in the done prefix of a partition still read here."""
+        return offset < self.committable and not self.retired
 
     @property
     def lowest_in_flight(self) -> int | None:

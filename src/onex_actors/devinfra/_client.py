@@ -69,7 +69,9 @@ def request(
     node = command.node_id
     try:
         created = _ensure(client, [cmd_topic(node), evt_topic(node)], partitions)
-        consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
+        consumer = KafkaConsumer(
+            enable_auto_commit=False, group_id=None, isolation_level="read_committed", **client
+        )
     except (KafkaError, OSError) as exc:
         raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
     try:
@@ -126,14 +128,19 @@ def follow(
     *,
     from_beginning: bool = False,
     refresh_s: float = 2.0,
+    isolation_level: str = "read_committed",
 ) -> Iterator[tuple[str, int, int, OnexEnvelope | EnvelopeError]]:
     """Yield ``(topic, partition, offset, envelope or decode error)`` from matching topics.
 
     Topics that appear later are picked up every ``refresh_s``. Runs until the caller stops.
+    Only records of committed transactions are read unless ``isolation_level`` says
+    ``read_uncommitted``.
     """
     matcher = TopicPattern(pattern)
     try:
-        consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **client)
+        consumer = KafkaConsumer(
+            enable_auto_commit=False, group_id=None, isolation_level=isolation_level, **client
+        )
     except (KafkaError, OSError) as exc:
         raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
     assigned: set[KafkaTopicPartition] = set()

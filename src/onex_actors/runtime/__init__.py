@@ -34,8 +34,10 @@ from ._ports import Handler as Handler
 from ._ports import HandlerHealth as HandlerHealth
 from ._ports import OutboundRecord as OutboundRecord
 from ._ports import Record as Record
+from ._ports import RewindableConsumer as RewindableConsumer
 from ._ports import SqlPool as SqlPool
 from ._ports import TopicPartition as TopicPartition
+from ._ports import TransactionalBus as TransactionalBus
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 from ._work import BATCH_LIMIT as BATCH_LIMIT
@@ -67,12 +69,14 @@ __all__ = [
     "OffsetMarks",
     "OutboundRecord",
     "Record",
+    "RewindableConsumer",
     "RuntimeAnswer",
     "RuntimeHealth",
     "RuntimeLog",
     "SqlPool",
     "Ticket",
     "TopicPartition",
+    "TransactionalBus",
     "WorkItem",
     "open_node_runtime",
     "record_size",

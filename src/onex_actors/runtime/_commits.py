@@ -103,8 +103,12 @@ class CommitTracker:
         try:
             return await self._commit(consumer)
         finally:
-            self._round.set()
-            self._round = trio.Event()
+            self.end_round()
+
+    def end_round(self) -> None:
+        """Wake those waiting in :meth:`next_round` (a commit, of any kind, has finished)."""
+        self._round.set()
+        self._round = trio.Event()
 
     async def next_round(self) -> None:
         """Wait until the next call of :meth:`commit` has finished (it may commit nothing)."""
@@ -129,6 +133,16 @@ class CommitTracker:
         self.committed(due)
         self.commits += 1
         return True
+
+    def retire_all(self) -> None:
+        """Forget every partition's records in flight: they are read again.
+
+        From the last commit (a transaction aborted, a rebalance); what settles later
+        settles nothing.
+        """
+        for offsets in self._partitions.values():
+            offsets.retired = True
+        self._partitions.clear()
 
     def in_flight(self, tp: TopicPartition) -> int:
         """How many records of ``tp`` are in flight."""

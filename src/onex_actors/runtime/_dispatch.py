@@ -73,7 +73,9 @@ class Dispatcher:
         routed = route_batch(records, self.table, max_envelope_bytes=self.max_envelope_bytes)
         for node_id, entries in routed.deliveries.items():
             slice_marks = [marks[index] for index, _ in entries]
-            ticket = Ticket(partial(CommitTracker.settle, slice_marks), parts=len(entries))
+            ticket = Ticket(
+                partial(CommitTracker.settle, slice_marks), parts=len(entries), marks=slice_marks
+            )
             items = [WorkItem(envelope, ticket, records[index]) for index, envelope in entries]
             read_from = {(records[index].topic, records[index].partition) for index, _ in entries}
             partitions = [TopicPartition(topic, partition) for topic, partition in read_from]
@@ -84,7 +86,7 @@ class Dispatcher:
         own: OffsetMarks = [marks[index] for index, _ in routed.undecodable]
         own += [marks[index] for index, _, _ in routed.rejections]
         own += [marks[index] for index, _ in routed.runtime_commands]
-        ticket = Ticket(partial(CommitTracker.settle, own), parts=rest)
+        ticket = Ticket(partial(CommitTracker.settle, own), parts=rest, marks=own)
         for index, exc in routed.undecodable:
             record = records[index]
             error = ErrorInfo(type=exc.reason, message=str(exc), attempts=0)

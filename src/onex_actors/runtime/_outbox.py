@@ -7,6 +7,11 @@ it: the node answers with a small error event and a dead letter instead. A recor
 gates a commit and has no fallback (a dead letter, a rejection) is *lost*: the outbox
 sets ``lost`` and the host stops loudly, so the record is redelivered after a restart,
 never skipped.
+
+A *transactional* outbox (``delivery: exactly_once``) holds every output instead, and
+counts it as delivered at once; :meth:`Outbox.release` hands the host, at each commit,
+the outputs whose input records all lie in their partitions' done prefix, so a
+transaction carries exactly the results of the offsets it commits.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from onex_actors.core import (
 )
 
 from ._ports import AckCallback, Bus, OutboundRecord
-from ._ticket import Ticket
+from ._ticket import Ticket, ticket_of
 
 __all__ = [
     "RECORD_OVERHEAD",
@@ -74,9 +79,12 @@ class Outbox:
     fallbacks of failed records.
     """
 
-    def __init__(self, bus: Bus, *, max_envelope_bytes: int) -> None:
+    def __init__(self, bus: Bus, *, max_envelope_bytes: int, transactional: bool = False) -> None:
         self.bus = bus
         self.max_envelope_bytes = max_envelope_bytes
+        self.transactional = transactional
+        """Hold outputs for :meth:`release` instead of publishing them at once."""
+        self._held: list[tuple[Ticket | None, OutboundRecord]] = []
         self.unacknowledged = 0
         """Records handed to the bus whose acknowledgement (or fallback) is still due."""
         self.failed = 0
@@ -149,8 +157,13 @@ class Outbox:
     ) -> None:
         """Publish encoded ``records`` as one list; ``acks[i]`` settles ``records[i]``.
 
-        ``fallback(i, error)`` replaces ``records[i]`` if it cannot be produced.
+        ``fallback(i, error)`` replaces ``records[i]`` if it cannot be produced. A
+        transactional outbox holds them and acknowledges them at once.
         """
+        if self.transactional:
+            self._hold(records, acks)
+            await trio.lowlevel.checkpoint()
+            return
         count = len(records)
         self.unacknowledged += count
         if self._settled.is_set():
@@ -167,6 +180,61 @@ class Outbox:
                 if on_ack is not None:
                     on_ack(None)
             raise
+
+    @property
+    def held(self) -> int:
+        """Outputs a transactional outbox holds for a later transaction."""
+        return len(self._held)
+
+    def _hold(self, records: Sequence[OutboundRecord], acks: Sequence[AckCallback | None]) -> None:
+        for record, on_ack in zip(records, acks, strict=True):
+            self._held.append((ticket_of(on_ack), record))
+        for on_ack in acks:
+            if on_ack is not None:
+                on_ack(None)
+
+    def release(self) -> list[OutboundRecord]:
+        """Take the held outputs a transaction may carry now, in the order they were held.
+
+        Those whose input records all lie in their partitions' done prefix (so the same
+        commit covers their offsets), and those of no input (runtime log events). The
+        outputs of records to be read again (a retired partition) are dropped; the rest
+        wait for a later transaction.
+        """
+        released: list[OutboundRecord] = []
+        kept: list[tuple[Ticket | None, OutboundRecord]] = []
+        for ticket, record in self._held:
+            if ticket is None or ticket.in_done_prefix():
+                released.append(record)
+            elif not ticket.retired():
+                kept.append((ticket, record))
+        self._held = kept
+        return released
+
+    def drop_void(self) -> int:
+        """Drop the held outputs of records to be read again (retired partitions)."""
+        before = len(self._held)
+        self._held = [(t, r) for t, r in self._held if t is None or not t.retired()]
+        return before - len(self._held)
+
+    async def send_released(self, records: Sequence[OutboundRecord]) -> None:
+        """Hand released outputs to the bus, into its open transaction.
+
+        A failure is only counted: the transaction's commit then fails and aborts it,
+        and its input records are read again.
+        """
+        if not records:
+            return
+        self._settle(-len(records))
+        await self.bus.publish(records, partial(self._released_acknowledged, len(records)))
+
+    def _released_acknowledged(
+        self, count: int, failures: Sequence[tuple[int, BaseException]]
+    ) -> None:
+        self.failed += len(failures)
+        for _, error in failures[:1]:
+            logger.warning("an output of the open transaction failed: %s", error)
+        self._settle(count)
 
     async def run(self) -> None:
         """Retry failed records and run their fallbacks, until cancelled."""
@@ -250,6 +318,8 @@ class Outbox:
         self.unacknowledged -= count
         if self.unacknowledged == 0:
             self._settled.set()
+        elif self._settled.is_set():
+            self._settled = trio.Event()
 
     def _lose(self, reason: str) -> None:
         logger.error("%s", reason)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 from pydantic import JsonValue
@@ -234,5 +234,50 @@ class Bus(Protocol):
 
         Known at start-up: the producer's own limit, lowered to a topic's limit where
         ``ensure_topics`` could read it from the broker.
+        """
+        ...
+
+
+@runtime_checkable
+class RewindableConsumer(BusConsumer, Protocol):
+    """A consumer that can read its partitions again from their last commit.
+
+    What a transactional host (``delivery: exactly_once``) needs of its consumer besides
+    the ``BusConsumer`` port: after an aborted transaction or a rebalance it reads again
+    what the transaction carried.
+    """
+
+    async def rewind(self) -> None:
+        """Read every owned partition again from its last committed offset.
+
+        Batches fetched before and not yet returned by ``poll`` are dropped.
+        """
+        ...
+
+    async def wait_revocation(self, seen: int) -> int:
+        """Wait until this member has lost partitions more than ``seen`` times.
+
+        Return how many times it has.
+        """
+        ...
+
+
+@runtime_checkable
+class TransactionalBus(Bus, Protocol):
+    """A bus whose producer writes in transactions that also commit consumer offsets."""
+
+    @property
+    def transactional(self) -> bool:
+        """Whether its producer was opened for transactions (else it cannot commit one)."""
+        ...
+
+    async def commit_transaction(
+        self, offsets: Mapping[TopicPartition, int], consumer: BusConsumer
+    ) -> None:
+        """Commit the open transaction with ``consumer``'s ``offsets``; open the next one.
+
+        It carries every record published before the call. Raises
+        ``TransactionAborted`` when it was aborted instead (nothing of it is visible),
+        ``BusError`` when the producer cannot go on (fenced by another one).
         """
         ...

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-__all__ = ["Ticket"]
+from onex_actors.core import PartitionOffsets
+
+__all__ = ["Ticket", "ticket_of"]
 
 
 class Ticket:
@@ -17,10 +19,18 @@ class Ticket:
     records are never committed and are redelivered after a restart.
     """
 
-    __slots__ = ("_on_done", "_pending", "_unsealed", "failure", "settled")
+    __slots__ = ("_on_done", "_pending", "_unsealed", "failure", "marks", "settled")
 
-    def __init__(self, on_done: Callable[[], None] | None = None, *, parts: int = 1) -> None:
+    def __init__(
+        self,
+        on_done: Callable[[], None] | None = None,
+        *,
+        parts: int = 1,
+        marks: Sequence[tuple[PartitionOffsets, int]] = (),
+    ) -> None:
         self._on_done = on_done
+        self.marks = marks
+        """The input records this ticket covers: each one's partition tracker and offset."""
         self._pending = 0
         self._unsealed = parts
         self.settled = False
@@ -30,6 +40,14 @@ class Ticket:
         """Register one more output; return the callback its acknowledgement must call."""
         self._pending += 1
         return self._ack
+
+    def in_done_prefix(self) -> bool:
+        """Whether every input record lies in its partition's done prefix (committable)."""
+        return all(offsets.covers(offset) for offsets, offset in self.marks)
+
+    def retired(self) -> bool:
+        """Whether some input record's partition is read again: its outputs are void."""
+        return any(offsets.retired for offsets, _ in self.marks)
 
     def seal(self) -> None:
         """Say that one part (envelope) has handed over every output it will have."""
@@ -48,3 +66,9 @@ class Ticket:
             self.settled = True
             if self._on_done is not None:
                 self._on_done()
+
+
+def ticket_of(on_ack: Callable[[BaseException | None], None] | None) -> Ticket | None:
+    """Return the ticket an acknowledgement callback from :meth:`Ticket.expect` settles."""
+    owner = getattr(on_ack, "__self__", None)
+    return owner if isinstance(owner, Ticket) else None

@@ -50,6 +50,8 @@ class FaultLab:
     """The consumer group protocol of confluent hosts (``kafka.group_protocol``)."""
     deadline_s: float = 300
     """How long a scenario waits for every command to be accounted for."""
+    delivery: str = "at_least_once"
+    """The hosts' ``delivery.mode``: at_least_once or exactly_once."""
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a host process of this lab."""
@@ -57,6 +59,7 @@ class FaultLab:
             "ONEX_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
             "ONEX_KAFKA__CLIENT": self.client,
             "ONEX_KAFKA__GROUP_PROTOCOL": self.group_protocol,
+            "ONEX_DELIVERY__MODE": self.delivery,
             **extra,
         }
         if self.postgres_dsn is not None:

@@ -252,7 +252,10 @@ class OutcomeReader:
         if runtime is not None:
             self.topics.append(dlq_topic(runtime))
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",  # what exactly-once promises is this view
         )
         self.partitions = [
             KafkaTopicPartition(topic, p)

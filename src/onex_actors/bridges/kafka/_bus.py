@@ -14,7 +14,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord
+from onex_actors.runtime import BatchAck, BusConsumer, DoneOffsets, OutboundRecord, TopicPartition
 
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
@@ -93,6 +93,27 @@ class KafkaBus:
     ) -> None:
         """Queue ``records`` for the producer thread."""
         await self.producer.publish(records, on_ack)
+
+    @property
+    def transactional(self) -> bool:
+        """Whether the producer is transactional (``delivery: exactly_once``)."""
+        return self.producer.transactional_id is not None
+
+    async def commit_transaction(
+        self, offsets: Mapping[TopicPartition, int], consumer: BusConsumer
+    ) -> None:
+        """Commit the producer's open transaction with ``consumer``'s ``offsets``.
+
+        The offsets go with the consumer's group metadata (KIP-447), so a member whose
+        generation the group has left behind cannot commit: its transaction aborts.
+        """
+        if self.producer.transactional_id is None:
+            raise BusError("this Kafka bus has no transactional producer (delivery: at_least_once)")
+        if not isinstance(consumer, KafkaConsumerBridge):
+            raise BusError("a Kafka transaction commits the offsets of a Kafka consumer only")
+        owned = {tp: offset for tp, offset in offsets.items() if tp in consumer.assignment}
+        metadata = await consumer.group_metadata()
+        await self.producer.commit_transaction(owned, metadata)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""
@@ -187,6 +208,8 @@ async def open_kafka_bus(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     stall_timeout_s: float = 60.0,
     call_timeout_s: float = 10.0,
+    transactional_id: str | None = None,
+    transaction_timeout_ms: int = 60_000,
 ) -> AsyncIterator[KafkaBus]:
     """Start the shared producer, yield the bus, flush and close the producer on exit.
 
@@ -197,8 +220,15 @@ async def open_kafka_bus(
     commit through the consumer thread and joining it at shutdown.
     ``session_timeout_ms`` is the consumer-group session: how long a silent member keeps
     its partitions (and, on tansu, about twice how long each group join takes).
+    ``transactional_id`` makes the producer transactional (``delivery: exactly_once``):
+    see ``KafkaBus.commit_transaction``.
     """
-    producer = ProducerBridge(client_config, max_request_bytes=max_request_bytes)
+    producer = ProducerBridge(
+        client_config,
+        max_request_bytes=max_request_bytes,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=transaction_timeout_ms,
+    )
     await producer.start()
     try:
         yield KafkaBus(

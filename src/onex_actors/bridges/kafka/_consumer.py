@@ -68,9 +68,12 @@ class KafkaConsumerBridge(GroupMember):
         session_timeout_ms: int = 10_000,
         stall_timeout_s: float = 60.0,
         call_timeout_s: float = 10.0,
+        isolation_level: str = "read_committed",
     ) -> None:
         super().__init__()
         self.client_config = dict(client_config)
+        self.isolation_level = isolation_level
+        """Records of aborted transactions are never read (``read_committed``)."""
         self.regex = subscription_regex(patterns)
         literal = not any({"*", "#"} & set(pattern.text) for pattern in patterns)
         self.topics = [pattern.text for pattern in patterns] if literal else None
@@ -83,7 +86,11 @@ class KafkaConsumerBridge(GroupMember):
         self.group_id = group_id
         self.max_poll_records = max_poll_records
         self.session_timeout_ms = session_timeout_ms
-        self._send, self._receive = trio.open_memory_channel[list[Record] | BusError](math.inf)
+        self._send, self._receive = trio.open_memory_channel[tuple[int, list[Record]] | BusError](
+            math.inf
+        )
+        self._epoch = 0
+        """Bumped by :meth:`rewind` (consumer thread); batches fetched before are dropped."""
         self._commands: queue.Queue[Callable[[KafkaConsumer], object]] = queue.Queue()
         self._paused: set[TopicPartition] = set()
         self._outstanding = 0
@@ -142,14 +149,16 @@ class KafkaConsumerBridge(GroupMember):
         """
         while True:
             with trio.move_on_after(_WATCH_EVERY_S):
-                batch = await self._receive.receive()
-                break
+                delivered = await self._receive.receive()
+                if isinstance(delivered, BusError):
+                    raise delivered
+                epoch, batch = delivered
+                with self._lock:
+                    self._outstanding -= 1
+                if epoch == self._epoch:
+                    return batch
+                continue  # fetched before a rewind: read again from the last commit
             self._check_not_stuck()
-        if isinstance(batch, BusError):
-            raise batch
-        with self._lock:
-            self._outstanding -= 1
-        return batch
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` of the partitions this member still owns.
@@ -162,6 +171,26 @@ class KafkaConsumerBridge(GroupMember):
             await trio.lowlevel.checkpoint()
             return
         await self._call(lambda consumer: _commit(consumer, owned))
+
+    async def group_metadata(self) -> object:
+        """Return this member's group metadata (generation, member id) for a transaction."""
+        return await self._call(lambda consumer: consumer.group_metadata())
+
+    async def rewind(self) -> None:
+        """Read every owned partition again from its last committed offset.
+
+        Batches fetched before and not yet returned by :meth:`poll` are dropped.
+        """
+        await self._call(self._rewind)
+
+    def _rewind(self, consumer: KafkaConsumer) -> None:
+        self._epoch += 1
+        for tp in consumer.assignment():
+            committed = consumer.committed(tp)
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching ``partitions``; polling goes on.
@@ -233,8 +262,8 @@ class KafkaConsumerBridge(GroupMember):
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(fn, *args)
 
-    def _deliver(self, batch: list[Record]) -> None:
-        self._send.send_nowait(batch)
+    def _deliver(self, epoch: int, batch: list[Record]) -> None:
+        self._send.send_nowait((epoch, batch))
 
     def _died(self, error: BusError) -> None:
         self._send.send_nowait(error)
@@ -259,6 +288,7 @@ class KafkaConsumerBridge(GroupMember):
                 session_timeout_ms=self.session_timeout_ms,
                 max_poll_interval_ms=60_000,  # our poll loop never waits on handlers
                 heartbeat_interval_ms=min(3_000, self.session_timeout_ms // 3),
+                isolation_level=self.isolation_level,
                 **self.client_config,
             )
             repair_consumer(consumer)
@@ -324,7 +354,7 @@ class KafkaConsumerBridge(GroupMember):
         if batch:
             with self._lock:
                 self._outstanding += 1
-            self._soon(self._deliver, batch)
+            self._soon(self._deliver, self._epoch, batch)
         # only after the batch is handed over: nothing fetched may be dropped on the way
         self._stalls.check(consumer)
         return behind

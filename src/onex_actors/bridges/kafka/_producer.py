@@ -1,4 +1,10 @@
-"""kafka-python's producer behind a worker thread, acknowledging into trio."""
+"""kafka-python's producer behind a worker thread, acknowledging into trio.
+
+With a ``transactional_id`` it is a transactional producer (``delivery: exactly_once``):
+a transaction is always open; :meth:`ProducerBridge.commit_transaction` queues behind
+the records already queued, binds the consumer's offsets to them (KIP-447: with the
+consumer's group metadata, so a member of an older generation is fenced) and commits.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +17,19 @@ from typing import Any
 import trio
 from kafka import KafkaProducer
 from kafka.errors import (
+    InvalidProducerEpochError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    ProducerFencedError,
     RecordListTooLargeError,
+    TransactionalIdAuthorizationFailedError,
 )
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as KafkaTopicPartition
 
-from onex_actors.core import BusError
-from onex_actors.runtime import BatchAck, OutboundRecord
+from onex_actors.core import BusError, ConfigError, TransactionAborted
+from onex_actors.runtime import BatchAck, OutboundRecord, TopicPartition
 
 from .._acks import AckRuns, Settling
 
@@ -27,6 +38,19 @@ __all__ = ["ProducerBridge"]
 logger = logging.getLogger("onex_actors.kafka")
 _STOP = object()
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+_FENCED = (ProducerFencedError, InvalidProducerEpochError)
+
+
+class _Commit:
+    """A transaction commit queued behind the records it carries."""
+
+    __slots__ = ("done", "group_metadata", "offsets", "outcome")
+
+    def __init__(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
+        self.offsets = offsets
+        self.group_metadata = group_metadata
+        self.done = threading.Event()
+        self.outcome: BaseException | None = None
 
 
 class ProducerBridge:
@@ -44,8 +68,16 @@ class ProducerBridge:
         queue_size: int = 10_000,
         max_request_bytes: int = 1024 * 1024,
         close_timeout_s: float = 10.0,
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
     ) -> None:
         self.client_config = dict(client_config)
+        self.transactional_id = transactional_id
+        """Set for a transactional producer (``delivery: exactly_once``)."""
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.transactions = 0
+        """Transactions committed."""
+        self.aborted_transactions = 0
         self.max_request_bytes = max_request_bytes
         self.close_timeout_s = close_timeout_s
         """How long closing waits for records still undelivered (a broker gone)."""
@@ -66,8 +98,26 @@ class ProducerBridge:
         self._thread = threading.Thread(target=self._run, name="onex-kafka-producer", daemon=True)
         self._thread.start()
         await trio.to_thread.run_sync(self._ready.wait)
+        if isinstance(self._failure, ConfigError):
+            raise self._failure
         if self._failure is not None:
             raise BusError(f"cannot start the Kafka producer: {self._failure}") from None
+
+    async def commit_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_metadata: object
+    ) -> None:
+        """Commit the open transaction with ``offsets``, then open the next one.
+
+        Carries every record queued before this call. Raises ``TransactionAborted`` when
+        the brokers refused it (the group moved to a newer generation, a record in it
+        failed): it was aborted, nothing of it is visible. Raises ``BusError`` when the
+        producer is fenced (another producer took its transactional id) or broken.
+        """
+        command = _Commit(offsets, group_metadata)
+        await trio.to_thread.run_sync(self._queue.put, command)
+        await trio.to_thread.run_sync(command.done.wait, abandon_on_cancel=True)
+        if command.outcome is not None:
+            raise command.outcome
 
     async def publish(self, records: Sequence[OutboundRecord], on_ack: BatchAck | None) -> None:
         """Queue ``records``; wait only while the producer's queue is full.
@@ -105,24 +155,108 @@ class ProducerBridge:
                 2 * self.close_timeout_s + 5,
             )
 
+    def _open_transactions(self, producer: KafkaProducer) -> None:
+        """Fence older producers of our id (aborting their open transaction), open one."""
+        try:
+            producer.init_transactions()
+        except TransactionalIdAuthorizationFailedError as exc:
+            raise ConfigError(
+                f"the brokers refuse transactional id {self.transactional_id!r}: {exc}; "
+                "grant the runtime's user WRITE on it, or use delivery: at_least_once"
+            ) from None
+        except (KafkaError, OSError) as exc:
+            raise ConfigError(
+                f"cannot start transactions (delivery: exactly_once) with transactional id "
+                f"{self.transactional_id!r}: {type(exc).__name__}: {exc}. Does the broker "
+                "support Kafka transactions (tansu does not)? Else use delivery: "
+                "at_least_once"
+            ) from None
+        producer.begin_transaction()
+
+    def _commit(self, command: _Commit) -> None:
+        producer = self._producer
+        offsets = {
+            KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1)
+            for tp, offset in command.offsets.items()
+        }
+        try:
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, command.group_metadata)
+            producer.commit_transaction()
+            self.transactions += 1
+        except (KafkaError, OSError) as exc:
+            if not self._fenced(exc):
+                command.outcome = self._abort(exc)
+                if not isinstance(command.outcome, TransactionAborted):
+                    return
+                producer.begin_transaction()
+                return
+            command.outcome = BusError(
+                f"the Kafka producer with transactional id {self.transactional_id!r} was "
+                f"fenced ({type(exc).__name__}): another host uses the same id. Each host "
+                "needs its own delivery.transactional_id",
+                reason="producer_fenced",
+            )
+            return
+        producer.begin_transaction()
+
+    def _fenced(self, error: BaseException) -> bool:
+        """Whether ``error`` (or the transaction's recorded error) is a fencing.
+
+        Another producer took our transactional id; kafka-python wraps it at times.
+        """
+        manager = getattr(self._producer, "_transaction_manager", None)
+        last = getattr(manager, "_last_error", None)
+        return any(
+            isinstance(e, _FENCED) or any(isinstance(a, _FENCED) for a in e.args)
+            for e in (error, last)
+            if e is not None
+        )
+
+    def _abort(self, cause: BaseException) -> BaseException:
+        """Abort the open transaction after ``cause``; return what to tell the runtime."""
+        self.aborted_transactions += 1
+        try:
+            self._producer.abort_transaction()
+        except (KafkaError, OSError) as exc:
+            return BusError(
+                f"a Kafka transaction failed ({type(cause).__name__}: {cause}) and could not "
+                f"be aborted ({type(exc).__name__}: {exc}); the brokers abort it at its "
+                "timeout. Stopping: its input records are read again after a restart",
+                reason="transaction_failed",
+            )
+        return TransactionAborted(
+            f"Kafka transaction aborted: {type(cause).__name__}: {cause}; its input records "
+            "are read again from the last committed offsets"
+        )
+
     def _new_producer(self) -> KafkaProducer:
         # Results arrive as lists of a poll's size: 256 KiB batches carry one list in a
         # few requests (kafka-python's 16 KiB default cost 30 % of the producer thread's
         # time in per-batch work), and a 1 ms linger sends it without the 5 ms wait the
         # ping latency showed (docs/benchmarks.md, "Batch-first data path").
+        transactional: dict[str, Any] = {}
+        if self.transactional_id is not None:
+            transactional = {
+                "transactional_id": self.transactional_id,
+                "transaction_timeout_ms": self.transaction_timeout_ms,
+            }
         return KafkaProducer(
             acks="all",
             enable_idempotence=True,
             linger_ms=1,
             batch_size=256 * 1024,
             max_request_size=self.max_request_bytes,
+            **transactional,
             **self.client_config,
         )
 
     def _run(self) -> None:
         try:
             self._producer = self._new_producer()
-        except (KafkaError, OSError, ValueError) as exc:
+            if self.transactional_id is not None:
+                self._open_transactions(self._producer)
+        except (KafkaError, OSError, ValueError, ConfigError) as exc:
             self._failure = exc
             self._ready.set()
             return
@@ -132,6 +266,8 @@ class ProducerBridge:
                 pass
         finally:
             try:
+                if self.transactional_id is not None:
+                    self._abort_open_transaction()
                 self._producer.close(timeout=self.close_timeout_s)  # flushes first
             except KafkaTimeoutError:
                 logger.error(
@@ -140,6 +276,13 @@ class ProducerBridge:
                     self.close_timeout_s,
                 )
                 self._force_close(self._producer)
+
+    def _abort_open_transaction(self) -> None:
+        """Abort the transaction left open at close (its records were never committed)."""
+        try:
+            self._producer.abort_transaction()
+        except (KafkaError, OSError) as exc:
+            logger.info("Kafka producer: the open transaction ends at its timeout: %s", exc)
 
     def _force_close(self, producer: KafkaProducer) -> None:
         """Stop a producer whose close gave up.
@@ -159,15 +302,31 @@ class ProducerBridge:
         while True:
             if item is _STOP:
                 return False
+            if isinstance(item, _Commit):
+                try:
+                    self._commit(item)
+                except Exception as exc:  # never leave the runtime waiting on a commit
+                    item.outcome = BusError(f"Kafka transaction commit failed: {exc!r}")
+                finally:
+                    item.done.set()
+                item = self._next_queued()
+                if item is None:
+                    return True
+                continue
             assert isinstance(item, tuple)
             records, settling = item
             self._replace_if_fatal()
             for index, record in enumerate(records):
                 self._send(self._producer, record, settling, index)
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+            item = self._next_queued()
+            if item is None:
                 return True
+
+    def _next_queued(self) -> object | None:
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
 
     def _replace_if_fatal(self) -> None:
         """Replace a producer that kafka-python has put in its fatal state.
@@ -178,8 +337,8 @@ class ProducerBridge:
         them; new records go to a new producer.
         """
         manager = getattr(self._producer, "_transaction_manager", None)
-        if manager is None or not manager.has_fatal_error():
-            return
+        if manager is None or not manager.has_fatal_error() or self.transactional_id is not None:
+            return  # a transactional producer's failure fails its transaction instead
         logger.warning("the Kafka producer hit a fatal error: replacing it")
         self.replacements += 1
         self._producer.close(timeout=5)

@@ -1,0 +1,84 @@
+"""A transactional outbox releases exactly the outputs whose input offsets a commit covers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import pytest
+
+from onex_actors.app import HostConfig
+from onex_actors.app._bootstrap import check_delivery
+from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.core import ConfigError
+from onex_actors.runtime import CommitTracker, OutboundRecord, Outbox, Record, Ticket
+
+
+def _records(topic: str, offsets: Sequence[int]) -> list[Record]:
+    return [Record(topic, 0, offset, None, b"{}") for offset in offsets]
+
+
+def _ticket(tracker: CommitTracker, records: list[Record]) -> Ticket:
+    marks = tracker.track(records)
+    return Ticket(partial(CommitTracker.settle, marks), parts=len(records), marks=marks)
+
+
+def _output(name: str) -> OutboundRecord:
+    return OutboundRecord("onex.evt.out", name.encode())
+
+
+async def _answer(outbox: Outbox, ticket: Ticket, name: str) -> None:
+    await outbox.publish(_output(name), ticket)
+    ticket.seal()
+
+
+async def test_outputs_wait_until_every_earlier_input_is_done() -> None:
+    tracker = CommitTracker()
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    first = _ticket(tracker, _records("cmd", [0]))
+    second = _ticket(tracker, _records("cmd", [1]))
+    await _answer(outbox, second, "second")  # done out of order: offset 0 still running
+    assert second.settled  # held outputs count as delivered at once
+    assert list(tracker.due().values()) == [0]  # nothing may be committed past offset 0
+    assert outbox.release() == []  # so nothing of offset 1 may be in this transaction
+    assert outbox.held == 1
+    await _answer(outbox, first, "first")
+    due = tracker.due()
+    released = outbox.release()
+    assert list(due.values()) == [2]
+    assert [r.value for r in released] == [b"second", b"first"]  # in the order held
+    assert outbox.held == 0
+
+
+async def test_log_events_go_with_any_transaction_and_read_again_outputs_never() -> None:
+    tracker = CommitTracker()
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    pending = _ticket(tracker, _records("cmd", [0]))
+    await outbox.publish(_output("log"))  # no input record: a runtime log event
+    await outbox.publish(_output("partial"), pending)  # its slice is not sealed yet
+    assert [r.value for r in outbox.release()] == [b"log"]
+    tracker.retire_all()  # a rebalance: offset 0 is read again from the last commit
+    pending.seal()
+    assert outbox.release() == []
+    assert outbox.held == 0  # dropped: the re-read record answers anew
+    assert tracker.due() == {}
+
+
+def test_exactly_once_needs_a_kafka_bus_and_kafka_python() -> None:
+    inprocess = HostConfig.model_validate({"delivery": {"mode": "exactly_once"}})
+    with pytest.raises(ConfigError, match=r"bus\.kind is inprocess: use bus\.kind: kafka"):
+        check_delivery(inprocess)
+    confluent = HostConfig.model_validate(
+        {
+            "bus": {"kind": "kafka"},
+            "kafka": {"client": "confluent"},
+            "delivery": {"mode": "exactly_once"},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"kafka\.client: kafka-python"):
+        check_delivery(confluent)
+    check_delivery(HostConfig.model_validate({"bus": {"kind": "kafka"}, **_eos()}))
+
+
+def _eos() -> dict[str, object]:
+    return {"delivery": {"mode": "exactly_once"}}
