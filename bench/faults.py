@@ -28,6 +28,7 @@ from onex_actors.testing.faults import (
     ScenarioResult,
     always_raising,
     broker_outage,
+    kill_9_db_rows,
     kill_9_restart,
     malformed_records,
     node_kills,
@@ -51,6 +52,7 @@ def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
         "kill-9": lambda lab: kill_9_restart(lab, commands),
         "broker": lambda lab: broker_outage(lab, commands, outage_s=10),
         "postgres": lambda lab: postgres_outage(lab, commands // 10, outage_s=30),
+        "db-rows": lambda lab: kill_9_db_rows(lab, commands // 5),
         "node-kills": lambda lab: node_kills(lab, commands, kills=1000),
         "raising": lambda lab: always_raising(lab, commands // 10),
         "sigterm": lambda lab: sigterm_restart(lab, commands),
@@ -131,7 +133,7 @@ def main() -> None:
             seed(postgres.dsn)
             lab.postgres, lab.postgres_dsn = postgres, postgres.dsn
         for name in names:
-            if name == "postgres" and postgres is None:
+            if name in ("postgres", "db-rows") and postgres is None:
                 print("postgres: skipped (DATABASE_URL set; the scenario must stop the server)")
                 continue
             result = chosen[name](lab)

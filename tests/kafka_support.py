@@ -97,6 +97,10 @@ class NamespacedConsumer:
         assert isinstance(self.inner, RewindableConsumer)
         return await self.inner.wait_revocation(seen)
 
+    async def transaction_state(self) -> tuple[object | None, int]:
+        assert isinstance(self.inner, RewindableConsumer)
+        return await self.inner.transaction_state()
+
 
 @attrs.define
 class NamespacedBus:
@@ -152,9 +156,8 @@ class NamespacedBus:
         return isinstance(self.inner, TransactionalBus) and self.inner.transactional
 
     async def commit_transaction(
-        self, offsets: Mapping[TopicPartition, int], consumer: BusConsumer
+        self, offsets: Mapping[TopicPartition, int], group_metadata: object
     ) -> None:
         assert isinstance(self.inner, TransactionalBus)
-        assert isinstance(consumer, NamespacedConsumer)
         real = {TopicPartition(self.topic(tp.topic), tp.partition): o for tp, o in offsets.items()}
-        await self.inner.commit_transaction(real, consumer.inner)
+        await self.inner.commit_transaction(real, group_metadata)

@@ -16,6 +16,7 @@ from onex_actors.testing.faults import (
     FaultLab,
     ScenarioResult,
     always_raising,
+    kill_9_db_rows,
     kill_9_restart,
     malformed_records,
     node_kills,
@@ -174,3 +175,10 @@ def test_postgres_stopped_mid_run_is_ridden_out(
     result = postgres_outage(lab, 200, outage_s=5)
     assert result.passed, table(result)
     assert result.report.dead_lettered == 0
+
+
+def test_kill_9_of_a_db_node_leaves_one_row_per_command(lab: FaultLab, postgres_dsn: str) -> None:
+    lab.postgres_dsn = postgres_dsn
+    result = kill_9_db_rows(lab, 2000)
+    assert result.passed, table(result)
+    assert "2,000 rows for 2,000 commands (2,000 distinct)" in result.note

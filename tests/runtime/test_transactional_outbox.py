@@ -64,6 +64,25 @@ async def test_log_events_go_with_any_transaction_and_read_again_outputs_never()
     assert tracker.due() == {}
 
 
+async def test_a_partition_read_again_by_the_client_voids_what_was_in_flight() -> None:
+    tracker = CommitTracker()
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    first_read = _ticket(tracker, _records("cmd", [5, 6]))
+    # the client reset its position to the last commit (a rebalance gave the partition
+    # back) before the runtime heard of it: offsets 5 and 6 arrive again
+    second_read = _ticket(tracker, _records("cmd", [5, 6]))
+    await outbox.publish(_output("5 first"), first_read)
+    await outbox.publish(_output("6 first"), first_read)
+    first_read.seal()
+    first_read.seal()
+    await outbox.publish(_output("5 again"), second_read)
+    await outbox.publish(_output("6 again"), second_read)
+    second_read.seal()
+    second_read.seal()
+    assert list(tracker.due().values()) == [7]
+    assert [r.value for r in outbox.release()] == [b"5 again", b"6 again"]  # once each
+
+
 def test_exactly_once_needs_a_kafka_bus_and_kafka_python() -> None:
     inprocess = HostConfig.model_validate({"delivery": {"mode": "exactly_once"}})
     with pytest.raises(ConfigError, match=r"bus\.kind is inprocess: use bus\.kind: kafka"):

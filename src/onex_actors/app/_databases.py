@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from onex_actors.bridges.postgres import PoolSpec, PostgresPool, open_pools
+from onex_actors.bridges.postgres import ANSWERS_SCHEMA, PoolSpec, PostgresPool, open_pools
 from onex_actors.core import ConfigError, RoutingTable
 from onex_actors.devinfra import EmbeddedPostgres
 
@@ -29,12 +29,27 @@ def demo_seed_sql() -> str:
 
 
 def needed_connections(table: RoutingTable) -> dict[str, list[str]]:
-    """Map each connection name to the hosted db nodes that use it."""
+    """Map each connection name to the hosted nodes that use it.
+
+    Db nodes, and nodes keeping their answers there (``durable_idempotency``).
+    """
     needed: dict[str, list[str]] = {}
     for node_id, node in table.hosted.items():
-        if node.contract.db is not None:
-            needed.setdefault(node.contract.db.connection, []).append(node_id)
+        names = {node.contract.db.connection} if node.contract.db is not None else set()
+        if (answers := node.contract.answers_connection) is not None:
+            names.add(answers)
+        for name in sorted(names):
+            needed.setdefault(name, []).append(node_id)
     return needed
+
+
+def answers_connections(table: RoutingTable) -> set[str]:
+    """Return the connections keeping some hosted node's answers."""
+    return {
+        answers
+        for node in table.hosted.values()
+        if (answers := node.contract.answers_connection) is not None
+    }
 
 
 @asynccontextmanager
@@ -59,9 +74,11 @@ async def open_databases(
             settings = config.databases.get(name)
             if settings is None:
                 known = ", ".join(sorted(config.databases)) or "none"
+                node = table.hosted[nodes[0]].contract
+                key = "db.connection" if node.db is not None else "durable_idempotency.connection"
                 raise ConfigError(
-                    f"node {nodes[0]!r} uses db.connection {name!r}, which is not in the "
-                    f"config's databases (known: {known})"
+                    f"node {nodes[0]!r} uses {key} {name!r}, which is not in the config's "
+                    f"databases (known: {known}): add databases.{name} to the config"
                 )
             dsn = settings.dsn.get_secret_value() if settings.dsn else None
             if dsn is None and name == "default":
@@ -91,4 +108,6 @@ async def open_databases(
         pools = await stack.enter_async_context(open_pools(specs))
         for name in embedded:
             await pools[name].execute_script(demo_seed_sql())
+        for name in answers_connections(table):
+            await pools[name].execute_script(ANSWERS_SCHEMA)
         yield pools

@@ -9,7 +9,13 @@ import attrs
 import httpx
 
 from onex_actors.core import ConfigError, EffectFamily, HostedNode, RoutingTable
-from onex_actors.handlers import DbHandler, HostAllowlist, HttpHandler, LocalHandler
+from onex_actors.handlers import (
+    DbHandler,
+    HostAllowlist,
+    HttpHandler,
+    LocalHandler,
+    RecordedHandler,
+)
 from onex_actors.runtime import Handler
 
 from ._config import HostConfig
@@ -64,9 +70,20 @@ async def open_handlers(
         )
         async with open_databases(db_table, config) as pools:
             for node_id, node in db_table.hosted.items():
-                if node.contract.db is not None:
+                contract = node.contract
+                answers = contract.answers_connection
+                durable = contract.durable_idempotency
+                if contract.db is not None:
                     handlers[node_id] = DbHandler(
-                        node.contract.db, pools[node.contract.db.connection]
+                        contract.db,
+                        pools[contract.db.connection],
+                        node_id=node_id,
+                        durable=durable,
+                        store=pools[answers] if answers is not None else None,
+                    )
+                elif answers is not None and durable is not None and node_id in handlers:
+                    handlers[node_id] = RecordedHandler(
+                        handlers[node_id], pools[answers], node_id, durable
                     )
             yield {**handlers, **overrides}
     finally:

@@ -70,6 +70,8 @@ class RuntimeHost:
             bus, max_envelope_bytes=config.max_envelope_bytes, transactional=self.transactional
         )
         self._commit_lock = trio.Lock()
+        self._revocations_handled = 0
+        """Revocations (as the consumer's client counts them) read again after."""
         self.aborted_transactions = 0
         self.log = RuntimeLog(self.outbox, table.runtime_id)
         self.group_id = config.consumer_group or table.runtime.consumer_group or table.runtime_id
@@ -238,6 +240,18 @@ class RuntimeHost:
         read again from the last committed offsets.
         """
         assert isinstance(self.bus, TransactionalBus)
+        if not isinstance(consumer, RewindableConsumer):
+            raise BusError(f"runtime {self.runtime_id!r}: this consumer cannot read again")
+        # the metadata first: a transaction of a generation that lost partitions since
+        # is fenced; one of a newer generation comes with a revocation handled here
+        metadata, revocations = await consumer.transaction_state()
+        if revocations > self._revocations_handled:
+            self._revocations_handled = revocations
+            await self._read_again(consumer)
+            return
+        if metadata is None:  # between generations: the next round commits
+            await trio.lowlevel.checkpoint()
+            return
         due = self.commits.due()
         released = self.outbox.release()
         if not due and not released:
@@ -245,7 +259,7 @@ class RuntimeHost:
             return
         await self.outbox.send_released(released)
         try:
-            await self.bus.commit_transaction(due, consumer)
+            await self.bus.commit_transaction(due, metadata)
         except TransactionAborted as exc:
             self.aborted_transactions += 1
             logger.warning("%s: %s", self.runtime_id, exc)
@@ -278,7 +292,10 @@ class RuntimeHost:
         while True:
             seen = await consumer.wait_revocation(seen)
             async with self._commit_lock:
-                await self._read_again(consumer)
+                _, revocations = await consumer.transaction_state()
+                if revocations > self._revocations_handled:
+                    self._revocations_handled = revocations
+                    await self._read_again(consumer)
 
     async def _consume(self, consumer: BusConsumer, runtime: NodeRuntime) -> None:
         for actor in runtime.actors.values():

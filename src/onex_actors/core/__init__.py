@@ -10,6 +10,7 @@ from ._contracts import AnyContract as AnyContract
 from ._contracts import BaseNodeContract as BaseNodeContract
 from ._contracts import ConsumeMode as ConsumeMode
 from ._contracts import DbEffect as DbEffect
+from ._contracts import DurableIdempotency as DurableIdempotency
 from ._contracts import EffectContract as EffectContract
 from ._contracts import EffectFamily as EffectFamily
 from ._contracts import HandlerFamilies as HandlerFamilies
@@ -111,6 +112,7 @@ __all__ = [
     "ContractId",
     "DbEffect",
     "Delivery",
+    "DurableIdempotency",
     "EffectContract",
     "EffectFamily",
     "EnvelopeError",

@@ -171,6 +171,25 @@ class DbEffect(_Model):
         return compile_named_sql(self.sql)
 
 
+class DurableIdempotency(_Model):
+    """Answers kept in PostgreSQL (table ``onex_answers``), across restarts.
+
+    A command redelivered after a restart is answered from its record instead of
+    executed again.
+
+    For a db node the record is written in the same database transaction as its
+    statement, so the statement's effect and the record commit together.
+    """
+
+    connection: str | None = None
+    """The database (``databases.<name>`` in the config) that keeps the records: by
+    default a db node's own ``db.connection``, else ``default``."""
+    retention_s: float = Field(default=7 * 86_400, gt=0)
+    """How long an answer is kept."""
+    max_entries: int = Field(default=1_000_000, ge=1)
+    """How many answers of the node are kept at most (the oldest go first)."""
+
+
 class EffectContract(BaseNodeContract):
     """A node whose handler does work outside the runtime: local, HTTP or database."""
 
@@ -179,6 +198,17 @@ class EffectContract(BaseNodeContract):
     local: LocalEffect | None = None
     http: HttpEffect | None = None
     db: DbEffect | None = None
+    durable_idempotency: DurableIdempotency | None = None
+    """Keep answers in PostgreSQL across restarts (nodes with side effects)."""
+
+    @property
+    def answers_connection(self) -> str | None:
+        """The database keeping this node's answers, if it keeps them durably."""
+        if self.durable_idempotency is None:
+            return None
+        if self.durable_idempotency.connection is not None:
+            return self.durable_idempotency.connection
+        return self.db.connection if self.db is not None else "default"
 
     @model_validator(mode="before")
     @classmethod
@@ -198,6 +228,17 @@ class EffectContract(BaseNodeContract):
                     f"effect_type is {family!r}, "
                     f"so the '{other.value}:' section does not belong here"
                 )
+        durable = self.durable_idempotency
+        if (
+            durable is not None
+            and self.db is not None
+            and durable.connection not in (None, self.db.connection)
+        ):
+            raise ValueError(
+                f"durable_idempotency.connection is {durable.connection!r} but db.connection is "
+                f"{self.db.connection!r}: a db node keeps its answers in its own database, in "
+                "the statement's transaction; drop durable_idempotency.connection"
+            )
         return self
 
 

@@ -8,13 +8,22 @@ import decimal
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import JsonValue
 
-from onex_actors.core import DbEffect, HandlerError, JsonPath, MissingValue, OnexEnvelope
-from onex_actors.runtime import HandlerHealth, SqlPool
+from onex_actors.core import (
+    DbEffect,
+    DurableIdempotency,
+    HandlerError,
+    JsonPath,
+    MissingValue,
+    OnexEnvelope,
+)
+from onex_actors.runtime import AnswerStore, HandlerHealth, SqlPool
+
+from ._recorded import AnswerPruner
 
 __all__ = ["DbHandler", "bind", "json_safe"]
 
@@ -83,15 +92,34 @@ class DbHandler:
 
     Values are always bound as parameters; no SQL text is built from envelope data.
     Each value is checked against its parameter's type (read from the database once).
-    Returns ``{"rows": [...], "rowcount": n, "status": "..."}``.
+    Returns ``{"rows": [...], "rowcount": n, "status": "..."}``. With ``durable`` (and
+    the pool as its ``AnswerStore``) the answer is recorded in the statement's own
+    transaction, and a redelivered command is answered from the record instead.
     """
 
-    def __init__(self, effect: DbEffect, pool: SqlPool) -> None:
+    def __init__(
+        self,
+        effect: DbEffect,
+        pool: SqlPool,
+        *,
+        node_id: str | None = None,
+        durable: DurableIdempotency | None = None,
+        store: AnswerStore | None = None,
+    ) -> None:
         compiled = effect.compiled
         self.sql = compiled.text
         self.bindings = tuple((name, JsonPath(effect.params[name])) for name in compiled.names)
         self.pool = pool
         self._types: tuple[str, ...] | None = None
+        self.node_id = node_id
+        self.store = store if durable is not None else None
+        self.pruner = (
+            AnswerPruner(store, node_id, durable)
+            if durable is not None and store is not None and node_id is not None
+            else None
+        )
+        self.recalled = 0
+        """Commands answered from the durable record instead of executed."""
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         """Run the statement for ``envelope``."""
@@ -111,14 +139,18 @@ class DbHandler:
             for (name, _), value, type_name in zip(self.bindings, values, self._types, strict=True)
         ]
         try:
+            if self.store is not None and self.node_id is not None:
+                if self.pruner is not None:
+                    await self.pruner.maybe_prune()
+                answer, recalled = await self.store.run_once(
+                    self.node_id, envelope.envelope_id, self.sql, args, _answer_of
+                )
+                self.recalled += recalled
+                return answer
             rows, status = await self.pool.run(self.sql, args)
         except HandlerError as exc:
             raise self._named(exc) from None
-        return {
-            "rows": [json_safe(dict(row)) for row in rows],
-            "rowcount": _rowcount(status, len(rows)),
-            "status": status,
-        }
+        return _answer_of(rows, status)
 
     def _named(self, error: HandlerError) -> HandlerError:
         """``error`` with the driver's ``$1`` as the contract's ``:name`` (what the user wrote)."""
@@ -141,6 +173,14 @@ class DbHandler:
 
     async def aclose(self) -> None:
         """Do nothing: pools are shared per connection and closed by their owner."""
+
+
+def _answer_of(rows: Sequence[Mapping[str, object]], status: str) -> Mapping[str, JsonValue]:
+    return {
+        "rows": [json_safe(dict(row)) for row in rows],
+        "rowcount": _rowcount(status, len(rows)),
+        "status": status,
+    }
 
 
 def _rowcount(status: str, returned: int) -> int:

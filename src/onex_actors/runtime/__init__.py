@@ -25,6 +25,8 @@ from ._outbox import Outbox as Outbox
 from ._outbox import RuntimeLog as RuntimeLog
 from ._outbox import record_size as record_size
 from ._ports import AckCallback as AckCallback
+from ._ports import AnswerOf as AnswerOf
+from ._ports import AnswerStore as AnswerStore
 from ._ports import BatchAck as BatchAck
 from ._ports import BatchHandler as BatchHandler
 from ._ports import Bus as Bus
@@ -48,6 +50,8 @@ __all__ = [
     "DURATION_BUCKETS_S",
     "RECORD_OVERHEAD",
     "AckCallback",
+    "AnswerOf",
+    "AnswerStore",
     "BatchAck",
     "BatchHandler",
     "Bus",

@@ -42,7 +42,8 @@ class CommitTracker:
         A record at or before the newest offset in flight on its partition means the
         partition was read again from its last commit (a rebalance, a seek): what was
         in flight there is being fetched again, so the partition starts afresh. Marks
-        of the old tracker still settle harmlessly, on a tracker no longer committed.
+        of the old tracker still settle harmlessly, on a tracker no longer committed and
+        retired (a transaction carries none of its outputs: they are answered again).
         """
         marks: OffsetMarks = []
         partitions = self._partitions
@@ -54,6 +55,8 @@ class CommitTracker:
                 last, offsets = key, partitions.get(key)
             offset = record.offset
             if offsets is None or not _follows(offsets, offset):
+                if offsets is not None:
+                    offsets.retired = True  # read again: what it tracks is void
                 offsets = partitions[key] = PartitionOffsets(offset)
             offsets.start(offset)
             marks.append((offsets, offset))

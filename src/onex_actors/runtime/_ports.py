@@ -6,6 +6,7 @@ knows only these protocols.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
@@ -196,6 +197,48 @@ class SqlPool(Protocol):
         ...
 
 
+AnswerOf = Callable[[Sequence[Mapping[str, object]], str], Mapping[str, JsonValue]]
+"""Turns a statement's rows and status into the node's answer (its result payload)."""
+
+
+class AnswerStore(Protocol):
+    """Answers of nodes kept durably (``durable_idempotency``), by node and envelope id.
+
+    A command redelivered after a restart is answered from here, not executed again.
+    """
+
+    async def run_once(
+        self,
+        node_id: str,
+        envelope_id: uuid.UUID,
+        sql: str,
+        args: Sequence[object],
+        answer_of: AnswerOf,
+    ) -> tuple[Mapping[str, JsonValue], bool]:
+        """Run ``sql`` and record its answer in one database transaction, unless answered.
+
+        Returns the answer and whether it was recalled (then the statement did not run).
+        """
+        ...
+
+    async def recall(self, node_id: str, envelope_id: uuid.UUID) -> Mapping[str, JsonValue] | None:
+        """Return the recorded answer of ``envelope_id``, if any."""
+        ...
+
+    async def remember(
+        self, node_id: str, envelope_id: uuid.UUID, answer: Mapping[str, JsonValue]
+    ) -> None:
+        """Record ``answer`` (a second record of one envelope keeps the first)."""
+        ...
+
+    async def prune(self, node_id: str, retention_s: float, max_entries: int) -> int:
+        """Drop ``node_id``'s answers past ``retention_s`` or its newest ``max_entries``.
+
+        Return how many went.
+        """
+        ...
+
+
 class Bus(Protocol):
     """Topics, subscriptions by pattern, consumer groups and publishing."""
 
@@ -261,6 +304,20 @@ class RewindableConsumer(BusConsumer, Protocol):
         """
         ...
 
+    async def transaction_state(self) -> tuple[object | None, int]:
+        """Return the group metadata to commit a transaction with, and a revocation count.
+
+        The metadata is None while the member is not settled in a generation: commit
+        nothing then.
+
+        The count is how many times the client had taken partitions away, read after
+        the metadata: metadata of a newer generation comes with its revocation counted.
+
+        A revocation the runtime has not handled yet means records in flight may belong
+        to another member now: read again before committing anything.
+        """
+        ...
+
 
 @runtime_checkable
 class TransactionalBus(Bus, Protocol):
@@ -272,9 +329,11 @@ class TransactionalBus(Bus, Protocol):
         ...
 
     async def commit_transaction(
-        self, offsets: Mapping[TopicPartition, int], consumer: BusConsumer
+        self, offsets: Mapping[TopicPartition, int], group_metadata: object
     ) -> None:
-        """Commit the open transaction with ``consumer``'s ``offsets``; open the next one.
+        """Commit the open transaction with a group member's ``offsets``; open the next one.
+
+        ``group_metadata`` is the member's (``RewindableConsumer.transaction_state``).
 
         It carries every record published before the call. Raises
         ``TransactionAborted`` when it was aborted instead (nothing of it is visible),

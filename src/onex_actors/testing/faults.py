@@ -8,13 +8,16 @@ and returns a :class:`ScenarioResult`: the checker's report plus what was measur
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 
+import asyncpg
 import trio
 from pydantic import JsonValue
 
@@ -43,6 +46,7 @@ __all__ = [
     "ScenarioResult",
     "always_raising",
     "broker_outage",
+    "kill_9_db_rows",
     "kill_9_restart",
     "malformed_records",
     "node_kills",
@@ -235,6 +239,60 @@ def postgres_outage(lab: FaultLab, commands: int, outage_s: float = 30) -> Scena
     dead = report.dead_lettered
     note = f"database away {outage_s:g} s; {dead} dead letters (retries should cover it)"
     return ScenarioResult("PostgreSQL stopped", report, note, survived)
+
+
+def kill_9_db_rows(lab: FaultLab, commands: int) -> ScenarioResult:
+    """Kill -9 a db node inserting one row per command mid-stream, then restart it.
+
+    The node keeps its answers durably (``durable_idempotency``): every command the
+    restarted host is given again was either rolled back with its record or is
+    answered from the record. Passes when the table holds exactly one row per command.
+    """
+    if lab.postgres_dsn is None:
+        raise ValueError("the db-rows scenario needs the lab's PostgreSQL")
+    table = f"kill9_rows_{uuid.uuid4().hex[:8]}"
+    _sql(lab.postgres_dsn, f"create table {table} (id bigserial primary key, envelope_id uuid)")
+    body = (
+        "effect_type: db\nconcurrency: 8\ndurable_idempotency: {}\n"
+        f"db: {{sql: 'insert into {table} (envelope_id) values (:id)', "
+        "params: {id: '$.envelope_id'}}\n"
+    )
+    setup = lab.contracts("dbrows", {"rows": body}, ["db"])
+    reader = lab.reader(setup)
+    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
+        with lab.host(setup) as proc:
+            _wait_for_answers(lab, reader, stream, commands // 3)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        killed_at = reader.answered(stream.sent())
+        with lab.host(setup) as proc:
+            sent = stream.join()
+            report = lab.settle(reader, sent)
+            survived = proc.poll() is None
+    reader.close()
+    ((rows, distinct),) = _sql(
+        lab.postgres_dsn, f"select count(*), count(distinct envelope_id) from {table}"
+    )
+    repeated = report.duplicated
+    note = (
+        f"killed at {killed_at:,} answers; {rows:,} rows for {len(sent):,} commands "
+        f"({distinct:,} distinct); {repeated:,} commands answered twice, from the record"
+    )
+    exact = rows == distinct == len(sent)
+    return ScenarioResult("kill -9, db rows", report, note, survived and exact)
+
+
+def _sql(dsn: str, sql: str) -> list[tuple[object, ...]]:
+    """Run ``sql`` on a connection of its own; return its rows."""
+
+    async def run() -> list[tuple[object, ...]]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return [tuple(row) for row in await connection.fetch(sql)]
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
 
 
 def malformed_records(

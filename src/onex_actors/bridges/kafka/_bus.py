@@ -14,7 +14,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, BusConsumer, DoneOffsets, OutboundRecord, TopicPartition
+from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, TopicPartition
 
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
@@ -100,20 +100,16 @@ class KafkaBus:
         return self.producer.transactional_id is not None
 
     async def commit_transaction(
-        self, offsets: Mapping[TopicPartition, int], consumer: BusConsumer
+        self, offsets: Mapping[TopicPartition, int], group_metadata: object
     ) -> None:
-        """Commit the producer's open transaction with ``consumer``'s ``offsets``.
+        """Commit the producer's open transaction with a consumer's ``offsets``.
 
         The offsets go with the consumer's group metadata (KIP-447), so a member whose
         generation the group has left behind cannot commit: its transaction aborts.
         """
         if self.producer.transactional_id is None:
             raise BusError("this Kafka bus has no transactional producer (delivery: at_least_once)")
-        if not isinstance(consumer, KafkaConsumerBridge):
-            raise BusError("a Kafka transaction commits the offsets of a Kafka consumer only")
-        owned = {tp: offset for tp, offset in offsets.items() if tp in consumer.assignment}
-        metadata = await consumer.group_metadata()
-        await self.producer.commit_transaction(owned, metadata)
+        await self.producer.commit_transaction(offsets, group_metadata)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""

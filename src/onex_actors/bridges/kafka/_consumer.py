@@ -22,6 +22,7 @@ import trio
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError
+from kafka.structs import MemberState
 
 from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import Record, TopicPartition
@@ -102,6 +103,8 @@ class KafkaConsumerBridge(GroupMember):
         self._token: trio.lowlevel.TrioToken | None = None
         self._consumer: KafkaConsumer | None = None
         self.rebalances = 0
+        self.revoked_by_client = 0
+        """Revocations as kafka-python's rebalance listener saw them (its IO thread)."""
         self.polling_since: float | None = None
         """``time.monotonic()`` when the consumer thread entered its current poll."""
 
@@ -172,9 +175,29 @@ class KafkaConsumerBridge(GroupMember):
             return
         await self._call(lambda consumer: _commit(consumer, owned))
 
-    async def group_metadata(self) -> object:
-        """Return this member's group metadata (generation, member id) for a transaction."""
-        return await self._call(lambda consumer: consumer.group_metadata())
+    async def transaction_state(self) -> tuple[object | None, int]:
+        """Return this member's group metadata, then the revocations counted so far.
+
+        The count is kafka-python's own: its rebalance listener runs before the member
+        rejoins, so metadata of a newer generation, read first, always comes with its
+        revocation counted. The metadata is None while the member is not a stable member
+        of a generation: kafka-python resets the generation to -1 when a heartbeat
+        finds it fenced, before its listener learns anything, and the brokers accept a
+        transaction's offsets of generation -1 unchecked (the pre-KIP-447 form).
+        """
+
+        def read(consumer: KafkaConsumer) -> tuple[object | None, int]:
+            metadata = consumer.group_metadata()
+            stable = (
+                metadata.state == MemberState.STABLE
+                and metadata.generation_id >= 0
+                and bool(metadata.member_id)
+            )
+            return (metadata if stable else None), self.revoked_by_client
+
+        state = await self._call(read)
+        assert isinstance(state, tuple)
+        return state
 
     async def rewind(self) -> None:
         """Read every owned partition again from its last committed offset.
@@ -391,6 +414,8 @@ class KafkaConsumerBridge(GroupMember):
         # Runs on kafka-python's IO thread, which must not block and must not be
         # re-entered; nothing is committed here. The periodic commit already covers
         # what is done, and the next owner re-reads the rest: duplicates, never loss.
+        if revoked:
+            self.revoked_by_client += 1
         self._soon(self._revoked, [_ours(tp) for tp in revoked])
 
     def _on_assigned(self, assigned: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,10 +12,12 @@ from typing import Any
 import asyncpg
 import attrs
 import trio_asyncio
+from pydantic import JsonValue
 
 from onex_actors.core import ConfigError, HandlerError
+from onex_actors.runtime import AnswerOf
 
-__all__ = ["PoolSpec", "PostgresPool", "open_pools"]
+__all__ = ["ANSWERS_SCHEMA", "PoolSpec", "PostgresPool", "open_pools"]
 
 # SQLSTATE classes worth retrying: connection exceptions, transaction rollback
 # (serialization failure, deadlock), insufficient resources (too many connections),
@@ -76,16 +80,22 @@ class PostgresPool:
 
     async def _run(self, sql: str, args: Sequence[object]) -> tuple[list[asyncpg.Record], str]:
         async with self.pool.acquire() as connection:
-            execute = getattr(connection, "_execute", None)
-            if execute is not None:
-                # What asyncpg's own Connection.execute(sql, *args) calls: rows and status
-                # in one round trip through the connection's statement cache.
-                # Connection.prepare() (the fallback) parses the statement every time.
-                rows, status, _ = await execute(sql, args, 0, None, return_status=True)
-                return list(rows), status.decode()
-            statement = await connection.prepare(sql)
-            prepared: list[asyncpg.Record] = await statement.fetch(*args)
-            return prepared, str(statement.get_statusmsg())
+            return await self._execute(connection, sql, args)
+
+    @staticmethod
+    async def _execute(
+        connection: asyncpg.Connection, sql: str, args: Sequence[object]
+    ) -> tuple[list[asyncpg.Record], str]:
+        execute = getattr(connection, "_execute", None)
+        if execute is not None:
+            # What asyncpg's own Connection.execute(sql, *args) calls: rows and status
+            # in one round trip through the connection's statement cache.
+            # Connection.prepare() (the fallback) parses the statement every time.
+            rows, status, _ = await execute(sql, args, 0, None, return_status=True)
+            return list(rows), status.decode()
+        statement = await connection.prepare(sql)
+        prepared: list[asyncpg.Record] = await statement.fetch(*args)
+        return prepared, str(statement.get_statusmsg())
 
     async def parameter_types(self, sql: str) -> tuple[str, ...]:
         """Return the PostgreSQL type name of each ``$n`` parameter of ``sql`` (``int4``...)."""
@@ -106,6 +116,77 @@ class PostgresPool:
             await trio_asyncio.aio_as_trio(self.pool.execute)(script)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise map_error(exc, self.name) from None
+
+    async def run_once(
+        self,
+        node_id: str,
+        envelope_id: uuid.UUID,
+        sql: str,
+        args: Sequence[object],
+        answer_of: AnswerOf,
+    ) -> tuple[Mapping[str, JsonValue], bool]:
+        """Run ``sql`` and record its answer in one transaction, unless already answered.
+
+        Returns the answer and whether it was recalled. Two hosts running the same
+        command at once: the second one's record collides with the first's, its
+        transaction (statement included) rolls back, and it answers with the first's.
+        """
+        try:
+            outcome: tuple[Mapping[str, JsonValue], bool] = await trio_asyncio.aio_as_trio(
+                self._run_once
+            )(node_id, envelope_id, sql, args, answer_of)
+        except asyncpg.UniqueViolationError:
+            recalled = await self.recall(node_id, envelope_id)
+            if recalled is None:
+                raise HandlerError(
+                    f"database {self.name!r}: the answer of {envelope_id} collided with "
+                    "another host's, which is gone now",
+                    error_type="db_answer_conflict",
+                    retryable=True,
+                ) from None
+            return recalled, True
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            error = map_error(exc, self.name)
+            self._lost_connections = self._lost_connections or error.retryable
+            raise error from None
+        return outcome
+
+    async def _run_once(
+        self,
+        node_id: str,
+        envelope_id: uuid.UUID,
+        sql: str,
+        args: Sequence[object],
+        answer_of: AnswerOf,
+    ) -> tuple[Mapping[str, JsonValue], bool]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            stored = await connection.fetchval(_RECALL, node_id, envelope_id)
+            if stored is not None:
+                return json.loads(stored), True
+            rows, status = await self._execute(connection, sql, args)
+            answer = answer_of(rows, status)
+            await connection.execute(_REMEMBER, node_id, envelope_id, json.dumps(answer))
+            return answer, False
+
+    async def recall(self, node_id: str, envelope_id: uuid.UUID) -> Mapping[str, JsonValue] | None:
+        """Return the recorded answer of ``envelope_id`` for ``node_id``, if any."""
+        rows, _ = await self.run(_RECALL, (node_id, envelope_id))
+        if not rows:
+            return None
+        answer: Mapping[str, JsonValue] = json.loads(rows[0][0])
+        return answer
+
+    async def remember(
+        self, node_id: str, envelope_id: uuid.UUID, answer: Mapping[str, JsonValue]
+    ) -> None:
+        """Record ``answer``; a record already there for the envelope is kept."""
+        await self.run(_REMEMBER_IF_NEW, (node_id, envelope_id, json.dumps(answer)))
+
+    async def prune(self, node_id: str, retention_s: float, max_entries: int) -> int:
+        """Drop answers of ``node_id`` past ``retention_s`` or its newest ``max_entries``."""
+        _, aged = await self.run(_PRUNE_AGED, (node_id, retention_s))
+        _, extra = await self.run(_PRUNE_EXTRA, (node_id, max_entries))
+        return _deleted(aged) + _deleted(extra)
 
     def size(self) -> int:
         """Return how many connections the pool holds now."""
@@ -175,3 +256,34 @@ def _cannot_connect(name: str, exc: BaseException) -> str:
         f"databases.{name}: cannot connect: {type(exc).__name__}: {exc}; "
         "check the DSN (or DATABASE_URL) and that the server is up"
     )
+
+
+ANSWERS_SCHEMA = """
+create table if not exists onex_answers (
+    node_id text not null,
+    envelope_id uuid not null,
+    answer jsonb not null,
+    answered_at timestamptz not null default now(),
+    primary key (node_id, envelope_id)
+);
+create index if not exists onex_answers_by_age on onex_answers (node_id, answered_at);
+"""
+"""The durable idempotency record (``durable_idempotency``), created at start-up."""
+
+_RECALL = "select answer::text from onex_answers where node_id = $1 and envelope_id = $2"
+_REMEMBER = "insert into onex_answers (node_id, envelope_id, answer) values ($1, $2, $3::jsonb)"
+_REMEMBER_IF_NEW = _REMEMBER + " on conflict do nothing"
+_PRUNE_AGED = (
+    "delete from onex_answers where node_id = $1 "
+    "and answered_at < now() - make_interval(secs => $2)"
+)
+_PRUNE_EXTRA = (
+    "delete from onex_answers where node_id = $1 and envelope_id in ("
+    "select envelope_id from onex_answers where node_id = $1 "
+    "order by answered_at desc offset $2)"
+)
+
+
+def _deleted(status: str) -> int:
+    count = status.rsplit(" ", 1)[-1]
+    return int(count) if count.isdigit() else 0
