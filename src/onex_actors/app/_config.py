@@ -145,6 +145,8 @@ class DeliverySettings(_Settings):
     transaction_interval_s: float = Field(default=0.1, gt=0)
     """How often the open transaction is committed (``exactly_once``); results become
     visible to ``read_committed`` readers then."""
+    max_transaction_records: int = Field(default=5_000, ge=1)
+    """Commit sooner once this many outputs wait for the next transaction."""
     transactional_id: str | None = None
     """The producer's transactional id; unique per host. Default: ``<group>-<host name>-
     <pid>``. A stable one (a StatefulSet pod's name) lets a restarted host abort the open

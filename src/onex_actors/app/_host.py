@@ -8,6 +8,7 @@ runtime's own commands (discover, health), periodic commits and an orderly stop.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Mapping
 
@@ -215,11 +216,17 @@ class RuntimeHost:
         self.assigned = True
 
     async def _commit_periodically(self, consumer: BusConsumer) -> None:
-        interval = self.config.commit_interval_s
         if self.transactional:
-            interval = self.config.delivery.transaction_interval_s
+            delivery = self.config.delivery
+            while True:  # every interval, or sooner when a transaction's worth waits
+                deadline = trio.current_time() + delivery.transaction_interval_s
+                with trio.move_on_at(deadline):
+                    await self.outbox.wait_held(delivery.max_transaction_records)
+                await self._commit(consumer)
+                if self.outbox.held >= delivery.max_transaction_records:
+                    await trio.sleep_until(deadline)  # held behind a gap: no hurry
         while True:
-            await trio.sleep(interval)
+            await trio.sleep(self.config.commit_interval_s)
             await self._commit(consumer)
 
     async def _commit(self, consumer: BusConsumer) -> None:
@@ -262,7 +269,7 @@ class RuntimeHost:
             await self.bus.commit_transaction(due, metadata)
         except TransactionAborted as exc:
             self.aborted_transactions += 1
-            logger.warning("%s: %s", self.runtime_id, exc)
+            logger.warning("%s (pid %d): %s", self.runtime_id, os.getpid(), exc)
             await self._read_again(consumer)
             return
         self.commits.committed(due)

@@ -85,6 +85,7 @@ class Outbox:
         self.transactional = transactional
         """Hold outputs for :meth:`release` instead of publishing them at once."""
         self._held: list[tuple[Ticket | None, OutboundRecord]] = []
+        self._held_more = trio.Event()
         self.unacknowledged = 0
         """Records handed to the bus whose acknowledgement (or fallback) is still due."""
         self.failed = 0
@@ -186,9 +187,16 @@ class Outbox:
         """Outputs a transactional outbox holds for a later transaction."""
         return len(self._held)
 
+    async def wait_held(self, count: int) -> None:
+        """Wait until a transactional outbox holds at least ``count`` outputs."""
+        while len(self._held) < count:
+            self._held_more = trio.Event()
+            await self._held_more.wait()
+
     def _hold(self, records: Sequence[OutboundRecord], acks: Sequence[AckCallback | None]) -> None:
         for record, on_ack in zip(records, acks, strict=True):
             self._held.append((ticket_of(on_ack), record))
+        self._held_more.set()
         for on_ack in acks:
             if on_ack is not None:
                 on_ack(None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import queue
 import sys
 import threading
@@ -208,12 +209,20 @@ class KafkaConsumerBridge(GroupMember):
 
     def _rewind(self, consumer: KafkaConsumer) -> None:
         self._epoch += 1
+        sought = []
         for tp in consumer.assignment():
             committed = consumer.committed(tp)
             if committed is None:
                 consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, committed)
+            sought.append(f"{tp.topic}:{tp.partition}@{committed}")
+        logger.info(
+            "Kafka consumer of group %s (pid %d) reads again from %s",
+            self.group_id,
+            os.getpid(),
+            ", ".join(sorted(sought)) or "no partition",
+        )
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching ``partitions``; polling goes on.

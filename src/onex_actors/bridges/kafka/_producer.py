@@ -8,6 +8,7 @@ consumer's group metadata, so a member of an older generation is fenced) and com
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -186,10 +187,7 @@ class ProducerBridge:
             self.transactions += 1
         except (KafkaError, OSError) as exc:
             if not self._fenced(exc):
-                command.outcome = self._abort(exc)
-                if not isinstance(command.outcome, TransactionAborted):
-                    return
-                producer.begin_transaction()
+                command.outcome = self._abort(exc)  # a new producer, its transaction open
                 return
             command.outcome = BusError(
                 f"the Kafka producer with transactional id {self.transactional_id!r} was "
@@ -198,7 +196,7 @@ class ProducerBridge:
                 reason="producer_fenced",
             )
             return
-        producer.begin_transaction()
+        self._producer.begin_transaction()
 
     def _fenced(self, error: BaseException) -> bool:
         """Whether ``error`` (or the transaction's recorded error) is a fencing.
@@ -225,10 +223,32 @@ class ProducerBridge:
                 "timeout. Stopping: its input records are read again after a restart",
                 reason="transaction_failed",
             )
+        try:
+            self._renew()
+        except (KafkaError, OSError, ConfigError) as exc:
+            return BusError(
+                f"a Kafka transaction was aborted and the producer could not start again: {exc}",
+                reason="transaction_failed",
+            )
         return TransactionAborted(
             f"Kafka transaction aborted: {type(cause).__name__}: {cause}; its input records "
             "are read again from the last committed offsets"
         )
+
+    def _renew(self) -> None:
+        """Replace the producer by a new one of the same transactional id.
+
+        Its ``init_transactions`` bumps the producer epoch, so a batch of the aborted
+        transaction still in flight (sent before the abort, retried after it) is
+        refused by the brokers instead of joining the next transaction: with the same
+        epoch, kafka-python 3.0 would carry it into the next transaction, which commits
+        it (the three-hosts fault scenario saw hundreds of such results twice).
+        """
+        old = self._producer
+        with contextlib.suppress(KafkaError, OSError):
+            old.close(timeout=self.close_timeout_s)
+        self._producer = self._new_producer()
+        self._open_transactions(self._producer)
 
     def _new_producer(self) -> KafkaProducer:
         # Results arrive as lists of a poll's size: 256 KiB batches carry one list in a
