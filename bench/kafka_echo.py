@@ -116,7 +116,7 @@ def wait_for_committed(
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
 
     def count() -> int:
-        offsets = admin.list_consumer_group_offsets(group)
+        offsets = admin.list_group_offsets(group).get(group, {})
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
 
     started = time.monotonic()
@@ -365,7 +365,9 @@ async def runtime_run(
             transactional_id=f"{runtime}-bench" if exactly_once else None,
         )
     listen = {"listen": "127.0.0.1:0"} if scraped else {}
-    delivery = {"mode": "exactly_once" if exactly_once else "at_least_once"}
+    delivery: dict[str, object] = {"mode": "exactly_once" if exactly_once else "at_least_once"}
+    if exactly_once and TRANSACTION_INTERVAL[0] is not None:
+        delivery["transaction_interval_s"] = TRANSACTION_INTERVAL[0]
     config = HostConfig.model_validate(
         {"gc_threshold": GC[0], "http": listen, "delivery": delivery}
     )
@@ -480,6 +482,10 @@ def faststream_batch_run(bootstrap: str, commands: int, pings: int) -> tuple[flo
     return asyncio.run(run())
 
 
+TRANSACTION_INTERVAL: list[float | None] = [None]
+"""``--transaction-interval``: runtime-eos's ``delivery.transaction_interval_s`` (default 0.1)."""
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values``, in milliseconds."""
     ordered = sorted(values)
@@ -529,10 +535,17 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--only", choices=list(CONTENDERS), nargs="+", default=list(CONTENDERS))
     parser.add_argument("--record", action="store_true", help="store medians for the plot")
+    parser.add_argument(
+        "--transaction-interval",
+        type=float,
+        default=None,
+        help="delivery.transaction_interval_s of the runtime-eos contender (default 0.1)",
+    )
     add_json_flag(parser)
     add_gc_flag(parser)
     args = parser.parse_args()
     GC[0] = apply_gc(args)
+    TRANSACTION_INTERVAL[0] = args.transaction_interval
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
     with broker(args.bootstrap) as bootstrap:
         for run in range(args.runs):

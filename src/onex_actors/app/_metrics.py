@@ -172,6 +172,17 @@ class HostCollector(Collector):
             "Records the producer could not deliver (results answered as errors instead).",
             value=host.outbox.failed,
         )
+        yield CounterMetricFamily(
+            "onex_transactions_aborted",
+            "Kafka transactions aborted (delivery: exactly_once); their input records are "
+            "read again.",
+            value=host.aborted_transactions,
+        )
+        yield GaugeMetricFamily(
+            "onex_outputs_held",
+            "Outputs waiting for a later transaction (delivery: exactly_once).",
+            value=host.outbox.held,
+        )
         yield self._lag()
         yield GaugeMetricFamily(
             "onex_consumer_assigned",

@@ -253,7 +253,7 @@ def kill_9_db_rows(lab: FaultLab, commands: int) -> ScenarioResult:
     table = f"kill9_rows_{uuid.uuid4().hex[:8]}"
     _sql(lab.postgres_dsn, f"create table {table} (id bigserial primary key, envelope_id uuid)")
     body = (
-        "effect_type: db\nconcurrency: 8\ndurable_idempotency: {}\n"
+        "effect_type: db\ndurable_idempotency: {}\n"
         f"db: {{sql: 'insert into {table} (envelope_id) values (:id)', "
         "params: {id: '$.envelope_id'}}\n"
     )
