@@ -89,17 +89,10 @@ def wait_for(bootstrap: str, topic: str, target: int, timeout_s: float = 180) ->
     """Seconds until ``topic`` holds ``target`` records (its end offsets, every 20 ms)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-
-    def count() -> int:
-        return sum(consumer.end_offsets(partitions).values())
-
-    started = time.monotonic()
     try:
-        while count() < target:
-            if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"{count()} of {target} results after {timeout_s} s")
-            time.sleep(0.02)
-        return time.monotonic() - started
+        return _seconds_until(
+            lambda: sum(consumer.end_offsets(partitions).values()), target, timeout_s, 0.02
+        )
     finally:
         consumer.close()
 
@@ -115,19 +108,26 @@ def wait_for_committed(
     """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
 
-    def count() -> int:
+    def committed() -> int:
         offsets = admin.list_group_offsets(group).get(group, {})
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
 
-    started = time.monotonic()
     try:
-        while count() < target:
-            if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"{count()} of {target} committed after {timeout_s} s")
-            time.sleep(0.05)
-        return time.monotonic() - started
+        return _seconds_until(committed, target, timeout_s, 0.05)
     finally:
         admin.close()
+
+
+def _seconds_until(
+    count: Callable[[], int], target: int, timeout_s: float, every_s: float
+) -> float:
+    """Seconds until ``count()`` reaches ``target``, asked every ``every_s``."""
+    started = time.monotonic()
+    while (reached := count()) < target:
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"{reached} of {target} after {timeout_s} s")
+        time.sleep(every_s)
+    return time.monotonic() - started
 
 
 class BarePipe:

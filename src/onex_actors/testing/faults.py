@@ -29,7 +29,7 @@ from onex_actors.core import (
 from onex_actors.registry import FileRegistry
 from onex_actors.runtime import Handler, HandlerHealth
 
-from ._checker import SentRecord
+from ._checker import DeliveryReport, SentRecord
 from ._fault_lab import FaultLab, ScenarioResult, Setup
 from ._workload import (
     CommandStream,
@@ -66,18 +66,18 @@ def kill_9_restart(lab: FaultLab, commands: int) -> ScenarioResult:
     """
     setup = lab.echo("kill9")
     reader = lab.reader(setup)
-    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
-        with lab.host(setup) as proc:
-            _wait_for_answers(lab, reader, stream, commands // 5)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        at_kill = committed_offsets(lab.bootstrap, setup.runtime, cmd_topic(setup.node))
+    at_kill: dict[int, int] = {}
+    answered: set[str] = set()
+
+    def seen_at_kill() -> None:
+        at_kill.update(committed_offsets(lab.bootstrap, setup.runtime, cmd_topic(setup.node)))
         reader.read_to_end()
-        answered = set(reader.causes)
-        with lab.host(setup) as proc:
-            sent = stream.join()
-            report = lab.settle(reader, sent)
-            survived = proc.poll() is None
+        answered.update(reader.causes)
+
+    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
+        sent, report, survived = _kill_then_restart(
+            lab, setup, reader, stream, commands // 5, seen_at_kill
+        )
     reader.close()
     window = sum(
         1 for r in sent if r.envelope_id in answered and r.offset >= at_kill.get(r.partition, 0)
@@ -259,27 +259,51 @@ def kill_9_db_rows(lab: FaultLab, commands: int) -> ScenarioResult:
     )
     setup = lab.contracts("dbrows", {"rows": body}, ["db"])
     reader = lab.reader(setup)
+    killed_at: list[int] = []
     with CommandStream(lab.bootstrap, setup.node, commands) as stream:
-        with lab.host(setup) as proc:
-            _wait_for_answers(lab, reader, stream, commands // 3)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        killed_at = reader.answered(stream.sent())
-        with lab.host(setup) as proc:
-            sent = stream.join()
-            report = lab.settle(reader, sent)
-            survived = proc.poll() is None
+        sent, report, survived = _kill_then_restart(
+            lab,
+            setup,
+            reader,
+            stream,
+            commands // 3,
+            lambda: killed_at.append(reader.answered(stream.sent())),
+        )
     reader.close()
     ((rows, distinct),) = _sql(
         lab.postgres_dsn, f"select count(*), count(distinct envelope_id) from {table}"
     )
     repeated = report.duplicated
     note = (
-        f"killed at {killed_at:,} answers; {rows:,} rows for {len(sent):,} commands "
+        f"killed at {killed_at[0]:,} answers; {rows:,} rows for {len(sent):,} commands "
         f"({distinct:,} distinct); {repeated:,} commands answered twice, from the record"
     )
     exact = rows == distinct == len(sent)
     return ScenarioResult("kill -9, db rows", report, note, survived and exact)
+
+
+def _kill_then_restart(
+    lab: FaultLab,
+    setup: Setup,
+    reader: OutcomeReader,
+    stream: CommandStream,
+    answers: int,
+    at_kill: Callable[[], None],
+) -> tuple[list[SentRecord], DeliveryReport, bool]:
+    """Kill -9 the host after ``answers`` answers, run ``at_kill``, restart, settle.
+
+    Returns what was sent, the checker's report and whether the restarted host survived.
+    """
+    with lab.host(setup) as proc:
+        _wait_for_answers(lab, reader, stream, answers)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    at_kill()
+    with lab.host(setup) as proc:
+        sent = stream.join()
+        report = lab.settle(reader, sent)
+        survived = proc.poll() is None
+    return sent, report, survived
 
 
 def _sql(dsn: str, sql: str) -> list[tuple[object, ...]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -80,11 +81,11 @@ class PostgresPool:
 
     async def _run(self, sql: str, args: Sequence[object]) -> tuple[list[asyncpg.Record], str]:
         async with self.pool.acquire() as connection:
-            return await self._execute(connection, sql, args)
+            return await self._execute(connection, sql=sql, args=args)
 
     @staticmethod
     async def _execute(
-        connection: asyncpg.Connection, sql: str, args: Sequence[object]
+        connection: asyncpg.Connection, *, sql: str, args: Sequence[object]
     ) -> tuple[list[asyncpg.Record], str]:
         execute = getattr(connection, "_execute", None)
         if execute is not None:
@@ -131,10 +132,11 @@ class PostgresPool:
         command at once: the second one's record collides with the first's, its
         transaction (statement included) rolls back, and it answers with the first's.
         """
+        statement = partial(self._execute, sql=sql, args=args)
         try:
             outcome: tuple[Mapping[str, JsonValue], bool] = await trio_asyncio.aio_as_trio(
                 self._run_once
-            )(node_id, envelope_id, sql, args, answer_of)
+            )(node_id, envelope_id, statement, answer_of)
         except asyncpg.UniqueViolationError:
             recalled = await self.recall(node_id, envelope_id)
             if recalled is None:
@@ -152,18 +154,13 @@ class PostgresPool:
         return outcome
 
     async def _run_once(
-        self,
-        node_id: str,
-        envelope_id: uuid.UUID,
-        sql: str,
-        args: Sequence[object],
-        answer_of: AnswerOf,
+        self, node_id: str, envelope_id: uuid.UUID, statement: _Statement, answer_of: AnswerOf
     ) -> tuple[Mapping[str, JsonValue], bool]:
         async with self.pool.acquire() as connection, connection.transaction():
             stored = await connection.fetchval(_RECALL, node_id, envelope_id)
             if stored is not None:
                 return json.loads(stored), True
-            rows, status = await self._execute(connection, sql, args)
+            rows, status = await statement(connection)
             answer = answer_of(rows, status)
             await connection.execute(_REMEMBER, node_id, envelope_id, json.dumps(answer))
             return answer, False
@@ -257,6 +254,9 @@ def _cannot_connect(name: str, exc: BaseException) -> str:
         "check the DSN (or DATABASE_URL) and that the server is up"
     )
 
+
+_Statement = Callable[[asyncpg.Connection], Awaitable[tuple[list[asyncpg.Record], str]]]
+"""One statement to run on a given connection (inside a transaction)."""
 
 ANSWERS_SCHEMA = """
 create table if not exists onex_answers (
