@@ -26,6 +26,7 @@ from onex_actors.runtime import (
     RewindableConsumer,
     TopicPartition,
     TransactionalBus,
+    TransactionState,
 )
 
 TEST_BROKER = os.environ.get("ONEX_TEST_BROKER", "kafka")
@@ -97,9 +98,14 @@ class NamespacedConsumer:
         assert isinstance(self.inner, RewindableConsumer)
         return await self.inner.wait_revocation(seen)
 
-    async def transaction_state(self) -> tuple[object | None, int]:
+    async def transaction_state(self) -> TransactionState:
         assert isinstance(self.inner, RewindableConsumer)
-        return await self.inner.transaction_state()
+        state = await self.inner.transaction_state()
+        owned = frozenset(
+            TopicPartition(_swap(tp.topic, self.namespace, "local"), tp.partition)
+            for tp in state.owned
+        )
+        return attrs.evolve(state, owned=owned)
 
 
 @attrs.define

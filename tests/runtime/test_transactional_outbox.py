@@ -11,7 +11,14 @@ from onex_actors.app import HostConfig
 from onex_actors.app._bootstrap import check_delivery
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import ConfigError
-from onex_actors.runtime import CommitTracker, OutboundRecord, Outbox, Record, Ticket
+from onex_actors.runtime import (
+    CommitTracker,
+    OutboundRecord,
+    Outbox,
+    Record,
+    Ticket,
+    TopicPartition,
+)
 
 
 def _records(topic: str, offsets: Sequence[int]) -> list[Record]:
@@ -81,6 +88,31 @@ async def test_a_partition_read_again_by_the_client_voids_what_was_in_flight() -
     second_read.seal()
     assert list(tracker.due().values()) == [7]
     assert [r.value for r in outbox.release()] == [b"5 again", b"6 again"]  # once each
+
+
+async def test_outputs_of_a_partition_that_moved_are_never_released() -> None:
+    tracker = CommitTracker()
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    kept, moved = _ticket(tracker, _records("a", [0])), _ticket(tracker, _records("b", [0]))
+    await _answer(outbox, kept, "kept")
+    await _answer(outbox, moved, "moved")
+    # fetched during a rebalance; the new generation gave partition b to another member
+    tracker.retire_except(frozenset({TopicPartition("a", 0)}))
+    assert [r.value for r in outbox.release()] == [b"kept"]
+    assert list(tracker.due()) == [TopicPartition("a", 0)]
+
+
+def test_records_below_the_committed_offset_are_not_handled_again() -> None:
+    tracker = CommitTracker()
+    tracker.committed({TopicPartition("cmd", 0): 1700})
+    # the client reset its position from an offset fetched before the last transaction
+    again = _records("cmd", [1698, 1699, 1700, 1701])
+    assert [r.offset for r in tracker.uncommitted(again)] == [1700, 1701]
+    fresh = _records("cmd", [1702])
+    assert tracker.uncommitted(fresh) is fresh  # the common case costs no copy
+    # read again while the transaction committing up to 1750 is under way
+    tracker.committing = {TopicPartition("cmd", 0): 1750}
+    assert [r.offset for r in tracker.uncommitted(_records("cmd", [1749, 1750]))] == [1750]
 
 
 def test_exactly_once_needs_a_kafka_bus_and_kafka_python() -> None:

@@ -251,28 +251,37 @@ class RuntimeHost:
             raise BusError(f"runtime {self.runtime_id!r}: this consumer cannot read again")
         # the metadata first: a transaction of a generation that lost partitions since
         # is fenced; one of a newer generation comes with a revocation handled here
-        metadata, revocations = await consumer.transaction_state()
-        if revocations > self._revocations_handled:
-            self._revocations_handled = revocations
+        state = await consumer.transaction_state()
+        if state.revocations > self._revocations_handled:
+            self._revocations_handled = state.revocations
             await self._read_again(consumer)
             return
+        metadata = state.group_metadata
         if metadata is None:  # between generations: the next round commits
             await trio.lowlevel.checkpoint()
             return
+        # records fetched during a rebalance of partitions that then moved: void
+        self.commits.retire_except(state.owned)
         due = self.commits.due()
         released = self.outbox.release()
         if not due and not released:
             await trio.lowlevel.checkpoint()
             return
         await self.outbox.send_released(released)
+        self.commits.committing = {
+            tp: max(offset, self.commits.committed_offsets().get(tp, 0))
+            for tp, offset in due.items()
+        }
         try:
             await self.bus.commit_transaction(due, metadata)
         except TransactionAborted as exc:
+            self.commits.committing = {}
             self.aborted_transactions += 1
             logger.warning("%s (pid %d): %s", self.runtime_id, os.getpid(), exc)
             await self._read_again(consumer)
             return
         self.commits.committed(due)
+        self.commits.committing = {}
         self.commits.commits += 1
 
     async def _read_again(self, consumer: BusConsumer) -> None:
@@ -299,9 +308,9 @@ class RuntimeHost:
         while True:
             seen = await consumer.wait_revocation(seen)
             async with self._commit_lock:
-                _, revocations = await consumer.transaction_state()
-                if revocations > self._revocations_handled:
-                    self._revocations_handled = revocations
+                state = await consumer.transaction_state()
+                if state.revocations > self._revocations_handled:
+                    self._revocations_handled = state.revocations
                     await self._read_again(consumer)
 
     async def _consume(self, consumer: BusConsumer, runtime: NodeRuntime) -> None:
@@ -316,9 +325,18 @@ class RuntimeHost:
             self._answer_runtime,
             max_envelope_bytes=self.config.max_envelope_bytes,
             dead_letters=self.dead_letters,
+            ticket_per_partition=self.transactional,
         )
+        if not self.transactional:
+            while True:
+                await dispatcher.dispatch(await consumer.poll(self.config.poll_max_records))
         while True:
-            await dispatcher.dispatch(await consumer.poll(self.config.poll_max_records))
+            # a client that reset its position from an offset fetch older than this
+            # host's last transaction reads committed records again: their results are
+            # visible already, so they are never handled (or answered) twice
+            records = self.commits.uncommitted(await consumer.poll(self.config.poll_max_records))
+            if records:
+                await dispatcher.dispatch(records)
 
     def _answer_runtime(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue] | ErrorInfo:
         op = envelope.payload.get("op")

@@ -40,6 +40,7 @@ from ._ports import RewindableConsumer as RewindableConsumer
 from ._ports import SqlPool as SqlPool
 from ._ports import TopicPartition as TopicPartition
 from ._ports import TransactionalBus as TransactionalBus
+from ._ports import TransactionState as TransactionState
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 from ._work import BATCH_LIMIT as BATCH_LIMIT
@@ -80,6 +81,7 @@ __all__ = [
     "SqlPool",
     "Ticket",
     "TopicPartition",
+    "TransactionState",
     "TransactionalBus",
     "WorkItem",
     "open_node_runtime",

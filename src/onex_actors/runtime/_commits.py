@@ -9,7 +9,7 @@ for commit: never past the lowest unfinished offset of a partition.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import trio
 
@@ -31,6 +31,8 @@ class CommitTracker:
     def __init__(self) -> None:
         self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self.committing: dict[TopicPartition, int] = {}
+        """The offsets of a transaction's commit while it is under way."""
         self.commits = 0
         """Commits the bus took."""
         self._round = trio.Event()
@@ -137,6 +139,18 @@ class CommitTracker:
         self.commits += 1
         return True
 
+    def uncommitted(self, records: Sequence[Record]) -> Sequence[Record]:
+        """Return ``records`` without those below the offset committed of their partition.
+
+        Offsets of a commit under way count as committed: a record read again while it
+        is on its way was answered in it (if that commit fails, everything past the last
+        commit is read again after it, and this filter has forgotten it by then).
+        """
+        floor = {**self._committed, **self.committing} if self.committing else self._committed
+        if not floor or all(r.offset >= floor.get(r.topic_partition, 0) for r in records):
+            return records
+        return [r for r in records if r.offset >= floor.get(r.topic_partition, 0)]
+
     def retire_all(self) -> None:
         """Forget every partition's records in flight: they are read again.
 
@@ -146,6 +160,11 @@ class CommitTracker:
         for offsets in self._partitions.values():
             offsets.retired = True
         self._partitions.clear()
+
+    def retire_except(self, owned: frozenset[TopicPartition]) -> None:
+        """Retire the partitions not in ``owned``: their records belong to another member."""
+        for key in [key for key in self._partitions if TopicPartition(*key) not in owned]:
+            self._partitions.pop(key).retired = True
 
     def in_flight(self, tp: TopicPartition) -> int:
         """How many records of ``tp`` are in flight."""

@@ -55,6 +55,7 @@ class Dispatcher:
         *,
         max_envelope_bytes: int,
         dead_letters: Counter[tuple[str, str]] | None = None,
+        ticket_per_partition: bool = False,
     ) -> None:
         self.table = table
         self.runtime = runtime
@@ -66,17 +67,23 @@ class Dispatcher:
         self.runtime_id = table.runtime_id
         self.dead_letters = dead_letters if dead_letters is not None else Counter()
         """Dead letters the dispatcher wrote itself, by (dlq topic, reason)."""
+        self.ticket_per_partition = ticket_per_partition
+        """One ticket per partition of a slice (``delivery: exactly_once``): a ticket then
+        settles only records of one partition, so when the done prefix passes them the
+        same transaction carries their outputs and their offsets."""
 
     async def dispatch(self, records: Sequence[Record]) -> None:
         """Route one poll: a slice into each node's inbox, the rest answered here."""
         marks = self.tracker.track(records)
         routed = route_batch(records, self.table, max_envelope_bytes=self.max_envelope_bytes)
         for node_id, entries in routed.deliveries.items():
-            slice_marks = [marks[index] for index, _ in entries]
-            ticket = Ticket(
-                partial(CommitTracker.settle, slice_marks), parts=len(entries), marks=slice_marks
-            )
-            items = [WorkItem(envelope, ticket, records[index]) for index, envelope in entries]
+            items = []
+            for group in self._ticket_groups(entries, records):
+                slice_marks = [marks[index] for index, _ in group]
+                ticket = Ticket(
+                    partial(CommitTracker.settle, slice_marks), parts=len(group), marks=slice_marks
+                )
+                items += [WorkItem(envelope, ticket, records[index]) for index, envelope in group]
             read_from = {(records[index].topic, records[index].partition) for index, _ in entries}
             partitions = [TopicPartition(topic, partition) for topic, partition in read_from]
             await self.runtime.actor(node_id).inbox.put(items, partitions)
@@ -86,8 +93,16 @@ class Dispatcher:
         own: OffsetMarks = [marks[index] for index, _ in routed.undecodable]
         own += [marks[index] for index, _, _ in routed.rejections]
         own += [marks[index] for index, _ in routed.runtime_commands]
-        ticket = Ticket(partial(CommitTracker.settle, own), parts=rest, marks=own)
+        shared = Ticket(partial(CommitTracker.settle, own), parts=rest, marks=own)
+
+        def ticket_of(index: int) -> Ticket:
+            if not self.ticket_per_partition:
+                return shared
+            mark = marks[index]
+            return Ticket(partial(CommitTracker.settle, [mark]), marks=[mark])
+
         for index, exc in routed.undecodable:
+            ticket = ticket_of(index)
             record = records[index]
             error = ErrorInfo(type=exc.reason, message=str(exc), attempts=0)
             dlq = dead_letter_of_record(
@@ -100,11 +115,25 @@ class Dispatcher:
             await self._dead_letter(dlq, self.table.runtime_dlq_topic, ticket)
             ticket.seal()
         for index, envelope, rejection in routed.rejections:
+            ticket = ticket_of(index)
             await self._reject(envelope, rejection, ticket, records[index])
             ticket.seal()
         for index, envelope in routed.runtime_commands:
+            ticket = ticket_of(index)
             await self._runtime_command(envelope, ticket, records[index])
             ticket.seal()
+
+    def _ticket_groups(
+        self, entries: Sequence[tuple[int, OnexEnvelope]], records: Sequence[Record]
+    ) -> list[Sequence[tuple[int, OnexEnvelope]]]:
+        """Split ``entries`` into the groups one ticket covers each (one per partition)."""
+        if not self.ticket_per_partition:
+            return [entries]
+        groups: dict[tuple[str, int], list[tuple[int, OnexEnvelope]]] = {}
+        for entry in entries:
+            record = records[entry[0]]
+            groups.setdefault((record.topic, record.partition), []).append(entry)
+        return list(groups.values())
 
     async def _reject(
         self, envelope: OnexEnvelope, rejection: Rejection, ticket: Ticket, record: Record

@@ -281,6 +281,20 @@ class Bus(Protocol):
         ...
 
 
+@attrs.frozen
+class TransactionState:
+    """What a transaction needs of the consumer whose offsets it commits."""
+
+    group_metadata: object | None
+    """The member's group metadata; None while it is not settled in a generation with
+    that generation's assignment (commit nothing then)."""
+    revocations: int
+    """How many times the client had taken partitions away, read after the metadata:
+    metadata of a newer generation comes with its revocation counted."""
+    owned: frozenset[TopicPartition]
+    """The partitions the member owns in that generation: only theirs may be committed."""
+
+
 @runtime_checkable
 class RewindableConsumer(BusConsumer, Protocol):
     """A consumer that can read its partitions again from their last commit.
@@ -304,14 +318,8 @@ class RewindableConsumer(BusConsumer, Protocol):
         """
         ...
 
-    async def transaction_state(self) -> tuple[object | None, int]:
-        """Return the group metadata to commit a transaction with, and a revocation count.
-
-        The metadata is None while the member is not settled in a generation: commit
-        nothing then.
-
-        The count is how many times the client had taken partitions away, read after
-        the metadata: metadata of a newer generation comes with its revocation counted.
+    async def transaction_state(self) -> TransactionState:
+        """Return what a transaction commits with: group metadata, revocations, owned.
 
         A revocation the runtime has not handled yet means records in flight may belong
         to another member now: read again before committing anything.

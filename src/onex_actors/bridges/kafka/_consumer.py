@@ -26,7 +26,7 @@ from kafka.errors import KafkaError
 from kafka.structs import MemberState
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import Record, TopicPartition
+from onex_actors.runtime import Record, TopicPartition, TransactionState
 
 from .._membership import GroupMember
 from ._repairs import UnreadableRecord, repair_consumer
@@ -105,6 +105,8 @@ class KafkaConsumerBridge(GroupMember):
         self._consumer: KafkaConsumer | None = None
         self.rebalances = 0
         self.revoked_by_client = 0
+        self._assigned_generation = -1
+        """The generation whose assignment kafka-python last put in place (IO thread)."""
         """Revocations as kafka-python's rebalance listener saw them (its IO thread)."""
         self.polling_since: float | None = None
         """``time.monotonic()`` when the consumer thread entered its current poll."""
@@ -176,28 +178,33 @@ class KafkaConsumerBridge(GroupMember):
             return
         await self._call(lambda consumer: _commit(consumer, owned))
 
-    async def transaction_state(self) -> tuple[object | None, int]:
-        """Return this member's group metadata, then the revocations counted so far.
+    async def transaction_state(self) -> TransactionState:
+        """Return this member's group metadata, the revocations counted, its partitions.
 
         The count is kafka-python's own: its rebalance listener runs before the member
         rejoins, so metadata of a newer generation, read first, always comes with its
-        revocation counted. The metadata is None while the member is not a stable member
-        of a generation: kafka-python resets the generation to -1 when a heartbeat
-        finds it fenced, before its listener learns anything, and the brokers accept a
-        transaction's offsets of generation -1 unchecked (the pre-KIP-447 form).
+        revocation counted. The metadata is None unless the member is stable in a
+        generation *and* holds that generation's assignment: kafka-python resets the
+        generation to -1 when a heartbeat finds it fenced, before its listener learns
+        anything (and the brokers accept a transaction's offsets of generation -1
+        unchecked, the pre-KIP-447 form), and it marks a new generation stable just
+        before it replaces the assignment.
         """
 
-        def read(consumer: KafkaConsumer) -> tuple[object | None, int]:
+        def read(consumer: KafkaConsumer) -> TransactionState:
+            assigned_before = self._assigned_generation
             metadata = consumer.group_metadata()
-            stable = (
+            owned = frozenset(_ours(tp) for tp in consumer.assignment())
+            settled = (
                 metadata.state == MemberState.STABLE
                 and metadata.generation_id >= 0
                 and bool(metadata.member_id)
+                and assigned_before == metadata.generation_id == self._assigned_generation
             )
-            return (metadata if stable else None), self.revoked_by_client
+            return TransactionState(metadata if settled else None, self.revoked_by_client, owned)
 
         state = await self._call(read)
-        assert isinstance(state, tuple)
+        assert isinstance(state, TransactionState)
         return state
 
     async def rewind(self) -> None:
@@ -428,6 +435,9 @@ class KafkaConsumerBridge(GroupMember):
         self._soon(self._revoked, [_ours(tp) for tp in revoked])
 
     def _on_assigned(self, assigned: Any) -> None:
+        consumer = self._consumer
+        if consumer is not None:  # the generation whose assignment is now in place
+            self._assigned_generation = consumer.group_metadata().generation_id
         self._soon(self._assigned, [_ours(tp) for tp in assigned])
 
 
