@@ -139,31 +139,52 @@ broker.stop()
 broker.remove_data()
 try:
     lab = FaultLab(
-        broker.start(), Path(sys.argv[1]), broker=broker, deadline_s=180, client=sys.argv[2]
+        broker.start(),
+        Path(sys.argv[1]),
+        broker=broker,
+        deadline_s=180,
+        client=sys.argv[2],
+        delivery=sys.argv[3],
     )
     result = broker_outage(lab, 2000, outage_s=5)
 finally:
     broker.stop()
     broker.remove_data()
 report = result.report
-print(json.dumps([result.passed, report.sent, report.answered, len(report.lost), result.note]))
+print(json.dumps([
+    result.passed, report.sent, report.answered, len(report.lost), report.duplicated, result.note
+]))
 """
 
 
 @pytest.mark.skipif(TEST_BROKER == "tansu", reason="stops a broker: tansu keeps no data")
-def test_the_broker_stopped_mid_run_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        "at_least_once",
+        pytest.param(
+            "exactly_once",
+            marks=pytest.mark.skipif(
+                TEST_CLIENT != "kafka-python", reason="exactly_once runs on kafka-python"
+            ),
+        ),
+    ],
+)
+def test_the_broker_stopped_mid_run_loses_nothing(tmp_path: Path, delivery: str) -> None:
     # In a process of its own, with a broker of its own: the scenario stops the broker,
     # and kafka-python leaks the sockets of the connections refused meanwhile.
     run = subprocess.run(
-        [sys.executable, "-c", BROKER_OUTAGE, str(tmp_path), TEST_CLIENT],
+        [sys.executable, "-c", BROKER_OUTAGE, str(tmp_path), TEST_CLIENT, delivery],
         capture_output=True,
         text=True,
         timeout=400,
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    passed, sent, answered, lost, note = json.loads(run.stdout.splitlines()[-1])
+    passed, sent, answered, lost, duplicated, note = json.loads(run.stdout.splitlines()[-1])
     assert (passed, sent, answered, lost) == (True, 2000, 2000, 0), note
+    if delivery == "exactly_once":  # the outage may outlast a transaction's timeout
+        assert duplicated == 0, note
 
 
 def test_postgres_stopped_mid_run_is_ridden_out(

@@ -157,6 +157,8 @@ async def _open_kafka_client_bus(
         stall_timeout_s=config.kafka.stall_timeout_s,
         transactional_id=transactional_id,
         transaction_timeout_ms=int(config.delivery.transaction_timeout_s * 1000),
+        # a generated id is this process's alone: a fencing is a transaction timed out
+        renew_when_fenced=config.delivery.transactional_id is None,
     ) as bus:
         yield bus
 

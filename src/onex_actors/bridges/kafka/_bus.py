@@ -206,6 +206,7 @@ async def open_kafka_bus(
     call_timeout_s: float = 10.0,
     transactional_id: str | None = None,
     transaction_timeout_ms: int = 60_000,
+    renew_when_fenced: bool = False,
 ) -> AsyncIterator[KafkaBus]:
     """Start the shared producer, yield the bus, flush and close the producer on exit.
 
@@ -224,6 +225,7 @@ async def open_kafka_bus(
         max_request_bytes=max_request_bytes,
         transactional_id=transactional_id,
         transaction_timeout_ms=transaction_timeout_ms,
+        renew_when_fenced=renew_when_fenced,
     )
     await producer.start()
     try:

@@ -71,11 +71,17 @@ class ProducerBridge:
         close_timeout_s: float = 10.0,
         transactional_id: str | None = None,
         transaction_timeout_ms: int = 60_000,
+        renew_when_fenced: bool = False,
     ) -> None:
         self.client_config = dict(client_config)
         self.transactional_id = transactional_id
         """Set for a transactional producer (``delivery: exactly_once``)."""
         self.transaction_timeout_ms = transaction_timeout_ms
+        self.renew_when_fenced = renew_when_fenced
+        """The transactional id is this process's own (generated, with its pid): a fencing
+        can only be the brokers aborting a transaction at its timeout (a broker outage
+        longer than it), so a new producer goes on. With an id from the config, another
+        host may hold it: a fencing stops the host."""
         self.transactions = 0
         """Transactions committed."""
         self.aborted_transactions = 0
@@ -186,7 +192,7 @@ class ProducerBridge:
             producer.commit_transaction()
             self.transactions += 1
         except (KafkaError, OSError) as exc:
-            if not self._fenced(exc):
+            if not self._fenced(exc) or self.renew_when_fenced:
                 command.outcome = self._abort(exc)  # a new producer, its transaction open
                 return
             command.outcome = BusError(
@@ -215,7 +221,8 @@ class ProducerBridge:
         """Abort the open transaction after ``cause``; return what to tell the runtime."""
         self.aborted_transactions += 1
         try:
-            self._producer.abort_transaction()
+            if not self._fenced(cause):  # a fenced producer cannot abort; the brokers did
+                self._producer.abort_transaction()
         except (KafkaError, OSError) as exc:
             return BusError(
                 f"a Kafka transaction failed ({type(cause).__name__}: {cause}) and could not "
