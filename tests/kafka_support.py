@@ -44,6 +44,48 @@ SESSION_TIMEOUT_MS = 2_000 if TEST_BROKER == "tansu" else 10_000
 """Consumer-group session for test hosts: tansu spends about half of it on every join."""
 
 
+@asynccontextmanager
+async def open_test_kafka_bus(
+    bootstrap: str,
+    *,
+    session_timeout_ms: int = SESSION_TIMEOUT_MS,
+    transactional_id: str | None = None,
+    transaction_timeout_ms: int = 10_000,
+) -> AsyncIterator[Bus]:
+    """A bus on ``bootstrap`` through the client ONEX_TEST_KAFKA_CLIENT names.
+
+    ``transactional_id`` makes its producer transactional (``delivery: exactly_once``).
+    """
+    from onex_actors.app import KafkaSettings, group_protocol_for
+
+    transactional = {
+        "transactional_id": transactional_id,
+        "transaction_timeout_ms": transaction_timeout_ms,
+    }
+    if TEST_CLIENT == "confluent":
+        from onex_actors.bridges.confluent import open_confluent_bus
+
+        settings = KafkaSettings(bootstrap_servers=bootstrap, group_protocol=GROUP_PROTOCOL)
+        async with open_confluent_bus(
+            {"bootstrap.servers": bootstrap},
+            group_protocol=await group_protocol_for(settings),
+            max_poll_records=500,
+            session_timeout_ms=session_timeout_ms,
+            **transactional,
+        ) as confluent:
+            yield confluent
+        return
+    from onex_actors.bridges.kafka import open_kafka_bus
+
+    async with open_kafka_bus(
+        {"bootstrap_servers": bootstrap},
+        max_poll_records=500,
+        session_timeout_ms=session_timeout_ms,
+        **transactional,
+    ) as bus:
+        yield bus
+
+
 def new_namespace() -> str:
     return "t" + uuid.uuid4().hex[:10]
 

@@ -9,15 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 from tests.kafka_support import (
-    GROUP_PROTOCOL,
-    SESSION_TIMEOUT_MS,
     TEST_BROKER,
-    TEST_CLIENT,
     NamespacedBus,
+    open_test_kafka_bus,
 )
 
-from onex_actors.app import KafkaSettings, demo_seed_sql, group_protocol_for
-from onex_actors.bridges.kafka import open_kafka_bus
+from onex_actors.app import demo_seed_sql
 from onex_actors.devinfra import EmbeddedPostgres, LocalKafka, local_broker
 
 SCHEMA = """
@@ -89,22 +86,6 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture
 async def kafka_bus(kafka_bootstrap: str) -> AsyncIterator[NamespacedBus]:
     """A bus on the session's broker, through the client ONEX_TEST_KAFKA_CLIENT names."""
-    if TEST_CLIENT == "confluent":
-        from onex_actors.bridges.confluent import open_confluent_bus
-
-        async with open_confluent_bus(
-            {"bootstrap.servers": kafka_bootstrap},
-            group_protocol=await group_protocol_for(
-                KafkaSettings(bootstrap_servers=kafka_bootstrap, group_protocol=GROUP_PROTOCOL)
-            ),
-            max_poll_records=500,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-        ) as confluent:
-            yield NamespacedBus(confluent)
-        return
-    async with open_kafka_bus(
-        {"bootstrap_servers": kafka_bootstrap},
-        max_poll_records=500,
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-    ) as bus:
+    async with open_test_kafka_bus(kafka_bootstrap) as bus:
         yield NamespacedBus(bus)
+

@@ -9,22 +9,19 @@ import pytest
 import trio
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.kafka_support import (
-    SESSION_TIMEOUT_MS,
     TEST_BROKER,
-    TEST_CLIENT,
     NamespacedBus,
     new_namespace,
+    open_test_kafka_bus,
 )
 
 from onex_actors.app import HostConfig
-from onex_actors.bridges.kafka import open_kafka_bus
 from onex_actors.core import BusError
 from onex_actors.testing import open_test_host
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu has no Kafka transactions"),
-    pytest.mark.skipif(TEST_CLIENT != "kafka-python", reason="exactly_once runs on kafka-python"),
 ]
 
 EXACTLY_ONCE = HostConfig.model_validate({"delivery": {"mode": "exactly_once"}})
@@ -33,12 +30,7 @@ EXACTLY_ONCE = HostConfig.model_validate({"delivery": {"mode": "exactly_once"}})
 @asynccontextmanager
 async def _transactional_bus(bootstrap: str) -> AsyncIterator[NamespacedBus]:
     namespace = new_namespace()
-    async with open_kafka_bus(
-        {"bootstrap_servers": bootstrap},
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-        transactional_id=f"{namespace}-host",
-        transaction_timeout_ms=10_000,
-    ) as bus:
+    async with open_test_kafka_bus(bootstrap, transactional_id=f"{namespace}-host") as bus:
         yield NamespacedBus(bus, namespace)
 
 
@@ -64,12 +56,11 @@ async def test_a_second_producer_with_the_same_transactional_id_stops_the_first_
     kafka_bootstrap: str,
 ) -> None:
     namespace = new_namespace()
-    shared = {"transactional_id": f"{namespace}-same", "transaction_timeout_ms": 10_000}
-    client = {"bootstrap_servers": kafka_bootstrap}
+    same = f"{namespace}-same"
 
     async def run_until_fenced() -> None:
         async with (
-            open_kafka_bus(client, session_timeout_ms=SESSION_TIMEOUT_MS, **shared) as inner,
+            open_test_kafka_bus(kafka_bootstrap, transactional_id=same) as inner,
             open_test_host(
                 RUNTIME_ID,
                 contracts=registry(effect("echo-node")),
@@ -78,7 +69,7 @@ async def test_a_second_producer_with_the_same_transactional_id_stops_the_first_
             ) as host,
         ):
             await host.request("echo-node", {"before": True})
-            async with open_kafka_bus(client, **shared):  # fences the first producer
+            async with open_test_kafka_bus(kafka_bootstrap, transactional_id=same):  # fences it
                 await host.send("echo-node", {"after": True})
                 with trio.fail_after(30):
                     await trio.sleep_forever()

@@ -39,8 +39,7 @@ def lab(kafka_bootstrap: str, tmp_path: Path) -> FaultLab:
 
 
 EXACTLY_ONCE_RUNS = pytest.mark.skipif(
-    TEST_BROKER == "tansu" or TEST_CLIENT != "kafka-python",
-    reason="delivery: exactly_once runs on Apache Kafka with kafka-python",
+    TEST_BROKER == "tansu", reason="delivery: exactly_once needs Kafka transactions (not tansu)"
 )
 
 
@@ -53,6 +52,7 @@ def eos_lab(kafka_bootstrap: str, tmp_path: Path) -> FaultLab:
         session_timeout_ms=SESSION_MS,
         deadline_s=120,
         delivery="exactly_once",
+        client=TEST_CLIENT,
     )
 
 
@@ -160,15 +160,7 @@ print(json.dumps([
 @pytest.mark.skipif(TEST_BROKER == "tansu", reason="stops a broker: tansu keeps no data")
 @pytest.mark.parametrize(
     "delivery",
-    [
-        "at_least_once",
-        pytest.param(
-            "exactly_once",
-            marks=pytest.mark.skipif(
-                TEST_CLIENT != "kafka-python", reason="exactly_once runs on kafka-python"
-            ),
-        ),
-    ],
+    ["at_least_once", "exactly_once"],
 )
 def test_the_broker_stopped_mid_run_loses_nothing(tmp_path: Path, delivery: str) -> None:
     # In a process of its own, with a broker of its own: the scenario stops the broker,

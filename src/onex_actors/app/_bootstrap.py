@@ -98,11 +98,6 @@ def check_delivery(config: HostConfig) -> None:
             "transactions, but bus.kind is inprocess: use bus.kind: kafka, or "
             "delivery.mode: at_least_once"
         )
-    if config.kafka.client != "kafka-python":
-        raise ConfigError(
-            "delivery.mode exactly_once runs on kafka.client: kafka-python for now "
-            "(the confluent bridge commits at least once)"
-        )
 
 
 @asynccontextmanager
@@ -139,7 +134,7 @@ async def _open_kafka_client_bus(
     config: HostConfig, transactional_id: str | None
 ) -> AsyncIterator[Bus]:
     if config.kafka.client == "confluent":
-        async with _open_confluent_bus(config) as confluent:
+        async with _open_confluent_bus(config, transactional_id) as confluent:
             yield confluent
         return
     if config.kafka.group_protocol == "consumer":
@@ -213,7 +208,9 @@ async def group_protocol_for(settings: KafkaSettings) -> Literal["classic", "con
 
 
 @asynccontextmanager
-async def _open_confluent_bus(config: HostConfig) -> AsyncIterator[Bus]:
+async def _open_confluent_bus(
+    config: HostConfig, transactional_id: str | None
+) -> AsyncIterator[Bus]:
     try:
         from onex_actors.bridges.confluent import open_confluent_bus
     except ImportError:
@@ -229,6 +226,9 @@ async def _open_confluent_bus(config: HostConfig) -> AsyncIterator[Bus]:
         max_poll_records=config.poll_max_records,
         session_timeout_ms=config.kafka.session_timeout_ms,
         max_request_bytes=config.kafka.max_request_bytes,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=int(config.delivery.transaction_timeout_s * 1000),
+        renew_when_fenced=config.delivery.transactional_id is None,
     ) as bus:
         yield bus
 

@@ -160,7 +160,7 @@ class RuntimeHost:
             ):
                 raise ConfigError(
                     "delivery.mode is exactly_once but the bus has no transactions: use "
-                    "bus.kind: kafka with kafka.client: kafka-python, or delivery.mode: "
+                    "bus.kind: kafka (either Kafka client), or delivery.mode: "
                     "at_least_once"
                 )
             await self.bus.ensure_topics(self.topics())
@@ -302,7 +302,7 @@ class RuntimeHost:
         if not isinstance(consumer, RewindableConsumer):
             raise ConfigError(
                 f"runtime {self.runtime_id!r}: delivery.mode exactly_once needs a consumer "
-                "that can read its partitions again (the kafka-python client)"
+                "that can read its partitions again (both Kafka clients do)"
             )
         seen = 0
         while True:

@@ -14,7 +14,7 @@ from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, Config
 from confluent_kafka.cimpl import NewTopic
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord
+from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, TopicPartition
 
 from ._consumer import ConfluentConsumerBridge
 from ._producer import ConfluentProducerBridge
@@ -61,8 +61,10 @@ class ConfluentBus:
     ) -> AsyncIterator[ConfluentConsumerBridge]:
         """Join ``group_id`` subscribed to every topic matching ``patterns``.
 
-        Before a rebalance takes partitions away, their ``done_offsets`` are committed.
-        With KIP-848's protocol the session timeout is the group's, set on the broker.
+        Before a rebalance takes partitions away, their ``done_offsets`` are committed
+        (not with a transactional producer: its offsets are committed only in its
+        transactions). With KIP-848's protocol the session timeout is the group's, set
+        on the broker.
         """
         if self.group_protocol == "consumer":
             await trio.to_thread.run_sync(self._set_group_session, group_id)
@@ -74,7 +76,7 @@ class ConfluentBus:
             session_timeout_ms=self.session_timeout_ms,
             call_timeout_s=self.call_timeout_s,
             group_protocol=self.group_protocol,
-            done_offsets=done_offsets,
+            done_offsets=None if self.transactional else done_offsets,
         )
         await bridge.start()
         try:
@@ -88,6 +90,21 @@ class ConfluentBus:
     ) -> None:
         """Queue ``records`` in the producer."""
         await self.producer.publish(records, on_ack)
+
+    @property
+    def transactional(self) -> bool:
+        """Whether the producer is transactional (``delivery: exactly_once``)."""
+        return self.producer.transactional_id is not None
+
+    async def commit_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_metadata: object
+    ) -> None:
+        """Commit the producer's open transaction with a consumer's ``offsets``.
+
+        The offsets go with the consumer's group metadata (KIP-447), so a member whose
+        generation the group has left behind cannot commit: its transaction aborts.
+        """
+        await self.producer.commit_transaction(offsets, group_metadata)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""
@@ -168,14 +185,26 @@ async def open_confluent_bus(
     max_request_bytes: int = 1024 * 1024,
     call_timeout_s: float = 10.0,
     group_protocol: Literal["classic", "consumer"] = "classic",
+    transactional_id: str | None = None,
+    transaction_timeout_ms: int = 60_000,
+    renew_when_fenced: bool = False,
 ) -> AsyncIterator[ConfluentBus]:
     """Start the shared producer, yield the bus, deliver what is queued on exit.
 
     ``config`` is librdkafka's (``bootstrap.servers``, ``security.protocol``...);
     ``group_protocol`` is the consumer groups' (``consumer`` needs a broker that offers
-    KIP-848's protocol, as Apache Kafka 4 does).
+    KIP-848's protocol, as Apache Kafka 4 does). ``transactional_id`` makes the producer
+    transactional (``delivery: exactly_once``): see ``ConfluentBus.commit_transaction``;
+    ``renew_when_fenced``: the id is this process's own, a fencing is a timed-out
+    transaction and a new producer goes on.
     """
-    producer = ConfluentProducerBridge(config, max_request_bytes=max_request_bytes)
+    producer = ConfluentProducerBridge(
+        config,
+        max_request_bytes=max_request_bytes,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=transaction_timeout_ms,
+        renew_when_fenced=renew_when_fenced,
+    )
     await producer.start()
     try:
         yield ConfluentBus(

@@ -8,6 +8,11 @@ Rebalancing is incremental: the KIP-848 consumer group protocol where the broker
 offers it (``group.protocol=consumer``), else the classic protocol with the
 ``cooperative-sticky`` assignor. Before partitions are revoked, the thread asks the
 runtime (on the trio thread) for their done offsets and commits them.
+
+A transactional host (``delivery: exactly_once``) commits offsets only in its
+producer's transactions; it reads with ``read_committed`` and, after an aborted
+transaction or a revocation, reads its partitions again from their last commit
+(:meth:`ConfluentConsumerBridge.rewind`).
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import queue
+import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import trio
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as CKTopicPartition
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import DoneOffsets, Record, TopicPartition
+from onex_actors.runtime import DoneOffsets, Record, TopicPartition, TransactionState
 
 from .._membership import GroupMember
 from ._subscription import ResolvedSubscription
@@ -34,6 +41,7 @@ __all__ = ["ConfluentConsumerBridge", "unreadable_record"]
 
 logger = logging.getLogger("onex_actors.kafka")
 _MAX_OUTSTANDING_BATCHES = 4
+_T = TypeVar("_T")
 
 
 class ConfluentConsumerBridge(GroupMember):
@@ -60,6 +68,8 @@ class ConfluentConsumerBridge(GroupMember):
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
             "topic.metadata.refresh.interval.ms": 5_000,
+            # records of aborted transactions are never read (librdkafka's default too)
+            "isolation.level": "read_committed",
         }
         if group_protocol == "consumer":
             # the session is the broker's in KIP-848's protocol; the assignor runs there
@@ -83,7 +93,16 @@ class ConfluentConsumerBridge(GroupMember):
         self.group_id = group_id
         self.max_poll_records = max_poll_records
         self.call_timeout_s = call_timeout_s
-        self._send, self._receive = trio.open_memory_channel[list[Record] | BusError](math.inf)
+        self._send, self._receive = trio.open_memory_channel[tuple[int, list[Record]] | BusError](
+            math.inf
+        )
+        self._epoch = 0
+        """Bumped by :meth:`rewind` (consumer thread); batches fetched before are dropped."""
+        self.revoked_by_client = 0
+        """Revocations as the rebalance callbacks saw them (consumer thread)."""
+        self._assigned_generation = -1
+        """The generation whose assignment the last callback put in place (classic
+        protocol; consumer thread)."""
         self._commands: queue.Queue[Callable[[Consumer], object]] = queue.Queue()
         self._paused: set[TopicPartition] = set()
         self._outstanding = 0
@@ -127,14 +146,74 @@ class ConfluentConsumerBridge(GroupMember):
             )
 
     async def poll(self, max_records: int) -> list[Record]:
-        """Return the next batch from the consumer thread (waits for one)."""
-        batch = await self._receive.receive()
-        if isinstance(batch, BusError):
-            raise batch
-        with self._lock:
-            self._outstanding -= 1
-        self._taken.set()
-        return batch
+        """Return the next batch from the consumer thread (waits for one).
+
+        Batches fetched before a :meth:`rewind` are dropped.
+        """
+        while True:
+            delivered = await self._receive.receive()
+            if isinstance(delivered, BusError):
+                raise delivered
+            epoch, batch = delivered
+            with self._lock:
+                self._outstanding -= 1
+            self._taken.set()
+            if epoch == self._epoch:
+                return batch
+
+    async def transaction_state(self) -> TransactionState:
+        """Return this member's group metadata, the revocations counted, its partitions.
+
+        Read on the consumer thread, where the rebalance callbacks run: metadata of a
+        newer generation always comes with its revocation counted. The metadata is None
+        while the member has no generation (it is rejoining) and, with the classic
+        protocol, while a new generation's assignment is not yet in place.
+        """
+
+        def read(consumer: Consumer) -> TransactionState:
+            metadata = consumer.consumer_group_metadata()
+            generation, member = group_generation(metadata)
+            settled = generation >= 0 and bool(member)
+            if self.group_protocol == "classic":
+                settled = settled and generation == self._assigned_generation
+            owned = frozenset(_ours(consumer.assignment()))
+            return TransactionState(metadata if settled else None, self.revoked_by_client, owned)
+
+        return await self._ask(read)
+
+    async def rewind(self) -> None:
+        """Read every owned partition again from its last committed offset.
+
+        Batches fetched before and not yet returned by :meth:`poll` are dropped.
+        """
+        await self._ask(self._rewind)
+
+    def _rewind(self, consumer: Consumer) -> None:
+        self._epoch += 1
+        owned = consumer.assignment()
+        if not owned:
+            return
+        committed = consumer.committed(owned, timeout=self.call_timeout_s)
+        positions = [
+            CKTopicPartition(
+                tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            )
+            for tp in committed
+        ]
+        for position in positions:
+            try:
+                consumer.seek(position)
+            except KafkaException:
+                # not fetching yet (just assigned): assigning it again sets its position
+                consumer.incremental_unassign([position])
+                consumer.incremental_assign([position])
+                self._unsure.add((position.topic, position.partition))
+        logger.info(
+            "Kafka consumer of group %s (pid %d) reads again from %s",
+            self.group_id,
+            os.getpid(),
+            ", ".join(sorted(f"{p.topic}:{p.partition}@{p.offset}" for p in positions)),
+        )
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` of the partitions this member still owns."""
@@ -159,12 +238,17 @@ class ConfluentConsumerBridge(GroupMember):
             self._paused.difference_update(partitions)
 
     async def _call(self, command: Callable[[Consumer], object]) -> None:
+        await self._ask(command)
+
+    async def _ask(self, command: Callable[[Consumer], _T]) -> _T:
+        """Run ``command`` on the consumer thread; return what it returns."""
         done = trio.Event()
         failure: list[BusError] = []
+        answer: list[_T] = []
 
         def run(consumer: Consumer) -> None:
             try:
-                command(consumer)
+                answer.append(command(consumer))
             except KafkaException as exc:
                 failure.append(BusError(f"Kafka consumer call failed: {exc.args[0]}"))
             self._soon(done.set)
@@ -179,13 +263,14 @@ class ConfluentConsumerBridge(GroupMember):
             )
         if failure:
             raise failure[0]
+        return answer[0]
 
     def _soon(self, fn: Callable[..., object], *args: object) -> None:
         assert self._token is not None
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(fn, *args)
 
-    def _deliver(self, batch: list[Record] | BusError) -> None:
+    def _deliver(self, batch: tuple[int, list[Record]] | BusError) -> None:
         self._send.send_nowait(batch)
 
     def _rebalanced(self, assigned: list[TopicPartition], revoked: list[TopicPartition]) -> None:
@@ -276,7 +361,7 @@ class ConfluentConsumerBridge(GroupMember):
             self._note_ends(consumer, {(r.topic, r.partition) for r in batch})
             with self._lock:
                 self._outstanding += 1
-            self._soon(self._deliver, batch)
+            self._soon(self._deliver, (self._epoch, batch))
 
     def _note_ends(self, consumer: Consumer, partitions: set[tuple[str, int]]) -> None:
         """Keep the high watermarks librdkafka has from its last fetches (no request)."""
@@ -309,20 +394,25 @@ class ConfluentConsumerBridge(GroupMember):
         self._held = want
         self._unsure -= assigned
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
         # runs on the consumer thread, inside consume(); librdkafka keeps a partition's
         # pause flag while it is away (Java drops it): the next reconcile sets it anew
+        self._assigned_generation, _ = group_generation(consumer.consumer_group_metadata())
         self._unsure.update((tp.topic, tp.partition) for tp in partitions)
         self._soon(self._rebalanced, _ours(partitions), [])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
         # runs on the consumer thread, inside consume(), before the partitions go
         revoked = _ours(partitions)
+        if revoked:
+            self.revoked_by_client += 1
         self._commit_done(consumer, revoked)
         self._soon(self._rebalanced, [], revoked)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
         # already someone else's: a commit would be refused
+        if partitions:
+            self.revoked_by_client += 1
         self._soon(self._rebalanced, [], _ours(partitions))
 
     def _commit_done(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
@@ -356,6 +446,27 @@ class ConfluentConsumerBridge(GroupMember):
             except queue.Empty:
                 return
             command(consumer)
+
+
+_METADATA_MAGIC = b"CGMDv2:"
+
+
+def group_generation(metadata: object) -> tuple[int, str]:
+    """Return the generation and member id in librdkafka's serialized group metadata.
+
+    confluent-kafka hands the metadata over as librdkafka writes it: ``CGMDv2:``, the
+    generation (int32, native order), then group id and member id, each NUL-ended.
+    Anything else reads as no generation.
+    """
+    if not isinstance(metadata, bytes) or not metadata.startswith(_METADATA_MAGIC):
+        return -1, ""
+    start = len(_METADATA_MAGIC)
+    try:
+        (generation,) = struct.unpack_from("=i", metadata, start)
+        _group, member, *_ = metadata[start + 4 :].split(b"\0", 2)
+    except (struct.error, ValueError):
+        return -1, ""
+    return generation, member.decode(errors="replace")
 
 
 def _subscription(pattern: TopicPattern) -> str:
