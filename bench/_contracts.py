@@ -8,10 +8,10 @@ from onex_actors.core import EffectContract, RuntimeHostContract, cmd_topic, par
 from onex_actors.registry import StaticRegistry
 
 
-def one_node(node: str, runtime: str, **settings: Any) -> StaticRegistry:
-    """``node`` (effect_type local, plus ``settings``) hosted by ``runtime``."""
+def one_node(node: str, runtime: str, *, family: str = "local", **settings: Any) -> StaticRegistry:
+    """``node`` (of ``family``, plus ``settings``: its section among them) on ``runtime``."""
     effect = parse_contract(
-        {"kind": "effect", "node_id": node, "version": "0.1.0", "effect_type": "local", **settings},
+        {"kind": "effect", "node_id": node, "version": "0.1.0", "effect_type": family, **settings},
         source="bench",
     )
     host = parse_contract(
@@ -20,7 +20,7 @@ def one_node(node: str, runtime: str, **settings: Any) -> StaticRegistry:
             "node_id": runtime,
             "version": "0.1.0",
             "subscriptions": {"cmd_topics": [cmd_topic(node)]},
-            "handlers": {"families": ["local"]},
+            "handlers": {"families": [family]},
             "host_selector": {"node_ids": [node]},
         },
         source="bench",

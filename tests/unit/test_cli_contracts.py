@@ -19,11 +19,16 @@ def test_validate_the_shipped_tree(
     assert "runtime runtime-dev@0.1.0: hosts echo-node, http-proxy-node, query-user" in out
     assert "runtime runtime-dev-light@0.1.0: hosts echo-node, http-proxy-node" in out
     assert "node    query-user@0.1.0: effect (db)" in out
+    assert (
+        "runtime runtime-dev-llm@0.1.0: hosts summarize-text, embed-text, embed-doc, "
+        "embed-query, index-doc, search-docs"
+    ) in out
+    assert "node    summarize-text@0.1.0: effect (llm)" in out
     # two runtimes host echo-node: on one cluster both would answer each of its commands
     assert "note: echo-node is hosted by runtime-dev, runtime-dev-light: run one of them" in out
     assert "query-user is hosted by" not in out
     shown = repo_contracts.resolve().relative_to(Path.cwd().resolve())
-    assert out.rstrip().endswith(f"ok: 2 runtime(s), 3 node(s) in {shown}")
+    assert out.rstrip().endswith(f"ok: 3 runtime(s), 9 node(s) in {shown}")
 
 
 def test_validate_reports_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,30 @@ def test_shipped_configs_load() -> None:
     assert hybrid.kafka.security_protocol == "SASL_SSL"
     assert hybrid.kafka.sasl_password is None  # secrets come from the environment
     assert load_config(REPO / "config" / "inprocess.yaml").bus.kind == "inprocess"
+    assert local.llm.endpoints["default"].base_url is None  # a local server
+    assert local.vector.stores["default"].path == REPO / ".cache" / "onex" / "qdrant"
+    assert hybrid.llm.endpoints["default"].base_url == "https://llm.internal/v1"
+    assert hybrid.llm.endpoints["default"].api_key is None  # from the environment
+    assert hybrid.vector.stores["default"].url == "https://qdrant.internal:6333"
+
+
+def test_model_endpoint_keys_come_from_the_environment_and_urls_are_checked(
+    tmp_path: Path,
+) -> None:
+    config = load_config(
+        None, environ={"ONEX_LLM__ENDPOINTS__DEFAULT__API_KEY": "sk-from-the-environment"}
+    )
+    key = config.llm.endpoints["default"].api_key
+    assert key is not None
+    assert key.get_secret_value() == "sk-from-the-environment"
+    assert "sk-from" not in repr(config)
+    path = tmp_path / "c.yaml"
+    path.write_text("embedding: {endpoints: {remote: {base_url: 'ftp://x'}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "key 'embedding.endpoints.remote.base_url'" in message
+    assert "must start with http:// or https://" in message
 
 
 def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError, Message
+import struct
 
-from onex_actors.bridges.confluent import unreadable_record
+from confluent_kafka import Consumer, KafkaError, Message
+
+from onex_actors.bridges.confluent import group_generation, unreadable_record
 from onex_actors.runtime import Record
 
 TOPIC = "onex.app.local.global.cmd.node.echo-node.v1"
@@ -66,3 +68,15 @@ def test_a_kip_848_subscription_follows_the_matching_topics_the_cluster_has() ->
     calls = consumer.calls
     assert waiting.changed(consumer) is None  # type: ignore[arg-type]
     assert consumer.calls == calls, "looked again before refresh_s passed"
+
+
+def test_the_generation_and_member_are_read_from_librdkafkas_group_metadata() -> None:
+    fresh = Consumer({"group.id": "g", "bootstrap.servers": "127.0.0.1:1"})
+    try:
+        assert group_generation(fresh.consumer_group_metadata()) == (-1, "")
+    finally:
+        fresh.close()
+    written = b"CGMDv2:" + struct.pack("=i", 7) + b"group\x00member-1\x00\x01"
+    assert group_generation(written) == (7, "member-1")
+    assert group_generation(b"something else") == (-1, "")
+    assert group_generation(object()) == (-1, "")

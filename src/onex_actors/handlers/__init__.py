@@ -3,15 +3,31 @@
 from ._allowlist import HostAllowlist as HostAllowlist
 from ._db import DbHandler as DbHandler
 from ._db import json_safe as json_safe
+from ._embedding import EmbeddingHandler as EmbeddingHandler
 from ._http import HttpHandler as HttpHandler
+from ._llm import LlmHandler as LlmHandler
+from ._llm import render_messages as render_messages
 from ._local import LocalHandler as LocalHandler
+from ._model_api import ModelApi as ModelApi
+from ._model_api import ModelEndpoint as ModelEndpoint
 from ._recorded import RecordedHandler as RecordedHandler
+from ._vector import VectorHandler as VectorHandler
+from ._vector import VectorStore as VectorStore
+from ._vector import point_id as point_id
 
 __all__ = [
     "DbHandler",
+    "EmbeddingHandler",
     "HostAllowlist",
     "HttpHandler",
+    "LlmHandler",
     "LocalHandler",
+    "ModelApi",
+    "ModelEndpoint",
     "RecordedHandler",
+    "VectorHandler",
+    "VectorStore",
     "json_safe",
+    "point_id",
+    "render_messages",
 ]

@@ -17,7 +17,7 @@ __all__ = ["WorkItem"]
 class WorkItem:
     """An envelope, the ticket of the slice it came in, and the record it was read from."""
 
-    __slots__ = ("answered", "crashes", "envelope", "record", "sealed", "ticket")
+    __slots__ = ("answered", "crashes", "envelope", "record", "refused", "sealed", "ticket")
 
     def __init__(
         self, envelope: OnexEnvelope, ticket: Ticket | None = None, record: Record | None = None
@@ -28,6 +28,8 @@ class WorkItem:
         """Where the envelope was read, for dead letters (``None`` if not from a bus)."""
         self.crashes = 0
         self.answered = False
+        self.refused = False
+        """An output of its answer was refused by the bus (answered with an error since)."""
         self.sealed = False
 
     @property

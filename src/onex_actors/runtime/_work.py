@@ -24,8 +24,10 @@ from onex_actors.core import (
     HandlerError,
     HostedNode,
     IdempotencyCache,
+    MissingValue,
     dead_letter_of,
     error_result_of,
+    forwarded_command,
     result_of,
 )
 
@@ -167,31 +169,31 @@ class NodeWork:
             )
         records: list[OutboundRecord] = []
         acks: list[AckCallback | None] = []
-        answered: list[WorkItem] = []
+        owners: list[WorkItem] = []
+        answers: list[tuple[WorkItem, OutboundRecord]] = []
         failed: list[tuple[WorkItem, HandlerError]] = []
         for item, outcome in zip(fresh, outcomes, strict=True):
             if isinstance(outcome, HandlerError):
                 failed.append((item, outcome))
                 continue
             try:
-                records.append(self._result_record(item, outcome))
+                produced = self._answer_records(item, outcome)
             except HandlerError as exc:
                 failed.append((item, exc))
                 continue
-            acks.append(item.ticket.expect())
-            answered.append(item)
+            records.extend(produced)
+            acks.extend(item.ticket.expect() for _ in produced)
+            owners.extend(item for _ in produced)
+            answers.append((item, produced[0]))
         if records:
-            await self.outbox.publish_many(records, acks, partial(self._unproduced_at, answered))
-            for item in answered:
+            await self.outbox.publish_many(records, acks, partial(self._unproduced_at, owners))
+            for item, _ in answers:
                 item.answered = True
             self.answered.remember_many(
-                [
-                    (item.envelope.envelope_id, record, len(record.value or b""))
-                    for item, record in zip(answered, records, strict=True)
-                ],
+                [(item.envelope.envelope_id, evt, len(evt.value or b"")) for item, evt in answers],
                 trio.current_time(),
             )
-            self.handled_ok += len(records)
+            self.handled_ok += len(answers)
         for item, error in failed:
             await self._handle(item, first_failure=error)
 
@@ -222,7 +224,9 @@ class NodeWork:
                 )
                 await self._fail(item, info)
                 return
-            await trio.sleep(retry.delay(attempt))
+            # a server's Retry-After is honoured up to the policy's longest backoff
+            asked = min(error.retry_after_s or 0.0, retry.backoff_max_s)
+            await trio.sleep(max(retry.delay(attempt), asked))
 
     async def _answer(self, item: WorkItem) -> None:
         timeout = self.contract.timeout_s
@@ -238,10 +242,39 @@ class NodeWork:
             ) from None
         finally:
             self.handler_durations.observe(time.perf_counter() - started)
-        record = self._result_record(item, payload)
-        await self.outbox.publish(record, item.ticket, fallback=partial(self._unproduced, item))
-        self._remember(item, record)
+        records = self._answer_records(item, payload)
+        await self.outbox.publish_many(
+            records,
+            [item.ticket.expect() for _ in records],
+            partial(self._unproduced_at, [item] * len(records)),
+        )
+        self._remember(item, records[0])
         item.answered = True
+
+    def _answer_records(
+        self, item: WorkItem, payload: Mapping[str, JsonValue]
+    ) -> list[OutboundRecord]:
+        """Encode the ``ok`` result of ``item``, and the command its ``then`` forwards.
+
+        ``HandlerError`` if either cannot be built.
+        """
+        records = [self._result_record(item, payload)]
+        then = self.contract.then
+        if then is not None and self.hosted.then_topic is not None:
+            try:
+                command = forwarded_command(item.envelope, payload, then)
+            except MissingValue as exc:
+                raise HandlerError(
+                    f"node {self.node_id!r} answered, but its then.payload finds nothing "
+                    f"for the command to {then.node_id!r}: {exc}",
+                    error_type="then_failed",
+                    retryable=False,
+                ) from None
+            try:
+                records.append(self.outbox.encode(command, self.hosted.then_topic))
+            except EnvelopeError as exc:
+                raise HandlerError(str(exc), error_type="then_failed", retryable=False) from None
+        return records
 
     def _result_record(self, item: WorkItem, payload: Mapping[str, JsonValue]) -> OutboundRecord:
         """Encode the ``ok`` result of ``item``; ``HandlerError`` if it cannot be one."""
@@ -263,6 +296,9 @@ class NodeWork:
 
     async def _unproduced(self, item: WorkItem, error: BaseException) -> None:
         """Answer ``item`` with an error event and a dead letter: its result was refused."""
+        if item.refused:  # its other output was refused too: answered once already
+            return
+        item.refused = True
         reason = error.reason if isinstance(error, BusError) else "produce_failed"
         self.handled_ok -= 1
         item.answered = False

@@ -6,6 +6,7 @@ Optional: ``pip install 'onex-actors[confluent]'``.
 from ._bus import ConfluentBus as ConfluentBus
 from ._bus import open_confluent_bus as open_confluent_bus
 from ._consumer import ConfluentConsumerBridge as ConfluentConsumerBridge
+from ._consumer import group_generation as group_generation
 from ._consumer import unreadable_record as unreadable_record
 from ._producer import ConfluentProducerBridge as ConfluentProducerBridge
 
@@ -13,6 +14,7 @@ __all__ = [
     "ConfluentBus",
     "ConfluentConsumerBridge",
     "ConfluentProducerBridge",
+    "group_generation",
     "open_confluent_bus",
     "unreadable_record",
 ]

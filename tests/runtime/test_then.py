@@ -1,0 +1,48 @@
+"""``then``: a node's ok result sends another node a command (a flow chained by topics)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.contracts import RUNTIME_ID, effect, registry
+
+from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.core import EnvelopeStatus, cmd_topic, decode_envelope
+from onex_actors.testing import open_test_host
+
+THEN = {"node_id": "second", "payload": {"seen": "$.result.n", "asked": "$.command.node_id"}}
+
+
+async def test_an_ok_result_forwards_a_command_in_the_same_flow() -> None:
+    contracts = registry(effect("first", then=THEN), effect("second"))
+    bus = InProcessBus()
+    async with open_test_host(RUNTIME_ID, contracts=contracts, bus=bus) as host:
+        command = await host.send("first", {"n": 7})
+        events = await host.collector.results(command.correlation_id, count=2)
+    (sent,) = [decode_envelope(r.value) for r in bus.records(cmd_topic("second"))]  # type: ignore[arg-type]
+    first, second = sorted(events, key=lambda e: e.node_id)
+    assert (first.node_id, first.payload) == ("first", {"n": 7})
+    assert (second.node_id, second.status) == ("second", EnvelopeStatus.OK)
+    assert second.payload == {"seen": 7, "asked": "first"}
+    assert second.correlation_id == command.correlation_id
+    assert sent.envelope_id == uuid.uuid5(command.envelope_id, "then:second")
+    assert (sent.causation_id, sent.correlation_id) == (command.envelope_id, command.correlation_id)
+    assert second.causation_id == sent.envelope_id
+
+
+async def test_a_then_path_that_finds_nothing_is_the_nodes_error_and_a_dead_letter() -> None:
+    contracts = registry(effect("first", then=THEN), effect("second"))
+    bus = InProcessBus()
+    async with open_test_host(RUNTIME_ID, contracts=contracts, bus=bus) as host:
+        result = await host.request("first", {"m": 1})
+        await host.collector.wait_until(lambda: host.dead_letters("first"))
+        (dead,) = host.dead_letters("first")
+    assert result.status is EnvelopeStatus.ERROR
+    assert result.error is not None
+    assert result.error.type == "then_failed"
+    assert "then.payload finds nothing for the command to 'second'" in result.error.message
+    assert dead.error is not None
+    assert dead.error.type == "then_failed"
+    assert cmd_topic("second") not in {
+        e.node_id for e in host.collector.by_topic[cmd_topic("second")]
+    }
