@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,7 @@ class SeenRequest:
     path: str
     body: bytes
     headers: dict[str, str]
+    at: float = attrs.field(factory=time.monotonic)
 
 
 @attrs.define
@@ -55,6 +57,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"y" * 100_000)
             self.close_connection = True
+        elif path.startswith("busy-once/"):  # an OpenAI-compatible server, busy at first
+            if sum(seen.path == self.path for seen in self.server.seen) == 1:
+                self.send_response(429)
+                self.send_header("retry-after", "1")
+                self.send_header("content-length", "0")
+                self.end_headers()
+            else:
+                answer = {
+                    "model": "stub-model",
+                    "choices": [{"message": {"content": "done"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                }
+                self._reply(200, json.dumps(answer).encode(), "application/json")
         elif path == "text":
             self._reply(200, b"plain words", "text/plain")
         elif path == "redirect":

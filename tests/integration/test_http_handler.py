@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.contracts import RUNTIME_ID, effect, registry
+from tests.contracts import RUNTIME_ID, effect, registry, runtime
 from tests.http_server import RecordingServer, recording_server
 
 from onex_actors.app import HostConfig, HttpSettings
 from onex_actors.core import EnvelopeStatus
+from onex_actors.registry import StaticRegistry
 from onex_actors.testing import open_test_host
 
 FAST_RETRY = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.02}
@@ -191,3 +192,27 @@ async def test_an_invalid_traceparent_is_not_forwarded(server: RecordingServer) 
     assert "traceparent" not in server.seen[0].headers
     assert server.seen[1].headers["traceparent"] == valid
     assert health.restarts == 0
+
+
+async def test_an_llm_server_asking_to_retry_after_a_second_is_waited_for(
+    server: RecordingServer,
+) -> None:
+    endpoints = {"default": {"base_url": f"{server.base_url}/busy-once/v1"}}
+    retry = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 5.0}
+    node = effect(
+        "ask",
+        effect_type="llm",
+        local=None,
+        retry=retry,
+        llm={"model": "stub-model", "messages": {"user": "hello"}},
+    )
+    contracts = StaticRegistry([runtime("ask", families=("llm",))], [node])
+    config = HostConfig.model_validate({"llm": {"endpoints": endpoints}})
+    async with open_test_host(RUNTIME_ID, contracts=contracts, config=config) as host:
+        result = await host.request("ask", {})
+    assert result.status is EnvelopeStatus.OK
+    assert result.payload["text"] == "done"
+    first, second = server.seen
+    assert first.path == second.path == "/busy-once/v1/chat/completions"
+    assert second.at - first.at >= 1.0  # Retry-After: 1, though the backoff was 0.01 s
+    assert first.headers.get("authorization") is None  # no key configured, none sent

