@@ -14,6 +14,7 @@ from pydantic import JsonValue
 from onex_actors.core import EmbeddingEffect, HandlerError, JsonPath, MissingValue, OnexEnvelope
 from onex_actors.runtime import HandlerHealth
 
+from ._capped import one_of_batch
 from ._model_api import ModelApi
 
 __all__ = ["EmbeddingHandler"]
@@ -34,10 +35,7 @@ class EmbeddingHandler:
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         """Embed one command's text."""
-        (outcome,) = await self.execute_batch([envelope])
-        if isinstance(outcome, HandlerError):
-            raise outcome
-        return outcome
+        return await one_of_batch(self, envelope)
 
     async def execute_batch(
         self, envelopes: Sequence[OnexEnvelope]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
-from typing import cast
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
@@ -16,6 +14,7 @@ from onex_actors.core import HandlerError, HttpEffect, OnexEnvelope
 from onex_actors.runtime import HandlerHealth
 
 from ._allowlist import HostAllowlist
+from ._capped import read_capped
 
 __all__ = ["HttpHandler"]
 
@@ -80,7 +79,12 @@ class HttpHandler:
         try:
             response = await self.client.send(request, stream=True, follow_redirects=False)
             try:
-                content = await self._read_capped(response, url)
+                content = await read_capped(
+                    response,
+                    self.effect.max_response_bytes,
+                    what=f"response from {url}",
+                    error_type="http_response_too_large",
+                )
             finally:
                 await response.aclose()
         except (httpx.LocalProtocolError, httpx.UnsupportedProtocol):
@@ -141,29 +145,6 @@ class HttpHandler:
                 )
             values[name] = quote(text, safe="")
         return httpx.URL(self.effect.url_template.format(**values))
-
-    async def _read_capped(self, response: httpx.Response, url: httpx.URL) -> bytes:
-        limit = self.effect.max_response_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise HandlerError(
-                f"response from {url} declares {declared} bytes, over max_response_bytes={limit}",
-                error_type="http_response_too_large",
-                retryable=False,
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async with aclosing(cast("AsyncGenerator[bytes]", response.aiter_bytes())) as stream:
-            async for chunk in stream:
-                size += len(chunk)
-                if size > limit:
-                    raise HandlerError(
-                        f"response from {url} is over max_response_bytes={limit}",
-                        error_type="http_response_too_large",
-                        retryable=False,
-                    )
-                chunks.append(chunk)
-        return b"".join(chunks)
 
     def _failed(self, message: str, error_type: str) -> HandlerError:
         self._last_error = message

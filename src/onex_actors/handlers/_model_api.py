@@ -8,8 +8,7 @@ config only; 429 and 5xx (and timeouts, refused connections) are retryable, hono
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from typing import cast
 
 import attrs
@@ -18,6 +17,8 @@ import trio
 from pydantic import JsonValue
 
 from onex_actors.core import HandlerError
+
+from ._capped import read_capped
 
 __all__ = ["ModelApi", "ModelEndpoint"]
 
@@ -68,7 +69,12 @@ class ModelApi:
                 )
                 response = await self.client.send(request, stream=True)
                 try:
-                    content = await _read_capped(response, max_response_bytes, where)
+                    content = await read_capped(
+                        response,
+                        max_response_bytes,
+                        what=f"{where} reply",
+                        error_type="model_reply_too_large",
+                    )
                 finally:
                     await response.aclose()
             except httpx.TimeoutException as exc:
@@ -119,26 +125,3 @@ def _retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
-
-
-async def _read_capped(response: httpx.Response, limit: int, where: str) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HandlerError(
-            f"{where} reply declares {declared} bytes, over max_response_bytes={limit}",
-            error_type="model_reply_too_large",
-            retryable=False,
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async with aclosing(cast("AsyncGenerator[bytes]", response.aiter_bytes())) as stream:
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                raise HandlerError(
-                    f"{where} reply is over max_response_bytes={limit}",
-                    error_type="model_reply_too_large",
-                    retryable=False,
-                )
-            chunks.append(chunk)
-    return b"".join(chunks)

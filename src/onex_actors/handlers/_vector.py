@@ -19,6 +19,8 @@ from pydantic import JsonValue
 from onex_actors.core import HandlerError, JsonPath, MissingValue, OnexEnvelope, VectorEffect
 from onex_actors.runtime import HandlerHealth
 
+from ._capped import one_of_batch
+
 __all__ = ["VectorHandler", "VectorStore", "point_id"]
 
 _ID_NAMESPACE = uuid.UUID("9b1f4a52-7c1e-4a44-9a3e-2f0c1d5e6b70")
@@ -75,10 +77,7 @@ class VectorHandler:
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         """Upsert or search for one command."""
-        (outcome,) = await self.execute_batch([envelope])
-        if isinstance(outcome, HandlerError):
-            raise outcome
-        return outcome
+        return await one_of_batch(self, envelope)
 
     async def execute_batch(
         self, envelopes: Sequence[OnexEnvelope]

@@ -19,7 +19,15 @@ class Ticket:
     records are never committed and are redelivered after a restart.
     """
 
-    __slots__ = ("_on_done", "_pending", "_unsealed", "failure", "marks", "settled")
+    __slots__ = (
+        "_highest",
+        "_on_done",
+        "_pending",
+        "_unsealed",
+        "failure",
+        "marks",
+        "settled",
+    )
 
     def __init__(
         self,
@@ -31,6 +39,8 @@ class Ticket:
         self._on_done = on_done
         self.marks = marks
         """The input records this ticket covers: each one's partition tracker and offset."""
+        self._highest: list[tuple[PartitionOffsets, int]] | None = None
+        """Each partition's highest marked offset: the prefix is done up to it or not."""
         self._pending = 0
         self._unsealed = parts
         self.settled = False
@@ -42,12 +52,26 @@ class Ticket:
         return self._ack
 
     def in_done_prefix(self) -> bool:
-        """Whether every input record lies in its partition's done prefix (committable)."""
-        return all(offsets.covers(offset) for offsets, offset in self.marks)
+        """Whether every input record lies in its partition's done prefix (committable).
+
+        A prefix holding a partition's highest marked offset holds the lower ones too, so
+        one check per partition (a transaction asks this of every held output).
+        """
+        return all(offsets.covers(offset) for offsets, offset in self._per_partition())
 
     def retired(self) -> bool:
         """Whether some input record's partition is read again: its outputs are void."""
-        return any(offsets.retired for offsets, _ in self.marks)
+        return any(offsets.retired for offsets, _ in self._per_partition())
+
+    def _per_partition(self) -> list[tuple[PartitionOffsets, int]]:
+        if self._highest is None:
+            highest: dict[int, tuple[PartitionOffsets, int]] = {}
+            for offsets, offset in self.marks:
+                known = highest.get(id(offsets))
+                if known is None or offset > known[1]:
+                    highest[id(offsets)] = (offsets, offset)
+            self._highest = list(highest.values())
+        return self._highest
 
     def seal(self) -> None:
         """Say that one part (envelope) has handed over every output it will have."""
