@@ -15,14 +15,14 @@ import asyncio
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncpg
 
 from onex_actors.app import demo_seed_sql
 from onex_actors.devinfra import EmbeddedPostgres, LocalKafka
-from onex_actors.testing import RawRecord, render_reports
+from onex_actors.testing import RawRecord, SentRecord, render_reports
 from onex_actors.testing.faults import (
     FaultLab,
     ScenarioResult,
@@ -86,6 +86,25 @@ def seed(dsn: str) -> None:
     asyncio.run(run())
 
 
+def lost_ranges(lost: Sequence[SentRecord]) -> str:
+    """The lost records' command offsets, as ranges per partition: where to look first."""
+    by_partition: dict[int, list[int]] = {}
+    for record in lost:
+        by_partition.setdefault(record.partition, []).append(record.offset)
+    parts = []
+    for partition, offsets in sorted(by_partition.items()):
+        offsets.sort()
+        runs, start, last = [], offsets[0], offsets[0]
+        for offset in offsets[1:]:
+            if offset != last + 1:
+                runs.append(f"{start}-{last}" if start != last else str(start))
+                start = offset
+            last = offset
+        runs.append(f"{start}-{last}" if start != last else str(start))
+        parts.append(f"{partition}: {', '.join(runs)}")
+    return "; ".join(parts)
+
+
 def main() -> None:
     """Run the chosen scenarios; exit 1 if any lost a command or the host crashed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -140,6 +159,8 @@ def main() -> None:
             rows.append(result)
             verdict = "pass" if result.passed else "FAIL"
             print(f"{name}: {verdict}: {result.note}", flush=True)
+            if result.report.lost:
+                print(f"  lost (partition: offsets): {lost_ranges(result.report.lost)}", flush=True)
     finally:
         broker.stop()
         broker.remove_data()
