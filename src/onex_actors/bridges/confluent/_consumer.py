@@ -97,7 +97,11 @@ class ConfluentConsumerBridge(GroupMember):
             math.inf
         )
         self._epoch = 0
-        """Bumped by :meth:`rewind` (consumer thread); batches fetched before are dropped."""
+        """The read-again a fetched batch belongs to (consumer thread: set by the seek)."""
+        self._wanted_epoch = 0
+        """The read-again :meth:`poll` accepts batches of (trio thread): bumped the moment
+        :meth:`rewind` is called, so a batch fetched before its seek is dropped even if it
+        arrives while the seek waits for the consumer thread."""
         self.revoked_by_client = 0
         """Revocations as the rebalance callbacks saw them (consumer thread)."""
         self._assigned_generation = -1
@@ -158,7 +162,7 @@ class ConfluentConsumerBridge(GroupMember):
             with self._lock:
                 self._outstanding -= 1
             self._taken.set()
-            if epoch == self._epoch:
+            if epoch == self._wanted_epoch:
                 return batch
 
     async def transaction_state(self) -> TransactionState:
@@ -186,10 +190,12 @@ class ConfluentConsumerBridge(GroupMember):
 
         Batches fetched before and not yet returned by :meth:`poll` are dropped.
         """
-        await self._ask(self._rewind)
+        self._wanted_epoch += 1  # before any await: nothing fetched earlier is dispatched
+        epoch = self._wanted_epoch
+        await self._ask(lambda consumer: self._rewind(consumer, epoch))
 
-    def _rewind(self, consumer: Consumer) -> None:
-        self._epoch += 1
+    def _rewind(self, consumer: Consumer, epoch: int) -> None:
+        self._epoch = epoch
         owned = consumer.assignment()
         if not owned:
             return

@@ -77,6 +77,8 @@ class ConfluentProducerBridge:
         self.aborted_transactions = 0
         self.replacements = 0
         """Producers replaced by a new one (fenced at a timeout, or wedged)."""
+        self._failed_in_transaction = 0
+        """Outputs of the open transaction that failed: it must not commit then."""
         self._turn = trio.Lock()
         """Held by a publish while it produces and by a commit: librdkafka refuses a
         record produced while a transaction commits."""
@@ -188,7 +190,7 @@ class ConfluentProducerBridge:
         """Fence older producers of our id (aborting their open transaction), open one."""
         try:
             producer.init_transactions(TRANSACTION_CALL_TIMEOUT_S)
-            producer.begin_transaction()
+            self._begin(producer)
         except KafkaException as exc:
             error = exc.args[0]
             if error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
@@ -213,6 +215,9 @@ class ConfluentProducerBridge:
         """
         producer = self._current()
         positions = [CKTopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()]
+        producer.flush(TRANSACTION_CALL_TIMEOUT_S)  # every output acknowledged or failed first
+        if self._failed_in_transaction:
+            return self._abort_for_failed_outputs()
         try:
             if positions:
                 _retrying(
@@ -223,12 +228,41 @@ class ConfluentProducerBridge:
                 )
             _retrying(lambda: producer.commit_transaction(TRANSACTION_CALL_TIMEOUT_S), deadline)
             self.transactions += 1
-            producer.begin_transaction()
+            self._begin(producer)
         except KafkaException as exc:
             if producer is not self._producer:  # replaced while wedged: nothing more to do
                 return None
             return self._after_failure(exc.args[0])
         return None
+
+    def _begin(self, producer: Producer) -> None:
+        """Open the next transaction (none of its outputs has failed yet).
+
+        Reports still due of the last one (purged by an abort) are served first, so they
+        are not counted against this one.
+        """
+        producer.poll(0)
+        self._failed_in_transaction = 0
+        producer.begin_transaction()
+
+    def _abort_for_failed_outputs(self) -> BaseException:
+        """Abort a transaction some of whose outputs failed, rather than commit its offsets."""
+        count = self._failed_in_transaction
+        self.aborted_transactions += 1
+        try:
+            deadline = time.monotonic() + self.transaction_timeout_s
+            _retrying(
+                lambda: self._current().abort_transaction(TRANSACTION_CALL_TIMEOUT_S), deadline
+            )
+            self._begin(self._current())
+        except KafkaException as exc:
+            return self._renew_after(exc.args[0]) or TransactionAborted(
+                f"Kafka transaction abandoned: {count} of its outputs failed"
+            )
+        return TransactionAborted(
+            f"Kafka transaction aborted: {count} of its outputs failed; its input records "
+            "are read again from the last committed offsets"
+        )
 
     def _replace_wedged(self) -> BaseException:
         """Replace a producer stuck in a transaction call past its timeout.
@@ -266,7 +300,7 @@ class ConfluentProducerBridge:
                 _retrying(
                     lambda: self._current().abort_transaction(TRANSACTION_CALL_TIMEOUT_S), deadline
                 )
-                self._current().begin_transaction()
+                self._begin(self._current())
             except KafkaException as exc:
                 return self._renew_after(exc.args[0]) or aborted
             return aborted
@@ -367,6 +401,7 @@ class ConfluentProducerBridge:
         failure = None
         if error is not None:
             self.failed_acks += 1
+            self._failed_in_transaction += 1
             too_large = error.code() == KafkaError.MSG_SIZE_TOO_LARGE
             reason = "result_too_large" if too_large else "produce_failed"
             failure = BusError(f"producing to {topic} failed: {error.str()}", reason=reason)

@@ -92,7 +92,11 @@ class KafkaConsumerBridge(GroupMember):
             math.inf
         )
         self._epoch = 0
-        """Bumped by :meth:`rewind` (consumer thread); batches fetched before are dropped."""
+        """The read-again a fetched batch belongs to (consumer thread: set by the seek)."""
+        self._wanted_epoch = 0
+        """The read-again :meth:`poll` accepts batches of (trio thread): bumped the moment
+        :meth:`rewind` is called, so a batch fetched before its seek is dropped even if it
+        arrives while the seek waits for the consumer thread."""
         self._commands: queue.Queue[Callable[[KafkaConsumer], object]] = queue.Queue()
         self._paused: set[TopicPartition] = set()
         self._outstanding = 0
@@ -161,7 +165,7 @@ class KafkaConsumerBridge(GroupMember):
                 epoch, batch = delivered
                 with self._lock:
                     self._outstanding -= 1
-                if epoch == self._epoch:
+                if epoch == self._wanted_epoch:
                     return batch
                 continue  # fetched before a rewind: read again from the last commit
             self._check_not_stuck()
@@ -212,10 +216,12 @@ class KafkaConsumerBridge(GroupMember):
 
         Batches fetched before and not yet returned by :meth:`poll` are dropped.
         """
-        await self._call(self._rewind)
+        self._wanted_epoch += 1  # before any await: nothing fetched earlier is dispatched
+        epoch = self._wanted_epoch
+        await self._call(lambda consumer: self._rewind(consumer, epoch))
 
-    def _rewind(self, consumer: KafkaConsumer) -> None:
-        self._epoch += 1
+    def _rewind(self, consumer: KafkaConsumer, epoch: int) -> None:
+        self._epoch = epoch
         sought = []
         for tp in consumer.assignment():
             committed = consumer.committed(tp)

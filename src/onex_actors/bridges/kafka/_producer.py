@@ -42,6 +42,16 @@ _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 _FENCED = (ProducerFencedError, InvalidProducerEpochError)
 
 
+class _OutputsFailed(KafkaError):  # type: ignore[misc]
+    """Outputs of the open transaction failed: it is aborted instead of committed."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"{count} output(s) of the transaction failed; aborting it rather than "
+            "committing offsets without their results"
+        )
+
+
 class _Commit:
     """A transaction commit queued behind the records it carries."""
 
@@ -85,6 +95,8 @@ class ProducerBridge:
         self.transactions = 0
         """Transactions committed."""
         self.aborted_transactions = 0
+        self._failed_in_transaction = 0
+        """Outputs of the open transaction that failed: it must not commit then."""
         self.max_request_bytes = max_request_bytes
         self.close_timeout_s = close_timeout_s
         """How long closing waits for records still undelivered (a broker gone)."""
@@ -178,7 +190,13 @@ class ProducerBridge:
                 "support Kafka transactions (tansu does not)? Else use delivery: "
                 "at_least_once"
             ) from None
+        self._failed_in_transaction = 0
         producer.begin_transaction()
+
+    def _begin(self) -> None:
+        """Open the next transaction (none of its outputs has failed yet)."""
+        self._failed_in_transaction = 0
+        self._producer.begin_transaction()
 
     def _commit(self, command: _Commit) -> None:
         producer = self._producer
@@ -187,6 +205,9 @@ class ProducerBridge:
             for tp, offset in command.offsets.items()
         }
         try:
+            producer.flush()  # every output of the transaction acknowledged or failed first
+            if self._failed_in_transaction:
+                raise _OutputsFailed(self._failed_in_transaction)
             if offsets:
                 producer.send_offsets_to_transaction(offsets, command.group_metadata)
             producer.commit_transaction()
@@ -202,7 +223,7 @@ class ProducerBridge:
                 reason="producer_fenced",
             )
             return
-        self._producer.begin_transaction()
+        self._begin()
 
     def _fenced(self, error: BaseException) -> bool:
         """Whether ``error`` (or the transaction's recorded error) is a fencing.
@@ -398,6 +419,7 @@ class ProducerBridge:
         failure = None
         if error is not None:
             self.failed_acks += 1
+            self._failed_in_transaction += 1
             reason = "result_too_large" if isinstance(error, _TOO_LARGE) else "produce_failed"
             failure = BusError(
                 f"producing to {topic} failed: {type(error).__name__}: {error}", reason=reason
