@@ -21,11 +21,11 @@ from onex_actors.devinfra import LocalKafka
 
 @contextmanager
 def broker(bootstrap: str | None) -> Iterator[str]:
-    """The given broker, or a local Apache Kafka on 127.0.0.1:39292 for the run."""
+    """The given broker, or a local Apache Kafka on 127.0.0.1:29292 for the run."""
     if bootstrap:
         yield bootstrap
         return
-    local = LocalKafka(port=39292, controller_port=39293)
+    local = LocalKafka(port=29292, controller_port=29293)
     local.stop()
     local.remove_data()
     try:

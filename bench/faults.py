@@ -1,6 +1,6 @@
 """The fault harness: every scenario against real processes, then the checker's table.
 
-Starts its own Apache Kafka on 127.0.0.1:39392 and an embedded PostgreSQL (unless
+Starts its own Apache Kafka on 127.0.0.1:29392 and an embedded PostgreSQL (unless
 DATABASE_URL is set, in which case the PostgreSQL scenario is skipped: it must stop
 the server), runs the scenarios and prints one Markdown table row per scenario.
 
@@ -43,7 +43,7 @@ from onex_actors.testing.strategies import hostile_records, malformed_record_val
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import add_json_flag, print_json
 
-PORT = 39392
+PORT = 29392
 
 
 def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:

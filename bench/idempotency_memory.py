@@ -26,7 +26,7 @@ from onex_actors.testing.faults import FaultLab
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import add_json_flag, print_json
 
-PORT = 39492
+PORT = 29492
 UNBOUNDED = "idempotency_max_bytes: 1000000000000\n"
 
 

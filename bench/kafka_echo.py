@@ -19,7 +19,7 @@ by the same client (confluent-kafka, linger 0) from send to the result's arrival
         [--only bare bare-codec runtime faststream faststream-batch] [--gc-threshold N]
         [--record] [--json]
 
-Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:39292 and stops it after.
+Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:29292 and stops it after.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ and rebalances. The bound: inbox < inbox_size + 5 polls, no rebalance, RSS flat.
 
     python bench/kafka_flood.py [--commands 1000000] [--seconds 60] [--bootstrap HOST:PORT]
 
-Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:39292 and stops it after.
+Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:29292 and stops it after.
 """
 
 from __future__ import annotations

@@ -65,14 +65,14 @@ def postgres_dsn(postgres: EmbeddedPostgres | None) -> str:
 def kafka_bootstrap() -> Iterator[str]:
     """A real Kafka broker for this session.
 
-    ONEX_KAFKA_BOOTSTRAP names a running one; otherwise a local one starts on port 39092:
+    ONEX_KAFKA_BOOTSTRAP names a running one; otherwise a local one starts on port 29092:
     Apache Kafka, or tansu with ONEX_TEST_BROKER=tansu.
     """
     external = os.environ.get("ONEX_KAFKA_BOOTSTRAP")
     if external:
         yield external
         return
-    broker = local_broker(TEST_BROKER, 39092)
+    broker = local_broker(TEST_BROKER, 29092)
     broker.stop()
     if isinstance(broker, LocalKafka):
         broker.remove_data()

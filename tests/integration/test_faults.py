@@ -134,7 +134,7 @@ import json, sys
 from pathlib import Path
 from onex_actors.devinfra import LocalKafka
 from onex_actors.testing.faults import FaultLab, broker_outage
-broker = LocalKafka(port=39192, controller_port=39193)
+broker = LocalKafka(port=29192, controller_port=29193)
 broker.stop()
 broker.remove_data()
 try:

@@ -144,9 +144,9 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
     sasl_password, db_password = f"sasl-{uuid.uuid4().hex}", f"db-{uuid.uuid4().hex}"
     broker = LocalKafka(
         home=REPO / ".cache" / "kafka",
-        port=39492,
-        controller_port=39493,
-        sasl_ssl=SaslSslListener(39494, root / "broker.pem", ((SASL_USER, sasl_password),)),
+        port=29492,
+        controller_port=29493,
+        sasl_ssl=SaslSslListener(29494, root / "broker.pem", ((SASL_USER, sasl_password),)),
     )
     broker.stop()
     broker.remove_data()  # SCRAM credentials are written when the log dir is formatted
@@ -162,7 +162,7 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
         database.require_tls(chain, key)
         yield Hybrid(
             plaintext=plaintext,
-            secured="127.0.0.1:39494",
+            secured="127.0.0.1:29494",
             ca_file=root / "ca.pem",
             other_ca_file=root / "other-ca.pem",
             sasl_password=sasl_password,
