@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 from tests.kafka_support import NamespacedBus, NamespacedConsumer
 
 from onex_actors.core import TopicPattern
@@ -37,6 +38,9 @@ async def test_batches_fetched_before_a_rewind_are_dropped_from_the_moment_it_is
                 first = await consumer.poll(100)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(consumer.rewind)
+                # the rewind has begun (it waits for the consumer thread's seek); batches
+                # fetched ahead before it still wait in the bridge
+                await trio.testing.wait_all_tasks_blocked()
                 again = await consumer.poll(100)
     # nothing was committed: the rewind reads the partition from its start, and the
     # batches fetched ahead before it (offsets past 200) are never handed on

@@ -12,6 +12,7 @@ before it and commits, in a worker thread, while ``publish`` waits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -215,7 +216,10 @@ class ConfluentProducerBridge:
         """
         producer = self._current()
         positions = [CKTopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()]
-        producer.flush(TRANSACTION_CALL_TIMEOUT_S)  # every output acknowledged or failed first
+        # every output acknowledged or failed first; a producer in a fatal state (fenced)
+        # fails the flush oddly, and the transaction calls below say why
+        with contextlib.suppress(KafkaException, SystemError):
+            producer.flush(TRANSACTION_CALL_TIMEOUT_S)
         if self._failed_in_transaction:
             return self._abort_for_failed_outputs()
         try:
