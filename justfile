@@ -1,6 +1,8 @@
 # onex-actors tasks. `just --list` shows them.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
+# A failing command's own error line is the last one printed, not just's "recipe failed".
+set no-exit-message
 
 venv := ".venv"
 bin := venv / "bin"

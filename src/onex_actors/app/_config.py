@@ -221,6 +221,10 @@ class HostConfig(_Settings):
     """The contract tree; relative paths here resolve from the project root."""
     cache_dir: Path = Path(".cache")
     """Where a local broker keeps its jars, data and logs."""
+    install_local_runners: bool = False
+    """Let the host install a missing local model server when a node first needs one
+    (llama.cpp's, built once per machine: docs/models.md). ``config/local.yaml`` sets it;
+    off, a missing server is a start-up error naming what to install."""
     bus: BusSettings = BusSettings()
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings()

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import trio
 
 from onex_actors.core import ConfigError, RoutingTable
-from onex_actors.devinfra import LocalModelServer
+from onex_actors.devinfra import LocalModelServer, chat_runner_installed, install_chat_runner
 from onex_actors.handlers import ModelApi, ModelEndpoint, VectorStore
 
 from ._config import HostConfig, ModelEndpointSettings, VectorStoreSettings
@@ -87,7 +89,10 @@ def _endpoint(name: str, base_url: str, settings: ModelEndpointSettings) -> Mode
 async def _start_local(
     family: Family, config: HostConfig, stack: AsyncExitStack
 ) -> LocalModelServer:
-    server = LocalModelServer(family, config.cache_dir / "onex" / "models")
+    log_dir = config.cache_dir / "onex" / "models"
+    if family == "llm" and config.install_local_runners and not chat_runner_installed():
+        await _install_chat_runner(log_dir)
+    server = LocalModelServer(family, log_dir)
     server.start()  # on the trio thread: the server dies with the thread that started it
     stack.callback(server.stop)
     await trio.to_thread.run_sync(server.wait_ready, abandon_on_cancel=True)
@@ -99,6 +104,24 @@ async def _start_local(
         server.pid(),
     )
     return server
+
+
+async def _install_chat_runner(log_dir: Path) -> None:
+    """Build and install llama.cpp's server in a worker thread; a cancel kills the build."""
+    stop, finished = threading.Event(), threading.Event()
+
+    def install() -> None:
+        try:
+            install_chat_runner(lambda line: logger.info("%s", line), log_dir=log_dir, stop=stop)
+        finally:
+            finished.set()
+
+    try:
+        await trio.to_thread.run_sync(install, abandon_on_cancel=True)
+    finally:
+        stop.set()  # a Ctrl-C during the build: the thread kills pip within a second
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(finished.wait, 5.0)
 
 
 @asynccontextmanager

@@ -7,6 +7,9 @@ tail``. Used by ``app``, the command line and tests; never by the runtime, and n
 adapter of a port.
 """
 
+from ._chat_runner import chat_runner_installed as chat_runner_installed
+from ._chat_runner import install_chat_runner as install_chat_runner
+from ._client import command_topic_nodes as command_topic_nodes
 from ._client import follow as follow
 from ._client import request as request
 from ._embedded_postgres import EmbeddedPostgres as EmbeddedPostgres
@@ -29,7 +32,10 @@ __all__ = [
     "LocalTansu",
     "SaslSslListener",
     "broker_answers",
+    "chat_runner_installed",
+    "command_topic_nodes",
     "follow",
+    "install_chat_runner",
     "local_broker",
     "request",
     "resolve_auto_broker",

@@ -37,8 +37,10 @@ __all__ = ["EmbeddedPostgres"]
 SYSTEM_USER = "embedded_postgres"
 
 _REAPER = """
-import fcntl, os, subprocess, sys
+import fcntl, os, signal, subprocess, sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C sent to a whole tree of processes
+signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: only the pipe counts
 sys.stdin.buffer.read()  # returns at end of file: the host closed the pipe, or died
 users = Path(sys.argv[1])
 lock = open(users / ".lock", "a")

