@@ -137,6 +137,24 @@ def test_onex_call_runs_a_node_in_process_without_a_broker(tmp_path: Path) -> No
     )
 
 
+def test_onex_call_without_runtime_runs_the_one_runtime_hosting_the_node(tmp_path: Path) -> None:
+    contracts = shipped_tree(tmp_path, "runtime-only", ["echo-node"], ["local"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEX_")}
+    tree = ["--contracts-dir", str(contracts)]
+    answered = onex("call", "echo-node", '{"n": 1}', *tree, env=env, timeout_s=60)
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stderr.strip() == (
+        "note: running runtime-only, the runtime that hosts 'echo-node'"
+    )
+    assert json.loads(answered.stdout)["payload"] == {"n": 1}
+    typo = onex("call", "echo-nod", "{}", *tree, env=env, timeout_s=60)
+    assert typo.returncode == 1
+    assert typo.stderr.strip() == (
+        f"error: no runtime in {contracts} hosts 'echo-nod'. Did you mean 'echo-node'? "
+        "Hosted nodes: echo-node"
+    )
+
+
 def test_on_kafka_ready_means_assigned_and_the_log_is_ours(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.http_server import recording_server
 from tests.integration.processes import (
     REPO,
+    echo_tree,
     kafka_env,
     onex,
     shipped_tree,
@@ -16,7 +17,9 @@ from tests.integration.processes import (
     write_contracts,
 )
 
-from onex_actors.core import cmd_topic
+from onex_actors.app import kafka_client_config, load_config
+from onex_actors.core import cmd_topic, evt_topic
+from onex_actors.devinfra import command_topic_nodes
 from onex_actors.testing import host_process
 
 
@@ -31,8 +34,8 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
         # otherwise end with "no result within 5 s")
         unknown = onex("emit", ghost, "{}", "--timeout", "5", "--config", config, env=env)
         status = onex("status", "runtime-cli", "--config", config, env=env)
-        nobody = unique("nobody-node")  # no topic yet: said at once, before any wait
-        typo = onex("emit", nobody, "{}", "--no-wait", "--config", config, env=env)
+        nobody = unique("nobody-node")  # no topic, no contract: refused at once
+        typo = onex("emit", nobody, "{}", "--timeout", "60", "--config", config, env=env)
         tailed = onex(
             "tail",
             "onex.app.local.global.evt.node.echo-node.*",
@@ -53,16 +56,70 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
     status_lines = status.stdout.splitlines()
     assert status_lines[0] == "runtime runtime-cli (healthy, from its health op)"
     assert status_lines[2].split()[:3] == ["echo-node", "running", "0"]
-    assert typo.returncode == 0, typo.stderr
+    assert typo.returncode == 1, typo.stderr
     assert typo.stderr.startswith(
-        f"note: {cmd_topic(nobody)} did not exist, so no running runtime hosts '{nobody}'"
+        f"error: no runtime hosts '{nobody}': its command topic {cmd_topic(nobody)} does not "
+        f"exist on {kafka_bootstrap}"
     )
+    assert "nothing was sent" in typo.stderr
     assert tailed.returncode == 0, tailed.stderr
     assert tailed.stderr.startswith(
         "following onex.app.local.global.evt.node.echo-node.* on "
     )  # said at once, before any record arrives
     assert "evt ok echo-node" in tailed.stdout
     assert '{"hello":"world"}' in tailed.stdout
+
+
+def test_emit_refuses_a_misspelt_node_at_once_naming_the_close_one(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    node, runtime, contracts = echo_tree(tmp_path / "tree", "spelt")
+    env = {**kafka_env(kafka_bootstrap), "ONEX_CONTRACTS_DIR": str(contracts)}
+    config = str(REPO / "config" / "kafka.yaml")
+    with host_process(runtime, contracts, env):
+        misspelt = node.replace("spelt", "spelr")
+        # bounded well under its --timeout: the old client waited all of it
+        typo = onex(
+            "emit", misspelt, "{}", "--timeout", "60", "--config", config, env=env, timeout_s=30
+        )
+    assert typo.returncode == 1
+    (line,) = typo.stderr.strip().splitlines()
+    assert f"Did you mean '{node}'? Hosted nodes: {node}, " in line
+    assert misspelt not in command_topic_nodes(kafka_client(kafka_bootstrap))
+
+
+def test_emit_to_a_node_of_the_tree_no_runtime_runs_yet_sends_it_to_wait(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    node, runtime, contracts = echo_tree(tmp_path / "tree", "later")
+    env = {**kafka_env(kafka_bootstrap), "ONEX_CONTRACTS_DIR": str(contracts)}
+    config = str(REPO / "config" / "kafka.yaml")
+    sent = onex("emit", node, '{"n": 1}', "--no-wait", "--config", config, env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stderr.startswith(
+        f"note: {cmd_topic(node)} did not exist, so no running runtime hosts '{node}'"
+    )
+    assert f"; {runtime} in {contracts} hosts it (python3 scripts/dev.py run-host {runtime})" in (
+        sent.stderr
+    )
+    with host_process(runtime, contracts, env):  # the runtime starts later: it answers
+        tailed = onex(
+            "tail",
+            evt_topic(node),
+            "--from-beginning",
+            "--max-records",
+            "1",
+            "--config",
+            config,
+            env=env,
+        )
+    assert tailed.returncode == 0, tailed.stderr
+    assert '{"n":1}' in tailed.stdout
+
+
+def kafka_client(bootstrap: str) -> dict[str, object]:
+    settings = load_config(overrides={"kafka.bootstrap_servers": bootstrap})
+    return kafka_client_config(settings.kafka)
 
 
 def test_emit_and_tail_say_at_once_that_no_broker_answers() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ def call(
     payload: str = "{}",
     /,
     *,
-    runtime: str = "runtime-dev",
+    runtime: str | None = None,
     contracts_dir: Path | None = None,
     timeout: float = 30.0,
 ) -> int:
@@ -39,7 +41,8 @@ def call(
     payload
         The command's payload, a JSON object.
     runtime
-        Runtime-host contract to run (it must host NODE).
+        Runtime-host contract to run (it must host NODE). Default: ``runtime-dev`` where it
+        hosts NODE, else the one runtime of the tree that does.
     contracts_dir
         Contract tree to read.
     timeout
@@ -54,7 +57,10 @@ def call(
                 f"{contracts_dir}: no such contract tree (run inside a project, a folder "
                 "holding contracts/ and config/, or pass --contracts-dir)"
             )
-        result = trio.run(_call_once, runtime, contracts_dir, node, body, timeout)
+        registry = FileRegistry(contracts_dir)
+        if runtime is None:
+            runtime = _runtime_hosting(node, registry)
+        result = trio.run(_call_once, runtime, registry, node, body, timeout)
     except BaseException as exc:
         error = unwrap(exc)
         if isinstance(error, OnexError):
@@ -68,10 +74,35 @@ def call(
     return 0
 
 
+DEFAULT_RUNTIME = "runtime-dev"
+
+
+def _runtime_hosting(node: str, registry: FileRegistry) -> str:
+    """``runtime-dev`` if it hosts ``node``, else the one runtime that does (said on stderr)."""
+    tree = registry.tree
+    hosts = tree.hosts_by_node()
+    runtimes = hosts.get(node, [])
+    if DEFAULT_RUNTIME in runtimes:
+        return DEFAULT_RUNTIME
+    if len(runtimes) == 1:
+        print(f"note: running {runtimes[0]}, the runtime that hosts {node!r}", file=sys.stderr)
+        return runtimes[0]
+    if runtimes:
+        raise ConfigError(
+            f"{node!r} is hosted by {', '.join(runtimes)} in {registry.root}: pass --runtime "
+            "with the one to run"
+        )
+    close = difflib.get_close_matches(node, sorted(hosts), n=1, cutoff=0.6)
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"no runtime in {registry.root} hosts {node!r}.{guess} Hosted nodes: "
+        f"{', '.join(sorted(hosts)) or 'none'}"
+    )
+
+
 async def _call_once(
-    runtime: str, contracts_dir: Path, node: str, body: dict[str, Any], wait_s: float
+    runtime: str, registry: FileRegistry, node: str, body: dict[str, Any], wait_s: float
 ) -> OnexEnvelope:
-    registry = FileRegistry(contracts_dir)
     async with open_test_host(runtime, contracts=registry, config=HostConfig()) as host:
         hosted = sorted(host.host.table.hosted)
         if node not in hosted:

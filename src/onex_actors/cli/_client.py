@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import socket
@@ -9,11 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from onex_actors.app import from_project_root, kafka_client_config, load_config
+from onex_actors.app import HostConfig, from_project_root, kafka_client_config, load_config
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
     BusError,
     ConfigError,
+    ContractError,
     EnvelopeError,
     EnvelopeStatus,
     EnvelopeType,
@@ -22,7 +24,8 @@ from onex_actors.core import (
     cmd_topic,
     new_command,
 )
-from onex_actors.devinfra import follow, request
+from onex_actors.devinfra import command_topic_nodes, follow, request
+from onex_actors.registry import load_tree
 
 from ._errors import report
 
@@ -33,6 +36,11 @@ DEFAULT_CONFIG = Path("config/local.yaml")
 
 
 def _client(config: Path | None) -> dict[str, Any]:
+    return kafka_client_config(_settings(config).kafka)
+
+
+def _settings(config: Path | None) -> HostConfig:
+    """Return the config file's settings, once a broker it names answers."""
     config = config if config is not None else from_project_root(DEFAULT_CONFIG)
     if not config.is_file():
         raise ConfigError(
@@ -47,7 +55,7 @@ def _client(config: Path | None) -> dict[str, Any]:
             "over Kafka (use config/kafka.yaml or config/local.yaml)"
         )
     _check_reachable(settings.kafka.bootstrap_servers)
-    return kafka_client_config(settings.kafka)
+    return settings
 
 
 def parse_payload(payload: str) -> dict[str, Any]:
@@ -123,13 +131,22 @@ def emit(
         body = parse_payload(payload)
         headers = {PARTITION_KEY_HEADER: key} if key else {}
         command = new_command(node, body, tenant_id=tenant, headers=headers)
+        settings = _settings(config)
+        client = kafka_client_config(settings.kafka)
+        runtimes = _check_hosted(client, node, settings.contracts_dir)
+        started_by = (
+            f"; {' or '.join(runtimes)} in {settings.contracts_dir} hosts it (python3 "
+            f"scripts/dev.py run-host {runtimes[0]})"
+            if runtimes
+            else ""
+        )
         result = request(
-            _client(config),
+            client,
             command,
             wait=wait,
             timeout_s=timeout,
             result_from=result_from,
-            notice=lambda text: print(f"note: {text}", file=sys.stderr, flush=True),
+            notice=lambda text: print(f"note: {text}{started_by}", file=sys.stderr, flush=True),
         )
     except (OnexError, ValueError) as exc:
         return report(exc if isinstance(exc, OnexError) else ConfigError(str(exc)))
@@ -158,6 +175,39 @@ def emit(
             ConfigError(f"{node} answered with {result.error.type}: {result.error.message}")
         )
     return 0
+
+
+def _check_hosted(client: dict[str, Any], node: str, contracts_dir: Path) -> list[str]:
+    """Raise ``ConfigError`` at once when no runtime hosts ``node``, naming those hosted.
+
+    Returns the runtimes of the tree that host a node not hosted on the cluster yet.
+
+    A node hosted on the cluster has a command topic (a runtime creates them as it
+    starts); one a runtime contract of the project's tree hosts may simply not run yet,
+    so its command is sent to wait. Anything else is a misspelling, or a node of
+    another project: nothing is sent and no topic is created for it.
+    """
+    on_cluster = command_topic_nodes(client)
+    if node in on_cluster:
+        return []
+    try:
+        tree = load_tree(contracts_dir)
+    except ContractError:
+        tree = None
+    in_tree = tree.hosts_by_node() if tree is not None else {}
+    if node in in_tree:
+        return in_tree[node]
+    runtimes = set(tree.runtimes) if tree is not None else set()
+    hosted = sorted((on_cluster | set(in_tree)) - runtimes)
+    close = difflib.get_close_matches(node, hosted, n=3, cutoff=0.6)
+    listed = [*close, *(n for n in hosted if n not in close)]
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    where = f" and no runtime contract in {contracts_dir} hosts it" if tree is not None else ""
+    raise ConfigError(
+        f"no runtime hosts {node!r}: its command topic {cmd_topic(node)} does not exist on "
+        f"{client.get('bootstrap_servers')}{where}, so nothing was sent.{guess} "
+        f"Hosted nodes: {', '.join(listed) or 'none'}"
+    )
 
 
 def tail(

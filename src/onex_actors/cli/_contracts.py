@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import cyclopts
@@ -11,7 +10,6 @@ from onex_actors.app import from_project_root
 from onex_actors.core import (
     ContractError,
     EffectContract,
-    RuntimeHostContract,
     build_routing_table,
 )
 from onex_actors.registry import load_tree
@@ -54,7 +52,7 @@ def validate(directory: Path | None = None, /) -> int:
     for node in sorted(tree.nodes.values(), key=lambda c: c.node_id):
         family = f" ({node.effect_type.value})" if isinstance(node, EffectContract) else ""
         print(f"node    {node.contract_id}: {node.kind.value}{family}")
-    for node_id, hosts in sorted(_hosts_by_node(tree.runtimes.values()).items()):
+    for node_id, hosts in sorted(tree.hosts_by_node().items()):
         if len(hosts) > 1:
             print(
                 f"note: {node_id} is hosted by {', '.join(hosts)}: run one of them per "
@@ -71,11 +69,3 @@ def _shown(directory: Path) -> Path:
         return directory.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         return directory
-
-
-def _hosts_by_node(runtimes: Iterable[RuntimeHostContract]) -> dict[str, list[str]]:
-    hosts: dict[str, list[str]] = {}
-    for runtime in sorted(runtimes, key=lambda c: c.node_id):
-        for node_id in runtime.host_selector.node_ids:
-            hosts.setdefault(node_id, []).append(runtime.node_id)
-    return hosts

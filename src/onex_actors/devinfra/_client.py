@@ -19,6 +19,8 @@ from onex_actors.core import (
     BusError,
     EnvelopeError,
     OnexEnvelope,
+    Topic,
+    TopicError,
     TopicPattern,
     cmd_topic,
     decode_envelope,
@@ -28,7 +30,7 @@ from onex_actors.core import (
     record_key,
 )
 
-__all__ = ["follow", "request"]
+__all__ = ["command_topic_nodes", "follow", "request"]
 
 
 def _ensure(client: Mapping[str, Any], topics: list[str], partitions: int) -> list[str]:
@@ -42,6 +44,31 @@ def _ensure(client: Mapping[str, Any], topics: list[str], partitions: int) -> li
     finally:
         admin.close()
     return missing
+
+
+def command_topic_nodes(client: Mapping[str, Any]) -> set[str]:
+    """Return the ids of the nodes (and runtimes) that have a command topic on the cluster.
+
+    A runtime creates the command topics of what it hosts as it starts, so a node with
+    none has never been hosted there.
+    """
+    try:
+        admin = KafkaAdminClient(**client)
+    except (KafkaError, OSError, ValueError) as exc:
+        raise BusError(f"cannot reach Kafka at {client.get('bootstrap_servers')}: {exc}") from None
+    try:
+        topics = admin.list_topics()
+    except KafkaError as exc:
+        raise BusError(f"listing topics failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        admin.close()
+    nodes = set()
+    for name in topics:
+        with contextlib.suppress(TopicError):
+            topic = Topic.parse(name)
+            if (topic.plane, topic.type, topic.target) == ("app", "cmd", "node"):
+                nodes.add(topic.slug)
+    return nodes
 
 
 def request(

@@ -27,6 +27,14 @@ class ContractTree:
     nodes: Mapping[str, NodeContract]
     sources: Mapping[str, str]
 
+    def hosts_by_node(self) -> dict[str, list[str]]:
+        """Map each node a runtime of the tree hosts to those runtimes, by name."""
+        hosts: dict[str, list[str]] = {}
+        for runtime_id in sorted(self.runtimes):
+            for node_id in self.runtimes[runtime_id].host_selector.node_ids:
+                hosts.setdefault(node_id, []).append(runtime_id)
+        return hosts
+
 
 class FileRegistry:
     """Reads ``<root>/runtime/*.yaml`` and ``<root>/nodes/*.yaml``.
