@@ -10,8 +10,15 @@ from typing import Any
 
 import trio
 from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic, OffsetSpec
+from kafka.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    KafkaError,
+    NotCoordinatorError,
+    TopicAlreadyExistsError,
+)
 
 from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, TopicPartition
@@ -72,6 +79,7 @@ class KafkaBus:
         commit covers what is done; the next owner of a revoked partition may handle
         again what finished after it (duplicates, never loss).
         """
+        await trio.to_thread.run_sync(self._wait_for_coordinator, group_id)
         bridge = KafkaConsumerBridge(
             self.client_config,
             patterns,
@@ -133,6 +141,34 @@ class KafkaBus:
         finally:
             admin.close()
 
+    def _wait_for_coordinator(self, group_id: str) -> None:
+        """Wait (bounded) until ``group_id``'s coordinator answers, as on a fresh broker.
+
+        The first group on a broker creates its offsets topic; a member joining while the
+        coordinator loads it is refused and retries, logging a warning each time (five
+        ``NotCoordinatorError`` lines on a host's first start). Asking for the group's
+        committed offsets until the answer comes joins quietly instead.
+        """
+        try:
+            admin = KafkaAdminClient(**self.client_config)
+        except (KafkaError, OSError, ValueError):
+            return  # the consumer says what is wrong
+        deadline = time.monotonic() + COORDINATOR_WAIT_S
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    admin.list_group_offsets({group_id: None})
+                    return
+                except _COORDINATOR_NOT_READY:
+                    time.sleep(0.05)  # a worker thread, polling the coordinator
+                except (KafkaError, OSError, ValueError, KeyError, TypeError):
+                    return  # not a coordinator that loads: the consumer says what is wrong
+            logger.info(
+                "group %s: its coordinator still loads after %gs", group_id, COORDINATOR_WAIT_S
+            )
+        finally:
+            admin.close()
+
     def _create_missing(self, admin: KafkaAdminClient, topics: list[str]) -> None:
         try:
             existing = set(admin.list_topics())
@@ -151,13 +187,22 @@ class KafkaBus:
 
 LEADER_WAIT_S = 10.0
 """How long topic creation waits for the new partitions' leaders."""
+COORDINATOR_WAIT_S = 5.0
+"""How long a consumer waits for its group's coordinator before joining anyway."""
+_COORDINATOR_NOT_READY = (
+    CoordinatorNotAvailableError,
+    NotCoordinatorError,
+    CoordinatorLoadInProgressError,
+)
 
 
 def _wait_for_leaders(admin: KafkaAdminClient, topics: list[str]) -> None:
-    """Wait (bounded) until every partition of the new ``topics`` has a leader.
+    """Wait (bounded) until every partition of the new ``topics`` has a leader that serves it.
 
     A producer that sends before then is refused (``NotLeaderForPartitionError``) and
-    retries, logging a warning for each: a host's first start printed one.
+    retries, logging a warning for each: a host's first start printed one. The metadata
+    names a leader a moment before that broker serves the partition, so the wait ends
+    with a request only the serving leader answers (its log end offsets).
     """
     deadline = time.monotonic() + LEADER_WAIT_S
     while time.monotonic() < deadline:
@@ -168,7 +213,15 @@ def _wait_for_leaders(admin: KafkaAdminClient, topics: list[str]) -> None:
             and all(p.get("leader_id", -1) >= 0 for p in topic["partitions"])
             for topic in described
         ):
-            return
+            partitions = {
+                KafkaTopicPartition(topic["name"], p["partition_index"]): OffsetSpec.LATEST
+                for topic in described
+                for p in topic["partitions"]
+            }
+            left_ms = max(100, int((deadline - time.monotonic()) * 1000))
+            with suppress(KafkaError):
+                admin.list_partition_offsets(partitions, timeout_ms=left_ms)
+                return
         time.sleep(0.1)  # a worker thread, polling the broker's metadata
     logger.info("new topics still elect their leaders after %g s", LEADER_WAIT_S)
 
