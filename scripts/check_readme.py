@@ -6,9 +6,12 @@
   group, as a second terminal would be) and waited for until it says it is ready (a
   line with ``ready``, ``Serving HTTP`` or ``following``); at the next heading of the
   README it gets Ctrl-C (SIGINT to its group) and must exit 0. Any other command must
-  exit 0.
+  exit 0, or the status its comment names (``# exits 1: ...``).
+- ``output`` blocks: what the last command of the ``sh`` block before them printed on
+  its standard output, compared line by line (trailing spaces aside), so the README
+  cannot drift from what its commands print.
 - ``python`` blocks: run with ``.venv/bin/python``; must exit 0.
-- Blocks with no language are sample output, not run.
+- Blocks with no language (a diagram, a sketch) are not run.
 
 Exit 0 when everything passed; otherwise the first failure, with the command's output.
 """
@@ -16,6 +19,7 @@ Exit 0 when everything passed; otherwise the first failure, with the command's o
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 import signal
@@ -27,8 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"ready|Serving HTTP|following")
-START_TIMEOUT_S = 600.0
-"""A first ``run-host`` installs .venv, fetches the broker's jars and starts PostgreSQL."""
+EXITS = re.compile(r"\bexits (\d+)\b")
+START_TIMEOUT_S = 1200.0
+"""A first ``run-host`` installs .venv, fetches the broker's jars and starts PostgreSQL;
+the first host of an llm node builds llama.cpp's server (3-10 minutes on 2 cores)."""
 STOP_TIMEOUT_S = 60.0
 
 
@@ -100,12 +106,32 @@ def blocks(readme: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def run_command(command: str) -> None:
-    """Run one command in the foreground, its output shown; fail unless it exits 0."""
+def run_command(command: str, expected: int = 0) -> str:
+    """Run one command in the foreground, its output shown; return its standard output.
+
+    Fails unless it exits with ``expected``.
+    """
     print(f"$ {command}", flush=True)
-    code = subprocess.run(["bash", "-c", command], cwd=ROOT, check=False).returncode
-    if code != 0:
-        raise Failed(f"{command!r} exited {code}")
+    process = subprocess.Popen(["bash", "-c", command], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:  # shown as it comes: the test suite runs for minutes
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+    code = process.wait()
+    if code != expected:
+        raise Failed(f"{command!r} exited {code}, not {expected}")
+    return "".join(lines)
+
+
+def compare_output(command: str, printed: str, shown: str) -> None:
+    """Fail unless ``printed`` is what the README ``shows`` for ``command``."""
+    have = [line.rstrip() for line in printed.strip("\n").splitlines()]
+    want = [line.rstrip() for line in shown.strip("\n").splitlines()]
+    if have != want:
+        diff = "\n".join(difflib.unified_diff(want, have, "README", "printed", lineterm=""))
+        raise Failed(f"the README shows other output than {command!r} prints:\n{diff}")
 
 
 def run(readme: Path) -> None:
@@ -121,10 +147,18 @@ def run(readme: Path) -> None:
 
 def _run_blocks(readme: Path, running: list[Background]) -> None:
     section = None
+    last: tuple[str, str] | None = None  # the last foreground command and what it printed
     for heading, language, body in blocks(readme.read_text()):
         if heading != section:
             stop_all(running)
             section = heading
+        if language == "output":
+            if last is None:
+                raise Failed(f"an output block in section {heading!r} follows no command")
+            compare_output(*last, body)
+            last = None
+            continue
+        last = None
         if language == "sh":
             for line in body.splitlines():
                 command, _, comment = line.partition("  #")
@@ -135,8 +169,11 @@ def _run_blocks(readme: Path, running: list[Background]) -> None:
                     background = Background(command.strip())
                     running.append(background)
                     background.wait_ready()
+                    last = None
                 else:
-                    run_command(command.strip())
+                    exits = EXITS.search(comment)
+                    expected = int(exits.group(1)) if exits else 0
+                    last = (command.strip(), run_command(command.strip(), expected))
         elif language == "python":
             print("$ .venv/bin/python <<'EOF' (README snippet)", flush=True)
             code = subprocess.run(
