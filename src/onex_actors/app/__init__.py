@@ -12,6 +12,9 @@ from ._config import HttpSettings as HttpSettings
 from ._config import KafkaSettings as KafkaSettings
 from ._config import load_config as load_config
 from ._databases import demo_seed_sql as demo_seed_sql
+from ._embedded import EmbeddedHost as EmbeddedHost
+from ._embedded import EnvelopeCollector as EnvelopeCollector
+from ._embedded import open_embedded_host as open_embedded_host
 from ._gc import raise_gc_threshold as raise_gc_threshold
 from ._host import RuntimeHost as RuntimeHost
 from ._kafka_clients import check_kafka_security as check_kafka_security
@@ -23,6 +26,8 @@ from ._paths import project_root as project_root
 __all__ = [
     "BusSettings",
     "DatabaseSettings",
+    "EmbeddedHost",
+    "EnvelopeCollector",
     "HostConfig",
     "HttpSettings",
     "KafkaSettings",
@@ -37,6 +42,7 @@ __all__ = [
     "load_config",
     "load_routing_table",
     "open_bus",
+    "open_embedded_host",
     "open_runtime_host",
     "project_root",
     "raise_gc_threshold",

@@ -10,10 +10,9 @@ from typing import Any
 
 import trio
 
-from onex_actors.app import HostConfig, from_project_root
+from onex_actors.app import HostConfig, from_project_root, open_embedded_host
 from onex_actors.core import ConfigError, EnvelopeStatus, OnexEnvelope, OnexError
 from onex_actors.registry import FileRegistry
-from onex_actors.testing import open_test_host
 
 from ._client import parse_payload
 from ._errors import report, unwrap
@@ -103,7 +102,7 @@ def _runtime_hosting(node: str, registry: FileRegistry) -> str:
 async def _call_once(
     runtime: str, registry: FileRegistry, node: str, body: dict[str, Any], wait_s: float
 ) -> OnexEnvelope:
-    async with open_test_host(runtime, contracts=registry, config=HostConfig()) as host:
+    async with open_embedded_host(runtime, contracts=registry, config=HostConfig()) as host:
         hosted = sorted(host.host.table.hosted)
         if node not in hosted:
             raise ConfigError(

@@ -1,0 +1,189 @@
+"""A whole runtime host inside the caller's trio program: send commands, await results.
+
+``open_embedded_host`` opens a host (by default on the in-process bus and the project's
+``contracts/``) with an ``EnvelopeCollector`` following its result, dead-letter and log
+topics. ``onex call`` runs one command through it; ``onex_actors.testing.open_test_host``
+adds what only tests need (killing a node, raw records).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+from pydantic import JsonValue
+
+from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.core import (
+    EnvelopeType,
+    OnexEnvelope,
+    TopicPattern,
+    cmd_topic,
+    decode_envelope,
+    dlq_topic,
+    new_command,
+)
+from onex_actors.registry import ContractRegistry, FileRegistry
+from onex_actors.runtime import Bus, Handler, RuntimeHealth
+
+from ._bootstrap import open_runtime_host
+from ._config import HostConfig
+from ._host import RuntimeHost
+from ._paths import from_project_root
+
+__all__ = ["DEFAULT_TIMEOUT_S", "EmbeddedHost", "EnvelopeCollector", "open_embedded_host"]
+
+DEFAULT_TIMEOUT_S = 60.0
+"""How long the waits of ``EnvelopeCollector`` last before raising ``TimeoutError``."""
+
+FOLLOWED = (
+    "onex.app.local.global.evt.node.#",
+    "onex.app.local.global.dlq.node.#",
+    "onex.sys.local.global.log.runtime.#",
+)
+
+
+class EnvelopeCollector:
+    """Reads every evt, dlq and log envelope from a bus in its own consumer group."""
+
+    def __init__(self, bus: Bus, patterns: tuple[str, ...] = FOLLOWED) -> None:
+        self.bus = bus
+        self.patterns = tuple(TopicPattern(p) for p in patterns)
+        self.by_correlation: defaultdict[uuid.UUID, list[OnexEnvelope]] = defaultdict(list)
+        self.by_topic: defaultdict[str, list[OnexEnvelope]] = defaultdict(list)
+        self._changed = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Collect until cancelled."""
+        group = f"onex-collector-{uuid.uuid4().hex[:12]}"
+        async with self.bus.consumer(self.patterns, group) as consumer:
+            task_status.started()
+            while True:
+                for record in await consumer.poll(1000):
+                    envelope = decode_envelope(record.value)
+                    self.by_topic[record.topic].append(envelope)
+                    if envelope.type is not EnvelopeType.LOG:
+                        self.by_correlation[envelope.correlation_id].append(envelope)
+                self._changed.set()
+                self._changed = trio.Event()
+
+    async def wait_until(
+        self, predicate: Callable[[], object], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        """Wait until ``predicate()`` is true, re-checking as envelopes arrive.
+
+        Raises ``TimeoutError`` after ``timeout_s`` (trio's clock), so a test never hangs.
+        """
+        with trio.move_on_after(timeout_s):
+            while not predicate():
+                await self._changed.wait()
+            return
+        raise TimeoutError(f"condition still false after {timeout_s:g} s of waiting for envelopes")
+
+    async def results(
+        self,
+        correlation_id: uuid.UUID,
+        *,
+        count: int = 1,
+        kind: EnvelopeType = EnvelopeType.EVT,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> list[OnexEnvelope]:
+        """Wait for ``count`` envelopes of ``kind`` in the flow ``correlation_id``."""
+
+        def found() -> list[OnexEnvelope]:
+            return [e for e in self.by_correlation[correlation_id] if e.type is kind]
+
+        try:
+            await self.wait_until(lambda: len(found()) >= count, timeout_s=timeout_s)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{len(found())} of {count} {kind.value} envelope(s) for correlation id "
+                f"{correlation_id} after {timeout_s:g} s"
+            ) from None
+        return found()
+
+
+class EmbeddedHost:
+    """A running host and the envelopes it produced: send commands, await results."""
+
+    def __init__(self, host: RuntimeHost, bus: Bus, collector: EnvelopeCollector) -> None:
+        self.host = host
+        self.bus = bus
+        self.collector = collector
+
+    async def send(
+        self, node_id: str, payload: Mapping[str, JsonValue], **fields: object
+    ) -> OnexEnvelope:
+        """Publish a command to ``node_id``'s command topic; return it."""
+        command = new_command(node_id, payload, **fields)  # type: ignore[arg-type]
+        await self.host.outbox.emit(command, cmd_topic(node_id))
+        return command
+
+    async def result(self, command: OnexEnvelope) -> OnexEnvelope:
+        """Wait for the first result event of ``command``'s flow."""
+        return (await self.collector.results(command.correlation_id))[0]
+
+    async def request(
+        self, node_id: str, payload: Mapping[str, JsonValue], **fields: object
+    ) -> OnexEnvelope:
+        """Send a command and wait for its result event."""
+        return await self.result(await self.send(node_id, payload, **fields))
+
+    def results_of(self, command: OnexEnvelope) -> list[OnexEnvelope]:
+        """Return the result events received so far for ``command``'s flow."""
+        return [
+            e
+            for e in self.collector.by_correlation[command.correlation_id]
+            if e.type is EnvelopeType.EVT
+        ]
+
+    def dead_letters(self, node_id: str) -> list[OnexEnvelope]:
+        """Return the dead letters received so far on ``node_id``'s dlq topic (or the runtime's)."""
+        return list(self.collector.by_topic[dlq_topic(node_id)])
+
+    def logs(self, event: str | None = None) -> list[OnexEnvelope]:
+        """Return the runtime log envelopes received so far, optionally only those of ``event``."""
+        logs = self.collector.by_topic[self.host.log.topic]
+        return [e for e in logs if event is None or e.payload.get("event") == event]
+
+    def health(self) -> RuntimeHealth:
+        """Return the host's health report."""
+        return self.host.health_check()
+
+
+@asynccontextmanager
+async def open_embedded_host(
+    runtime_id: str = "runtime-dev",
+    *,
+    contracts: Path | ContractRegistry | None = None,
+    config: HostConfig | None = None,
+    bus: Bus | None = None,
+    handlers: Mapping[str, Handler] | None = None,
+    host_class: type[EmbeddedHost] = EmbeddedHost,
+) -> AsyncIterator[EmbeddedHost]:
+    """Open runtime host ``runtime_id`` inside the caller's task tree.
+
+    Defaults to an in-process bus and the project's ``contracts/`` (found from the current
+    directory upwards). ``handlers`` replaces the handlers of the named nodes;
+    ``host_class`` is what the block gets (a subclass of ``EmbeddedHost``). Leaving the
+    block shuts the host down gracefully.
+    """
+    if contracts is None:
+        contracts = from_project_root(Path("contracts"))
+    registry = FileRegistry(contracts) if isinstance(contracts, Path) else contracts
+    bus = bus if bus is not None else InProcessBus()
+    async with trio.open_nursery() as nursery:
+        async with open_runtime_host(
+            runtime_id, config or HostConfig(), registry=registry, bus=bus, handlers=handlers
+        ) as host:
+            # The host has created its topics: the collector follows them by name (a
+            # new group reads each from its start), which joins faster than by pattern.
+            followed = tuple(t for t in host.topics() if ".cmd." not in t)
+            collector = EnvelopeCollector(bus, followed)
+            await nursery.start(collector.run)
+            yield host_class(host, bus, collector)
+        nursery.cancel_scope.cancel()
