@@ -1,14 +1,14 @@
 """``RuntimeHost``: wires a bus consumer, a ``Dispatcher`` and a ``NodeRuntime`` together.
 
 The runtime runs the data path (``onex_actors.runtime``: dispatch, inboxes, actors,
-commit tracking); the host adds what a deployment needs around it: topics, the
-runtime's own commands (discover, health), periodic commits and an orderly stop.
+commit tracking, the delivery strategies); the host wires them and adds what a
+deployment needs around them: topics, the runtime's own commands (discover, health)
+and an orderly stop.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Mapping
 
@@ -17,26 +17,25 @@ from pydantic import JsonValue
 
 from onex_actors.core import (
     BusError,
-    ConfigError,
     ErrorInfo,
     OnexEnvelope,
     RoutingTable,
-    TransactionAborted,
     cmd_topic,
     evt_topic,
 )
 from onex_actors.runtime import (
+    AtLeastOnce,
     Bus,
     BusConsumer,
     CommitTracker,
+    Delivery,
     Dispatcher,
+    ExactlyOnce,
     Handler,
     NodeRuntime,
     Outbox,
-    RewindableConsumer,
     RuntimeHealth,
     RuntimeLog,
-    TransactionalBus,
     open_node_runtime,
 )
 
@@ -65,23 +64,15 @@ class RuntimeHost:
         self.bus = bus
         self.handlers = handlers
         self.config = config
-        self.transactional = config.delivery.mode == "exactly_once"
-        """Whether results and offsets are committed in Kafka transactions."""
-        self.outbox = Outbox(
-            bus, max_envelope_bytes=config.max_envelope_bytes, transactional=self.transactional
-        )
-        self._commit_lock = trio.Lock()
-        self._revocations_handled = 0
-        """Revocations (as the consumer's client counts them) read again after."""
-        self.aborted_transactions = 0
+        self.commits = CommitTracker()
+        """What is in flight per partition, and what may be committed."""
+        self.outbox, self.delivery = _delivery_for(config, bus, self.commits, table.runtime_id)
         self.log = RuntimeLog(self.outbox, table.runtime_id)
         self.group_id = config.consumer_group or table.runtime.consumer_group or table.runtime_id
         self._runtime: NodeRuntime | None = None
         self._consumer: BusConsumer | None = None
         self._consuming = trio.CancelScope()
         self.stopped = trio.Event()
-        self.commits = CommitTracker()
-        """What is in flight per partition, and what may be committed."""
         self.dead_letters: Counter[tuple[str, str]] = Counter()
         """Dead letters the host wrote before any node (unknown node, undecodable...), by
         (dlq topic, reason)."""
@@ -155,14 +146,7 @@ class RuntimeHost:
     ) -> None:
         """Run until :meth:`shutdown`; report started once consuming."""
         try:
-            if self.transactional and not (
-                isinstance(self.bus, TransactionalBus) and self.bus.transactional
-            ):
-                raise ConfigError(
-                    "delivery.mode is exactly_once but the bus has no transactions: use "
-                    "bus.kind: kafka (either Kafka client), or delivery.mode: "
-                    "at_least_once"
-                )
+            self.delivery.check(self.bus)
             await self.bus.ensure_topics(self.topics())
             async with (
                 self.bus.consumer(
@@ -174,9 +158,7 @@ class RuntimeHost:
                 self._consumer, self._runtime = consumer, runtime
                 nursery.start_soon(self.outbox.run)
                 nursery.start_soon(self._stop_if_lost)
-                nursery.start_soon(self._commit_periodically, consumer)
-                if self.transactional:
-                    nursery.start_soon(self._read_again_after_revocations, consumer)
+                nursery.start_soon(self.delivery.run, consumer)
                 nursery.start_soon(self._note_assignment, consumer)
                 await self.log.event(
                     "runtime_started",
@@ -190,7 +172,7 @@ class RuntimeHost:
                     await self._consume(consumer, runtime)
                 drained = await runtime.drain(self.config.shutdown_timeout_s)
                 acknowledged = await self.outbox.wait_acknowledged(self.config.shutdown_timeout_s)
-                await self._commit(consumer)
+                await self.delivery.commit(consumer)
                 await self.log.event(
                     "runtime_stopped",
                     {
@@ -215,104 +197,6 @@ class RuntimeHost:
         await consumer.wait_assigned()
         self.assigned = True
 
-    async def _commit_periodically(self, consumer: BusConsumer) -> None:
-        if self.transactional:
-            delivery = self.config.delivery
-            while True:  # every interval, or sooner when a transaction's worth waits
-                deadline = trio.current_time() + delivery.transaction_interval_s
-                with trio.move_on_at(deadline):
-                    await self.outbox.wait_held(delivery.max_transaction_records)
-                await self._commit(consumer)
-                if self.outbox.held >= delivery.max_transaction_records:
-                    await trio.sleep_until(deadline)  # held behind a gap: no hurry
-        while True:
-            await trio.sleep(self.config.commit_interval_s)
-            await self._commit(consumer)
-
-    async def _commit(self, consumer: BusConsumer) -> None:
-        if not self.transactional:
-            await self.commits.commit(consumer)
-            return
-        async with self._commit_lock:
-            try:
-                await self._commit_transaction(consumer)
-            finally:
-                self.commits.end_round()
-
-    async def _commit_transaction(self, consumer: BusConsumer) -> None:
-        """Commit what is done with its outputs in one transaction, then open the next.
-
-        The transaction carries exactly the held outputs whose input records lie in the
-        done prefix that its offsets commit (and runtime log events). An aborted one is
-        read again from the last committed offsets.
-        """
-        assert isinstance(self.bus, TransactionalBus)
-        if not isinstance(consumer, RewindableConsumer):
-            raise BusError(f"runtime {self.runtime_id!r}: this consumer cannot read again")
-        # the metadata first: a transaction of a generation that lost partitions since
-        # is fenced; one of a newer generation comes with a revocation handled here
-        state = await consumer.transaction_state()
-        if state.revocations > self._revocations_handled:
-            self._revocations_handled = state.revocations
-            await self._read_again(consumer)
-            return
-        metadata = state.group_metadata
-        if metadata is None:  # between generations: the next round commits
-            await trio.lowlevel.checkpoint()
-            return
-        # records fetched during a rebalance of partitions that then moved: void
-        self.commits.retire_except(state.owned)
-        due = self.commits.due()
-        released = self.outbox.release()
-        if not due and not released:
-            await trio.lowlevel.checkpoint()
-            return
-        await self.outbox.send_released(released)
-        self.commits.committing = {
-            tp: max(offset, self.commits.committed_offsets().get(tp, 0))
-            for tp, offset in due.items()
-        }
-        try:
-            await self.bus.commit_transaction(due, metadata)
-        except TransactionAborted as exc:
-            self.commits.committing = {}
-            self.aborted_transactions += 1
-            logger.warning("%s (pid %d): %s", self.runtime_id, os.getpid(), exc)
-            await self._read_again(consumer)
-            return
-        self.commits.committed(due)
-        self.commits.committing = {}
-        self.commits.commits += 1
-
-    async def _read_again(self, consumer: BusConsumer) -> None:
-        """Void what is in flight and read every partition again from its last commit."""
-        if not isinstance(consumer, RewindableConsumer):
-            raise BusError(f"runtime {self.runtime_id!r}: this consumer cannot read again")
-        self.commits.retire_all()
-        self.outbox.drop_void()
-        await consumer.rewind()
-
-    async def _read_again_after_revocations(self, consumer: BusConsumer) -> None:
-        """After a rebalance took partitions away, read again from the last commit.
-
-        The records in flight may now belong to another member, which reads them from
-        the last commit too: their outputs must never be committed here. Batches this
-        member fetched before the rebalance are dropped with them.
-        """
-        if not isinstance(consumer, RewindableConsumer):
-            raise ConfigError(
-                f"runtime {self.runtime_id!r}: delivery.mode exactly_once needs a consumer "
-                "that can read its partitions again (both Kafka clients do)"
-            )
-        seen = 0
-        while True:
-            seen = await consumer.wait_revocation(seen)
-            async with self._commit_lock:
-                state = await consumer.transaction_state()
-                if state.revocations > self._revocations_handled:
-                    self._revocations_handled = state.revocations
-                    await self._read_again(consumer)
-
     async def _consume(self, consumer: BusConsumer, runtime: NodeRuntime) -> None:
         for actor in runtime.actors.values():
             actor.inbox.attach(consumer, self.log)
@@ -325,16 +209,10 @@ class RuntimeHost:
             self._answer_runtime,
             max_envelope_bytes=self.config.max_envelope_bytes,
             dead_letters=self.dead_letters,
-            ticket_per_partition=self.transactional,
+            ticket_per_partition=self.delivery.ticket_per_partition,
         )
-        if not self.transactional:
-            while True:
-                await dispatcher.dispatch(await consumer.poll(self.config.poll_max_records))
         while True:
-            # a client that reset its position from an offset fetch older than this
-            # host's last transaction reads committed records again: their results are
-            # visible already, so they are never handled (or answered) twice
-            records = self.commits.uncommitted(await consumer.poll(self.config.poll_max_records))
+            records = self.delivery.admit(await consumer.poll(self.config.poll_max_records))
             if records:
                 await dispatcher.dispatch(records)
 
@@ -368,3 +246,22 @@ class RuntimeHost:
                 for node in self.table.hosted.values()
             ],
         }
+
+
+def _delivery_for(
+    config: HostConfig, bus: Bus, commits: CommitTracker, runtime_id: str
+) -> tuple[Outbox, Delivery]:
+    """Return the outbox and the strategy of ``config.delivery.mode`` (read only here)."""
+    exactly_once = config.delivery.mode == "exactly_once"
+    outbox = Outbox(bus, max_envelope_bytes=config.max_envelope_bytes, transactional=exactly_once)
+    if not exactly_once:
+        return outbox, AtLeastOnce(commits, config.commit_interval_s)
+    delivery = config.delivery
+    return outbox, ExactlyOnce(
+        bus,
+        commits,
+        outbox,
+        runtime_id,
+        interval_s=delivery.transaction_interval_s,
+        max_records=delivery.max_transaction_records,
+    )

@@ -187,7 +187,7 @@ class HostCollector(Collector):
             "onex_transactions_aborted",
             "Kafka transactions aborted (delivery: exactly_once); their input records are "
             "read again.",
-            value=host.aborted_transactions,
+            value=host.delivery.aborted,
         )
         yield GaugeMetricFamily(
             "onex_outputs_held",

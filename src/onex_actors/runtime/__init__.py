@@ -1,12 +1,16 @@
 """The actor runtime: the data path and the ports it uses.
 
-Dispatch (a poll into per-node slices), inboxes, supervised node actors, the outbox and
-commit tracking; adapters (``bridges``, ``handlers``) plug in through ``_ports``.
+Dispatch (a poll into per-node slices), inboxes, supervised node actors, the outbox,
+commit tracking and the delivery strategies (at least once, exactly once); adapters
+(``bridges``, ``handlers``) plug in through ``_ports``.
 """
 
 from ._actor import NodeActor as NodeActor
 from ._commits import CommitTracker as CommitTracker
 from ._commits import OffsetMarks as OffsetMarks
+from ._delivery import AtLeastOnce as AtLeastOnce
+from ._delivery import Delivery as Delivery
+from ._delivery import ExactlyOnce as ExactlyOnce
 from ._dispatch import Dispatcher as Dispatcher
 from ._dispatch import RuntimeAnswer as RuntimeAnswer
 from ._health import DURATION_BUCKETS_S as DURATION_BUCKETS_S
@@ -53,14 +57,17 @@ __all__ = [
     "AckCallback",
     "AnswerOf",
     "AnswerStore",
+    "AtLeastOnce",
     "BatchAck",
     "BatchHandler",
     "Bus",
     "BusConsumer",
     "CommitTracker",
+    "Delivery",
     "Dispatcher",
     "DoneOffsets",
     "Durations",
+    "ExactlyOnce",
     "Fallback",
     "FlowControl",
     "Handler",
