@@ -24,11 +24,13 @@ from ._contracts import ReducerContract as ReducerContract
 from ._contracts import RuntimeHostContract as RuntimeHostContract
 from ._contracts import Subscriptions as Subscriptions
 from ._contracts import ThenCommand as ThenCommand
+from ._derive import HOPS_HEADER as HOPS_HEADER
 from ._derive import PARTITION_KEY_HEADER as PARTITION_KEY_HEADER
 from ._derive import dead_letter_of as dead_letter_of
 from ._derive import dead_letter_of_record as dead_letter_of_record
 from ._derive import error_result_of as error_result_of
 from ._derive import forwarded_command as forwarded_command
+from ._derive import hops_of as hops_of
 from ._derive import log_envelope as log_envelope
 from ._derive import new_command as new_command
 from ._derive import new_envelope_id as new_envelope_id
@@ -49,6 +51,8 @@ from ._errors import HandlerError as HandlerError
 from ._errors import OnexError as OnexError
 from ._errors import TopicError as TopicError
 from ._errors import TransactionAborted as TransactionAborted
+from ._flows import loop_problem as loop_problem
+from ._flows import then_loops as then_loops
 from ._idempotency import IdempotencyCache as IdempotencyCache
 from ._ids import ContractId as ContractId
 from ._ids import NodeId as NodeId
@@ -105,6 +109,7 @@ __all__ = [
     "CONTRACT_KINDS",
     "DEFAULT_MAX_ENVELOPE_BYTES",
     "GLOBAL_TENANT",
+    "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
     "ActorExit",
     "AnyContract",
@@ -188,8 +193,10 @@ __all__ = [
     "error_result_of",
     "evt_topic",
     "forwarded_command",
+    "hops_of",
     "log_envelope",
     "log_topic",
+    "loop_problem",
     "new_command",
     "new_envelope_id",
     "parse_contract",
@@ -199,4 +206,5 @@ __all__ = [
     "result_of",
     "route",
     "route_batch",
+    "then_loops",
 ]

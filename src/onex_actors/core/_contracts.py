@@ -207,6 +207,10 @@ class ThenCommand(_Model):
     node_id: NodeId
     payload: dict[str, str] = Field(min_length=1)
     """Field of the new command's payload to JSONPath, e.g. ``vector: "$.result.vector"``."""
+    max_hops: int = Field(default=32, ge=1, le=10_000)
+    """Forwards a flow may have taken to reach this node's command and still go on: past
+    it the command is answered with an error and dead-lettered (``loop``), not
+    forwarded. Cuts loops that only show at run time."""
 
     @field_validator("payload")
     @classmethod

@@ -25,6 +25,7 @@ from ._envelope import (
     OnexEnvelope,
     assembled,
 )
+from ._errors import HandlerError
 from ._ids import check_contract_id, check_slug
 from ._jsonpath import JsonPath
 
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
     from ._contracts import ThenCommand
 
 __all__ = [
+    "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
     "dead_letter_of",
     "dead_letter_of_record",
     "error_result_of",
+    "hops_of",
     "log_envelope",
     "new_command",
     "new_envelope_id",
@@ -123,6 +126,16 @@ def result_of(
     return _derived(cause, EnvelopeType.EVT, payload, node_id, contract_id, EnvelopeStatus.OK, None)
 
 
+HOPS_HEADER: Final = "onex-hops"
+"""How many ``then:`` forwards led to a command (absent on a command sent from outside)."""
+
+
+def hops_of(headers: Mapping[str, str]) -> int:
+    """Return the hop count a command carries (0 when absent or not a count)."""
+    raw = headers.get(HOPS_HEADER, "")
+    return int(raw) if raw.isdigit() else 0
+
+
 def forwarded_command(
     cause: OnexEnvelope, result: Mapping[str, JsonValue], then: ThenCommand
 ) -> OnexEnvelope:
@@ -130,8 +143,20 @@ def forwarded_command(
 
     The payload is read by ``then``'s paths from ``{"command": cause, "result": result}``
     (``MissingValue`` names a path that finds nothing). The envelope id is derived from
-    the cause's, so handling ``cause`` twice forwards the same command.
+    the cause's, so handling ``cause`` twice forwards the same command. It carries one
+    hop more than ``cause``; past ``then.max_hops`` it is not built: ``HandlerError``
+    (``loop``), for a loop that only shows at run time.
     """
+    hops = hops_of(cause.headers) + 1
+    if hops > then.max_hops:
+        raise HandlerError(
+            f"command {cause.envelope_id} reached {cause.node_id!r} after {hops - 1} "
+            f"forwards of its flow (correlation id {cause.correlation_id}); forwarding it to "
+            f"{then.node_id!r} would pass then.max_hops ({then.max_hops}): a loop? Not "
+            "forwarded",
+            error_type="loop",
+            retryable=False,
+        )
     document: dict[str, JsonValue] = {
         "command": cause.model_dump(mode="json"),
         "result": dict(result),
@@ -150,7 +175,7 @@ def forwarded_command(
             "payload": payload,
             "status": None,
             "error": None,
-            "headers": _propagated(cause.headers) if cause.headers else {},
+            "headers": {**_propagated(cause.headers), HOPS_HEADER: str(hops)},
             "schema_version": 1,
         }
     )

@@ -21,6 +21,7 @@ from ._contracts import (
 )
 from ._envelope import EnvelopeType, OnexEnvelope
 from ._errors import ContractError, TopicError
+from ._flows import loop_problem, then_loops
 from ._topics import Topic, TopicPattern, cmd_topic, dlq_topic, evt_topic, log_topic
 
 __all__ = [
@@ -282,6 +283,11 @@ def build_routing_table(
         problems.append(
             f"{where}: runtime id {runtime.node_id!r} is also a node id; ids must be unique"
         )
+    problems += [
+        loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
+        for loop in then_loops(nodes)
+        if hosted.keys() & set(loop)
+    ]
     if problems:
         raise ContractError(problems)
     return RoutingTable(runtime=runtime, hosted=hosted, known=dict(nodes), patterns=patterns)

@@ -13,7 +13,9 @@ from onex_actors.core import (
     ContractError,
     NodeContract,
     RuntimeHostContract,
+    loop_problem,
     parse_contract,
+    then_loops,
 )
 
 __all__ = ["ContractTree", "FileRegistry"]
@@ -114,6 +116,7 @@ def load_tree(root: Path) -> ContractTree:
                 runtimes[contract.node_id] = contract
             else:
                 nodes[contract.node_id] = contract
+    problems += [loop_problem(loop, sources) for loop in then_loops(nodes)]
     if problems:
         raise ContractError(problems)
     return ContractTree(runtimes=runtimes, nodes=nodes, sources=sources)
