@@ -199,6 +199,9 @@ class NamespacedBus:
     def record_limit(self, topic: str) -> int | None:
         return self.inner.record_limit(self.topic(topic))
 
+    def unreachable(self) -> str | None:
+        return self.inner.unreachable()
+
     @property
     def transactional(self) -> bool:
         return isinstance(self.inner, TransactionalBus) and self.inner.transactional

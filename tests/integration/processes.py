@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -96,3 +98,17 @@ def echo_tree(root: Path, name: str) -> tuple[str, str, Path]:
     node, runtime = unique(name), unique(f"runtime-{name}")
     node_yaml = f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n"
     return node, runtime, write_contracts(root, runtime, node_yaml, node)
+
+
+def free_port_pair() -> int:
+    """A port below the ephemeral range whose next port (the controller's) is free too."""
+    for port in range(29700, 29800, 2):
+        with contextlib.ExitStack() as stack:
+            try:
+                for candidate in (port, port + 1):
+                    probe = stack.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port pair in 29700-29799")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.processes import REPO
+from tests.integration.processes import REPO, free_port_pair
 
 from onex_actors.devinfra import broker_answers, local_broker
 
@@ -29,20 +28,6 @@ pytestmark = pytest.mark.integration
 
 READY_TIMEOUT_S = 300.0
 """A first start may fetch the broker's jars."""
-
-
-def _free_port_pair() -> int:
-    """A port below the ephemeral range whose next port (the controller's) is free too."""
-    for port in range(29700, 29800, 2):
-        with contextlib.ExitStack() as stack:
-            try:
-                for candidate in (port, port + 1):
-                    probe = stack.enter_context(socket.socket())
-                    probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port pair in 29700-29799")
 
 
 class DevScript:
@@ -102,7 +87,7 @@ def _postgres_of(data_dir: Path) -> list[int]:
 @pytest.fixture
 def fresh_broker_port() -> Iterator[int]:
     """A port no broker listens on; the broker a host starts there is stopped afterwards."""
-    port = _free_port_pair()
+    port = free_port_pair()
     broker = local_broker("kafka", port, cache_dir=REPO / ".cache")
     broker.stop()
     broker.remove_data()

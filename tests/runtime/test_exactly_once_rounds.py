@@ -81,6 +81,9 @@ class ModelLog:
     def record_limit(self, topic: str) -> int | None:
         return None
 
+    def unreachable(self) -> str | None:
+        return None
+
     async def publish(
         self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
     ) -> None:

@@ -7,8 +7,8 @@ stopped, so ``/readyz`` says "draining" while the host finishes what it holds.
 - ``/healthz``: 200 while the host runs (its loop answers this very request, and its
   consumer and nodes are up); 503 once it stopped.
 - ``/readyz``: 200 once the consumer has had partitions and every hosted node runs or
-  restarts within its intensity; 503 with the reason while starting, draining, or when a
-  node has stopped.
+  restarts within its intensity; 503 with the reason while starting, draining, while no
+  Kafka broker answers (since when), or when a node has stopped.
 - ``/metrics``: the Prometheus text format (``_metrics.HostCollector``).
 """
 
@@ -104,6 +104,8 @@ class ListenerApp:
             return 503, {"ready": False, "reason": "not running"}
         if host.draining:
             return 503, {"ready": False, "reason": "draining"}
+        if (outage := host.bus.unreachable()) is not None:
+            return 503, {"ready": False, "reason": outage}
         if not host.assigned:
             return 503, {"ready": False, "reason": "waiting for partitions"}
         stopped = sorted(

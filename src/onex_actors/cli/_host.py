@@ -149,8 +149,17 @@ async def serve(runtime_id: str, config: HostConfig) -> None:
     print(f"runtime {runtime_id} stopped", flush=True)
 
 
-FOREIGN_LOGGERS = ("kafka", "asyncpg", "httpx", "httpcore", "trio_asyncio", "asyncio")
-"""The libraries whose INFO lines (kafka-python writes hundreds at start-up) bury ours."""
+FOREIGN_LOGGERS = (
+    "kafka",
+    "onex_actors.kafka.librdkafka",
+    "asyncpg",
+    "httpx",
+    "httpcore",
+    "trio_asyncio",
+    "asyncio",
+)
+"""The libraries whose INFO lines (kafka-python writes hundreds at start-up) bury ours;
+librdkafka's come through a logger of ours."""
 
 
 def quiet_foreign_loggers(log_level: str) -> None:

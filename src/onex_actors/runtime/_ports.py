@@ -280,6 +280,10 @@ class Bus(Protocol):
         """
         ...
 
+    def unreachable(self) -> str | None:
+        """Say since when no broker answers, or None while they do (or there are none)."""
+        ...
+
 
 @attrs.frozen
 class TransactionState:

@@ -16,6 +16,8 @@ from confluent_kafka.cimpl import NewTopic
 from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, TopicPartition
 
+from .._outage import BrokerOutage, watching_outages
+from ._client_log import CLIENT_LOGGER
 from ._consumer import ConfluentConsumerBridge
 from ._producer import ConfluentProducerBridge
 
@@ -50,6 +52,8 @@ class ConfluentBus:
         self.max_poll_records = max_poll_records
         self.session_timeout_ms = session_timeout_ms
         self.call_timeout_s = call_timeout_s
+        self.outage: BrokerOutage | None = None
+        """Watches whether the brokers answer (set by ``open_confluent_bus``)."""
 
     @asynccontextmanager
     async def consumer(
@@ -109,6 +113,10 @@ class ConfluentBus:
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""
         await trio.to_thread.run_sync(self._prepare_topics, list(dict.fromkeys(topics)))
+
+    def unreachable(self) -> str | None:
+        """Say since when no broker answers, or None while they do."""
+        return self.outage.describe() if self.outage is not None else None
 
     def record_limit(self, topic: str) -> int:
         """Return the producer's limit, or the topic's ``max.message.bytes`` where lower."""
@@ -207,7 +215,7 @@ async def open_confluent_bus(
     )
     await producer.start()
     try:
-        yield ConfluentBus(
+        bus = ConfluentBus(
             config,
             producer,
             partitions=partitions,
@@ -218,6 +226,9 @@ async def open_confluent_bus(
             call_timeout_s=call_timeout_s,
             group_protocol=group_protocol,
         )
+        with watching_outages(str(config["bootstrap.servers"]), [CLIENT_LOGGER.name]) as outage:
+            bus.outage = outage
+            yield bus
     finally:
         with trio.CancelScope(shield=True):
             await producer.aclose()

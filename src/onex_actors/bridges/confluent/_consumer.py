@@ -35,6 +35,7 @@ from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import DoneOffsets, Record, TopicPartition, TransactionState
 
 from .._membership import GroupMember
+from ._client_log import CLIENT_LOGGER
 from ._subscription import ResolvedSubscription
 
 __all__ = ["ConfluentConsumerBridge", "unreadable_record"]
@@ -288,7 +289,7 @@ class ConfluentConsumerBridge(GroupMember):
 
     def _run(self) -> None:
         try:
-            consumer = Consumer(self.config, logger=logger)
+            consumer = Consumer(self.config, logger=CLIENT_LOGGER)
             if self._resolved is None:
                 self._subscribe(consumer, self.subscription)
             else:

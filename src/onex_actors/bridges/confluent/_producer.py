@@ -28,6 +28,7 @@ from onex_actors.core import BusError, ConfigError, TransactionAborted
 from onex_actors.runtime import BatchAck, OutboundRecord, TopicPartition
 
 from .._acks import AckRuns, Settling
+from ._client_log import CLIENT_LOGGER
 
 __all__ = ["ConfluentProducerBridge"]
 
@@ -107,7 +108,7 @@ class ConfluentProducerBridge:
         """Create the producer and start serving its delivery reports."""
         self._acks.bind()
         try:
-            self._producer = Producer(self.config, logger=logger)
+            self._producer = Producer(self.config, logger=CLIENT_LOGGER)
         except (KafkaException, ValueError, TypeError) as exc:
             raise BusError(f"cannot start the Kafka producer: {exc}") from None
         if self.transactional_id is not None:
@@ -330,7 +331,7 @@ class ConfluentProducerBridge:
     def _start_new(self, cause: str) -> BaseException | None:
         """Start a new producer of our transactional id; say why not if it cannot."""
         try:
-            producer = Producer(self.config, logger=logger)
+            producer = Producer(self.config, logger=CLIENT_LOGGER)
             self._open_transactions(producer)
         except (KafkaException, ConfigError) as exc:
             return BusError(

@@ -68,6 +68,10 @@ class InProcessBus:
         """No limit: records stay in memory (the envelope limit still applies)."""
         return None
 
+    def unreachable(self) -> str | None:
+        """Never: there is no broker."""
+        return None
+
     async def publish(
         self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
     ) -> None:

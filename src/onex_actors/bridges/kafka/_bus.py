@@ -23,6 +23,7 @@ from kafka.errors import (
 from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, TopicPartition
 
+from .._outage import BrokerOutage, watching_outages
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
 
@@ -63,6 +64,8 @@ class KafkaBus:
         self.session_timeout_ms = session_timeout_ms
         self.stall_timeout_s = stall_timeout_s
         self.call_timeout_s = call_timeout_s
+        self.outage: BrokerOutage | None = None
+        """Watches whether the brokers answer (set by ``open_kafka_bus``)."""
 
     @asynccontextmanager
     async def consumer(
@@ -122,6 +125,10 @@ class KafkaBus:
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""
         await trio.to_thread.run_sync(self._prepare_topics, list(topics))
+
+    def unreachable(self) -> str | None:
+        """Say since when no broker answers, or None while they do."""
+        return self.outage.describe() if self.outage is not None else None
 
     def record_limit(self, topic: str) -> int:
         """Return the producer's ``max_request_bytes``, or the topic's limit where lower."""
@@ -282,7 +289,7 @@ async def open_kafka_bus(
     )
     await producer.start()
     try:
-        yield KafkaBus(
+        bus = KafkaBus(
             client_config,
             producer,
             partitions=partitions,
@@ -294,6 +301,9 @@ async def open_kafka_bus(
             stall_timeout_s=stall_timeout_s,
             call_timeout_s=call_timeout_s,
         )
+        with watching_outages(str(client_config["bootstrap_servers"]), ["kafka"]) as outage:
+            bus.outage = outage
+            yield bus
     finally:
         with trio.CancelScope(shield=True):
             await producer.aclose()
