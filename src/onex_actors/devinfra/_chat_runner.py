@@ -11,8 +11,6 @@ installed from there after that; a line of progress is said at least every
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
 import importlib.util
 import os
@@ -21,10 +19,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from onex_actors.core import ConfigError
+
+from ._file_lock import file_lock
 
 __all__ = [
     "LLAMA_CPP_VERSION",
@@ -106,7 +106,7 @@ def install_chat_runner(
     wheels.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip"]
-    with _locked(wheels / ".lock"):  # two hosts starting at once build it once
+    with file_lock(wheels / ".lock"):  # two hosts starting at once build it once
         if chat_runner_installed():
             return
         if not any(wheels.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl")):
@@ -226,13 +226,3 @@ def _step(log: Path) -> str:
         return ""
     done, total = marks[-1]
     return f", step {int(done)} of {int(total)}"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

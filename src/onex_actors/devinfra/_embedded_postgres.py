@@ -17,20 +17,20 @@ the next ``start`` recognises it and stops it before starting afresh.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import attrs
 
 from onex_actors.core import ConfigError
+
+from ._file_lock import file_lock
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -84,17 +84,6 @@ def _pid_in(pid_file: Path) -> int | None:
     except OSError:
         return None
     return int(first) if first.lstrip("-").isdigit() else None
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (hosts starting, reapers deciding, one at a time)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _port_in(pid_file: Path) -> int | None:
@@ -173,7 +162,7 @@ class EmbeddedPostgres:
         """
         self._stop_reaper()  # before the lock: a reaper decides under it
         self.users_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(self.users_dir / ".lock"):
+        with file_lock(self.users_dir / ".lock"):
             return self._start_locked()
 
     def _start_locked(self) -> str:
@@ -315,7 +304,7 @@ class EmbeddedPostgres:
         if not self.pid_file.exists():
             return
         self.users_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(self.users_dir / ".lock"):
+        with file_lock(self.users_dir / ".lock"):
             if not self._other_users():
                 bin_dir = self._binaries()
                 self._run(self._stop_command(bin_dir), self._prepare(bin_dir))
