@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cyclopts
 
 from onex_actors.app import from_project_root
 from onex_actors.core import (
+    SCHEMA_FILE,
     ContractError,
     EffectContract,
     build_routing_table,
+    contract_json_schema,
 )
 from onex_actors.registry import load_tree
 
@@ -60,6 +63,37 @@ def validate(directory: Path | None = None, /) -> int:
                 "every command)"
             )
     print(f"ok: {len(tree.runtimes)} runtime(s), {len(tree.nodes)} node(s) in {_shown(directory)}")
+    return 0
+
+
+@contracts_app.command
+def schema(out: Path | None = None, /, *, check: bool = False) -> int:
+    """Write the JSON Schema of contract files, for editors to complete and check them.
+
+    A contract whose first line is ``# yaml-language-server: $schema=<path to OUT>`` is
+    checked as it is typed (VS Code, JetBrains). Prints what it wrote.
+
+    Parameters
+    ----------
+    out
+        The file to write; default ``schemas/onex-contract.schema.json`` of the project.
+    check
+        Write nothing; exit 1 if OUT is missing or not what this version would write.
+    """
+    out = out or from_project_root(Path(SCHEMA_FILE))
+    text = json.dumps(contract_json_schema(), indent=2) + "\n"
+    if check:
+        current = out.read_text() if out.is_file() else None
+        if current != text:
+            state = "is missing" if current is None else "is out of date"
+            print(f"error: {_shown(out)} {state}: run `onex contracts schema` and commit it")
+            return 1
+        print(f"ok: {_shown(out)} is current")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    kinds = contract_json_schema()["properties"]["kind"]["enum"]
+    print(f"wrote {_shown(out)} ({len(kinds)} contract kinds: {', '.join(kinds)})")
     return 0
 
 

@@ -6,6 +6,8 @@ Nothing here does I/O or imports trio, kafka, httpx or asyncpg; a test enforces 
 from ._codec import DEFAULT_MAX_ENVELOPE_BYTES as DEFAULT_MAX_ENVELOPE_BYTES
 from ._codec import decode_envelope as decode_envelope
 from ._codec import encode_envelope as encode_envelope
+from ._contract_schema import SCHEMA_FILE as SCHEMA_FILE
+from ._contract_schema import contract_json_schema as contract_json_schema
 from ._contracts import AnyContract as AnyContract
 from ._contracts import BaseNodeContract as BaseNodeContract
 from ._contracts import ConsumeMode as ConsumeMode
@@ -111,6 +113,7 @@ __all__ = [
     "GLOBAL_TENANT",
     "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
+    "SCHEMA_FILE",
     "ActorExit",
     "AnyContract",
     "BaseNodeContract",
@@ -184,6 +187,7 @@ __all__ = [
     "cmd_topic",
     "compile_named_sql",
     "contract_id",
+    "contract_json_schema",
     "dead_letter_of",
     "dead_letter_of_record",
     "decide",
