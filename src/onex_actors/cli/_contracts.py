@@ -14,6 +14,7 @@ from onex_actors.core import (
     EffectContract,
     build_routing_table,
     contract_json_schema,
+    flow_graph,
 )
 from onex_actors.registry import load_tree
 
@@ -94,6 +95,36 @@ def schema(out: Path | None = None, /, *, check: bool = False) -> int:
     out.write_text(text)
     kinds = contract_json_schema()["properties"]["kind"]["enum"]
     print(f"wrote {_shown(out)} ({len(kinds)} contract kinds: {', '.join(kinds)})")
+    return 0
+
+
+@contracts_app.command
+def graph(runtime: str | None = None, /, *, directory: Path | None = None) -> int:
+    """Print the flow of RUNTIME (or of every runtime) as a Mermaid flowchart.
+
+    Nodes by kind and family, the topics each reads and writes, and ``then:`` edges.
+
+    Parameters
+    ----------
+    runtime
+        Runtime-host contract to draw; default: every runtime of the tree.
+    directory
+        Contract tree holding ``runtime/`` and ``nodes/``.
+    """
+    directory = directory or from_project_root(Path("contracts"))
+    try:
+        tree = load_tree(directory)
+        if runtime is not None and runtime not in tree.runtimes:
+            known = ", ".join(sorted(tree.runtimes)) or "none"
+            raise ContractError(
+                [f"{directory}: no runtime contract {runtime!r} (runtimes: {known})"]
+            )
+    except ContractError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}")
+        return 1
+    runtimes = {runtime: tree.runtimes[runtime]} if runtime is not None else tree.runtimes
+    print(flow_graph(runtimes, tree.nodes), end="")
     return 0
 
 

@@ -53,6 +53,7 @@ from ._errors import HandlerError as HandlerError
 from ._errors import OnexError as OnexError
 from ._errors import TopicError as TopicError
 from ._errors import TransactionAborted as TransactionAborted
+from ._flow_graph import flow_graph as flow_graph
 from ._flows import loop_problem as loop_problem
 from ._flows import then_loops as then_loops
 from ._idempotency import IdempotencyCache as IdempotencyCache
@@ -196,6 +197,7 @@ __all__ = [
     "encode_envelope",
     "error_result_of",
     "evt_topic",
+    "flow_graph",
     "forwarded_command",
     "hops_of",
     "log_envelope",
