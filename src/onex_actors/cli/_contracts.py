@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import cyclopts
+import yaml
 
 from onex_actors.app import from_project_root
 from onex_actors.core import (
@@ -15,6 +16,8 @@ from onex_actors.core import (
     build_routing_table,
     contract_json_schema,
     flow_graph,
+    parse_contract,
+    scaffold,
 )
 from onex_actors.registry import load_tree
 
@@ -125,6 +128,46 @@ def graph(runtime: str | None = None, /, *, directory: Path | None = None) -> in
         return 1
     runtimes = {runtime: tree.runtimes[runtime]} if runtime is not None else tree.runtimes
     print(flow_graph(runtimes, tree.nodes), end="")
+    return 0
+
+
+@contracts_app.command
+def new(kind: str, name: str, /, *, family: str = "local", directory: Path | None = None) -> int:
+    """Write a commented contract of KIND (effect or runtime) named NAME that validates at once.
+
+    A node goes to ``nodes/NAME.yaml``, a runtime to ``runtime/NAME.yaml`` of the tree;
+    an existing file is never overwritten.
+
+    Parameters
+    ----------
+    kind
+        ``effect`` (a node) or ``runtime`` (a runtime host).
+    name
+        Its id (the file's name): lowercase letters, digits and '-'.
+    family
+        The effect family of a node: local, http, db, llm, embedding or vector.
+    directory
+        Contract tree holding ``runtime/`` and ``nodes/``.
+    """
+    directory = directory or from_project_root(Path("contracts"))
+    try:
+        text = scaffold(kind, name, family)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 1
+    path = directory / ("runtime" if kind == "runtime" else "nodes") / f"{name}.yaml"
+    if path.exists():
+        print(f"error: {_shown(path)} exists; pick another name or edit that file")
+        return 1
+    parse_contract(yaml.safe_load(text), source=str(path))  # a scaffold always validates
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    then = (
+        f"list {name} in host_selector.node_ids of a runtime (and its family in handlers.families)"
+        if kind != "runtime"
+        else "list its nodes in host_selector.node_ids"
+    )
+    print(f"wrote {_shown(path)}: {then}, then `onex contracts validate`")
     return 0
 
 

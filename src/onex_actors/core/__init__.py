@@ -91,6 +91,8 @@ from ._routing import RoutingTable as RoutingTable
 from ._routing import RuntimeCommand as RuntimeCommand
 from ._routing import build_routing_table as build_routing_table
 from ._routing import route as route
+from ._scaffold import SCAFFOLD_FAMILIES as SCAFFOLD_FAMILIES
+from ._scaffold import scaffold as scaffold
 from ._slices import CommandRecord as CommandRecord
 from ._slices import RoutedBatch as RoutedBatch
 from ._slices import route_batch as route_batch
@@ -114,6 +116,7 @@ __all__ = [
     "GLOBAL_TENANT",
     "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
+    "SCAFFOLD_FAMILIES",
     "SCHEMA_FILE",
     "ActorExit",
     "AnyContract",
@@ -212,5 +215,6 @@ __all__ = [
     "result_of",
     "route",
     "route_batch",
+    "scaffold",
     "then_loops",
 ]

