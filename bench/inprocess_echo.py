@@ -9,6 +9,9 @@ Latency: one command in flight at a time (PINGS of them), from publishing the co
 record to the result record's arrival.
 
     python bench/inprocess_echo.py [--commands 100000] [--pings 2000] [--runs 3]
+
+``--payload-schema`` times the runtime a second time in each run with a payload_schema
+and a result_schema on echo (what a contract declaring both costs), and prints the ratio.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ from _contracts import one_node
 from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 
 NODE, RUNTIME = "echo-node", "runtime-bench"
+ECHO_SCHEMA = {
+    "type": "object",
+    "properties": {"i": {"type": "integer", "minimum": 0}, "pad": {"type": "string"}},
+    "required": ["i", "pad"],
+    "additionalProperties": False,
+}
+"""What the bench's commands (and so echo's results) hold, as a contract would say it."""
 
 
 def command_record(i: int) -> OutboundRecord:
@@ -63,13 +73,14 @@ def baseline_rate(commands: int) -> float:
 
 
 async def runtime_rate(
-    commands: int, pings: int, gc_threshold: int | None
+    commands: int, pings: int, gc_threshold: int | None, schemas: bool = False
 ) -> tuple[float, list[float]]:
     """Throughput (envelopes/s) and ping latencies (s) of a runtime hosting echo."""
     bus = InProcessBus()
     for i in range(commands):
         await bus.publish([command_record(i)])
-    contracts = one_node(NODE, RUNTIME, inbox_size=1024, concurrency=64)
+    declared = {"payload_schema": ECHO_SCHEMA, "result_schema": ECHO_SCHEMA} if schemas else {}
+    contracts = one_node(NODE, RUNTIME, inbox_size=1024, concurrency=64, **declared)
     config = HostConfig(gc_threshold=gc_threshold)
     async with open_runtime_host(RUNTIME, config, registry=contracts, bus=bus):
         started = time.perf_counter()
@@ -98,15 +109,21 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="store medians for the plot")
+    parser.add_argument(
+        "--payload-schema", action="store_true", help="also time echo with both schemas"
+    )
     add_json_flag(parser)
     add_gc_flag(parser)
     args = parser.parse_args()
     gc_threshold = apply_gc(args)
-    base, rates, p50s, p99s = [], [], [], []
+    base, rates, p50s, p99s, checked = [], [], [], [], []
     for run in range(args.runs):
         base.append(baseline_rate(args.commands))
         rate, latencies = trio.run(runtime_rate, args.commands, args.pings, gc_threshold)
         rates.append(rate)
+        if args.payload_schema:
+            checked.append(trio.run(runtime_rate, args.commands, 0, gc_threshold, True)[0])
+            print(f"run {run + 1}: with payload and result schemas {checked[-1]:>9,.0f} env/s")
         p50s.append(percentile(latencies, 0.5))
         p99s.append(percentile(latencies, 0.99))
         print(
@@ -120,6 +137,12 @@ def main() -> None:
     print(f"onex runtime (echo), in-process bus   {rate:>9,.0f} env/s  (target >= 50,000)")
     print(f"ratio runtime/floor: {rate / floor:.2f}")
     print(f"ping p50 {statistics.median(p50s):.3f} ms  p99 {statistics.median(p99s):.3f} ms")
+    with_schemas = statistics.median(checked) if checked else None
+    if with_schemas is not None:
+        print(
+            f"with payload_schema and result_schema  {with_schemas:>9,.0f} env/s  "
+            f"(ratio with/without {with_schemas / rate:.3f}; goal >= 0.90)"
+        )
     if args.json:
         print_json(
             {
@@ -131,6 +154,7 @@ def main() -> None:
                 "ratio": rate / floor,
                 "p50_ms": statistics.median(p50s),
                 "p99_ms": statistics.median(p99s),
+                "with_schemas_per_s": with_schemas,
             }
         )
     if args.record:

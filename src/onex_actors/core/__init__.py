@@ -76,6 +76,7 @@ from ._model_effects import VectorEffect as VectorEffect
 from ._offsets import PartitionOffsets as PartitionOffsets
 from ._parsing import CONTRACT_KINDS as CONTRACT_KINDS
 from ._parsing import parse_contract as parse_contract
+from ._payload_schema import PayloadSchema as PayloadSchema
 from ._policies import RestartPolicy as RestartPolicy
 from ._policies import RestartStrategy as RestartStrategy
 from ._policies import RetryPolicy as RetryPolicy
@@ -157,6 +158,7 @@ __all__ = [
     "OrchestratorContract",
     "OrchestratorStep",
     "PartitionOffsets",
+    "PayloadSchema",
     "ProgressWatch",
     "ReducerContract",
     "Rejection",

@@ -26,6 +26,15 @@ def contract_json_schema() -> dict[str, Any]:
     """Return the JSON Schema (2020-12) of a contract file of any kind."""
     generated = TypeAdapter(AnyContract).json_schema(mode="validation")
     mapping: dict[str, str] = generated["discriminator"]["mapping"]
+    for definition in generated["$defs"].values():
+        for key in ("payload_schema", "result_schema"):
+            field = definition.get("properties", {}).get(key)
+            if field is not None:  # a file's name is read by the registry
+                field["anyOf"] = [
+                    {"type": "object"},
+                    {"type": "string", "description": "a JSON or YAML file beside the contract"},
+                    {"type": "null"},
+                ]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "onex contract",

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from ._ids import NodeId, NodeKind, RuntimeId, SemVer, TenantId, check_slug, contract_id
 from ._jsonpath import JsonPath
 from ._model_effects import EmbeddingEffect, LlmEffect, VectorEffect
+from ._payload_schema import PayloadSchema
 from ._policies import RestartPolicy, RetryPolicy
 from ._sql import CompiledSql, compile_named_sql
 from ._topics import TopicPattern
@@ -73,6 +74,21 @@ class BaseNodeContract(_Model):
     idempotency_max_entries: int = Field(default=10_000, ge=0)
     idempotency_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     """Bytes of encoded answers the window keeps; the oldest leave first past it."""
+    payload_schema: dict[str, JsonValue] | None = None
+    """JSON Schema (2020-12) every command's payload must satisfy: one that does not is
+    answered with an error (``invalid_payload``, naming the JSON Pointer and the rule)
+    and dead-lettered before the handler runs. In a file: the name of a JSON or YAML file
+    beside the contract."""
+    result_schema: dict[str, JsonValue] | None = None
+    """JSON Schema every ok result's payload must satisfy: one that does not is an error
+    (``invalid_result``) and a dead letter, never a silent pass."""
+
+    @field_validator("payload_schema", "result_schema")
+    @classmethod
+    def _check_schema(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        if value is not None:
+            PayloadSchema(value)
+        return value
 
     @property
     def contract_id(self) -> str:

@@ -132,7 +132,26 @@ def _read(path: Path) -> AnyContract:
         raise ContractError([f"{path}: not valid YAML{at}: {problem}"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ContractError([f"{path}: cannot read contract: {exc}"]) from None
+    if isinstance(document, dict):
+        for key in ("payload_schema", "result_schema"):
+            if isinstance(document.get(key), str):
+                document[key] = _schema_file(path, key, document[key])
     return parse_contract(document, source=str(path))
+
+
+def _schema_file(contract: Path, key: str, name: str) -> object:
+    """Read the JSON or YAML schema file ``name`` beside ``contract`` (its ``key``)."""
+    path = contract.parent / name
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except OSError as exc:
+        raise ContractError(
+            [f"{contract}: key {key!r}: cannot read schema file {path}: {exc.strerror or exc}"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ContractError(
+            [f"{contract}: key {key!r}: {path} is not JSON or YAML: {exc}"]
+        ) from None
 
 
 def _misplaced(path: Path, contract: AnyContract, *, want_runtime: bool) -> str | None:

@@ -25,6 +25,7 @@ from onex_actors.core import (
     HostedNode,
     IdempotencyCache,
     MissingValue,
+    PayloadSchema,
     dead_letter_of,
     error_result_of,
     forwarded_command,
@@ -70,6 +71,8 @@ class NodeWork:
         """Dead letters of this node by reason (``error_type``)."""
         self.handler_durations = Durations()
         """How long handler calls took (a batch call counts once)."""
+        self._payload_schema = _compiled(self.contract.payload_schema)
+        self._result_schema = _compiled(self.contract.result_schema)
         self.answered: IdempotencyCache[OutboundRecord] = IdempotencyCache(
             window_s=self.contract.idempotency_window_s,
             max_entries=self.contract.idempotency_max_entries,
@@ -128,7 +131,8 @@ class NodeWork:
         envelope = item.envelope
         previous = self.answered.get(envelope.envelope_id, trio.current_time())
         if previous is None:
-            await self._handle(item)
+            if not await self._refused(item):
+                await self._handle(item)
             return
         await self.outbox.publish(previous, item.ticket)
         item.answered = True
@@ -147,7 +151,8 @@ class NodeWork:
             if item.answered:
                 continue
             if self.answered.get(item.envelope.envelope_id, now) is None:
-                fresh.append(item)
+                if not await self._refused(item):
+                    fresh.append(item)
             else:
                 await self._handle_once(item)
         if not fresh:
@@ -196,6 +201,18 @@ class NodeWork:
             self.handled_ok += len(answers)
         for item, error in failed:
             await self._handle(item, first_failure=error)
+
+    async def _refused(self, item: WorkItem) -> bool:
+        """Answer ``item`` with ``invalid_payload`` if its payload breaks ``payload_schema``."""
+        if self._payload_schema is None:
+            return False
+        problem = self._payload_schema.problem(item.envelope.payload)
+        if problem is None:
+            return False
+        message = f"node {self.node_id!r}: the payload does not satisfy payload_schema {problem}"
+        error = ErrorInfo(type="invalid_payload", message=message, retryable=False, attempts=0)
+        await self._fail(item, error)
+        return True
 
     def _remember(self, item: WorkItem, answer: OutboundRecord) -> None:
         size = len(answer.value or b"")
@@ -258,6 +275,15 @@ class NodeWork:
 
         ``HandlerError`` if either cannot be built.
         """
+        if self._result_schema is not None:
+            problem = self._result_schema.problem(payload)
+            if problem is not None:
+                raise HandlerError(
+                    f"handler of node {self.node_id!r} answered a result that does not "
+                    f"satisfy result_schema {problem}",
+                    error_type="invalid_result",
+                    retryable=False,
+                )
         records = [self._result_record(item, payload)]
         then = self.contract.then
         if then is not None and self.hosted.then_topic is not None:
@@ -342,3 +368,7 @@ class NodeWork:
                 level=logging.WARNING,
             )
         item.finish()
+
+
+def _compiled(schema: Mapping[str, JsonValue] | None) -> PayloadSchema | None:
+    return None if schema is None else PayloadSchema(schema)
