@@ -46,7 +46,7 @@ def test_a_failure_while_a_server_accepts_is_no_outage(caplog: pytest.LogCapture
     outage = broker.outage()
     assert outage.client_says(REFUSED) is False  # one broker of several away: say it as is
     assert outage.client_says(REFUSED) is False
-    assert broker.probes == 1  # at most one probe a second
+    assert broker.probes == 1  # at most one probe every probe_every_s
     assert outage.describe() is None
     assert _said(caplog) == []
 
@@ -93,7 +93,7 @@ def test_a_client_line_of_an_outage_goes_to_debug(caplog: pytest.LogCaptureFixtu
     route_client_logs(outage, [client.name])
     client.error("an unrelated error")  # passes as it is
     client.error(REFUSED)  # a server accepts: no outage, passes
-    broker.up, broker.now = False, broker.now + 1  # probed at most once a second
+    broker.up, broker.now = False, broker.now + 1  # probed at most every probe_every_s
     client.error(REFUSED)  # starts the outage: the line itself goes to DEBUG
     client.warning(REFUSED)
     seen = [(r.name, r.levelname) for r in caplog.records]

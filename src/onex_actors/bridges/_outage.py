@@ -4,9 +4,10 @@ While no bootstrap server accepts a connection, the Kafka clients log a refused
 connection every few hundred milliseconds: a host on kafka-python logged 123
 WARNING/ERROR lines in a 20 s broker outage, one on librdkafka about 500. Both bridges
 hand their client's log records to ``client_says`` (a filter on the client's loggers).
-The first connection failure it recognises makes it probe the bootstrap servers (a TCP
-connection); when none accepts one, the outage starts: said once, again at most every
-``repeat_s`` while it lasts (a probe thread, one connection a second), and once when a
+The first connection failure it recognises makes it probe the bootstrap servers (an
+ApiVersions request on a plaintext listener, a TCP connection over TLS); when none
+answers, the outage starts: said once, again at most every
+``repeat_s`` while it lasts (a probe thread, four a second), and once when a
 server accepts again and the client has said nothing of it for ``settle_s``, with how
 long it lasted. The clients' own lines about it go to
 DEBUG meanwhile. A failure while some server still accepts (one broker of several away)
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import struct
 import threading
 import time
 import weakref
@@ -45,16 +47,42 @@ CONNECTION_FAILURE = re.compile(
 """What the clients say when they cannot reach a broker (kafka-python, librdkafka)."""
 
 
-def bootstrap_accepts(bootstrap_servers: str, timeout_s: float = 0.5) -> bool:
-    """Whether some server of ``bootstrap_servers`` accepts a TCP connection."""
+_PROBE_ID = 0x6F6E6578
+"""The correlation id of a probe's ApiVersions request."""
+
+
+def bootstrap_accepts(bootstrap_servers: str, *, plaintext: bool, timeout_s: float = 0.5) -> bool:
+    """Whether some server of ``bootstrap_servers`` answers.
+
+    On a plaintext listener (``PLAINTEXT``, ``SASL_PLAINTEXT``) that is a Kafka answer:
+    an ApiVersions request (allowed before any login) answered within ``timeout_s``. A
+    broker shutting down still completes TCP handshakes but answers nothing, so an
+    accepted connection alone would end an outage too early. Over TLS it is the
+    connection alone (a request would need the handshake).
+    """
     for server in (s.strip() for s in bootstrap_servers.split(",")):
         host, _, port = server.rpartition(":")
         try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout_s):
-                return True
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout_s) as conn:
+                if not plaintext or _answers_api_versions(conn, timeout_s):
+                    return True
         except (OSError, ValueError):
             continue
     return False
+
+
+def _answers_api_versions(conn: socket.socket, timeout_s: float) -> bool:
+    client = b"onex-probe"
+    request = struct.pack(">hhih", 18, 0, _PROBE_ID, len(client)) + client
+    conn.settimeout(timeout_s)
+    conn.sendall(struct.pack(">i", len(request)) + request)
+    head = b""
+    while len(head) < 8:
+        chunk = conn.recv(8 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    return bool(struct.unpack(">ii", head)[1] == _PROBE_ID)
 
 
 def _duration(seconds: float) -> str:
@@ -69,8 +97,9 @@ class BrokerOutage:
         self,
         bootstrap_servers: str,
         *,
+        plaintext: bool = True,
         repeat_s: float = 60.0,
-        probe_every_s: float = 1.0,
+        probe_every_s: float = 0.25,
         settle_s: float = 3.0,
         probe: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -83,7 +112,7 @@ class BrokerOutage:
         """How long the client must have said nothing of an outage, a server accepting,
         before it counts as over (a broker that accepts connections may not serve yet)."""
         self._failed_at = 0.0
-        self._probe = probe or (lambda: bootstrap_accepts(bootstrap_servers))
+        self._probe = probe or (lambda: bootstrap_accepts(bootstrap_servers, plaintext=plaintext))
         self._clock = clock
         self._lock = threading.Lock()
         self._probing = threading.Lock()
@@ -241,9 +270,12 @@ def route_client_logs(watch: BrokerOutage, logger_names: Iterable[str]) -> None:
 
 
 @contextmanager
-def watching_outages(bootstrap_servers: str, logger_names: Iterable[str]) -> Iterator[BrokerOutage]:
+def watching_outages(
+    bootstrap_servers: str, logger_names: Iterable[str], *, security_protocol: str
+) -> Iterator[BrokerOutage]:
     """Watch the brokers of one bus through its client's ``logger_names`` while it is open."""
-    watch = BrokerOutage(bootstrap_servers)
+    plaintext = security_protocol.upper() in ("PLAINTEXT", "SASL_PLAINTEXT")
+    watch = BrokerOutage(bootstrap_servers, plaintext=plaintext)
     route_client_logs(watch, logger_names)
     try:
         yield watch

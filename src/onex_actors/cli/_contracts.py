@@ -13,6 +13,7 @@ from onex_actors.core import (
     SCHEMA_FILE,
     ContractError,
     EffectContract,
+    asyncapi_document,
     build_routing_table,
     contract_json_schema,
     flow_graph,
@@ -168,6 +169,58 @@ def new(kind: str, name: str, /, *, family: str = "local", directory: Path | Non
         else "list its nodes in host_selector.node_ids"
     )
     print(f"wrote {_shown(path)}: {then}, then `onex contracts validate`")
+    return 0
+
+
+@contracts_app.command
+def asyncapi(
+    runtime: str = "runtime-dev",
+    /,
+    *,
+    out: Path | None = None,
+    bootstrap_servers: str = "127.0.0.1:9092",
+    directory: Path | None = None,
+) -> int:
+    """Write the AsyncAPI 3.0 document of RUNTIME: topics, messages, an operation per node.
+
+    YAML on standard output, or into OUT (``.json`` for JSON).
+
+    Parameters
+    ----------
+    runtime
+        Runtime-host contract to describe.
+    out
+        File to write instead of printing.
+    bootstrap_servers
+        The Kafka cluster the document names as its server.
+    directory
+        Contract tree holding ``runtime/`` and ``nodes/``.
+    """
+    directory = directory or from_project_root(Path("contracts"))
+    try:
+        tree = load_tree(directory)
+        if runtime not in tree.runtimes:
+            known = ", ".join(sorted(tree.runtimes)) or "none"
+            raise ContractError(
+                [f"{directory}: no runtime contract {runtime!r} (runtimes: {known})"]
+            )
+    except ContractError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}")
+        return 1
+    document = asyncapi_document(
+        tree.runtimes[runtime], tree.nodes, bootstrap_servers=bootstrap_servers
+    )
+    if out is not None and out.suffix == ".json":
+        text = json.dumps(document, indent=2) + "\n"
+    else:
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if out is None:
+        print(text, end="")
+        return 0
+    out.write_text(text)
+    operations, channels = len(document["operations"]), len(document["channels"])
+    print(f"wrote {_shown(out)}: {operations} operations, {channels} channels")
     return 0
 
 

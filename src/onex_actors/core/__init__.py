@@ -3,6 +3,7 @@
 Nothing here does I/O or imports trio, kafka, httpx or asyncpg; a test enforces it.
 """
 
+from ._asyncapi import asyncapi_document as asyncapi_document
 from ._codec import DEFAULT_MAX_ENVELOPE_BYTES as DEFAULT_MAX_ENVELOPE_BYTES
 from ._codec import decode_envelope as decode_envelope
 from ._codec import encode_envelope as encode_envelope
@@ -185,6 +186,7 @@ __all__ = [
     "TopicPattern",
     "TransactionAborted",
     "VectorEffect",
+    "asyncapi_document",
     "backoff_delay",
     "build_routing_table",
     "check_contract_id",

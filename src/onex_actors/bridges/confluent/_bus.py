@@ -226,7 +226,11 @@ async def open_confluent_bus(
             call_timeout_s=call_timeout_s,
             group_protocol=group_protocol,
         )
-        with watching_outages(str(config["bootstrap.servers"]), [CLIENT_LOGGER.name]) as outage:
+        with watching_outages(
+            str(config["bootstrap.servers"]),
+            [CLIENT_LOGGER.name],
+            security_protocol=str(config.get("security.protocol", "plaintext")),
+        ) as outage:
             bus.outage = outage
             yield bus
     finally:

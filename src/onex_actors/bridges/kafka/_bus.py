@@ -301,7 +301,11 @@ async def open_kafka_bus(
             stall_timeout_s=stall_timeout_s,
             call_timeout_s=call_timeout_s,
         )
-        with watching_outages(str(client_config["bootstrap_servers"]), ["kafka"]) as outage:
+        with watching_outages(
+            str(client_config["bootstrap_servers"]),
+            ["kafka"],
+            security_protocol=str(client_config.get("security_protocol", "PLAINTEXT")),
+        ) as outage:
             bus.outage = outage
             yield bus
     finally:
