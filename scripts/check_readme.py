@@ -10,7 +10,9 @@
 - ``output`` blocks: what the last command of the ``sh`` block before them printed on
   its standard output, compared line by line (trailing spaces aside), so the README
   cannot drift from what its commands print.
-- ``python`` blocks: run with ``.venv/bin/python``; must exit 0.
+- ``python`` blocks: run with ``.venv/bin/python``; must exit 0. A ``python test`` block
+  is a test file as a project would write it: run by pytest (the onex plugin loads by
+  itself) from a folder of its own under ``.cache/readme``; every test must pass.
 - Blocks with no language (a diagram, a sketch) are not run.
 
 Exit 0 when everything passed; otherwise the first failure, with the command's output.
@@ -87,14 +89,17 @@ class Background:
 
 
 def blocks(readme: str) -> list[tuple[str, str, str]]:
-    """Return the README's fenced blocks as (section heading, language, body)."""
+    """Return the README's fenced blocks as (section heading, language, body).
+
+    The language of a ``python test`` fence is ``python test``.
+    """
     found = []
     section = ""
     lines = iter(readme.splitlines())
     for line in lines:
         if heading := re.match(r"^#+ (.*)", line):
             section = heading.group(1).strip()
-        fence = re.match(r"^```(\w*)\s*$", line)
+        fence = re.match(r"^```(\w*(?: test)?)\s*$", line)
         if fence is None:
             continue
         body = []
@@ -174,6 +179,8 @@ def _run_blocks(readme: Path, running: list[Background]) -> None:
                     exits = EXITS.search(comment)
                     expected = int(exits.group(1)) if exits else 0
                     last = (command.strip(), run_command(command.strip(), expected))
+        elif language == "python test":
+            run_test_file(body, heading)
         elif language == "python":
             print("$ .venv/bin/python <<'EOF' (README snippet)", flush=True)
             code = subprocess.run(
@@ -182,6 +189,19 @@ def _run_blocks(readme: Path, running: list[Background]) -> None:
             if code != 0:
                 raise Failed(f"the Python snippet of section {heading!r} exited {code}")
     stop_all(running)
+
+
+def run_test_file(body: str, heading: str) -> None:
+    """Run ``body`` as a project's test file with pytest; fail unless every test passes."""
+    folder = ROOT / ".cache" / "readme"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pytest.ini").write_text("[pytest]\n")  # a project's own, empty config
+    (folder / "test_readme_example.py").write_text(body + "\n")
+    command = [str(ROOT / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    print(f"$ cd {folder.relative_to(ROOT)} && pytest test_readme_example.py", flush=True)
+    code = subprocess.run([*command, "test_readme_example.py"], cwd=folder, check=False).returncode
+    if code != 0:
+        raise Failed(f"the test file of section {heading!r} did not pass (pytest exit {code})")
 
 
 def stop_all(running: list[Background]) -> None:

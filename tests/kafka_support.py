@@ -8,26 +8,12 @@ way out and back on the way in. The runtime under test sees ordinary topics.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal, cast
 
-import attrs
-
-from onex_actors.core import TopicPattern
-from onex_actors.runtime import (
-    BatchAck,
-    Bus,
-    BusConsumer,
-    DoneOffsets,
-    OutboundRecord,
-    Record,
-    RewindableConsumer,
-    TopicPartition,
-    TransactionalBus,
-    TransactionState,
-)
+from onex_actors.runtime import Bus
+from onex_actors.testing import NamespacedBus, NamespacedConsumer, new_namespace
 
 TEST_BROKER = os.environ.get("ONEX_TEST_BROKER", "kafka")
 """The local broker the suite starts when ONEX_KAFKA_BOOTSTRAP names none: kafka or tansu."""
@@ -86,129 +72,13 @@ async def open_test_kafka_bus(
         yield bus
 
 
-def new_namespace() -> str:
-    return "t" + uuid.uuid4().hex[:10]
-
-
-def _swap(topic: str, old: str, new: str) -> str:
-    parts = topic.split(".")
-    if len(parts) > 2 and parts[0] == "onex" and parts[2] == old:
-        parts[2] = new
-    return ".".join(parts)
-
-
-@attrs.define
-class NamespacedConsumer:
-    inner: BusConsumer
-    namespace: str
-
-    def _in(self, record: Record) -> Record:
-        return attrs.evolve(record, topic=_swap(record.topic, self.namespace, "local"))
-
-    def _out(self, record: Record) -> Record:
-        return attrs.evolve(record, topic=_swap(record.topic, "local", self.namespace))
-
-    def _tp(self, tp: TopicPartition) -> TopicPartition:
-        return TopicPartition(_swap(tp.topic, "local", self.namespace), tp.partition)
-
-    async def poll(self, max_records: int) -> list[Record]:
-        return [self._in(r) for r in await self.inner.poll(max_records)]
-
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        await self.inner.commit({self._tp(tp): offset for tp, offset in offsets.items()})
-
-    async def wait_assigned(self) -> None:
-        await self.inner.wait_assigned()
-
-    def end_offsets(self) -> Mapping[TopicPartition, int]:
-        return {
-            TopicPartition(_swap(tp.topic, self.namespace, "local"), tp.partition): end
-            for tp, end in self.inner.end_offsets().items()
-        }
-
-    def pause(self, partitions: Sequence[TopicPartition]) -> None:
-        self.inner.pause([self._tp(tp) for tp in partitions])
-
-    def resume(self, partitions: Sequence[TopicPartition]) -> None:
-        self.inner.resume([self._tp(tp) for tp in partitions])
-
-    async def rewind(self) -> None:
-        assert isinstance(self.inner, RewindableConsumer)
-        await self.inner.rewind()
-
-    async def wait_revocation(self, seen: int) -> int:
-        assert isinstance(self.inner, RewindableConsumer)
-        return await self.inner.wait_revocation(seen)
-
-    async def transaction_state(self) -> TransactionState:
-        assert isinstance(self.inner, RewindableConsumer)
-        state = await self.inner.transaction_state()
-        owned = frozenset(
-            TopicPartition(_swap(tp.topic, self.namespace, "local"), tp.partition)
-            for tp in state.owned
-        )
-        return attrs.evolve(state, owned=owned)
-
-
-@attrs.define
-class NamespacedBus:
-    inner: Bus
-    namespace: str = attrs.field(factory=new_namespace)
-
-    def topic(self, topic: str) -> str:
-        """The real topic behind ``topic`` on the broker."""
-        return _swap(topic, "local", self.namespace)
-
-    @asynccontextmanager
-    async def consumer(
-        self,
-        patterns: Sequence[TopicPattern],
-        group_id: str,
-        *,
-        done_offsets: DoneOffsets | None = None,
-    ) -> AsyncIterator[NamespacedConsumer]:
-        real = [TopicPattern(self.topic(p.text)) for p in patterns]
-        translated = None if done_offsets is None else self._real_done(done_offsets)
-        async with self.inner.consumer(
-            real, f"{self.namespace}-{group_id}", done_offsets=translated
-        ) as consumer:
-            yield NamespacedConsumer(consumer, self.namespace)
-
-    def _real_done(self, done_offsets: DoneOffsets) -> DoneOffsets:
-        def real_done(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-            ours = [
-                TopicPartition(_swap(tp.topic, self.namespace, "local"), tp.partition)
-                for tp in partitions
-            ]
-            return {
-                TopicPartition(self.topic(tp.topic), tp.partition): offset
-                for tp, offset in done_offsets(ours).items()
-            }
-
-        return real_done
-
-    async def publish(
-        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
-    ) -> None:
-        out = [attrs.evolve(record, topic=self.topic(record.topic)) for record in records]
-        await self.inner.publish(out, on_ack)
-
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
-        await self.inner.ensure_topics([self.topic(t) for t in topics])
-
-    def record_limit(self, topic: str) -> int | None:
-        return self.inner.record_limit(self.topic(topic))
-
-    def unreachable(self) -> str | None:
-        return self.inner.unreachable()
-
-    @property
-    def transactional(self) -> bool:
-        return isinstance(self.inner, TransactionalBus) and self.inner.transactional
-
-    async def commit_transaction(
-        self, offsets: Mapping[TopicPartition, int], group_metadata: object
-    ) -> None:
-        assert isinstance(self.inner, TransactionalBus)
-        real = {TopicPartition(self.topic(tp.topic), tp.partition): o for tp, o in offsets.items()}
-        await self.inner.commit_transaction(real, group_metadata)
+__all__ = [
+    "GROUP_PROTOCOL",
+    "SESSION_TIMEOUT_MS",
+    "TEST_BROKER",
+    "TEST_CLIENT",
+    "NamespacedBus",
+    "NamespacedConsumer",
+    "new_namespace",
+    "open_test_kafka_bus",
+]

@@ -13,6 +13,9 @@ from ._checker import render_reports as render_reports
 from ._collector import EnvelopeCollector as EnvelopeCollector
 from ._harness import HostHarness as HostHarness
 from ._harness import open_test_host as open_test_host
+from ._namespaced import NamespacedBus as NamespacedBus
+from ._namespaced import NamespacedConsumer as NamespacedConsumer
+from ._namespaced import new_namespace as new_namespace
 from ._processes import HOST_COMMAND as HOST_COMMAND
 from ._processes import host_env as host_env
 from ._processes import host_process as host_process
@@ -32,6 +35,8 @@ __all__ = [
     "DeliveryReport",
     "EnvelopeCollector",
     "HostHarness",
+    "NamespacedBus",
+    "NamespacedConsumer",
     "Outcome",
     "OutcomeReader",
     "RawRecord",
@@ -43,6 +48,7 @@ __all__ = [
     "host_env",
     "host_process",
     "longest_gap",
+    "new_namespace",
     "open_test_host",
     "outcome_of",
     "read_line",
