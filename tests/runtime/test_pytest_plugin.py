@@ -66,9 +66,7 @@ async def test_the_mock_clock_drives_the_host(onex_host: HostHarness, autojump_c
 def test_a_projects_tests_get_a_runtime_from_its_contracts(pytester: pytest.Pytester) -> None:
     shutil.copytree(REPO / "contracts", pytester.path / "contracts")
     (pytester.path / "config").mkdir()
-    pytester.makeini(
-        "[pytest]\ntrio_mode = true\nonex_runtime = runtime-dev-light\n"
-    )
+    pytester.makeini("[pytest]\ntrio_mode = true\nonex_runtime = runtime-dev-light\n")
     pytester.makepyfile(test_project=PROJECT_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
