@@ -102,3 +102,17 @@ def test_a_client_line_of_an_outage_goes_to_debug(caplog: pytest.LogCaptureFixtu
         (client.name, "ERROR"),
         ("onex_actors.kafka", "WARNING"),
     ]
+
+
+def test_a_request_the_closing_client_cancelled_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    outage = Broker().outage()
+    client = logging.getLogger("test_broker_outage_closing")
+    route_client_logs(outage, [client.name])
+    client.error("Metadata refresh: failed %s", "Cancelled")
+    client.error("Metadata refresh: failed %s", "KafkaConnectionError")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Metadata refresh: failed KafkaConnectionError"
+    ]

@@ -234,20 +234,26 @@ class _ClientLogFilter(logging.Filter):
     """Hands a client's WARNING-and-above lines to every open ``BrokerOutage``.
 
     A line one of them takes as part of an outage is re-levelled to DEBUG, and dropped
-    unless its logger lets DEBUG through.
+    unless its logger lets DEBUG through; so is kafka-python's "Metadata refresh: failed
+    Cancelled", which a clean close of the client logs as an ERROR.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
         message = record.getMessage()
+        if message.endswith("failed Cancelled"):  # a request the closing client cancelled
+            return _demoted(record)
         taken = False
         for watch in list(_WATCHES):
             taken = watch.client_says(message) or taken
-        if not taken:
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return _demoted(record) if taken else True
+
+
+def _demoted(record: logging.LogRecord) -> bool:
+    """Re-level ``record`` to DEBUG; return whether its logger lets DEBUG through."""
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 _FILTER = _ClientLogFilter()
