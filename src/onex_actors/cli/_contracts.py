@@ -20,7 +20,7 @@ from onex_actors.core import (
     parse_contract,
     scaffold,
 )
-from onex_actors.registry import load_tree
+from onex_actors.registry import ContractTree, load_tree
 
 __all__ = ["contracts_app"]
 
@@ -115,17 +115,8 @@ def graph(runtime: str | None = None, /, *, directory: Path | None = None) -> in
     directory
         Contract tree holding ``runtime/`` and ``nodes/``.
     """
-    directory = directory or from_project_root(Path("contracts"))
-    try:
-        tree = load_tree(directory)
-        if runtime is not None and runtime not in tree.runtimes:
-            known = ", ".join(sorted(tree.runtimes)) or "none"
-            raise ContractError(
-                [f"{directory}: no runtime contract {runtime!r} (runtimes: {known})"]
-            )
-    except ContractError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}")
+    tree = _tree_with(directory, runtime)
+    if tree is None:
         return 1
     runtimes = {runtime: tree.runtimes[runtime]} if runtime is not None else tree.runtimes
     print(flow_graph(runtimes, tree.nodes), end="")
@@ -196,17 +187,8 @@ def asyncapi(
     directory
         Contract tree holding ``runtime/`` and ``nodes/``.
     """
-    directory = directory or from_project_root(Path("contracts"))
-    try:
-        tree = load_tree(directory)
-        if runtime not in tree.runtimes:
-            known = ", ".join(sorted(tree.runtimes)) or "none"
-            raise ContractError(
-                [f"{directory}: no runtime contract {runtime!r} (runtimes: {known})"]
-            )
-    except ContractError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}")
+    tree = _tree_with(directory, runtime)
+    if tree is None:
         return 1
     document = asyncapi_document(
         tree.runtimes[runtime], tree.nodes, bootstrap_servers=bootstrap_servers
@@ -222,6 +204,23 @@ def asyncapi(
     operations, channels = len(document["operations"]), len(document["channels"])
     print(f"wrote {_shown(out)}: {operations} operations, {channels} channels")
     return 0
+
+
+def _tree_with(directory: Path | None, runtime: str | None) -> ContractTree | None:
+    """Load the tree (the project's by default) holding ``runtime``; else print why, None."""
+    directory = directory or from_project_root(Path("contracts"))
+    try:
+        tree = load_tree(directory)
+        if runtime is not None and runtime not in tree.runtimes:
+            known = ", ".join(sorted(tree.runtimes)) or "none"
+            raise ContractError(
+                [f"{directory}: no runtime contract {runtime!r} (runtimes: {known})"]
+            )
+    except ContractError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}")
+        return None
+    return tree
 
 
 def _shown(directory: Path) -> Path:
