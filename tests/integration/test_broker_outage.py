@@ -97,5 +97,5 @@ def test_a_broker_outage_is_two_lines_and_readyz_says_it(
             line for line in text.read().splitlines() if " WARNING " in line or " ERROR " in line
         ]
     assert len(said) == 2, "\n".join(said)
-    assert f"Kafka at {own_broker.bootstrap} unreachable: no bootstrap server accepts" in said[0]
+    assert f"Kafka at {own_broker.bootstrap} unreachable: no bootstrap server answers" in said[0]
     assert f"Kafka at {own_broker.bootstrap} answers again, after " in said[1]

@@ -109,8 +109,8 @@ class BrokerOutage:
         self.repeat_s = repeat_s
         self.probe_every_s = probe_every_s
         self.settle_s = settle_s
-        """How long the client must have said nothing of an outage, a server accepting,
-        before it counts as over (a broker that accepts connections may not serve yet)."""
+        """How long the client must have said nothing of an outage, a server answering,
+        before it counts as over."""
         self._failed_at = 0.0
         self._probe = probe or (lambda: bootstrap_accepts(bootstrap_servers, plaintext=plaintext))
         self._clock = clock
@@ -147,7 +147,7 @@ class BrokerOutage:
 
         During an outage every line does (heartbeats, coordinators, metadata: all come
         of it). Outside one, a connection failure makes it probe the bootstrap servers
-        (at most once every ``probe_every_s``); none accepting starts the outage.
+        (at most once every ``probe_every_s``); none answering starts the outage.
         """
         with self._lock:
             if self._since is not None:  # whatever the client says now comes of it
@@ -162,7 +162,7 @@ class BrokerOutage:
                     self._failed_at = now
                     return True
                 if self._checked_at is not None and now - self._checked_at < self.probe_every_s:
-                    return False  # a server accepted a moment ago: no outage
+                    return False  # a server answered a moment ago: no outage
                 self._checked_at = now
             if self._probe():
                 return False
@@ -174,7 +174,7 @@ class BrokerOutage:
                 self.outages += 1
                 self._since_wall = datetime.now(UTC)
         logger.warning(
-            "Kafka at %s unreachable: no bootstrap server accepts a connection (the client "
+            "Kafka at %s unreachable: no bootstrap server answers (the client "
             "said: %s); still trying, the host keeps what it holds and goes on when a "
             "broker answers (the client's own lines about it are at DEBUG)",
             self.bootstrap_servers,
@@ -215,8 +215,13 @@ class BrokerOutage:
             )
 
     def close(self) -> None:
-        """Stop watching (the bus closes); an outage under way is not said to end."""
+        """Stop watching (the bus closes); an outage under way is not said to end.
+
+        The clients' lines no longer reach it: a closed watch in an outage would
+        otherwise keep taking another bus's lines as part of it.
+        """
         self._closed.set()
+        _WATCHES.discard(self)
 
     def _watch(self) -> None:
         while not self._closed.wait(self.probe_every_s):

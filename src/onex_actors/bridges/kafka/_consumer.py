@@ -341,9 +341,10 @@ class KafkaConsumerBridge(GroupMember):
             if self.topics is not None:
                 consumer.subscribe(topics=self.topics, listener=_Listener(self))
                 # the group's leader assigns from this metadata: fetched before the first
-                # join, or a fresh broker's first join logs "No partition metadata" warnings
-                for topic in self.topics[:1]:
-                    consumer.partitions_for_topic(topic)
+                # join (one call fetches every topic's), or a fresh broker's first join
+                # logs "No partition metadata" warnings
+                if self.topics:
+                    consumer.partitions_for_topic(self.topics[0])
             else:
                 consumer.subscribe(pattern=self.regex, listener=_Listener(self))
         except (KafkaError, OSError, ValueError) as exc:
