@@ -91,9 +91,10 @@ async def test_graceful_exit_commits_everything_answered() -> None:
     by_partition: dict[int, int] = {}
     for record in produced:
         by_partition[record.partition] = record.offset + 1
-    assert {
-        tp.partition: o for tp, o in committed.items() if tp.topic == cmd_topic("echo-node")
-    } == {p: by_partition.get(p, 0) for p in range(4)}
+    commits = {tp.partition: o for tp, o in committed.items() if tp.topic == cmd_topic("echo-node")}
+    # every partition committed past its last record; one the random keys left empty
+    # (1 run in about 75) has nothing to commit
+    assert {p: commits.get(p, 0) for p in range(4)} == {p: by_partition.get(p, 0) for p in range(4)}
 
 
 async def test_restarted_host_handles_nothing_already_answered() -> None:
