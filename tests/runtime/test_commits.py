@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from onex_actors.core import BusError
+from onex_actors.core import BusError, PartitionPhase
 from onex_actors.runtime import CommitTracker, Record, TopicPartition
 
 TP = TopicPartition("onex.app.local.global.cmd.node.echo-node.v1", 0)
@@ -88,3 +88,27 @@ def test_done_offsets_of_revoked_partitions_are_what_is_done_and_not_yet_committ
     tracker.committed({OTHER: 12})
     unknown = TopicPartition(TP.topic, 7)
     assert tracker.done_offsets([TP, OTHER, unknown]) == {TP: 2}
+
+
+def test_a_partition_unit_goes_through_its_lifecycle_with_the_consumer_events() -> None:
+    tracker = CommitTracker(commit_before_revoke=True)
+    assert tracker.phase(TP) is None
+    tracker.assigned([TP])
+    assert tracker.phase(TP) is PartitionPhase.SERVING
+    marks = tracker.track(records(TP, range(3)))
+    tracker.settle(marks[:2])
+    assert tracker.revoking([TP]) == {TP: 2}
+    assert tracker.phase(TP) is PartitionPhase.REVOKING
+    tracker.revoked([TP])
+    assert tracker.phase(TP) is PartitionPhase.REVOKED
+    tracker.settle(marks[2:])  # finished after it went: nothing more is due here
+    assert tracker.due() == {}
+    assert tracker.in_flight(TP) == 0
+
+
+def test_revoking_commits_nothing_where_the_strategy_commits_only_in_its_rounds() -> None:
+    tracker = CommitTracker(commit_before_revoke=False)
+    tracker.settle(tracker.track(records(TP, range(3))))
+    assert tracker.revoking([TP]) == {}
+    assert tracker.phase(TP) is PartitionPhase.REVOKING
+    assert tracker.due() == {TP: 3}  # a transaction of this generation may still carry it

@@ -159,7 +159,7 @@ STEPS = st.lists(
 async def _run(steps: list[Step]) -> ModelLog:
     log = ModelLog()
     commits = CommitTracker()
-    outbox = Outbox(log, max_envelope_bytes=1 << 20, transactional=True)
+    outbox = Outbox(log, max_envelope_bytes=1 << 20, holds_outputs=True)
     delivery = ExactlyOnce(log, commits, outbox, "runtime-model", interval_s=1.0, max_records=100)
     running: list[tuple[Record, int, Ticket]] = []
 

@@ -69,16 +69,34 @@ async def test_a_rebalance_commits_what_each_member_has_done_first() -> None:
     await fill(bus, 1, 5)
     done = {TopicPartition(TOPIC, 0): 2, TopicPartition(TOPIC, 1): 4}
     asked: list[list[TopicPartition]] = []
+    events = _Events(done, asked)
 
-    def done_offsets(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-        asked.append(sorted(partitions))
-        return {tp: done[tp] for tp in partitions}
-
-    async with bus.consumer([TopicPattern(TOPIC)], "g", done_offsets=done_offsets) as first:
+    async with bus.consumer([TopicPattern(TOPIC)], "g", partitions=events) as first:
         assert len(await first.poll(100)) == 8
         assert bus.committed("g") == {}
         async with bus.consumer([TopicPattern(TOPIC)], "g") as second:
             assert asked == [sorted(done)]
             assert bus.committed("g") == done
             taken = await second.poll(100)
+            assert first.assignment() == [TopicPartition(TOPIC, 0)]  # it looks again
     assert [(r.partition, r.offset) for r in taken] == [(1, 4)]
+    assert events.seen == [("assigned", sorted(done)), ("revoked", [TopicPartition(TOPIC, 1)])]
+
+
+class _Events:
+    """Partition events that answer ``revoking`` from ``done`` and record the rest."""
+
+    def __init__(self, done: Mapping[TopicPartition, int], asked: list[list[TopicPartition]]):
+        self.done = done
+        self.asked = asked
+        self.seen: list[tuple[str, list[TopicPartition]]] = []
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        self.seen.append(("assigned", sorted(partitions)))
+
+    def revoking(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        self.asked.append(sorted(partitions))
+        return {tp: self.done[tp] for tp in partitions}
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        self.seen.append(("revoked", sorted(partitions)))

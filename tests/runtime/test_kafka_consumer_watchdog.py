@@ -12,7 +12,8 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError
 
-from onex_actors.bridges.kafka._consumer import STUCK_POLL_S, KafkaConsumerBridge
+from onex_actors.bridges._consumer_core import STUCK_POLL_S
+from onex_actors.bridges.kafka._consumer import KafkaConsumerBridge, KafkaPythonClient
 from onex_actors.core import BusError, TopicPattern
 
 
@@ -93,7 +94,9 @@ def test_records_fetched_are_handed_over_even_when_the_progress_check_fails() ->
     consumer = bridge()
     delivered: list[object] = []
     consumer._soon = lambda fn, *args: delivered.extend(args)  # type: ignore[method-assign]
-    consumer._poll_once(_FetchedThenBrokerAway(), False)
-    (epoch, batch) = delivered  # handed over with the rewind epoch it was fetched in
+    assert isinstance(consumer.client, KafkaPythonClient)
+    consumer.client._consumer = _FetchedThenBrokerAway()  # type: ignore[assignment]
+    consumer._fetch_once()
+    ((epoch, batch),) = delivered  # handed over with the rewind epoch it was fetched in
     assert epoch == 0
     assert [(r.offset, r.value) for r in batch] == [(7, b"v")]  # type: ignore[attr-defined]

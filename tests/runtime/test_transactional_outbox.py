@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 
 from onex_actors.app import HostConfig
-from onex_actors.app._bootstrap import check_delivery
+from onex_actors.app._delivery_choice import check_delivery
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import ConfigError
 from onex_actors.runtime import (
@@ -41,7 +41,7 @@ async def _answer(outbox: Outbox, ticket: Ticket, name: str) -> None:
 
 async def test_outputs_wait_until_every_earlier_input_is_done() -> None:
     tracker = CommitTracker()
-    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, holds_outputs=True)
     first = _ticket(tracker, _records("cmd", [0]))
     second = _ticket(tracker, _records("cmd", [1]))
     await _answer(outbox, second, "second")  # done out of order: offset 0 still running
@@ -59,7 +59,7 @@ async def test_outputs_wait_until_every_earlier_input_is_done() -> None:
 
 async def test_log_events_go_with_any_transaction_and_read_again_outputs_never() -> None:
     tracker = CommitTracker()
-    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, holds_outputs=True)
     pending = _ticket(tracker, _records("cmd", [0]))
     await outbox.publish(_output("log"))  # no input record: a runtime log event
     await outbox.publish(_output("partial"), pending)  # its slice is not sealed yet
@@ -73,7 +73,7 @@ async def test_log_events_go_with_any_transaction_and_read_again_outputs_never()
 
 async def test_a_partition_read_again_by_the_client_voids_what_was_in_flight() -> None:
     tracker = CommitTracker()
-    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, holds_outputs=True)
     first_read = _ticket(tracker, _records("cmd", [5, 6]))
     # the client reset its position to the last commit (a rebalance gave the partition
     # back) before the runtime heard of it: offsets 5 and 6 arrive again
@@ -92,7 +92,7 @@ async def test_a_partition_read_again_by_the_client_voids_what_was_in_flight() -
 
 async def test_outputs_of_a_partition_that_moved_are_never_released() -> None:
     tracker = CommitTracker()
-    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, transactional=True)
+    outbox = Outbox(InProcessBus(), max_envelope_bytes=1 << 20, holds_outputs=True)
     kept, moved = _ticket(tracker, _records("a", [0])), _ticket(tracker, _records("b", [0]))
     await _answer(outbox, kept, "kept")
     await _answer(outbox, moved, "moved")

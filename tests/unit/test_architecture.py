@@ -77,3 +77,21 @@ def test_import_linter_contracts_are_kept(monkeypatch: pytest.MonkeyPatch) -> No
         # every later test that reads the log of a module imported by now sees nothing
         for logger in loggers:
             logger.disabled = False
+
+
+def test_the_delivery_mode_is_read_only_where_the_strategy_is_chosen() -> None:
+    """``delivery.mode`` is read by the config and the strategy selection, nowhere else."""
+    source = CORE.parent
+    allowed = {source / "app" / "_config.py", source / "app" / "_delivery_choice.py"}
+    readers = set()
+    for path in source.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "mode"
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "delivery"
+            ):
+                readers.add(path)
+    assert readers - allowed == set()
+    assert source / "app" / "_delivery_choice.py" in readers

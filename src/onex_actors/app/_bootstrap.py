@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -25,6 +23,7 @@ from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
 
 from ._config import HostConfig, KafkaSettings
+from ._delivery_choice import check_delivery, transactional_id_for
 from ._gc import raise_gc_threshold
 from ._handlers import open_handlers
 from ._host import RuntimeHost
@@ -32,14 +31,12 @@ from ._kafka_clients import kafka_client_config, librdkafka_config
 from ._listener import serve_listener
 
 __all__ = [
-    "check_delivery",
     "check_kafka_security_works",
     "ensure_local_broker",
     "group_protocol_for",
     "load_routing_table",
     "open_bus",
     "open_runtime_host",
-    "transactional_id_for",
 ]
 
 logger = logging.getLogger("onex_actors.host")
@@ -75,29 +72,6 @@ async def ensure_local_broker(
 
 def _kind(broker: LocalKafka | LocalTansu) -> str:
     return "tansu" if isinstance(broker, LocalTansu) else "kafka"
-
-
-def transactional_id_for(config: HostConfig, group_id: str) -> str | None:
-    """Return the producer's transactional id with ``delivery: exactly_once``, else None.
-
-    ``delivery.transactional_id``, or one unique to this process: ``<group>-<host
-    name>-<pid>``.
-    """
-    if config.delivery.mode != "exactly_once":
-        return None
-    return config.delivery.transactional_id or f"{group_id}-{socket.gethostname()}-{os.getpid()}"
-
-
-def check_delivery(config: HostConfig) -> None:
-    """Refuse ``delivery: exactly_once`` where it cannot work, saying what would."""
-    if config.delivery.mode != "exactly_once":
-        return
-    if config.bus.kind != "kafka":
-        raise ConfigError(
-            "delivery.mode is exactly_once, which commits results and offsets in Kafka "
-            "transactions, but bus.kind is inprocess: use bus.kind: kafka, or "
-            "delivery.mode: at_least_once"
-        )
 
 
 @asynccontextmanager
@@ -226,6 +200,7 @@ async def _open_confluent_bus(
         max_poll_records=config.poll_max_records,
         session_timeout_ms=config.kafka.session_timeout_ms,
         max_request_bytes=config.kafka.max_request_bytes,
+        stall_timeout_s=config.kafka.stall_timeout_s,
         transactional_id=transactional_id,
         transaction_timeout_ms=int(config.delivery.transaction_timeout_s * 1000),
         renew_when_fenced=config.delivery.transactional_id is None,

@@ -24,22 +24,19 @@ from onex_actors.core import (
     evt_topic,
 )
 from onex_actors.runtime import (
-    AtLeastOnce,
     Bus,
     BusConsumer,
     CommitTracker,
-    Delivery,
     Dispatcher,
-    ExactlyOnce,
     Handler,
     NodeRuntime,
-    Outbox,
     RuntimeHealth,
     RuntimeLog,
     open_node_runtime,
 )
 
 from ._config import HostConfig
+from ._delivery_choice import delivery_for
 
 __all__ = ["RuntimeHost"]
 
@@ -64,9 +61,9 @@ class RuntimeHost:
         self.bus = bus
         self.handlers = handlers
         self.config = config
-        self.commits = CommitTracker()
-        """What is in flight per partition, and what may be committed."""
-        self.outbox, self.delivery = _delivery_for(config, bus, self.commits, table.runtime_id)
+        self.commits: CommitTracker
+        """The partition units: what is in flight per partition, what may be committed."""
+        self.commits, self.outbox, self.delivery = delivery_for(config, bus, table.runtime_id)
         self.log = RuntimeLog(self.outbox, table.runtime_id)
         self.group_id = config.consumer_group or table.runtime.consumer_group or table.runtime_id
         self._runtime: NodeRuntime | None = None
@@ -150,7 +147,7 @@ class RuntimeHost:
             await self.bus.ensure_topics(self.topics())
             async with (
                 self.bus.consumer(
-                    self.table.subscription, self.group_id, done_offsets=self.commits.done_offsets
+                    self.table.subscription, self.group_id, partitions=self.commits
                 ) as consumer,
                 open_node_runtime(self.table, self.handlers, self.outbox, self.log) as runtime,
                 trio.open_nursery() as nursery,
@@ -246,22 +243,3 @@ class RuntimeHost:
                 for node in self.table.hosted.values()
             ],
         }
-
-
-def _delivery_for(
-    config: HostConfig, bus: Bus, commits: CommitTracker, runtime_id: str
-) -> tuple[Outbox, Delivery]:
-    """Return the outbox and the strategy of ``config.delivery.mode`` (read only here)."""
-    exactly_once = config.delivery.mode == "exactly_once"
-    outbox = Outbox(bus, max_envelope_bytes=config.max_envelope_bytes, transactional=exactly_once)
-    if not exactly_once:
-        return outbox, AtLeastOnce(commits, config.commit_interval_s)
-    delivery = config.delivery
-    return outbox, ExactlyOnce(
-        bus,
-        commits,
-        outbox,
-        runtime_id,
-        interval_s=delivery.transaction_interval_s,
-        max_records=delivery.max_transaction_records,
-    )

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import trio
 
-from onex_actors.runtime import TopicPartition
+from onex_actors.runtime import PartitionEvents, TopicPartition
 
 __all__ = ["GroupMember"]
 
@@ -18,7 +18,9 @@ __all__ = ["GroupMember"]
 class GroupMember:
     """The assignment of one member, its changes, and the log ends its fetches saw."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: PartitionEvents | None = None) -> None:
+        self.events = events
+        """Told of every assignment and revocation (the runtime's partition units)."""
         self.assignment: set[TopicPartition] = set()
         self.assignment_changed = trio.Event()
         """Set when the assignment changes (then replaced by a fresh event)."""
@@ -47,10 +49,15 @@ class GroupMember:
         self, assigned: Iterable[TopicPartition], revoked: Iterable[TopicPartition]
     ) -> None:
         """Apply a rebalance (trio thread) and wake whoever waits for one."""
-        revoked = list(revoked)
+        assigned, revoked = list(assigned), list(revoked)
         if revoked:
             self.revocations += 1
         self.assignment.difference_update(revoked)
         self.assignment.update(assigned)
+        if self.events is not None:
+            if revoked:
+                self.events.revoked(revoked)
+            if assigned:
+                self.events.assigned(assigned)
         self.assignment_changed.set()
         self.assignment_changed = trio.Event()

@@ -77,6 +77,8 @@ from ._model_effects import VectorEffect as VectorEffect
 from ._offsets import PartitionOffsets as PartitionOffsets
 from ._parsing import CONTRACT_KINDS as CONTRACT_KINDS
 from ._parsing import parse_contract as parse_contract
+from ._partition import PartitionPhase as PartitionPhase
+from ._partition import PartitionUnit as PartitionUnit
 from ._payload_schema import PayloadSchema as PayloadSchema
 from ._policies import RestartPolicy as RestartPolicy
 from ._policies import RestartStrategy as RestartStrategy
@@ -84,6 +86,8 @@ from ._policies import RetryPolicy as RetryPolicy
 from ._policies import backoff_delay as backoff_delay
 from ._progress import ProgressWatch as ProgressWatch
 from ._progress import Stall as Stall
+from ._rounds import Fate as Fate
+from ._rounds import fate_of as fate_of
 from ._routing import Delivery as Delivery
 from ._routing import HostedNode as HostedNode
 from ._routing import Rejection as Rejection
@@ -140,6 +144,7 @@ __all__ = [
     "EnvelopeStatus",
     "EnvelopeType",
     "ErrorInfo",
+    "Fate",
     "HandlerError",
     "HandlerFamilies",
     "HostSelector",
@@ -159,6 +164,8 @@ __all__ = [
     "OrchestratorContract",
     "OrchestratorStep",
     "PartitionOffsets",
+    "PartitionPhase",
+    "PartitionUnit",
     "PayloadSchema",
     "ProgressWatch",
     "ReducerContract",
@@ -204,6 +211,7 @@ __all__ = [
     "encode_envelope",
     "error_result_of",
     "evt_topic",
+    "fate_of",
     "flow_graph",
     "forwarded_command",
     "hops_of",

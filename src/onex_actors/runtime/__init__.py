@@ -35,10 +35,10 @@ from ._ports import BatchAck as BatchAck
 from ._ports import BatchHandler as BatchHandler
 from ._ports import Bus as Bus
 from ._ports import BusConsumer as BusConsumer
-from ._ports import DoneOffsets as DoneOffsets
 from ._ports import Handler as Handler
 from ._ports import HandlerHealth as HandlerHealth
 from ._ports import OutboundRecord as OutboundRecord
+from ._ports import PartitionEvents as PartitionEvents
 from ._ports import Record as Record
 from ._ports import RewindableConsumer as RewindableConsumer
 from ._ports import SqlPool as SqlPool
@@ -65,7 +65,6 @@ __all__ = [
     "CommitTracker",
     "Delivery",
     "Dispatcher",
-    "DoneOffsets",
     "Durations",
     "ExactlyOnce",
     "Fallback",
@@ -80,6 +79,7 @@ __all__ = [
     "NodeWork",
     "OffsetMarks",
     "OutboundRecord",
+    "PartitionEvents",
     "Record",
     "RewindableConsumer",
     "RuntimeAnswer",

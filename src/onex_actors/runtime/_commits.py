@@ -1,9 +1,12 @@
-"""``CommitTracker``: the one commit rule, for every bus adapter.
+"""``CommitTracker``: the one commit rule, for every bus adapter, over partition units.
 
 Per partition, a record's offset may be committed only once it and every record
-before it are done (their results acknowledged). The tracker learns each consumed
-record, hands back a mark the record's slice settles when done, and says what is due
-for commit: never past the lowest unfinished offset of a partition.
+before it are done (their results acknowledged). The tracker holds a ``PartitionUnit``
+per partition the consumer reads, learns each consumed record, hands back a mark the
+record's slice settles when done, and says what is due for commit: never past the
+lowest unfinished offset of a partition. It takes the consumer's partition events
+(``PartitionEvents``): assigned, revoking (what is done is committed first, when the
+delivery strategy says so), revoked.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import trio
 
-from onex_actors.core import BusError, PartitionOffsets
+from onex_actors.core import BusError, PartitionOffsets, PartitionPhase, PartitionUnit
 
 from ._ports import BusConsumer, Record, TopicPartition
 
@@ -26,17 +29,52 @@ OffsetMarks = list[tuple[PartitionOffsets, int]]
 
 
 class CommitTracker:
-    """In-flight offsets of every partition a consumer reads, and what may be committed."""
+    """The partition units of every partition a consumer reads, and what may be committed."""
 
-    def __init__(self) -> None:
-        self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
-        self._committed: dict[TopicPartition, int] = {}
+    def __init__(self, *, commit_before_revoke: bool = True) -> None:
+        self.commit_before_revoke = commit_before_revoke
+        """Whether a partition about to be revoked has its done offset committed first
+        (the at-least-once strategy's rule; exactly-once commits only in transactions)."""
+        self._units: dict[tuple[str, int], PartitionUnit[TopicPartition]] = {}
         self.committing: dict[TopicPartition, int] = {}
         """The offsets of a transaction's commit while it is under way."""
         self.commits = 0
         """Commits the bus took."""
         self._round = trio.Event()
         self.failed_commits = 0
+
+    # -- partition events (PartitionEvents) -------------------------------------------
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Serve ``partitions``: the group gave them to this member."""
+        for tp in partitions:
+            self._unit(tp).assign()
+
+    def revoking(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """``partitions`` are about to go: return the offsets to commit before they do."""
+        done: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            unit = self._units.get((tp.topic, tp.partition))
+            if unit is None:
+                continue
+            offset = unit.revoking()
+            if offset is not None and self.commit_before_revoke:
+                done[tp] = offset
+        return done
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """``partitions`` went: their records in flight are never committed here."""
+        for tp in partitions:
+            unit = self._units.get((tp.topic, tp.partition))
+            if unit is not None:
+                unit.revoke()
+
+    def phase(self, tp: TopicPartition) -> PartitionPhase | None:
+        """Where ``tp`` is in its lifecycle here (None: never seen)."""
+        unit = self._units.get((tp.topic, tp.partition))
+        return None if unit is None else unit.phase
+
+    # -- records ----------------------------------------------------------------------
 
     def track(self, records: Iterable[Record]) -> OffsetMarks:
         """Record that ``records`` were handed to the runtime; return their marks.
@@ -48,20 +86,17 @@ class CommitTracker:
         retired (a transaction carries none of its outputs: they are answered again).
         """
         marks: OffsetMarks = []
-        partitions = self._partitions
+        units = self._units
         last: tuple[str, int] | None = None
-        offsets: PartitionOffsets | None = None
+        unit: PartitionUnit[TopicPartition] | None = None
         for record in records:
             key = (record.topic, record.partition)
-            if key != last or offsets is None:  # a poll's records come partition by partition
-                last, offsets = key, partitions.get(key)
-            offset = record.offset
-            if offsets is None or not _follows(offsets, offset):
-                if offsets is not None:
-                    offsets.retired = True  # read again: what it tracks is void
-                offsets = partitions[key] = PartitionOffsets(offset)
-            offsets.start(offset)
-            marks.append((offsets, offset))
+            if key != last or unit is None:  # a poll's records come partition by partition
+                last, unit = key, units.get(key)
+                if unit is None:  # a bus that reports no assignment (in-process)
+                    unit = units[key] = PartitionUnit(record.topic_partition)
+                    unit.assign()
+            marks.append((unit.track(record.offset), record.offset))
         return marks
 
     @staticmethod
@@ -72,31 +107,32 @@ class CommitTracker:
 
     def due(self) -> dict[TopicPartition, int]:
         """Offsets to commit now: per partition, the first offset not yet done, if newer."""
-        committed = self._committed
         due: dict[TopicPartition, int] = {}
-        for (topic, partition), offsets in self._partitions.items():
-            tp = TopicPartition(topic, partition)
-            if offsets.committable > committed.get(tp, -1):
-                due[tp] = offsets.committable
+        for unit in self._units.values():
+            offset = unit.due()
+            if offset is not None:
+                due[unit.tp] = offset
         return due
 
     def done_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """Return what of ``partitions`` may be committed now (a ``DoneOffsets``)."""
-        committed = self._committed
+        """Return what of ``partitions`` may be committed now."""
         done: dict[TopicPartition, int] = {}
         for tp in partitions:
-            offsets = self._partitions.get((tp.topic, tp.partition))
-            if offsets is not None and offsets.committable > committed.get(tp, -1):
-                done[tp] = offsets.committable
+            unit = self._units.get((tp.topic, tp.partition))
+            offset = None if unit is None else unit.due()
+            if offset is not None:
+                done[tp] = offset
         return done
 
     def committed_offsets(self) -> dict[TopicPartition, int]:
         """Return the offsets committed so far, per partition."""
-        return dict(self._committed)
+        return {unit.tp: unit.committed for unit in self._units.values() if unit.committed >= 0}
 
     def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Record that ``offsets`` were committed."""
-        self._committed.update(offsets)
+        for tp, offset in offsets.items():
+            unit = self._unit(tp)
+            unit.committed = max(unit.committed, offset)
 
     async def commit(self, consumer: BusConsumer) -> bool:
         """Commit what is due through ``consumer``; return whether the bus took it.
@@ -146,7 +182,8 @@ class CommitTracker:
         is on its way was answered in it (if that commit fails, everything past the last
         commit is read again after it, and this filter has forgotten it by then).
         """
-        floor = {**self._committed, **self.committing} if self.committing else self._committed
+        floor = self.committed_offsets()
+        floor.update(self.committing)
         if not floor or all(r.offset >= floor.get(r.topic_partition, 0) for r in records):
             return records
         return [r for r in records if r.offset >= floor.get(r.topic_partition, 0)]
@@ -157,21 +194,22 @@ class CommitTracker:
         From the last commit (a transaction aborted, a rebalance); what settles later
         settles nothing.
         """
-        for offsets in self._partitions.values():
-            offsets.retired = True
-        self._partitions.clear()
+        for unit in self._units.values():
+            unit.read_again()
 
     def retire_except(self, owned: frozenset[TopicPartition]) -> None:
-        """Retire the partitions not in ``owned``: their records belong to another member."""
-        for key in [key for key in self._partitions if TopicPartition(*key) not in owned]:
-            self._partitions.pop(key).retired = True
+        """Revoke the partitions not in ``owned``: their records belong to another member."""
+        for unit in self._units.values():
+            if unit.tp not in owned and unit.offsets is not None:
+                unit.revoke()
 
     def in_flight(self, tp: TopicPartition) -> int:
         """How many records of ``tp`` are in flight."""
-        offsets = self._partitions.get((tp.topic, tp.partition))
-        return 0 if offsets is None else len(offsets)
+        unit = self._units.get((tp.topic, tp.partition))
+        return 0 if unit is None else unit.in_flight()
 
-
-def _follows(offsets: PartitionOffsets, offset: int) -> bool:
-    newest = offsets.last_started
-    return offset > (newest if newest is not None else offsets.committable - 1)
+    def _unit(self, tp: TopicPartition) -> PartitionUnit[TopicPartition]:
+        unit = self._units.get((tp.topic, tp.partition))
+        if unit is None:
+            unit = self._units[(tp.topic, tp.partition)] = PartitionUnit(tp)
+        return unit

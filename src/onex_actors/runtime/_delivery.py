@@ -28,7 +28,13 @@ from onex_actors.core import BusError, ConfigError, TransactionAborted
 
 from ._commits import CommitTracker
 from ._outbox import Outbox
-from ._ports import Bus, BusConsumer, Record, RewindableConsumer, TransactionalBus
+from ._ports import (
+    Bus,
+    BusConsumer,
+    Record,
+    RewindableConsumer,
+    TransactionalBus,
+)
 
 __all__ = ["AtLeastOnce", "Delivery", "ExactlyOnce"]
 

@@ -8,8 +8,8 @@ gates a commit and has no fallback (a dead letter, a rejection) is *lost*: the o
 sets ``lost`` and the host stops loudly, so the record is redelivered after a restart,
 never skipped.
 
-A *transactional* outbox (``delivery: exactly_once``) holds every output instead, and
-counts it as delivered at once; :meth:`Outbox.release` hands the host, at each commit,
+An outbox that *holds outputs* (the exactly-once strategy's) holds every output instead,
+and counts it as delivered at once; :meth:`Outbox.release` hands the strategy, at each commit,
 the outputs whose input records all lie in their partitions' done prefix, so a
 transaction carries exactly the results of the offsets it commits.
 """
@@ -27,6 +27,7 @@ from pydantic import JsonValue
 
 from onex_actors.core import (
     EnvelopeError,
+    Fate,
     OnexEnvelope,
     encode_envelope,
     log_envelope,
@@ -79,10 +80,10 @@ class Outbox:
     fallbacks of failed records.
     """
 
-    def __init__(self, bus: Bus, *, max_envelope_bytes: int, transactional: bool = False) -> None:
+    def __init__(self, bus: Bus, *, max_envelope_bytes: int, holds_outputs: bool = False) -> None:
         self.bus = bus
         self.max_envelope_bytes = max_envelope_bytes
-        self.transactional = transactional
+        self.holds_outputs = holds_outputs
         """Hold outputs for :meth:`release` instead of publishing them at once."""
         self._held: list[tuple[Ticket | None, OutboundRecord]] = []
         self._held_more = trio.Event()
@@ -159,9 +160,9 @@ class Outbox:
         """Publish encoded ``records`` as one list; ``acks[i]`` settles ``records[i]``.
 
         ``fallback(i, error)`` replaces ``records[i]`` if it cannot be produced. A
-        transactional outbox holds them and acknowledges them at once.
+        An outbox that holds outputs holds them and acknowledges them at once.
         """
-        if self.transactional:
+        if self.holds_outputs:
             self._hold(records, acks)
             await trio.lowlevel.checkpoint()
             return
@@ -184,11 +185,11 @@ class Outbox:
 
     @property
     def held(self) -> int:
-        """Outputs a transactional outbox holds for a later transaction."""
+        """Outputs held for a later transaction."""
         return len(self._held)
 
     async def wait_held(self, count: int) -> None:
-        """Wait until a transactional outbox holds at least ``count`` outputs."""
+        """Wait until the outbox holds at least ``count`` outputs."""
         while len(self._held) < count:
             self._held_more = trio.Event()
             await self._held_more.wait()
@@ -212,9 +213,10 @@ class Outbox:
         released: list[OutboundRecord] = []
         kept: list[tuple[Ticket | None, OutboundRecord]] = []
         for ticket, record in self._held:
-            if ticket is None or ticket.in_done_prefix():
+            fate = Fate.RIDES if ticket is None else ticket.fate()
+            if fate is Fate.RIDES:
                 released.append(record)
-            elif not ticket.retired():
+            elif fate is Fate.WAITS:
                 kept.append((ticket, record))
         self._held = kept
         return released
@@ -222,7 +224,7 @@ class Outbox:
     def drop_void(self) -> int:
         """Drop the held outputs of records to be read again (retired partitions)."""
         before = len(self._held)
-        self._held = [(t, r) for t, r in self._held if t is None or not t.retired()]
+        self._held = [(t, r) for t, r in self._held if t is None or t.fate() is not Fate.VOID]
         return before - len(self._held)
 
     async def send_released(self, records: Sequence[OutboundRecord]) -> None:

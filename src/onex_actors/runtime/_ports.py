@@ -22,10 +22,10 @@ __all__ = [
     "BatchHandler",
     "Bus",
     "BusConsumer",
-    "DoneOffsets",
     "Handler",
     "HandlerHealth",
     "OutboundRecord",
+    "PartitionEvents",
     "Record",
     "SqlPool",
     "TopicPartition",
@@ -124,9 +124,25 @@ class OutboundRecord:
 AckCallback = Callable[[BaseException | None], None]
 """Called once a produced record is acknowledged (``None``) or has definitely failed."""
 
-DoneOffsets = Callable[[Sequence[TopicPartition]], Mapping[TopicPartition, int]]
-"""Given partitions about to be revoked, the offsets of theirs that may be committed now
-(per partition, the first offset not yet done); called on the trio thread."""
+
+class PartitionEvents(Protocol):
+    """What a consumer reports of its partitions to the runtime (the partition units).
+
+    Called on the trio thread (a client whose callbacks run elsewhere hands them over).
+    """
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Take ``partitions``: the group gave them to this member."""
+        ...
+
+    def revoking(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        """``partitions`` are about to go: return the offsets to commit before they do."""
+        ...
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """``partitions`` went (or were lost)."""
+        ...
+
 
 BatchAck = Callable[[Sequence[tuple[int, BaseException]]], None]
 """Called once every record of a published list is settled, with the index and error of
@@ -247,13 +263,14 @@ class Bus(Protocol):
         patterns: Sequence[TopicPattern],
         group_id: str,
         *,
-        done_offsets: DoneOffsets | None = None,
+        partitions: PartitionEvents | None = None,
     ) -> AbstractAsyncContextManager[BusConsumer]:
         """Join ``group_id`` subscribed to every topic matching ``patterns``.
 
-        Where the adapter can, it asks ``done_offsets`` for the partitions a rebalance
-        is about to take away and commits those offsets before they go, so their next
-        owner does not handle again what this member finished since its last commit.
+        The consumer reports its partitions' lifecycle to ``partitions``: before a
+        rebalance takes partitions away it commits the offsets ``revoking`` returns, so
+        their next owner does not handle again what this member finished since its last
+        commit.
         """
         ...
 

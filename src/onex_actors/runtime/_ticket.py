@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from onex_actors.core import PartitionOffsets
+from onex_actors.core import Fate, PartitionOffsets, fate_of
 
 __all__ = ["Ticket", "ticket_of"]
 
@@ -51,17 +51,13 @@ class Ticket:
         self._pending += 1
         return self._ack
 
-    def in_done_prefix(self) -> bool:
-        """Whether every input record lies in its partition's done prefix (committable).
+    def fate(self) -> Fate:
+        """Return what a round does with this ticket's outputs (``core.fate_of``).
 
-        A prefix holding a partition's highest marked offset holds the lower ones too, so
-        one check per partition (a transaction asks this of every held output).
+        One check per partition, its highest marked offset (a transaction asks this of
+        every held output).
         """
-        return all(offsets.covers(offset) for offsets, offset in self._per_partition())
-
-    def retired(self) -> bool:
-        """Whether some input record's partition is read again: its outputs are void."""
-        return any(offsets.retired for offsets, _ in self._per_partition())
+        return fate_of(self._per_partition())
 
     def _per_partition(self) -> list[tuple[PartitionOffsets, int]]:
         if self._highest is None:

@@ -20,8 +20,8 @@ from onex_actors.runtime import (
     BatchAck,
     Bus,
     BusConsumer,
-    DoneOffsets,
     OutboundRecord,
+    PartitionEvents,
     Record,
     RewindableConsumer,
     TopicPartition,
@@ -116,27 +116,14 @@ class NamespacedBus:
         patterns: Sequence[TopicPattern],
         group_id: str,
         *,
-        done_offsets: DoneOffsets | None = None,
+        partitions: PartitionEvents | None = None,
     ) -> AsyncIterator[NamespacedConsumer]:
         real = [TopicPattern(self.topic(p.text)) for p in patterns]
-        translated = None if done_offsets is None else self._real_done(done_offsets)
+        translated = None if partitions is None else _RealEvents(partitions, self)
         async with self.inner.consumer(
-            real, f"{self.namespace}-{group_id}", done_offsets=translated
+            real, f"{self.namespace}-{group_id}", partitions=translated
         ) as consumer:
             yield NamespacedConsumer(consumer, self.namespace)
-
-    def _real_done(self, done_offsets: DoneOffsets) -> DoneOffsets:
-        def real_done(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-            ours = [
-                TopicPartition(_swap(tp.topic, self.namespace, "local"), tp.partition)
-                for tp in partitions
-            ]
-            return {
-                TopicPartition(self.topic(tp.topic), tp.partition): offset
-                for tp, offset in done_offsets(ours).items()
-            }
-
-        return real_done
 
     async def publish(
         self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
@@ -163,3 +150,27 @@ class NamespacedBus:
         assert isinstance(self.inner, TransactionalBus)
         real = {TopicPartition(self.topic(tp.topic), tp.partition): o for tp, o in offsets.items()}
         await self.inner.commit_transaction(real, group_metadata)
+
+
+@attrs.frozen
+class _RealEvents:
+    """Partition events of a namespaced consumer, told with their ordinary topics."""
+
+    events: PartitionEvents
+    bus: NamespacedBus
+
+    def _ours(self, partitions: Sequence[TopicPartition]) -> list[TopicPartition]:
+        namespace = self.bus.namespace
+        return [
+            TopicPartition(_swap(tp.topic, namespace, "local"), tp.partition) for tp in partitions
+        ]
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        self.events.assigned(self._ours(partitions))
+
+    def revoking(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        done = self.events.revoking(self._ours(partitions))
+        return {TopicPartition(self.bus.topic(tp.topic), tp.partition): o for tp, o in done.items()}
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        self.events.revoked(self._ours(partitions))

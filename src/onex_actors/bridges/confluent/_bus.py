@@ -14,7 +14,7 @@ from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, Config
 from confluent_kafka.cimpl import NewTopic
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, TopicPartition
+from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, TopicPartition
 
 from .._outage import BrokerOutage, watching_outages
 from ._client_log import CLIENT_LOGGER
@@ -39,6 +39,7 @@ class ConfluentBus:
         create_topics: bool = True,
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
+        stall_timeout_s: float = 60.0,
         call_timeout_s: float = 10.0,
         group_protocol: Literal["classic", "consumer"] = "classic",
     ) -> None:
@@ -51,6 +52,7 @@ class ConfluentBus:
         self.create_topics = create_topics
         self.max_poll_records = max_poll_records
         self.session_timeout_ms = session_timeout_ms
+        self.stall_timeout_s = stall_timeout_s
         self.call_timeout_s = call_timeout_s
         self.outage: BrokerOutage | None = None
         """Watches whether the brokers answer (set by ``open_confluent_bus``)."""
@@ -61,14 +63,13 @@ class ConfluentBus:
         patterns: Sequence[TopicPattern],
         group_id: str,
         *,
-        done_offsets: DoneOffsets | None = None,
+        partitions: PartitionEvents | None = None,
     ) -> AsyncIterator[ConfluentConsumerBridge]:
         """Join ``group_id`` subscribed to every topic matching ``patterns``.
 
-        Before a rebalance takes partitions away, their ``done_offsets`` are committed
-        (not with a transactional producer: its offsets are committed only in its
-        transactions). With KIP-848's protocol the session timeout is the group's, set
-        on the broker.
+        It reports its partitions' lifecycle to ``partitions``, and commits the offsets
+        its ``revoking`` returns before a rebalance takes partitions away.
+        With KIP-848's protocol the session timeout is the group's, set on the broker.
         """
         if self.group_protocol == "consumer":
             await trio.to_thread.run_sync(self._set_group_session, group_id)
@@ -78,9 +79,10 @@ class ConfluentBus:
             group_id,
             max_poll_records=self.max_poll_records,
             session_timeout_ms=self.session_timeout_ms,
+            stall_timeout_s=self.stall_timeout_s,
             call_timeout_s=self.call_timeout_s,
             group_protocol=self.group_protocol,
-            done_offsets=None if self.transactional else done_offsets,
+            partitions=partitions,
         )
         await bridge.start()
         try:
@@ -191,6 +193,7 @@ async def open_confluent_bus(
     max_poll_records: int = 500,
     session_timeout_ms: int = 10_000,
     max_request_bytes: int = 1024 * 1024,
+    stall_timeout_s: float = 60.0,
     call_timeout_s: float = 10.0,
     group_protocol: Literal["classic", "consumer"] = "classic",
     transactional_id: str | None = None,
@@ -203,6 +206,8 @@ async def open_confluent_bus(
     ``group_protocol`` is the consumer groups' (``consumer`` needs a broker that offers
     KIP-848's protocol, as Apache Kafka 4 does). ``transactional_id`` makes the producer
     transactional (``delivery: exactly_once``): see ``ConfluentBus.commit_transaction``;
+    ``stall_timeout_s``: a consumer with records waiting on an unpaused partition and
+    nothing read for this long stops with a ``BusError``;
     ``renew_when_fenced``: the id is this process's own, a fencing is a timed-out
     transaction and a new producer goes on.
     """
@@ -223,6 +228,7 @@ async def open_confluent_bus(
             create_topics=create_topics,
             max_poll_records=max_poll_records,
             session_timeout_ms=session_timeout_ms,
+            stall_timeout_s=stall_timeout_s,
             call_timeout_s=call_timeout_s,
             group_protocol=group_protocol,
         )

@@ -1,52 +1,45 @@
-"""confluent-kafka's consumer (librdkafka) behind a worker thread, delivering batches into trio.
+"""confluent-kafka's consumer (librdkafka) as a ``ConsumerClient``: what differs.
 
-The thread owns the ``Consumer`` (its handle is not called from two threads): it
-consumes, commits, pauses and resumes. It keeps consuming while partitions are paused,
-so a slow node never makes the group rebalance. Each ``consume`` call becomes one batch.
-
-Rebalancing is incremental: the KIP-848 consumer group protocol where the broker
-offers it (``group.protocol=consumer``), else the classic protocol with the
-``cooperative-sticky`` assignor. Before partitions are revoked, the thread asks the
-runtime (on the trio thread) for their done offsets and commits them.
-
-A transactional host (``delivery: exactly_once``) commits offsets only in its
-producer's transactions; it reads with ``read_committed`` and, after an aborted
-transaction or a revocation, reads its partitions again from their last commit
-(:meth:`ConfluentConsumerBridge.rewind`).
+The consumer core (``bridges._consumer_core``) runs it on its thread. Rebalancing is
+incremental: the KIP-848 consumer group protocol where the broker offers it
+(``group.protocol=consumer``), else the classic protocol with the ``cooperative-sticky``
+assignor. librdkafka runs the rebalance callbacks on the consumer thread, inside
+``poll``: the commit before a revocation is a plain synchronous one there. While trio is
+behind, the thread waits rather than pausing (a pause drops what librdkafka fetched
+ahead; its own threads keep the membership).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import os
-import queue
 import struct
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, cast
 
-import trio
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as CKTopicPartition
 
-from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import DoneOffsets, Record, TopicPartition, TransactionState
+from onex_actors.core import TopicPattern
+from onex_actors.runtime import PartitionEvents, Record, TopicPartition
 
-from .._membership import GroupMember
+from .._consumer_client import Fetched, GroupPosition, Progress, Rebalances
+from .._consumer_core import ConsumerCore
 from ._client_log import CLIENT_LOGGER
 from ._subscription import ResolvedSubscription
 
-__all__ = ["ConfluentConsumerBridge", "unreadable_record"]
+__all__ = [
+    "ConfluentConsumerBridge",
+    "LibrdkafkaClient",
+    "group_generation",
+    "unreadable_record",
+]
 
 logger = logging.getLogger("onex_actors.kafka")
-_MAX_OUTSTANDING_BATCHES = 4
-_T = TypeVar("_T")
+_WATERMARK_TIMEOUT_S = 2.0
 
 
-class ConfluentConsumerBridge(GroupMember):
-    """The trio side of one consumer-group member on librdkafka; a ``BusConsumer``."""
+class ConfluentConsumerBridge(ConsumerCore):
+    """A consumer-group member on librdkafka; a ``BusConsumer``."""
 
     def __init__(
         self,
@@ -56,11 +49,47 @@ class ConfluentConsumerBridge(GroupMember):
         *,
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
+        stall_timeout_s: float = 60.0,
         call_timeout_s: float = 10.0,
         group_protocol: Literal["classic", "consumer"] = "classic",
-        done_offsets: DoneOffsets | None = None,
+        partitions: PartitionEvents | None = None,
     ) -> None:
-        super().__init__()
+        client = LibrdkafkaClient(
+            config,
+            patterns,
+            group_id,
+            session_timeout_ms=session_timeout_ms,
+            group_protocol=group_protocol,
+            call_timeout_s=call_timeout_s,
+        )
+        super().__init__(
+            client,
+            group_id,
+            max_poll_records=max_poll_records,
+            stall_timeout_s=stall_timeout_s,
+            call_timeout_s=call_timeout_s,
+            partitions=partitions,
+        )
+
+
+class LibrdkafkaClient:
+    """confluent-kafka's ``Consumer`` behind the ``ConsumerClient`` interface."""
+
+    client_errors: tuple[type[BaseException], ...] = (KafkaException,)
+    poll_name = "Consumer.poll(0.05)"
+    io_thread_prefix: str | None = None
+    holds_by_pausing = False
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        patterns: Sequence[TopicPattern],
+        group_id: str,
+        *,
+        session_timeout_ms: int,
+        group_protocol: Literal["classic", "consumer"],
+        call_timeout_s: float,
+    ) -> None:
         self.config = {
             **config,
             "group.id": group_id,
@@ -82,124 +111,96 @@ class ConfluentConsumerBridge(GroupMember):
             self.config["session.timeout.ms"] = session_timeout_ms
             self.config["partition.assignment.strategy"] = "cooperative-sticky"
         self.group_protocol = group_protocol
+        self.checks_assigned_generation = group_protocol == "classic"
+        """With the classic protocol a transaction waits for the generation's assignment."""
+        self.group_id = group_id
+        self.call_timeout_s = call_timeout_s
         self.subscription = [_subscription(pattern) for pattern in patterns]
         wildcards = any(name.startswith("^") for name in self.subscription)
         self._resolved = (
             ResolvedSubscription(patterns) if wildcards and group_protocol == "consumer" else None
         )
         """Set where the client resolves the patterns (KIP-848 groups; see _subscription)."""
-        self.done_offsets = done_offsets
-        self.revoke_commits = 0
-        """Commits made for partitions about to be revoked."""
-        self.group_id = group_id
-        self.max_poll_records = max_poll_records
-        self.call_timeout_s = call_timeout_s
-        self._send, self._receive = trio.open_memory_channel[tuple[int, list[Record]] | BusError](
-            math.inf
-        )
-        self._epoch = 0
-        """The read-again a fetched batch belongs to (consumer thread: set by the seek)."""
-        self._wanted_epoch = 0
-        """The read-again :meth:`poll` accepts batches of (trio thread): bumped the moment
-        :meth:`rewind` is called, so a batch fetched before its seek is dropped even if it
-        arrives while the seek waits for the consumer thread."""
-        self.revoked_by_client = 0
-        """Revocations as the rebalance callbacks saw them (consumer thread)."""
-        self._assigned_generation = -1
-        """The generation whose assignment the last callback put in place (classic
-        protocol; consumer thread)."""
-        self._commands: queue.Queue[Callable[[Consumer], object]] = queue.Queue()
-        self._paused: set[TopicPartition] = set()
-        self._outstanding = 0
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._taken = threading.Event()
-        """Set when trio takes a batch: the thread waits on it while trio is behind."""
-        self._ready = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._held: set[tuple[str, int]] = set()
-        """Partitions the thread has paused (librdkafka does not report them)."""
-        self._unsure: set[tuple[str, int]] = set()
-        """Partitions (re)assigned since the last reconcile: paused or not, who knows."""
-        self.rebalances = 0
+        self._consumer: Consumer | None = None
+        self._rebalances: Rebalances | None = None
 
-    async def start(self) -> None:
-        """Create the consumer in its thread and subscribe."""
-        self._token = trio.lowlevel.current_trio_token()
-        self._thread = threading.Thread(
-            target=self._run, name=f"onex-confluent-{self.group_id}", daemon=True
-        )
-        self._thread.start()
-        await trio.to_thread.run_sync(self._ready.wait)
-        if self._failure is not None:
-            raise BusError(f"cannot start the Kafka consumer: {self._failure}") from None
+    @property
+    def consumer(self) -> Consumer:
+        """The client (once :meth:`open` made it)."""
+        if self._consumer is None:
+            raise RuntimeError("the librdkafka consumer is not open")
+        return self._consumer
 
-    async def aclose(self) -> None:
-        """Stop consuming and close the consumer (leaving the group), bounded in time."""
-        self._stopping.set()
-        thread = self._thread
-        if thread is None:
+    def open(self, rebalances: Rebalances) -> None:
+        """Create the consumer and subscribe."""
+        self._rebalances = rebalances
+        self._consumer = Consumer(self.config, logger=CLIENT_LOGGER)
+        if self._resolved is None:
+            self._subscribe(self.subscription)
+        else:
+            self.refresh_subscription()
+
+    def close(self) -> None:
+        """Close (leaving the group) without committing."""
+        if self._consumer is not None:
+            self._consumer.close()
+
+    def refresh_subscription(self) -> None:
+        """Subscribe to the topics matching the patterns now, if they changed (KIP-848)."""
+        if self._resolved is None:
             return
-        await trio.to_thread.run_sync(thread.join, self.call_timeout_s, abandon_on_cancel=True)
-        if thread.is_alive():
-            logger.error(
-                "Kafka consumer of group %s did not stop within %g s: leaving its thread",
-                self.group_id,
-                self.call_timeout_s,
-            )
+        topics = self._resolved.changed(self.consumer)
+        if topics is None:
+            return
+        if topics:
+            self._subscribe(topics)
+        else:
+            self.consumer.unsubscribe()
 
-    async def poll(self, max_records: int) -> list[Record]:
-        """Return the next batch from the consumer thread (waits for one).
+    def fetch(self, timeout_s: float, max_records: int) -> Fetched:
+        """Wait for one record, then take what else is already here."""
+        consumer = self.consumer
+        # consume() waits for a full batch or its timeout: wait for one record only
+        first = consumer.poll(timeout_s)
+        if first is None:
+            return Fetched([])
+        messages = [first, *consumer.consume(num_messages=max_records - 1, timeout=0)]
+        records: list[Record] = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(_record(message))
+            elif error.fatal():
+                raise KafkaException(error)
+            elif (unreadable := unreadable_record(message)) is not None:
+                logger.error("Kafka consumer of group %s: %s", self.group_id, unreadable.unreadable)
+                records.append(unreadable)
+            else:
+                logger.warning("Kafka consumer of group %s: %s", self.group_id, error)
+        return Fetched(records, self._ends({r.topic_partition for r in records}))
 
-        Batches fetched before a :meth:`rewind` are dropped.
-        """
-        while True:
-            delivered = await self._receive.receive()
-            if isinstance(delivered, BusError):
-                raise delivered
-            epoch, batch = delivered
-            with self._lock:
-                self._outstanding -= 1
-            self._taken.set()
-            if epoch == self._wanted_epoch:
-                return batch
+    def assignment(self) -> set[TopicPartition]:
+        """Return the partitions assigned now."""
+        return set(_ours(self.consumer.assignment()))
 
-    async def transaction_state(self) -> TransactionState:
-        """Return this member's group metadata, the revocations counted, its partitions.
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        """Pause ``partitions``."""
+        self.consumer.pause([_theirs(tp) for tp in partitions])
 
-        Read on the consumer thread, where the rebalance callbacks run: metadata of a
-        newer generation always comes with its revocation counted. The metadata is None
-        while the member has no generation (it is rejoining) and, with the classic
-        protocol, while a new generation's assignment is not yet in place.
-        """
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        """Resume ``partitions``."""
+        self.consumer.resume([_theirs(tp) for tp in partitions])
 
-        def read(consumer: Consumer) -> TransactionState:
-            metadata = consumer.consumer_group_metadata()
-            generation, member = group_generation(metadata)
-            settled = generation >= 0 and bool(member)
-            if self.group_protocol == "classic":
-                settled = settled and generation == self._assigned_generation
-            owned = frozenset(_ours(consumer.assignment()))
-            return TransactionState(metadata if settled else None, self.revoked_by_client, owned)
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` synchronously."""
+        self.consumer.commit(offsets=_with_offsets(offsets), asynchronous=False)
 
-        return await self._ask(read)
-
-    async def rewind(self) -> None:
-        """Read every owned partition again from its last committed offset.
-
-        Batches fetched before and not yet returned by :meth:`poll` are dropped.
-        """
-        self._wanted_epoch += 1  # before any await: nothing fetched earlier is dispatched
-        epoch = self._wanted_epoch
-        await self._ask(lambda consumer: self._rewind(consumer, epoch))
-
-    def _rewind(self, consumer: Consumer, epoch: int) -> None:
-        self._epoch = epoch
+    def seek_to_committed(self) -> list[str]:
+        """Seek every assigned partition to its committed offset (or its beginning)."""
+        consumer = self.consumer
         owned = consumer.assignment()
         if not owned:
-            return
+            return []
         committed = consumer.committed(owned, timeout=self.call_timeout_s)
         positions = [
             CKTopicPartition(
@@ -214,245 +215,86 @@ class ConfluentConsumerBridge(GroupMember):
                 # not fetching yet (just assigned): assigning it again sets its position
                 consumer.incremental_unassign([position])
                 consumer.incremental_assign([position])
-                self._unsure.add((position.topic, position.partition))
-        logger.info(
-            "Kafka consumer of group %s (pid %d) reads again from %s",
-            self.group_id,
-            os.getpid(),
-            ", ".join(sorted(f"{p.topic}:{p.partition}@{p.offset}" for p in positions)),
-        )
+                if self._rebalances is not None:
+                    self._rebalances.pause_unknown([_our(position)])
+        return [f"{p.topic}:{p.partition}@{p.offset}" for p in positions]
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit ``offsets`` of the partitions this member still owns."""
-        owned = [
-            CKTopicPartition(tp.topic, tp.partition, offset)
-            for tp, offset in offsets.items()
-            if tp in self.assignment
-        ]
-        if not owned:
-            await trio.lowlevel.checkpoint()
-            return
-        await self._call(lambda consumer: consumer.commit(offsets=owned, asynchronous=False))
+    def group_position(self) -> GroupPosition:
+        """Return the member's serialized metadata, with the generation read out of it."""
+        metadata = self.consumer.consumer_group_metadata()
+        generation, member = group_generation(metadata)
+        return GroupPosition(metadata, generation, member)
 
-    def pause(self, partitions: Sequence[TopicPartition]) -> None:
-        """Stop fetching ``partitions`` (reconciled by the thread before each consume)."""
-        with self._lock:
-            self._paused.update(partitions)
+    def progress(self, partitions: set[TopicPartition]) -> dict[TopicPartition, Progress] | None:
+        """Return positions now and high watermarks asked of the brokers.
 
-    def resume(self, partitions: Sequence[TopicPartition]) -> None:
-        """Fetch ``partitions`` again."""
-        with self._lock:
-            self._paused.difference_update(partitions)
+        A partition nothing was consumed from yet reads from its committed offset, or
+        its log start without one (``auto.offset.reset: earliest``). None while the
+        brokers do not answer.
+        """
+        consumer = self.consumer
+        progress: dict[TopicPartition, Progress] = {}
+        try:
+            positions = consumer.position([_theirs(tp) for tp in partitions])
+            unread = [tp for tp in positions if tp.offset < 0]
+            if unread:
+                committed = consumer.committed(unread, timeout=_WATERMARK_TIMEOUT_S)
+                positions = [tp for tp in positions if tp.offset >= 0] + committed
+            for tp in positions:
+                low, high = consumer.get_watermark_offsets(
+                    CKTopicPartition(tp.topic, tp.partition), timeout=_WATERMARK_TIMEOUT_S
+                )
+                progress[_our(tp)] = Progress(tp.offset if tp.offset >= 0 else low, high)
+        except KafkaException as exc:
+            logger.info("group %s: end offsets unknown (%s)", self.group_id, exc.args[0])
+            return None
+        return progress
 
-    async def _call(self, command: Callable[[Consumer], object]) -> None:
-        await self._ask(command)
-
-    async def _ask(self, command: Callable[[Consumer], _T]) -> _T:
-        """Run ``command`` on the consumer thread; return what it returns."""
-        done = trio.Event()
-        failure: list[BusError] = []
-        answer: list[_T] = []
-
-        def run(consumer: Consumer) -> None:
+    def _ends(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Return the high watermarks librdkafka has from its last fetches (no request)."""
+        ends: dict[TopicPartition, int] = {}
+        for tp in partitions:
             try:
-                answer.append(command(consumer))
-            except KafkaException as exc:
-                failure.append(BusError(f"Kafka consumer call failed: {exc.args[0]}"))
-            self._soon(done.set)
+                _, high = self.consumer.get_watermark_offsets(_theirs(tp), cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                ends[tp] = high
+        return ends
 
-        self._commands.put(run)
-        with trio.move_on_after(self.call_timeout_s):
-            await done.wait()
-        if not done.is_set():
-            raise BusError(
-                f"Kafka consumer of group {self.group_id!r} did not answer within "
-                f"{self.call_timeout_s:g} s"
-            )
-        if failure:
-            raise failure[0]
-        return answer[0]
-
-    def _soon(self, fn: Callable[..., object], *args: object) -> None:
-        assert self._token is not None
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(fn, *args)
-
-    def _deliver(self, batch: tuple[int, list[Record]] | BusError) -> None:
-        self._send.send_nowait(batch)
-
-    def _rebalanced(self, assigned: list[TopicPartition], revoked: list[TopicPartition]) -> None:
-        if revoked:
-            self.rebalances += 1
-        self._change_assignment(assigned, revoked)
-
-    # -- the consumer thread -------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            consumer = Consumer(self.config, logger=CLIENT_LOGGER)
-            if self._resolved is None:
-                self._subscribe(consumer, self.subscription)
-            else:
-                self._follow_topics(consumer)
-        except (KafkaException, ValueError, TypeError) as exc:
-            self._failure = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            while not self._stopping.is_set():
-                self._consume_once(consumer)
-            self._run_commands(consumer)
-        except BaseException as exc:
-            logger.error("Kafka consumer of group %s stopped: %s", self.group_id, exc)
-            self._soon(
-                self._deliver,
-                BusError(f"Kafka consumer of group {self.group_id!r} stopped: {exc}"),
-            )
-        finally:
-            consumer.close()
-
-    def _subscribe(self, consumer: Consumer, topics: Sequence[str]) -> None:
-        consumer.subscribe(
+    def _subscribe(self, topics: Sequence[str]) -> None:
+        self.consumer.subscribe(
             list(topics),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
 
-    def _follow_topics(self, consumer: Consumer) -> None:
-        """Subscribe to the topics matching the patterns now, if they changed."""
-        assert self._resolved is not None
-        topics = self._resolved.changed(consumer)
-        if topics is None:
-            return
-        if topics:
-            self._subscribe(consumer, topics)
-        else:
-            consumer.unsubscribe()
-
-    def _consume_once(self, consumer: Consumer) -> None:
-        self._run_commands(consumer)
-        if self._resolved is not None:
-            self._follow_topics(consumer)
-        with self._lock:
-            behind = self._outstanding >= _MAX_OUTSTANDING_BATCHES
-            paused = set(self._paused)
-        self._reconcile_pauses(consumer, paused)
-        if behind:
-            # trio has not taken the last batches: wait here rather than pause every
-            # partition (a pause drops what librdkafka fetched ahead); its own threads
-            # keep the group membership meanwhile
-            self._taken.wait(0.05)
-            self._taken.clear()
-            return
-        # consume() waits for a full batch or its timeout: wait for one record only,
-        # then take what else is already here
-        first = consumer.poll(0.05)
-        if first is None:
-            return
-        messages = [first, *consumer.consume(num_messages=self.max_poll_records - 1, timeout=0)]
-        batch: list[Record] = []
-        for message in messages:
-            error = message.error()
-            if error is None:
-                batch.append(_record(message))
-            elif error.fatal():
-                raise KafkaException(error)
-            elif (unreadable := unreadable_record(message)) is not None:
-                logger.error("Kafka consumer of group %s: %s", self.group_id, unreadable.unreadable)
-                batch.append(unreadable)
-            else:
-                logger.warning("Kafka consumer of group %s: %s", self.group_id, error)
-        if batch:
-            self._note_ends(consumer, {(r.topic, r.partition) for r in batch})
-            with self._lock:
-                self._outstanding += 1
-            self._soon(self._deliver, (self._epoch, batch))
-
-    def _note_ends(self, consumer: Consumer, partitions: set[tuple[str, int]]) -> None:
-        """Keep the high watermarks librdkafka has from its last fetches (no request)."""
-        for topic, partition in partitions:
-            try:
-                _, high = consumer.get_watermark_offsets(
-                    CKTopicPartition(topic, partition), cached=True
-                )
-            except KafkaException:
-                continue
-            if high >= 0:
-                self._ends[TopicPartition(topic, partition)] = high
-
-    def _reconcile_pauses(self, consumer: Consumer, paused: set[TopicPartition]) -> None:
-        """Pause and resume so the consumer's paused set is the one wanted (thread only)."""
-        if not paused and not self._held and not self._unsure:
-            return
-        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        want = {
-            (topic, partition)
-            for topic, partition in assigned
-            if TopicPartition(topic, partition) in paused
-        }
-        unsure = self._unsure & assigned
-        held = (self._held & assigned) - unsure
-        if want - held:
-            consumer.pause([CKTopicPartition(t, p) for t, p in want - held])
-        if (held | unsure) - want:
-            consumer.resume([CKTopicPartition(t, p) for t, p in (held | unsure) - want])
-        self._held = want
-        self._unsure -= assigned
-
     def _on_assign(self, consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
-        # runs on the consumer thread, inside consume(); librdkafka keeps a partition's
-        # pause flag while it is away (Java drops it): the next reconcile sets it anew
-        self._assigned_generation, _ = group_generation(consumer.consumer_group_metadata())
-        self._unsure.update((tp.topic, tp.partition) for tp in partitions)
-        self._soon(self._rebalanced, _ours(partitions), [])
+        # runs on the consumer thread, inside poll(); librdkafka keeps a partition's
+        # pause flag while it is away (Java drops it): the core reconciles it anew
+        assert self._rebalances is not None
+        generation, _ = group_generation(consumer.consumer_group_metadata())
+        self._rebalances.assigned(_ours(partitions), generation)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
-        # runs on the consumer thread, inside consume(), before the partitions go
+        # runs on the consumer thread, inside poll(), before the partitions go
+        assert self._rebalances is not None
         revoked = _ours(partitions)
-        if revoked:
-            self.revoked_by_client += 1
-        self._commit_done(consumer, revoked)
-        self._soon(self._rebalanced, [], revoked)
+        offsets = self._rebalances.before_revoke(revoked)
+        if offsets:
+            try:
+                consumer.commit(offsets=_with_offsets(offsets), asynchronous=False)
+            except KafkaException as exc:
+                self._rebalances.revoke_committed(len(offsets), str(exc.args[0]))
+            else:
+                self._rebalances.revoke_committed(len(offsets), None)
+        self._rebalances.revoked(revoked, lost=False)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[CKTopicPartition]) -> None:
         # already someone else's: a commit would be refused
-        if partitions:
-            self.revoked_by_client += 1
-        self._soon(self._rebalanced, [], _ours(partitions))
-
-    def _commit_done(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
-        """Commit the done offsets of ``revoked`` (consumer thread, blocks on trio)."""
-        if self.done_offsets is None or not revoked or self._token is None:
-            return
-        try:
-            done = trio.from_thread.run_sync(self.done_offsets, revoked, trio_token=self._token)
-        except trio.RunFinishedError:
-            return
-        if not done:
-            return
-        offsets = [CKTopicPartition(tp.topic, tp.partition, offset) for tp, offset in done.items()]
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            logger.warning(
-                "Kafka consumer of group %s could not commit %d revoked partitions before "
-                "they went (their next owner may handle some records again): %s",
-                self.group_id,
-                len(offsets),
-                exc.args[0],
-            )
-            return
-        self.revoke_commits += 1
-
-    def _run_commands(self, consumer: Consumer) -> None:
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            command(consumer)
+        assert self._rebalances is not None
+        self._rebalances.revoked(_ours(partitions), lost=True)
 
 
 _METADATA_MAGIC = b"CGMDv2:"
@@ -514,6 +356,14 @@ def unreadable_record(message: Message) -> Record | None:
 
 def _bytes(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
+
+
+def _with_offsets(offsets: Mapping[TopicPartition, int]) -> list[CKTopicPartition]:
+    return [CKTopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
+
+
+def _theirs(tp: TopicPartition) -> CKTopicPartition:
+    return CKTopicPartition(tp.topic, tp.partition)
 
 
 def _our(tp: CKTopicPartition) -> TopicPartition:

@@ -16,7 +16,7 @@ from itertools import count
 import trio
 
 from onex_actors.core import TopicPattern
-from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, Record, TopicPartition
+from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, Record, TopicPartition
 
 __all__ = ["InProcessBus", "InProcessConsumer"]
 
@@ -48,14 +48,16 @@ class InProcessBus:
         patterns: Sequence[TopicPattern],
         group_id: str,
         *,
-        done_offsets: DoneOffsets | None = None,
+        partitions: PartitionEvents | None = None,
     ) -> AsyncIterator[InProcessConsumer]:
         """Join ``group_id``; partitions are shared among the group's members.
 
-        At every rebalance each member's ``done_offsets`` are committed first.
+        At every rebalance, what each member's ``partitions.revoking`` returns for its
+        partitions is committed first; a member reports what it reads anew and what it
+        lost when it next looks at its assignment.
         """
         member = InProcessConsumer(self, tuple(patterns), group_id, next(self._member_ids))
-        member.done_offsets = done_offsets
+        member.events = partitions
         self._members.setdefault(group_id, []).append(member)
         self._rebalanced()
         try:
@@ -147,8 +149,8 @@ class InProcessBus:
         for group_id, members in self._members.items():
             committed = self._committed.setdefault(group_id, {})
             for member in members:
-                if member.done_offsets is not None and member._positions:
-                    committed.update(member.done_offsets(list(member._positions)))
+                if member.events is not None and member._positions:
+                    committed.update(member.events.revoking(list(member._positions)))
         self._generation += 1
         self._wake()
 
@@ -178,7 +180,7 @@ class InProcessConsumer:
         self.patterns = patterns
         self.group_id = group_id
         self.member_id = member_id
-        self.done_offsets: DoneOffsets | None = None
+        self.events: PartitionEvents | None = None
         self._generation = -1
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
@@ -236,12 +238,17 @@ class InProcessConsumer:
         self._generation = self.bus._generation
         assigned = self.bus._assignment(self)
         committed = self.bus._committed.get(self.group_id, {})
-        for tp in list(self._positions):
-            if tp not in assigned:
-                del self._positions[tp]
-        for tp in assigned:
-            if tp not in self._positions:
-                self._positions[tp] = committed.get(tp, 0)
+        revoked = [tp for tp in self._positions if tp not in assigned]
+        for tp in revoked:
+            del self._positions[tp]
+        fresh = [tp for tp in assigned if tp not in self._positions]
+        for tp in fresh:
+            self._positions[tp] = committed.get(tp, 0)
+        if self.events is not None:
+            if revoked:
+                self.events.revoked(revoked)
+            if fresh:
+                self.events.assigned(fresh)
         self._unread = {
             tp: None
             for tp, position in self._positions.items()

@@ -21,7 +21,7 @@ from kafka.errors import (
 )
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, DoneOffsets, OutboundRecord, TopicPartition
+from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, TopicPartition
 
 from .._outage import BrokerOutage, watching_outages
 from ._consumer import KafkaConsumerBridge
@@ -73,14 +73,12 @@ class KafkaBus:
         patterns: Sequence[TopicPattern],
         group_id: str,
         *,
-        done_offsets: DoneOffsets | None = None,
+        partitions: PartitionEvents | None = None,
     ) -> AsyncIterator[KafkaConsumerBridge]:
         """Join ``group_id`` subscribed to every topic matching ``patterns``.
 
-        ``done_offsets`` is not used: kafka-python calls its rebalance listener inside
-        its own poll, where a commit would re-enter the client. The runtime's periodic
-        commit covers what is done; the next owner of a revoked partition may handle
-        again what finished after it (duplicates, never loss).
+        It reports its partitions' lifecycle to ``partitions``, and commits the offsets
+        its ``revoking`` returns before a rebalance takes partitions away.
         """
         await trio.to_thread.run_sync(self._wait_for_coordinator, group_id)
         bridge = KafkaConsumerBridge(
@@ -91,6 +89,7 @@ class KafkaBus:
             session_timeout_ms=self.session_timeout_ms,
             stall_timeout_s=self.stall_timeout_s,
             call_timeout_s=self.call_timeout_s,
+            partitions=partitions,
         )
         await bridge.start()
         try:
