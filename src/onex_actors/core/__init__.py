@@ -86,6 +86,10 @@ from ._policies import RetryPolicy as RetryPolicy
 from ._policies import backoff_delay as backoff_delay
 from ._progress import ProgressWatch as ProgressWatch
 from ._progress import Stall as Stall
+from ._resume import NodeTopic as NodeTopic
+from ._resume import ResumePlan as ResumePlan
+from ._resume import ResumePoint as ResumePoint
+from ._resume import plan_resume as plan_resume
 from ._rounds import Fate as Fate
 from ._rounds import fate_of as fate_of
 from ._routing import Delivery as Delivery
@@ -159,6 +163,7 @@ __all__ = [
     "NodeContract",
     "NodeId",
     "NodeKind",
+    "NodeTopic",
     "OnexEnvelope",
     "OnexError",
     "OrchestratorContract",
@@ -174,6 +179,8 @@ __all__ = [
     "Restart",
     "RestartPolicy",
     "RestartStrategy",
+    "ResumePlan",
+    "ResumePoint",
     "RetryPolicy",
     "Route",
     "RoutedBatch",
@@ -221,6 +228,7 @@ __all__ = [
     "new_command",
     "new_envelope_id",
     "parse_contract",
+    "plan_resume",
     "record_headers",
     "record_key",
     "record_key_and_headers",

@@ -79,6 +79,15 @@ class BaseNodeContract(_Model):
     answered with an error (``invalid_payload``, naming the JSON Pointer and the rule)
     and dead-lettered before the handler runs. In a file: the name of a JSON or YAML file
     beside the contract."""
+    start_from: Literal["earliest", "latest"] = "earliest"
+    """Where the node's command partitions start when no runtime ever committed on them:
+    ``earliest`` answers what was sent before any runtime hosted it (its first start on
+    a fresh cluster), ``latest`` only what is sent after. Where some runtime committed,
+    the node resumes at the furthest commit of any runtime, whichever hosts it now."""
+    fan_out: bool = False
+    """Every runtime hosting the node answers every command (each from its own commits).
+    Otherwise a node is answered once per cluster: a runtime refuses to start while
+    another runtime reads the node's commands."""
     result_schema: dict[str, JsonValue] | None = None
     """JSON Schema every ok result's payload must satisfy: one that does not is an error
     (``invalid_result``) and a dead letter, never a silent pass."""
