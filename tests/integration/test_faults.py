@@ -19,6 +19,7 @@ from onex_actors.testing.faults import (
     kill_9_db_rows,
     kill_9_restart,
     malformed_records,
+    move_node,
     node_kills,
     postgres_outage,
     record_edges,
@@ -70,6 +71,20 @@ def test_sigterm_and_restart_repeats_nothing(lab: FaultLab) -> None:
     result = sigterm_restart(lab, 3000)
     assert result.passed, table(result)
     assert result.report.duplicated == 0
+
+
+@pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu 0.6 lists no group offsets")
+def test_a_node_moved_to_another_runtime_answers_nothing_a_commit_covered(lab: FaultLab) -> None:
+    result = move_node(lab, 2000, kill=True, stream_s=10)
+    assert result.passed, table(result)
+    assert "0 commands A had committed answered again" in result.note
+
+
+@EXACTLY_ONCE_RUNS
+def test_a_node_moved_to_another_runtime_exactly_once(eos_lab: FaultLab) -> None:
+    result = move_node(eos_lab, 2000, kill=False, stream_s=10)
+    assert result.passed, table(result)
+    assert result.report.duplicated == 0, table(result)
 
 
 def test_a_second_host_joining_then_killed_loses_nothing(lab: FaultLab) -> None:

@@ -25,7 +25,10 @@ def test_validate_the_shipped_tree(
     ) in out
     assert "node    summarize-text@0.1.0: effect (llm)" in out
     # two runtimes host echo-node: on one cluster both would answer each of its commands
-    assert "note: echo-node is hosted by runtime-dev, runtime-dev-light: run one of them" in out
+    assert (
+        "note: echo-node is hosted by runtime-dev, runtime-dev-light: one answers it at a time"
+        in out
+    )
     assert "query-user is hosted by" not in out
     shown = repo_contracts.resolve().relative_to(Path.cwd().resolve())
     assert out.rstrip().endswith(f"ok: 3 runtime(s), 9 node(s) in {shown}")

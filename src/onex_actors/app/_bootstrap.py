@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +26,7 @@ from onex_actors.runtime import Bus, Handler
 from ._config import HostConfig, KafkaSettings
 from ._delivery_choice import check_delivery, transactional_id_for
 from ._gc import raise_gc_threshold
+from ._hand_over import hand_over
 from ._handlers import open_handlers
 from ._host import RuntimeHost
 from ._kafka_clients import kafka_client_config, librdkafka_config
@@ -223,10 +225,12 @@ async def open_runtime_host(
     Leaving the block shuts the host down gracefully: it stops consuming, drains what
     its nodes hold, commits and closes.
     """
-    table = load_routing_table(runtime_id, registry or FileRegistry(config.contracts_dir))
+    registry = registry or FileRegistry(config.contracts_dir)
+    table = load_routing_table(runtime_id, registry)
     raise_gc_threshold(config.gc_threshold)
     async with AsyncExitStack() as stack:
         group_id = config.consumer_group or table.runtime.consumer_group or table.runtime_id
+        hands_over = bus is None and config.bus.kind == "kafka"
         if bus is None:
             bus = await stack.enter_async_context(
                 open_bus(config, transactional_id=transactional_id_for(config, group_id))
@@ -235,6 +239,9 @@ async def open_runtime_host(
             open_handlers(table, config, overrides=handlers or {})
         )
         host = RuntimeHost(table, bus, built, config)
+        if hands_over:
+            others = _other_runtime_groups(registry, group_id)
+            host.before_join = partial(hand_over, table, config, group_id, others)
         async with trio.open_nursery() as nursery:
             await nursery.start(host.run)
             if config.http.listen is not None:
@@ -243,3 +250,14 @@ async def open_runtime_host(
                 yield host
             finally:
                 host.shutdown()
+
+
+def _other_runtime_groups(registry: ContractRegistry, group_id: str) -> list[str]:
+    """Return the consumer groups of the contract tree's other runtimes (their defaults)."""
+    if not isinstance(registry, FileRegistry):
+        return []
+    groups = {
+        runtime.consumer_group or runtime_id
+        for runtime_id, runtime in registry.tree.runtimes.items()
+    }
+    return sorted(groups - {group_id})

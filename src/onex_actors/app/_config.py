@@ -83,6 +83,10 @@ class KafkaSettings(_Settings):
     """The producer's limit on one record (key, value and headers); a topic's
     ``max.message.bytes``, where lower, is read from the broker at start-up. A result
     over the limit is answered with a ``result_too_large`` error event and dead letter."""
+    hand_over_wait_s: float | None = Field(default=None, ge=0)
+    """How long a starting host waits for another runtime that reads one of its nodes'
+    commands to leave before it refuses to start (default: twice the session timeout,
+    time for a runtime killed a moment ago to lose its partitions)."""
     stall_timeout_s: float = Field(default=60.0, gt=0)
     """A partition with records waiting, not paused, and nothing read for this long
     means the consumer is stuck: the host stops with an error naming it."""

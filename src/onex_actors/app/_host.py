@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 from pydantic import JsonValue
@@ -37,6 +37,7 @@ from onex_actors.runtime import (
 
 from ._config import HostConfig
 from ._delivery_choice import delivery_for
+from ._hand_over import NodeResume
 
 __all__ = ["RuntimeHost"]
 
@@ -79,6 +80,11 @@ class RuntimeHost:
         """Where the HTTP listener serves (``http.listen``), once it does."""
         self.draining = False
         """Set by :meth:`shutdown`: the host stopped consuming and finishes what it holds."""
+        self.before_join: Callable[[], Awaitable[dict[str, NodeResume]]] | None = None
+        """Run once the topics exist, before the consumer joins its group: where the
+        hosted nodes' command partitions resume (the hand-over; set by the bootstrap)."""
+        self.resumed: dict[str, NodeResume] = {}
+        """Where each hosted node resumed, as the hand-over decided (empty without one)."""
 
     @property
     def runtime_id(self) -> str:
@@ -145,6 +151,8 @@ class RuntimeHost:
         try:
             self.delivery.check(self.bus)
             await self.bus.ensure_topics(self.topics())
+            if self.before_join is not None:
+                self.resumed = await self.before_join()
             async with (
                 self.bus.consumer(
                     self.table.subscription, self.group_id, partitions=self.commits
@@ -218,7 +226,9 @@ class RuntimeHost:
         if op == "discover":
             return self.discovery()
         if op == "health":
-            return self.runtime.health_check().as_json()  # type: ignore[return-value]
+            answer = self.runtime.health_check().as_json()
+            answer["resumed"] = self.resumed_json()
+            return answer  # type: ignore[return-value]
         return ErrorInfo(
             type="unknown_op",
             message=f"runtime {self.runtime_id!r} knows ops 'discover' and 'health', not {op!r}",
@@ -239,7 +249,12 @@ class RuntimeHost:
                     "evt_topic": node.evt_topic,
                     "dlq_topic": node.dlq_topic,
                     "contract": node.contract.model_dump(mode="json"),
+                    "resumed": self.resumed_json().get(node.node_id),
                 }
                 for node in self.table.hosted.values()
             ],
         }
+
+    def resumed_json(self) -> dict[str, JsonValue]:
+        """Where each hosted node resumed (group, source, offset per partition), as JSON."""
+        return {node_id: resume.as_json() for node_id, resume in self.resumed.items()}  # type: ignore[misc]

@@ -115,6 +115,8 @@ class ListenerApp:
         )
         if stopped:
             return 503, {"ready": False, "reason": "nodes stopped", "nodes": stopped}
+        if host.resumed:  # where a hand-over resumed each node (Kafka hosts)
+            return 200, {"ready": True, "resumed": host.resumed_json()}
         return 200, {"ready": True}
 
 

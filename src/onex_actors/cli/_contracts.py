@@ -61,11 +61,11 @@ def validate(directory: Path | None = None, /) -> int:
         family = f" ({node.effect_type.value})" if isinstance(node, EffectContract) else ""
         print(f"node    {node.contract_id}: {node.kind.value}{family}")
     for node_id, hosts in sorted(tree.hosts_by_node().items()):
-        if len(hosts) > 1:
+        if len(hosts) > 1 and not tree.nodes[node_id].fan_out:
             print(
-                f"note: {node_id} is hosted by {', '.join(hosts)}: run one of them per "
-                "cluster (each runtime is its own consumer group, so each would answer "
-                "every command)"
+                f"note: {node_id} is hosted by {', '.join(hosts)}: one answers it at a time "
+                "(a runtime will not start while another answers it; stopping one moves it "
+                "to the next, where it left off)"
             )
     print(f"ok: {len(tree.runtimes)} runtime(s), {len(tree.nodes)} node(s) in {_shown(directory)}")
     return 0

@@ -97,7 +97,7 @@ def read_status(url: str, *, interval: float = 1.0, timeout_s: float = 10.0) -> 
             ]
         )
     table = _table([*COLUMNS, "answered/s"], rows)
-    return f"{base}: {state}\n{table}"
+    return f"{base}: {state}\n{table}{_resumed_lines(body.get('resumed') or {})}"
 
 
 def _health_status(runtime: str, config: Path | None, timeout_s: float) -> str:
@@ -128,7 +128,22 @@ def _health_status(runtime: str, config: Path | None, timeout_s: float) -> str:
         for node_id, node in sorted(nodes.items())
     ]
     healthy = "healthy" if answer.payload.get("healthy") else "unhealthy"
-    return f"runtime {runtime} ({healthy}, from its health op)\n{_table(list(COLUMNS), rows)}"
+    table = _table(list(COLUMNS), rows)
+    resumed = _resumed_lines(answer.payload.get("resumed") or {})  # type: ignore[arg-type]
+    return f"runtime {runtime} ({healthy}, from its health op)\n{table}{resumed}"
+
+
+def _resumed_lines(resumed: Mapping[str, Any]) -> str:
+    """One line per node: its group and where its command partitions resumed from."""
+    lines = [
+        f"{node_id}: group {entry.get('group')}, resumed at "
+        + " ".join(
+            f"p{p}@{'start' if o is None else o}" for p, o in (entry.get("offsets") or {}).items()
+        )
+        + f" ({entry.get('source')})"
+        for node_id, entry in sorted(resumed.items())
+    ]
+    return "".join(f"\n{line}" for line in lines)
 
 
 def _samples(text: str) -> Samples:

@@ -100,6 +100,16 @@ class FaultLab:
         """One local echo node (plus ``extra`` YAML) hosted by a fresh runtime."""
         return self.contracts(name, {"echo": f"effect_type: local\n{extra}"}, ["local"])
 
+    def another_runtime(self, setup: Setup, name: str) -> Setup:
+        """Add a second runtime to ``setup``'s tree hosting the same nodes (its own group)."""
+        runtime = f"runtime-{name}-{uuid.uuid4().hex[:6]}"
+        source = (setup.root / "runtime" / f"{setup.runtime}.yaml").read_text()
+        (setup.root / "runtime" / f"{runtime}.yaml").write_text(
+            source.replace(setup.runtime, runtime)
+        )
+        create_topics(self.bootstrap, [log_topic(runtime), dlq_topic(runtime), evt_topic(runtime)])
+        return Setup(runtime, setup.nodes, setup.root)
+
     @contextmanager
     def host(self, setup: Setup, **env: str) -> Iterator[subprocess.Popen[str]]:
         """Run ``setup``'s runtime as a host process."""

@@ -49,6 +49,7 @@ __all__ = [
     "kill_9_db_rows",
     "kill_9_restart",
     "malformed_records",
+    "move_node",
     "node_kills",
     "postgres_outage",
     "record_edges",
@@ -110,6 +111,44 @@ def sigterm_restart(lab: FaultLab, commands: int) -> ScenarioResult:
     reader.close()
     note = f"stopped after {answered:,} answers; first host exited {code}"
     return ScenarioResult("SIGTERM and restart", report, note, survived)
+
+
+def move_node(lab: FaultLab, commands: int, *, kill: bool, stream_s: float = 20) -> ScenarioResult:
+    """Move a node under steady load from runtime A to runtime B of the same tree.
+
+    A is stopped with SIGTERM (or killed with SIGKILL, B starting at once) after a third
+    of the answers; B, a consumer group of its own, takes the node over where A's
+    commits left it. Passes when nothing is lost, no command A had committed is answered
+    again, and the duplicates are no more than A's uncommitted window.
+    """
+    setup = lab.echo("move")
+    other = lab.another_runtime(setup, "moved")
+    reader = lab.reader(setup)
+    topic = cmd_topic(setup.node)
+    with _steady_stream(lab, setup, commands, stream_s) as stream:
+        with lab.host(setup) as first:
+            _wait_for_answers(lab, reader, stream, commands // 3)
+            first.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            code = first.wait(timeout=60)
+        committed = committed_offsets(lab.bootstrap, setup.runtime, topic)  # A's last
+        # killed: B starts at once, and its hand-over waits for A's session to end
+        with lab.host(other) as second:
+            report = lab.settle(reader, stream.join())
+            survived = second.poll() is None
+    reader.close()
+    sent = stream.sent()
+    answers = Counter(o.cause for o in reader.outcomes if o.kind == "evt")
+    again = [
+        r for r in sent if answers[r.envelope_id] > 1 and r.offset < committed.get(r.partition, 0)
+    ]
+    window = sum(1 for r in sent if answers[r.envelope_id] > 1)
+    how = "killed (SIGKILL), B started at once" if kill else f"stopped (SIGTERM, exit {code})"
+    note = (
+        f"A {how} after a third of the answers; {len(again)} commands A had committed "
+        f"answered again; {window} answered twice, all past A's last commit ({lab.client})"
+    )
+    name = "node moved, A killed" if kill else "node moved, A stopped"
+    return ScenarioResult(name, report, note, survived and not again)
 
 
 def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioResult:
