@@ -207,3 +207,23 @@ def _lag(host: HostHarness) -> dict[tuple[str, str], float]:
         if family.name == "onex_consumer_lag"
         for sample in family.samples
     }
+
+
+async def test_readyz_and_onex_status_say_where_each_node_resumed() -> None:
+    from onex_actors.app._hand_over import NodeResume
+
+    async with open_test_host(
+        RUNTIME_ID, contracts=registry(effect("echo")), config=LISTENING
+    ) as host:
+        assert await host.host.wait_assigned(5)
+        # as a Kafka host's hand-over leaves it (the in-process bus has none)
+        host.host.resumed = {"echo": NodeResume("runtime-b", {0: 5, 1: None}, "group runtime-a")}
+        ready = await _get(host, "/readyz")
+        (base,) = host.host.listening
+        text = await trio.to_thread.run_sync(partial(read_status, base, interval=0.1))
+    assert ready.json()["resumed"] == {
+        "echo": {"group": "runtime-b", "source": "group runtime-a", "offsets": {"0": 5, "1": None}}
+    }
+    assert (
+        text.splitlines()[-1] == "echo: group runtime-b, resumed at p0@5 p1@start (group runtime-a)"
+    )
