@@ -124,7 +124,15 @@ async def hand_over(
         offsets = ", ".join(
             f"p{p}@{'start' if o is None else o}" for p, o in sorted(resume.offsets.items())
         )
-        logger.info("%s: %s resumes at %s (%s)", table.runtime_id, node_id, offsets, resume.source)
+        moved = "group " in resume.source or "log end" in resume.source
+        logger.log(
+            logging.INFO if moved else logging.DEBUG,
+            "%s: %s resumes at %s (%s)",
+            table.runtime_id,
+            node_id,
+            offsets,
+            resume.source,
+        )
     return resumed
 
 

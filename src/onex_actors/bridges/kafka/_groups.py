@@ -190,7 +190,7 @@ def _ends(
     client_config: Mapping[str, Any], topics: Sequence[str]
 ) -> tuple[dict[Partition, int], dict[str, int]]:
     """Log end offsets and partition counts of the existing ``topics``."""
-    consumer = KafkaConsumer(**client_config)
+    consumer = KafkaConsumer(enable_auto_commit=False, **client_config)
     try:
         partitions: dict[str, int] = {}
         theirs = []
