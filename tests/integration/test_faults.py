@@ -12,6 +12,7 @@ from tests.kafka_support import TEST_BROKER, TEST_CLIENT
 
 from onex_actors.devinfra import EmbeddedPostgres
 from onex_actors.testing import RawRecord, render_reports
+from onex_actors.testing._netns import namespaces, netns_unavailable
 from onex_actors.testing.faults import (
     FaultLab,
     ScenarioResult,
@@ -20,6 +21,7 @@ from onex_actors.testing.faults import (
     kill_9_restart,
     malformed_records,
     move_node,
+    network_partition,
     node_kills,
     postgres_outage,
     record_edges,
@@ -71,6 +73,33 @@ def test_sigterm_and_restart_repeats_nothing(lab: FaultLab) -> None:
     result = sigterm_restart(lab, 3000)
     assert result.passed, table(result)
     assert result.report.duplicated == 0
+
+
+@pytest.fixture
+def netns() -> None:
+    """Skip unless this machine can create network namespaces (root, iproute2)."""
+    if TEST_BROKER == "tansu":
+        pytest.skip("the partition scenarios run on Apache Kafka")
+    reason = netns_unavailable()
+    if reason is not None:
+        pytest.skip(f"no network partitions here: {reason}")
+
+
+@pytest.mark.usefixtures("netns")
+def test_a_host_cut_off_past_its_session_loses_nothing_and_rejoins(lab: FaultLab) -> None:
+    before = namespaces()
+    result = network_partition(lab, 1500, cut_s=3 * lab.session_s, stream_s=15)
+    assert result.passed, table(result)
+    assert "the cut-off host said it lost partitions: True" in result.note
+    assert namespaces() == before, "the scenario left a network namespace behind"
+
+
+@EXACTLY_ONCE_RUNS
+@pytest.mark.usefixtures("netns")
+def test_a_zombie_host_commits_nothing_another_host_owns(eos_lab: FaultLab) -> None:
+    result = network_partition(eos_lab, 1500, cut_s=3 * eos_lab.session_s, stream_s=15)
+    assert result.passed, table(result)
+    assert result.report.duplicated == 0, table(result)
 
 
 @pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu 0.6 lists no group offsets")

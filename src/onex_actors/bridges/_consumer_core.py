@@ -259,9 +259,16 @@ class ConsumerCore(GroupMember):
         )
 
     def revoked(self, partitions: list[TopicPartition], *, lost: bool) -> None:
-        """Hand the revocation to trio (a lost assignment counts as one)."""
+        """Hand the revocation to trio (a lost assignment counts as one, and is said)."""
         if lost and partitions:
             self.revoked_by_client += 1
+            logger.warning(
+                "Kafka consumer of group %s lost its %d partitions: its session ended (cut "
+                "off from the brokers, or too slow), so other members own them now and "
+                "nothing of theirs is committed here; it rejoins the group",
+                self.group_id,
+                len(partitions),
+            )
         self._soon(self._apply_revocation, partitions)
 
     # -- trio side helpers ----------------------------------------------------------
@@ -422,8 +429,8 @@ class ConsumerCore(GroupMember):
             self._unsure -= assigned
 
     def _rewind(self, epoch: int) -> None:
-        self._epoch = epoch
         sought = self.client.seek_to_committed()
+        self._epoch = epoch  # only once sought: until then nothing fetched is handed on
         logger.info(
             "Kafka consumer of group %s (pid %d) reads again from %s",
             self.group_id,

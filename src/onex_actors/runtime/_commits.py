@@ -42,6 +42,8 @@ class CommitTracker:
         """Commits the bus took."""
         self._round = trio.Event()
         self.failed_commits = 0
+        self._failing = 0
+        """Commits refused in a row (said on the first and every 60th)."""
 
     # -- partition events (PartitionEvents) -------------------------------------------
 
@@ -164,13 +166,17 @@ class CommitTracker:
             await consumer.commit(due)
         except BusError as exc:
             self.failed_commits += 1
-            logger.warning(
-                "commit of %d partitions failed, trying again at the next commit "
-                "(records past the last commit may be handled again): %s",
-                len(due),
-                exc,
-            )
+            self._failing += 1
+            if self._failing == 1 or self._failing % 60 == 0:  # once, then once a minute-ish
+                logger.warning(
+                    "commit of %d partitions failed, trying again at the next commit "
+                    "(records past the last commit may be handled again): %s (%d in a row)",
+                    len(due),
+                    exc,
+                    self._failing,
+                )
             return False
+        self._failing = 0
         self.committed(due)
         self.commits += 1
         return True

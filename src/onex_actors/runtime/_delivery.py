@@ -107,6 +107,12 @@ class ExactlyOnce:
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _revocations_handled: int = attrs.field(default=0, init=False)
     """Revocations (as the consumer's client counts them) read again after."""
+    _rewind_due: bool = attrs.field(default=False, init=False)
+    """A read-again whose seek did not happen yet (the consumer did not answer): no
+    round commits anything until it has."""
+    unanswered: int = attrs.field(default=0, init=False)
+    """Rounds skipped because the consumer did not answer (cut off from the brokers)."""
+    _unanswered_run: int = attrs.field(default=0, init=False)
 
     def check(self, bus: Bus) -> None:
         """Refuse a bus without transactions."""
@@ -158,9 +164,16 @@ class ExactlyOnce:
         """
         bus = self.bus
         assert isinstance(bus, TransactionalBus)
+        if self._rewind_due and not await self._rewound(consumer):
+            return
         # the metadata first: a transaction of a generation that lost partitions since
         # is fenced; one of a newer generation comes with a revocation handled here
-        state = await consumer.transaction_state()
+        try:
+            state = await consumer.transaction_state()
+        except BusError as exc:  # e.g. cut off: its thread waits on the brokers
+            self._skipped(exc)
+            return
+        self._unanswered_run = 0
         if state.revocations > self._revocations_handled:
             self._revocations_handled = state.revocations
             await self._read_again(consumer)
@@ -194,10 +207,39 @@ class ExactlyOnce:
         self.commits.commits += 1
 
     async def _read_again(self, consumer: RewindableConsumer) -> None:
-        """Void what is in flight and read every partition again from its last commit."""
+        """Void what is in flight and read every partition again from its last commit.
+
+        A seek the consumer does not answer (cut off from the brokers) is tried again
+        before the next round commits anything; meanwhile nothing it fetches is handed on.
+        """
         self.commits.retire_all()
         self.outbox.drop_void()
-        await consumer.rewind()
+        self._rewind_due = True
+        await self._rewound(consumer)
+
+    async def _rewound(self, consumer: RewindableConsumer) -> bool:
+        """Seek to the last commit; return whether the consumer did."""
+        try:
+            await consumer.rewind()
+        except BusError as exc:
+            self._skipped(exc)
+            return False
+        self._rewind_due = False
+        return True
+
+    def _skipped(self, error: BusError) -> None:
+        """Count a round the consumer did not answer; say so on the first of a run."""
+        self.unanswered += 1
+        self._unanswered_run += 1
+        if self._unanswered_run == 1 or self._unanswered_run % 60 == 0:
+            logger.warning(
+                "%s (pid %d): no transaction this round, the consumer did not answer (%s); "
+                "nothing is committed until it does (%d rounds so far)",
+                self.runtime_id,
+                os.getpid(),
+                error,
+                self._unanswered_run,
+            )
 
     async def _read_again_after_revocations(self, consumer: RewindableConsumer) -> None:
         """After a rebalance took partitions away, read again from the last commit.
@@ -210,7 +252,11 @@ class ExactlyOnce:
         while True:
             seen = await consumer.wait_revocation(seen)
             async with self._lock:
-                state = await consumer.transaction_state()
+                try:
+                    state = await consumer.transaction_state()
+                except BusError as exc:
+                    self._skipped(exc)
+                    continue  # the next round asks again
                 if state.revocations > self._revocations_handled:
                     self._revocations_handled = state.revocations
                     await self._read_again(consumer)

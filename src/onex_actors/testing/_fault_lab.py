@@ -53,6 +53,11 @@ class FaultLab:
     delivery: str = "at_least_once"
     """The hosts' ``delivery.mode``: at_least_once or exactly_once."""
 
+    @property
+    def session_s(self) -> float:
+        """The hosts' consumer-group session, in seconds."""
+        return self.session_timeout_ms / 1000
+
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a host process of this lab."""
         more = {
@@ -111,9 +116,22 @@ class FaultLab:
         return Setup(runtime, setup.nodes, setup.root)
 
     @contextmanager
-    def host(self, setup: Setup, **env: str) -> Iterator[subprocess.Popen[str]]:
-        """Run ``setup``'s runtime as a host process."""
-        with host_process(setup.runtime, setup.root, self.env(**env)) as proc:
+    def host(
+        self,
+        setup: Setup,
+        env: Mapping[str, str] | None = None,
+        *,
+        prefix: Sequence[str] = (),
+        log: Path | None = None,
+    ) -> Iterator[subprocess.Popen[str]]:
+        """Run ``setup``'s runtime as a host process.
+
+        ``env`` is added to the lab's; ``prefix`` runs it through another command
+        (``ip netns exec``); its log goes to ``log``.
+        """
+        with host_process(
+            setup.runtime, setup.root, self.env(**(env or {})), prefix=prefix, log=log
+        ) as proc:
             yield proc
 
     def reader(self, setup: Setup) -> OutcomeReader:

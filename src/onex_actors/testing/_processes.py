@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,19 +41,33 @@ def read_line(proc: subprocess.Popen[str], timeout_s: float = 60) -> str:
 
 @contextmanager
 def host_process(
-    runtime_id: str, contracts: Path, env: Mapping[str, str], config: Path | None = None
+    runtime_id: str,
+    contracts: Path,
+    env: Mapping[str, str],
+    config: Path | None = None,
+    *,
+    prefix: Sequence[str] = (),
+    log: Path | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
     """Run a host process, started and ready (its first line read), killed on exit if still up.
 
-    Its log goes to ``<tmp>/onex-host-<runtime_id>.log``; ``ONEX_TEST_HOST_LOG_LEVEL``
-    (e.g. ``DEBUG``) sets its level.
+    Its log goes to ``log``, by default ``<tmp>/onex-host-<runtime_id>.log``;
+    ``ONEX_TEST_HOST_LOG_LEVEL`` (e.g. ``DEBUG``) sets its level. ``prefix`` runs it
+    through another command (``ip netns exec <namespace>``).
     """
-    args = [*HOST_COMMAND, "--runtime-node-id", runtime_id, "--contracts-dir", str(contracts)]
+    args = [
+        *prefix,
+        *HOST_COMMAND,
+        "--runtime-node-id",
+        runtime_id,
+        "--contracts-dir",
+        str(contracts),
+    ]
     if config is not None:
         args += ["--config", str(config)]
     if level := os.environ.get("ONEX_TEST_HOST_LOG_LEVEL"):
         args += ["--log-level", level]
-    log = Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
+    log = log or Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
     with open(log, "a") as stderr:
         proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(env)

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import asyncpg
 import trio
@@ -31,6 +32,7 @@ from onex_actors.runtime import Handler, HandlerHealth
 
 from ._checker import DeliveryReport, SentRecord
 from ._fault_lab import FaultLab, ScenarioResult, Setup
+from ._netns import NetworkCut
 from ._workload import (
     CommandStream,
     OutcomeReader,
@@ -50,6 +52,7 @@ __all__ = [
     "kill_9_restart",
     "malformed_records",
     "move_node",
+    "network_partition",
     "node_kills",
     "postgres_outage",
     "record_edges",
@@ -149,6 +152,80 @@ def move_node(lab: FaultLab, commands: int, *, kill: bool, stream_s: float = 20)
     )
     name = "node moved, A killed" if kill else "node moved, A stopped"
     return ScenarioResult(name, report, note, survived and not again)
+
+
+def network_partition(
+    lab: FaultLab,
+    commands: int,
+    *,
+    cut_s: float,
+    flap_s: float | None = None,
+    stream_s: float = 30,
+) -> ScenarioResult:
+    """Cut one of two hosts of a runtime off the broker under load, then let it back.
+
+    The cut-off host runs in a network namespace of its own (``NetworkCut``) and keeps
+    running: past the session timeout its partitions move to the other host, and it comes
+    back with records in flight (a zombie). ``flap_s``: cut and restore every ``flap_s``
+    for ``cut_s`` instead of one cut. Passes when nothing is lost, both hosts are alive
+    at the end and the zombie said it lost its partitions (when the cut outlasted its
+    session).
+    """
+    setup = lab.echo("partition")
+    reader = lab.reader(setup)
+    port = int(lab.bootstrap.rpartition(":")[2])
+    zombie_log = lab.workdir / f"cut-off-{setup.runtime}.log"
+    with (
+        NetworkCut(port) as cut,
+        _steady_stream(lab, setup, commands, stream_s) as stream,
+        lab.host(setup, prefix=cut.command(), log=zombie_log) as cut_off,
+        lab.host(setup) as other,
+    ):
+        _wait_for_answers(lab, reader, stream, commands // 4)
+        cut_at = reader.answered(stream.sent())
+        if flap_s is None:
+            cut.cut()
+            time.sleep(cut_s)  # the fault itself: the link stays down this long
+            cut.restore()
+        else:
+            until = time.monotonic() + cut_s
+            while time.monotonic() < until:
+                cut.cut()
+                time.sleep(flap_s)
+                cut.restore()
+                time.sleep(flap_s)
+        reader.read_to_end()
+        restored_at = reader.answered(stream.sent())
+        report = lab.settle(reader, stream.join())
+        outlasted = flap_s is None and cut_s * 1000 > lab.session_timeout_ms
+        said = _said_lost(zombie_log, wait_s=30 if outlasted else 0)
+        alive = cut_off.poll() is None and other.poll() is None
+    reader.close()
+    how = f"cut {cut_s:g} s" if flap_s is None else f"flapping every {flap_s:g} s for {cut_s:g} s"
+    note = (
+        f"one of 2 hosts {how} from {cut_at:,} answers (session {lab.session_timeout_ms} ms), "
+        f"{restored_at:,} answered when it ended; both alive at the end: {alive}; the cut-off "
+        f"host said it lost partitions: {said} ({lab.client})"
+    )
+    name = "partition, " + (
+        "flapping" if flap_s is not None else "past the session" if outlasted else "short"
+    )
+    return ScenarioResult(name, report, note, alive and (said or not outlasted))
+
+
+def _said_lost(log: Path, wait_s: float) -> bool:
+    """Whether a host's ``log`` says it lost its partitions, waiting up to ``wait_s``.
+
+    A host cut off past its session learns it was fenced only when it reaches the
+    brokers again, at its next heartbeat after the link is back.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        if log.exists() and "lost its" in log.read_text():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)  # polling another process's log
 
 
 def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioResult:
@@ -393,7 +470,7 @@ def record_edges(
         "ONEX_MAX_ENVELOPE_BYTES": str(envelope_limit),
         "ONEX_KAFKA__MAX_REQUEST_BYTES": str(producer_limit),
     }
-    with lab.host(setup, **limits) as proc:
+    with lab.host(setup, limits) as proc:
         records = records_for(setup.node)
         sent = send_records(lab.bootstrap, setup.node, records)
         report = lab.settle(reader, sent)
