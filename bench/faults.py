@@ -63,6 +63,9 @@ def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
         "partition": lambda lab: network_partition(lab, commands, cut_s=3 * lab.session_s),
         "partition-short": lambda lab: network_partition(lab, commands, cut_s=lab.session_s / 3),
         "partition-flap": lambda lab: network_partition(lab, commands, cut_s=30, flap_s=2),
+        "partition-later": lambda lab: network_partition(
+            lab, commands, cut_s=3 * lab.session_s, cut_later=True
+        ),
         "move": lambda lab: move_node(lab, commands, kill=False),
         "move-kill": lambda lab: move_node(lab, commands, kill=True),
         "three-hosts": lambda lab: three_hosts(lab, commands),

@@ -91,7 +91,8 @@ def test_a_host_cut_off_past_its_session_loses_nothing_and_rejoins(lab: FaultLab
     result = network_partition(lab, 1500, cut_s=3 * lab.session_s, stream_s=15)
     assert result.passed, table(result)
     assert "the cut-off host said it lost partitions: True" in result.note
-    assert namespaces() == before, "the scenario left a network namespace behind"
+    left = set(namespaces()) - set(before)  # other processes' namespaces may come and go
+    assert not left, f"the scenario left network namespaces behind: {left}"
 
 
 @EXACTLY_ONCE_RUNS

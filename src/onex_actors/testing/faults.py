@@ -160,6 +160,7 @@ def network_partition(
     *,
     cut_s: float,
     flap_s: float | None = None,
+    cut_later: bool = False,
     stream_s: float = 30,
 ) -> ScenarioResult:
     """Cut one of two hosts of a runtime off the broker under load, then let it back.
@@ -167,7 +168,9 @@ def network_partition(
     The cut-off host runs in a network namespace of its own (``NetworkCut``) and keeps
     running: past the session timeout its partitions move to the other host, and it comes
     back with records in flight (a zombie). ``flap_s``: cut and restore every ``flap_s``
-    for ``cut_s`` instead of one cut. Passes when nothing is lost, both hosts are alive
+    for ``cut_s`` instead of one cut. ``cut_later``: the host cut off is the one that
+    joined second (else the first, which held every partition before the other joined).
+    Passes when nothing is lost, both hosts are alive
     at the end and the zombie said it lost its partitions (when the cut outlasted its
     session).
     """
@@ -178,9 +181,13 @@ def network_partition(
     with (
         NetworkCut(port) as cut,
         _steady_stream(lab, setup, commands, stream_s) as stream,
-        lab.host(setup, prefix=cut.command(), log=zombie_log) as cut_off,
-        lab.host(setup) as other,
+        contextlib.ExitStack() as hosts,
     ):
+        if cut_later:
+            other = hosts.enter_context(lab.host(setup))
+        cut_off = hosts.enter_context(lab.host(setup, prefix=cut.command(), log=zombie_log))
+        if not cut_later:
+            other = hosts.enter_context(lab.host(setup))
         _wait_for_answers(lab, reader, stream, commands // 4)
         cut_at = reader.answered(stream.sent())
         if flap_s is None:
@@ -202,6 +209,7 @@ def network_partition(
         alive = cut_off.poll() is None and other.poll() is None
     reader.close()
     how = f"cut {cut_s:g} s" if flap_s is None else f"flapping every {flap_s:g} s for {cut_s:g} s"
+    how += " (the host that joined second)" if cut_later else ""
     note = (
         f"one of 2 hosts {how} from {cut_at:,} answers (session {lab.session_timeout_ms} ms), "
         f"{restored_at:,} answered when it ended; both alive at the end: {alive}; the cut-off "
@@ -210,6 +218,7 @@ def network_partition(
     name = "partition, " + (
         "flapping" if flap_s is not None else "past the session" if outlasted else "short"
     )
+    name += ", the later host" if cut_later else ""
     return ScenarioResult(name, report, note, alive and (said or not outlasted))
 
 
