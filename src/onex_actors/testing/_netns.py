@@ -21,6 +21,8 @@ import threading
 import uuid
 from pathlib import Path
 
+from ._relay import pump
+
 __all__ = ["NetworkCut", "namespaces", "netns_unavailable"]
 
 _RELAY = Path(__file__).with_name("_relay.py")
@@ -147,18 +149,7 @@ class NetworkCut:
             upstream.settimeout(None)
             self._open += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    """Copy ``source`` to ``sink`` until either closes; then close both."""
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    for end in (source, sink):
-        with contextlib.suppress(OSError):
-            end.shutdown(socket.SHUT_RDWR)
-        end.close()
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
 
 def _ip(*args: str) -> None:

@@ -13,13 +13,15 @@ import sys
 import threading
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy ``source`` to ``sink`` until either closes; then close both."""
     with contextlib.suppress(OSError):
         while data := source.recv(65536):
             sink.sendall(data)
     for end in (source, sink):
         with contextlib.suppress(OSError):
             end.shutdown(socket.SHUT_RDWR)
+        end.close()
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -42,7 +44,7 @@ def main() -> None:
             continue
         far.settimeout(None)
         for source, sink in ((client, far), (far, client)):
-            threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
 
 if __name__ == "__main__":
