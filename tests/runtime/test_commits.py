@@ -87,7 +87,7 @@ def test_done_offsets_of_revoked_partitions_are_what_is_done_and_not_yet_committ
     tracker.settle(other)
     tracker.committed({OTHER: 12})
     unknown = TopicPartition(TP.topic, 7)
-    assert tracker.done_offsets([TP, OTHER, unknown]) == {TP: 2}
+    assert tracker.revoking([TP, OTHER, unknown]) == {TP: 2}
 
 
 def test_a_partition_unit_goes_through_its_lifecycle_with_the_consumer_events() -> None:

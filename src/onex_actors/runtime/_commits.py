@@ -116,16 +116,6 @@ class CommitTracker:
                 due[unit.tp] = offset
         return due
 
-    def done_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """Return what of ``partitions`` may be committed now."""
-        done: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            unit = self._units.get((tp.topic, tp.partition))
-            offset = None if unit is None else unit.due()
-            if offset is not None:
-                done[tp] = offset
-        return done
-
     def committed_offsets(self) -> dict[TopicPartition, int]:
         """Return the offsets committed so far, per partition."""
         return {unit.tp: unit.committed for unit in self._units.values() if unit.committed >= 0}
