@@ -110,7 +110,7 @@ async def test_a_handler_returning_too_few_outcomes_crashes_and_loses_nothing(
 ) -> None:
     handler = BatchingHandler()
     handler.short_by = 1
-    contracts = registry(effect("batched", inbox_size=100))
+    contracts = registry(effect("batched", inbox_size=100, concurrency=1))
     async with open_test_host(
         RUNTIME_ID, contracts=contracts, handlers={"batched": handler}
     ) as host:
@@ -122,10 +122,12 @@ async def test_a_handler_returning_too_few_outcomes_crashes_and_loses_nothing(
     assert re.search(r"returned \d+ outcomes for \d+ envelopes", node.last_error or "")
 
 
-async def test_a_batch_held_at_a_kill_keeps_its_key_order(autojump_clock: trio.abc.Clock) -> None:
+async def test_a_batch_held_at_a_kill_keeps_its_order(autojump_clock: trio.abc.Clock) -> None:
     handler = BatchingHandler()
     restart = {"max_restarts": 100, "window_s": 600, "backoff_initial_s": 1, "backoff_max_s": 1}
-    contracts = registry(effect("batched", inbox_size=1000, restart=restart))
+    # one worker, no key order: everything waiting goes in one batch
+    node = effect("batched", inbox_size=1000, restart=restart, concurrency=1, ordering="none")
+    contracts = registry(node)
     async with open_test_host(
         RUNTIME_ID, contracts=contracts, handlers={"batched": handler}
     ) as host:

@@ -25,7 +25,7 @@ ORDER = {
 
 async def test_a_payload_that_breaks_the_schema_is_refused_before_the_handler_runs() -> None:
     handler = ScriptedHandler()
-    contracts = registry(effect("orders", payload_schema=ORDER))
+    contracts = registry(effect("orders", payload_schema=ORDER, concurrency=1))
     async with open_test_host(
         RUNTIME_ID, contracts=contracts, handlers={"orders": handler}
     ) as host:
@@ -54,7 +54,7 @@ async def test_a_payload_that_breaks_the_schema_is_refused_before_the_handler_ru
 async def test_a_batch_handler_gets_only_the_payloads_that_satisfy_the_schema() -> None:
     handler = BatchingHandler()
     handler.gate = trio.Event()  # hold the first batch so the rest queue up
-    contracts = registry(effect("orders", payload_schema=ORDER))
+    contracts = registry(effect("orders", payload_schema=ORDER, concurrency=1))
     async with open_test_host(
         RUNTIME_ID, contracts=contracts, handlers={"orders": handler}
     ) as host:

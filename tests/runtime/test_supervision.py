@@ -115,7 +115,7 @@ async def test_always_crashing_node_stops_after_its_intensity(
 
 async def test_full_inbox_pauses_its_partitions_and_drops_nothing() -> None:
     gated = GatedHandler()
-    contracts = registry(effect("gated", inbox_size=2))
+    contracts = registry(effect("gated", inbox_size=2, concurrency=1))
     # One record per poll: whether a poll happens to see all ten must not decide the test.
     config = HostConfig(poll_max_records=1)
     async with open_test_host(

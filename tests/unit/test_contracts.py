@@ -42,7 +42,8 @@ def test_minimal_effect_contract_gets_defaults() -> None:
     assert contract.local is not None
     assert contract.local.operation == "echo"
     assert contract.contract_id == "echo-node@0.1.0"
-    assert (contract.inbox_size, contract.concurrency, contract.timeout_s) == (64, 1, 30.0)
+    assert (contract.inbox_size, contract.concurrency, contract.timeout_s) == (1024, 64, 30.0)
+    assert contract.ordering == "key"
     assert contract.restart.policy is RestartStrategy.PERMANENT
     assert contract.accepts_tenant("anyone")
 

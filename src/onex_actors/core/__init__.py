@@ -70,6 +70,7 @@ from ._ids import check_slug as check_slug
 from ._ids import contract_id as contract_id
 from ._jsonpath import JsonPath as JsonPath
 from ._jsonpath import MissingValue as MissingValue
+from ._key_order import KeyOrder as KeyOrder
 from ._model_effects import EmbeddingEffect as EmbeddingEffect
 from ._model_effects import LlmEffect as LlmEffect
 from ._model_effects import LlmMessages as LlmMessages
@@ -156,6 +157,7 @@ __all__ = [
     "HttpEffect",
     "IdempotencyCache",
     "JsonPath",
+    "KeyOrder",
     "LlmEffect",
     "LlmMessages",
     "LocalEffect",

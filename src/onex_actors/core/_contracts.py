@@ -64,8 +64,16 @@ class BaseNodeContract(_Model):
     tenant_scope: Literal["global"] | tuple[TenantId, ...] = "global"
     """``global`` accepts every tenant; a list accepts only those tenants."""
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
-    inbox_size: int = Field(default=64, ge=1, le=1_000_000)
-    concurrency: int = Field(default=1, ge=1, le=10_000)
+    inbox_size: int = Field(default=1024, ge=1, le=1_000_000)
+    """Envelopes waiting for the node before the partitions feeding it are paused (they
+    resume at half); nothing is dropped."""
+    concurrency: int = Field(default=64, ge=1, le=10_000)
+    """Most envelopes the node handles at once (within what ``ordering`` allows)."""
+    ordering: Literal["key", "partition", "none"] = "key"
+    """What must not overlap: ``key`` (envelopes with the same record key run one after
+    another in the order they were read, different keys in parallel; a record without a
+    key is ordered with nothing), ``partition`` (one envelope of a partition at a time)
+    or ``none``. Offsets are committed only past what is done, whatever the order."""
     timeout_s: float = Field(default=30.0, gt=0)
     retry: RetryPolicy = RetryPolicy()
     restart: RestartPolicy = RestartPolicy()

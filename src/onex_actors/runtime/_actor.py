@@ -99,28 +99,28 @@ class NodeActor(NodeWork):
         self._ended_at = time.perf_counter()
         return exit
 
-    async def requeue_in_flight(self, exit: ActorExit) -> None:
+    async def requeue_in_flight(self) -> None:
         """Hand the envelopes held at a crash or kill back to the next run.
 
-        They go back in the order they were taken, ahead of what still waits, so
-        envelopes of one key keep their order. Only a crash counts against an envelope:
-        one that was in flight at ``poison_threshold`` crashes is dead-lettered as poison.
+        They go back in the order they were taken, ahead of what still waits, and keep
+        their keys, so envelopes of one key keep their order. Only a crash counts against
+        an envelope, and only against the ones whose handling raised it (``NodeWork``
+        counts it): one at ``poison_threshold`` crashes is dead-lettered as poison.
         """
         held = list(self.in_flight)
         self.in_flight.clear()
         back: list[WorkItem] = []
         for item in held:
-            if exit is ActorExit.CRASHED:
-                item.crashes += 1
             if item.crashes >= self.contract.restart.poison_threshold:
                 error = ErrorInfo(
                     type="poison",
-                    message=f"envelope was in flight at {item.crashes} crashes of node "
-                    f"{self.node_id!r}; last: {self.last_error}",
+                    message=f"handling the envelope crashed node {self.node_id!r} "
+                    f"{item.crashes} times; last: {self.last_error}",
                     retryable=False,
                     attempts=item.crashes,
                 )
                 await self._fail(item, error)
+                self.inbox.release([item])
             else:
                 back.append(item)
         self.redo.extendleft(reversed(back))
@@ -133,10 +133,12 @@ class NodeActor(NodeWork):
         error = ErrorInfo(
             type="node_stopped", message=f"node {self.node_id!r} is stopped: {reason}"
         )
-        for item in [*self.redo, *self.in_flight]:
+        held = [*self.redo, *self.in_flight]
+        for item in held:
             await self._fail(item, error)
         self.redo.clear()
         self.in_flight.clear()
+        self.inbox.release(held)
         while True:
             try:
                 items = await self.inbox.take(BATCH_LIMIT)
@@ -146,6 +148,7 @@ class NodeActor(NodeWork):
             for item in items:
                 await self._fail(item, error)
                 self.in_flight.pop(item, None)
+            self.inbox.release(items)
 
 
 def _describe_crash(exc: BaseException) -> str:

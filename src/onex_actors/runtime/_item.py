@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 
 from pydantic import JsonValue
 
@@ -17,7 +17,16 @@ __all__ = ["WorkItem"]
 class WorkItem:
     """An envelope, the ticket of the slice it came in, and the record it was read from."""
 
-    __slots__ = ("answered", "crashes", "envelope", "record", "refused", "sealed", "ticket")
+    __slots__ = (
+        "answered",
+        "crashes",
+        "envelope",
+        "order_key",
+        "record",
+        "refused",
+        "sealed",
+        "ticket",
+    )
 
     def __init__(
         self, envelope: OnexEnvelope, ticket: Ticket | None = None, record: Record | None = None
@@ -31,6 +40,8 @@ class WorkItem:
         self.refused = False
         """An output of its answer was refused by the bus (answered with an error since)."""
         self.sealed = False
+        self.order_key: Hashable = None
+        """The key this item holds in its inbox's ``KeyOrder`` while it is handled."""
 
     @property
     def source(self) -> Mapping[str, JsonValue] | None:

@@ -63,4 +63,4 @@ async def supervise(
             level=logging.WARNING,
         )
         await trio.sleep(action.delay_s)
-        await actor.requeue_in_flight(exit)
+        await actor.requeue_in_flight()

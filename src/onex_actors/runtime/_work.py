@@ -1,7 +1,8 @@
 """``NodeWork``: what a node actor does with its envelopes, whatever its lifecycle.
 
-Workers take what waits in the inbox (everything, up to ``BATCH_LIMIT``, for a handler
-with ``execute_batch``; one envelope otherwise), answer each envelope once (a result,
+``concurrency`` workers take what waits in the inbox as far as the node's ``ordering``
+lets out (everything, up to ``BATCH_LIMIT``, for a handler with ``execute_batch``; one
+envelope otherwise), answer each envelope once (a result,
 or an error event and a dead letter), and remember the answers for the idempotency
 window. ``NodeActor`` adds the lifecycle: runs, kills, restarts and health.
 """
@@ -55,7 +56,7 @@ class NodeWork:
         self.handler = handler
         self.outbox = outbox
         self.log = log
-        self.inbox = Inbox(hosted.node_id, self.contract.inbox_size)
+        self.inbox = Inbox(hosted.node_id, self.contract.inbox_size, self.contract.ordering)
         self._execute_batch = getattr(handler, "execute_batch", None)
         self._contract_id = self.contract.contract_id
         self.in_flight: dict[WorkItem, None] = {}
@@ -101,7 +102,7 @@ class NodeWork:
     async def _redo(self, limit: int) -> None:
         """Handle envelopes handed back after a kill or crash.
 
-        One in flight at a crash is replayed alone, with ``execute``, so the poison is
+        One whose handling crashed the node is replayed alone, with ``execute``, so the poison is
         found; ones held at a kill go on as a batch.
         """
         redo = self.redo
@@ -117,15 +118,24 @@ class NodeWork:
         """Handle ``items`` (held in flight meanwhile), then finish them."""
         self.in_flight.update(dict.fromkeys(items))
         await self.inbox.report()
-        if batch:
-            await self._handle_batch(items)
-        else:
+        try:
+            if batch:
+                await self._handle_batch(items)
+            else:
+                for item in items:
+                    if not item.answered:
+                        await self._handle_once(item)
+        except Exception:
+            # a crash counts against the envelopes whose handling raised it, not against
+            # what other workers had in flight (those are cancelled, as at a kill)
             for item in items:
                 if not item.answered:
-                    await self._handle_once(item)
+                    item.crashes += 1
+            raise
         for item in items:
             item.finish()
             self.in_flight.pop(item, None)
+        self.inbox.release(items)
 
     async def _handle_once(self, item: WorkItem) -> None:
         envelope = item.envelope
