@@ -220,3 +220,35 @@ def test_each_record_is_answered_once_with_its_offset_whatever_the_interleaving(
     assert all(count == 1 for count in answered.values()), "a record answered twice"
     assert committed == dict.fromkeys(PARTITIONS, LOG_LENGTH)
     assert len(answered) == LOG_LENGTH * len(PARTITIONS)
+
+
+async def test_a_round_commits_at_once_when_everything_read_is_answered(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = ModelLog()
+    commits = CommitTracker()
+    outbox = Outbox(log, max_envelope_bytes=1 << 20, holds_outputs=True)
+    delivery = ExactlyOnce(log, commits, outbox, "runtime-model", interval_s=60.0, max_records=100)
+
+    async def answer(record: Record, ticket: Ticket) -> None:
+        value = f"{record.partition}:{record.offset}:0".encode()
+        await outbox.publish(OutboundRecord("evt", value), ticket)
+        ticket.seal()
+
+    tickets = []
+    for record in log.fetch(0, 2):
+        marks = commits.track([record])
+        tickets.append((record, Ticket(partial(CommitTracker.settle, marks), marks=marks)))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(delivery.run, log)
+        await answer(*tickets[0])
+        await trio.sleep(5)
+        assert log.transactions == []  # a record is still in flight: the interval decides
+        started = trio.current_time()
+        await answer(*tickets[1])
+        while not log.transactions:
+            await trio.sleep(0.001)
+        assert trio.current_time() - started < 0.01  # not the 55 s left of the interval
+        assert log.transactions[0].offsets == {0: 2}
+        assert sorted(log.transactions[0].outputs) == [(0, 0, 0), (0, 1, 0)]
+        nursery.cancel_scope.cancel()

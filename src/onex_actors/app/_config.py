@@ -205,8 +205,9 @@ class DeliverySettings(_Settings):
     """``exactly_once``: a Kafka transaction per interval carries the results and dead
     letters of the records whose offsets it commits (either Kafka client)."""
     transaction_interval_s: float = Field(default=0.1, gt=0)
-    """How often the open transaction is committed (``exactly_once``); results become
-    visible to ``read_committed`` readers then."""
+    """How often the open transaction is committed (``exactly_once``) while records keep
+    coming; results become visible to ``read_committed`` readers then. Once every record
+    read is answered, it commits at once instead of waiting for the interval."""
     max_transaction_records: int = Field(default=5_000, ge=1)
     """Commit sooner once this many outputs wait for the next transaction."""
     transactional_id: str | None = None

@@ -199,6 +199,10 @@ class CommitTracker:
             if unit.tp not in owned and unit.offsets is not None:
                 unit.revoke()
 
+    def idle(self) -> bool:
+        """Whether no record of any partition is in flight (everything read is done)."""
+        return all(unit.in_flight() == 0 for unit in self._units.values())
+
     def in_flight(self, tp: TopicPartition) -> int:
         """How many records of ``tp`` are in flight."""
         unit = self._units.get((tp.topic, tp.partition))

@@ -6,7 +6,8 @@ A host runs one of two, chosen once where it is wired:
   (their results acknowledged by the broker) are committed through the consumer; a
   crash or a rebalance hands on what was past the last commit, which is answered again.
 - ``ExactlyOnce``: the outbox holds every output; each round (every
-  ``transaction_interval_s``, or sooner at ``max_transaction_records``) commits, in one
+  ``transaction_interval_s``, or sooner at ``max_transaction_records`` or as soon as
+  every record read is answered) commits, in one
   Kafka transaction, the offsets of the done prefix with exactly the held outputs of the
   records in it. A revocation or an abort voids what is in flight: every partition is
   read again from its last commit, and what was voided is never committed.
@@ -130,13 +131,27 @@ class ExactlyOnce:
         rewindable = _rewindable(consumer, self.runtime_id)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_again_after_revocations, rewindable)
-            while True:  # every interval, or sooner when a transaction's worth waits
+            while True:  # every interval, or sooner when nothing more is coming
                 deadline = trio.current_time() + self.interval_s
                 with trio.move_on_at(deadline):
-                    await self.outbox.wait_held(self.max_records)
+                    await self._worth_committing()
+                held = self.outbox.held
                 await self.commit(consumer)
-                if self.outbox.held >= self.max_records:
+                if self.outbox.held >= self.max_records or self.outbox.held == held:
                     await trio.sleep_until(deadline)  # held behind a gap: no hurry
+
+    async def _worth_committing(self) -> None:
+        """Wait until a round is worth more than waiting for the interval.
+
+        That is when ``max_records`` outputs are held, or when outputs are held and no
+        record is in flight: everything read is answered, so waiting would only delay
+        their results (a lone command's answer is then visible in one round trip).
+        """
+        while True:
+            held = self.outbox.held
+            if held >= self.max_records or (held and self.commits.idle()):
+                return
+            await self.outbox.wait_held(held + 1)
 
     async def commit(self, consumer: BusConsumer) -> None:
         """Commit what is done with its outputs in one transaction."""
