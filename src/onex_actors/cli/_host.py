@@ -15,10 +15,11 @@ import trio
 
 from onex_actors import __version__
 from onex_actors.app import HostConfig, from_project_root, load_config, open_runtime_host
-from onex_actors.core import OnexError
+from onex_actors.core import ConfigError, OnexError
 
 from ._errors import report, unwrap
 from ._logs import JsonLogFormatter
+from ._workers import run_workers
 
 __all__ = ["FOREIGN_LOGGERS", "host_app", "host_main", "quiet_foreign_loggers"]
 
@@ -42,6 +43,7 @@ def run_host(
     listen: str | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO",
     log_format: Literal["text", "json"] = "text",
+    workers: int = 1,
 ) -> int:
     """Run the runtime host RUNTIME_NODE_ID until stopped.
 
@@ -64,6 +66,11 @@ def run_host(
     log_format
         ``text`` for people; ``json``: one JSON object per line, a runtime event's
         fields (``node_id``, ``correlation_id``...) as keys.
+    workers
+        Host processes to run (one per core): members of the runtime's consumer group,
+        supervised by this process and stopped together on SIGINT or SIGTERM (needs
+        ``bus.kind: kafka``). With ``--listen host:port`` worker ``i`` listens on
+        ``port + i``.
     """
     logging.basicConfig(
         level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -82,7 +89,19 @@ def run_host(
     if listen is not None:
         overrides["http.listen"] = listen
     try:
+        if workers < 1:
+            raise ConfigError(f"--workers must be 1 or more, not {workers}")
         settings = load_config(config, environ=os.environ, overrides=overrides)
+        if workers > 1:
+            args = ["--runtime-node-id", runtime_node_id, "--log-level", log_level]
+            args += ["--log-format", log_format]
+            if config is not None:
+                args += ["--config", str(config.resolve())]
+            if contracts_dir is not None:
+                args += ["--contracts-dir", str(contracts_dir.resolve())]
+            if kafka_client is not None:
+                args += ["--kafka-client", kafka_client]
+            return run_workers(args, workers, runtime_node_id, settings)
         trio.run(serve, runtime_node_id, settings)
     except BaseException as exc:
         error = unwrap(exc)

@@ -48,29 +48,32 @@ def host_process(
     *,
     prefix: Sequence[str] = (),
     log: Path | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[str]]:
     """Run a host process, started and ready (its first line read), killed on exit if still up.
 
     Its log goes to ``log``, by default ``<tmp>/onex-host-<runtime_id>.log``;
     ``ONEX_TEST_HOST_LOG_LEVEL`` (e.g. ``DEBUG``) sets its level. ``prefix`` runs it
-    through another command (``ip netns exec <namespace>``).
+    through another command (``ip netns exec <namespace>``); ``args`` are more of its
+    options (``--workers 2``).
     """
-    args = [
+    command = [
         *prefix,
         *HOST_COMMAND,
         "--runtime-node-id",
         runtime_id,
         "--contracts-dir",
         str(contracts),
+        *args,
     ]
     if config is not None:
-        args += ["--config", str(config)]
+        command += ["--config", str(config)]
     if level := os.environ.get("ONEX_TEST_HOST_LOG_LEVEL"):
-        args += ["--log-level", level]
+        command += ["--log-level", level]
     log = log or Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
     with open(log, "a") as stderr:
         proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(env)
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(env)
         )
     try:
         line = read_line(proc)

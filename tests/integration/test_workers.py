@@ -1,0 +1,135 @@
+"""``omninode-runtime-host --workers N``: N host processes in one consumer group, supervised.
+
+Real processes on the session's broker: one ready line once every worker is, both
+workers serving partitions, a worker killed with SIGKILL started again while the other
+answers, and one SIGTERM draining them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from tests.integration.kafka_records import create_topics, produce
+from tests.integration.processes import REPO, echo_tree, kafka_env
+from tests.integration.test_moving_a_node import _free_port
+
+from onex_actors.core import evt_topic
+from onex_actors.testing import HOST_COMMAND, host_process, read_line
+
+pytestmark = pytest.mark.integration
+
+
+def _answered(bootstrap: str, node: str) -> set[str]:
+    """The command ids the node's result topic holds answers to (read_committed)."""
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        consumer_timeout_ms=2000,
+    )
+    try:
+        topic = evt_topic(node)
+        partitions = [KafkaTopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
+        reader.assign(partitions)
+        reader.seek_to_beginning()
+        return {json.loads(record.value)["causation_id"] for record in reader}
+    finally:
+        reader.close()
+
+
+def _until(what: str, predicate: Callable[[], bool], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s:g} s"
+        time.sleep(0.2)  # polling real processes through the broker
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
+def _line_with(proc: subprocess.Popen[str], text: str, seen: list[str]) -> str:
+    while True:
+        line = read_line(proc, timeout_s=90)
+        assert line, f"the parent ended before printing {text!r}; it printed {seen}"
+        seen.append(line)
+        if text in line:
+            return line
+
+
+def test_two_workers_share_the_group_survive_a_kill_and_stop_together(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    node, runtime, contracts = echo_tree(tmp_path, "workers")
+    create_topics(kafka_bootstrap, node)
+    port = _free_port()
+    env = kafka_env(kafka_bootstrap, ONEX_HTTP__LISTEN=f"127.0.0.1:{port}")
+    seen: list[str] = []
+    # host_process returns once the parent printed its one ready line (every worker's)
+    with host_process(runtime, contracts, env, args=["--workers", "2"]) as parent:
+        workers = _children(parent.pid)
+        assert len(workers) == 2
+        # every worker has had partitions of the group: 4 partitions, 2 members
+        _until("both workers ready", lambda: _ready(port) and _ready(port + 1))
+        first = [str(i) for i in range(50)]
+        sent = produce(kafka_bootstrap, node, [{"n": n} for n in first])
+        _until("50 answers", lambda: len(_answered(kafka_bootstrap, node)) >= len(sent))
+        os.kill(workers[0], signal.SIGKILL)
+        killed = _line_with(parent, "exited with status -9: starting it again", seen)
+        index = killed.split("]")[0].removeprefix("[worker ")
+        more = produce(kafka_bootstrap, node, [{"n": n} for n in range(50, 100)])
+        _line_with(parent, f"[worker {index}] ready again", seen)
+        assert len(_children(parent.pid)) == 2
+        expected = {str(s.command.envelope_id) for s in [*sent, *more]}
+        _until("100 answers", lambda: expected <= _answered(kafka_bootstrap, node))
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=90) == 0
+        assert parent.stdout is not None
+        rest = parent.stdout.read()
+    assert "received SIGTERM: stopping 2 workers" in rest
+    assert "[worker 0] received SIGTERM: draining" in rest
+    assert "[worker 1] received SIGTERM: draining" in rest
+    assert f"runtime {runtime} stopped (2 workers)" in rest
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, oldest first (Linux's /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append((int(fields[19]), int(stat.parent.name)))
+    return [child for _, child in sorted(children)]
+
+
+def test_workers_need_a_kafka_bus(tmp_path: Path) -> None:
+    _, runtime, contracts = echo_tree(tmp_path, "workers-inprocess")
+    options = ["--runtime-node-id", runtime, "--contracts-dir", str(contracts), "--workers", "2"]
+    result = subprocess.run(
+        [*HOST_COMMAND, *options, "--config", str(REPO / "config" / "inprocess.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "--workers 2 runs 2 host processes as members of one consumer group" in result.stderr
+    assert "bus.kind: kafka" in result.stderr
