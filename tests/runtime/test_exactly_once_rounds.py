@@ -68,6 +68,8 @@ class ModelLog:
     open_outputs: list[tuple[int, int, int]] = attrs.field(factory=list)
     transactions: list[Transaction] = attrs.field(factory=list)
     rewinds: int = 0
+    transacted: trio.Event = attrs.field(factory=trio.Event)
+    """Set once a transaction has committed."""
 
     # -- the bus --
     transactional: bool = True
@@ -103,6 +105,7 @@ class ModelLog:
         committed = {tp.partition: offset for tp, offset in offsets.items()}
         self.transactions.append(Transaction(carried, committed, self.read))
         self.committed.update(committed)
+        self.transacted.set()
 
     # -- the consumer --
     async def poll(self, max_records: int) -> Sequence[Record]:
@@ -246,8 +249,7 @@ async def test_a_round_commits_at_once_when_everything_read_is_answered(
         assert log.transactions == []  # a record is still in flight: the interval decides
         started = trio.current_time()
         await answer(*tickets[1])
-        while not log.transactions:
-            await trio.sleep(0.001)
+        await log.transacted.wait()
         assert trio.current_time() - started < 0.01  # not the 55 s left of the interval
         assert log.transactions[0].offsets == {0: 2}
         assert sorted(log.transactions[0].outputs) == [(0, 0, 0), (0, 1, 0)]
