@@ -15,7 +15,14 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from onex_actors.core import cmd_topic, encode_envelope, new_command, record_headers, record_key
+from onex_actors.core import (
+    PARTITION_KEY_HEADER,
+    cmd_topic,
+    encode_envelope,
+    new_command,
+    record_headers,
+    record_key,
+)
 from onex_actors.devinfra import LocalKafka
 
 
@@ -35,13 +42,27 @@ def broker(bootstrap: str | None) -> Iterator[str]:
         local.remove_data()
 
 
+KEYS = 10_000
+"""Record keys of the commands a benchmark sends (``partition_key``), as many as a
+service keyed by customer or order would see in a burst."""
+
+
 def produce_commands(
-    bootstrap: str, node: str, count: int, *, topic: str | None = None, **producer: Any
+    bootstrap: str,
+    node: str,
+    count: int,
+    *,
+    topic: str | None = None,
+    keys: int = KEYS,
+    **producer: Any,
 ) -> None:
-    """Send ``count`` ~200-byte commands for ``node`` and wait until the broker has them."""
+    """Send ``count`` ~200-byte commands for ``node`` over ``keys`` record keys, and wait
+    until the broker has them; command ``i`` has key ``k<i % keys>``."""
     client = KafkaProducer(bootstrap_servers=bootstrap, **producer)
     for i in range(count):
-        command = new_command(node, {"i": i, "pad": "x" * 40})
+        command = new_command(
+            node, {"i": i, "pad": "x" * 40}, headers={PARTITION_KEY_HEADER: f"k{i % keys}"}
+        )
         client.send(
             topic or cmd_topic(node),
             value=encode_envelope(command),

@@ -1,23 +1,29 @@
-"""Echo over a real broker: the runtime against the bare kafka-python pipe, same run.
+"""Echo over a real broker: the runtime, as a user gets it, against bare pipes and peers.
 
-Throughput: COMMANDS ~200-byte commands are produced first; then each contender drains
-them: consume, produce one result per command, commit. It is timed from its start until
-the broker holds every result (end offsets of its output topic). The bare pipe is one
-thread with one KafkaConsumer and one KafkaProducer (same linger and batch size as the
-runtime's producer), forwarding each value, flushing and committing per batch. The
-bare pipe + codec does the same and, per record, the least any envelope runtime must:
-decode the command, build its result, encode it with the runtime's key and headers.
-Every contender runs under the same GC threshold (``--gc-threshold``, the host's default).
+Throughput: COMMANDS ~200-byte commands over 10,000 record keys are produced first; then
+each contender drains them: consume, produce one result per command, commit. It is timed
+from its start until the broker holds every result (end offsets of its output topic).
+The runtime runs with the contract's defaults and opens its bus from the config, as
+``omninode-runtime-host`` does. The bare pipe is one thread with one KafkaConsumer and
+one KafkaProducer (same linger and batch size as the runtime's producer), forwarding
+each value, flushing and committing per batch. The bare pipe + codec does the same and,
+per record, the least any envelope runtime must: decode the command, build its result,
+encode it with the runtime's key and headers. Every contender runs under the same GC
+threshold (``--gc-threshold``, the host's default).
 
-The peer: the same echo written with FastStream's Kafka broker (aiokafka), the way its
-documentation writes a handler that answers on another topic (each result confirmed).
+The peers: the same echo written with FastStream's Kafka broker (aiokafka), the way its
+documentation writes a handler that answers on another topic (each result confirmed),
+and in its batch form; and as a Quix Streams application (``peers/quix_app.py``, in a
+venv of its own made on first use): stateless ``apply`` → ``to_topic``, and a stateful
+fold per key at least once and exactly once, all on Quix's defaults.
 
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
 by the same client (confluent-kafka, linger 0) from send to the result's arrival.
 
     python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
-        [--only bare bare-codec runtime faststream faststream-batch] [--gc-threshold N]
-        [--record] [--json]
+        [--only bare bare-codec bare-confluent runtime runtime-confluent runtime-eos
+                runtime-confluent-eos faststream faststream-batch quix quix-fold
+                quix-fold-eos ...] [--gc-threshold N] [--record] [--json]
 
 Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:29292 and stops it after.
 """
@@ -28,8 +34,11 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -51,7 +60,6 @@ try:
 except ImportError:  # only the FastStream contender needs it
     KafkaBroker = KafkaMessage = None
 
-from onex_actors.bridges.kafka import open_kafka_bus
 from onex_actors.core import (
     OnexEnvelope,
     cmd_topic,
@@ -94,6 +102,16 @@ def wait_for(bootstrap: str, topic: str, target: int, timeout_s: float = 180) ->
         return _seconds_until(
             lambda: sum(consumer.end_offsets(partitions).values()), target, timeout_s, 0.02
         )
+    finally:
+        consumer.close()
+
+
+def end_count(bootstrap: str, topic: str) -> int:
+    """Records ``topic`` holds now (the sum of its end offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        return sum(consumer.end_offsets(partitions).values())
     finally:
         consumer.close()
 
@@ -359,31 +377,23 @@ async def runtime_run(
     node, runtime = f"echo-{tag}", f"runtime-{tag}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
     await trio.to_thread.run_sync(partial(produce_commands, bootstrap, node, commands, **PRODUCER))
-    contracts = one_node(node, runtime, inbox_size=1024, concurrency=64)
-    if client == "confluent":
-        from onex_actors.bridges.confluent import open_confluent_bus
-
-        opened: Any = open_confluent_bus(
-            {"bootstrap.servers": bootstrap},
-            max_poll_records=500,
-            transactional_id=f"{runtime}-bench" if exactly_once else None,
-        )
-    else:
-        opened = open_kafka_bus(
-            {"bootstrap_servers": bootstrap},
-            max_poll_records=500,
-            transactional_id=f"{runtime}-bench" if exactly_once else None,
-        )
+    contracts = one_node(node, runtime)  # the contract's defaults, as a user gets them
     listen = {"listen": "127.0.0.1:0"} if scraped else {}
     delivery: dict[str, object] = {"mode": "exactly_once" if exactly_once else "at_least_once"}
     if exactly_once and TRANSACTION_INTERVAL[0] is not None:
         delivery["transaction_interval_s"] = TRANSACTION_INTERVAL[0]
+    # the host opens its bus from the config, as `omninode-runtime-host` does
     config = HostConfig.model_validate(
-        {"gc_threshold": GC[0], "http": listen, "delivery": delivery}
+        {
+            "gc_threshold": GC[0],
+            "http": listen,
+            "delivery": delivery,
+            "bus": {"kind": "kafka"},
+            "kafka": {"bootstrap_servers": bootstrap, "client": client},
+        }
     )
     async with (
-        opened as bus,
-        open_runtime_host(runtime, config, registry=contracts, bus=bus) as host,
+        open_runtime_host(runtime, config, registry=contracts) as host,
         trio.open_nursery() as nursery,
     ):
         if scraped:
@@ -492,12 +502,73 @@ def faststream_batch_run(bootstrap: str, commands: int, pings: int) -> tuple[flo
     return asyncio.run(run())
 
 
+QUIX = "quixstreams==3.28.1"
+QUIX_VENV = Path(__file__).resolve().parent.parent / ".cache" / "bench-peers" / "quixstreams-3.28.1"
+"""Quix Streams runs in a venv of its own: it pins older confluent-kafka and pydantic."""
+QUIX_EOS_PINGS = 5
+"""Pings of the exactly-once fold: each waits for Quix's commit (every 5 s by default)."""
+
+
+def quix_python() -> Path:
+    """The Python of Quix Streams' venv, made on first use (from the package registry)."""
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"making {QUIX_VENV} with {QUIX} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", QUIX], check=True)
+    return python
+
+
+def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[float, list[float]]:
+    """Throughput and ping latencies of the echo as a Quix Streams app (``peers/quix_app.py``).
+
+    Timed from its first result to its last (or, exactly once, until its group has
+    committed every command): its start-up and group join are left out, which the other
+    contenders' clocks include once their client has started.
+    """
+    node = f"quix-{uuid.uuid4().hex[:8]}"
+    group = f"quix-{node}"
+    source, sink = cmd_topic(node), evt_topic(node)
+    create(bootstrap, [source, sink])
+    produce_commands(bootstrap, node, commands, **PRODUCER)
+    script = Path(__file__).resolve().parent / "peers" / "quix_app.py"
+    with tempfile.TemporaryDirectory(prefix="quix-state-") as state_dir:
+        app = subprocess.Popen(
+            [str(quix_python()), str(script), bootstrap, source, sink, group, mode, state_dir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for(bootstrap, sink, 1)
+            before = end_count(bootstrap, sink)
+            if mode == "fold-eos":
+                seconds = wait_for_committed(bootstrap, group, source, commands)
+                pings = min(pings, QUIX_EOS_PINGS)
+            else:
+                seconds = wait_for(bootstrap, sink, commands)
+            client = PingClient(bootstrap, node, sink)
+            latencies = [client.ping(runtime_answers) for _ in range(pings)]
+            client.close()
+        finally:
+            app.send_signal(signal.SIGTERM)
+            try:
+                _, stderr = app.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                _, stderr = app.communicate()
+        if app.returncode not in (0, -signal.SIGTERM):
+            print(stderr.decode(errors="replace")[-2000:], file=sys.stderr)
+    return (commands - before) / seconds, latencies
+
+
 TRANSACTION_INTERVAL: list[float | None] = [None]
 """``--transaction-interval``: runtime-eos's ``delivery.transaction_interval_s`` (default 0.1)."""
 
 
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values``, in milliseconds."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
@@ -513,7 +584,14 @@ CONTENDERS = {
     "runtime-confluent-eos": "runtime on confluent, exactly_once",
     "faststream": "FastStream (aiokafka) echo",
     "faststream-batch": "FastStream, batch, no confirm",
+    "quix": "Quix Streams, stateless apply",
+    "quix-fold": "Quix Streams, stateful fold",
+    "quix-fold-eos": "Quix Streams, fold, exactly-once",
 }
+
+
+PEERS = ("quix", "quix-fold", "quix-fold-eos")
+"""The Quix Streams contenders, each set against both runtimes in the report."""
 
 
 def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
@@ -537,6 +615,10 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
         return faststream_run(bootstrap, commands, pings)
     if name == "faststream-batch":
         return faststream_batch_run(bootstrap, commands, pings)
+    if name == "quix":
+        return quix_run(bootstrap, commands, pings, "stateless")
+    if name.startswith("quix-"):
+        return quix_run(bootstrap, commands, pings, name.removeprefix("quix-"))
     return trio.run(runtime_run, bootstrap, commands, pings)
 
 
@@ -588,10 +670,13 @@ def main() -> None:
         if peer in med and "runtime" in med:
             print(f"runtime/{CONTENDERS[peer]} throughput: {med['runtime'][0] / med[peer][0]:.2f}")
     if "runtime-confluent" in med:
-        for peer in ("bare-confluent", "bare"):
+        for peer in ("bare-confluent", "bare", *PEERS):
             if peer in med:
                 ratio = med["runtime-confluent"][0] / med[peer][0]
                 print(f"runtime on confluent/{CONTENDERS[peer]} throughput: {ratio:.2f}")
+    for peer in PEERS:
+        if peer in med and "runtime" in med:
+            print(f"runtime/{CONTENDERS[peer]} throughput: {med['runtime'][0] / med[peer][0]:.2f}")
     if "runtime-scraped" in med and "runtime" in med:
         ratio = med["runtime-scraped"][0] / med["runtime"][0]
         print(f"listener and metrics on/off throughput: {ratio:.3f}  (target >= 0.97)")
@@ -610,11 +695,11 @@ def main() -> None:
             figures["ratio"] = med["runtime"][0] / med["bare"][0]
             figures["p50_added_ms"] = med["runtime"][1] - med["bare"][1]
         figures["gc_threshold"] = GC[0] or 0
-        for peer in ("bare-confluent", "bare"):
+        for peer in ("bare-confluent", "bare", *PEERS):
             if "runtime-confluent" in med and peer in med:
                 key = f"runtime_confluent_vs_{peer.replace('-', '_')}"
                 figures[key] = med["runtime-confluent"][0] / med[peer][0]
-        for peer in ("bare-codec", "faststream", "faststream-batch"):
+        for peer in ("bare-codec", "faststream", "faststream-batch", *PEERS):
             if peer in med and "runtime" in med:
                 figures[f"runtime_vs_{peer.replace('-', '_')}"] = med["runtime"][0] / med[peer][0]
         if "runtime-scraped" in med and "runtime" in med:
