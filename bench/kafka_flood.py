@@ -69,7 +69,7 @@ async def flood(bootstrap: str, commands: int, seconds: float, as_json: bool = F
         open_kafka_bus({"bootstrap_servers": bootstrap}) as bus,
         open_test_host(
             runtime,
-            contracts=one_node(node, runtime, inbox_size=INBOX),
+            contracts=one_node(node, runtime, inbox_size=INBOX, concurrency=1),  # a slow node
             bus=bus,
             handlers={node: handler},
         ) as host,

@@ -55,7 +55,8 @@ def test_slow_envelope_is_never_committed_past(tmp_path: Path, kafka_bootstrap: 
     with recording_server(gated=True) as server:
         node_yaml = (
             f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: http\n"
-            "concurrency: 4\ntimeout_s: 120\n"
+            # the commit rule, not key order, is under test: one key, four at a time
+            "concurrency: 4\nordering: none\ntimeout_s: 120\n"
             f"http: {{url_template: '{server.base_url}/{{path}}', method: GET, body: none}}\n"
         )
         contracts = write_contracts(tmp_path, runtime, node_yaml, node)

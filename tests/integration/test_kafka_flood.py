@@ -41,7 +41,9 @@ async def test_flood_keeps_buffers_bounded_and_the_group_stable(
     kafka_bus: NamespacedBus, kafka_bootstrap: str
 ) -> None:
     handler = SlowHandler()
-    contracts = registry(effect("slow-node", inbox_size=INBOX))
+    # one at a time: a slow node (64 at once would keep up, and the test's collector of
+    # results, not the host, would then hold most of the memory)
+    contracts = registry(effect("slow-node", inbox_size=INBOX, concurrency=1))
     async with open_test_host(
         RUNTIME_ID, contracts=contracts, bus=kafka_bus, handlers={"slow-node": handler}
     ) as host:

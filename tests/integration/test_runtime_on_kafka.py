@@ -20,7 +20,7 @@ from tests.runtime.test_flow import (  # noqa: F401  (collected by pytest)
     test_discovery_lists_hosted_nodes,
     test_echo_yields_exactly_one_result_event,
     test_replayed_command_is_answered_but_not_handled_twice,
-    test_results_keep_per_key_order_with_concurrency_one,
+    test_results_keep_per_key_order_by_default,
     test_unknown_runtime_op_is_an_error_and_a_dead_letter,
     test_uppercase_transformation,
 )

@@ -60,7 +60,7 @@ async def test_uppercase_transformation(bus: Bus) -> None:
     assert result.payload == {"a": "QUIET", "n": [1, "X"], "o": {"k": "V"}}
 
 
-async def test_results_keep_per_key_order_with_concurrency_one(bus: Bus) -> None:
+async def test_results_keep_per_key_order_by_default(bus: Bus) -> None:
     async with open_test_host(
         bus=bus, runtime_id=RUNTIME_ID, contracts=registry(effect("echo-node"))
     ) as host:
