@@ -241,7 +241,7 @@ async def test_a_round_commits_at_once_when_everything_read_is_answered(
     tickets = []
     for record in log.fetch(0, 2):
         marks = commits.track([record])
-        tickets.append((record, Ticket(partial(CommitTracker.settle, marks), marks=marks)))
+        tickets.append((record, Ticket(partial(commits.done, marks), marks=marks)))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(delivery.run, log)
         await answer(*tickets[0])

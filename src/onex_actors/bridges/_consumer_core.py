@@ -43,6 +43,11 @@ STUCK_POLL_S = 120.0
 """A fetch (a 50 ms poll) still running after this long is hung inside the client."""
 _WATCH_EVERY_S = 5.0
 _FETCH_TIMEOUT_S = 0.05
+_BUSY_FETCH_TIMEOUT_S = 0.002
+"""A fetch's wait while records came lately: the runtime's calls (a transaction's group
+state, a commit) run between fetches, so they wait at most this long for their turn."""
+_BUSY_FOR_S = 0.5
+"""How long after records came the consumer counts as busy."""
 _MAX_CONSECUTIVE_FAILURES = 50
 _T = TypeVar("_T")
 
@@ -99,6 +104,8 @@ class ConsumerCore(GroupMember):
         self._outstanding = 0
         self._behind = False
         self._taken = threading.Event()
+        self._records_came = float("-inf")
+        """When the last fetch that brought records returned (``time.monotonic``)."""
         """Set when trio takes a batch: a thread that waits while trio is behind wakes."""
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -397,13 +404,17 @@ class ConsumerCore(GroupMember):
             self._taken.clear()
             self._stalls.check(self.client, self.client.assignment())  # held: no verdict
             return
-        self.polling_since = time.monotonic()
+        now = self.polling_since = time.monotonic()
+        busy = now - self._records_came < _BUSY_FOR_S or not self._commands.empty()
         try:
-            fetched = self.client.fetch(_FETCH_TIMEOUT_S, self.max_poll_records)
+            fetched = self.client.fetch(
+                _BUSY_FETCH_TIMEOUT_S if busy else _FETCH_TIMEOUT_S, self.max_poll_records
+            )
         finally:
             self.polling_since = None
         self._ends.update(fetched.ends)
         if fetched.records:
+            self._records_came = time.monotonic()
             with self._lock:
                 self._outstanding += 1
             self._soon(self._deliver, (self._epoch, fetched.records))

@@ -41,6 +41,7 @@ class CommitTracker:
         self.commits = 0
         """Commits the bus took."""
         self._round = trio.Event()
+        self._done_more = trio.Event()
         self.failed_commits = 0
         self._failing = 0
         """Commits refused in a row (said on the first and every 60th)."""
@@ -106,6 +107,17 @@ class CommitTracker:
         """Record that the records behind ``marks`` are done."""
         for offsets, offset in marks:
             offsets.done(offset)
+
+    def done(self, marks: OffsetMarks) -> None:
+        """Record that the records behind ``marks`` are done; wake :meth:`wait_done`."""
+        for offsets, offset in marks:
+            offsets.done(offset)
+        self._done_more.set()
+
+    async def wait_done(self) -> None:
+        """Wait until more records are done (through :meth:`done`)."""
+        self._done_more = trio.Event()
+        await self._done_more.wait()
 
     def due(self) -> dict[TopicPartition, int]:
         """Offsets to commit now: per partition, the first offset not yet done, if newer."""

@@ -151,7 +151,10 @@ class ExactlyOnce:
             held = self.outbox.held
             if held >= self.max_records or (held and self.commits.idle()):
                 return
-            await self.outbox.wait_held(held + 1)
+            if held:  # each output held settles its record: idle, or more held, comes then
+                await self.commits.wait_done()
+            else:
+                await self.outbox.wait_held(1)
 
     async def commit(self, consumer: BusConsumer) -> None:
         """Commit what is done with its outputs in one transaction."""

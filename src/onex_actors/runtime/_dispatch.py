@@ -81,7 +81,7 @@ class Dispatcher:
             for group in self._ticket_groups(entries, records):
                 slice_marks = [marks[index] for index, _ in group]
                 ticket = Ticket(
-                    partial(CommitTracker.settle, slice_marks), parts=len(group), marks=slice_marks
+                    partial(self.tracker.done, slice_marks), parts=len(group), marks=slice_marks
                 )
                 items += [WorkItem(envelope, ticket, records[index]) for index, envelope in group]
             read_from = {(records[index].topic, records[index].partition) for index, _ in entries}
@@ -93,13 +93,13 @@ class Dispatcher:
         own: OffsetMarks = [marks[index] for index, _ in routed.undecodable]
         own += [marks[index] for index, _, _ in routed.rejections]
         own += [marks[index] for index, _ in routed.runtime_commands]
-        shared = Ticket(partial(CommitTracker.settle, own), parts=rest, marks=own)
+        shared = Ticket(partial(self.tracker.done, own), parts=rest, marks=own)
 
         def ticket_of(index: int) -> Ticket:
             if not self.ticket_per_partition:
                 return shared
             mark = marks[index]
-            return Ticket(partial(CommitTracker.settle, [mark]), marks=[mark])
+            return Ticket(partial(self.tracker.done, [mark]), marks=[mark])
 
         for index, exc in routed.undecodable:
             ticket = ticket_of(index)
