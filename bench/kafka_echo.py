@@ -2,7 +2,9 @@
 
 Throughput: COMMANDS ~200-byte commands over 10,000 record keys are produced first; then
 each contender drains them: consume, produce one result per command, commit. It is timed
-from its start until the broker holds every result (end offsets of its output topic).
+from its first result until the broker holds every result (end offsets of its output
+topic; exactly once, until its group has committed every command): start-up and group
+join are left out for every contender alike (``steady_rate``).
 The runtime runs with the contract's defaults and opens its bus from the config, as
 ``omninode-runtime-host`` does. The bare pipe is one thread with one KafkaConsumer and
 one KafkaProducer (same linger and batch size as the runtime's producer), forwarding
@@ -42,12 +44,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import trio
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -96,34 +99,28 @@ def create(bootstrap: str, topics: list[str]) -> None:
 
 def wait_for(bootstrap: str, topic: str, target: int, timeout_s: float = 180) -> float:
     """Seconds until ``topic`` holds ``target`` records (its end offsets, every 20 ms)."""
+    with outputs(bootstrap, topic) as count:
+        return _seconds_until(count, target, timeout_s, 0.02)
+
+
+@contextmanager
+def outputs(bootstrap: str, topic: str) -> Iterator[Callable[[], int]]:
+    """How many records ``topic`` holds (the sum of its end offsets), asked when called."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     try:
-        return _seconds_until(
-            lambda: sum(consumer.end_offsets(partitions).values()), target, timeout_s, 0.02
-        )
+        yield lambda: sum(consumer.end_offsets(partitions).values())
     finally:
         consumer.close()
 
 
-def end_count(bootstrap: str, topic: str) -> int:
-    """Records ``topic`` holds now (the sum of its end offsets)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        return sum(consumer.end_offsets(partitions).values())
-    finally:
-        consumer.close()
+@contextmanager
+def commits(bootstrap: str, group: str, topic: str) -> Iterator[Callable[[], int]]:
+    """How many records of ``topic`` ``group`` has committed, asked when called.
 
-
-def wait_for_committed(
-    bootstrap: str, group: str, topic: str, target: int, timeout_s: float = 180
-) -> float:
-    """Seconds until ``group`` has committed ``target`` records of ``topic`` (every 50 ms).
-
-    The finish line of an exactly-once runtime: a transaction commits the offsets with
-    the results, so they become visible together (its evt topic's end offsets also count
-    the transactions' commit markers).
+    The finish line of an exactly-once contender: a transaction commits the offsets with
+    the results, so they become visible together (its output topic's end offsets also
+    count the transactions' commit markers).
     """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
 
@@ -137,9 +134,23 @@ def wait_for_committed(
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
 
     try:
-        return _seconds_until(committed, target, timeout_s, 0.05)
+        yield committed
     finally:
         admin.close()
+
+
+def steady_rate(
+    count: Callable[[], int], commands: int, timeout_s: float = 300, every_s: float = 0.02
+) -> float:
+    """Commands/s from a contender's first answer until ``count()`` reaches ``commands``.
+
+    Every contender is timed the same way, from its first answer: its start-up, its
+    group join and its first fetch are left out, so a process that starts slowly (Quix's
+    imports, aiokafka's join) is measured on what it forwards, as the runtime is.
+    """
+    _seconds_until(count, 1, timeout_s, every_s)
+    before = count()
+    return (commands - before) / _seconds_until(count, commands, timeout_s, every_s)
 
 
 def _seconds_until(
@@ -320,12 +331,12 @@ def bare_confluent_run(bootstrap: str, commands: int, pings: int) -> tuple[float
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
     produce_commands(bootstrap, node, commands, **PRODUCER)
-    with BareConfluentPipe(bootstrap, cmd_topic(node), sink):
-        seconds = wait_for(bootstrap, sink, commands)
+    with BareConfluentPipe(bootstrap, cmd_topic(node), sink), outputs(bootstrap, sink) as count:
+        rate = steady_rate(count, commands)
         client = PingClient(bootstrap, node, sink)
         latencies = [client.ping(bare_answers) for _ in range(pings)]
         client.close()
-    return commands / seconds, latencies
+    return rate, latencies
 
 
 def bare_run(
@@ -338,7 +349,8 @@ def bare_run(
     produce_commands(bootstrap, node, commands, **PRODUCER)
     with BarePipe(bootstrap, cmd_topic(node), sink, codec=codec) as pipe:
         try:
-            seconds = wait_for(bootstrap, sink, commands)
+            with outputs(bootstrap, sink) as count:
+                rate = steady_rate(count, commands)
         except TimeoutError:
             # evidence for the hang kafka-python showed here once (issue 13): this bare
             # consumer carries none of bridges.kafka's repairs
@@ -354,7 +366,7 @@ def bare_run(
         answers = runtime_answers if codec else bare_answers
         latencies = [client.ping(answers) for _ in range(pings)]
         client.close()
-    return commands / seconds, latencies
+    return rate, latencies
 
 
 async def runtime_run(
@@ -399,23 +411,23 @@ async def runtime_run(
         if scraped:
             nursery.start_soon(scrape_every_second, host.listening[0] + "/metrics")
         if exactly_once:
-            seconds = await trio.to_thread.run_sync(
-                wait_for_committed, bootstrap, runtime, cmd_topic(node), commands
-            )
+            counting = commits(bootstrap, runtime, cmd_topic(node))
         else:
-            seconds = await trio.to_thread.run_sync(wait_for, bootstrap, evt_topic(node), commands)
+            counting = outputs(bootstrap, evt_topic(node))
+        with counting as count:
+            rate = await trio.to_thread.run_sync(steady_rate, count, commands)
         client = PingClient(bootstrap, node, evt_topic(node))
         latencies = [
             await trio.to_thread.run_sync(client.ping, runtime_answers) for _ in range(pings)
         ]
         client.close()
         nursery.cancel_scope.cancel()
-    return commands / seconds, latencies
+    return rate, latencies
 
 
 async def scrape_every_second(url: str) -> None:
     """Read ``url`` once a second, as a Prometheus server would (checking each answer)."""
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         while True:
             response = await client.get(url)
             response.raise_for_status()
@@ -449,13 +461,14 @@ def faststream_run(bootstrap: str, commands: int, pings: int) -> tuple[float, li
     async def run() -> tuple[float, list[float]]:
         async with broker:
             await broker.start()
-            seconds = await asyncio.to_thread(wait_for, bootstrap, evt_topic(node), commands)
+            with outputs(bootstrap, evt_topic(node)) as count:
+                rate = await asyncio.to_thread(steady_rate, count, commands)
             client = PingClient(bootstrap, node, evt_topic(node))
             latencies = [
                 await asyncio.to_thread(client.ping, runtime_answers) for _ in range(pings)
             ]
             client.close()
-        return commands / seconds, latencies
+        return rate, latencies
 
     return asyncio.run(run())
 
@@ -491,13 +504,14 @@ def faststream_batch_run(bootstrap: str, commands: int, pings: int) -> tuple[flo
     async def run() -> tuple[float, list[float]]:
         async with broker:
             await broker.start()
-            seconds = await asyncio.to_thread(wait_for, bootstrap, evt_topic(node), commands)
+            with outputs(bootstrap, evt_topic(node)) as count:
+                rate = await asyncio.to_thread(steady_rate, count, commands)
             client = PingClient(bootstrap, node, evt_topic(node))
             latencies = [
                 await asyncio.to_thread(client.ping, runtime_answers) for _ in range(pings)
             ]
             client.close()
-        return commands / seconds, latencies
+        return rate, latencies
 
     return asyncio.run(run())
 
@@ -522,9 +536,8 @@ def quix_python() -> Path:
 def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[float, list[float]]:
     """Throughput and ping latencies of the echo as a Quix Streams app (``peers/quix_app.py``).
 
-    Timed from its first result to its last (or, exactly once, until its group has
-    committed every command): its start-up and group join are left out, which the other
-    contenders' clocks include once their client has started.
+    Exactly once, until its group has committed every command (at Quix's commit
+    interval, 5 s by default).
     """
     node = f"quix-{uuid.uuid4().hex[:8]}"
     group = f"quix-{node}"
@@ -539,13 +552,11 @@ def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[floa
             stderr=subprocess.PIPE,
         )
         try:
-            wait_for(bootstrap, sink, 1)
-            before = end_count(bootstrap, sink)
+            counting = commits(bootstrap, group, source) if mode == "fold-eos" else None
+            with counting or outputs(bootstrap, sink) as count:
+                rate = steady_rate(count, commands)
             if mode == "fold-eos":
-                seconds = wait_for_committed(bootstrap, group, source, commands)
                 pings = min(pings, QUIX_EOS_PINGS)
-            else:
-                seconds = wait_for(bootstrap, sink, commands)
             client = PingClient(bootstrap, node, sink)
             latencies = [client.ping(runtime_answers) for _ in range(pings)]
             client.close()
@@ -558,7 +569,7 @@ def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[floa
                 _, stderr = app.communicate()
         if app.returncode not in (0, -signal.SIGTERM):
             print(stderr.decode(errors="replace")[-2000:], file=sys.stderr)
-    return (commands - before) / seconds, latencies
+    return rate, latencies
 
 
 TRANSACTION_INTERVAL: list[float | None] = [None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import trio
 from tests.contracts import RUNTIME_ID, effect, runtime
@@ -377,11 +377,11 @@ async def test_without_an_endpoint_the_host_runs_its_own_server_for_its_lifetime
         assert isinstance(handler, EmbeddingHandler)
         base_url = handler.api.endpoint.base_url
         assert base_url.startswith("http://127.0.0.1:")
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             assert (await client.get(f"{base_url}/models")).status_code == 200
     assert result.status is EnvelopeStatus.OK
     assert len(result.payload["vector"]) == 384  # type: ignore[arg-type]
     assert list((tmp_path / "onex" / "models").glob("embedding-server-*.log"))
-    async with httpx.AsyncClient() as client:
-        with pytest.raises(httpx.ConnectError):  # stopped with the host
+    async with httpx2.AsyncClient() as client:
+        with pytest.raises(httpx2.ConnectError):  # stopped with the host
             await client.get(f"{base_url}/models")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 
-import httpx
+import httpx2
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import JsonValue
@@ -31,9 +31,9 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-async def _get(harness: HostHarness, path: str) -> httpx.Response:
+async def _get(harness: HostHarness, path: str) -> httpx2.Response:
     (base,) = harness.host.listening
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx2.AsyncClient(base_url=base) as client:
         return await client.get(path)
 
 

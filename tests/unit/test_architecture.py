@@ -17,6 +17,7 @@ IO_MODULES = {
     "asyncio",
     "anyio",
     "httpx",
+    "httpx2",
     "asyncpg",
     "kafka",
     "yaml",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from pydantic import SecretStr
 
@@ -120,11 +120,11 @@ def test_http_allowlist_entries_must_carry_a_valid_port(tmp_path: Path, entry: s
 
 def test_http_allowlist_admits_exactly_its_host_and_port() -> None:
     allow = HostAllowlist.parse(["127.0.0.1:8080", "[::1]:9000", "API.internal:443"])
-    assert allow.allows(httpx.URL("http://127.0.0.1:8080/x"))
-    assert not allow.allows(httpx.URL("http://127.0.0.1:9092/x"))
-    assert allow.allows(httpx.URL("http://[::1]:9000/"))
-    assert allow.allows(httpx.URL("https://api.internal/v1"))
-    assert not allow.allows(httpx.URL("http://api.internal/v1"))
+    assert allow.allows(httpx2.URL("http://127.0.0.1:8080/x"))
+    assert not allow.allows(httpx2.URL("http://127.0.0.1:9092/x"))
+    assert allow.allows(httpx2.URL("http://[::1]:9000/"))
+    assert allow.allows(httpx2.URL("https://api.internal/v1"))
+    assert not allow.allows(httpx2.URL("http://api.internal/v1"))
 
 
 SECURITY_CASES = [

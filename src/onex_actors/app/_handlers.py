@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import attrs
-import httpx
 
 from onex_actors.core import ConfigError, EffectFamily, HostedNode, RoutingTable
 from onex_actors.handlers import (
     DbHandler,
     EmbeddingHandler,
     HostAllowlist,
+    HttpClients,
     HttpHandler,
     LlmHandler,
     LocalHandler,
@@ -50,12 +50,7 @@ async def open_handlers(
         for node_id, node in table.hosted.items()
     )
     client = (
-        httpx.AsyncClient(
-            timeout=config.http.timeout_s,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=config.http.max_connections),
-            trust_env=False,
-        )
+        HttpClients(max_connections=config.http.max_connections, timeout_s=config.http.timeout_s)
         if needs_http
         else None
     )

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
+import httpx2
 import trio
 
 from onex_actors.core import ConfigError, RoutingTable
@@ -54,7 +54,7 @@ async def open_model_apis(
         yield {}
         return
     async with AsyncExitStack() as stack:
-        client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        client = httpx2.AsyncClient(follow_redirects=False, trust_env=False)
         stack.push_async_callback(client.aclose)
         apis: dict[tuple[Family, str], ModelApi] = {}
         for (family, name), nodes in needed.items():

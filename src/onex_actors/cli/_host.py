@@ -172,8 +172,8 @@ FOREIGN_LOGGERS = (
     "kafka",
     "onex_actors.kafka.librdkafka",
     "asyncpg",
-    "httpx",
-    "httpcore",
+    "httpx2",
+    "httpcore2",
     "trio_asyncio",
     "asyncio",
 )

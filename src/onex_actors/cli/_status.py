@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
 from onex_actors.core import ConfigError, OnexError, new_command
@@ -63,12 +63,12 @@ def read_status(url: str, *, interval: float = 1.0, timeout_s: float = 10.0) -> 
     """Read ``url``'s ``/readyz`` and ``/metrics`` (twice) and render the screen."""
     base = url.rstrip("/")
     try:
-        with httpx.Client(base_url=base, timeout=timeout_s) as client:
+        with httpx2.Client(base_url=base, timeout=timeout_s) as client:
             ready = client.get("/readyz")
             before = _samples(client.get("/metrics").text)
             time.sleep(interval)
             after = _samples(client.get("/metrics").text)
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise ConfigError(f"cannot read the listener at {base}: {exc}") from None
     body = ready.json()
     state = "ready" if ready.status_code == 200 else f"not ready: {body.get('reason', '?')}"

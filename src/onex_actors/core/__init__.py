@@ -1,6 +1,6 @@
 """The pure core: identifiers, envelopes, topics, contracts and routing.
 
-Nothing here does I/O or imports trio, kafka, httpx or asyncpg; a test enforces it.
+Nothing here does I/O or imports trio, kafka, httpx2 or asyncpg; a test enforces it.
 """
 
 from ._asyncapi import asyncapi_document as asyncapi_document

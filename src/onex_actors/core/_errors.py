@@ -1,7 +1,7 @@
 """The exception tree of onex-actors.
 
 Every error the runtime raises on purpose is an ``OnexError``; bridges translate
-client-library errors (kafka-python, httpx, asyncpg) into this tree, so callers never
+client-library errors (kafka-python, httpx2, asyncpg) into this tree, so callers never
 need to catch a foreign exception type::
 
     OnexError

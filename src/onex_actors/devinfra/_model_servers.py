@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
-import httpx
+import httpx2
 
 from onex_actors.core import ConfigError
 
@@ -155,8 +155,8 @@ class LocalModelServer:
                     f"the local {self.kind} server exited with {self._process.returncode} "
                     f"before answering; its log: {self.log_file}"
                 )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
+            with contextlib.suppress(httpx2.HTTPError):
+                if httpx2.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
                     return
             time.sleep(0.1)  # a worker thread, polling a starting server
         raise ConfigError(

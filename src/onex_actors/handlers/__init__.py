@@ -5,6 +5,7 @@ from ._db import DbHandler as DbHandler
 from ._db import json_safe as json_safe
 from ._embedding import EmbeddingHandler as EmbeddingHandler
 from ._http import HttpHandler as HttpHandler
+from ._http_clients import HttpClients as HttpClients
 from ._llm import LlmHandler as LlmHandler
 from ._llm import render_messages as render_messages
 from ._local import LocalHandler as LocalHandler
@@ -19,6 +20,7 @@ __all__ = [
     "DbHandler",
     "EmbeddingHandler",
     "HostAllowlist",
+    "HttpClients",
     "HttpHandler",
     "LlmHandler",
     "LocalHandler",

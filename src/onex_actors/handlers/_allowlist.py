@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import attrs
-import httpx
+import httpx2
 
 from onex_actors.core import ConfigError
 
@@ -44,7 +44,7 @@ class HostAllowlist:
             parsed.append((host.strip("[]").lower(), int(port)))
         return cls(tuple(parsed))
 
-    def allows(self, url: httpx.URL) -> bool:
+    def allows(self, url: httpx2.URL) -> bool:
         """Whether ``url``'s host and port are on the list."""
         host = url.host.lower()
         port = url.port or _DEFAULT_PORTS.get(url.scheme)

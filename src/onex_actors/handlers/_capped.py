@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from contextlib import aclosing
-from typing import cast
 
-import httpx
+import httpx2
 from pydantic import JsonValue
 
 from onex_actors.core import HandlerError, OnexEnvelope
@@ -15,7 +14,9 @@ from onex_actors.runtime import BatchHandler
 __all__ = ["one_of_batch", "read_capped"]
 
 
-async def read_capped(response: httpx.Response, limit: int, *, what: str, error_type: str) -> bytes:
+async def read_capped(
+    response: httpx2.Response, limit: int, *, what: str, error_type: str
+) -> bytes:
     """Return ``response``'s body; a non-retryable ``error_type`` once it passes ``limit``.
 
     A declared ``content-length`` over the limit is refused before anything is read.
@@ -30,7 +31,7 @@ async def read_capped(response: httpx.Response, limit: int, *, what: str, error_
         )
     chunks: list[bytes] = []
     size = 0
-    async with aclosing(cast("AsyncGenerator[bytes]", response.aiter_bytes())) as stream:
+    async with aclosing(response.aiter_bytes()) as stream:
         async for chunk in stream:
             size += len(chunk)
             if size > limit:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
-import httpx
+import httpx2
 from pydantic import JsonValue
 
 from onex_actors.core import HandlerError, HttpEffect, OnexEnvelope
@@ -15,6 +15,7 @@ from onex_actors.runtime import HandlerHealth
 
 from ._allowlist import HostAllowlist
 from ._capped import read_capped
+from ._http_clients import HttpClients
 
 __all__ = ["HttpHandler"]
 
@@ -33,24 +34,22 @@ class HttpHandler:
     Redirects are not followed. Bodies over ``max_response_bytes`` are refused.
     """
 
-    def __init__(
-        self, effect: HttpEffect, client: httpx.AsyncClient, allowlist: HostAllowlist
-    ) -> None:
+    def __init__(self, effect: HttpEffect, clients: HttpClients, allowlist: HostAllowlist) -> None:
         self.effect = effect
-        self.client = client
+        self.clients = clients
         self.allowlist = allowlist
         self._last_error: str | None = None
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         """Send the request and return ``{"status", "headers", "body"}``.
 
-        What the envelope caused (a URL httpx refuses, a value that cannot be encoded) is
+        What the envelope caused (a URL httpx2 refuses, a value that cannot be encoded) is
         a non-retryable ``invalid_request`` error; transport and server failures are
         retryable; anything else is a bug and crashes the actor.
         """
         try:
             return await self._execute(envelope)
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol, httpx2.LocalProtocolError) as exc:
             message = f"HTTP request refused by the client: {type(exc).__name__}: {exc}"
             raise _invalid(message) from None
         except UnicodeError as exc:
@@ -75,9 +74,10 @@ class HttpHandler:
         traceparent = envelope.headers.get("traceparent", "")
         if _TRACEPARENT.fullmatch(traceparent):
             headers.setdefault("traceparent", traceparent)
-        request = self.client.build_request(self.effect.method, url, content=body, headers=headers)
+        client = self.clients.next()
+        request = client.build_request(self.effect.method, url, content=body, headers=headers)
         try:
-            response = await self.client.send(request, stream=True, follow_redirects=False)
+            response = await client.send(request, stream=True, follow_redirects=False)
             try:
                 content = await read_capped(
                     response,
@@ -87,13 +87,13 @@ class HttpHandler:
                 )
             finally:
                 await response.aclose()
-        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol):
+        except (httpx2.LocalProtocolError, httpx2.UnsupportedProtocol):
             raise  # the request itself is wrong, not the transport: see execute
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise self._failed(
                 f"HTTP {self.effect.method} {url} timed out: {exc!r}", "http_timeout"
             ) from None
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise self._failed(
                 f"HTTP {self.effect.method} {url} failed: {exc!r}", "http_connect"
             ) from None
@@ -125,7 +125,7 @@ class HttpHandler:
     async def aclose(self) -> None:
         """Do nothing: the client is shared per host and closed by its owner."""
 
-    def _url(self, payload: Mapping[str, JsonValue]) -> httpx.URL:
+    def _url(self, payload: Mapping[str, JsonValue]) -> httpx2.URL:
         values: dict[str, str] = {}
         for name in self.effect.placeholders:
             if name not in payload or payload[name] is None:
@@ -144,7 +144,7 @@ class HttpHandler:
                     error_type="invalid_parameter",
                 )
             values[name] = quote(text, safe="")
-        return httpx.URL(self.effect.url_template.format(**values))
+        return httpx2.URL(self.effect.url_template.format(**values))
 
     def _failed(self, message: str, error_type: str) -> HandlerError:
         self._last_error = message
@@ -155,7 +155,7 @@ def _invalid(message: str, *, error_type: str = "invalid_request") -> HandlerErr
     return HandlerError(message[:2000], error_type=error_type, retryable=False)
 
 
-def _decode(response: httpx.Response, content: bytes) -> JsonValue:
+def _decode(response: httpx2.Response, content: bytes) -> JsonValue:
     if "json" in response.headers.get("content-type", ""):
         try:
             decoded: JsonValue = json.loads(content)

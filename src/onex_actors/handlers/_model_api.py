@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import cast
 
 import attrs
-import httpx
+import httpx2
 import trio
 from pydantic import JsonValue
 
@@ -40,7 +40,7 @@ class ModelEndpoint:
 class ModelApi:
     """POSTs JSON to one endpoint, at most ``max_concurrency`` requests at a time."""
 
-    def __init__(self, endpoint: ModelEndpoint, client: httpx.AsyncClient) -> None:
+    def __init__(self, endpoint: ModelEndpoint, client: httpx2.AsyncClient) -> None:
         self.endpoint = endpoint
         self.client = client
         self.limiter = trio.CapacityLimiter(endpoint.max_concurrency)
@@ -77,9 +77,9 @@ class ModelApi:
                     )
                 finally:
                     await response.aclose()
-            except httpx.TimeoutException as exc:
+            except httpx2.TimeoutException as exc:
                 raise self._failed(f"{where} timed out: {exc!r}", "model_timeout") from None
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 raise self._failed(f"{where} failed: {exc!r}", "model_unreachable") from None
         status = response.status_code
         if status >= 500 or status in _RETRYABLE_STATUS:
@@ -117,7 +117,7 @@ class ModelApi:
         )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx2.Response) -> float | None:
     """Seconds from a ``Retry-After`` header given in seconds (an HTTP date is ignored)."""
     value = response.headers.get("retry-after", "").strip()
     try:
