@@ -27,6 +27,7 @@ import trio
 from onex_actors.app import HostConfig, open_runtime_host
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
+    PARTITION_KEY_HEADER,
     cmd_topic,
     decode_envelope,
     encode_envelope,
@@ -40,6 +41,7 @@ from onex_actors.runtime import OutboundRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contracts import one_node
+from _kafka import KEYS
 from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 
 NODE, RUNTIME = "echo-node", "runtime-bench"
@@ -53,8 +55,10 @@ ECHO_SCHEMA = {
 
 
 def command_record(i: int) -> OutboundRecord:
-    """One ~200-byte echo command as the bus carries it."""
-    command = new_command(NODE, {"i": i, "pad": "x" * 40})
+    """One ~200-byte echo command as the bus carries it, over ``KEYS`` record keys."""
+    command = new_command(
+        NODE, {"i": i, "pad": "x" * 40}, headers={PARTITION_KEY_HEADER: f"k{i % KEYS}"}
+    )
     return OutboundRecord(
         cmd_topic(NODE),
         encode_envelope(command),
@@ -80,7 +84,7 @@ async def runtime_rate(
     for i in range(commands):
         await bus.publish([command_record(i)])
     declared = {"payload_schema": ECHO_SCHEMA, "result_schema": ECHO_SCHEMA} if schemas else {}
-    contracts = one_node(NODE, RUNTIME, inbox_size=1024, concurrency=64, **declared)
+    contracts = one_node(NODE, RUNTIME, **declared)  # the contract's defaults
     config = HostConfig(gc_threshold=gc_threshold)
     async with open_runtime_host(RUNTIME, config, registry=contracts, bus=bus):
         started = time.perf_counter()

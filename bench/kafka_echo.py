@@ -36,7 +36,9 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,17 +48,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import trio
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 
-from onex_actors.app import HostConfig, open_runtime_host
+from onex_actors.cli._workers import WORKER_COMMAND
 
 try:
     from faststream.kafka import KafkaBroker, KafkaMessage
@@ -77,7 +77,6 @@ from onex_actors.core import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _contracts import one_node
 from _kafka import broker, produce_commands
 from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 
@@ -369,69 +368,121 @@ def bare_run(
     return rate, latencies
 
 
-async def runtime_run(
+def runtime_run(
     bootstrap: str,
     commands: int,
     pings: int,
     client: str = "kafka-python",
     *,
+    workers: int = 1,
     scraped: bool = False,
     exactly_once: bool = False,
 ) -> tuple[float, list[float]]:
-    """Throughput (commands/s) and ping latencies of the runtime hosting echo.
+    """Throughput and ping latencies of ``omninode-runtime-host`` hosting echo.
 
-    ``scraped``: with the HTTP listener on and ``/metrics`` read every second meanwhile
-    (a Prometheus scraping 15 times more often than its default). ``exactly_once``:
-    ``delivery: exactly_once`` at its default transaction interval; done when the
-    offsets of every command are committed (with their results).
+    The host runs as its own process, as a user runs it (and as Quix's app runs), so
+    what measures it never shares its interpreter: the contract's defaults, the bus
+    opened from the config (``ONEX_...`` variables), ``--workers`` processes in one
+    group. ``scraped``: with the HTTP listener on and ``/metrics`` read every second
+    meanwhile (a Prometheus scraping 15 times more often than its default).
+    ``exactly_once``: ``delivery: exactly_once`` at its default transaction interval;
+    done when the offsets of every command are committed (with their results).
     """
     tag = uuid.uuid4().hex[:8]
     node, runtime = f"echo-{tag}", f"runtime-{tag}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
-    await trio.to_thread.run_sync(partial(produce_commands, bootstrap, node, commands, **PRODUCER))
-    contracts = one_node(node, runtime)  # the contract's defaults, as a user gets them
-    listen = {"listen": "127.0.0.1:0"} if scraped else {}
-    delivery: dict[str, object] = {"mode": "exactly_once" if exactly_once else "at_least_once"}
+    produce_commands(bootstrap, node, commands, **PRODUCER)
+    env = {
+        **os.environ,
+        "ONEX_BUS__KIND": "kafka",
+        "ONEX_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "ONEX_KAFKA__CLIENT": client,
+        "ONEX_KAFKA__START_LOCAL_BROKER": "false",
+        "ONEX_DELIVERY__MODE": "exactly_once" if exactly_once else "at_least_once",
+        "ONEX_GC_THRESHOLD": "null" if GC[0] is None else str(GC[0]),
+    }
     if exactly_once and TRANSACTION_INTERVAL[0] is not None:
-        delivery["transaction_interval_s"] = TRANSACTION_INTERVAL[0]
-    # the host opens its bus from the config, as `omninode-runtime-host` does
-    config = HostConfig.model_validate(
-        {
-            "gc_threshold": GC[0],
-            "http": listen,
-            "delivery": delivery,
-            "bus": {"kind": "kafka"},
-            "kafka": {"bootstrap_servers": bootstrap, "client": client},
-        }
-    )
-    async with (
-        open_runtime_host(runtime, config, registry=contracts) as host,
-        trio.open_nursery() as nursery,
-    ):
-        if scraped:
-            nursery.start_soon(scrape_every_second, host.listening[0] + "/metrics")
-        if exactly_once:
-            counting = commits(bootstrap, runtime, cmd_topic(node))
-        else:
-            counting = outputs(bootstrap, evt_topic(node))
-        with counting as count:
-            rate = await trio.to_thread.run_sync(steady_rate, count, commands)
-        client = PingClient(bootstrap, node, evt_topic(node))
-        latencies = [
-            await trio.to_thread.run_sync(client.ping, runtime_answers) for _ in range(pings)
-        ]
-        client.close()
-        nursery.cancel_scope.cancel()
+        env["ONEX_DELIVERY__TRANSACTION_INTERVAL_S"] = str(TRANSACTION_INTERVAL[0])
+    port = free_port()
+    if scraped:
+        env["ONEX_HTTP__LISTEN"] = f"127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="onex-echo-") as tree:
+        root = Path(tree)
+        (root / "runtime").mkdir()
+        (root / "nodes").mkdir()
+        (root / "runtime" / f"{runtime}.yaml").write_text(
+            f"kind: runtime_host\nnode_id: {runtime}\nversion: '0.1.0'\n"
+            f"subscriptions: {{cmd_topics: ['{cmd_topic(node)}']}}\n"
+            f"handlers: {{families: [local]}}\nhost_selector: {{node_ids: [{node}]}}\n"
+        )
+        (root / "nodes" / f"{node}.yaml").write_text(  # every runtime setting its default
+            f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n"
+        )
+        options = ["--runtime-node-id", runtime, "--contracts-dir", str(root)]
+        host = subprocess.Popen(
+            [*WORKER_COMMAND, *options, "--workers", str(workers)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        scraper = Scraper(f"http://127.0.0.1:{port}/metrics") if scraped else None
+        try:
+            assert host.stdout is not None
+            for line in host.stdout:
+                if " ready: " in line:
+                    break
+            else:
+                raise RuntimeError(f"the host never said it was ready (exit {host.wait()})")
+            if scraper is not None:
+                scraper.start()
+            counting = (
+                commits(bootstrap, runtime, cmd_topic(node))
+                if exactly_once
+                else outputs(bootstrap, evt_topic(node))
+            )
+            with counting as count:
+                rate = steady_rate(count, commands)
+            ping = PingClient(bootstrap, node, evt_topic(node))
+            latencies = [ping.ping(runtime_answers) for _ in range(pings)]
+            ping.close()
+        finally:
+            if scraper is not None:
+                scraper.stop()
+            host.send_signal(signal.SIGTERM)
+            host.wait(timeout=120)
     return rate, latencies
 
 
-async def scrape_every_second(url: str) -> None:
-    """Read ``url`` once a second, as a Prometheus server would (checking each answer)."""
-    async with httpx2.AsyncClient() as client:
-        while True:
-            response = await client.get(url)
-            response.raise_for_status()
-            await trio.sleep(1)
+def free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Scraper:
+    """Reads ``url`` once a second in a thread, as a Prometheus server would."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        """Scrape until stopped, checking each answer."""
+        with httpx2.Client() as client:
+            while not self.stopping.wait(1):
+                client.get(self.url).raise_for_status()
+
+    def start(self) -> None:
+        """Start scraping."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop scraping."""
+        self.stopping.set()
+        self.thread.join()
 
 
 def faststream_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
@@ -595,6 +646,7 @@ CONTENDERS = {
     "runtime-confluent-eos": "runtime on confluent, exactly_once",
     "faststream": "FastStream (aiokafka) echo",
     "faststream-batch": "FastStream, batch, no confirm",
+    "runtime-confluent-2p": "runtime on confluent, --workers 2",
     "quix": "Quix Streams, stateless apply",
     "quix-fold": "Quix Streams, stateful fold",
     "quix-fold-eos": "Quix Streams, fold, exactly-once",
@@ -614,23 +666,24 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
     if name == "bare-confluent":
         return bare_confluent_run(bootstrap, commands, pings)
     if name == "runtime-confluent":
-        return trio.run(runtime_run, bootstrap, commands, pings, "confluent")
+        return runtime_run(bootstrap, commands, pings, "confluent")
     if name == "runtime-scraped":
-        return trio.run(partial(runtime_run, bootstrap, commands, pings, scraped=True))
+        return runtime_run(bootstrap, commands, pings, scraped=True)
     if name == "runtime-eos":
-        return trio.run(partial(runtime_run, bootstrap, commands, pings, exactly_once=True))
+        return runtime_run(bootstrap, commands, pings, exactly_once=True)
     if name == "runtime-confluent-eos":
-        run = partial(runtime_run, bootstrap, commands, pings, "confluent", exactly_once=True)
-        return trio.run(run)
+        return runtime_run(bootstrap, commands, pings, "confluent", exactly_once=True)
     if name == "faststream":
         return faststream_run(bootstrap, commands, pings)
     if name == "faststream-batch":
         return faststream_batch_run(bootstrap, commands, pings)
+    if name == "runtime-confluent-2p":
+        return runtime_run(bootstrap, commands, pings, "confluent", workers=2)
     if name == "quix":
         return quix_run(bootstrap, commands, pings, "stateless")
     if name.startswith("quix-"):
         return quix_run(bootstrap, commands, pings, name.removeprefix("quix-"))
-    return trio.run(runtime_run, bootstrap, commands, pings)
+    return runtime_run(bootstrap, commands, pings)
 
 
 def main() -> None:
@@ -688,6 +741,9 @@ def main() -> None:
     for peer in PEERS:
         if peer in med and "runtime" in med:
             print(f"runtime/{CONTENDERS[peer]} throughput: {med['runtime'][0] / med[peer][0]:.2f}")
+    if "runtime-confluent" in med and "runtime-confluent-2p" in med:
+        ratio = med["runtime-confluent-2p"][0] / med["runtime-confluent"][0]
+        print(f"--workers 2 / 1 process (confluent) throughput: {ratio:.2f}")
     if "runtime-scraped" in med and "runtime" in med:
         ratio = med["runtime-scraped"][0] / med["runtime"][0]
         print(f"listener and metrics on/off throughput: {ratio:.3f}  (target >= 0.97)")
@@ -713,6 +769,8 @@ def main() -> None:
         for peer in ("bare-codec", "faststream", "faststream-batch", *PEERS):
             if peer in med and "runtime" in med:
                 figures[f"runtime_vs_{peer.replace('-', '_')}"] = med["runtime"][0] / med[peer][0]
+        if "runtime-confluent" in med and "runtime-confluent-2p" in med:
+            figures["workers_2_vs_1"] = med["runtime-confluent-2p"][0] / med["runtime-confluent"][0]
         if "runtime-scraped" in med and "runtime" in med:
             figures["scraped_vs_runtime"] = med["runtime-scraped"][0] / med["runtime"][0]
         if "runtime-eos" in med and "runtime" in med:
