@@ -36,7 +36,6 @@ def contracts() -> StaticRegistry:
             "version": "0.1.0",
             "effect_type": "local",
             "restart": RESTART,
-            "inbox_size": 256,
         },
         source="bench",
     )
@@ -46,7 +45,6 @@ def contracts() -> StaticRegistry:
             "node_id": "sibling",
             "version": "0.1.0",
             "effect_type": "local",
-            "inbox_size": 256,
         },
         source="bench",
     )

@@ -5,11 +5,15 @@ number of concurrent callers:
   raw      asyncpg pool.fetch through trio_asyncio (the baseline)
   handler  DbHandler.execute (parameter binding from JSONPath, prepared statement, JSON-safe rows)
   runtime  the whole host on the in-process bus: N commands published at once, timed
-           until their N result events are on the bus (the node's concurrency bounds it)
+           until their N result events are on the bus (the pool's size bounds it)
   harness  the same host, driven request by request by the test harness (send, wait
            for the result; the harness's own cost included): for reference
 
-    python bench/db_handler.py [--queries 5000] [--concurrency 8]
+    python bench/db_handler.py [--queries 5000] [--concurrency 10]
+
+The node runs on its contract's defaults (64 envelopes at once, ordered by key); the pool
+holds ``--concurrency`` connections (``databases.<name>.max_size`` is 10 by default), and
+the raw and handler baselines run that many callers.
 
 Uses DATABASE_URL when set, else starts an embedded PostgreSQL.
 """
@@ -119,7 +123,7 @@ async def main(dsn: str, queries: int, concurrency: int, keep: bool, as_json: bo
         },
         source="bench",
     )
-    node = query_user.model_copy(update={"concurrency": concurrency, "inbox_size": 4 * concurrency})
+    node = query_user  # the shipped contract: its concurrency and inbox are the defaults
     config = HostConfig(
         gc_threshold=GC_THRESHOLD,
         databases={
@@ -180,7 +184,9 @@ async def main(dsn: str, queries: int, concurrency: int, keep: bool, as_json: bo
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency", type=int, default=10, help="pool size and raw callers (pool default: 10)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="store figures for the plot")
     add_json_flag(parser)

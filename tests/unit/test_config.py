@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -270,11 +271,23 @@ def test_security_secrets_never_reach_a_log_record(caplog: pytest.LogCaptureFixt
 
 
 def test_the_kafka_client_is_chosen_by_config() -> None:
-    assert load_config().kafka.client == "kafka-python"
-    config = load_config(environ={"ONEX_KAFKA__CLIENT": "confluent"})
-    assert config.kafka.client == "confluent"
+    assert load_config().kafka.client == "confluent"  # installed here, so the default
+    config = load_config(environ={"ONEX_KAFKA__CLIENT": "kafka-python"})
+    assert config.kafka.client == "kafka-python"
     with pytest.raises(ConfigError, match=r"kafka\.client"):
         load_config(environ={"ONEX_KAFKA__CLIENT": "rdkafka"})
+
+
+def test_without_confluent_kafka_the_default_client_is_kafka_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "confluent_kafka" else real(name, *args),
+    )
+    assert KafkaSettings().client == "kafka-python"
 
 
 def test_a_bad_value_is_shown_in_its_error_but_a_secret_is_not() -> None:
