@@ -11,7 +11,7 @@ key's results in the order its commands were sent (per partition, in offset orde
 The ceiling a serial node would reach is 1 / DELAY_S commands/s.
 
     python bench/http_node.py [--commands 20000] [--keys 10000] [--delay 0.02] [--runs 3]
-        [--bootstrap B] [--client kafka-python|confluent] [--json]
+        [--bootstrap B] [--client confluent|kafka-python] [--json]
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.02)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--bootstrap", default=None)
-    parser.add_argument("--client", choices=["kafka-python", "confluent"], default="kafka-python")
+    parser.add_argument("--client", choices=["kafka-python", "confluent"], default="confluent")
     add_json_flag(parser)
     args = parser.parse_args()
     port = free_port()

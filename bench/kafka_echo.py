@@ -139,16 +139,24 @@ def commits(bootstrap: str, group: str, topic: str) -> Iterator[Callable[[], int
 
 
 def steady_rate(
-    count: Callable[[], int], commands: int, timeout_s: float = 300, every_s: float = 0.02
+    count: Callable[[], int],
+    commands: int,
+    timeout_s: float = 300,
+    every_s: float = 0.02,
+    *,
+    started: Callable[[], int] | None = None,
 ) -> float:
     """Commands/s from a contender's first answer until ``count()`` reaches ``commands``.
 
     Every contender is timed the same way, from its first answer: its start-up, its
     group join and its first fetch are left out, so a process that starts slowly (Quix's
     imports, aiokafka's join) is measured on what it forwards, as the runtime is.
+    ``started`` counts the answers when ``count`` is not what shows the first one (an
+    exactly-once contender: its first output comes before its first commit).
     """
-    _seconds_until(count, 1, timeout_s, every_s)
-    before = count()
+    first = started or count
+    _seconds_until(first, 1, timeout_s, every_s / 4)
+    before = first()
     return (commands - before) / _seconds_until(count, commands, timeout_s, every_s)
 
 
@@ -436,13 +444,14 @@ def runtime_run(
                 raise RuntimeError(f"the host never said it was ready (exit {host.wait()})")
             if scraper is not None:
                 scraper.start()
-            counting = (
-                commits(bootstrap, runtime, cmd_topic(node))
-                if exactly_once
-                else outputs(bootstrap, evt_topic(node))
-            )
-            with counting as count:
-                rate = steady_rate(count, commands)
+            with (
+                outputs(bootstrap, evt_topic(node)) as answered,
+                commits(bootstrap, runtime, cmd_topic(node)) as committed,
+            ):
+                if exactly_once:
+                    rate = steady_rate(committed, commands, started=answered)
+                else:
+                    rate = steady_rate(answered, commands)
             ping = PingClient(bootstrap, node, evt_topic(node))
             latencies = [ping.ping(runtime_answers) for _ in range(pings)]
             ping.close()
@@ -603,9 +612,14 @@ def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[floa
             stderr=subprocess.PIPE,
         )
         try:
-            counting = commits(bootstrap, group, source) if mode == "fold-eos" else None
-            with counting or outputs(bootstrap, sink) as count:
-                rate = steady_rate(count, commands)
+            with (
+                outputs(bootstrap, sink) as answered,
+                commits(bootstrap, group, source) as committed,
+            ):
+                if mode == "fold-eos":
+                    rate = steady_rate(committed, commands, started=answered)
+                else:
+                    rate = steady_rate(answered, commands)
             if mode == "fold-eos":
                 pings = min(pings, QUIX_EOS_PINGS)
             client = PingClient(bootstrap, node, sink)

@@ -1,0 +1,100 @@
+r"""The fast path of decoding: a v1 envelope read by msgspec, for the records that are fine.
+
+``decode_envelope`` tries this first. msgspec decodes and checks a well-formed envelope
+about seven times faster than pydantic (a compiled decoder into a ``Struct``: ids,
+patterns, enums, the timestamp), and the envelope is then assembled without a second
+validation. It is stricter than pydantic's JSON mode, never looser: whatever it refuses
+(a naive timestamp, a lax value such as ``"1"`` for a number, NaN, a number past a
+double, a broken rule of ``status`` and ``error``) goes to pydantic, which accepts it or
+words the error as before. Its id patterns end in ``\Z``: a Python ``$`` would let a
+trailing newline through, which pydantic's (Rust) patterns refuse.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from ._envelope import EnvelopeStatus, EnvelopeType, ErrorInfo, OnexEnvelope, assembled
+from ._ids import CONTRACT_ID_PATTERN, SLUG_PATTERN
+
+__all__ = ["fast_decoded"]
+
+
+def _anchored(pattern: str) -> str:
+    return pattern.removesuffix("$") + r"\Z"
+
+
+_Slug = Annotated[str, msgspec.Meta(pattern=_anchored(SLUG_PATTERN.pattern))]
+_ContractId = Annotated[str, msgspec.Meta(pattern=_anchored(CONTRACT_ID_PATTERN.pattern))]
+
+
+class _WireError(msgspec.Struct, forbid_unknown_fields=True):
+    type: Annotated[str, msgspec.Meta(min_length=1)]
+    message: str
+    retryable: bool = False
+    attempts: Annotated[int, msgspec.Meta(ge=0)] = 1
+
+
+class _WireEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+    envelope_id: uuid.UUID
+    type: EnvelopeType
+    node_id: _Slug
+    created_at: datetime
+    payload: dict[str, Any]
+    tenant_id: _Slug = "global"
+    contract_id: _ContractId | None = None
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+    status: EnvelopeStatus | None = None
+    error: _WireError | None = None
+    headers: dict[str, str] = {}
+    schema_version: Literal[1] = 1
+
+
+_DECODER: Final = msgspec.json.Decoder(_WireEnvelope)
+
+
+def fast_decoded(data: bytes) -> OnexEnvelope | None:
+    """Return the envelope ``data`` holds, or ``None`` when pydantic must decide."""
+    try:
+        wire = _DECODER.decode(data)
+        if wire.created_at.tzinfo is None:  # pydantic's AwareDatetime refuses it, in words
+            return None
+        created_at = wire.created_at.astimezone(UTC)
+    except (msgspec.DecodeError, ValueError, OverflowError):  # not UTF-8, years past 9999
+        return None
+    kind, status, wire_error = wire.type, wire.status, wire.error
+    if kind is EnvelopeType.EVT:
+        if status is None or (status is EnvelopeStatus.ERROR) is (wire_error is None):
+            return None
+    elif status is not None or (kind is EnvelopeType.DLQ) is (wire_error is None):
+        return None
+    error = None
+    if wire_error is not None:
+        error = ErrorInfo.model_construct(
+            type=wire_error.type,
+            message=wire_error.message,
+            retryable=wire_error.retryable,
+            attempts=wire_error.attempts,
+        )
+    return assembled(
+        {
+            "envelope_id": wire.envelope_id,
+            "type": kind,
+            "tenant_id": wire.tenant_id,
+            "node_id": wire.node_id,
+            "contract_id": wire.contract_id,
+            "correlation_id": wire.correlation_id or wire.envelope_id,
+            "causation_id": wire.causation_id,
+            "created_at": created_at,
+            "payload": wire.payload,
+            "status": status,
+            "error": error,
+            "headers": wire.headers,
+            "schema_version": 1,
+        }
+    )
