@@ -65,8 +65,8 @@ def fast_decoded(data: bytes) -> OnexEnvelope | None:
         if wire.created_at.tzinfo is None:  # pydantic's AwareDatetime refuses it, in words
             return None
         created_at = wire.created_at.astimezone(UTC)
-    except (msgspec.DecodeError, ValueError, OverflowError):  # not UTF-8, years past 9999
-        return None
+    except (msgspec.DecodeError, ValueError, OverflowError, RecursionError):
+        return None  # not UTF-8, a year past 9999, nesting deeper than msgspec goes
     kind, status, wire_error = wire.type, wire.status, wire.error
     if kind is EnvelopeType.EVT:
         if status is None or (status is EnvelopeStatus.ERROR) is (wire_error is None):
