@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ class Worker:
 
     index: int
     args: list[str]
-    process: trio.Process | None = None
+    process: subprocess.Popen[bytes] | None = None
     ready_line: str | None = None
     """Its ``ready`` line, once it printed one (for the run it is in now)."""
     was_ready: bool = False
@@ -68,7 +69,10 @@ class Workers:
         while not self.stopping:
             worker.starts += 1
             worker.ready_line = None
-            process = await trio.lowlevel.open_process(
+            # Started from this (the main) thread, not from trio's worker threads: a child's
+            # parent-death signal fires when the thread that started it ends, and an idle
+            # worker thread ends after 10 s (it stopped the workers of a slow test run).
+            process = subprocess.Popen(  # noqa: ASYNC220
                 worker.args,
                 stdout=subprocess.PIPE,
                 # a session of its own: a terminal's Ctrl-C reaches the parent alone, which
@@ -77,9 +81,12 @@ class Workers:
                 preexec_fn=_die_with_parent,
             )
             worker.process = process
+            assert process.stdout is not None
+            output = trio.lowlevel.FdStream(os.dup(process.stdout.fileno()))
+            process.stdout.close()
             async with trio.open_nursery() as relays:
-                relays.start_soon(self._relay, worker, process)
-                status = await process.wait()
+                relays.start_soon(self._relay, worker, output)
+                status = await trio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
             if self.stopping:
                 return
             if not worker.was_ready:
@@ -99,15 +106,15 @@ class Workers:
             await trio.sleep(delay)
             delay = min(delay * 2, RESTART_BACKOFF_S[1])
 
-    async def _relay(self, worker: Worker, process: trio.Process) -> None:
+    async def _relay(self, worker: Worker, output: trio.lowlevel.FdStream) -> None:
         """Pass the worker's lines on, each marked with its index; note when it is ready."""
-        assert process.stdout is not None
         buffer = b""
-        async for chunk in process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                self._line(worker, raw.decode(errors="replace"))
+        async with output:
+            async for chunk in output:  # to its end: the worker's exit
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    self._line(worker, raw.decode(errors="replace"))
         if buffer:
             self._line(worker, buffer.decode(errors="replace"))
 
