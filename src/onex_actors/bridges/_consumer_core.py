@@ -104,9 +104,9 @@ class ConsumerCore(GroupMember):
         self._outstanding = 0
         self._behind = False
         self._taken = threading.Event()
+        """Set when trio takes a batch: a thread that waits while trio is behind wakes."""
         self._records_came = float("-inf")
         """When the last fetch that brought records returned (``time.monotonic``)."""
-        """Set when trio takes a batch: a thread that waits while trio is behind wakes."""
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._failure: BaseException | None = None

@@ -47,7 +47,6 @@ class Worker:
     ready_line: str | None = None
     """Its ``ready`` line, once it printed one (for the run it is in now)."""
     was_ready: bool = False
-    starts: int = 0
 
 
 @attrs.define
@@ -61,13 +60,11 @@ class Workers:
     failed: int | None = None
     """The exit status of a worker that failed before it was ready: it stops them all."""
     announced: bool = False
-    all_ready: trio.Event = attrs.field(factory=trio.Event)
 
     async def supervise(self, worker: Worker, nursery: trio.Nursery) -> None:
         """Run ``worker`` until the stop, starting it again if it dies after being ready."""
         delay = RESTART_BACKOFF_S[0]
         while not self.stopping:
-            worker.starts += 1
             worker.ready_line = None
             # Started from this (the main) thread, not from trio's worker threads: a child's
             # parent-death signal fires when the thread that started it ends, and an idle
@@ -136,7 +133,6 @@ class Workers:
         pids = ", ".join(str(_pid(w)) for w in self.workers)
         head, _, rest = first.partition(" ready: ")
         print(f"{head} ready: {len(self.workers)} workers (pids {pids}); {rest}", flush=True)
-        self.all_ready.set()
 
     def stop(self, nursery: trio.Nursery) -> None:
         """Ask every worker to drain and stop (SIGTERM); kill those still up past the deadline."""

@@ -110,8 +110,7 @@ class CommitTracker:
 
     def done(self, marks: OffsetMarks) -> None:
         """Record that the records behind ``marks`` are done; wake :meth:`wait_done`."""
-        for offsets, offset in marks:
-            offsets.done(offset)
+        self.settle(marks)
         self._done_more.set()
 
     async def wait_done(self) -> None:

@@ -51,7 +51,6 @@ class Inbox:
         self.node_id = node_id
         self.capacity = capacity
         self.low = capacity // 2
-        self.ordering: Ordering = ordering
         self.items: KeyOrder[WorkItem] = KeyOrder()
         self._key_of: Callable[[WorkItem], Hashable] = _KEYS[ordering]
         self.partitions: set[TopicPartition] = set()
