@@ -82,7 +82,7 @@ def test_missing_kind_lists_the_kinds() -> None:
     del document["kind"]
     (problem,) = problems_of(document)
     assert "missing required key 'kind'" in problem
-    assert "effect, reducer, orchestrator, runtime_host" in problem
+    assert "effect, compute, reducer, orchestrator, runtime_host" in problem
 
 
 def test_wrong_kind_is_named() -> None:

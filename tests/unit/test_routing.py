@@ -165,18 +165,18 @@ def test_route_never_raises(envelope: OnexEnvelope) -> None:
 def test_build_reports_every_problem_once() -> None:
     nodes = {
         **NODES,
-        "reducer-node": parse_contract(
+        "flow-node": parse_contract(
             {
-                "kind": "reducer",
-                "node_id": "reducer-node",
+                "kind": "orchestrator",
+                "node_id": "flow-node",
                 "version": "0.1.0",
-                "reduces": ["echo-node"],
+                "steps": [{"name": "echo", "node_id": "echo-node"}],
             },
-            source="r.yaml",
+            source="o.yaml",
         ),
     }
     contract = runtime(
-        ["echo-node", "ghost", "query-user", "reducer-node"],
+        ["echo-node", "ghost", "query-user", "flow-node"],
         topics=("onex.app.local.global.cmd.node.query-user.v1",),
     )
     with pytest.raises(ContractError) as info:
@@ -187,7 +187,7 @@ def test_build_reports_every_problem_once() -> None:
     assert "no pattern matches onex.app.local.global.cmd.node.echo-node.v1" in problems[0]
     assert "no node contract for 'ghost'" in problems[1]
     assert "needs handler family 'db'" in problems[2]
-    assert "is a reducer; this runtime hosts effect nodes only" in problems[3]
+    assert "is an orchestrator, which cannot be hosted yet" in problems[3]
 
 
 def test_runtime_id_may_not_collide_with_a_node() -> None:

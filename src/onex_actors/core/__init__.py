@@ -4,12 +4,16 @@ Nothing here does I/O or imports trio, kafka, httpx2 or asyncpg; a test enforces
 """
 
 from ._asyncapi import asyncapi_document as asyncapi_document
+from ._cel import CelExpression as CelExpression
+from ._cel import ExpressionFailed as ExpressionFailed
 from ._codec import DEFAULT_MAX_ENVELOPE_BYTES as DEFAULT_MAX_ENVELOPE_BYTES
 from ._codec import decode_envelope as decode_envelope
 from ._codec import encode_envelope as encode_envelope
+from ._compute import computed_payload as computed_payload
+from ._compute_contract import ComputeContract as ComputeContract
+from ._compute_contract import ComputeSpec as ComputeSpec
 from ._contract_schema import SCHEMA_FILE as SCHEMA_FILE
 from ._contract_schema import contract_json_schema as contract_json_schema
-from ._contracts import AnyContract as AnyContract
 from ._contracts import BaseNodeContract as BaseNodeContract
 from ._contracts import ConsumeMode as ConsumeMode
 from ._contracts import DbEffect as DbEffect
@@ -20,10 +24,8 @@ from ._contracts import HandlerFamilies as HandlerFamilies
 from ._contracts import HostSelector as HostSelector
 from ._contracts import HttpEffect as HttpEffect
 from ._contracts import LocalEffect as LocalEffect
-from ._contracts import NodeContract as NodeContract
 from ._contracts import OrchestratorContract as OrchestratorContract
 from ._contracts import OrchestratorStep as OrchestratorStep
-from ._contracts import ReducerContract as ReducerContract
 from ._contracts import RuntimeHostContract as RuntimeHostContract
 from ._contracts import Subscriptions as Subscriptions
 from ._contracts import ThenCommand as ThenCommand
@@ -34,9 +36,11 @@ from ._derive import dead_letter_of_record as dead_letter_of_record
 from ._derive import error_result_of as error_result_of
 from ._derive import forwarded_command as forwarded_command
 from ._derive import hops_of as hops_of
+from ._derive import intent_command as intent_command
 from ._derive import log_envelope as log_envelope
 from ._derive import new_command as new_command
 from ._derive import new_envelope_id as new_envelope_id
+from ._derive import pure_result_of as pure_result_of
 from ._derive import record_headers as record_headers
 from ._derive import record_key as record_key
 from ._derive import record_key_and_headers as record_key_and_headers
@@ -75,6 +79,9 @@ from ._model_effects import EmbeddingEffect as EmbeddingEffect
 from ._model_effects import LlmEffect as LlmEffect
 from ._model_effects import LlmMessages as LlmMessages
 from ._model_effects import VectorEffect as VectorEffect
+from ._node_contracts import AnyContract as AnyContract
+from ._node_contracts import HostableContract as HostableContract
+from ._node_contracts import NodeContract as NodeContract
 from ._offsets import PartitionOffsets as PartitionOffsets
 from ._parsing import CONTRACT_KINDS as CONTRACT_KINDS
 from ._parsing import parse_contract as parse_contract
@@ -87,6 +94,16 @@ from ._policies import RetryPolicy as RetryPolicy
 from ._policies import backoff_delay as backoff_delay
 from ._progress import ProgressWatch as ProgressWatch
 from ._progress import Stall as Stall
+from ._reducer import Decision as Decision
+from ._reducer import KeyState as KeyState
+from ._reducer import ReduceContext as ReduceContext
+from ._reducer import Reducer as Reducer
+from ._reducer_contract import Fold as Fold
+from ._reducer_contract import Fsm as Fsm
+from ._reducer_contract import Intent as Intent
+from ._reducer_contract import ReducerContract as ReducerContract
+from ._reducer_contract import StateSpec as StateSpec
+from ._reducer_contract import Transition as Transition
 from ._resume import NodeTopic as NodeTopic
 from ._resume import ResumePlan as ResumePlan
 from ._resume import ResumePoint as ResumePoint
@@ -133,13 +150,17 @@ __all__ = [
     "AnyContract",
     "BaseNodeContract",
     "BusError",
+    "CelExpression",
     "CommandRecord",
     "CompiledSql",
+    "ComputeContract",
+    "ComputeSpec",
     "ConfigError",
     "ConsumeMode",
     "ContractError",
     "ContractId",
     "DbEffect",
+    "Decision",
     "Delivery",
     "DurableIdempotency",
     "EffectContract",
@@ -149,15 +170,21 @@ __all__ = [
     "EnvelopeStatus",
     "EnvelopeType",
     "ErrorInfo",
+    "ExpressionFailed",
     "Fate",
+    "Fold",
+    "Fsm",
     "HandlerError",
     "HandlerFamilies",
     "HostSelector",
+    "HostableContract",
     "HostedNode",
     "HttpEffect",
     "IdempotencyCache",
+    "Intent",
     "JsonPath",
     "KeyOrder",
+    "KeyState",
     "LlmEffect",
     "LlmMessages",
     "LocalEffect",
@@ -175,6 +202,8 @@ __all__ = [
     "PartitionUnit",
     "PayloadSchema",
     "ProgressWatch",
+    "ReduceContext",
+    "Reducer",
     "ReducerContract",
     "Rejection",
     "RejectionReason",
@@ -192,6 +221,7 @@ __all__ = [
     "RuntimeId",
     "SemVer",
     "Stall",
+    "StateSpec",
     "Stop",
     "Subscriptions",
     "SupervisorState",
@@ -201,6 +231,7 @@ __all__ = [
     "TopicError",
     "TopicPattern",
     "TransactionAborted",
+    "Transition",
     "VectorEffect",
     "asyncapi_document",
     "backoff_delay",
@@ -210,6 +241,7 @@ __all__ = [
     "check_slug",
     "cmd_topic",
     "compile_named_sql",
+    "computed_payload",
     "contract_id",
     "contract_json_schema",
     "dead_letter_of",
@@ -224,6 +256,7 @@ __all__ = [
     "flow_graph",
     "forwarded_command",
     "hops_of",
+    "intent_command",
     "log_envelope",
     "log_topic",
     "loop_problem",
@@ -231,6 +264,7 @@ __all__ = [
     "new_envelope_id",
     "parse_contract",
     "plan_resume",
+    "pure_result_of",
     "record_headers",
     "record_key",
     "record_key_and_headers",

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._contracts import EffectContract, NodeContract, RuntimeHostContract
+from ._contracts import EffectContract, RuntimeHostContract
 from ._envelope import ErrorInfo, OnexEnvelope
+from ._node_contracts import NodeContract
 from ._topics import cmd_topic, dlq_topic, evt_topic
 
 __all__ = ["asyncapi_document"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ._contracts import AnyContract
+from ._node_contracts import AnyContract
 
 __all__ = ["SCHEMA_FILE", "contract_json_schema"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import string
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
@@ -21,7 +21,6 @@ from ._sql import CompiledSql, compile_named_sql
 from ._topics import TopicPattern
 
 __all__ = [
-    "AnyContract",
     "BaseNodeContract",
     "DbEffect",
     "EffectContract",
@@ -30,10 +29,8 @@ __all__ = [
     "HostSelector",
     "HttpEffect",
     "LocalEffect",
-    "NodeContract",
     "OrchestratorContract",
     "OrchestratorStep",
-    "ReducerContract",
     "RuntimeHostContract",
     "Subscriptions",
     "ThenCommand",
@@ -317,16 +314,6 @@ class EffectContract(BaseNodeContract):
         return self
 
 
-class ReducerContract(BaseNodeContract):
-    """A node folding a stream of events into state (not hostable yet)."""
-
-    kind: Literal[NodeKind.REDUCER] = NodeKind.REDUCER
-    reduces: tuple[NodeId, ...] = Field(min_length=1)
-    """Nodes whose events this reducer folds."""
-    state_key: str = "$.correlation_id"
-    """JSONPath grouping events into one state."""
-
-
 class OrchestratorStep(_Model):
     """One step of an orchestration: a command sent to a node."""
 
@@ -335,7 +322,7 @@ class OrchestratorStep(_Model):
 
 
 class OrchestratorContract(BaseNodeContract):
-    """A node driving a flow across other nodes (not hostable yet)."""
+    """A node driving a workflow across other nodes (not hostable yet)."""
 
     kind: Literal[NodeKind.ORCHESTRATOR] = NodeKind.ORCHESTRATOR
     steps: tuple[OrchestratorStep, ...] = Field(min_length=1)
@@ -413,14 +400,3 @@ class RuntimeHostContract(_Model):
     def contract_id(self) -> str:
         """``<runtime_id>@<version>``."""
         return contract_id(self.node_id, self.version)
-
-
-NodeContract = Annotated[
-    EffectContract | ReducerContract | OrchestratorContract, Field(discriminator="kind")
-]
-"""Any node contract, told apart by ``kind``."""
-AnyContract = Annotated[
-    EffectContract | ReducerContract | OrchestratorContract | RuntimeHostContract,
-    Field(discriminator="kind"),
-]
-"""Any contract a file may hold, told apart by ``kind``."""

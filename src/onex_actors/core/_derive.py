@@ -39,9 +39,11 @@ __all__ = [
     "dead_letter_of_record",
     "error_result_of",
     "hops_of",
+    "intent_command",
     "log_envelope",
     "new_command",
     "new_envelope_id",
+    "pure_result_of",
     "record_headers",
     "record_key",
     "record_key_and_headers",
@@ -124,6 +126,60 @@ def result_of(
     if payload is not cause.payload:
         payload = _PAYLOAD.validate_python(payload)
     return _derived(cause, EnvelopeType.EVT, payload, node_id, contract_id, EnvelopeStatus.OK, None)
+
+
+def pure_result_of(
+    cause: OnexEnvelope, payload: Mapping[str, JsonValue], *, contract_id: str
+) -> OnexEnvelope:
+    """Build the ``ok`` result of a pure node: the same bytes each time ``cause`` is handled.
+
+    Its id derives from the cause's and its time is the cause's (the record's time, not
+    the wall clock), so a replayed command gives a byte-identical answer.
+    """
+    return assembled(
+        {
+            "envelope_id": uuid.uuid5(cause.envelope_id, "result"),
+            "type": EnvelopeType.EVT,
+            "tenant_id": cause.tenant_id,
+            "node_id": cause.node_id,
+            "contract_id": _checked(contract_id),
+            "correlation_id": cause.correlation_id,
+            "causation_id": cause.envelope_id,
+            "created_at": cause.created_at,
+            "payload": _PAYLOAD.validate_python(payload),
+            "status": EnvelopeStatus.OK,
+            "error": None,
+            "headers": _propagated(cause.headers) if cause.headers else {},
+            "schema_version": 1,
+        }
+    )
+
+
+def intent_command(
+    cause: OnexEnvelope, node_id: str, payload: Mapping[str, JsonValue], index: int
+) -> OnexEnvelope:
+    """Build the command a reducer's ``index``-th intent sends to ``node_id`` for ``cause``.
+
+    Deterministic like :func:`pure_result_of`: the node it goes to answers it once, however
+    often the reducer handles ``cause``.
+    """
+    return assembled(
+        {
+            "envelope_id": uuid.uuid5(cause.envelope_id, f"intent:{index}:{node_id}"),
+            "type": EnvelopeType.CMD,
+            "tenant_id": cause.tenant_id,
+            "node_id": check_slug(node_id),
+            "contract_id": None,
+            "correlation_id": cause.correlation_id,
+            "causation_id": cause.envelope_id,
+            "created_at": cause.created_at,
+            "payload": _PAYLOAD.validate_python(payload),
+            "status": None,
+            "error": None,
+            "headers": _propagated(cause.headers) if cause.headers else {},
+            "schema_version": 1,
+        }
+    )
 
 
 HOPS_HEADER: Final = "onex-hops"

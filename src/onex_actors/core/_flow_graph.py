@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ._contracts import EffectContract, NodeContract, RuntimeHostContract
+from ._contracts import EffectContract, RuntimeHostContract
+from ._node_contracts import NodeContract
 from ._topics import Topic, cmd_topic, dlq_topic, evt_topic
 
 __all__ = ["flow_graph"]

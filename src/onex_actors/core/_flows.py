@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._contracts import EffectContract, NodeContract
+from ._contracts import EffectContract
+from ._node_contracts import NodeContract
 
 __all__ = ["loop_problem", "then_loops"]
 

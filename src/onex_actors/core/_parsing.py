@@ -8,19 +8,17 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from ._contracts import (
-    AnyContract,
-    EffectContract,
-    OrchestratorContract,
-    ReducerContract,
-    RuntimeHostContract,
-)
+from ._compute_contract import ComputeContract
+from ._contracts import EffectContract, OrchestratorContract, RuntimeHostContract
 from ._errors import ContractError
+from ._node_contracts import AnyContract
+from ._reducer_contract import ReducerContract
 
 __all__ = ["CONTRACT_KINDS", "parse_contract"]
 
 _MODELS: Final[dict[str, type[Any]]] = {
     "effect": EffectContract,
+    "compute": ComputeContract,
     "reducer": ReducerContract,
     "orchestrator": OrchestratorContract,
     "runtime_host": RuntimeHostContract,

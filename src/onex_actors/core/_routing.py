@@ -12,16 +12,12 @@ from collections.abc import Mapping
 
 import attrs
 
-from ._contracts import (
-    ConsumeMode,
-    EffectContract,
-    EffectFamily,
-    NodeContract,
-    RuntimeHostContract,
-)
+from ._contracts import ConsumeMode, EffectContract, EffectFamily, RuntimeHostContract
 from ._envelope import EnvelopeType, OnexEnvelope
 from ._errors import ContractError, TopicError
 from ._flows import loop_problem, then_loops
+from ._node_contracts import HostableContract, NodeContract
+from ._reducer_contract import ReducerContract
 from ._topics import Topic, TopicPattern, cmd_topic, dlq_topic, evt_topic, log_topic
 
 __all__ = [
@@ -41,12 +37,14 @@ __all__ = [
 class HostedNode:
     """A node this runtime hosts, with the topics it answers on."""
 
-    contract: EffectContract
+    contract: HostableContract
     cmd_topic: str
     evt_topic: str
     dlq_topic: str
     then_topic: str | None = None
     """The command topic of the node its ``then`` forwards to, if it has one."""
+    intent_topics: Mapping[str, str] = attrs.field(factory=dict)
+    """A reducer's intents: the command topic of each node they go to."""
 
     @property
     def node_id(self) -> str:
@@ -54,9 +52,21 @@ class HostedNode:
         return self.contract.node_id
 
     @property
-    def family(self) -> EffectFamily:
-        """The handler family that runs this node."""
-        return self.contract.effect_type
+    def family(self) -> EffectFamily | None:
+        """The handler family that runs this node (``None`` for the pure kinds)."""
+        contract = self.contract
+        return contract.effect_type if isinstance(contract, EffectContract) else None
+
+    @property
+    def runs_as(self) -> str:
+        """What runs the node, for people: its family, or its kind for the pure kinds."""
+        family = self.family
+        return family.value if family is not None else self.contract.kind.value
+
+    @property
+    def pure(self) -> bool:
+        """Whether the node is one of the pure kinds (its outputs derive from its input)."""
+        return not isinstance(self.contract, EffectContract)
 
 
 @attrs.frozen
@@ -78,6 +88,15 @@ class RoutingTable:
     def runtime_id(self) -> str:
         """The runtime's id."""
         return self.runtime.node_id
+
+    @property
+    def effects(self) -> dict[str, EffectContract]:
+        """The contracts of the hosted effect nodes (the ones that need handlers built)."""
+        return {
+            node_id: node.contract
+            for node_id, node in self.hosted.items()
+            if isinstance(node.contract, EffectContract)
+        }
 
     @property
     def families(self) -> frozenset[EffectFamily]:
@@ -245,13 +264,16 @@ def build_routing_table(
             known = ", ".join(sorted(nodes)) or "none"
             problems.append(f"{key}: no node contract for {node_id!r} (known nodes: {known})")
             continue
-        if not isinstance(contract, EffectContract):
+        if not isinstance(contract, HostableContract):
             problems.append(
-                f"{key}: node {node_id!r} is a {contract.kind.value}; "
-                "this runtime hosts effect nodes only"
+                f"{key}: node {node_id!r} is an {contract.kind.value}, which cannot be hosted "
+                "yet; host effect, compute and reducer nodes"
             )
             continue
-        if contract.effect_type not in runtime.handlers.families:
+        if (
+            isinstance(contract, EffectContract)
+            and contract.effect_type not in runtime.handlers.families
+        ):
             problems.append(
                 f"{key}: node {node_id!r} needs handler family {contract.effect_type.value!r}; "
                 f"add it to 'handlers.families' or drop the node"
@@ -264,13 +286,18 @@ def build_routing_table(
                 f"so node {node_id!r} would never receive a command"
             )
             continue
-        then = contract.then
-        if then is not None and then.node_id not in nodes:
+        then = None if isinstance(contract, ReducerContract) else contract.then
+        targets = [("then.node_id", then.node_id)] if then is not None else []
+        if isinstance(contract, ReducerContract):
+            targets += [("intents.node_id", intent.node_id) for intent in contract.intents]
+        missing = [(where, target) for where, target in targets if target not in nodes]
+        if missing:
             known = ", ".join(sorted(nodes)) or "none"
-            problems.append(
-                f"node {node_id!r}: key 'then.node_id': no node contract for {then.node_id!r} "
+            problems += [
+                f"node {node_id!r}: key {where!r}: no node contract for {target!r} "
                 f"(known nodes: {known})"
-            )
+                for where, target in missing
+            ]
             continue
         hosted[node_id] = HostedNode(
             contract,
@@ -278,6 +305,10 @@ def build_routing_table(
             evt_topic(node_id),
             dlq_topic(node_id),
             cmd_topic(then.node_id) if then is not None else None,
+            {
+                intent.node_id: cmd_topic(intent.node_id)
+                for intent in (contract.intents if isinstance(contract, ReducerContract) else ())
+            },
         )
     if runtime.node_id in nodes:
         problems.append(

@@ -1,0 +1,138 @@
+"""CEL expressions of the pure node kinds: compiled and type-checked at load, run without I/O.
+
+One expression language for guards, assignments, keys and payload mappings (SPEC §6a),
+through Google's CEL runtime (``cel-expr-python``, the C++ implementation): an
+expression naming a variable its node kind does not have, calling a function that does
+not exist or mixing types the checker can see (``1 + 'a'``) is refused at load. Values
+are JSON: integers stay integers, so ``state.total + input.amount`` with ``amount: 2.5``
+fails at run time (CEL does not mix int and double); write ``double(x)`` where both occur.
+A run-time failure (a missing field, a wrong type, division by zero) is an
+``ExpressionFailed`` naming the contract key, never a crash.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+from cel_expr_python import cel
+from pydantic import JsonValue
+
+from ._errors import OnexError
+
+__all__ = [
+    "COMPUTE_VARIABLES",
+    "REDUCER_VARIABLES",
+    "CelExpression",
+    "ExpressionFailed",
+    "compile_expression",
+]
+
+_DYN: Final = cel.Type.DYN
+COMPUTE_VARIABLES: Final = ("event", "input")
+"""Variables of a compute node's expressions: the command envelope and its payload."""
+REDUCER_VARIABLES: Final = ("event", "input", "state", "key")
+"""Variables of a reducer's expressions: also the key's state and the key itself."""
+
+
+class ExpressionFailed(OnexError):
+    """A CEL expression failed on one input (a missing field, a wrong type, ...)."""
+
+
+@functools.cache
+def _environment(variables: tuple[str, ...]) -> Any:
+    types = {name: (cel.Type.STRING if name == "key" else _DYN) for name in variables}
+    return cel.NewEnv(variables=types)
+
+
+@attrs.frozen
+class CelExpression:
+    """A compiled CEL expression and where it was written (``fsm.transitions.0.guard``)."""
+
+    source: str
+    where: str
+    program: Any = attrs.field(eq=False, repr=False)
+    uses: frozenset[str]
+    """The variables it reads (the others need not be built for it)."""
+
+    def evaluate(self, variables: Mapping[str, object]) -> JsonValue:
+        """Return the expression's JSON value; ``ExpressionFailed`` if it fails."""
+        try:
+            value = self.program.eval(data=variables)
+        except Exception as exc:  # the binding raises for some failures, not all
+            raise ExpressionFailed(f"{self.where}: {self.source!r} failed: {exc}") from None
+        if value.type() == cel.Type.ERROR:
+            raise ExpressionFailed(f"{self.where}: {self.source!r} failed: {value.value()}")
+        try:
+            return _json(value.plain_value())
+        except ValueError as exc:
+            raise ExpressionFailed(f"{self.where}: {self.source!r} gave {exc}") from None
+
+    def test(self, variables: Mapping[str, object]) -> bool:
+        """Evaluate a guard: ``ExpressionFailed`` unless it gives a bool."""
+        value = self.evaluate(variables)
+        if not isinstance(value, bool):
+            raise ExpressionFailed(
+                f"{self.where}: {self.source!r} gave {value!r}, not true or false"
+            )
+        return value
+
+
+def compile_expression(source: str, where: str, variables: Sequence[str]) -> CelExpression:
+    """Compile ``source`` against ``variables``; ``ValueError`` saying why it cannot be.
+
+    The message starts with ``where`` (the contract key), as pydantic errors do not
+    nest inside a dict of expressions.
+    """
+    names = tuple(variables)
+    try:
+        program = _environment(names).compile(source)
+    except Exception as exc:
+        raise ValueError(
+            f"{where}: {source!r} is not a valid CEL expression over "
+            f"{', '.join(names)}: {_first_problem(str(exc))}"
+        ) from None
+    uses = frozenset(name for name in names if not _compiles_without(source, names, name))
+    return CelExpression(source=source, where=where, program=program, uses=uses)
+
+
+def _first_problem(message: str) -> str:
+    """``ERROR: <input>:1:6: undeclared reference ...`` (and a caret drawing) → one line."""
+    for line in message.splitlines():
+        _, found, rest = line.partition("ERROR: <input>:")
+        if found:
+            return "at " + rest.strip()
+    return message.splitlines()[0].removeprefix("INVALID_ARGUMENT: ") if message else "refused"
+
+
+def _compiles_without(source: str, names: tuple[str, ...], left_out: str) -> bool:
+    try:
+        _environment(tuple(n for n in names if n != left_out)).compile(source)
+    except Exception:
+        return False
+    return True
+
+
+def _json(value: object) -> JsonValue:
+    """Turn a CEL plain value into JSON (timestamps as RFC 3339 text, durations in seconds)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_json(item) for item in value]
+    if isinstance(value, dict):
+        out: dict[str, JsonValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"a map with a {type(key).__name__} key ({key!r}); JSON keys are text"
+                )
+            out[key] = _json(item)
+        return out
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    raise ValueError(f"a {type(value).__name__}, which JSON cannot hold")

@@ -1,0 +1,303 @@
+"""A reducer's decision: ``decide(state, event, ctx) -> Decision`` (SPEC §6a, the Decider).
+
+Pure: the new state, the answer and the intents follow from the key's state, the
+command and its place in the log, nothing else (no wall clock: time is the command's
+``created_at``; ids derive from the command's). A command the state already holds (its
+offset is at or before the state's, or its envelope id is among the last ones folded)
+changes nothing, so a redelivered stream folds to the same state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+
+import attrs
+from pydantic import JsonValue
+
+from ._cel import REDUCER_VARIABLES as _VARIABLES
+from ._cel import CelExpression, ExpressionFailed, compile_expression
+from ._derive import intent_command
+from ._envelope import OnexEnvelope
+from ._errors import HandlerError
+from ._reducer_contract import Intent, ReducerContract, Transition
+
+__all__ = ["RECENT_IDS", "Decision", "KeyState", "ReduceContext", "Reducer"]
+
+RECENT_IDS: Final = 16
+"""Envelope ids a key remembers, so a command sent twice (two records) folds once."""
+
+
+@attrs.frozen
+class KeyState:
+    """One key's state, with what it already holds: the changelog record's value."""
+
+    value: Mapping[str, JsonValue]
+    partition: int | None = None
+    """The input partition of the last command folded into it."""
+    offset: int | None = None
+    """That command's offset in ``partition``."""
+    recent: tuple[str, ...] = ()
+    """Envelope ids of the last ``RECENT_IDS`` commands folded, newest last."""
+    changed_at: str | None = None
+    """When it last changed, in event time (the command's ``created_at``, RFC 3339)."""
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """Return the record a changelog keeps for the key."""
+        return {
+            "value": dict(self.value),
+            "partition": self.partition,
+            "offset": self.offset,
+            "recent": list(self.recent),
+            "changed_at": self.changed_at,
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, JsonValue]) -> KeyState:
+        """Read a changelog record back (``ValueError`` if it is not one)."""
+        value, offset, recent = (
+            document.get("value"),
+            document.get("offset"),
+            document.get("recent"),
+        )
+        partition, changed_at = document.get("partition"), document.get("changed_at")
+        if (
+            not isinstance(value, dict)
+            or not (offset is None or isinstance(offset, int))
+            or not (partition is None or isinstance(partition, int))
+            or not isinstance(recent, list)
+            or not all(isinstance(i, str) for i in recent)
+            or not (changed_at is None or isinstance(changed_at, str))
+        ):
+            raise ValueError(
+                "not a reducer state record (value, partition, offset, recent, changed_at)"
+            )
+        return cls(value, partition, offset, tuple(str(i) for i in recent), changed_at)
+
+
+@attrs.frozen
+class ReduceContext:
+    """Where a command was read: partition and offset (``None`` when not read from a log)."""
+
+    partition: int | None = None
+    offset: int | None = None
+
+
+@attrs.frozen
+class Decision:
+    """What a command does to its key: the new state, its answer and its intents."""
+
+    key: str
+    state: KeyState
+    changed: bool
+    """Whether ``state`` differs from the state before (else nothing need be written)."""
+    answer: Mapping[str, JsonValue] | None = None
+    """The ``ok`` result payload, or ``None`` with ``error``."""
+    error: HandlerError | None = None
+    intents: tuple[OnexEnvelope, ...] = ()
+    timers: tuple[()] = ()
+    """Timers to set (none in this version: per-state timeouts are not built yet)."""
+
+
+class Reducer:
+    """A reducer contract, compiled: decides each command against its key's state."""
+
+    def __init__(self, contract: ReducerContract) -> None:
+        self.contract = contract
+        self.node_id = contract.node_id
+        self._key = compile_expression(contract.key, "key", _VARIABLES)
+        fsm = contract.fsm
+        initial: dict[str, JsonValue] = dict(contract.state.initial)
+        if fsm is not None:
+            initial[fsm.state_field] = fsm.initial_state
+        self.initial = initial
+        self._trigger = compile_expression(fsm.trigger, "fsm.trigger", _VARIABLES) if fsm else None
+        self._guards: dict[str, CelExpression] = {}
+        self._assigns: dict[str, dict[str, CelExpression]] = {}
+        self._intents: dict[str, tuple[tuple[Intent, dict[str, CelExpression]], ...]] = {}
+        if fsm is not None:
+            for index, transition in enumerate(fsm.transitions):
+                where = f"fsm.transitions.{index}"
+                self._compile(transition.transition_name, where, transition)
+        else:
+            assert contract.fold is not None
+            self._assigns[""] = _compiled_map(contract.fold.assign, "fold.assign")
+            self._intents[""] = _compiled_intents(contract.fold.intents, "fold.intents")
+        self._uses_event = any("event" in e.uses for e in self._all_expressions())
+
+    def _compile(self, name: str, where: str, transition: Transition) -> None:
+        if transition.guard is not None:
+            self._guards[name] = compile_expression(transition.guard, f"{where}.guard", _VARIABLES)
+        self._assigns[name] = _compiled_map(transition.assign, f"{where}.assign")
+        self._intents[name] = _compiled_intents(transition.intents, f"{where}.intents")
+
+    def _all_expressions(self) -> list[CelExpression]:
+        found = [self._key, *self._guards.values()]
+        found += [e for assigns in self._assigns.values() for e in assigns.values()]
+        found += [e for pairs in self._intents.values() for _, m in pairs for e in m.values()]
+        return found if self._trigger is None else [*found, self._trigger]
+
+    def variables(self, envelope: OnexEnvelope) -> dict[str, object]:
+        """Return the expressions' variables for ``envelope`` (``state`` and ``key`` apart)."""
+        variables: dict[str, object] = {"input": envelope.payload}
+        if self._uses_event:
+            variables["event"] = envelope.model_dump(mode="json")
+        return variables
+
+    def key_of(self, envelope: OnexEnvelope, variables: dict[str, object] | None = None) -> str:
+        """Return the state key of ``envelope``; ``HandlerError`` (``bad_key``) if it has none."""
+        found = variables if variables is not None else self.variables(envelope)
+        try:
+            key = self._key.evaluate({**found, "state": {}, "key": ""})
+        except ExpressionFailed as exc:
+            raise HandlerError(
+                f"node {self.node_id!r}: no state key for the command: {exc}",
+                error_type="bad_key",
+                retryable=False,
+            ) from None
+        if isinstance(key, bool) or not isinstance(key, str | int) or key == "":
+            raise HandlerError(
+                f"node {self.node_id!r}: key {self.contract.key!r} gave {key!r}; a state key "
+                "is a non-empty string or an integer",
+                error_type="bad_key",
+                retryable=False,
+            )
+        return str(key)
+
+    def decide(
+        self, state: KeyState | None, envelope: OnexEnvelope, ctx: ReduceContext, key: str
+    ) -> Decision:
+        """Fold ``envelope`` (of ``key``, read at ``ctx``) into ``state`` (``None``: none yet)."""
+        before = state if state is not None else KeyState(self.initial)
+        envelope_id = str(envelope.envelope_id)
+        if _holds(before, envelope_id, ctx):
+            return Decision(
+                key, before, False, {"key": key, "state": dict(before.value), "duplicate": True}
+            )
+        current = before.value
+        at = envelope.created_at.isoformat()
+        ttl = self.contract.state.ttl_s
+        if ttl is not None and _older_than(before.changed_at, envelope.created_at, ttl):
+            current = self.initial
+        variables = {**self.variables(envelope), "state": dict(current), "key": key}
+        try:
+            name, to_state, answer = self._transition(current, variables)
+            assigned = {
+                field: expression.evaluate(variables)
+                for field, expression in self._assigns[name].items()
+            }
+            value = {**current, **assigned}
+            fsm = self.contract.fsm
+            if fsm is not None:
+                value[fsm.state_field] = to_state
+            size = len(json.dumps(value, separators=(",", ":")))
+            if size > self.contract.state.max_bytes:
+                raise HandlerError(
+                    f"node {self.node_id!r}: key {key!r} would hold {size} bytes of state, more "
+                    f"than state.max_bytes ({self.contract.state.max_bytes}); state unchanged",
+                    error_type="state_too_large",
+                    retryable=False,
+                )
+            after_variables = {**variables, "state": value}
+            intents = tuple(
+                intent_command(
+                    envelope,
+                    intent.node_id,
+                    {f: e.evaluate(after_variables) for f, e in payload.items()},
+                    index,
+                )
+                for index, (intent, payload) in enumerate(self._intents[name])
+            )
+        except ExpressionFailed as exc:
+            error = HandlerError(
+                f"node {self.node_id!r}, key {key!r}: {exc}; state unchanged",
+                error_type="expression_failed",
+                retryable=False,
+            )
+            return Decision(key, before, False, error=error)
+        except HandlerError as exc:
+            return Decision(key, before, False, error=exc)
+        recent = (*before.recent, envelope_id)[-RECENT_IDS:]
+        after = KeyState(value, ctx.partition, ctx.offset, recent, at)
+        return Decision(key, after, True, {**answer, "key": key, "state": value}, intents=intents)
+
+    def _transition(
+        self, current: Mapping[str, JsonValue], variables: dict[str, object]
+    ) -> tuple[str, str, dict[str, JsonValue]]:
+        """Return the transition a command takes: name, target, what its answer says."""
+        fsm = self.contract.fsm
+        if fsm is None:
+            return "", "", {}
+        assert self._trigger is not None
+        trigger = self._trigger.evaluate(variables)
+        source = current.get(fsm.state_field)
+        if not isinstance(trigger, str):
+            raise HandlerError(
+                f"node {self.node_id!r}: fsm.trigger {fsm.trigger!r} gave {trigger!r}, not a "
+                "trigger name; state unchanged",
+                error_type="no_transition",
+                retryable=False,
+            )
+        candidates = fsm.by_state_and_trigger.get((str(source), trigger), ())
+        if not candidates:
+            leaving = sorted({t for (s, t) in fsm.by_state_and_trigger if s == source})
+            offered = f"it takes {', '.join(leaving)}" if leaving else "it is terminal"
+            raise HandlerError(
+                f"node {self.node_id!r}: state {source!r} has no transition on trigger "
+                f"{trigger!r} ({offered}); state unchanged",
+                error_type="no_transition",
+                retryable=False,
+            )
+        rejected: list[str] = []
+        for transition in candidates:
+            guard = self._guards.get(transition.transition_name)
+            if guard is None or guard.test(variables):
+                name = transition.transition_name
+                return (
+                    name,
+                    transition.to_state,
+                    {"transition": name, "from": source, "to": transition.to_state},
+                )
+            rejected.append(f"{transition.transition_name} ({guard.source})")
+        raise HandlerError(
+            f"node {self.node_id!r}: trigger {trigger!r} in state {source!r} was refused by "
+            f"the guard of {', '.join(rejected)}; state unchanged",
+            error_type="guard_rejected",
+            retryable=False,
+        )
+
+
+def _holds(state: KeyState, envelope_id: str, ctx: ReduceContext) -> bool:
+    """Whether ``state`` already holds the command (redelivered, or sent twice)."""
+    if (
+        ctx.offset is not None
+        and state.offset is not None
+        and ctx.partition == state.partition
+        and ctx.offset <= state.offset
+    ):
+        return True
+    return envelope_id in state.recent
+
+
+def _older_than(changed_at: str | None, now: datetime, seconds: float) -> bool:
+    if changed_at is None:
+        return False
+    return (now - datetime.fromisoformat(changed_at)).total_seconds() > seconds
+
+
+def _compiled_map(source: Mapping[str, str], where: str) -> dict[str, CelExpression]:
+    return {
+        name: compile_expression(text, f"{where}.{name}", _VARIABLES)
+        for name, text in source.items()
+    }
+
+
+def _compiled_intents(
+    intents: tuple[Intent, ...], where: str
+) -> tuple[tuple[Intent, dict[str, CelExpression]], ...]:
+    return tuple(
+        (intent, _compiled_map(intent.payload, f"{where}.{index}.payload"))
+        for index, intent in enumerate(intents)
+    )

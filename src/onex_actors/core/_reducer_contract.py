@@ -1,0 +1,274 @@
+"""The reducer node's contract: keyed state folded from commands (SPEC §6a).
+
+Either ``fsm`` (a state machine in ONEX's names: states, transitions with a trigger, a
+guard, assignments and intents) or ``fold`` (field assignments, for aggregates). Every
+expression is CEL, compiled and type-checked here, so a contract that loads has no
+expression that cannot run; a state machine is checked for unknown and unreachable
+states and for two transitions that would match the same trigger at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from typing import Literal, Self
+
+from pydantic import Field, JsonValue, field_validator, model_validator
+
+from ._cel import REDUCER_VARIABLES, CelExpression, compile_expression
+from ._contracts import BaseNodeContract, _Model
+from ._ids import NodeId, NodeKind, check_slug
+
+__all__ = [
+    "Fold",
+    "Fsm",
+    "Intent",
+    "ReducerContract",
+    "ReducerInput",
+    "StateSpec",
+    "Transition",
+]
+
+ANY_STATE = "*"
+"""``from_state: "*"``: every state that is not terminal."""
+
+
+def _compiled(source: str, where: str) -> CelExpression:
+    return compile_expression(source, where, REDUCER_VARIABLES)
+
+
+def _check_map(value: dict[str, str], where: str) -> dict[str, str]:
+    for name, source in value.items():
+        _compiled(source, f"{where}.{name}")
+    return value
+
+
+class Intent(_Model):
+    """A command the reducer sends to another node when it changes state (ONEX intent)."""
+
+    node_id: NodeId
+    payload: dict[str, str] = Field(default_factory=dict)
+    """Field of the command's payload to a CEL expression; ``state`` is the new state."""
+
+    @field_validator("payload")
+    @classmethod
+    def _check_payload(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_map(value, "intents.payload")
+
+
+class Transition(_Model):
+    """One transition of a state machine."""
+
+    transition_name: str
+    from_state: str | tuple[str, ...]
+    """The state(s) it leaves; ``"*"`` for every state that is not terminal."""
+    to_state: str
+    trigger: str
+    """The trigger name a command must carry (``fsm.trigger`` reads it from the command)."""
+    guard: str | None = None
+    """CEL: the transition is taken only when true (checked before any assignment)."""
+    assign: dict[str, str] = Field(default_factory=dict)
+    """State field to CEL expression, all evaluated against the state before."""
+    intents: tuple[Intent, ...] = ()
+    priority: int = 0
+    """Among transitions of one state and trigger, higher priorities are tried first."""
+
+    @field_validator("transition_name", "trigger")
+    @classmethod
+    def _check_names(cls, value: str) -> str:
+        return check_slug(value)
+
+    @field_validator("guard")
+    @classmethod
+    def _check_guard(cls, value: str | None) -> str | None:
+        if value is not None:
+            _compiled(value, "guard")
+        return value
+
+    @field_validator("assign")
+    @classmethod
+    def _check_assign(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_map(value, "assign")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """``from_state`` as a tuple."""
+        return (self.from_state,) if isinstance(self.from_state, str) else self.from_state
+
+
+class Fsm(_Model):
+    """A state machine over each key's state."""
+
+    state_field: str = "status"
+    """The state's field holding the machine's current state."""
+    states: tuple[str, ...] = Field(min_length=1)
+    initial_state: str
+    terminal_states: tuple[str, ...] = ()
+    trigger: str = "input.trigger"
+    """CEL giving the trigger name of a command (by default its payload's ``trigger``)."""
+    transitions: tuple[Transition, ...] = Field(min_length=1)
+
+    @field_validator("trigger")
+    @classmethod
+    def _check_trigger(cls, value: str) -> str:
+        _compiled(value, "fsm.trigger")
+        return value
+
+    @model_validator(mode="after")
+    def _check_machine(self) -> Self:
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """Each problem of the machine, one sentence each (empty when it is sound)."""
+        states = set(self.states)
+        problems: list[str] = []
+        repeated = sorted({s for s in self.states if self.states.count(s) > 1})
+        if repeated:
+            problems.append(f"fsm.states lists {', '.join(repeated)} more than once")
+
+        def unknown(where: str, name: str) -> None:
+            if name not in states:
+                problems.append(
+                    f"{where}: {name!r} is not in fsm.states ({', '.join(self.states)})"
+                )
+
+        unknown("fsm.initial_state", self.initial_state)
+        for name in self.terminal_states:
+            unknown("fsm.terminal_states", name)
+        seen: dict[tuple[str, str, int], str] = {}
+        for index, transition in enumerate(self.transitions):
+            where = f"fsm.transitions.{index} ({transition.transition_name})"
+            for source in transition.sources:
+                if source == ANY_STATE:
+                    continue
+                unknown(f"{where}.from_state", source)
+                if source in self.terminal_states:
+                    problems.append(
+                        f"{where}.from_state: {source!r} is terminal, so nothing leaves it"
+                    )
+            unknown(f"{where}.to_state", transition.to_state)
+            for source in self.sources_of(transition):
+                slot = (source, transition.trigger, transition.priority)
+                other = seen.get(slot)
+                if other is not None and other != transition.transition_name:
+                    problems.append(
+                        f"{where}: transitions {other!r} and {transition.transition_name!r} "
+                        f"both leave {source!r} on trigger {transition.trigger!r} at priority "
+                        f"{transition.priority}; give one a higher priority"
+                    )
+                seen[slot] = transition.transition_name
+        if not problems:
+            unreachable = [s for s in self.states if s not in self._reachable()]
+            if unreachable:
+                problems.append(
+                    f"fsm.states: {', '.join(map(repr, unreachable))} cannot be reached from "
+                    f"{self.initial_state!r} by any transition"
+                )
+        return problems
+
+    def sources_of(self, transition: Transition) -> tuple[str, ...]:
+        """Return the states ``transition`` leaves (``"*"`` spelt out)."""
+        if ANY_STATE in transition.sources:
+            return tuple(s for s in self.states if s not in self.terminal_states)
+        return transition.sources
+
+    def _reachable(self) -> set[str]:
+        reached = {self.initial_state}
+        queue = deque([self.initial_state])
+        while queue:
+            state = queue.popleft()
+            for transition in self.transitions:
+                if state in self.sources_of(transition) and transition.to_state not in reached:
+                    reached.add(transition.to_state)
+                    queue.append(transition.to_state)
+        return reached
+
+    @functools.cached_property
+    def by_state_and_trigger(self) -> dict[tuple[str, str], tuple[Transition, ...]]:
+        """Transitions to try for (state, trigger), highest priority first."""
+        table: dict[tuple[str, str], list[Transition]] = {}
+        for transition in self.transitions:
+            for source in self.sources_of(transition):
+                table.setdefault((source, transition.trigger), []).append(transition)
+        return {
+            slot: tuple(sorted(found, key=lambda t: -t.priority)) for slot, found in table.items()
+        }
+
+
+class Fold(_Model):
+    """Field assignments applied to the key's state by every command (an aggregate)."""
+
+    assign: dict[str, str] = Field(min_length=1)
+    """State field to CEL expression, all evaluated against the state before."""
+    intents: tuple[Intent, ...] = ()
+
+    @field_validator("assign")
+    @classmethod
+    def _check_assign(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_map(value, "fold.assign")
+
+
+class StateSpec(_Model):
+    """A key's state: where it starts and how large and old it may grow."""
+
+    initial: dict[str, JsonValue] = Field(default_factory=dict)
+    """The state of a key before its first command."""
+    max_bytes: int = Field(default=64 * 1024, ge=16, le=16 * 1024 * 1024)
+    """A command that would make a key's state (as JSON) larger is refused
+    (``state_too_large``), the state unchanged."""
+    ttl_s: float | None = Field(default=None, gt=0)
+    """A key not changed for this long starts again from ``initial`` (in event time)."""
+
+
+class ReducerInput(_Model):
+    """What a reducer folds."""
+
+    commands: Literal[True] = True
+    """Its own command topic (the only input in this version)."""
+
+
+class ReducerContract(BaseNodeContract):
+    """A node folding the commands it receives into keyed state (SPEC §6a)."""
+
+    kind: Literal[NodeKind.REDUCER] = NodeKind.REDUCER
+    key: str
+    """CEL naming the state a command belongs to, e.g. ``input.account_id``."""
+    input: ReducerInput = ReducerInput()
+    state: StateSpec = StateSpec()
+    fsm: Fsm | None = None
+    fold: Fold | None = None
+    concurrency: int = Field(default=1, ge=1, le=1)
+    """One worker, taking a whole slice at a time: a key's commands fold in read order."""
+    ordering: Literal["partition"] = "partition"
+    """A reducer folds a partition's commands in the order they were read."""
+
+    @field_validator("key")
+    @classmethod
+    def _check_key(cls, value: str) -> str:
+        _compiled(value, "key")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.fsm is None) == (self.fold is None):
+            raise ValueError("a reducer has either an 'fsm' or a 'fold' section, not both")
+        fsm = self.fsm
+        if fsm is not None:
+            initial = self.state.initial.get(fsm.state_field)
+            if initial is not None and initial != fsm.initial_state:
+                raise ValueError(
+                    f"state.initial.{fsm.state_field} is {initial!r} but fsm.initial_state is "
+                    f"{fsm.initial_state!r}; drop the field from state.initial"
+                )
+        return self
+
+    @property
+    def intents(self) -> tuple[Intent, ...]:
+        """Every intent the reducer may send."""
+        if self.fold is not None:
+            return self.fold.intents
+        assert self.fsm is not None
+        return tuple(i for t in self.fsm.transitions for i in t.intents)

@@ -1,0 +1,203 @@
+"""Compute and reducer contracts are checked at load: CEL compiled and typed, machines sound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from onex_actors.core import (
+    ComputeContract,
+    ContractError,
+    ExpressionFailed,
+    ReducerContract,
+    parse_contract,
+)
+from onex_actors.core._cel import COMPUTE_VARIABLES, compile_expression
+
+
+def problems_of(document: dict[str, Any]) -> list[str]:
+    with pytest.raises(ContractError) as info:
+        parse_contract(document, source="contracts/nodes/x.yaml")
+    return info.value.problems
+
+
+def compute(**section: Any) -> dict[str, Any]:
+    return {"kind": "compute", "node_id": "x", "version": "0.1.0", "compute": section}
+
+
+def machine(**fsm: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "states": ["open", "frozen", "closed"],
+        "initial_state": "open",
+        "terminal_states": ["closed"],
+        "transitions": [
+            {
+                "transition_name": "freeze",
+                "from_state": "open",
+                "to_state": "frozen",
+                "trigger": "freeze",
+            },
+            {
+                "transition_name": "close",
+                "from_state": "*",
+                "to_state": "closed",
+                "trigger": "close",
+            },
+        ],
+    }
+    return {
+        "kind": "reducer",
+        "node_id": "x",
+        "version": "0.1.0",
+        "key": "input.id",
+        "fsm": {**base, **fsm},
+    }
+
+
+def test_a_compute_contract_compiles_its_fields() -> None:
+    contract = parse_contract(compute(output={"twice": "input.n * 2"}), source="x.yaml")
+    assert isinstance(contract, ComputeContract)
+    assert contract.concurrency == 1
+    assert set(contract.compute.expressions) == {"twice"}
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("state.n", "undeclared reference to 'state.n'"),
+        ("inpt.n", "undeclared reference to 'inpt.n'"),
+        ("1 + 'a'", "no matching overload for '_+_' applied to '(int, string)'"),
+        ("input.n +", "Syntax error"),
+        ("sizee(input.n)", "undeclared reference to 'sizee'"),
+    ],
+)
+def test_an_expression_that_cannot_run_is_one_error_naming_file_and_key(
+    source: str, said: str
+) -> None:
+    (problem,) = problems_of(compute(output={"total": source}))
+    assert problem.startswith("contracts/nodes/x.yaml: key 'compute.output': ")
+    assert "compute.output.total:" in problem
+    assert said in problem
+    assert "\n" not in problem
+
+
+def test_a_compute_section_has_output_or_function_not_both() -> None:
+    (both,) = problems_of(compute(output={"a": "1"}, function="m.n:f"))
+    (neither,) = problems_of(compute())
+    assert "either 'output' or 'function', not both" in both
+    assert "either 'output' or 'function', not both" in neither
+    (bad,) = problems_of(compute(function="not a function"))
+    assert "must name a function as package.module:function" in bad
+
+
+def test_run_time_failures_are_errors_naming_the_key_not_crashes() -> None:
+    expression = compile_expression("input.a / input.b", "compute.output.q", COMPUTE_VARIABLES)
+    assert expression.evaluate({"input": {"a": 6, "b": 3}}) == 2
+    for payload, said in [
+        ({"a": 1, "b": 0}, "divide by zero"),
+        ({"a": 1}, "Key not found"),
+        ({"a": 1, "b": "x"}, "No matching overloads"),
+        ({"a": 1.5, "b": 1}, "No matching overloads"),
+    ]:
+        with pytest.raises(ExpressionFailed, match=said) as info:
+            expression.evaluate({"input": payload})
+        assert str(info.value).startswith("compute.output.q: 'input.a / input.b' failed:")
+
+
+def test_values_come_back_as_json() -> None:
+    expression = compile_expression(
+        "{'t': timestamp('2026-01-01T00:00:00Z'), 'd': duration('90s'), 'l': [1, 2.5, null]}",
+        "compute.output.v",
+        COMPUTE_VARIABLES,
+    )
+    assert expression.evaluate({}) == {
+        "t": "2026-01-01T00:00:00+00:00",
+        "d": 90.0,
+        "l": [1, 2.5, None],
+    }
+    with pytest.raises(ExpressionFailed, match="JSON keys are text"):
+        compile_expression("{1: 2}", "k", COMPUTE_VARIABLES).evaluate({})
+    with pytest.raises(ExpressionFailed, match="not true or false"):
+        compile_expression("1", "guard", COMPUTE_VARIABLES).test({})
+
+
+def test_a_sound_machine_loads() -> None:
+    contract = parse_contract(machine(), source="x.yaml")
+    assert isinstance(contract, ReducerContract)
+    assert contract.fsm is not None
+    by_slot = contract.fsm.by_state_and_trigger
+    assert [t.transition_name for t in by_slot[("frozen", "close")]] == ["close"]
+    assert ("closed", "close") not in by_slot  # "*" spares terminal states
+
+
+def test_unknown_states_are_named_with_their_key() -> None:
+    transitions = [
+        {"transition_name": "go", "from_state": "open", "to_state": "nowhere", "trigger": "go"},
+        {"transition_name": "back", "from_state": "limbo", "to_state": "open", "trigger": "b"},
+    ]
+    (problem,) = problems_of(
+        machine(initial_state="start", terminal_states=["end"], transitions=transitions)
+    )
+    for said in [
+        "fsm.initial_state: 'start' is not in fsm.states",
+        "fsm.terminal_states: 'end' is not in fsm.states",
+        "fsm.transitions.0 (go).to_state: 'nowhere' is not in fsm.states",
+        "fsm.transitions.1 (back).from_state: 'limbo' is not in fsm.states",
+    ]:
+        assert said in problem
+
+
+def test_unreachable_states_are_refused() -> None:
+    (problem,) = problems_of(machine(states=["open", "frozen", "closed", "archived"]))
+    assert "'archived' cannot be reached from 'open'" in problem
+
+
+def test_two_transitions_of_one_state_on_one_trigger_need_different_priorities() -> None:
+    doubled = [
+        {"transition_name": "a", "from_state": "open", "to_state": "frozen", "trigger": "t"},
+        {"transition_name": "b", "from_state": "*", "to_state": "closed", "trigger": "t"},
+    ]
+    (problem,) = problems_of(machine(transitions=doubled))
+    assert "transitions 'a' and 'b' both leave 'open' on trigger 't' at priority 0" in problem
+    doubled[1]["priority"] = 1
+    contract = parse_contract(machine(transitions=doubled), source="x.yaml")
+    assert isinstance(contract, ReducerContract)
+    assert contract.fsm is not None
+    tried = contract.fsm.by_state_and_trigger[("open", "t")]
+    assert [t.transition_name for t in tried] == ["b", "a"]
+
+
+def test_nothing_leaves_a_terminal_state() -> None:
+    leaving = machine()["fsm"]["transitions"] + [
+        {
+            "transition_name": "reopen",
+            "from_state": "closed",
+            "to_state": "open",
+            "trigger": "reopen",
+        }
+    ]
+    (problem,) = problems_of(machine(transitions=leaving))
+    assert "'closed' is terminal, so nothing leaves it" in problem
+
+
+def test_a_reducer_has_fsm_or_fold_and_a_key_that_compiles() -> None:
+    document = machine()
+    document["fold"] = {"assign": {"n": "state.n + 1"}}
+    (both,) = problems_of(document)
+    assert "either an 'fsm' or a 'fold' section, not both" in both
+    document = machine()
+    document["key"] = "input.id +"
+    (key,) = problems_of(document)
+    assert "key 'key': key: 'input.id +' is not a valid CEL expression" in key
+    document = machine()
+    document["concurrency"] = 4
+    (workers,) = problems_of(document)
+    assert "concurrency" in workers
+
+
+def test_the_initial_state_field_is_the_machines_initial_state() -> None:
+    document = machine()
+    document["state"] = {"initial": {"status": "frozen"}}
+    (problem,) = problems_of(document)
+    assert "state.initial.status is 'frozen' but fsm.initial_state is 'open'" in problem
