@@ -26,12 +26,12 @@ def test_validate_the_shipped_tree(
     assert "node    summarize-text@0.1.0: effect (llm)" in out
     # two runtimes host echo-node: on one cluster both would answer each of its commands
     assert (
-        "note: echo-node is hosted by runtime-dev, runtime-dev-light: one answers it at a time"
-        in out
+        "note: echo-node is hosted by runtime-dev, runtime-dev-light, runtime-dev-state: one "
+        "answers it at a time" in out
     )
     assert "query-user is hosted by" not in out
     shown = repo_contracts.resolve().relative_to(Path.cwd().resolve())
-    assert out.rstrip().endswith(f"ok: 3 runtime(s), 9 node(s) in {shown}")
+    assert out.rstrip().endswith(f"ok: 4 runtime(s), 12 node(s) in {shown}")
 
 
 def test_validate_reports_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

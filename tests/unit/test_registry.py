@@ -40,7 +40,12 @@ def problems(root: Path) -> tuple[str, ...]:
 def test_reads_the_shipped_contracts(repo_contracts: Path) -> None:
     registry = FileRegistry(repo_contracts)
     runtime = registry.runtime_contract("runtime-dev")
-    assert runtime.host_selector.node_ids == ("echo-node", "http-proxy-node", "query-user")
+    assert runtime.host_selector.node_ids == (
+        "echo-node",
+        "http-proxy-node",
+        "query-user",
+        "price-quote",
+    )
     nodes = registry.node_contracts()
     assert set(nodes) == {
         "echo-node",
@@ -52,6 +57,9 @@ def test_reads_the_shipped_contracts(repo_contracts: Path) -> None:
         "embed-query",
         "index-doc",
         "search-docs",
+        "account",
+        "order-totals",
+        "price-quote",
     }
     query = nodes["query-user"]
     assert isinstance(query, EffectContract)

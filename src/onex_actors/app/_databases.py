@@ -34,9 +34,9 @@ def needed_connections(table: RoutingTable) -> dict[str, list[str]]:
     Db nodes, and nodes keeping their answers there (``durable_idempotency``).
     """
     needed: dict[str, list[str]] = {}
-    for node_id, node in table.hosted.items():
-        names = {node.contract.db.connection} if node.contract.db is not None else set()
-        if (answers := node.contract.answers_connection) is not None:
+    for node_id, contract in table.effects.items():
+        names = {contract.db.connection} if contract.db is not None else set()
+        if (answers := contract.answers_connection) is not None:
             names.add(answers)
         for name in sorted(names):
             needed.setdefault(name, []).append(node_id)
@@ -47,8 +47,8 @@ def answers_connections(table: RoutingTable) -> set[str]:
     """Return the connections keeping some hosted node's answers."""
     return {
         answers
-        for node in table.hosted.values()
-        if (answers := node.contract.answers_connection) is not None
+        for contract in table.effects.values()
+        if (answers := contract.answers_connection) is not None
     }
 
 
@@ -74,7 +74,7 @@ async def open_databases(
             settings = config.databases.get(name)
             if settings is None:
                 known = ", ".join(sorted(config.databases)) or "none"
-                node = table.hosted[nodes[0]].contract
+                node = table.effects[nodes[0]]
                 key = "db.connection" if node.db is not None else "durable_idempotency.connection"
                 raise ConfigError(
                     f"node {nodes[0]!r} uses {key} {name!r}, which is not in the config's "

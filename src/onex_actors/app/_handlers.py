@@ -24,6 +24,7 @@ from onex_actors.runtime import Handler
 from ._config import HostConfig
 from ._databases import open_databases
 from ._models import open_model_apis, open_vector_stores
+from ._pure_handlers import pure_handler
 
 __all__ = ["open_handlers"]
 
@@ -57,7 +58,9 @@ async def open_handlers(
     allowlist = HostAllowlist.parse(config.http.allowlist)
     try:
         for node_id, node in table.hosted.items():
-            contract = node.contract
+            if node_id not in overrides and node.pure:
+                handlers[node_id] = pure_handler(node)
+        for node_id, contract in table.effects.items():
             if node_id in overrides:
                 continue
             if contract.local is not None:
@@ -72,8 +75,7 @@ async def open_handlers(
             open_model_apis(db_table, config) as apis,
             open_vector_stores(db_table, config) as stores,
         ):
-            for node_id, node in db_table.hosted.items():
-                contract = node.contract
+            for node_id, contract in db_table.effects.items():
                 if contract.llm is not None:
                     api = apis[("llm", contract.llm.endpoint)]
                     handlers[node_id] = LlmHandler(contract.llm, api)
@@ -84,8 +86,7 @@ async def open_handlers(
                     handlers[node_id] = VectorHandler(
                         contract.vector, stores[contract.vector.store]
                     )
-            for node_id, node in db_table.hosted.items():
-                contract = node.contract
+            for node_id, contract in db_table.effects.items():
                 answers = contract.answers_connection
                 durable = contract.durable_idempotency
                 if contract.db is not None:

@@ -244,7 +244,7 @@ class RuntimeHost:
                     "node_id": node.node_id,
                     "contract_id": node.contract.contract_id,
                     "kind": node.contract.kind.value,
-                    "family": node.family.value,
+                    "family": node.runs_as,
                     "cmd_topic": node.cmd_topic,
                     "evt_topic": node.evt_topic,
                     "dlq_topic": node.dlq_topic,

@@ -35,8 +35,7 @@ Family = Literal["llm", "embedding"]
 def needed_endpoints(table: RoutingTable) -> dict[tuple[Family, str], list[str]]:
     """Map each (family, endpoint name) the hosted nodes use to those nodes."""
     needed: dict[tuple[Family, str], list[str]] = {}
-    for node_id, node in table.hosted.items():
-        contract = node.contract
+    for node_id, contract in table.effects.items():
         if contract.llm is not None:
             needed.setdefault(("llm", contract.llm.endpoint), []).append(node_id)
         if contract.embedding is not None:
@@ -130,9 +129,9 @@ async def open_vector_stores(
 ) -> AsyncIterator[dict[str, VectorStore]]:
     """Open a Qdrant client per store the hosted vector nodes use; prepare collections."""
     needed: dict[str, list[str]] = {}
-    for node_id, node in table.hosted.items():
-        if node.contract.vector is not None:
-            needed.setdefault(node.contract.vector.store, []).append(node_id)
+    for node_id, contract in table.effects.items():
+        if contract.vector is not None:
+            needed.setdefault(contract.vector.store, []).append(node_id)
     if not needed:
         yield {}
         return
@@ -148,8 +147,8 @@ async def open_vector_stores(
                     f"config's vector.stores (configured: {known}); add vector.stores.{name}"
                 )
             stores[name] = await trio.to_thread.run_sync(_open_store, name, settings, env)
-        for node_id, node in table.hosted.items():
-            effect = node.contract.vector
+        for node_id, contract in table.effects.items():
+            effect = contract.vector
             if effect is not None:
                 await _prepare_collection(stores[effect.store], node_id, effect, config)
         yield stores

@@ -150,7 +150,7 @@ async def serve(runtime_id: str, config: HostConfig) -> None:
                             host.group_id,
                         )
                     hosted = ", ".join(
-                        f"{n.node_id} ({n.family.value})" for n in host.table.hosted.values()
+                        f"{n.node_id} ({n.runs_as})" for n in host.table.hosted.values()
                     )
                     if host.listening:
                         logger.info("listening on %s", ", ".join(host.listening))

@@ -1,6 +1,8 @@
 """Handlers: the adapters of the ``Handler`` port, one module per family."""
 
 from ._allowlist import HostAllowlist as HostAllowlist
+from ._compute import ComputeHandler as ComputeHandler
+from ._compute import PayloadFunction as PayloadFunction
 from ._db import DbHandler as DbHandler
 from ._db import json_safe as json_safe
 from ._embedding import EmbeddingHandler as EmbeddingHandler
@@ -17,6 +19,7 @@ from ._vector import VectorStore as VectorStore
 from ._vector import point_id as point_id
 
 __all__ = [
+    "ComputeHandler",
     "DbHandler",
     "EmbeddingHandler",
     "HostAllowlist",
@@ -26,6 +29,7 @@ __all__ = [
     "LocalHandler",
     "ModelApi",
     "ModelEndpoint",
+    "PayloadFunction",
     "RecordedHandler",
     "VectorHandler",
     "VectorStore",

@@ -39,12 +39,17 @@ from ._ports import Handler as Handler
 from ._ports import HandlerHealth as HandlerHealth
 from ._ports import OutboundRecord as OutboundRecord
 from ._ports import PartitionEvents as PartitionEvents
+from ._ports import PureHandler as PureHandler
+from ._ports import PureOutcome as PureOutcome
 from ._ports import Record as Record
 from ._ports import RewindableConsumer as RewindableConsumer
 from ._ports import SqlPool as SqlPool
 from ._ports import TopicPartition as TopicPartition
 from ._ports import TransactionalBus as TransactionalBus
 from ._ports import TransactionState as TransactionState
+from ._reducer_node import ReducerHandler as ReducerHandler
+from ._state import InMemoryStateStore as InMemoryStateStore
+from ._state import StateStore as StateStore
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 from ._work import BATCH_LIMIT as BATCH_LIMIT
@@ -71,6 +76,7 @@ __all__ = [
     "FlowControl",
     "Handler",
     "HandlerHealth",
+    "InMemoryStateStore",
     "Inbox",
     "NodeActor",
     "NodeHealth",
@@ -80,12 +86,16 @@ __all__ = [
     "OffsetMarks",
     "OutboundRecord",
     "PartitionEvents",
+    "PureHandler",
+    "PureOutcome",
     "Record",
+    "ReducerHandler",
     "RewindableConsumer",
     "RuntimeAnswer",
     "RuntimeHealth",
     "RuntimeLog",
     "SqlPool",
+    "StateStore",
     "Ticket",
     "TopicPartition",
     "TransactionState",

@@ -26,6 +26,8 @@ __all__ = [
     "HandlerHealth",
     "OutboundRecord",
     "PartitionEvents",
+    "PureHandler",
+    "PureOutcome",
     "Record",
     "SqlPool",
     "TopicPartition",
@@ -76,6 +78,32 @@ class BatchHandler(Handler, Protocol):
         Raising (anything) crashes the node actor, as ``execute`` raising a non-
         ``HandlerError`` does; the envelopes are then replayed one at a time.
         """
+        ...
+
+
+@attrs.frozen
+class PureOutcome:
+    """A pure node's answer to one command: its result payload and the commands it sends."""
+
+    payload: Mapping[str, JsonValue] | None
+    """The result payload; ``None`` when the command is not answered here but sent on
+    (``commands`` then holds it, re-keyed to the partition its state lives in)."""
+    commands: tuple[tuple[OnexEnvelope, str], ...] = ()
+    """Commands to other nodes (a reducer's intents), each with the topic it goes to."""
+
+
+class PureHandler(Handler, Protocol):
+    """A pure node's logic: decides a whole slice at once, synchronously, without I/O.
+
+    Nothing is awaited between reading a key's state and writing it, so the commands of
+    a slice fold in the order they were read. A failure of one command is its
+    ``HandlerError`` (never retried: the same input fails the same way).
+    """
+
+    def decide_batch(
+        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
+    ) -> Sequence[PureOutcome | HandlerError]:
+        """Decide each (envelope, the record it was read from); outcomes in order."""
         ...
 
 

@@ -20,6 +20,7 @@ from pydantic import JsonValue, ValidationError
 
 from onex_actors.core import (
     BusError,
+    EffectContract,
     EnvelopeError,
     ErrorInfo,
     HandlerError,
@@ -30,6 +31,7 @@ from onex_actors.core import (
     dead_letter_of,
     error_result_of,
     forwarded_command,
+    pure_result_of,
     result_of,
 )
 
@@ -37,7 +39,7 @@ from ._health import Durations
 from ._inbox import Inbox
 from ._item import WorkItem
 from ._outbox import Outbox, RuntimeLog
-from ._ports import AckCallback, Handler, OutboundRecord
+from ._ports import AckCallback, Handler, OutboundRecord, PureOutcome
 
 __all__ = ["BATCH_LIMIT", "NodeWork"]
 
@@ -58,6 +60,8 @@ class NodeWork:
         self.log = log
         self.inbox = Inbox(hosted.node_id, self.contract.inbox_size, self.contract.ordering)
         self._execute_batch = getattr(handler, "execute_batch", None)
+        self._decide_batch = getattr(handler, "decide_batch", None)
+        self._then = self.contract.then if isinstance(self.contract, EffectContract) else None
         self._contract_id = self.contract.contract_id
         self.in_flight: dict[WorkItem, None] = {}
         """Envelopes taken and not finished, in the order they were taken (a set that
@@ -86,8 +90,12 @@ class NodeWork:
         """The node's id."""
         return self.hosted.node_id
 
+    @property
+    def _batches(self) -> bool:
+        return self._execute_batch is not None or self._decide_batch is not None
+
     async def _worker(self) -> None:
-        limit = BATCH_LIMIT if self._execute_batch is not None else 1
+        limit = BATCH_LIMIT if self._batches else 1
         while True:
             if self.redo:
                 await self._redo(limit)
@@ -96,7 +104,7 @@ class NodeWork:
                 items = await self.inbox.take(limit)
             except trio.EndOfChannel:
                 return
-            await self._work(items, batch=self._execute_batch is not None)
+            await self._work(items, batch=self._batches)
             del items  # not held while waiting for the next ones
 
     async def _redo(self, limit: int) -> None:
@@ -112,14 +120,16 @@ class NodeWork:
         items = [redo.popleft()]
         while redo and len(items) < limit and not redo[0].crashes:
             items.append(redo.popleft())
-        await self._work(items, batch=self._execute_batch is not None)
+        await self._work(items, batch=self._batches)
 
     async def _work(self, items: list[WorkItem], *, batch: bool) -> None:
         """Handle ``items`` (held in flight meanwhile), then finish them."""
         self.in_flight.update(dict.fromkeys(items))
         await self.inbox.report()
         try:
-            if batch:
+            if self._decide_batch is not None:
+                await self._handle_pure(items)
+            elif batch:
                 await self._handle_batch(items)
             else:
                 for item in items:
@@ -155,16 +165,7 @@ class NodeWork:
         semantics: a duplicate, a timeout of the whole batch, a failed envelope.
         """
         assert self._execute_batch is not None
-        now = trio.current_time()
-        fresh: list[WorkItem] = []
-        for item in items:
-            if item.answered:
-                continue
-            if self.answered.get(item.envelope.envelope_id, now) is None:
-                if not await self._refused(item):
-                    fresh.append(item)
-            else:
-                await self._handle_once(item)
+        fresh = await self._fresh(items)
         if not fresh:
             return
         started = time.perf_counter()
@@ -211,6 +212,83 @@ class NodeWork:
             self.handled_ok += len(answers)
         for item, error in failed:
             await self._handle(item, first_failure=error)
+
+    async def _fresh(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Answer what was answered before (and what breaks ``payload_schema``); the rest."""
+        now = trio.current_time()
+        fresh: list[WorkItem] = []
+        for item in items:
+            if item.answered:
+                continue
+            if self.answered.get(item.envelope.envelope_id, now) is None:
+                if not await self._refused(item):
+                    fresh.append(item)
+            else:
+                await self._handle_once(item)
+        return fresh
+
+    async def _handle_pure(self, items: list[WorkItem]) -> None:
+        """Decide ``items`` with the pure handler's ``decide_batch``, then answer each.
+
+        The decision is synchronous (nothing else runs between a key's read and its
+        write); a failure is the envelope's error, never retried.
+        """
+        assert self._decide_batch is not None
+        fresh = await self._fresh(items)
+        if not fresh:
+            return
+        started = time.perf_counter()
+        try:
+            outcomes = self._decide_batch([(item.envelope, item.record) for item in fresh])
+        finally:
+            self.handler_durations.observe(time.perf_counter() - started)
+        records: list[OutboundRecord] = []
+        acks: list[AckCallback | None] = []
+        owners: list[WorkItem] = []
+        answers: list[tuple[WorkItem, OutboundRecord]] = []
+        failed: list[tuple[WorkItem, HandlerError]] = []
+        sent_on: list[WorkItem] = []
+        for item, outcome in zip(fresh, outcomes, strict=True):
+            if isinstance(outcome, HandlerError):
+                failed.append((item, outcome))
+                continue
+            try:
+                if outcome.payload is None:  # answered where it is sent on to
+                    produced = [self.outbox.encode(cmd, topic) for cmd, topic in outcome.commands]
+                    records.extend(produced)
+                    acks.extend(item.ticket.expect() for _ in produced)
+                    owners.extend(item for _ in produced)
+                    sent_on.append(item)
+                    continue
+                produced = self._answer_records(item, outcome.payload, outcome)
+            except EnvelopeError as exc:
+                failed.append(
+                    (item, HandlerError(str(exc), error_type="send_failed", retryable=False))
+                )
+                continue
+            except HandlerError as exc:
+                failed.append((item, exc))
+                continue
+            records.extend(produced)
+            acks.extend(item.ticket.expect() for _ in produced)
+            owners.extend(item for _ in produced)
+            answers.append((item, produced[0]))
+        if records:
+            await self.outbox.publish_many(records, acks, partial(self._unproduced_at, owners))
+            for item, _ in answers:
+                item.answered = True
+            for item in sent_on:
+                item.answered = True
+            self.answered.remember_many(
+                [(item.envelope.envelope_id, evt, len(evt.value or b"")) for item, evt in answers],
+                trio.current_time(),
+            )
+            self.handled_ok += len(answers)
+        for item, error in failed:
+            await self._fail(
+                item,
+                ErrorInfo(type=error.error_type, message=str(error), retryable=False, attempts=1),
+            )
 
     async def _refused(self, item: WorkItem) -> bool:
         """Answer ``item`` with ``invalid_payload`` if its payload breaks ``payload_schema``."""
@@ -279,11 +357,15 @@ class NodeWork:
         item.answered = True
 
     def _answer_records(
-        self, item: WorkItem, payload: Mapping[str, JsonValue]
+        self,
+        item: WorkItem,
+        payload: Mapping[str, JsonValue],
+        pure: PureOutcome | None = None,
     ) -> list[OutboundRecord]:
-        """Encode the ``ok`` result of ``item``, and the command its ``then`` forwards.
+        """Encode the ``ok`` result of ``item``, and the commands it sends.
 
-        ``HandlerError`` if either cannot be built.
+        Those are the one its ``then`` forwards, and a pure node's (``pure.commands``).
+        ``HandlerError`` if any cannot be built.
         """
         if self._result_schema is not None:
             problem = self._result_schema.problem(payload)
@@ -295,7 +377,12 @@ class NodeWork:
                     retryable=False,
                 )
         records = [self._result_record(item, payload)]
-        then = self.contract.then
+        if pure is not None:
+            try:
+                records += [self.outbox.encode(cmd, topic) for cmd, topic in pure.commands]
+            except EnvelopeError as exc:
+                raise HandlerError(str(exc), error_type="intent_failed", retryable=False) from None
+        then = self._then
         if then is not None and self.hosted.then_topic is not None:
             try:
                 command = forwarded_command(item.envelope, payload, then)
@@ -315,7 +402,10 @@ class NodeWork:
     def _result_record(self, item: WorkItem, payload: Mapping[str, JsonValue]) -> OutboundRecord:
         """Encode the ``ok`` result of ``item``; ``HandlerError`` if it cannot be one."""
         try:
-            evt = result_of(item.envelope, payload, contract_id=self._contract_id)
+            if self.hosted.pure:
+                evt = pure_result_of(item.envelope, payload, contract_id=self._contract_id)
+            else:
+                evt = result_of(item.envelope, payload, contract_id=self._contract_id)
             return self.outbox.encode(evt, self.hosted.evt_topic)
         except ValidationError as exc:
             raise HandlerError(

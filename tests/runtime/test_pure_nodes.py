@@ -1,0 +1,216 @@
+"""Compute and reducer nodes hosted on the in-process bus: answers, errors, intents, keys."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from pydantic import JsonValue
+
+from onex_actors.app import HostConfig, open_runtime_host
+from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.core import (
+    PARTITION_KEY_HEADER,
+    ConfigError,
+    EnvelopeStatus,
+    NodeContract,
+    RuntimeHostContract,
+    cmd_topic,
+    decode_envelope,
+    parse_contract,
+)
+from onex_actors.registry import FileRegistry, StaticRegistry
+from onex_actors.runtime import Bus, ReducerHandler
+from onex_actors.testing import HostHarness, open_test_host
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+
+
+def scaled(payload: dict[str, JsonValue]) -> Mapping[str, JsonValue]:
+    """A compute.function for the tests: raises on a missing ``n``, as user code may."""
+    n = payload["n"]
+    assert isinstance(n, int)
+    return {"scaled": n * 10}
+
+
+def tree(*extra: dict[str, Any]) -> StaticRegistry:
+    """The shipped runtime-dev-state tree, and ``extra`` nodes it also hosts."""
+    shipped = FileRegistry(CONTRACTS).tree
+    nodes: dict[str, NodeContract] = dict(shipped.nodes)
+    for document in extra:
+        contract = parse_contract(document, source=f"<test:{document['node_id']}>")
+        nodes[contract.node_id] = contract  # type: ignore[assignment]
+    runtime = shipped.runtimes["runtime-dev-state"]
+    selected = [*runtime.host_selector.node_ids, *(d["node_id"] for d in extra)]
+    document = runtime.model_dump(mode="json")
+    hosting = RuntimeHostContract.model_validate(
+        {**document, "host_selector": {"node_ids": selected}}
+    )
+    return StaticRegistry([hosting], list(nodes.values()))
+
+
+def reducer_of(host: HostHarness, node_id: str) -> ReducerHandler:
+    handler = host.host.handlers[node_id]
+    assert isinstance(handler, ReducerHandler)
+    return handler
+
+
+async def test_a_compute_node_answers_each_command_and_dead_letters_what_fails() -> None:
+    function_node = {
+        "kind": "compute",
+        "node_id": "scale",
+        "version": "0.1.0",
+        "compute": {"function": "tests.runtime.test_pure_nodes:scaled"},
+    }
+    async with open_test_host("runtime-dev-state", contracts=tree(function_node)) as host:
+        quoted = await host.request("price-quote", {"net": 100, "quantity": 3})
+        failed = await host.request("price-quote", {"net": "cheap", "quantity": 1})
+        scaled_ok = await host.request("scale", {"n": 4})
+        raised = await host.request("scale", {"m": 4})
+        await host.collector.wait_until(
+            lambda: host.dead_letters("price-quote") and host.dead_letters("scale")
+        )
+    assert quoted.payload == {"gross": 120.0, "line_total": 360.0}
+    assert quoted.status is EnvelopeStatus.OK
+    assert failed.error is not None
+    assert failed.error.type == "expression_failed"
+    assert "compute.output.gross: 'double(input.net) * 1.2' failed" in failed.error.message
+    assert [d.error.type for d in host.dead_letters("price-quote") if d.error] == [
+        "expression_failed"
+    ]
+    assert scaled_ok.payload == {"scaled": 40}
+    assert raised.error is not None
+    assert raised.error.type == "compute_failed"
+    assert "compute.function raised KeyError: 'n'" in raised.error.message
+
+
+async def test_a_missing_compute_function_stops_the_start_naming_the_key() -> None:
+    broken = {
+        "kind": "compute",
+        "node_id": "scale",
+        "version": "0.1.0",
+        "compute": {"function": "tests.runtime.no_such_module:scaled"},
+    }
+    with pytest.raises(ConfigError, match=r"key 'compute.function'.*cannot be imported"):
+        async with open_runtime_host(
+            "runtime-dev-state", HostConfig(), registry=tree(broken), bus=InProcessBus()
+        ):
+            pass
+
+
+async def test_an_account_takes_transitions_refuses_with_state_unchanged_and_sends_intents() -> (
+    None
+):
+    async with open_test_host("runtime-dev-state", contracts=tree()) as host:
+
+        async def account(**payload: JsonValue) -> Any:
+            return await host.request("account", {"account_id": "a1", **payload})
+
+        deposited = await account(trigger="deposit", amount=50)
+        overdrawn = await account(trigger="withdraw", amount=80)
+        withdrawn = await account(trigger="withdraw", amount=20)
+        frozen = await account(trigger="freeze")
+        refused = await account(trigger="deposit", amount=5)
+        closed = await account(trigger="close")
+        notified = await host.collector.results(closed.correlation_id, count=2)
+        await host.collector.wait_until(lambda: len(host.dead_letters("account")) == 2)
+        state = reducer_of(host, "account").state_of("a1")
+    assert deposited.payload["state"] == {"balance": 50, "status": "open"}
+    assert overdrawn.error is not None
+    assert overdrawn.error.type == "guard_rejected"
+    assert withdrawn.payload["state"] == {"balance": 30, "status": "open"}
+    assert frozen.payload["to"] == "frozen"
+    assert refused.error is not None
+    assert refused.error.type == "no_transition"
+    assert closed.payload["state"] == {"balance": 30, "status": "closed"}
+    (echoed,) = [e for e in notified if e.node_id == "echo-node"]
+    assert echoed.payload == {"closed_account": "a1", "final_balance": 30}
+    assert echoed.correlation_id == closed.correlation_id
+    assert state == {"balance": 30, "status": "closed"}
+    reasons = [d.error.type for d in host.dead_letters("account") if d.error]
+    assert reasons == ["guard_rejected", "no_transition"]
+
+
+async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once() -> None:
+    bus = InProcessBus(partitions=4)
+    rng = random.Random(7)
+    sent: list[tuple[str, int]] = []
+    async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
+        commands = []
+        for _ in range(300):
+            customer, amount = f"c{rng.randrange(20)}", rng.randrange(1, 100)
+            # a third keyed right, a third by another key, a third by the flow (the default)
+            choice = rng.randrange(3)
+            headers = (
+                {PARTITION_KEY_HEADER: customer}
+                if choice == 0
+                else {PARTITION_KEY_HEADER: f"other-{rng.randrange(99)}"}
+                if choice == 1
+                else {}
+            )
+            commands.append(
+                await host.send(
+                    "order-totals", {"customer": customer, "amount": amount}, headers=headers
+                )
+            )
+            sent.append((customer, amount))
+        for command in commands:
+            await host.result(command)
+        answers = list(host.collector.by_topic["onex.app.local.global.evt.node.order-totals.v1"])
+        totals = reducer_of(host, "order-totals")
+        states = {c: totals.state_of(c) for c, _ in sent}
+        rekeyed = totals.rekeyed
+    expected_total: Counter[str] = Counter()
+    expected_orders: Counter[str] = Counter()
+    for customer, amount in sent:
+        expected_total[customer] += amount
+        expected_orders[customer] += 1
+    assert states == {
+        c: {"orders": expected_orders[c], "total": expected_total[c]} for c in expected_total
+    }
+    assert sorted(e.causation_id for e in answers) == sorted(c.envelope_id for c in commands)
+    assert rekeyed >= 150  # two thirds were keyed otherwise, and each was sent on once
+    copies = [decode_envelope(r.value) for r in bus.records(cmd_topic("order-totals"))]  # type: ignore[arg-type]
+    assert len(copies) == 300 + rekeyed
+    twice = Counter(c.envelope_id for c in copies)
+    sent_on = [c for c in copies if twice[c.envelope_id] == 2]
+    assert len(sent_on) == 2 * rekeyed
+    for envelope_id in {c.envelope_id for c in sent_on}:
+        keys = {
+            c.headers.get(PARTITION_KEY_HEADER) for c in sent_on if c.envelope_id == envelope_id
+        }
+        customer = next(c.payload["customer"] for c in sent_on if c.envelope_id == envelope_id)
+        assert customer in keys
+        assert len(keys) == 2
+
+
+async def test_a_redelivered_command_is_answered_again_and_folded_once() -> None:
+    async with open_test_host("runtime-dev-state", contracts=tree()) as host:
+        first = await host.request("order-totals", {"customer": "c", "amount": 5})
+        command = await host.send(
+            "order-totals", {"customer": "c", "amount": 7}, headers={PARTITION_KEY_HEADER: "c"}
+        )
+        await host.result(command)
+        # the same envelope again, as a producer's retry would write it
+        await host.host.outbox.emit(command, cmd_topic("order-totals"))
+        await host.collector.wait_until(lambda: len(host.results_of(command)) >= 1)
+        await host.request("order-totals", {"customer": "c", "amount": 1})
+        state = reducer_of(host, "order-totals").state_of("c")
+    assert first.payload["state"] == {"orders": 1, "total": 5}
+    assert state == {"orders": 3, "total": 13}
+
+
+async def test_reducers_are_refused_on_a_bus_that_is_not_in_memory() -> None:
+    class ElsewhereBus:
+        """Not the in-process bus: a stand-in that is never used, only refused."""
+
+    registry = tree()
+    with pytest.raises(ConfigError, match="hosts reducer\\(s\\) account, order-totals"):
+        async with open_runtime_host(
+            "runtime-dev-state", HostConfig(), registry=registry, bus=cast("Bus", ElsewhereBus())
+        ):
+            pass
