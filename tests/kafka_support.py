@@ -57,6 +57,7 @@ async def open_test_kafka_bus(
             group_protocol=await group_protocol_for(settings),
             max_poll_records=500,
             session_timeout_ms=session_timeout_ms,
+            changelog_config={"bootstrap_servers": bootstrap},
             **transactional,
         ) as confluent:
             yield confluent

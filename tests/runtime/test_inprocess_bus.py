@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 
 from onex_actors.bridges.inprocess import InProcessBus
-from onex_actors.core import TopicPattern
+from onex_actors.core import TopicPattern, home_partition
 from onex_actors.runtime import OutboundRecord, TopicPartition
 
 TOPIC = "onex.app.local.global.cmd.node.echo-node.v1"
 
 
 def key_for(bus: InProcessBus, partition: int) -> bytes:
-    """A record key the bus puts on ``partition``."""
+    """A record key the bus puts on ``partition`` (Kafka's default partitioner)."""
     return next(
-        k for i in range(1000) if zlib.crc32(k := f"k{i}".encode()) % bus.partitions == partition
+        k for i in range(1000) if home_partition(k := f"k{i}".encode(), bus.partitions) == partition
     )
 
 

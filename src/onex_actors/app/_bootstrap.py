@@ -18,7 +18,7 @@ from onex_actors.bridges.kafka import (
     connection_failure,
     open_kafka_bus,
 )
-from onex_actors.core import ConfigError, ReducerContract, RoutingTable, build_routing_table
+from onex_actors.core import ConfigError, RoutingTable, build_routing_table
 from onex_actors.devinfra import LocalKafka, LocalTansu, broker_answers, local_broker
 from onex_actors.registry import ContractRegistry, FileRegistry
 from onex_actors.runtime import Bus, Handler
@@ -206,6 +206,7 @@ async def _open_confluent_bus(
         transactional_id=transactional_id,
         transaction_timeout_ms=int(config.delivery.transaction_timeout_s * 1000),
         renew_when_fenced=config.delivery.transactional_id is None,
+        changelog_config=kafka_client_config(config.kafka),
     ) as bus:
         yield bus
 
@@ -235,7 +236,6 @@ async def open_runtime_host(
             bus = await stack.enter_async_context(
                 open_bus(config, transactional_id=transactional_id_for(config, group_id))
             )
-        _check_state_can_be_kept(table, bus, handlers or {})
         built = await stack.enter_async_context(
             open_handlers(table, config, overrides=handlers or {})
         )
@@ -251,29 +251,6 @@ async def open_runtime_host(
                 yield host
             finally:
                 host.shutdown()
-
-
-def _check_state_can_be_kept(
-    table: RoutingTable, bus: Bus, handlers: Mapping[str, Handler]
-) -> None:
-    """Refuse to host reducers where their state would be lost at a restart.
-
-    A reducer keeps its state in memory on the in-process bus (which is itself in
-    memory); on Kafka its state needs its changelog topic, not written by this version.
-    """
-    reducers = [
-        node_id
-        for node_id, node in table.hosted.items()
-        if isinstance(node.contract, ReducerContract) and node_id not in handlers
-    ]
-    if reducers and not isinstance(bus, InProcessBus):
-        raise ConfigError(
-            f"runtime {table.runtime_id!r} hosts reducer(s) {', '.join(reducers)}, whose state "
-            "on Kafka needs a changelog topic, which this version does not write yet: a "
-            "restart would lose it. Host reducers on the in-process bus (bus.kind: "
-            "inprocess, `onex call`, the embedding API) or leave them out of host_selector "
-            "(docs/state.md)"
-        )
 
 
 def _other_runtime_groups(registry: ContractRegistry, group_id: str) -> list[str]:

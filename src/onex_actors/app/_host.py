@@ -17,6 +17,7 @@ from pydantic import JsonValue
 
 from onex_actors.core import (
     BusError,
+    ConfigError,
     ErrorInfo,
     OnexEnvelope,
     RoutingTable,
@@ -26,12 +27,15 @@ from onex_actors.core import (
 from onex_actors.runtime import (
     Bus,
     BusConsumer,
+    ChangelogBus,
     CommitTracker,
     Dispatcher,
     Handler,
     NodeRuntime,
+    ReducerHandler,
     RuntimeHealth,
     RuntimeLog,
+    StateRestorer,
     open_node_runtime,
 )
 
@@ -85,6 +89,10 @@ class RuntimeHost:
         hosted nodes' command partitions resume (the hand-over; set by the bootstrap)."""
         self.resumed: dict[str, NodeResume] = {}
         """Where each hosted node resumed, as the hand-over decided (empty without one)."""
+        self.reducers = {n: h for n, h in handlers.items() if isinstance(h, ReducerHandler)}
+        """The hosted reducers, whose state the host restores and keeps in step."""
+        self.restorer: StateRestorer | None = None
+        """Restores the reducers' partitions before they are served (when there are any)."""
 
     @property
     def runtime_id(self) -> str:
@@ -151,6 +159,7 @@ class RuntimeHost:
         try:
             self.delivery.check(self.bus)
             await self.bus.ensure_topics(self.topics())
+            await self._prepare_state()
             if self.before_join is not None:
                 self.resumed = await self.before_join()
             async with (
@@ -191,6 +200,24 @@ class RuntimeHost:
             self._runtime = None
             self.stopped.set()
 
+    async def _prepare_state(self) -> None:
+        """Create or check the reducers' changelogs; follow the commits to keep state."""
+        if not self.reducers:
+            return
+        bus = self.bus
+        if not isinstance(bus, ChangelogBus):
+            raise ConfigError(
+                f"runtime {self.runtime_id!r} hosts reducer(s) {', '.join(self.reducers)}, "
+                "whose state needs changelog topics, which this bus does not keep"
+            )
+        counts = await bus.prepare_changelogs(
+            {handler.state_topic: handler.cmd_topic for handler in self.reducers.values()}
+        )
+        for handler in self.reducers.values():
+            handler.partitions = counts[handler.state_topic]
+        self.restorer = StateRestorer(bus, self.reducers)
+        self.commits.followers.append(self.restorer)
+
     async def _stop_if_lost(self) -> None:
         await self.outbox.lost.wait()
         raise BusError(
@@ -219,6 +246,8 @@ class RuntimeHost:
         while True:
             records = self.delivery.admit(await consumer.poll(self.config.poll_max_records))
             if records:
+                if self.restorer is not None:
+                    await self.restorer.ready(records)
                 await dispatcher.dispatch(records)
 
     def _answer_runtime(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue] | ErrorInfo:

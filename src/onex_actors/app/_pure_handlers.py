@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import importlib
 
-from onex_actors.core import ComputeContract, ConfigError, HostedNode, ReducerContract
+from onex_actors.core import (
+    ComputeContract,
+    ConfigError,
+    HostedNode,
+    ReducerContract,
+    state_topic,
+)
 from onex_actors.handlers import ComputeHandler, PayloadFunction
-from onex_actors.runtime import Handler, InMemoryStateStore, ReducerHandler
+from onex_actors.runtime import Handler, ReducerHandler
 
 __all__ = ["import_function", "pure_handler"]
 
@@ -21,8 +27,8 @@ def pure_handler(node: HostedNode) -> Handler:
     if isinstance(contract, ReducerContract):
         return ReducerHandler(
             contract,
-            InMemoryStateStore(),
             cmd_topic=node.cmd_topic,
+            state_topic=state_topic(node.node_id),
             intent_topics=node.intent_topics,
         )
     raise ConfigError(f"node {node.node_id!r} is a {contract.kind.value}, not a pure kind")

@@ -79,6 +79,8 @@ from ._model_effects import EmbeddingEffect as EmbeddingEffect
 from ._model_effects import LlmEffect as LlmEffect
 from ._model_effects import LlmMessages as LlmMessages
 from ._model_effects import VectorEffect as VectorEffect
+from ._murmur2 import home_partition as home_partition
+from ._murmur2 import murmur2 as murmur2
 from ._node_contracts import AnyContract as AnyContract
 from ._node_contracts import HostableContract as HostableContract
 from ._node_contracts import NodeContract as NodeContract
@@ -137,6 +139,7 @@ from ._topics import cmd_topic as cmd_topic
 from ._topics import dlq_topic as dlq_topic
 from ._topics import evt_topic as evt_topic
 from ._topics import log_topic as log_topic
+from ._topics import state_topic as state_topic
 
 __all__ = [
     "CONTRACT_KINDS",
@@ -255,11 +258,13 @@ __all__ = [
     "fate_of",
     "flow_graph",
     "forwarded_command",
+    "home_partition",
     "hops_of",
     "intent_command",
     "log_envelope",
     "log_topic",
     "loop_problem",
+    "murmur2",
     "new_command",
     "new_envelope_id",
     "parse_contract",
@@ -272,5 +277,6 @@ __all__ = [
     "route",
     "route_batch",
     "scaffold",
+    "state_topic",
     "then_loops",
 ]

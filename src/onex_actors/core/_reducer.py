@@ -54,6 +54,21 @@ class KeyState:
             "changed_at": self.changed_at,
         }
 
+    def to_bytes(self) -> bytes:
+        """Return the changelog record's value: the state as compact JSON."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> KeyState:
+        """Read a changelog record's value (``ValueError`` if it is not a state)."""
+        try:
+            document = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        return cls.from_json(document)
+
     @classmethod
     def from_json(cls, document: Mapping[str, JsonValue]) -> KeyState:
         """Read a changelog record back (``ValueError`` if it is not one)."""

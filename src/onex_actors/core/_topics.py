@@ -20,11 +20,12 @@ __all__ = [
     "dlq_topic",
     "evt_topic",
     "log_topic",
+    "state_topic",
 ]
 
 PREFIX: Final = "onex"
 PLANES: Final = frozenset({"app", "sys"})
-TYPES: Final = frozenset({"cmd", "evt", "log", "dlq"})
+TYPES: Final = frozenset({"cmd", "evt", "log", "dlq", "state"})
 _SEGMENT: Final = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _VERSION: Final = re.compile(r"^v([1-9][0-9]{0,5})$")
 _GRAMMAR: Final = "onex.<plane>.<env>.<tenant>.<type>.<target>.<slug>.v<N>"
@@ -102,6 +103,11 @@ def evt_topic(node_id: str, *, tenant: str = "global", env: str = "local") -> st
 def dlq_topic(node_id: str, *, tenant: str = "global", env: str = "local") -> str:
     """Topic carrying dead letters of ``node_id``."""
     return str(Topic("app", env, tenant, "dlq", "node", node_id))
+
+
+def state_topic(node_id: str, *, tenant: str = "global", env: str = "local") -> str:
+    """Compacted changelog topic holding the state of reducer ``node_id``, per key."""
+    return str(Topic("app", env, tenant, "state", "node", node_id))
 
 
 def log_topic(runtime_id: str, *, tenant: str = "global", env: str = "local") -> str:

@@ -35,10 +35,12 @@ from ._ports import BatchAck as BatchAck
 from ._ports import BatchHandler as BatchHandler
 from ._ports import Bus as Bus
 from ._ports import BusConsumer as BusConsumer
+from ._ports import ChangelogBus as ChangelogBus
 from ._ports import Handler as Handler
 from ._ports import HandlerHealth as HandlerHealth
 from ._ports import OutboundRecord as OutboundRecord
 from ._ports import PartitionEvents as PartitionEvents
+from ._ports import PartitionFollower as PartitionFollower
 from ._ports import PureHandler as PureHandler
 from ._ports import PureOutcome as PureOutcome
 from ._ports import Record as Record
@@ -48,8 +50,9 @@ from ._ports import TopicPartition as TopicPartition
 from ._ports import TransactionalBus as TransactionalBus
 from ._ports import TransactionState as TransactionState
 from ._reducer_node import ReducerHandler as ReducerHandler
-from ._state import InMemoryStateStore as InMemoryStateStore
-from ._state import StateStore as StateStore
+from ._restore import RestoreReport as RestoreReport
+from ._restore import StateRestorer as StateRestorer
+from ._state import KeyedStore as KeyedStore
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 from ._work import BATCH_LIMIT as BATCH_LIMIT

@@ -18,7 +18,7 @@ import trio
 
 from onex_actors.core import BusError, PartitionOffsets, PartitionPhase, PartitionUnit
 
-from ._ports import BusConsumer, Record, TopicPartition
+from ._ports import BusConsumer, PartitionFollower, Record, TopicPartition
 
 __all__ = ["CommitTracker", "OffsetMarks"]
 
@@ -45,6 +45,8 @@ class CommitTracker:
         self.failed_commits = 0
         self._failing = 0
         """Commits refused in a row (said on the first and every 60th)."""
+        self.followers: list[PartitionFollower] = []
+        """Told of each assignment, commit, read-again and revocation (keyed state)."""
 
     # -- partition events (PartitionEvents) -------------------------------------------
 
@@ -52,6 +54,8 @@ class CommitTracker:
         """Serve ``partitions``: the group gave them to this member."""
         for tp in partitions:
             self._unit(tp).assign()
+        for follower in self.followers:
+            follower.assigned(partitions)
 
     def revoking(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """``partitions`` are about to go: return the offsets to commit before they do."""
@@ -71,6 +75,8 @@ class CommitTracker:
             unit = self._units.get((tp.topic, tp.partition))
             if unit is not None:
                 unit.revoke()
+        for follower in self.followers:
+            follower.revoked(partitions)
 
     def phase(self, tp: TopicPartition) -> PartitionPhase | None:
         """Where ``tp`` is in its lifecycle here (None: never seen)."""
@@ -136,6 +142,8 @@ class CommitTracker:
         for tp, offset in offsets.items():
             unit = self._unit(tp)
             unit.committed = max(unit.committed, offset)
+        for follower in self.followers:
+            follower.committed(offsets)
 
     async def commit(self, consumer: BusConsumer) -> bool:
         """Commit what is due through ``consumer``; return whether the bus took it.
@@ -203,12 +211,18 @@ class CommitTracker:
         """
         for unit in self._units.values():
             unit.read_again()
+        for follower in self.followers:
+            follower.read_again(None)
 
     def retire_except(self, owned: frozenset[TopicPartition]) -> None:
         """Revoke the partitions not in ``owned``: their records belong to another member."""
+        gone = []
         for unit in self._units.values():
             if unit.tp not in owned and unit.offsets is not None:
                 unit.revoke()
+                gone.append(unit.tp)
+        for follower in self.followers:
+            follower.revoked(gone)
 
     def idle(self) -> bool:
         """Whether no record of any partition is in flight (everything read is done)."""

@@ -22,10 +22,12 @@ __all__ = [
     "BatchHandler",
     "Bus",
     "BusConsumer",
+    "ChangelogBus",
     "Handler",
     "HandlerHealth",
     "OutboundRecord",
     "PartitionEvents",
+    "PartitionFollower",
     "PureHandler",
     "PureOutcome",
     "Record",
@@ -86,10 +88,14 @@ class PureOutcome:
     """A pure node's answer to one command: its result payload and the commands it sends."""
 
     payload: Mapping[str, JsonValue] | None
-    """The result payload; ``None`` when the command is not answered here but sent on
-    (``commands`` then holds it, re-keyed to the partition its state lives in)."""
-    commands: tuple[tuple[OnexEnvelope, str], ...] = ()
-    """Commands to other nodes (a reducer's intents), each with the topic it goes to."""
+    """The result payload; ``None`` when the command is not answered here: it is sent
+    on (``commands`` then holds it, to the partition its state lives in), or its
+    partition went to another member, which answers it."""
+    commands: tuple[tuple[OnexEnvelope, str, int | None], ...] = ()
+    """Commands to send (a reducer's intents): each with its topic and partition (``None``:
+    the bus's partitioner picks it)."""
+    records: tuple[OutboundRecord, ...] = ()
+    """Records written with the answer, in the same transaction (a reducer's changelog)."""
 
 
 class PureHandler(Handler, Protocol):
@@ -147,6 +153,8 @@ class OutboundRecord:
     value: bytes | None
     key: bytes | None = None
     headers: tuple[tuple[str, bytes | None], ...] = ()
+    partition: int | None = None
+    """The partition to write to; ``None``: the bus's partitioner picks it by key."""
 
 
 AckCallback = Callable[[BaseException | None], None]
@@ -327,6 +335,45 @@ class Bus(Protocol):
 
     def unreachable(self) -> str | None:
         """Say since when no broker answers, or None while they do (or there are none)."""
+        ...
+
+
+@runtime_checkable
+class ChangelogBus(Bus, Protocol):
+    """A bus that keeps keyed state in changelog topics (what reducers need)."""
+
+    async def prepare_changelogs(self, sources: Mapping[str, str]) -> dict[str, int]:
+        """Create or check each changelog (changelog topic → the command topic it mirrors).
+
+        Compacted, with the command topic's partition count; return each changelog's
+        partition count. ``ConfigError`` for one that exists otherwise.
+        """
+        ...
+
+    async def read_changelog(
+        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+    ) -> int:
+        """Hand ``apply`` the committed records of a partition, in order; return how many."""
+        ...
+
+
+class PartitionFollower(Protocol):
+    """Keeps something per partition in step with the commit tracker (keyed state)."""
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Take ``partitions``: they are this member's now."""
+        ...
+
+    def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Note that everything before ``offsets`` is committed, outputs with it."""
+        ...
+
+    def read_again(self, partitions: Sequence[TopicPartition] | None) -> None:
+        """Void what is in flight on ``partitions`` (``None``: all): it is read again."""
+        ...
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Let ``partitions`` go: they are another member's now."""
         ...
 
 

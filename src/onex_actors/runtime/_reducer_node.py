@@ -1,11 +1,12 @@
-"""``ReducerHandler``: a reducer's decisions applied to its state store, a slice at a time.
+"""``ReducerHandler``: a reducer's decisions applied to its keyed store, a slice at a time.
 
-The rule that keeps a key's state in one place: a reducer's commands are keyed by their
-state key (``onex call``, ``onex emit`` and the embedding API set the ``partition_key``
-header from the contract's ``key``). A command read with any other record key is not
-folded where it landed: it is sent again, unchanged but for that header, to the node's
-own command topic (as Kafka Streams repartitions), so the bus's partitioner puts it with
-its key's state, and it is answered there, once.
+A key's state lives in one partition of the node's input: the one Kafka's default
+partitioner gives the key (``home_partition``). A command read from another partition
+(its producer keyed it otherwise) is not folded where it landed: it is sent again,
+unchanged but for its ``partition_key`` header, to that partition of the node's own
+command topic (as Kafka Streams repartitions), and answered there, once. Each change of
+state is written to the node's changelog with the answer (one transaction under
+``exactly_once``), keyed by the state key, in the input's partition.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from onex_actors.core import (
     ReduceContext,
     Reducer,
     ReducerContract,
+    home_partition,
 )
 
-from ._ports import HandlerHealth, PureOutcome, Record
-from ._state import StateStore
+from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
+from ._state import KeyedStore
 
 __all__ = ["ReducerHandler"]
+
+NOT_HERE = PureOutcome(None)
+"""The outcome of a command whose partition went to another member: it answers it."""
 
 
 class ReducerHandler:
@@ -35,66 +40,90 @@ class ReducerHandler:
     def __init__(
         self,
         contract: ReducerContract,
-        store: StateStore,
         *,
         cmd_topic: str,
+        state_topic: str,
         intent_topics: Mapping[str, str],
+        partitions: int = 1,
     ) -> None:
         self.reducer = Reducer(contract)
-        self.store = store
+        self.node_id = contract.node_id
+        self.store = KeyedStore()
         self.cmd_topic = cmd_topic
+        self.state_topic = state_topic
         self.intent_topics = intent_topics
+        self.partitions = partitions
+        """Partitions of the command topic (set when the host has checked the changelog)."""
         self.rekeyed = 0
         """Commands sent on to the partition of their state key."""
+        self.not_here = 0
+        """Commands left for the member their partition went to."""
 
     def decide_batch(
         self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
     ) -> list[PureOutcome | HandlerError]:
         """Fold each command in order; answer each (or send it on to its key's partition)."""
         reducer = self.reducer
+        store = self.store
         outcomes: list[PureOutcome | HandlerError] = []
         for envelope, record in inputs:
+            partition = record.partition if record is not None else 0
+            if record is not None and partition not in store.owned:
+                self.not_here += 1
+                outcomes.append(NOT_HERE)
+                continue
             try:
                 key = reducer.key_of(envelope)
             except HandlerError as exc:
                 outcomes.append(exc)
                 continue
-            if record is not None and record.key != key.encode():
+            key_bytes = key.encode()
+            home = home_partition(key_bytes, self.partitions)
+            if home != partition:
                 self.rekeyed += 1
                 headers = {**envelope.headers, PARTITION_KEY_HEADER: key}
                 copy = envelope.model_copy(update={"headers": headers})
-                outcomes.append(PureOutcome(None, ((copy, self.cmd_topic),)))
+                outcomes.append(PureOutcome(None, ((copy, self.cmd_topic, home),)))
                 continue
-            partition = record.partition if record is not None else 0
-            ctx = ReduceContext(partition, record.offset if record is not None else None)
-            decision = reducer.decide(self.store.get(partition, key), envelope, ctx, key)
+            offset = record.offset if record is not None else None
+            decision = reducer.decide(
+                store.get(partition, key), envelope, ReduceContext(partition, offset), key
+            )
             if decision.error is not None:
                 outcomes.append(decision.error)
                 continue
-            if decision.changed:
-                self.store.put(partition, key, decision.state)
             assert decision.answer is not None
-            commands = tuple((cmd, self.intent_topics[cmd.node_id]) for cmd in decision.intents)
-            outcomes.append(PureOutcome(decision.answer, commands))
+            written: tuple[OutboundRecord, ...] = ()
+            if decision.changed and offset is not None:
+                store.put(partition, key, decision.state, offset)
+                written = (
+                    OutboundRecord(
+                        self.state_topic, decision.state.to_bytes(), key_bytes, (), partition
+                    ),
+                )
+            commands = tuple(
+                (cmd, self.intent_topics[cmd.node_id], None) for cmd in decision.intents
+            )
+            outcomes.append(PureOutcome(decision.answer, commands, written))
         return outcomes
 
     def state_of(self, key: str) -> dict[str, JsonValue] | None:
-        """Return ``key``'s state (``None`` if the key has none yet)."""
+        """Return ``key``'s newest state (``None`` if the key has none here)."""
         for _, state in self.store.find(key):
             return dict(state.value)
         return None
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
-        """Decide one command not read from a bus (the runtime calls ``decide_batch``)."""
-        outcome = self.decide_batch([(envelope, None)])[0]
-        if isinstance(outcome, HandlerError):
-            raise outcome
-        assert outcome.payload is not None
-        return outcome.payload
+        """Not used: the runtime decides a reducer's commands with ``decide_batch``."""
+        raise HandlerError(
+            f"node {self.node_id!r} is a reducer: its commands are read from its topic",
+            error_type="not_a_bus_command",
+            retryable=False,
+        )
 
     async def health_check(self) -> HandlerHealth:
-        """Report healthy: the state is in memory."""
-        return HandlerHealth(True, f"{len(self.store)} keys")
+        """Report healthy, with how many keys and partitions are held."""
+        return HandlerHealth(True, f"{len(self.store)} keys in {len(self.store.owned)} partitions")
 
     async def aclose(self) -> None:
         """Nothing to release."""

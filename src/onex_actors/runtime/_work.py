@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from functools import partial
 
+import attrs
 import trio
 from pydantic import JsonValue, ValidationError
 
@@ -234,7 +235,10 @@ class NodeWork:
         write); a failure is the envelope's error, never retried.
         """
         assert self._decide_batch is not None
-        fresh = await self._fresh(items)
+        # no idempotency window: a decision is cheap and the same each time, and a
+        # reducer's state knows what it holds (a window would answer a command read
+        # again after an abort without its intents and changelog record)
+        fresh = [i for i in items if not i.answered and not await self._refused(i)]
         if not fresh:
             return
         started = time.perf_counter()
@@ -253,8 +257,8 @@ class NodeWork:
                 failed.append((item, outcome))
                 continue
             try:
-                if outcome.payload is None:  # answered where it is sent on to
-                    produced = [self.outbox.encode(cmd, topic) for cmd, topic in outcome.commands]
+                if outcome.payload is None:  # answered where it is sent on to (or not here)
+                    produced = self._commands(outcome)
                     records.extend(produced)
                     acks.extend(item.ticket.expect() for _ in produced)
                     owners.extend(item for _ in produced)
@@ -277,13 +281,9 @@ class NodeWork:
             await self.outbox.publish_many(records, acks, partial(self._unproduced_at, owners))
             for item, _ in answers:
                 item.answered = True
-            for item in sent_on:
-                item.answered = True
-            self.answered.remember_many(
-                [(item.envelope.envelope_id, evt, len(evt.value or b"")) for item, evt in answers],
-                trio.current_time(),
-            )
             self.handled_ok += len(answers)
+        for item in sent_on:
+            item.answered = True
         for item, error in failed:
             await self._fail(
                 item,
@@ -379,9 +379,10 @@ class NodeWork:
         records = [self._result_record(item, payload)]
         if pure is not None:
             try:
-                records += [self.outbox.encode(cmd, topic) for cmd, topic in pure.commands]
+                records += self._commands(pure)
             except EnvelopeError as exc:
                 raise HandlerError(str(exc), error_type="intent_failed", retryable=False) from None
+            records += pure.records
         then = self._then
         if then is not None and self.hosted.then_topic is not None:
             try:
@@ -397,6 +398,16 @@ class NodeWork:
                 records.append(self.outbox.encode(command, self.hosted.then_topic))
             except EnvelopeError as exc:
                 raise HandlerError(str(exc), error_type="then_failed", retryable=False) from None
+        return records
+
+    def _commands(self, pure: PureOutcome) -> list[OutboundRecord]:
+        """Encode a pure node's commands (``EnvelopeError`` if one cannot be)."""
+        records = []
+        for command, topic, partition in pure.commands:
+            record = self.outbox.encode(command, topic)
+            records.append(
+                record if partition is None else attrs.evolve(record, partition=partition)
+            )
         return records
 
     def _result_record(self, item: WorkItem, payload: Mapping[str, JsonValue]) -> OutboundRecord:

@@ -10,7 +10,7 @@ broker keeps each test's apart.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -20,6 +20,7 @@ from onex_actors.runtime import (
     BatchAck,
     Bus,
     BusConsumer,
+    ChangelogBus,
     OutboundRecord,
     PartitionEvents,
     Record,
@@ -136,6 +137,22 @@ class NamespacedBus:
 
     def record_limit(self, topic: str) -> int | None:
         return self.inner.record_limit(self.topic(topic))
+
+    async def prepare_changelogs(self, sources: Mapping[str, str]) -> dict[str, int]:
+        assert isinstance(self.inner, ChangelogBus)
+        real = {self.topic(log): self.topic(source) for log, source in sources.items()}
+        counts = await self.inner.prepare_changelogs(real)
+        return {log: counts[self.topic(log)] for log in sources}
+
+    async def read_changelog(
+        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+    ) -> int:
+        assert isinstance(self.inner, ChangelogBus)
+
+        def ours(records: Sequence[Record]) -> None:
+            apply([attrs.evolve(record, topic=topic) for record in records])
+
+        return await self.inner.read_changelog(self.topic(topic), partition, ours)
 
     def unreachable(self) -> str | None:
         return self.inner.unreachable()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Literal
 
 import trio
@@ -13,10 +14,11 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
-from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, TopicPartition
+from onex_actors.core import BusError, ConfigError, TopicPattern
+from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, Record, TopicPartition
 
 from .._outage import BrokerOutage, watching_outages
+from ..kafka._changelog import prepare_changelogs, read_changelog
 from ._client_log import CLIENT_LOGGER
 from ._consumer import ConfluentConsumerBridge
 from ._producer import ConfluentProducerBridge
@@ -42,8 +44,11 @@ class ConfluentBus:
         stall_timeout_s: float = 60.0,
         call_timeout_s: float = 10.0,
         group_protocol: Literal["classic", "consumer"] = "classic",
+        changelog_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = dict(config)
+        self.changelog_config = changelog_config
+        """kafka-python settings for the changelogs (one implementation for both clients)."""
         self.group_protocol = group_protocol
         self.producer = producer
         self.topic_limits: dict[str, int] = {}
@@ -115,6 +120,37 @@ class ConfluentBus:
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""
         await trio.to_thread.run_sync(self._prepare_topics, list(dict.fromkeys(topics)))
+
+    async def prepare_changelogs(self, sources: Mapping[str, str]) -> dict[str, int]:
+        """Create or check each changelog (compacted, its command topic's partitions).
+
+        With kafka-python's admin client, as the kafka-python bus: one implementation.
+        """
+        return await trio.to_thread.run_sync(
+            partial(
+                prepare_changelogs,
+                self._kafka_python_config(),
+                sources,
+                replication_factor=self.replication_factor,
+                create=self.create_topics,
+            )
+        )
+
+    async def read_changelog(
+        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+    ) -> int:
+        """Hand ``apply`` the committed records of a changelog partition, in order."""
+        return await trio.to_thread.run_sync(
+            read_changelog, self._kafka_python_config(), topic, partition, apply
+        )
+
+    def _kafka_python_config(self) -> dict[str, Any]:
+        if self.changelog_config is None:
+            raise ConfigError(
+                "this confluent-kafka bus was opened without changelog_config (kafka-python "
+                "settings), which reducers' changelogs are read and prepared with"
+            )
+        return dict(self.changelog_config)
 
     def unreachable(self) -> str | None:
         """Say since when no broker answers, or None while they do."""
@@ -199,6 +235,7 @@ async def open_confluent_bus(
     transactional_id: str | None = None,
     transaction_timeout_ms: int = 60_000,
     renew_when_fenced: bool = False,
+    changelog_config: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[ConfluentBus]:
     """Start the shared producer, yield the bus, deliver what is queued on exit.
 
@@ -209,7 +246,8 @@ async def open_confluent_bus(
     ``stall_timeout_s``: a consumer with records waiting on an unpaused partition and
     nothing read for this long stops with a ``BusError``;
     ``renew_when_fenced``: the id is this process's own, a fencing is a timed-out
-    transaction and a new producer goes on.
+    transaction and a new producer goes on; ``changelog_config``: kafka-python settings
+    for the same cluster, with which reducers' changelogs are prepared and read.
     """
     producer = ConfluentProducerBridge(
         config,
@@ -231,6 +269,7 @@ async def open_confluent_bus(
             stall_timeout_s=stall_timeout_s,
             call_timeout_s=call_timeout_s,
             group_protocol=group_protocol,
+            changelog_config=changelog_config,
         )
         with watching_outages(
             str(config["bootstrap.servers"]),

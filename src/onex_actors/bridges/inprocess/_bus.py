@@ -8,14 +8,13 @@ embedding and fast tests; it never stands in for Kafka in a test of Kafka behavi
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from itertools import count
 
 import trio
 
-from onex_actors.core import TopicPattern
+from onex_actors.core import TopicPattern, home_partition
 from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, Record, TopicPartition
 
 __all__ = ["InProcessBus", "InProcessConsumer"]
@@ -77,7 +76,7 @@ class InProcessBus:
     async def publish(
         self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
     ) -> None:
-        """Append ``records`` to their topics' partitions (by key hash), acknowledge them.
+        """Append ``records`` to their partitions (given, or Kafka's by key); acknowledge them.
 
         Either all are appended or the call is cancelled, never both.
         """
@@ -89,7 +88,10 @@ class InProcessBus:
             if logs is None:
                 logs = self._log(record.topic)
             key = record.key
-            index = zlib.crc32(key) % partitions if key is not None else 0
+            if record.partition is not None:
+                index = record.partition
+            else:
+                index = home_partition(key, partitions) if key is not None else 0
             log = logs[index]
             log.append((key, record.value, record.headers))
             touched.add((record.topic, index))
@@ -102,6 +104,23 @@ class InProcessBus:
         if on_ack is not None:
             on_ack(())
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def prepare_changelogs(self, sources: Mapping[str, str]) -> dict[str, int]:
+        """Create the changelogs that do not exist yet; each has the bus's partitions."""
+        for changelog in sources:
+            self._log(changelog)
+        await trio.lowlevel.checkpoint()
+        return dict.fromkeys(sources, self.partitions)
+
+    async def read_changelog(
+        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+    ) -> int:
+        """Hand ``apply`` every record of ``topic``'s ``partition``, in order."""
+        logs = self._logs.get(topic)
+        log = logs[partition] if logs is not None else []
+        apply([Record(topic, partition, offset, *stored) for offset, stored in enumerate(log)])
+        await trio.lowlevel.checkpoint()
+        return len(log)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create the topics that do not exist yet."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from typing import Any
 
 import trio
@@ -21,9 +22,10 @@ from kafka.errors import (
 )
 
 from onex_actors.core import BusError, TopicPattern
-from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, TopicPartition
+from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, Record, TopicPartition
 
 from .._outage import BrokerOutage, watching_outages
+from ._changelog import prepare_changelogs, read_changelog
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
 
@@ -124,6 +126,26 @@ class KafkaBus:
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics (unless topic creation is off); read their size limits."""
         await trio.to_thread.run_sync(self._prepare_topics, list(topics))
+
+    async def prepare_changelogs(self, sources: Mapping[str, str]) -> dict[str, int]:
+        """Create or check each changelog (compacted, its command topic's partitions)."""
+        return await trio.to_thread.run_sync(
+            partial(
+                prepare_changelogs,
+                self.client_config,
+                sources,
+                replication_factor=self.replication_factor,
+                create=self.create_topics,
+            )
+        )
+
+    async def read_changelog(
+        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+    ) -> int:
+        """Hand ``apply`` the committed records of a changelog partition, in order."""
+        return await trio.to_thread.run_sync(
+            read_changelog, self.client_config, topic, partition, apply
+        )
 
     def unreachable(self) -> str | None:
         """Say since when no broker answers, or None while they do."""

@@ -402,7 +402,11 @@ class ProducerBridge:
         topic = record.topic
         try:
             future = producer.send(
-                topic, value=record.value, key=record.key, headers=list(record.headers)
+                topic,
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers),
+                partition=record.partition,
             )
         except (KafkaError, OSError, ValueError) as exc:
             self._acknowledge(settling, index, exc, topic)

@@ -1,0 +1,186 @@
+"""Changelog topics of keyed state: created or checked, and read back to their end.
+
+One implementation for both Kafka clients (as the group hand-over): kafka-python's admin
+client creates each reducer's changelog compacted, with its input's partition count, or
+checks an existing one; a kafka-python consumer in assign mode reads a partition from its
+start to its last stable offset, committed records only (``read_committed``: what an
+aborted transaction wrote is never restored). Blocking: call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from onex_actors.core import BusError, ConfigError
+from onex_actors.runtime import Record
+
+__all__ = ["prepare_changelogs", "read_changelog"]
+
+logger = logging.getLogger("onex_actors.kafka")
+
+READ_BATCH = 5_000
+"""Records handed to the store per call while a partition is read back."""
+
+
+def prepare_changelogs(
+    client_config: Mapping[str, Any],
+    sources: Mapping[str, str],
+    *,
+    replication_factor: int,
+    create: bool,
+) -> dict[str, int]:
+    """Create or check each changelog (changelog topic → the command topic it mirrors).
+
+    A changelog is compacted and has as many partitions as its command topic (a key's
+    state lives in the partition its commands are read from). Return each changelog's
+    partition count. ``ConfigError`` names every changelog that exists otherwise, with
+    what to do; ``BusError`` if the brokers cannot be asked.
+    """
+    try:
+        admin = KafkaAdminClient(**client_config)
+    except (KafkaError, OSError, ValueError) as exc:
+        raise BusError(f"cannot reach Kafka to prepare state topics: {exc}") from None
+    try:
+        return _prepare(admin, sources, replication_factor, create)
+    except KafkaError as exc:
+        raise BusError(f"preparing state topics failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        admin.close()
+
+
+def _prepare(
+    admin: KafkaAdminClient, sources: Mapping[str, str], replication: int, create: bool
+) -> dict[str, int]:
+    counts = _partition_counts(admin, [*sources.values(), *sources])
+    problems: list[str] = []
+    missing: list[NewTopic] = []
+    for changelog, source in sources.items():
+        wanted = counts.get(source)
+        if wanted is None:
+            problems.append(
+                f"command topic {source} does not exist, so {changelog} cannot mirror it"
+            )
+            continue
+        have = counts.get(changelog)
+        if have is None:
+            config = {"cleanup.policy": "compact"}
+            missing.append(NewTopic(changelog, wanted, replication, topic_configs=config))
+        elif have != wanted:
+            problems.append(
+                f"state topic {changelog} has {have} partitions but {source} has {wanted}: a "
+                "key's state must live in the partition its commands are read from; recreate "
+                f"the state topic with {wanted} partitions (its state is rebuilt only from it)"
+            )
+    if missing and not create:
+        problems += [
+            f"state topic {new.name} does not exist (kafka.create_topics is off)" for new in missing
+        ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if missing:
+        with suppress(TopicAlreadyExistsError):
+            admin.create_topics(missing)
+    compacted = _cleanup_policies(admin, list(sources))
+    wrong = [t for t, policy in compacted.items() if policy is not None and "compact" not in policy]
+    if wrong:
+        raise ConfigError(
+            f"state topic(s) {', '.join(wrong)} are not compacted (cleanup.policy "
+            f"{compacted[wrong[0]]!r}): old states of a key would pile up or expire; set "
+            "cleanup.policy=compact on them"
+        )
+    return {
+        changelog: counts.get(changelog) or counts[source] for changelog, source in sources.items()
+    }
+
+
+def _partition_counts(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[str, int]:
+    existing = set(admin.list_topics())
+    asked = [t for t in dict.fromkeys(topics) if t in existing]
+    if not asked:
+        return {}
+    return {
+        described["name"]: len(described["partitions"])
+        for described in admin.describe_topics(asked)
+        if not described.get("error_code")
+    }
+
+
+def _cleanup_policies(admin: KafkaAdminClient, topics: list[str]) -> dict[str, str | None]:
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t, ["cleanup.policy"]) for t in topics]
+    try:
+        described = admin.describe_configs(resources, config_filter="all")
+    except (KafkaError, OSError, ValueError, KeyError, TypeError) as exc:
+        logger.info("cannot read the state topics' cleanup.policy (%s)", exc)
+        return {}
+    found: dict[str, str | None] = {}
+    for topic, configs in described.get("topic", {}).items():
+        value = configs.get("cleanup.policy", {}).get("value")
+        found[topic] = value if isinstance(value, str) else None
+    return found
+
+
+def read_changelog(
+    client_config: Mapping[str, Any],
+    topic: str,
+    partition: int,
+    apply: Callable[[Sequence[Record]], None],
+    *,
+    timeout_s: float = 120.0,
+) -> int:
+    """Read ``topic``'s ``partition`` from its start to its last stable offset.
+
+    ``apply`` gets the records in batches, in order. Return how many were read.
+    ``BusError`` if the end is not reached within ``timeout_s`` (an open transaction of
+    another producer holds the last stable offset back until it ends).
+    """
+    tp = KafkaTopicPartition(topic, partition)
+    try:
+        consumer = KafkaConsumer(
+            **client_config,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_poll_records=READ_BATCH,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+    except (KafkaError, OSError, ValueError) as exc:
+        raise BusError(f"cannot reach Kafka to restore {topic}[{partition}]: {exc}") from None
+    try:
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        read = 0
+        waited_ms = 0
+        while consumer.position(tp) < end:
+            fetched = consumer.poll(timeout_ms=500).get(tp, [])
+            if not fetched:
+                waited_ms += 500
+                if waited_ms >= timeout_s * 1000:
+                    raise BusError(
+                        f"restoring {topic}[{partition}]: at offset {consumer.position(tp)} of "
+                        f"{end} after {timeout_s:g} s (an open transaction holds it back?)"
+                    )
+                continue
+            apply(
+                [
+                    Record(topic, partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                    for r in fetched
+                ]
+            )
+            read += len(fetched)
+        return read
+    except KafkaError as exc:
+        raise BusError(
+            f"restoring {topic}[{partition}] failed: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        consumer.close(autocommit=False)

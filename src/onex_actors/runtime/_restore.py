@@ -1,0 +1,128 @@
+"""``StateRestorer``: each reducer partition restored from its changelog before it is served.
+
+It follows the commit tracker (``PartitionFollower``): an assigned or revoked partition
+is forgotten (restored again when next read: its state may have moved on elsewhere), a
+commit makes the writes below it committed, a read-again drops the pending writes. The
+dispatcher awaits :meth:`ready` with each poll: a record of a reducer's partition that
+is not restored waits until it is (the partition is not served before).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+import attrs
+import trio
+
+from ._ports import ChangelogBus, Record, TopicPartition
+from ._reducer_node import ReducerHandler
+
+__all__ = ["RestoreReport", "StateRestorer"]
+
+logger = logging.getLogger("onex_actors.state")
+
+
+@attrs.frozen
+class RestoreReport:
+    """One partition's restore: what was read and how long it took."""
+
+    node_id: str
+    partition: int
+    records: int
+    keys: int
+    seconds: float
+    unreadable: int
+
+
+class StateRestorer:
+    """Restores the reducers' partitions from their changelogs; keeps their stores in step."""
+
+    def __init__(self, bus: ChangelogBus, reducers: Mapping[str, ReducerHandler]) -> None:
+        self.bus = bus
+        self.by_topic = {handler.cmd_topic: handler for handler in reducers.values()}
+        """Each reducer by the command topic it reads."""
+        self.restores: list[RestoreReport] = []
+        """Every restore so far (``/metrics``, tests)."""
+        self.restoring: set[TopicPartition] = set()
+        """Partitions being restored now."""
+        self._lock = trio.Lock()
+
+    async def ready(self, records: Sequence[Record]) -> None:
+        """Restore every reducer partition ``records`` come from that is not restored yet."""
+        by_topic = self.by_topic
+        for tp in {r.topic_partition for r in records if r.topic in by_topic}:
+            handler = by_topic[tp.topic]
+            if tp.partition not in handler.store.owned:
+                await self._restore(handler, tp)
+
+    async def _restore(self, handler: ReducerHandler, tp: TopicPartition) -> None:
+        async with self._lock:
+            store = handler.store
+            if tp.partition in store.owned:
+                return
+            self.restoring.add(tp)
+            started = time.perf_counter()
+            unreadable = 0
+
+            def apply(records: Sequence[Record]) -> None:
+                nonlocal unreadable
+                unreadable += store.load(tp.partition, records)
+
+            try:
+                store.drop(tp.partition)
+                read = await self.bus.read_changelog(handler.state_topic, tp.partition, apply)
+            finally:
+                self.restoring.discard(tp)
+            store.owned.add(tp.partition)
+            report = RestoreReport(
+                handler.node_id,
+                tp.partition,
+                read,
+                store.keys_in(tp.partition),
+                time.perf_counter() - started,
+                unreadable,
+            )
+            self.restores.append(report)
+            logger.info(
+                "%s partition %d restored: %d keys from %d changelog records in %.2f s%s",
+                report.node_id,
+                report.partition,
+                report.keys,
+                report.records,
+                report.seconds,
+                f" ({unreadable} unreadable records skipped)" if unreadable else "",
+            )
+
+    # -- PartitionFollower ------------------------------------------------------------
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Forget ``partitions``: restore them when first read (they may have moved on)."""
+        self._forget(partitions)
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Forget ``partitions``: another member owns them now."""
+        self._forget(partitions)
+
+    def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Make the writes below each committed offset committed."""
+        for tp, offset in offsets.items():
+            handler = self.by_topic.get(tp.topic)
+            if handler is not None:
+                handler.store.committed(tp.partition, offset)
+
+    def read_again(self, partitions: Sequence[TopicPartition] | None) -> None:
+        """Drop the pending writes of ``partitions`` (``None``: of every partition)."""
+        for handler in self.by_topic.values():
+            owned = sorted(handler.store.owned)
+            for partition in owned:
+                tp = TopicPartition(handler.cmd_topic, partition)
+                if partitions is None or tp in partitions:
+                    handler.store.discard(partition)
+
+    def _forget(self, partitions: Sequence[TopicPartition]) -> None:
+        for tp in partitions:
+            handler = self.by_topic.get(tp.topic)
+            if handler is not None:
+                handler.store.drop(tp.partition)

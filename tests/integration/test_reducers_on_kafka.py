@@ -1,0 +1,179 @@
+"""Reducers on a real broker: state in a compacted changelog, restored by the next host.
+
+Both delivery modes, with the client the tier names (ONEX_TEST_KAFKA_CLIENT).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from tests.kafka_support import TEST_BROKER, NamespacedBus, new_namespace, open_test_kafka_bus
+
+from onex_actors.app import HostConfig
+from onex_actors.core import (
+    PARTITION_KEY_HEADER,
+    ConfigError,
+    KeyState,
+    NodeContract,
+    RuntimeHostContract,
+    home_partition,
+    state_topic,
+)
+from onex_actors.registry import FileRegistry, StaticRegistry
+from onex_actors.runtime import ReducerHandler
+from onex_actors.testing import HostHarness, open_test_host
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        TEST_BROKER == "tansu", reason="tansu: no transactions, and no compaction to check"
+    ),
+]
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+MODES = ["at_least_once", "exactly_once"]
+
+
+def tree() -> StaticRegistry:
+    shipped = FileRegistry(CONTRACTS).tree
+    nodes: dict[str, NodeContract] = dict(shipped.nodes)
+    runtime = shipped.runtimes["runtime-dev-state"]
+    return StaticRegistry(
+        [RuntimeHostContract.model_validate(runtime.model_dump())], nodes.values()
+    )
+
+
+@asynccontextmanager
+async def host_on(
+    bootstrap: str, namespace: str, mode: str, generation: int
+) -> AsyncIterator[HostHarness]:
+    transactional = f"{namespace}-host-{generation}" if mode == "exactly_once" else None
+    config = HostConfig.model_validate({"delivery": {"mode": mode}})
+    async with (
+        open_test_kafka_bus(bootstrap, transactional_id=transactional) as inner,
+        open_test_host(
+            "runtime-dev-state",
+            contracts=tree(),
+            bus=NamespacedBus(inner, namespace),
+            config=config,
+        ) as host,
+    ):
+        yield host
+
+
+def in_namespace(topic: str, namespace: str) -> str:
+    """The real name of ``topic`` on the broker for a ``NamespacedBus`` of ``namespace``."""
+    return topic.replace(".local.", f".{namespace}.", 1)
+
+
+def totals_of(host: HostHarness, customers: set[str]) -> dict[str, Any]:
+    handler = host.host.handlers["order-totals"]
+    assert isinstance(handler, ReducerHandler)
+    return {c: handler.state_of(c) for c in sorted(customers)}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_state_survives_the_host_and_each_key_folds_once(
+    kafka_bootstrap: str, mode: str
+) -> None:
+    namespace = new_namespace()
+    rng = random.Random(11)
+    sent: list[tuple[str, int]] = []
+
+    async def send_some(host: HostHarness, count: int) -> None:
+        commands = []
+        for _ in range(count):
+            customer, amount = f"c{rng.randrange(12)}", rng.randrange(1, 50)
+            keyed = {PARTITION_KEY_HEADER: customer} if rng.random() < 0.5 else {}
+            commands.append(
+                await host.send(
+                    "order-totals", {"customer": customer, "amount": amount}, headers=keyed
+                )
+            )
+            sent.append((customer, amount))
+        for command in commands:
+            assert (await host.result(command)).status.value == "ok"
+
+    async with host_on(kafka_bootstrap, namespace, mode, 1) as first:
+        await send_some(first, 120)
+    async with host_on(kafka_bootstrap, namespace, mode, 2) as second:
+        await send_some(second, 60)
+        restorer = second.host.restorer
+        assert restorer is not None
+        restored_keys = sum(report.keys for report in restorer.restores)
+        state = totals_of(second, {c for c, _ in sent})
+    expected_total: Counter[str] = Counter()
+    expected_orders: Counter[str] = Counter()
+    for customer, amount in sent:
+        expected_total[customer] += amount
+        expected_orders[customer] += 1
+    assert state == {
+        c: {"orders": expected_orders[c], "total": expected_total[c]} for c in expected_total
+    }
+    assert restored_keys == len(expected_total)  # every key came back from the changelog
+    real = in_namespace(state_topic("order-totals"), namespace)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        (described,) = admin.describe_topics([real])
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, real, ["cleanup.policy"])],
+            config_filter="all",
+        )
+    finally:
+        admin.close()
+    assert len(described["partitions"]) == 4
+    assert configs["topic"][real]["cleanup.policy"]["value"] == "compact"
+    # the changelog holds, per key, its newest state in the key's own partition
+    newest: dict[str, dict[str, Any]] = {}
+    reader = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3_000,
+    )
+    try:
+        partitions = [KafkaTopicPartition(real, p) for p in range(4)]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        for message in reader:
+            assert message.partition == home_partition(message.key, 4)
+            newest[message.key.decode()] = dict(KeyState.from_bytes(message.value).value)
+    finally:
+        reader.close()
+    assert newest == state
+
+
+async def test_a_changelog_with_other_partitions_stops_the_start(kafka_bootstrap: str) -> None:
+    namespace = new_namespace()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(
+                    in_namespace(state_topic("account"), namespace),
+                    2,
+                    1,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+            ]
+        )
+    finally:
+        admin.close()
+    with pytest.raises(BaseException) as info:  # noqa: PT011 - the leaf is checked below
+        async with host_on(kafka_bootstrap, namespace, "at_least_once", 1):
+            pass
+    leaves = [info.value]
+    while isinstance(leaves[-1], BaseExceptionGroup):
+        leaves.append(leaves[-1].exceptions[0])
+    assert isinstance(leaves[-1], ConfigError)
+    assert "has 2 partitions but" in str(leaves[-1])
+    assert "recreate the state topic with 4 partitions" in str(leaves[-1])
