@@ -93,7 +93,7 @@ async def test_state_survives_the_host_and_each_key_folds_once(
         commands = []
         for _ in range(count):
             customer, amount = f"c{rng.randrange(12)}", rng.randrange(1, 50)
-            keyed = {PARTITION_KEY_HEADER: customer} if rng.random() < 0.5 else {}
+            keyed = {PARTITION_KEY_HEADER: f"global/{customer}"} if rng.random() < 0.5 else {}
             commands.append(
                 await host.send(
                     "order-totals", {"customer": customer, "amount": amount}, headers=keyed
@@ -146,7 +146,9 @@ async def test_state_survives_the_host_and_each_key_folds_once(
         reader.seek_to_beginning(*partitions)
         for message in reader:
             assert message.partition == home_partition(message.key, 4)
-            newest[message.key.decode()] = dict(KeyState.from_bytes(message.value).value)
+            tenant, _, customer = message.key.decode().partition("/")
+            assert tenant == "global"
+            newest[customer] = dict(KeyState.from_bytes(message.value).value)
     finally:
         reader.close()
     assert newest == state

@@ -149,7 +149,7 @@ async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once()
             # a third keyed right, a third by another key, a third by the flow (the default)
             choice = rng.randrange(3)
             headers = (
-                {PARTITION_KEY_HEADER: customer}
+                {PARTITION_KEY_HEADER: f"global/{customer}"}
                 if choice == 0
                 else {PARTITION_KEY_HEADER: f"other-{rng.randrange(99)}"}
                 if choice == 1
@@ -187,7 +187,7 @@ async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once()
             c.headers.get(PARTITION_KEY_HEADER) for c in sent_on if c.envelope_id == envelope_id
         }
         customer = next(c.payload["customer"] for c in sent_on if c.envelope_id == envelope_id)
-        assert customer in keys
+        assert f"global/{customer}" in keys  # the copy is keyed by the stored key
         assert len(keys) == 2
 
 
@@ -207,6 +207,19 @@ async def test_a_redelivered_command_is_answered_again_and_folded_once() -> None
     assert state == {"orders": 3, "total": 13}
 
 
+async def test_each_tenant_has_its_own_state_for_a_key() -> None:
+    async with open_test_host("runtime-dev-state", contracts=tree()) as host:
+        ours = await host.request("order-totals", {"customer": "c", "amount": 5})
+        theirs = await host.request(
+            "order-totals", {"customer": "c", "amount": 100}, tenant_id="acme"
+        )
+        totals = reducer_of(host, "order-totals")
+        assert totals.state_of("c") == {"orders": 1, "total": 5}
+        assert totals.state_of("c", tenant="acme") == {"orders": 1, "total": 100}
+    assert ours.payload["state"] == {"orders": 1, "total": 5}
+    assert theirs.payload["state"] == {"orders": 1, "total": 100}
+
+
 async def test_a_new_host_on_the_same_bus_restores_the_state_from_the_changelog() -> None:
     bus = InProcessBus(partitions=4)
     async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
@@ -218,9 +231,9 @@ async def test_a_new_host_on_the_same_bus_restores_the_state_from_the_changelog(
         assert record.value is not None
         assert record.partition == home_partition(record.key or b"", 4)
         written.setdefault(record.key, []).append(KeyState.from_bytes(record.value).value)
-    assert written == {
-        b"c1": [{"orders": 1, "total": 5}, {"orders": 2, "total": 8}],
-        b"c2": [{"orders": 1, "total": 7}],
+    assert written == {  # kept per tenant
+        b"global/c1": [{"orders": 1, "total": 5}, {"orders": 2, "total": 8}],
+        b"global/c2": [{"orders": 1, "total": 7}],
     }
     async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as again:
         answer = await again.request("order-totals", {"customer": "c1", "amount": 1})
@@ -228,5 +241,5 @@ async def test_a_new_host_on_the_same_bus_restores_the_state_from_the_changelog(
         assert restorer is not None
         restored = {(r.partition, r.keys) for r in restorer.restores}
     assert answer.payload["state"] == {"orders": 3, "total": 9}
-    c1_home = home_partition(b"c1", 4)
-    assert (c1_home, 1 if home_partition(b"c2", 4) != c1_home else 2) in restored
+    c1_home = home_partition(b"global/c1", 4)
+    assert (c1_home, 1 if home_partition(b"global/c2", 4) != c1_home else 2) in restored

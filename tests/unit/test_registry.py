@@ -45,6 +45,8 @@ def test_reads_the_shipped_contracts(repo_contracts: Path) -> None:
         "http-proxy-node",
         "query-user",
         "price-quote",
+        "account",
+        "order-totals",
     )
     nodes = registry.node_contracts()
     assert set(nodes) == {

@@ -13,6 +13,7 @@ from ._broker import broker_app
 from ._call import call
 from ._client import emit, tail
 from ._contracts import contracts_app
+from ._state import state
 from ._status import status
 
 __all__ = ["app", "main"]
@@ -27,6 +28,7 @@ app.command(contracts_app)
 app.command(broker_app)
 app.command(emit)
 app.command(tail)
+app.command(state)
 app.command(call)
 app.command(status)
 

@@ -19,27 +19,31 @@ from onex_actors.core import (
     EnvelopeError,
     EnvelopeStatus,
     EnvelopeType,
+    HandlerError,
     OnexEnvelope,
     OnexError,
+    Reducer,
+    ReducerContract,
     cmd_topic,
     new_command,
+    stored_key,
 )
 from onex_actors.devinfra import command_topic_nodes, follow, request
 from onex_actors.registry import load_tree
 
 from ._errors import report
 
-__all__ = ["emit", "parse_payload", "tail"]
+__all__ = ["emit", "parse_payload", "settings_of", "tail"]
 
 DEFAULT_CONFIG = Path("config/local.yaml")
 """The config file used without ``--config``, found from the project root."""
 
 
 def _client(config: Path | None) -> dict[str, Any]:
-    return kafka_client_config(_settings(config).kafka)
+    return kafka_client_config(settings_of(config).kafka)
 
 
-def _settings(config: Path | None) -> HostConfig:
+def settings_of(config: Path | None) -> HostConfig:
     """Return the config file's settings, once a broker it names answers."""
     config = config if config is not None else from_project_root(DEFAULT_CONFIG)
     if not config.is_file():
@@ -131,7 +135,9 @@ def emit(
         body = parse_payload(payload)
         headers = {PARTITION_KEY_HEADER: key} if key else {}
         command = new_command(node, body, tenant_id=tenant, headers=headers)
-        settings = _settings(config)
+        settings = settings_of(config)
+        if key is None:
+            command = _keyed_for_its_state(command, settings.contracts_dir)
         client = kafka_client_config(settings.kafka)
         runtimes = _check_hosted(client, node, settings.contracts_dir)
         started_by = (
@@ -175,6 +181,25 @@ def emit(
             ConfigError(f"{node} answered with {result.error.type}: {result.error.message}")
         )
     return 0
+
+
+def _keyed_for_its_state(command: OnexEnvelope, contracts_dir: Path) -> OnexEnvelope:
+    """Key a reducer's command by its state key, so it lands where its state lives.
+
+    (A command keyed otherwise is answered too, after the reducer sends it on.)
+    """
+    try:
+        contract = load_tree(contracts_dir).nodes.get(command.node_id)
+    except ContractError:
+        return command
+    if not isinstance(contract, ReducerContract):
+        return command
+    try:
+        key = Reducer(contract).key_of(command)
+    except HandlerError:
+        return command  # the reducer answers why it has no key
+    headers = {**command.headers, PARTITION_KEY_HEADER: stored_key(command.tenant_id, key)}
+    return command.model_copy(update={"headers": headers})
 
 
 def _check_hosted(client: dict[str, Any], node: str, contracts_dir: Path) -> list[str]:

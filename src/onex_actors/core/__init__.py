@@ -100,6 +100,7 @@ from ._reducer import Decision as Decision
 from ._reducer import KeyState as KeyState
 from ._reducer import ReduceContext as ReduceContext
 from ._reducer import Reducer as Reducer
+from ._reducer import stored_key as stored_key
 from ._reducer_contract import Fold as Fold
 from ._reducer_contract import Fsm as Fsm
 from ._reducer_contract import Intent as Intent
@@ -278,5 +279,6 @@ __all__ = [
     "route_batch",
     "scaffold",
     "state_topic",
+    "stored_key",
     "then_loops",
 ]

@@ -24,10 +24,18 @@ from ._envelope import OnexEnvelope
 from ._errors import HandlerError
 from ._reducer_contract import Intent, ReducerContract, Transition
 
-__all__ = ["RECENT_IDS", "Decision", "KeyState", "ReduceContext", "Reducer"]
+__all__ = ["RECENT_IDS", "Decision", "KeyState", "ReduceContext", "Reducer", "stored_key"]
 
 RECENT_IDS: Final = 16
 """Envelope ids a key remembers, so a command sent twice (two records) folds once."""
+
+
+def stored_key(tenant: str, key: str) -> str:
+    """Return the name a key's state is kept, partitioned and logged under: per tenant.
+
+    ``<tenant>/<key>``: a tenant id is a slug, so two tenants' keys never run together.
+    """
+    return f"{tenant}/{key}"
 
 
 @attrs.frozen

@@ -1,7 +1,8 @@
 """``ReducerHandler``: a reducer's decisions applied to its keyed store, a slice at a time.
 
-A key's state lives in one partition of the node's input: the one Kafka's default
-partitioner gives the key (``home_partition``). A command read from another partition
+A key's state is kept per tenant, under ``<tenant>/<key>`` (a tenant is a slug, so the two
+never run together), in one partition of the node's input: the one Kafka's default
+partitioner gives that name (``home_partition``). A command read from another partition
 (its producer keyed it otherwise) is not folded where it landed: it is sent again,
 unchanged but for its ``partition_key`` header, to that partition of the node's own
 command topic (as Kafka Streams repartitions), and answered there, once. Each change of
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import JsonValue
 
 from onex_actors.core import (
+    GLOBAL_TENANT,
     PARTITION_KEY_HEADER,
     HandlerError,
     OnexEnvelope,
@@ -23,6 +25,7 @@ from onex_actors.core import (
     Reducer,
     ReducerContract,
     home_partition,
+    stored_key,
 )
 
 from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
@@ -77,17 +80,18 @@ class ReducerHandler:
             except HandlerError as exc:
                 outcomes.append(exc)
                 continue
-            key_bytes = key.encode()
+            stored = stored_key(envelope.tenant_id, key)
+            key_bytes = stored.encode()
             home = home_partition(key_bytes, self.partitions)
             if home != partition:
                 self.rekeyed += 1
-                headers = {**envelope.headers, PARTITION_KEY_HEADER: key}
+                headers = {**envelope.headers, PARTITION_KEY_HEADER: stored}
                 copy = envelope.model_copy(update={"headers": headers})
                 outcomes.append(PureOutcome(None, ((copy, self.cmd_topic, home),)))
                 continue
             offset = record.offset if record is not None else None
             decision = reducer.decide(
-                store.get(partition, key), envelope, ReduceContext(partition, offset), key
+                store.get(partition, stored), envelope, ReduceContext(partition, offset), key
             )
             if decision.error is not None:
                 outcomes.append(decision.error)
@@ -95,7 +99,7 @@ class ReducerHandler:
             assert decision.answer is not None
             written: tuple[OutboundRecord, ...] = ()
             if decision.changed and offset is not None:
-                store.put(partition, key, decision.state, offset)
+                store.put(partition, stored, decision.state, offset)
                 written = (
                     OutboundRecord(
                         self.state_topic, decision.state.to_bytes(), key_bytes, (), partition
@@ -107,11 +111,15 @@ class ReducerHandler:
             outcomes.append(PureOutcome(decision.answer, commands, written))
         return outcomes
 
-    def state_of(self, key: str) -> dict[str, JsonValue] | None:
-        """Return ``key``'s newest state (``None`` if the key has none here)."""
-        for _, state in self.store.find(key):
+    def state_of(self, key: str, tenant: str = GLOBAL_TENANT) -> dict[str, JsonValue] | None:
+        """Return ``tenant``'s ``key``'s newest state (``None`` if it has none here)."""
+        for _, state in self.store.find(stored_key(tenant, key)):
             return dict(state.value)
         return None
+
+    def partition_of(self, key: str, tenant: str = GLOBAL_TENANT) -> int:
+        """Return the partition ``tenant``'s ``key`` lives in."""
+        return home_partition(stored_key(tenant, key).encode(), self.partitions)
 
     async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
         """Not used: the runtime decides a reducer's commands with ``decide_batch``."""

@@ -2,6 +2,7 @@
 
 from ._bus import KafkaBus as KafkaBus
 from ._bus import open_kafka_bus as open_kafka_bus
+from ._changelog import newest_of_key as newest_of_key
 from ._connection_check import ConnectionFailure as ConnectionFailure
 from ._connection_check import connection_failure as connection_failure
 from ._consumer import KafkaConsumerBridge as KafkaConsumerBridge
@@ -23,6 +24,7 @@ __all__ = [
     "broker_api_keys",
     "commit_group_offsets",
     "connection_failure",
+    "newest_of_key",
     "open_kafka_bus",
     "read_groups",
     "subscription_regex",

@@ -19,10 +19,10 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from onex_actors.core import BusError, ConfigError
+from onex_actors.core import BusError, ConfigError, home_partition
 from onex_actors.runtime import Record
 
-__all__ = ["prepare_changelogs", "read_changelog"]
+__all__ = ["newest_of_key", "prepare_changelogs", "read_changelog"]
 
 logger = logging.getLogger("onex_actors.kafka")
 
@@ -184,3 +184,33 @@ def read_changelog(
         ) from None
     finally:
         consumer.close(autocommit=False)
+
+
+def newest_of_key(
+    client_config: Mapping[str, Any], topic: str, key: bytes
+) -> tuple[int, Record | None]:
+    """Find ``key``'s newest committed record in ``topic`` (its home partition).
+
+    Return the partition and the record (``None``: the key has none, or its newest is a
+    tombstone). ``BusError`` if the topic does not exist or cannot be read.
+    """
+    try:
+        probe = KafkaConsumer(**client_config, group_id=None, enable_auto_commit=False)
+    except (KafkaError, OSError, ValueError) as exc:
+        raise BusError(f"cannot reach Kafka to read {topic}: {exc}") from None
+    try:
+        partitions = probe.partitions_for_topic(topic)
+    finally:
+        probe.close(autocommit=False)
+    if not partitions:
+        raise BusError(f"state topic {topic} does not exist: no runtime hosted the reducer yet")
+    partition = home_partition(key, len(partitions))
+    newest: list[Record | None] = [None]
+
+    def keep(records: Sequence[Record]) -> None:
+        for record in records:
+            if record.key == key:
+                newest[0] = record if record.value is not None else None
+
+    read_changelog(client_config, topic, partition, keep)
+    return partition, newest[0]

@@ -1,0 +1,60 @@
+"""``onex state``: a reducer key's state, as its changelog holds it on the cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import trio
+
+from onex_actors.app import kafka_client_config
+from onex_actors.bridges.kafka import newest_of_key
+from onex_actors.core import ConfigError, KeyState, OnexError, state_topic, stored_key
+
+from ._client import settings_of
+from ._errors import report
+
+__all__ = ["state"]
+
+
+def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None = None) -> int:
+    """Print a reducer key's committed state, read from its changelog topic.
+
+    Parameters
+    ----------
+    node
+        The reducer's node id, e.g. ``account``.
+    key
+        The key, as the reducer's ``key`` expression gives it (``a1``).
+    tenant
+        The tenant whose state it is.
+    config
+        Config file naming the Kafka cluster.
+    """
+    try:
+        settings = settings_of(config)
+        client = kafka_client_config(settings.kafka)
+        name = stored_key(tenant, key)
+        partition, record = trio.run(
+            trio.to_thread.run_sync, newest_of_key, client, state_topic(node), name.encode()
+        )
+        if record is None or record.value is None:
+            raise ConfigError(
+                f"{node} holds no state for key {key!r} of tenant {tenant!r} (partition "
+                f"{partition} of {state_topic(node)}): no command of that key was folded, or "
+                "its state was deleted"
+            )
+        held = KeyState.from_bytes(record.value)
+    except (OnexError, ValueError) as exc:
+        return report(exc if isinstance(exc, OnexError) else ConfigError(str(exc)))
+    shown: dict[str, object] = {
+        "node_id": node,
+        "tenant_id": tenant,
+        "key": key,
+        "state": dict(held.value),
+        "reflects": {"partition": held.partition, "offset": held.offset},
+        "changed_at": held.changed_at,
+        "changelog": {"topic": state_topic(node), "partition": partition, "offset": record.offset},
+    }
+    print(json.dumps(shown, indent=2))
+    return 0
