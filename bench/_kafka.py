@@ -54,14 +54,23 @@ def produce_commands(
     *,
     topic: str | None = None,
     keys: int = KEYS,
+    fold: bool = False,
     **producer: Any,
 ) -> None:
     """Send ``count`` ~200-byte commands for ``node`` over ``keys`` record keys, and wait
-    until the broker has them; command ``i`` has key ``k<i % keys>``."""
+    until the broker has them; command ``i`` has key ``k<i % keys>``.
+
+    ``fold``: commands for a reducer keyed by ``input.k``: the payload names the key too,
+    and the record key is the reducer's stored key (``global/k<i % keys>``), as ``onex
+    emit`` writes it, so each command lands where its key's state lives.
+    """
     client = KafkaProducer(bootstrap_servers=bootstrap, **producer)
     for i in range(count):
+        key = f"k{i % keys}"
         command = new_command(
-            node, {"i": i, "pad": "x" * 40}, headers={PARTITION_KEY_HEADER: f"k{i % keys}"}
+            node,
+            {"i": i, "k": key, "pad": "x" * 34} if fold else {"i": i, "pad": "x" * 40},
+            headers={PARTITION_KEY_HEADER: f"global/{key}" if fold else key},
         )
         client.send(
             topic or cmd_topic(node),

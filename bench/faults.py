@@ -6,6 +6,12 @@ the server), runs the scenarios and prints one Markdown table row per scenario.
 
     python bench/faults.py [--commands 10000] [--only kill-9 sigterm ...]
         [--client kafka-python|confluent] [--delivery at_least_once|exactly_once]
+        [--workload echo|fold]
+
+``--workload fold`` puts a reducer under each fault instead of the echo node (the
+scenarios that run a node of their own, db and crash ones, are not for it): after each
+scenario every key's final state in the changelog is compared with a fold the harness
+computes itself from the commands sent, and one wrong key fails the scenario.
 """
 
 from __future__ import annotations
@@ -47,6 +53,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import add_json_flag, print_json
 
 PORT = 29392
+FOLD_SCENARIOS = frozenset(
+    {
+        "kill-9",
+        "broker",
+        "sigterm",
+        "second-host",
+        "three-hosts",
+        "move",
+        "move-kill",
+        "partition",
+        "partition-short",
+        "partition-flap",
+        "partition-later",
+    }
+)
+"""The scenarios that fault the lab's own node, which ``--workload fold`` makes a reducer."""
 
 
 def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
@@ -139,6 +161,12 @@ def main() -> None:
         default="at_least_once",
         help="the hosts' delivery.mode (exactly_once: results and offsets in transactions)",
     )
+    parser.add_argument(
+        "--workload",
+        choices=["echo", "fold"],
+        default="echo",
+        help="the node under fault: the echo effect, or a reducer whose state is checked",
+    )
     add_json_flag(parser)
     args = parser.parse_args()
     chosen = scenarios(args.commands)
@@ -157,6 +185,7 @@ def main() -> None:
             client=args.client,
             group_protocol=args.group_protocol,
             delivery=args.delivery,
+            workload=args.workload,
         )
         if postgres is not None:
             postgres.start()
@@ -170,7 +199,10 @@ def main() -> None:
             if name.startswith("partition") and no_netns is not None:
                 print(f"{name}: skipped (no network namespaces here: {no_netns})")
                 continue
-            result = chosen[name](lab)
+            if args.workload == "fold" and name not in FOLD_SCENARIOS:
+                print(f"{name}: skipped (it runs a node of its own, not the reducer)")
+                continue
+            result = lab.with_state_checked(chosen[name](lab))
             rows.append(result)
             verdict = "pass" if result.passed else "FAIL"
             print(f"{name}: {verdict}: {result.note}", flush=True)
@@ -198,11 +230,15 @@ def main() -> None:
                         "dead_lettered": r.report.dead_lettered,
                         "committed_to_end": r.committed_to_end,
                         "longest_gap_s": r.longest_gap_s,
+                        "keys": r.keys,
+                        "keys_wrong": r.keys_wrong,
                         "note": r.note,
                     }
                     for r in rows
                 },
                 "client": args.client,
+                "workload": args.workload,
+                "delivery": args.delivery,
                 "group_protocol": args.group_protocol,
                 "ratio": passed / max(1, len(rows)),
                 "ratio_means": "scenarios passed / run",

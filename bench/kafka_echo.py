@@ -17,15 +17,18 @@ The peers: the same echo written with FastStream's Kafka broker (aiokafka), the 
 documentation writes a handler that answers on another topic (each result confirmed),
 and in its batch form; and as a Quix Streams application (``peers/quix_app.py``, in a
 venv of its own made on first use): stateless ``apply`` → ``to_topic``, and a stateful
-fold per key at least once and exactly once, all on Quix's defaults.
+fold per key at least once and exactly once, all on Quix's defaults. The runtime's fold
+contenders host a reducer counting per key (its state in a changelog topic) with the
+same commands, each keyed by its reducer key (as ``onex emit`` writes them).
 
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
 by the same client (confluent-kafka, linger 0) from send to the result's arrival.
 
     python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
         [--only bare bare-codec bare-confluent runtime runtime-confluent runtime-eos
-                runtime-confluent-eos faststream faststream-batch quix quix-fold
-                quix-fold-eos ...] [--gc-threshold N] [--record] [--json]
+                runtime-confluent-eos runtime-confluent-fold runtime-confluent-fold-eos
+                faststream faststream-batch quix quix-fold quix-fold-eos ...]
+        [--gc-threshold N] [--record] [--json]
 
 Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:29292 and stops it after.
 """
@@ -64,6 +67,7 @@ except ImportError:  # only the FastStream contender needs it
     KafkaBroker = KafkaMessage = None
 
 from onex_actors.core import (
+    PARTITION_KEY_HEADER,
     OnexEnvelope,
     cmd_topic,
     decode_envelope,
@@ -278,11 +282,12 @@ class PingClient:
     round trip is small and the same whichever client the contender uses.
     """
 
-    def __init__(self, bootstrap: str, node: str, sink: str) -> None:
+    def __init__(self, bootstrap: str, node: str, sink: str, *, fold: bool = False) -> None:
+        """``fold``: pings for a reducer keyed by ``input.k``, keyed as ``onex emit`` keys them."""
         from confluent_kafka import Consumer, Producer
         from confluent_kafka import TopicPartition as CKTopicPartition
 
-        self.node, self.sink = node, sink
+        self.node, self.sink, self.fold = node, sink, fold
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
         self.consumer = Consumer(
             {
@@ -299,7 +304,15 @@ class PingClient:
 
     def ping(self, matches: Callable[[bytes, Any], bool]) -> float:
         """Round trip of one command, in seconds."""
-        command = new_command(self.node, {"ping": uuid.uuid4().hex, "pad": "x" * 40})
+        if self.fold:
+            key = f"ping-{uuid.uuid4().hex[:2]}"
+            command = new_command(
+                self.node,
+                {"ping": uuid.uuid4().hex, "k": key, "pad": "x" * 34},
+                headers={PARTITION_KEY_HEADER: f"global/{key}"},
+            )
+        else:
+            command = new_command(self.node, {"ping": uuid.uuid4().hex, "pad": "x" * 40})
         started = time.perf_counter()
         self.producer.produce(
             cmd_topic(self.node),
@@ -385,8 +398,12 @@ def runtime_run(
     workers: int = 1,
     scraped: bool = False,
     exactly_once: bool = False,
+    fold: bool = False,
 ) -> tuple[float, list[float]]:
     """Throughput and ping latencies of ``omninode-runtime-host`` hosting echo.
+
+    ``fold``: a reducer instead, one counter per key (``key: input.k``, ``fold: {count:
+    state.count + 1}``), its state in its changelog topic, over ``KEYS`` keys.
 
     The host runs as its own process, as a user runs it (and as Quix's app runs), so
     what measures it never shares its interpreter: the contract's defaults, the bus
@@ -399,7 +416,7 @@ def runtime_run(
     tag = uuid.uuid4().hex[:8]
     node, runtime = f"echo-{tag}", f"runtime-{tag}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
-    produce_commands(bootstrap, node, commands, **PRODUCER)
+    produce_commands(bootstrap, node, commands, fold=fold, **PRODUCER)
     env = {
         **os.environ,
         "ONEX_BUS__KIND": "kafka",
@@ -424,7 +441,10 @@ def runtime_run(
             f"handlers: {{families: [local]}}\nhost_selector: {{node_ids: [{node}]}}\n"
         )
         (root / "nodes" / f"{node}.yaml").write_text(  # every runtime setting its default
-            f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n"
+            f"kind: reducer\nnode_id: {node}\nversion: '0.1.0'\nkey: input.k\n"
+            "state: {initial: {count: 0}}\nfold: {assign: {count: state.count + 1}}\n"
+            if fold
+            else f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n"
         )
         options = ["--runtime-node-id", runtime, "--contracts-dir", str(root)]
         host = subprocess.Popen(
@@ -452,7 +472,7 @@ def runtime_run(
                     rate = steady_rate(committed, commands, started=answered)
                 else:
                     rate = steady_rate(answered, commands)
-            ping = PingClient(bootstrap, node, evt_topic(node))
+            ping = PingClient(bootstrap, node, evt_topic(node), fold=fold)
             latencies = [ping.ping(runtime_answers) for _ in range(pings)]
             ping.close()
         finally:
@@ -603,7 +623,7 @@ def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[floa
     group = f"quix-{node}"
     source, sink = cmd_topic(node), evt_topic(node)
     create(bootstrap, [source, sink])
-    produce_commands(bootstrap, node, commands, **PRODUCER)
+    produce_commands(bootstrap, node, commands, fold=mode.startswith("fold"), **PRODUCER)
     script = Path(__file__).resolve().parent / "peers" / "quix_app.py"
     with tempfile.TemporaryDirectory(prefix="quix-state-") as state_dir:
         app = subprocess.Popen(
@@ -661,11 +681,36 @@ CONTENDERS = {
     "faststream": "FastStream (aiokafka) echo",
     "faststream-batch": "FastStream, batch, no confirm",
     "runtime-confluent-2p": "runtime on confluent, --workers 2",
+    "runtime-confluent-fold": "runtime on confluent, a fold",
+    "runtime-confluent-fold-eos": "runtime on confluent, fold, EOS",
+    "runtime-fold": "runtime (kafka-python), a fold",
+    "runtime-fold-eos": "runtime (kafka-python), fold, EOS",
     "quix": "Quix Streams, stateless apply",
     "quix-fold": "Quix Streams, stateful fold",
     "quix-fold-eos": "Quix Streams, fold, exactly-once",
 }
 
+
+FOLD_RATIOS = (
+    (
+        "runtime-confluent-fold/runtime-confluent",
+        "fold/echo at least once, confluent (target >= 0.7)",
+    ),
+    ("runtime-confluent-fold-eos/runtime-confluent-eos", "fold/echo exactly once, confluent"),
+    (
+        "runtime-confluent-fold-eos/runtime-confluent",
+        "fold exactly once/echo at least once, confluent (target >= 0.6)",
+    ),
+    ("runtime-confluent-fold/quix-fold", "fold on confluent/Quix fold (target >= 1.0)"),
+    (
+        "runtime-confluent-fold-eos/quix-fold-eos",
+        "fold EOS on confluent/Quix fold EOS (target >= 1.0)",
+    ),
+    ("runtime-fold/runtime", "fold/echo at least once, kafka-python"),
+    ("runtime-fold/quix-fold", "fold on kafka-python/Quix fold"),
+    ("runtime-fold-eos/quix-fold-eos", "fold EOS on kafka-python/Quix fold EOS"),
+)
+"""The reducer's figures: numerator/denominator contenders, and what the ratio says."""
 
 PEERS = ("quix", "quix-fold", "quix-fold-eos")
 """The Quix Streams contenders, each set against both runtimes in the report."""
@@ -693,6 +738,10 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
         return faststream_batch_run(bootstrap, commands, pings)
     if name == "runtime-confluent-2p":
         return runtime_run(bootstrap, commands, pings, "confluent", workers=2)
+    if name.startswith("runtime") and "fold" in name:
+        client = "confluent" if "confluent" in name else "kafka-python"
+        eos = name.endswith("-eos")
+        return runtime_run(bootstrap, commands, pings, client, exactly_once=eos, fold=True)
     if name == "quix":
         return quix_run(bootstrap, commands, pings, "stateless")
     if name.startswith("quix-"):
@@ -761,6 +810,10 @@ def main() -> None:
     if "runtime-scraped" in med and "runtime" in med:
         ratio = med["runtime-scraped"][0] / med["runtime"][0]
         print(f"listener and metrics on/off throughput: {ratio:.3f}  (target >= 0.97)")
+    for name, line in FOLD_RATIOS:
+        numerator, denominator = name.split("/")
+        if numerator in med and denominator in med:
+            print(f"{line}: {med[numerator][0] / med[denominator][0]:.2f}")
     if "runtime-eos" in med and "runtime" in med:
         ratio = med["runtime-eos"][0] / med["runtime"][0]
         print(f"exactly_once/at_least_once throughput: {ratio:.2f}  (target >= 0.70)")
@@ -787,6 +840,11 @@ def main() -> None:
             figures["workers_2_vs_1"] = med["runtime-confluent-2p"][0] / med["runtime-confluent"][0]
         if "runtime-scraped" in med and "runtime" in med:
             figures["scraped_vs_runtime"] = med["runtime-scraped"][0] / med["runtime"][0]
+        for name, _ in FOLD_RATIOS:
+            numerator, denominator = name.split("/")
+            if numerator in med and denominator in med:
+                key = f"{numerator}_vs_{denominator}".replace("-", "_")
+                figures[key] = med[numerator][0] / med[denominator][0]
         if "runtime-eos" in med and "runtime" in med:
             figures["exactly_once_vs_at_least_once"] = med["runtime-eos"][0] / med["runtime"][0]
         if "runtime-confluent-eos" in med and "runtime-confluent" in med:

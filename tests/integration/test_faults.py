@@ -59,6 +59,27 @@ def eos_lab(kafka_bootstrap: str, tmp_path: Path) -> FaultLab:
     )
 
 
+REDUCERS_RUN = pytest.mark.skipif(
+    TEST_BROKER == "tansu", reason="reducer state is checked on Apache Kafka (compaction, EOS)"
+)
+
+
+@pytest.fixture(params=["at_least_once", "exactly_once"])
+def fold_lab(kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest) -> FaultLab:
+    """A lab whose node under fault is a reducer; commits every 0.1 s, so a kill finds
+    some committed and some not."""
+    return FaultLab(
+        kafka_bootstrap,
+        tmp_path,
+        session_timeout_ms=SESSION_MS,
+        deadline_s=120,
+        delivery=request.param,
+        client=TEST_CLIENT,
+        workload="fold",
+        host_env={"ONEX_COMMIT_INTERVAL_S": "0.1"},
+    )
+
+
 def table(result: ScenarioResult) -> str:
     return render_reports([(result.name, result.report, result.note)])
 
@@ -134,6 +155,25 @@ def test_a_second_host_joining_then_killed_exactly_once(eos_lab: FaultLab) -> No
     result = second_host(eos_lab, 3000)
     assert result.passed, table(result)
     assert result.report.duplicated == 0, table(result)
+
+
+@REDUCERS_RUN
+def test_a_reducer_killed_mid_stream_restores_every_key_exactly(fold_lab: FaultLab) -> None:
+    result = fold_lab.with_state_checked(kill_9_restart(fold_lab, 4000))
+    assert result.passed, table(result)
+    assert result.keys == 16
+    assert result.keys_wrong == 0, table(result)
+    if fold_lab.delivery == "exactly_once":
+        assert result.report.duplicated == 0, table(result)
+
+
+@REDUCERS_RUN
+def test_a_reducer_across_a_second_host_joining_then_killed(fold_lab: FaultLab) -> None:
+    result = fold_lab.with_state_checked(second_host(fold_lab, 3000, stream_s=10))
+    assert result.passed, table(result)
+    assert result.keys_wrong == 0, table(result)
+    if fold_lab.delivery == "exactly_once":
+        assert result.report.duplicated == 0, table(result)
 
 
 def test_three_hosts_one_killed_one_added_lose_nothing(lab: FaultLab) -> None:

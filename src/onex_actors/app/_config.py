@@ -8,12 +8,21 @@ YAML scalars, so ``3``, ``true`` and ``[a, b]`` have their natural types.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from onex_actors.core import DEFAULT_MAX_ENVELOPE_BYTES, ConfigError
 from onex_actors.handlers import HostAllowlist
@@ -28,8 +37,11 @@ __all__ = [
     "KafkaSettings",
     "ModelEndpointSettings",
     "ModelFamilySettings",
+    "StateAccess",
+    "StateToken",
     "VectorSettings",
     "VectorStoreSettings",
+    "is_loopback",
     "load_config",
 ]
 
@@ -106,6 +118,25 @@ class KafkaSettings(_Settings):
     """
 
 
+class StateToken(_Settings):
+    """A bearer token for the listener's ``/state``, and the tenants it may read."""
+
+    token: SecretStr = Field(min_length=16)
+    tenants: tuple[str, ...] = Field(min_length=1)
+    """Tenant ids whose state the token reads; ``"*"`` for every tenant."""
+
+
+class StateAccess(_Settings):
+    """The listener's ``/state/<node>/<key>``: reducer state is business data."""
+
+    enabled: bool = False
+    """Off unless set: ``/state`` answers 404 then."""
+    tokens: tuple[StateToken, ...] = ()
+    """Bearer tokens (from a secret: ``ONEX_HTTP__STATE__TOKENS='[{token: ..., tenants:
+    [...]}]'``). Required whenever the listener is not on 127.0.0.1 (or another loopback
+    address); once any is set, every request needs one."""
+
+
 class HttpSettings(_Settings):
     """The HTTP handler's client (what it may reach, its limits) and the host's listener."""
 
@@ -116,6 +147,23 @@ class HttpSettings(_Settings):
     """``host:port`` entries; a port is required (a bare host would admit all of them)."""
     timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=100, ge=1)
+    state: StateAccess = StateAccess()
+    """Whether and to whom the listener shows reducer state (``/state/<node>/<key>``)."""
+
+    @model_validator(mode="after")
+    def _state_needs_tokens_off_loopback(self) -> HttpSettings:
+        if (
+            self.state.enabled
+            and not self.state.tokens
+            and self.listen is not None
+            and not is_loopback(self.listen)
+        ):
+            raise ValueError(
+                f"http.state is enabled and the listener is on {self.listen}, not on 127.0.0.1: "
+                "state is business data, so set http.state.tokens (bearer tokens scoped to "
+                "tenants, from a secret) or bind the listener to 127.0.0.1"
+            )
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -258,6 +306,17 @@ class HostConfig(_Settings):
     """Allocations between two young-generation garbage collections, set process-wide
     when the host starts (never lowered); ``null`` leaves the interpreter's 700. See
     docs/runtime.md, "Garbage collection"."""
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a ``host:port`` listens on a loopback address only."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_config(

@@ -10,6 +10,7 @@ stopped, so ``/readyz`` says "draining" while the host finishes what it holds.
   restarts within its intensity; 503 with the reason while starting, draining, while no
   Kafka broker answers (since when), or when a node has stopped.
 - ``/metrics``: the Prometheus text format (``_metrics.HostCollector``).
+- ``/state/<node>/<key>``: a reducer key's state, when configured (``_state_view``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from onex_actors.runtime import NodeStatus
 
 from ._metrics import HostCollector, host_registry
+from ._state_view import state_view
 
 if TYPE_CHECKING:
     from ._host import RuntimeHost
@@ -87,8 +89,21 @@ class ListenerApp:
             await _respond_json(send, *self.health())
         elif path == "/readyz":
             await _respond_json(send, *self.readiness())
+        elif path.startswith("/state/"):
+            headers = dict(scope.get("headers", []))
+            authorization = headers.get(b"authorization")
+            answer = state_view(
+                self.host,
+                self.host.config.http.state,
+                path,
+                scope.get("query_string", b""),
+                authorization.decode("latin-1") if authorization is not None else None,
+            )
+            await _respond_json(send, *answer)
         else:
-            await _respond(send, 404, b"not found: /healthz, /readyz, /metrics\n", b"text/plain")
+            await _respond(
+                send, 404, b"not found: /healthz, /readyz, /metrics, /state\n", b"text/plain"
+            )
 
     def health(self) -> tuple[int, dict[str, object]]:
         """Whether the host runs: its loop answers, its runtime is up."""

@@ -82,6 +82,48 @@ class HostCollector(Collector):
                 lag.add_metric([tp.topic, str(tp.partition)], max(0, end - committed[tp]))
         return lag
 
+    def _state(self) -> Iterator[Metric]:
+        """Yield the reducers' state: keys held, restores done, partitions restoring."""
+        keys = GaugeMetricFamily(
+            "onex_state_keys", "Keys a reducer holds (committed), here.", labels=["node"]
+        )
+        restored = CounterMetricFamily(
+            "onex_state_restored_records",
+            "Changelog records read back to restore a reducer's partitions.",
+            labels=["node"],
+        )
+        restores = CounterMetricFamily(
+            "onex_state_restores", "Partitions restored from a changelog.", labels=["node"]
+        )
+        seconds = CounterMetricFamily(
+            "onex_state_restore_seconds", "Time spent restoring partitions.", labels=["node"]
+        )
+        restoring = GaugeMetricFamily(
+            "onex_state_restoring_partitions",
+            "A reducer's partitions being restored now (not served until restored).",
+            labels=["node"],
+        )
+        sent_on = CounterMetricFamily(
+            "onex_state_rekeyed",
+            "Commands a reducer read off their key's partition and sent on to it.",
+            labels=["node"],
+        )
+        restorer = self.host.restorer
+        for node_id, handler in sorted(self.host.reducers.items()):
+            keys.add_metric([node_id], len(handler.store))
+            sent_on.add_metric([node_id], handler.rekeyed)
+            done = [r for r in (restorer.restores if restorer else []) if r.node_id == node_id]
+            restored.add_metric([node_id], sum(r.records for r in done))
+            restores.add_metric([node_id], len(done))
+            seconds.add_metric([node_id], sum(r.seconds for r in done))
+            now = [
+                tp
+                for tp in (restorer.restoring if restorer else ())
+                if tp.topic == handler.cmd_topic
+            ]
+            restoring.add_metric([node_id], len(now))
+        yield from (keys, restored, restores, seconds, restoring, sent_on)
+
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family of the host, as of now."""
         host = self.host
@@ -195,6 +237,7 @@ class HostCollector(Collector):
             value=host.outbox.held,
         )
         yield self._lag()
+        yield from self._state()
         yield GaugeMetricFamily(
             "onex_consumer_assigned",
             "1 once the consumer has had partitions.",

@@ -16,7 +16,15 @@ from onex_actors.core import cmd_topic, dlq_topic, evt_topic, log_topic
 
 from ._checker import DeliveryReport, SentRecord, check
 from ._processes import host_env, host_process
-from ._workload import OutcomeReader, committed_offsets, create_topics, end_offsets
+from ._state_check import check_fold_state
+from ._workload import (
+    FOLD_NODE,
+    CommandStream,
+    OutcomeReader,
+    committed_offsets,
+    create_topics,
+    end_offsets,
+)
 
 __all__ = ["FaultLab", "ScenarioResult", "Setup", "StoppableServer"]
 
@@ -52,6 +60,13 @@ class FaultLab:
     """How long a scenario waits for every command to be accounted for."""
     delivery: str = "at_least_once"
     """The hosts' ``delivery.mode``: at_least_once or exactly_once."""
+    workload: str = "echo"
+    """The node under fault: ``echo`` (an effect) or ``fold`` (a reducer, ``FOLD_NODE``:
+    the state of every key is then checked against a fold computed by the harness)."""
+    setups: list[Setup] = attrs.field(factory=list)
+    """Every contract tree written, newest last."""
+    host_env: dict[str, str] = attrs.field(factory=dict)
+    """More environment for every host process (``ONEX_COMMIT_INTERVAL_S``...)."""
 
     @property
     def session_s(self) -> float:
@@ -65,6 +80,7 @@ class FaultLab:
             "ONEX_KAFKA__CLIENT": self.client,
             "ONEX_KAFKA__GROUP_PROTOCOL": self.group_protocol,
             "ONEX_DELIVERY__MODE": self.delivery,
+            **self.host_env,
             **extra,
         }
         if self.postgres_dsn is not None:
@@ -84,8 +100,9 @@ class FaultLab:
         (root / "nodes").mkdir(parents=True)
         (root / "runtime").mkdir()
         for prefix, body in nodes.items():
+            kind = "" if body.startswith("kind:") else "kind: effect\n"
             (root / "nodes" / f"{ids[prefix]}.yaml").write_text(
-                f"kind: effect\nnode_id: {ids[prefix]}\nversion: '0.1.0'\n{body}"
+                f"{kind}node_id: {ids[prefix]}\nversion: '0.1.0'\n{body}"
             )
         topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*ids.values(), runtime])
         (root / "runtime" / f"{runtime}.yaml").write_text(
@@ -99,11 +116,40 @@ class FaultLab:
         for node in ids.values():
             topics_needed += [cmd_topic(node), evt_topic(node), dlq_topic(node)]
         create_topics(self.bootstrap, topics_needed)
+        self.setups.append(setup)
         return setup
 
     def echo(self, name: str, extra: str = "") -> Setup:
-        """One local echo node (plus ``extra`` YAML) hosted by a fresh runtime."""
+        """One local echo node (plus ``extra`` YAML) hosted by a fresh runtime.
+
+        With ``workload: fold``, the reducer ``FOLD_NODE`` instead (``extra`` ignored).
+        """
+        if self.workload == "fold":
+            return self.contracts(name, {"tally": FOLD_NODE}, ["local"])
         return self.contracts(name, {"echo": f"effect_type: local\n{extra}"}, ["local"])
+
+    def stream(
+        self, setup: Setup, count: int, *, batch: int = 500, rate: float | None = None
+    ) -> CommandStream:
+        """Commands for ``setup``'s node, shaped for the lab's workload."""
+        return CommandStream(
+            self.bootstrap,
+            setup.node,
+            count,
+            batch=batch,
+            rate=rate,
+            fold=self.workload == "fold",
+        )
+
+    def with_state_checked(self, result: ScenarioResult) -> ScenarioResult:
+        """Add the state check of the newest tree's reducer (``workload: fold``)."""
+        if self.workload != "fold" or not self.setups:
+            return result
+        report = check_fold_state(self.bootstrap, self.setups[-1].node)
+        note = f"{result.note}; {len(report.wrong)} of {report.keys} keys wrong"
+        if report.wrong:
+            note += f" (first: {report.wrong[0]})"
+        return attrs.evolve(result, note=note, keys=report.keys, keys_wrong=len(report.wrong))
 
     def another_runtime(self, setup: Setup, name: str) -> Setup:
         """Add a second runtime to ``setup``'s tree hosting the same nodes (its own group)."""
@@ -191,8 +237,21 @@ class ScenarioResult:
     """Whether the host's commits reached the end of every command partition."""
     longest_gap_s: float | None = None
     """Where measured: the longest time in which no outcome was produced at all."""
+    keys: int | None = None
+    """With a reducer under fault: how many keys its commands had."""
+    keys_wrong: int | None = None
+    """With a reducer under fault: keys whose final state is not the fold of their commands."""
 
     @property
     def passed(self) -> bool:
-        """Nothing lost, the host never crashed on its input, and its commits went on."""
-        return self.report.passed and self.host_survived and self.committed_to_end
+        """Whether the scenario passed.
+
+        Nothing lost, the host never crashed on its input, its commits went on, and (a
+        reducer) every key's state is the fold of its commands.
+        """
+        return (
+            self.report.passed
+            and self.host_survived
+            and self.committed_to_end
+            and not self.keys_wrong
+        )

@@ -30,6 +30,7 @@ from onex_actors.core import (
 from ._checker import Outcome, SentRecord, outcome_of
 
 __all__ = [
+    "FOLD_NODE",
     "CommandStream",
     "OutcomeReader",
     "RawRecord",
@@ -85,17 +86,24 @@ def send_commands(
     keys: int = 16,
     start: int = 0,
     payload: Mapping[str, JsonValue] | None = None,
+    fold: bool = False,
 ) -> list[SentRecord]:
     """Send ``count`` commands to ``node``, spread over ``keys`` partition keys.
 
     Command ``i`` has key ``k{i % keys}`` and, within its key, sequence ``i // keys``;
     its payload is ``payload``, or ``{"i": i, "pad": ...}`` (about 200 bytes in all).
+    ``fold``: commands for a reducer keyed by ``input.k`` (``FOLD_NODE``): the payload
+    names the key and a number to add, the record key is the reducer's stored key.
     """
     commands = [
         new_command(
             node,
-            payload if payload is not None else {"i": i, "pad": "x" * 40},
-            headers={PARTITION_KEY_HEADER: f"k{i % keys}"},
+            _fold_payload(i, keys)
+            if fold
+            else payload
+            if payload is not None
+            else {"i": i, "pad": "x" * 40},
+            headers={PARTITION_KEY_HEADER: f"global/k{i % keys}" if fold else f"k{i % keys}"},
         )
         for i in range(start, start + count)
     ]
@@ -109,6 +117,23 @@ def send_commands(
         SentRecord(p, o, str(c.envelope_id), f"{node}/{c.headers[PARTITION_KEY_HEADER]}", i // keys)
         for i, (c, (p, o)) in enumerate(zip(commands, sent, strict=True), start)
     ]
+
+
+FOLD_NODE = """kind: reducer
+key: input.k
+state: {initial: {count: 0, total: 0, digest: 0}}
+fold:
+  assign:
+    count: state.count + 1
+    total: state.total + input.n
+    digest: (state.digest * 31 + input.i) % 1000000007
+"""
+"""The body of the fault scenarios' reducer (after ``node_id`` and ``version``): a count,
+a sum, and a digest that depends on the order each key's commands were folded in."""
+
+
+def _fold_payload(i: int, keys: int) -> dict[str, JsonValue]:
+    return {"k": f"k{i % keys}", "i": i, "n": i % 7 + 1, "pad": "x" * 24}
 
 
 class CommandStream:
@@ -125,10 +150,16 @@ class CommandStream:
         *,
         batch: int = 500,
         rate: float | None = None,
+        fold: bool = False,
     ) -> None:
-        """``rate``: commands per second, steady (as fast as the broker takes them if None)."""
+        """Send from a thread once entered.
+
+        ``rate``: commands per second, steady (as fast as the broker takes them if None);
+        ``fold``: commands for the fault scenarios' reducer (``FOLD_NODE``).
+        """
         self.bootstrap, self.node, self.count, self.batch = bootstrap, node, count, batch
         self.rate = rate
+        self.fold = fold
         self._sent: list[SentRecord] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"commands-{node}", daemon=True)
@@ -158,7 +189,9 @@ class CommandStream:
         try:
             for start in range(0, self.count, self.batch):
                 size = min(self.batch, self.count - start)
-                records = send_commands(self.bootstrap, self.node, size, start=start)
+                records = send_commands(
+                    self.bootstrap, self.node, size, start=start, fold=self.fold
+                )
                 with self._lock:
                     self._sent += records
                 if self.rate is not None:

@@ -78,7 +78,7 @@ def kill_9_restart(lab: FaultLab, commands: int) -> ScenarioResult:
         reader.read_to_end()
         answered.update(reader.causes)
 
-    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
+    with lab.stream(setup, commands) as stream:
         sent, report, survived = _kill_then_restart(
             lab, setup, reader, stream, commands // 5, seen_at_kill
         )
@@ -101,7 +101,7 @@ def sigterm_restart(lab: FaultLab, commands: int) -> ScenarioResult:
     """SIGTERM under load (drain, commit, exit 0), then a restart: nothing handled twice."""
     setup = lab.echo("sigterm")
     reader = lab.reader(setup)
-    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
+    with lab.stream(setup, commands) as stream:
         with lab.host(setup) as proc:
             _wait_for_answers(lab, reader, stream, commands // 5)
             proc.send_signal(signal.SIGTERM)
@@ -308,7 +308,7 @@ def three_hosts(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
 
 def _steady_stream(lab: FaultLab, setup: Setup, commands: int, stream_s: float) -> CommandStream:
     """Commands for ``setup``'s node arriving steadily over ``stream_s``, 100 at a time."""
-    return CommandStream(lab.bootstrap, setup.node, commands, batch=100, rate=commands / stream_s)
+    return lab.stream(setup, commands, batch=100, rate=commands / stream_s)
 
 
 def _wait_for_answers(
@@ -324,7 +324,7 @@ def broker_outage(lab: FaultLab, commands: int, outage_s: float = 10) -> Scenari
     setup = lab.echo("broker")
     reader = lab.reader(setup)
     with (
-        CommandStream(lab.bootstrap, setup.node, commands) as stream,
+        lab.stream(setup, commands) as stream,
         lab.host(setup) as proc,
     ):
         reader.read_until(lambda r: r.answered(stream.sent()) >= commands // 4, lab.deadline_s)
@@ -385,7 +385,7 @@ def kill_9_db_rows(lab: FaultLab, commands: int) -> ScenarioResult:
     setup = lab.contracts("dbrows", {"rows": body}, ["db"])
     reader = lab.reader(setup)
     killed_at: list[int] = []
-    with CommandStream(lab.bootstrap, setup.node, commands) as stream:
+    with lab.stream(setup, commands) as stream:
         sent, report, survived = _kill_then_restart(
             lab,
             setup,

@@ -1,0 +1,90 @@
+"""The state checker: every reducer key's final state against a fold computed here.
+
+Independent of the runtime's code: the commands are read back from the node's command
+topic (each distinct envelope once, in the order of its key's own partition under
+Kafka's default partitioner, kafka-python's murmur2), folded by the plain Python below
+as ``FOLD_NODE`` says, and compared with the newest committed record of each key in the
+node's changelog. A key whose state differs, or that is missing, is a wrong key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.partitioner.default import murmur2
+
+from onex_actors.core import EnvelopeError, cmd_topic, decode_envelope, state_topic
+
+__all__ = ["StateReport", "check_fold_state"]
+
+
+@attrs.frozen
+class StateReport:
+    """Keys whose final state is not the fold of their commands."""
+
+    keys: int
+    wrong: tuple[str, ...]
+    """Each wrong key, with what was expected and what the changelog holds."""
+
+
+def _records(bootstrap: str, topic: str, committed: bool) -> Iterator[tuple[int, int, Any]]:
+    """Yield (partition count, partition, record) for every record of ``topic``."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+    )
+    try:
+        partitions = [
+            KafkaTopicPartition(topic, p)
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                for record in batch:
+                    yield len(partitions), tp.partition, record
+    finally:
+        consumer.close()
+
+
+def check_fold_state(bootstrap: str, node: str) -> StateReport:
+    """Compare every key's changelog state with the fold of the commands sent to it."""
+    expected: dict[str, dict[str, int]] = {}
+    folded: set[str] = set()
+    for count, partition, record in _records(bootstrap, cmd_topic(node), committed=False):
+        try:
+            envelope = decode_envelope(record.value)
+        except EnvelopeError:
+            continue
+        name = f"{envelope.tenant_id}/{envelope.payload['k']}"
+        if partition != (murmur2(name.encode()) & 0x7FFFFFFF) % count:
+            continue  # not where the key lives: its copy there is what was folded
+        if str(envelope.envelope_id) in folded:
+            continue
+        folded.add(str(envelope.envelope_id))
+        i, n = envelope.payload["i"], envelope.payload["n"]
+        if not isinstance(i, int) or not isinstance(n, int):
+            continue  # not a command of the workload
+        state = expected.setdefault(name, {"count": 0, "total": 0, "digest": 0})
+        state["count"] += 1
+        state["total"] += n
+        state["digest"] = (state["digest"] * 31 + i) % 1_000_000_007
+    held: dict[str, object] = {}
+    for _, _, record in _records(bootstrap, state_topic(node), committed=True):
+        key, value = record.key.decode(), record.value
+        held[key] = json.loads(value)["value"] if value is not None else None
+    wrong = tuple(
+        f"{key}: expected {state}, the changelog holds {held.get(key)}"
+        for key, state in sorted(expected.items())
+        if held.get(key) != state
+    )
+    return StateReport(len(expected), wrong)
