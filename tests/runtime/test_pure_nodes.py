@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from pydantic import JsonValue
 
 from onex_actors.app import HostConfig, open_runtime_host
@@ -243,3 +244,53 @@ async def test_a_new_host_on_the_same_bus_restores_the_state_from_the_changelog(
     assert answer.payload["state"] == {"orders": 3, "total": 9}
     c1_home = home_partition(b"global/c1", 4)
     assert (c1_home, 1 if home_partition(b"global/c2", 4) != c1_home else 2) in restored
+
+
+PARKING = {
+    "kind": "reducer",
+    "node_id": "parking",
+    "version": "0.1.0",
+    "key": "input.car",
+    "fsm": {
+        "states": ["idle", "parked", "towed"],
+        "initial_state": "idle",
+        "timeouts": {"parked": 0.2},
+        "transitions": [
+            {
+                "transition_name": "park",
+                "from_state": "idle",
+                "to_state": "parked",
+                "trigger": "park",
+            },
+            {
+                "transition_name": "tow",
+                "from_state": "parked",
+                "to_state": "towed",
+                "trigger": "timeout",
+            },
+        ],
+    },
+}
+
+
+async def test_a_state_timeout_fires_once_even_after_a_restart() -> None:
+    bus = InProcessBus(partitions=4)
+    evt = "onex.app.local.global.evt.node.parking.v1"
+    async with open_test_host("runtime-dev-state", contracts=tree(PARKING), bus=bus) as host:
+        parked = await host.request("parking", {"car": "c1", "trigger": "park"})
+        # stopped before its first scan (every second): the deadline is in the changelog
+    assert parked.payload["state"] == {"status": "parked"}
+    async with open_test_host("runtime-dev-state", contracts=tree(PARKING), bus=bus) as again:
+        await again.request("parking", {"car": "c2", "trigger": "park"})
+        with trio.fail_after(10):
+            await again.collector.wait_until(
+                lambda: (
+                    sum(e.payload.get("transition") == "tow" for e in again.collector.by_topic[evt])
+                    >= 2
+                )
+            )
+        state = reducer_of(again, "parking").state_of("c1")
+        await trio.sleep(1.5)  # a few more scans: nothing fires twice
+        tows = [e for e in again.collector.by_topic[evt] if e.payload.get("transition") == "tow"]
+    assert state == {"status": "towed"}
+    assert sorted(e.payload["key"] for e in tows) == ["c1", "c2"]

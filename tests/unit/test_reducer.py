@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onex_actors.core import (
+    ContractError,
     HandlerError,
     KeyState,
     OnexEnvelope,
@@ -24,6 +25,7 @@ from onex_actors.core import (
     ReducerContract,
     new_command,
     parse_contract,
+    timer_command,
 )
 
 ACCOUNT: dict[str, Any] = {
@@ -256,3 +258,77 @@ def test_redeliveries_and_duplicates_fold_to_the_state_of_one_clean_pass(
         before = expected.get(str(k), {"total": 0, "seen": []})
         expected[str(k)] = {"total": before["total"] + n, "seen": [*before["seen"], n]}
     assert {k: dict(s.value) for k, s in states.items()} == expected
+
+
+# -- timeouts ---------------------------------------------------------------------------
+
+PARKING: dict[str, Any] = {
+    "kind": "reducer",
+    "node_id": "parking",
+    "version": "0.1.0",
+    "key": "input.car",
+    "fsm": {
+        "states": ["idle", "parked", "towed"],
+        "initial_state": "idle",
+        "timeouts": {"parked": 60},
+        "transitions": [
+            {
+                "transition_name": "park",
+                "from_state": ["idle", "parked"],
+                "to_state": "parked",
+                "trigger": "park",
+            },
+            {
+                "transition_name": "leave",
+                "from_state": "parked",
+                "to_state": "idle",
+                "trigger": "leave",
+            },
+            {
+                "transition_name": "tow",
+                "from_state": "parked",
+                "to_state": "towed",
+                "trigger": "timeout",
+            },
+        ],
+    },
+}
+
+
+def test_a_state_with_a_timeout_needs_a_timeout_transition() -> None:
+    document = {**PARKING, "fsm": {**PARKING["fsm"], "timeouts": {"idle": 5, "nowhere": 1}}}
+    with pytest.raises(ContractError) as info:
+        parse_contract(document, source="x.yaml")
+    (problem,) = info.value.problems
+    assert "fsm.timeouts.idle: no transition leaves 'idle' on trigger 'timeout'" in problem
+    assert "fsm.timeouts.nowhere: 'nowhere' is not in fsm.states" in problem
+
+
+def test_entering_a_state_sets_its_deadline_and_the_timer_takes_the_timeout_once() -> None:
+    r = reducer(PARKING)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    park = new_command("parking", {"car": "c1", "trigger": "park"}, created_at=start)
+    parked = r.decide(None, park, ReduceContext(0, 0), "c1").state
+    assert parked.deadline == (start + timedelta(seconds=60)).isoformat()
+    again = new_command(
+        "parking", {"car": "c1", "trigger": "park"}, created_at=start + timedelta(seconds=30)
+    )
+    reparked = r.decide(parked, again, ReduceContext(0, 1), "c1").state
+    assert reparked.deadline == (start + timedelta(seconds=90)).isoformat()  # restarted
+    old = timer_command("parking", "global", "c1", parked.deadline)
+    assert r.key_of(old) == "c1"
+    stale = r.decide(reparked, old, ReduceContext(0, 2), "c1")
+    assert stale.answer is not None
+    assert stale.answer["stale_timer"] is True
+    assert not stale.changed
+    due = timer_command("parking", "global", "c1", reparked.deadline)
+    assert (
+        due.envelope_id == timer_command("parking", "global", "c1", reparked.deadline).envelope_id
+    )
+    towed = r.decide(reparked, due, ReduceContext(0, 3), "c1")
+    assert towed.answer is not None
+    assert (towed.answer["transition"], towed.state.value["status"]) == ("tow", "towed")
+    assert towed.state.deadline is None
+    assert towed.state.changed_at == reparked.deadline  # the timer's time is its deadline
+    twice = r.decide(towed.state, due, ReduceContext(0, 4), "c1")
+    assert not twice.changed  # the same timer again (a restart fired it anew): once

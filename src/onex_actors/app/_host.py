@@ -36,6 +36,7 @@ from onex_actors.runtime import (
     RuntimeHealth,
     RuntimeLog,
     StateRestorer,
+    TimerScanner,
     open_node_runtime,
 )
 
@@ -174,6 +175,9 @@ class RuntimeHost:
                 nursery.start_soon(self._stop_if_lost)
                 nursery.start_soon(self.delivery.run, consumer)
                 nursery.start_soon(self._note_assignment, consumer)
+                nursery.start_soon(TimerScanner(self.reducers, self.outbox).run)
+                if self.restorer is not None:
+                    nursery.start_soon(self.restorer.run)
                 await self.log.event(
                     "runtime_started",
                     {

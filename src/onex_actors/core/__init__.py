@@ -96,11 +96,13 @@ from ._policies import RetryPolicy as RetryPolicy
 from ._policies import backoff_delay as backoff_delay
 from ._progress import ProgressWatch as ProgressWatch
 from ._progress import Stall as Stall
+from ._reducer import TIMER_HEADER as TIMER_HEADER
 from ._reducer import Decision as Decision
 from ._reducer import KeyState as KeyState
 from ._reducer import ReduceContext as ReduceContext
 from ._reducer import Reducer as Reducer
 from ._reducer import stored_key as stored_key
+from ._reducer import timer_command as timer_command
 from ._reducer_contract import Fold as Fold
 from ._reducer_contract import Fsm as Fsm
 from ._reducer_contract import Intent as Intent
@@ -150,6 +152,7 @@ __all__ = [
     "PARTITION_KEY_HEADER",
     "SCAFFOLD_FAMILIES",
     "SCHEMA_FILE",
+    "TIMER_HEADER",
     "ActorExit",
     "AnyContract",
     "BaseNodeContract",
@@ -281,4 +284,5 @@ __all__ = [
     "state_topic",
     "stored_key",
     "then_loops",
+    "timer_command",
 ]

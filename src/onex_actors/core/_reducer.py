@@ -10,8 +10,9 @@ changes nothing, so a redelivered stream folds to the same state.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import attrs
@@ -19,12 +20,24 @@ from pydantic import JsonValue
 
 from ._cel import REDUCER_VARIABLES as _VARIABLES
 from ._cel import CelExpression, ExpressionFailed, compile_expression
-from ._derive import intent_command
+from ._derive import PARTITION_KEY_HEADER, intent_command, new_command
 from ._envelope import OnexEnvelope
 from ._errors import HandlerError
-from ._reducer_contract import Intent, ReducerContract, Transition
+from ._reducer_contract import TIMEOUT_TRIGGER, Intent, ReducerContract, Transition
 
-__all__ = ["RECENT_IDS", "Decision", "KeyState", "ReduceContext", "Reducer", "stored_key"]
+__all__ = [
+    "RECENT_IDS",
+    "TIMER_HEADER",
+    "Decision",
+    "KeyState",
+    "ReduceContext",
+    "Reducer",
+    "stored_key",
+    "timer_command",
+]
+
+TIMER_HEADER: Final = "onex-timer"
+"""Marks the command a state's timeout sends its reducer (its payload: key and deadline)."""
 
 RECENT_IDS: Final = 16
 """Envelope ids a key remembers, so a command sent twice (two records) folds once."""
@@ -36,6 +49,27 @@ def stored_key(tenant: str, key: str) -> str:
     ``<tenant>/<key>``: a tenant id is a slug, so two tenants' keys never run together.
     """
     return f"{tenant}/{key}"
+
+
+def timer_command(node_id: str, tenant: str, key: str, deadline: str) -> OnexEnvelope:
+    """Build the command that fires ``key``'s timeout due at ``deadline`` (event time).
+
+    Its id derives from the key and the deadline, so firing it again (after a restart)
+    sends the same command, which the key folds once; its time is the deadline's.
+    """
+    name = stored_key(tenant, key)
+    return new_command(
+        node_id,
+        {"timer": TIMEOUT_TRIGGER, "key": key, "deadline": deadline},
+        tenant_id=tenant,
+        envelope_id=uuid.uuid5(_TIMERS, f"{node_id}/{name}@{deadline}"),
+        correlation_id=uuid.uuid5(_TIMERS, f"{node_id}/{name}"),
+        created_at=datetime.fromisoformat(deadline),
+        headers={TIMER_HEADER: TIMEOUT_TRIGGER, PARTITION_KEY_HEADER: name},
+    )
+
+
+_TIMERS: Final = uuid.UUID("0b1e7a1c-5e3f-4d6a-9a57-71e5c0de7133")
 
 
 @attrs.frozen
@@ -51,6 +85,8 @@ class KeyState:
     """Envelope ids of the last ``RECENT_IDS`` commands folded, newest last."""
     changed_at: str | None = None
     """When it last changed, in event time (the command's ``created_at``, RFC 3339)."""
+    deadline: str | None = None
+    """When its state's timeout fires (event time, RFC 3339); ``None``: no timeout."""
 
     def to_json(self) -> dict[str, JsonValue]:
         """Return the record a changelog keeps for the key."""
@@ -60,6 +96,7 @@ class KeyState:
             "offset": self.offset,
             "recent": list(self.recent),
             "changed_at": self.changed_at,
+            "deadline": self.deadline,
         }
 
     def to_bytes(self) -> bytes:
@@ -86,6 +123,7 @@ class KeyState:
             document.get("recent"),
         )
         partition, changed_at = document.get("partition"), document.get("changed_at")
+        deadline = document.get("deadline")
         if (
             not isinstance(value, dict)
             or not (offset is None or isinstance(offset, int))
@@ -93,11 +131,12 @@ class KeyState:
             or not isinstance(recent, list)
             or not all(isinstance(i, str) for i in recent)
             or not (changed_at is None or isinstance(changed_at, str))
+            or not (deadline is None or isinstance(deadline, str))
         ):
             raise ValueError(
                 "not a reducer state record (value, partition, offset, recent, changed_at)"
             )
-        return cls(value, partition, offset, tuple(str(i) for i in recent), changed_at)
+        return cls(value, partition, offset, tuple(str(i) for i in recent), changed_at, deadline)
 
 
 @attrs.frozen
@@ -171,6 +210,10 @@ class Reducer:
 
     def key_of(self, envelope: OnexEnvelope, variables: dict[str, object] | None = None) -> str:
         """Return the state key of ``envelope``; ``HandlerError`` (``bad_key``) if it has none."""
+        if envelope.headers.get(TIMER_HEADER) is not None:
+            timer_key = envelope.payload.get("key")
+            if isinstance(timer_key, str) and timer_key:
+                return timer_key
         found = variables if variables is not None else self.variables(envelope)
         try:
             key = self._key.evaluate({**found, "state": {}, "key": ""})
@@ -199,6 +242,12 @@ class Reducer:
             return Decision(
                 key, before, False, {"key": key, "state": dict(before.value), "duplicate": True}
             )
+        timer = envelope.headers.get(TIMER_HEADER) is not None
+        if timer and envelope.payload.get("deadline") != before.deadline:
+            # a timeout the key has left behind (it changed state since), or fired already
+            return Decision(
+                key, before, False, {"key": key, "state": dict(before.value), "stale_timer": True}
+            )
         current = before.value
         at = envelope.created_at.isoformat()
         ttl = self.contract.state.ttl_s
@@ -206,7 +255,7 @@ class Reducer:
             current = self.initial
         variables = {**self.variables(envelope), "state": dict(current), "key": key}
         try:
-            name, to_state, answer = self._transition(current, variables)
+            name, to_state, answer = self._transition(current, variables, timer=timer)
             assigned = {
                 field: expression.evaluate(variables)
                 for field, expression in self._assigns[name].items()
@@ -243,18 +292,25 @@ class Reducer:
         except HandlerError as exc:
             return Decision(key, before, False, error=exc)
         recent = (*before.recent, envelope_id)[-RECENT_IDS:]
-        after = KeyState(value, ctx.partition, ctx.offset, recent, at)
+        deadline = self._deadline(to_state, envelope.created_at)
+        after = KeyState(value, ctx.partition, ctx.offset, recent, at, deadline)
         return Decision(key, after, True, {**answer, "key": key, "state": value}, intents=intents)
 
+    def _deadline(self, state: str, since: datetime) -> str | None:
+        """When a key entering ``state`` at ``since`` times out (``None``: it does not)."""
+        fsm = self.contract.fsm
+        seconds = fsm.timeouts.get(state) if fsm is not None else None
+        return None if seconds is None else (since + timedelta(seconds=seconds)).isoformat()
+
     def _transition(
-        self, current: Mapping[str, JsonValue], variables: dict[str, object]
+        self, current: Mapping[str, JsonValue], variables: dict[str, object], *, timer: bool
     ) -> tuple[str, str, dict[str, JsonValue]]:
         """Return the transition a command takes: name, target, what its answer says."""
         fsm = self.contract.fsm
         if fsm is None:
             return "", "", {}
         assert self._trigger is not None
-        trigger = self._trigger.evaluate(variables)
+        trigger = TIMEOUT_TRIGGER if timer else self._trigger.evaluate(variables)
         source = current.get(fsm.state_field)
         if not isinstance(trigger, str):
             raise HandlerError(

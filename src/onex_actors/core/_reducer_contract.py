@@ -20,6 +20,7 @@ from ._contracts import BaseNodeContract, _Model
 from ._ids import NodeId, NodeKind, check_slug
 
 __all__ = [
+    "TIMEOUT_TRIGGER",
     "Fold",
     "Fsm",
     "Intent",
@@ -31,6 +32,8 @@ __all__ = [
 
 ANY_STATE = "*"
 """``from_state: "*"``: every state that is not terminal."""
+TIMEOUT_TRIGGER = "timeout"
+"""The trigger a state's timeout applies (``fsm.timeouts``)."""
 
 
 def _compiled(source: str, where: str) -> CelExpression:
@@ -107,6 +110,10 @@ class Fsm(_Model):
     trigger: str = "input.trigger"
     """CEL giving the trigger name of a command (by default its payload's ``trigger``)."""
     transitions: tuple[Transition, ...] = Field(min_length=1)
+    timeouts: dict[str, float] = Field(default_factory=dict)
+    """State to seconds: a key that stays in the state this long (event time, from the
+    command that brought it there) takes the trigger ``timeout``, once, after a restart
+    too. Each such state needs a transition leaving it on ``timeout``."""
 
     @field_validator("trigger")
     @classmethod
@@ -160,6 +167,21 @@ class Fsm(_Model):
                         f"{transition.priority}; give one a higher priority"
                     )
                 seen[slot] = transition.transition_name
+        for state, seconds in self.timeouts.items():
+            where = f"fsm.timeouts.{state}"
+            unknown(where, state)
+            if seconds <= 0:
+                problems.append(f"{where}: {seconds!r} is not a positive number of seconds")
+            if state in self.terminal_states:
+                problems.append(f"{where}: {state!r} is terminal: nothing leaves it on a timeout")
+            elif not any(
+                t.trigger == TIMEOUT_TRIGGER and state in self.sources_of(t)
+                for t in self.transitions
+            ):
+                problems.append(
+                    f"{where}: no transition leaves {state!r} on trigger {TIMEOUT_TRIGGER!r}, "
+                    "so its timeout would do nothing; add one"
+                )
         if not problems:
             unreachable = [s for s in self.states if s not in self._reachable()]
             if unreachable:

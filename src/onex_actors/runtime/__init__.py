@@ -55,6 +55,7 @@ from ._restore import StateRestorer as StateRestorer
 from ._state import KeyedStore as KeyedStore
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
+from ._timers import TimerScanner as TimerScanner
 from ._work import BATCH_LIMIT as BATCH_LIMIT
 from ._work import NodeWork as NodeWork
 

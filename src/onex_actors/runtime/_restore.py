@@ -1,15 +1,18 @@
 """``StateRestorer``: each reducer partition restored from its changelog before it is served.
 
-It follows the commit tracker (``PartitionFollower``): an assigned or revoked partition
-is forgotten (restored again when next read: its state may have moved on elsewhere), a
-commit makes the writes below it committed, a read-again drops the pending writes. The
-dispatcher awaits :meth:`ready` with each poll: a record of a reducer's partition that
-is not restored waits until it is (the partition is not served before).
+It follows the commit tracker (``PartitionFollower``): an assigned partition is
+forgotten and restored anew (its state may have moved on elsewhere), a revoked one
+forgotten, a commit makes the writes below it committed, a read-again drops the pending
+writes. The host awaits :meth:`ready` with each poll before dispatching it: a record of
+a reducer's partition that is not restored waits until it is (the partition is not
+served before). A bus that reports no assignments (the in-process bus's first poll)
+gets its partitions restored there.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 
@@ -48,6 +51,18 @@ class StateRestorer:
         self.restoring: set[TopicPartition] = set()
         """Partitions being restored now."""
         self._lock = trio.Lock()
+        self._assigned_send, self._assigned = trio.open_memory_channel[TopicPartition](math.inf)
+
+    async def run(self) -> None:
+        """Restore each partition as soon as it is assigned (until cancelled).
+
+        Not only when its first record is read: a partition with nothing new to read
+        still holds state, and timeouts due (``TimerScanner``) fire from restored state.
+        """
+        async for tp in self._assigned:
+            handler = self.by_topic.get(tp.topic)
+            if handler is not None and tp.partition not in handler.store.owned:
+                await self.restore(handler, tp)
 
     async def ready(self, records: Sequence[Record]) -> None:
         """Restore every reducer partition ``records`` come from that is not restored yet."""
@@ -55,9 +70,10 @@ class StateRestorer:
         for tp in {r.topic_partition for r in records if r.topic in by_topic}:
             handler = by_topic[tp.topic]
             if tp.partition not in handler.store.owned:
-                await self._restore(handler, tp)
+                await self.restore(handler, tp)
 
-    async def _restore(self, handler: ReducerHandler, tp: TopicPartition) -> None:
+    async def restore(self, handler: ReducerHandler, tp: TopicPartition) -> None:
+        """Restore ``tp`` of ``handler``'s input from its changelog, unless it is already."""
         async with self._lock:
             store = handler.store
             if tp.partition in store.owned:
@@ -98,8 +114,11 @@ class StateRestorer:
     # -- PartitionFollower ------------------------------------------------------------
 
     def assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        """Forget ``partitions``: restore them when first read (they may have moved on)."""
+        """Forget ``partitions`` (they may have moved on elsewhere) and restore them anew."""
         self._forget(partitions)
+        for tp in partitions:
+            if tp.topic in self.by_topic:
+                self._assigned_send.send_nowait(tp)
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
         """Forget ``partitions``: another member owns them now."""

@@ -91,6 +91,17 @@ class KeyedStore:
                 unreadable += 1
         return unreadable
 
+    def deadlines(self) -> Iterator[tuple[str, KeyState]]:
+        """Yield (stored key, newest state) of each key with a deadline, in owned partitions."""
+        for partition in sorted(self.owned):
+            names = (
+                self._committed.get(partition, {}).keys() | self._pending.get(partition, {}).keys()
+            )
+            for name in names:
+                state = self.get(partition, name)
+                if state is not None and state.deadline is not None:
+                    yield name, state
+
     def find(self, key: str) -> Iterator[tuple[int, KeyState]]:
         """Yield ``key``'s newest state in each partition holding it (inspection)."""
         for partition in sorted(self._committed.keys() | self._pending.keys()):

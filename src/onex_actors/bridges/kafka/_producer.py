@@ -245,11 +245,17 @@ class ProducerBridge:
             if not self._fenced(cause):  # a fenced producer cannot abort; the brokers did
                 self._producer.abort_transaction()
         except (KafkaError, OSError) as exc:
-            return BusError(
-                f"a Kafka transaction failed ({type(cause).__name__}: {cause}) and could not "
-                f"be aborted ({type(exc).__name__}: {exc}); the brokers abort it at its "
-                "timeout. Stopping: its input records are read again after a restart",
-                reason="transaction_failed",
+            # e.g. after a broker restart kafka-python bumps the epoch itself and then
+            # refuses the abort ("Invalid transition ... READY to ABORTING_TRANSACTION"):
+            # the new producer's init_transactions fences this one and has the brokers
+            # abort whatever it left open, as confluent's bridge does
+            logger.warning(
+                "Kafka producer: the failed transaction (%s: %s) could not be aborted (%s: %s); "
+                "replacing the producer, whose start aborts it",
+                type(cause).__name__,
+                cause,
+                type(exc).__name__,
+                exc,
             )
         try:
             self._renew()
