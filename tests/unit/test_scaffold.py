@@ -41,9 +41,23 @@ def test_a_new_node_of_each_family_validates_and_a_runtime_can_host_it(family: s
     assert list(table.hosted) == [node.node_id]
 
 
+@pytest.mark.parametrize("kind", ["compute", "reducer"])
+def test_a_new_pure_node_validates_and_a_runtime_can_host_it(kind: str) -> None:
+    text = scaffold(kind, f"new-{kind}")
+    document = yaml.safe_load(text)
+    node = parse_contract(document, source="<scaffold>")
+    assert node.kind.value == kind
+    assert list(Draft202012Validator(contract_json_schema()).iter_errors(document)) == []
+    runtime = yaml.safe_load(scaffold("runtime", "runtime-new"))
+    runtime["host_selector"]["node_ids"] = [node.node_id]
+    host = parse_contract(runtime, source="<scaffold>")
+    assert isinstance(host, RuntimeHostContract)
+    assert list(build_routing_table(host, {node.node_id: node}).hosted) == [node.node_id]  # type: ignore[dict-item]
+
+
 def test_unknown_kinds_families_and_names_are_refused_saying_what_to_pass() -> None:
-    with pytest.raises(ValueError, match=r"use 'effect' .* or 'runtime'"):
-        scaffold("reducer", "tally")
+    with pytest.raises(ValueError, match=r"use 'effect', 'compute' or 'reducer' .* or 'runtime'"):
+        scaffold("orchestrator", "flow")
     with pytest.raises(ValueError, match="unknown effect family 'smtp': use one of local, http"):
         scaffold("effect", "mailer", "smtp")
     with pytest.raises(ValueError, match="is not a valid slug"):

@@ -125,7 +125,7 @@ def graph(runtime: str | None = None, /, *, directory: Path | None = None) -> in
 
 @contracts_app.command
 def new(kind: str, name: str, /, *, family: str = "local", directory: Path | None = None) -> int:
-    """Write a commented contract of KIND (effect or runtime) named NAME that validates at once.
+    """Write a commented contract of KIND named NAME that validates at once.
 
     A node goes to ``nodes/NAME.yaml``, a runtime to ``runtime/NAME.yaml`` of the tree;
     an existing file is never overwritten.
@@ -133,7 +133,7 @@ def new(kind: str, name: str, /, *, family: str = "local", directory: Path | Non
     Parameters
     ----------
     kind
-        ``effect`` (a node) or ``runtime`` (a runtime host).
+        ``effect``, ``compute`` or ``reducer`` (a node), or ``runtime`` (a runtime host).
     name
         Its id (the file's name): lowercase letters, digits and '-'.
     family
@@ -155,9 +155,12 @@ def new(kind: str, name: str, /, *, family: str = "local", directory: Path | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     then = (
-        f"list {name} in host_selector.node_ids of a runtime (and its family in handlers.families)"
-        if kind != "runtime"
-        else "list its nodes in host_selector.node_ids"
+        "list its nodes in host_selector.node_ids"
+        if kind == "runtime"
+        else f"list {name} in host_selector.node_ids of a runtime (and its family in "
+        "handlers.families)"
+        if kind == "effect"
+        else f"list {name} in host_selector.node_ids of a runtime"
     )
     print(f"wrote {_shown(path)}: {then}, then `onex contracts validate`")
     return 0

@@ -86,6 +86,40 @@ vector:
 }
 """The effect families a new node may start from, with their section."""
 
+_PURE: Final = {
+    "compute": """\
+kind: compute
+node_id: {name}
+version: "0.1.0"
+# A stateless transformation: each result field is a CEL expression over `input` (the
+# command's payload) and `event` (the whole envelope), compiled and type-checked at load.
+compute:
+  output:
+    doubled: input.n * 2
+    label: "'n is ' + string(input.n)"
+# or, instead of output: function: mypackage.module:function  (a pure function of the payload)
+# then: {{node_id: next-node, payload: {{field: "$.result.doubled"}}}}  # forward each ok result
+""",
+    "reducer": """\
+kind: reducer
+node_id: {name}
+version: "0.1.0"
+# Keyed state folded from commands, in a compacted changelog topic on Kafka
+# (docs/state.md). `key` names the state a command belongs to (CEL over `input`).
+key: input.customer
+state:
+  initial: {{orders: 0, total: 0}}
+  # max_bytes: 65536      # a command that would make a key's state larger is refused
+# Every command applies these assignments, evaluated against the state before; or
+# declare a state machine instead: fsm: {{states, initial_state, transitions, ...}}.
+fold:
+  assign:
+    orders: state.orders + 1
+    total: state.total + input.amount
+""",
+}
+"""The pure kinds a new node may start from."""
+
 _RUNTIME = """\
 kind: runtime_host
 node_id: {name}
@@ -113,10 +147,12 @@ def scaffold(kind: str, name: str, family: str = "local") -> str:
             + f"# Runtime {name}: hosts the nodes it selects.\n"
             + _RUNTIME.format(name=name)
         )
+    if kind in _PURE:
+        return _HEADER + f"# Node {name}: a {kind} node.\n" + _PURE[kind].format(name=name)
     if kind != "effect":
         raise ValueError(
-            f"no scaffold for kind {kind!r}: use 'effect' (a node) or 'runtime' (a runtime "
-            "host); reducer and orchestrator nodes are not hostable yet"
+            f"no scaffold for kind {kind!r}: use 'effect', 'compute' or 'reducer' (a node) or "
+            "'runtime' (a runtime host); orchestrator nodes are not hostable yet"
         )
     section = SCAFFOLD_FAMILIES.get(family)
     if section is None:
