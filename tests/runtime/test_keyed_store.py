@@ -6,8 +6,33 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onex_actors.core import KeyState
-from onex_actors.runtime import KeyedStore, Record
+from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.core import (
+    KeyState,
+    OnexEnvelope,
+    PartitionOffsets,
+    ReducerContract,
+    RuntimeHostContract,
+    build_routing_table,
+    cmd_topic,
+    home_partition,
+    new_command,
+    parse_contract,
+    state_topic,
+)
+from onex_actors.runtime import (
+    KeyedStore,
+    Outbox,
+    PureOutcome,
+    Record,
+    ReducerHandler,
+    RuntimeLog,
+    StateRestorer,
+    TopicPartition,
+)
+from onex_actors.runtime._item import WorkItem
+from onex_actors.runtime._ticket import Ticket
+from onex_actors.runtime._work import NodeWork
 
 Step = tuple[str, str, int]
 
@@ -75,3 +100,107 @@ def test_a_restore_takes_each_keys_newest_record_and_tombstones_delete() -> None
     assert store.keys_in(2) == 1
     store.drop(2)
     assert store.get(2, "a") is None
+
+
+async def test_a_partition_kept_through_a_rebalance_keeps_its_state_and_is_decided() -> None:
+    # a member told "assigned" for a partition it never lost (no revocation came first)
+    # must go on deciding its records: answering them "not here" would let their offsets
+    # be committed with nothing folded or answered
+    contract = parse_contract(
+        {
+            "kind": "reducer",
+            "node_id": "tally",
+            "version": "0.1.0",
+            "key": "input.k",
+            "fold": {"assign": {"n": "state.n + 1"}},
+            "state": {"initial": {"n": 0}},
+        },
+        source="<test>",
+    )
+    assert isinstance(contract, ReducerContract)
+    handler = ReducerHandler(
+        contract,
+        cmd_topic=cmd_topic("tally"),
+        state_topic=state_topic("tally"),
+        intent_topics={},
+        partitions=4,
+    )
+    bus = InProcessBus(partitions=4)
+    restorer = StateRestorer(bus, {"tally": handler})
+    home = home_partition(b"global/a", 4)
+    tp = TopicPartition(cmd_topic("tally"), home)
+    await restorer.restore(handler, tp)
+
+    def record(offset: int) -> tuple[OnexEnvelope, Record]:
+        command = new_command("tally", {"k": "a"})
+        return command, Record(tp.topic, home, offset, b"global/a", b"{}")
+
+    (first,) = handler.decide_batch([record(0)])
+    restorer.assigned([tp])  # the same partition, kept
+    (second,) = handler.decide_batch([record(1)])
+    restorer.revoked([tp])
+    (third,) = handler.decide_batch([record(2)])
+    assert isinstance(first, PureOutcome)
+    assert isinstance(second, PureOutcome)
+    assert isinstance(third, PureOutcome)
+    assert first.payload is not None
+    assert second.payload is not None
+    assert (first.payload["state"], second.payload["state"]) == ({"n": 1}, {"n": 2})
+    assert third.payload is None  # revoked: another member answers it
+    assert third.commands == ()
+
+
+async def test_records_read_again_elsewhere_are_not_decided() -> None:
+    # after an abort their outputs (changelog record included) are void: a decision
+    # would leave a pending write whose changelog record never existed
+    contract = parse_contract(
+        {
+            "kind": "reducer",
+            "node_id": "tally",
+            "version": "0.1.0",
+            "key": "input.k",
+            "fold": {"assign": {"n": "state.n + 1"}},
+            "state": {"initial": {"n": 0}},
+        },
+        source="<test>",
+    )
+    assert isinstance(contract, ReducerContract)
+    runtime = RuntimeHostContract.model_validate(
+        {
+            "kind": "runtime_host",
+            "node_id": "runtime-t",
+            "version": "0.1.0",
+            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
+            "handlers": {"families": ["local"]},
+            "host_selector": {"node_ids": ["tally"]},
+        }
+    )
+    table = build_routing_table(runtime, {"tally": contract})
+    handler = ReducerHandler(
+        contract,
+        cmd_topic=cmd_topic("tally"),
+        state_topic=state_topic("tally"),
+        intent_topics={},
+        partitions=4,
+    )
+    bus = InProcessBus(partitions=4)
+    outbox = Outbox(bus, max_envelope_bytes=1 << 20)
+    work = NodeWork(table.hosted["tally"], handler, outbox, RuntimeLog(outbox, "runtime-t"))
+    home = home_partition(b"global/a", 4)
+    handler.store.owned.add(home)
+    voided, live = PartitionOffsets(), PartitionOffsets()
+    voided.start(0)
+    voided.retired = True
+    live.start(1)
+
+    def item(offsets: PartitionOffsets, offset: int) -> WorkItem:
+        record = Record(cmd_topic("tally"), home, offset, b"global/a", b"{}")
+        return WorkItem(new_command("tally", {"k": "a"}), Ticket(marks=[(offsets, offset)]), record)
+
+    await work._handle_pure([item(voided, 0)])
+    assert handler.store.get(home, "global/a") is None
+    assert bus.records(state_topic("tally")) == []
+    await work._handle_pure([item(live, 1)])
+    state = handler.store.get(home, "global/a")
+    assert state is not None
+    assert state.value == {"n": 1}

@@ -1,12 +1,11 @@
 """``StateRestorer``: each reducer partition restored from its changelog before it is served.
 
 It follows the commit tracker (``PartitionFollower``): an assigned partition is
-forgotten and restored anew (its state may have moved on elsewhere), a revoked one
-forgotten, a commit makes the writes below it committed, a read-again drops the pending
-writes. The host awaits :meth:`ready` with each poll before dispatching it: a record of
-a reducer's partition that is not restored waits until it is (the partition is not
-served before). A bus that reports no assignments (the in-process bus's first poll)
-gets its partitions restored there.
+restored unless held already, a revoked one forgotten (its state moves on elsewhere), a
+commit makes the writes below it committed, a read-again drops the pending writes. The
+host awaits :meth:`ready` with each poll before dispatching it: a record of a reducer's
+partition that is not restored waits until it is (the partition is not served before).
+A bus that reports no assignments gets its partitions restored there.
 """
 
 from __future__ import annotations
@@ -114,8 +113,13 @@ class StateRestorer:
     # -- PartitionFollower ------------------------------------------------------------
 
     def assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        """Forget ``partitions`` (they may have moved on elsewhere) and restore them anew."""
-        self._forget(partitions)
+        """Restore ``partitions`` that are not held here yet.
+
+        One this member kept through the rebalance (never revoked) keeps its state,
+        pending writes included: they belong to records whose offsets are still to be
+        committed here. Dropping it would leave those records decided as "not here" and
+        their offsets committed with nothing written (a key's commands lost).
+        """
         for tp in partitions:
             if tp.topic in self.by_topic:
                 self._assigned_send.send_nowait(tp)

@@ -239,6 +239,9 @@ class NodeWork:
         # reducer's state knows what it holds (a window would answer a command read
         # again after an abort without its intents and changelog record)
         fresh = [i for i in items if not i.answered and not await self._refused(i)]
+        # records already void (their partition read again after an abort, or revoked)
+        # are not decided: what a decision wrote would outlive the outputs voided with it
+        fresh = [i for i in fresh if not _void(i)]
         if not fresh:
             return
         started = time.perf_counter()
@@ -479,6 +482,12 @@ class NodeWork:
                 level=logging.WARNING,
             )
         item.finish()
+
+
+def _void(item: WorkItem) -> bool:
+    """Whether every offset ``item``'s ticket settles was retired (read again elsewhere)."""
+    marks = item.ticket.marks
+    return bool(marks) and all(offsets.retired for offsets, _ in marks)
 
 
 def _compiled(schema: Mapping[str, JsonValue] | None) -> PayloadSchema | None:
