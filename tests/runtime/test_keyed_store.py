@@ -102,10 +102,7 @@ def test_a_restore_takes_each_keys_newest_record_and_tombstones_delete() -> None
     assert store.get(2, "a") is None
 
 
-async def test_a_partition_kept_through_a_rebalance_keeps_its_state_and_is_decided() -> None:
-    # a member told "assigned" for a partition it never lost (no revocation came first)
-    # must go on deciding its records: answering them "not here" would let their offsets
-    # be committed with nothing folded or answered
+def tally() -> ReducerContract:
     contract = parse_contract(
         {
             "kind": "reducer",
@@ -118,13 +115,25 @@ async def test_a_partition_kept_through_a_rebalance_keeps_its_state_and_is_decid
         source="<test>",
     )
     assert isinstance(contract, ReducerContract)
-    handler = ReducerHandler(
+    return contract
+
+
+def tally_handler(contract: ReducerContract) -> ReducerHandler:
+    return ReducerHandler(
         contract,
         cmd_topic=cmd_topic("tally"),
         state_topic=state_topic("tally"),
         intent_topics={},
         partitions=4,
     )
+
+
+async def test_a_partition_kept_through_a_rebalance_keeps_its_state_and_is_decided() -> None:
+    # a member told "assigned" for a partition it never lost (no revocation came first)
+    # must go on deciding its records: answering them "not here" would let their offsets
+    # be committed with nothing folded or answered
+    contract = tally()
+    handler = tally_handler(contract)
     bus = InProcessBus(partitions=4)
     restorer = StateRestorer(bus, {"tally": handler})
     home = home_partition(b"global/a", 4)
@@ -153,18 +162,7 @@ async def test_a_partition_kept_through_a_rebalance_keeps_its_state_and_is_decid
 async def test_records_read_again_elsewhere_are_not_decided() -> None:
     # after an abort their outputs (changelog record included) are void: a decision
     # would leave a pending write whose changelog record never existed
-    contract = parse_contract(
-        {
-            "kind": "reducer",
-            "node_id": "tally",
-            "version": "0.1.0",
-            "key": "input.k",
-            "fold": {"assign": {"n": "state.n + 1"}},
-            "state": {"initial": {"n": 0}},
-        },
-        source="<test>",
-    )
-    assert isinstance(contract, ReducerContract)
+    contract = tally()
     runtime = RuntimeHostContract.model_validate(
         {
             "kind": "runtime_host",
@@ -176,13 +174,7 @@ async def test_records_read_again_elsewhere_are_not_decided() -> None:
         }
     )
     table = build_routing_table(runtime, {"tally": contract})
-    handler = ReducerHandler(
-        contract,
-        cmd_topic=cmd_topic("tally"),
-        state_topic=state_topic("tally"),
-        intent_topics={},
-        partitions=4,
-    )
+    handler = tally_handler(contract)
     bus = InProcessBus(partitions=4)
     outbox = Outbox(bus, max_envelope_bytes=1 << 20)
     work = NodeWork(table.hosted["tally"], handler, outbox, RuntimeLog(outbox, "runtime-t"))

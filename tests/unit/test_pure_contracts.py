@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onex_actors.core import (
     ComputeContract,
@@ -13,7 +16,7 @@ from onex_actors.core import (
     ReducerContract,
     parse_contract,
 )
-from onex_actors.core._cel import COMPUTE_VARIABLES, compile_expression
+from onex_actors.core._cel import COMPUTE_VARIABLES, CelExpression, compile_expression
 
 
 def problems_of(document: dict[str, Any]) -> list[str]:
@@ -201,3 +204,35 @@ def test_the_initial_state_field_is_the_machines_initial_state() -> None:
     document["state"] = {"initial": {"status": "frozen"}}
     (problem,) = problems_of(document)
     assert "state.initial.status is 'frozen' but fsm.initial_state is 'open'" in problem
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=5)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abk"), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(st.sampled_from("abk"), JSON_VALUES, max_size=3),
+    st.sampled_from(["input.k", "input.a.b", "input.a.k.b"]),
+)
+def test_a_field_path_gives_what_cel_gives(payload: dict[str, Any], source: str) -> None:
+    fast = compile_expression(source, "key", COMPUTE_VARIABLES)
+    assert fast.path is not None
+    slow = attrs.evolve(fast, path=None)
+
+    def outcome(expression: CelExpression) -> object:
+        try:
+            return ("ok", expression.evaluate({"input": payload}))
+        except ExpressionFailed:
+            return "failed"
+
+    assert outcome(fast) == outcome(slow)

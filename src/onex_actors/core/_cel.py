@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -48,6 +49,9 @@ def _environment(variables: tuple[str, ...]) -> Any:
     return cel.NewEnv(variables=types)
 
 
+_FIELD_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+
+
 @attrs.frozen
 class CelExpression:
     """A compiled CEL expression and where it was written (``fsm.transitions.0.guard``)."""
@@ -57,9 +61,22 @@ class CelExpression:
     program: Any = attrs.field(eq=False, repr=False)
     uses: frozenset[str]
     """The variables it reads (the others need not be built for it)."""
+    path: tuple[str, ...] | None = None
+    """For a plain field path (``input.account_id``): its names, read without the CEL
+    runtime (a fifth of its time), with the same value and the same failure."""
 
     def evaluate(self, variables: Mapping[str, object]) -> JsonValue:
         """Return the expression's JSON value; ``ExpressionFailed`` if it fails."""
+        path = self.path
+        if path is not None:
+            found: object = variables
+            for name in path:
+                if not isinstance(found, Mapping) or name not in found:
+                    break
+                found = found[name]
+            else:
+                if found is None or isinstance(found, str | int | float | bool):
+                    return found
         try:
             value = self.program.eval(data=variables)
         except Exception as exc:  # the binding raises for some failures, not all
@@ -96,7 +113,9 @@ def compile_expression(source: str, where: str, variables: Sequence[str]) -> Cel
             f"{', '.join(names)}: {_first_problem(str(exc))}"
         ) from None
     uses = frozenset(name for name in names if not _compiles_without(source, names, name))
-    return CelExpression(source=source, where=where, program=program, uses=uses)
+    stripped = source.strip()
+    path = tuple(stripped.split(".")) if _FIELD_PATH.match(stripped) else None
+    return CelExpression(source=source, where=where, program=program, uses=uses, path=path)
 
 
 def _first_problem(message: str) -> str:

@@ -7,6 +7,7 @@ count. A reducer's state for a key lives in this partition of its input.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 __all__ = ["home_partition", "murmur2"]
@@ -41,6 +42,7 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+@functools.lru_cache(maxsize=65_536)
 def home_partition(key: bytes, partitions: int) -> int:
     """Return the partition Kafka's default partitioner gives ``key`` among ``partitions``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions

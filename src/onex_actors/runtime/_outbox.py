@@ -115,7 +115,11 @@ class Outbox:
         key, headers = record_key_and_headers(envelope)
         record = OutboundRecord(topic, value, key, headers)
         limit = self.bus.record_limit(topic)
-        if limit is not None and (size := record_size(record)) > limit:
+        if (
+            limit is not None
+            and len(value) + len(key) + _KEY_AND_HEADERS > limit  # else far below it
+            and (size := record_size(record)) > limit
+        ):
             raise EnvelopeError(
                 f"envelope {envelope.envelope_id} is {size} bytes as a record on {topic}, "
                 f"over the {limit} bytes the producer may send there (the smaller of "

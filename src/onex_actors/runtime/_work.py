@@ -59,9 +59,15 @@ class NodeWork:
         self.handler = handler
         self.outbox = outbox
         self.log = log
-        self.inbox = Inbox(hosted.node_id, self.contract.inbox_size, self.contract.ordering)
         self._execute_batch = getattr(handler, "execute_batch", None)
         self._decide_batch = getattr(handler, "decide_batch", None)
+        ordering = self.contract.ordering
+        if self._decide_batch is not None and self.contract.concurrency == 1:
+            # one worker deciding whole slices in read order, synchronously: nothing can
+            # overlap, and holding back all but one record per key or partition would
+            # only shrink its slices
+            ordering = "none"
+        self.inbox = Inbox(hosted.node_id, self.contract.inbox_size, ordering)
         self._then = self.contract.then if isinstance(self.contract, EffectContract) else None
         self._contract_id = self.contract.contract_id
         self.in_flight: dict[WorkItem, None] = {}
@@ -184,33 +190,24 @@ class NodeWork:
                 f"execute_batch of node {self.node_id!r} returned {len(outcomes)} outcomes "
                 f"for {len(fresh)} envelopes"
             )
-        records: list[OutboundRecord] = []
-        acks: list[AckCallback | None] = []
-        owners: list[WorkItem] = []
-        answers: list[tuple[WorkItem, OutboundRecord]] = []
+        outputs = _Outputs()
         failed: list[tuple[WorkItem, HandlerError]] = []
         for item, outcome in zip(fresh, outcomes, strict=True):
             if isinstance(outcome, HandlerError):
                 failed.append((item, outcome))
                 continue
             try:
-                produced = self._answer_records(item, outcome)
+                outputs.add(item, self._answer_records(item, outcome))
             except HandlerError as exc:
                 failed.append((item, exc))
-                continue
-            records.extend(produced)
-            acks.extend(item.ticket.expect() for _ in produced)
-            owners.extend(item for _ in produced)
-            answers.append((item, produced[0]))
-        if records:
-            await self.outbox.publish_many(records, acks, partial(self._unproduced_at, owners))
-            for item, _ in answers:
-                item.answered = True
+        if await self._publish(outputs):
             self.answered.remember_many(
-                [(item.envelope.envelope_id, evt, len(evt.value or b"")) for item, evt in answers],
+                [
+                    (item.envelope.envelope_id, evt, len(evt.value or b""))
+                    for item, evt in outputs.answers
+                ],
                 trio.current_time(),
             )
-            self.handled_ok += len(answers)
         for item, error in failed:
             await self._handle(item, first_failure=error)
 
@@ -249,49 +246,49 @@ class NodeWork:
             outcomes = self._decide_batch([(item.envelope, item.record) for item in fresh])
         finally:
             self.handler_durations.observe(time.perf_counter() - started)
-        records: list[OutboundRecord] = []
-        acks: list[AckCallback | None] = []
-        owners: list[WorkItem] = []
-        answers: list[tuple[WorkItem, OutboundRecord]] = []
+        outputs = _Outputs()
         failed: list[tuple[WorkItem, HandlerError]] = []
-        sent_on: list[WorkItem] = []
         for item, outcome in zip(fresh, outcomes, strict=True):
             if isinstance(outcome, HandlerError):
                 failed.append((item, outcome))
                 continue
             try:
                 if outcome.payload is None:  # answered where it is sent on to (or not here)
-                    produced = self._commands(outcome)
-                    records.extend(produced)
-                    acks.extend(item.ticket.expect() for _ in produced)
-                    owners.extend(item for _ in produced)
-                    sent_on.append(item)
-                    continue
-                produced = self._answer_records(item, outcome.payload, outcome)
+                    outputs.add(item, self._commands(outcome), answer=False)
+                else:
+                    outputs.add(item, self._answer_records(item, outcome.payload, outcome))
             except EnvelopeError as exc:
                 failed.append(
                     (item, HandlerError(str(exc), error_type="send_failed", retryable=False))
                 )
-                continue
             except HandlerError as exc:
                 failed.append((item, exc))
-                continue
-            records.extend(produced)
-            acks.extend(item.ticket.expect() for _ in produced)
-            owners.extend(item for _ in produced)
-            answers.append((item, produced[0]))
-        if records:
-            await self.outbox.publish_many(records, acks, partial(self._unproduced_at, owners))
-            for item, _ in answers:
-                item.answered = True
-            self.handled_ok += len(answers)
-        for item in sent_on:
-            item.answered = True
+        await self._publish(outputs)
         for item, error in failed:
             await self._fail(
                 item,
                 ErrorInfo(type=error.error_type, message=str(error), retryable=False, attempts=1),
             )
+
+    async def _publish(self, outputs: _Outputs) -> bool:
+        """Publish a slice's outputs as one list; mark their items answered.
+
+        Return whether there was anything to publish.
+        """
+        if not outputs.records:
+            for item in outputs.silent:
+                item.answered = True
+            return False
+        owners = outputs.owners
+        await self.outbox.publish_many(
+            outputs.records, outputs.acks, partial(self._unproduced_at, owners)
+        )
+        for item, _ in outputs.answers:
+            item.answered = True
+        for item in outputs.silent:
+            item.answered = True
+        self.handled_ok += len(outputs.answers)
+        return True
 
     async def _refused(self, item: WorkItem) -> bool:
         """Answer ``item`` with ``invalid_payload`` if its payload breaks ``payload_schema``."""
@@ -482,6 +479,32 @@ class NodeWork:
                 level=logging.WARNING,
             )
         item.finish()
+
+
+class _Outputs:
+    """The records a slice's items answer with, gathered to publish as one list."""
+
+    __slots__ = ("acks", "answers", "owners", "records", "silent")
+
+    def __init__(self) -> None:
+        self.records: list[OutboundRecord] = []
+        self.acks: list[AckCallback | None] = []
+        self.owners: list[WorkItem] = []
+        """The item each record belongs to (whose answer a refused record replaces)."""
+        self.answers: list[tuple[WorkItem, OutboundRecord]] = []
+        """Each answered item and its result record."""
+        self.silent: list[WorkItem] = []
+        """Items handled with no result here (sent on, or their partition gone)."""
+
+    def add(self, item: WorkItem, produced: list[OutboundRecord], *, answer: bool = True) -> None:
+        """Add ``item``'s records; its first is its answer unless ``answer`` is false."""
+        self.records += produced
+        self.acks += [item.ticket.expect() for _ in produced]
+        self.owners += [item] * len(produced)
+        if answer:
+            self.answers.append((item, produced[0]))
+        else:
+            self.silent.append(item)
 
 
 def _void(item: WorkItem) -> bool:
