@@ -288,7 +288,11 @@ class PingClient:
         from confluent_kafka import TopicPartition as CKTopicPartition
 
         self.node, self.sink, self.fold = node, sink, fold
-        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        # Kafka's default partitioner, as the runtime's producers and `onex emit` use: a
+        # fold's ping lands in its key's partition (librdkafka's own would send it on)
+        self.producer = Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 0, "partitioner": "murmur2_random"}
+        )
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
