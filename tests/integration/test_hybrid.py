@@ -29,7 +29,7 @@ from tests.integration.processes import REPO, onex
 from tests.kafka_support import TEST_BROKER, TEST_CLIENT
 
 from onex_actors.app import demo_seed_sql
-from onex_actors.core import cmd_topic, dlq_topic, evt_topic, log_topic
+from onex_actors.core import cmd_topic, dlq_topic, evt_topic, log_topic, state_topic
 from onex_actors.devinfra import EmbeddedPostgres, LocalKafka, SaslSslListener
 from onex_actors.testing import HOST_COMMAND, read_line
 
@@ -65,7 +65,8 @@ pytestmark = [
 ]
 
 RUNTIME = "runtime-dev"
-NODES = ("echo-node", "http-proxy-node", "query-user")
+NODES = ("echo-node", "http-proxy-node", "query-user", "price-quote", "account", "order-totals")
+REDUCERS = ("account", "order-totals")
 SASL_USER = "onex-runtime"  # config/hybrid.yaml's kafka.sasl_username
 DB_USER = "onex_app"
 CONFIG = REPO / "config" / "hybrid.yaml"
@@ -155,7 +156,13 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
         plaintext = broker.start()
         admin = KafkaAdminClient(bootstrap_servers=plaintext)
         try:  # the platform provisions the topics (hybrid.yaml: create_topics: false)
-            admin.create_topics([NewTopic(t, 2, 1) for t in _topics()])
+            admin.create_topics(
+                [NewTopic(t, 2, 1) for t in _topics()]
+                + [  # reducers' changelogs: compacted, partitioned as their commands
+                    NewTopic(state_topic(n), 2, 1, topic_configs={"cleanup.policy": "compact"})
+                    for n in REDUCERS
+                ]
+            )
         finally:
             admin.close()
         asyncio.run(_prepare_database(database.start(), db_password))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -17,6 +18,8 @@ from pydantic import JsonValue
 
 from onex_actors.core import ConfigError, HandlerError
 from onex_actors.runtime import AnswerOf
+
+logger = logging.getLogger("onex_actors.postgres")
 
 __all__ = ["ANSWERS_SCHEMA", "PoolSpec", "PostgresPool", "open_pools"]
 
@@ -211,7 +214,8 @@ async def open_pools(specs: Mapping[str, PoolSpec]) -> AsyncIterator[dict[str, P
     Raises ``ConfigError`` naming the connection when a database cannot be reached at
     start-up.
     """
-    async with trio_asyncio.open_loop():
+    async with trio_asyncio.open_loop() as loop:
+        loop.set_exception_handler(_connection_lost_in_background)
         pools: dict[str, PostgresPool] = {}
         try:
             for name, spec in specs.items():
@@ -234,6 +238,23 @@ async def open_pools(specs: Mapping[str, PoolSpec]) -> AsyncIterator[dict[str, P
         finally:
             for pool in pools.values():
                 await trio_asyncio.aio_as_trio(pool.pool.close)()
+
+
+def _connection_lost_in_background(loop: Any, context: dict[str, Any]) -> None:
+    """Log what asyncpg's own background tasks raise when the server goes away.
+
+    Releasing a connection after a cancelled query runs in a task of asyncpg's; when the
+    server terminates connections meanwhile (a restart, an outage) that task fails with
+    nobody awaiting it. trio-asyncio's default handler re-raises such errors into its
+    loop's nursery, which ended the whole host during a PostgreSQL outage. The query
+    that needed the connection has its own error (retried); this one is only logged.
+    Anything else goes to the default handler.
+    """
+    exception = context.get("exception")
+    if isinstance(exception, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+        logger.info("PostgreSQL connection lost in asyncpg's background: %s", exception)
+        return
+    loop.default_exception_handler(context)
 
 
 def _cannot_connect(name: str, exc: BaseException) -> str:
