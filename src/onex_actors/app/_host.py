@@ -94,6 +94,8 @@ class RuntimeHost:
         """The hosted reducers, whose state the host restores and keeps in step."""
         self.restorer: StateRestorer | None = None
         """Restores the reducers' partitions before they are served (when there are any)."""
+        self.timers = TimerScanner(self.reducers, self.outbox)
+        """Fires the reducers' state timeouts that are due."""
 
     @property
     def runtime_id(self) -> str:
@@ -175,7 +177,7 @@ class RuntimeHost:
                 nursery.start_soon(self._stop_if_lost)
                 nursery.start_soon(self.delivery.run, consumer)
                 nursery.start_soon(self._note_assignment, consumer)
-                nursery.start_soon(TimerScanner(self.reducers, self.outbox).run)
+                nursery.start_soon(self.timers.run)
                 if self.restorer is not None:
                     nursery.start_soon(self.restorer.run)
                 await self.log.event(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import trio
-
 from onex_actors.app import kafka_client_config
 from onex_actors.bridges.kafka import newest_of_key
 from onex_actors.core import ConfigError, KeyState, OnexError, state_topic, stored_key
@@ -35,9 +33,7 @@ def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None
         settings = settings_of(config)
         client = kafka_client_config(settings.kafka)
         name = stored_key(tenant, key)
-        partition, record = trio.run(
-            trio.to_thread.run_sync, newest_of_key, client, state_topic(node), name.encode()
-        )
+        partition, record = newest_of_key(client, state_topic(node), name.encode())
         if record is None or record.value is None:
             raise ConfigError(
                 f"{node} holds no state for key {key!r} of tenant {tenant!r} (partition "

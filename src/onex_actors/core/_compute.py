@@ -10,15 +10,13 @@ from ._cel import CelExpression, ExpressionFailed
 from ._envelope import OnexEnvelope
 from ._errors import HandlerError
 
-__all__ = ["computed_payload", "expression_variables"]
+__all__ = ["computed_payload", "envelope_variables"]
 
 
-def expression_variables(
-    envelope: OnexEnvelope, expressions: Mapping[str, CelExpression]
-) -> dict[str, object]:
-    """Return ``input`` (the payload), and ``event`` (the envelope) if an expression reads it."""
+def envelope_variables(envelope: OnexEnvelope, *, event: bool) -> dict[str, object]:
+    """Return ``input`` (the payload), and ``event`` (the whole envelope) when asked for."""
     variables: dict[str, object] = {"input": envelope.payload}
-    if any("event" in expression.uses for expression in expressions.values()):
+    if event:
         variables["event"] = envelope.model_dump(mode="json")
     return variables
 
@@ -31,7 +29,8 @@ def computed_payload(
     ``HandlerError`` (``expression_failed``, not retryable) names the field whose
     expression failed: the command's answer is then an error and a dead letter.
     """
-    variables = expression_variables(envelope, expressions)
+    uses_event = any("event" in expression.uses for expression in expressions.values())
+    variables = envelope_variables(envelope, event=uses_event)
     try:
         return {name: expression.evaluate(variables) for name, expression in expressions.items()}
     except ExpressionFailed as exc:

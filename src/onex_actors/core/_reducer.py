@@ -20,6 +20,7 @@ from pydantic import JsonValue
 
 from ._cel import REDUCER_VARIABLES as _VARIABLES
 from ._cel import CelExpression, ExpressionFailed, compile_expression
+from ._compute import envelope_variables
 from ._derive import PARTITION_KEY_HEADER, intent_command, new_command
 from ._envelope import OnexEnvelope
 from ._errors import HandlerError
@@ -163,8 +164,6 @@ class Decision:
     """The ``ok`` result payload, or ``None`` with ``error``."""
     error: HandlerError | None = None
     intents: tuple[OnexEnvelope, ...] = ()
-    timers: tuple[()] = ()
-    """Timers to set (none in this version: per-state timeouts are not built yet)."""
 
 
 class Reducer:
@@ -207,10 +206,7 @@ class Reducer:
 
     def variables(self, envelope: OnexEnvelope) -> dict[str, object]:
         """Return the expressions' variables for ``envelope`` (``state`` and ``key`` apart)."""
-        variables: dict[str, object] = {"input": envelope.payload}
-        if self._uses_event:
-            variables["event"] = envelope.model_dump(mode="json")
-        return variables
+        return envelope_variables(envelope, event=self._uses_event)
 
     def key_of(self, envelope: OnexEnvelope, variables: dict[str, object] | None = None) -> str:
         """Return the state key of ``envelope``; ``HandlerError`` (``bad_key``) if it has none."""

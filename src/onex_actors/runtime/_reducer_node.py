@@ -59,8 +59,6 @@ class ReducerHandler:
         """Partitions of the command topic (set when the host has checked the changelog)."""
         self.rekeyed = 0
         """Commands sent on to the partition of their state key."""
-        self.not_here = 0
-        """Commands left for the member their partition went to."""
 
     def decide_batch(
         self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
@@ -72,7 +70,6 @@ class ReducerHandler:
         for envelope, record in inputs:
             partition = record.partition if record is not None else 0
             if record is not None and partition not in store.owned:
-                self.not_here += 1
                 outcomes.append(NOT_HERE)
                 continue
             try:
