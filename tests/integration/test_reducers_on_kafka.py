@@ -54,10 +54,13 @@ def tree() -> StaticRegistry:
 
 @asynccontextmanager
 async def host_on(
-    bootstrap: str, namespace: str, mode: str, generation: int
+    bootstrap: str, namespace: str, mode: str, generation: int, disk: Path | None = None
 ) -> AsyncIterator[HostHarness]:
     transactional = f"{namespace}-host-{generation}" if mode == "exactly_once" else None
-    config = HostConfig.model_validate({"delivery": {"mode": mode}})
+    settings: dict[str, Any] = {"delivery": {"mode": mode}}
+    if disk is not None:
+        settings |= {"bus": {"kind": "kafka"}, "state": {"store": "disk", "path": str(disk)}}
+    config = HostConfig.model_validate(settings)
     async with (
         open_test_kafka_bus(bootstrap, transactional_id=transactional) as inner,
         open_test_host(
@@ -81,10 +84,14 @@ def totals_of(host: HostHarness, customers: set[str]) -> dict[str, Any]:
     return {c: handler.state_of(c) for c in sorted(customers)}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("mode", "store"),
+    [("at_least_once", "memory"), ("exactly_once", "memory"), *((m, "disk") for m in MODES)],
+)
 async def test_state_survives_the_host_and_each_key_folds_once(
-    kafka_bootstrap: str, mode: str
+    kafka_bootstrap: str, mode: str, store: str, tmp_path: Path
 ) -> None:
+    disk = tmp_path / "state" if store == "disk" else None
     namespace = new_namespace()
     rng = random.Random(11)
     sent: list[tuple[str, int]] = []
@@ -103,14 +110,24 @@ async def test_state_survives_the_host_and_each_key_folds_once(
         for command in commands:
             assert (await host.result(command)).status.value == "ok"
 
-    async with host_on(kafka_bootstrap, namespace, mode, 1) as first:
+    async with host_on(kafka_bootstrap, namespace, mode, 1, disk) as first:
         await send_some(first, 120)
-    async with host_on(kafka_bootstrap, namespace, mode, 2) as second:
+    async with host_on(kafka_bootstrap, namespace, mode, 2, disk) as second:
         await send_some(second, 60)
         restorer = second.host.restorer
         assert restorer is not None
         restored_keys = sum(report.keys for report in restorer.restores)
+        restored_records = sum(report.records for report in restorer.restores)
+        from_checkpoints = [r.start for r in restorer.restores if r.start]
         state = totals_of(second, {c for c, _ in sent})
+    if disk is not None:
+        # a clean stop checkpointed the on-disk store: the restart read no changelog record
+        # (nothing was written meanwhile) and started each partition after its checkpoint
+        assert restored_records == 0
+        assert from_checkpoints
+    else:
+        assert restored_records > 0
+        assert from_checkpoints == []
     expected_total: Counter[str] = Counter()
     expected_orders: Counter[str] = Counter()
     for customer, amount in sent:

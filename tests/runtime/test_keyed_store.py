@@ -28,6 +28,7 @@ from onex_actors.runtime import (
     ReducerHandler,
     RuntimeLog,
     StateRestorer,
+    StateStore,
     TopicPartition,
 )
 from onex_actors.runtime._item import WorkItem
@@ -118,13 +119,14 @@ def tally() -> ReducerContract:
     return contract
 
 
-def tally_handler(contract: ReducerContract) -> ReducerHandler:
+def tally_handler(contract: ReducerContract, states: StateStore | None = None) -> ReducerHandler:
     return ReducerHandler(
         contract,
         cmd_topic=cmd_topic("tally"),
         state_topic=state_topic("tally"),
         intent_topics={},
         partitions=4,
+        states=states,
     )
 
 

@@ -295,3 +295,35 @@ async def test_a_state_timeout_fires_once_even_after_a_restart() -> None:
         tows = [e for e in again.collector.by_topic[evt] if e.payload.get("transition") == "tow"]
     assert state == {"status": "towed"}
     assert sorted(e.payload["key"] for e in tows) == ["c1", "c2"]
+
+
+VISITS = {
+    "kind": "reducer",
+    "node_id": "visits",
+    "version": "0.1.0",
+    "key": "input.user",
+    "fold": {"assign": {"n": "state.n + 1"}},
+    "state": {"initial": {"n": 0}, "ttl_s": 0.3},
+}
+
+
+async def test_a_key_past_its_ttl_is_deleted_with_a_tombstone_and_starts_again() -> None:
+    bus = InProcessBus(partitions=4)
+    evt = "onex.app.local.global.evt.node.visits.v1"
+    async with open_test_host("runtime-dev-state", contracts=tree(VISITS), bus=bus) as host:
+        first = await host.request("visits", {"user": "u1"})
+        with trio.fail_after(10):
+            await host.collector.wait_until(
+                lambda: any(e.payload.get("expired") for e in host.collector.by_topic[evt])
+            )
+        expired = [e for e in host.collector.by_topic[evt] if e.payload.get("expired")]
+        gone = reducer_of(host, "visits").state_of("u1")
+        # nothing due any more: the expired key is not fired at again
+        assert await host.host.timers.scan() == 0
+        again = await host.request("visits", {"user": "u1"})
+    assert first.payload["state"] == {"n": 1}
+    assert [e.payload for e in expired] == [{"key": "u1", "state": None, "expired": True}]
+    assert gone is None
+    assert again.payload["state"] == {"n": 1}  # from the initial state, not {"n": 2}
+    changelog = [r for r in bus.records(state_topic("visits")) if r.key == b"global/u1"]
+    assert [r.value is None for r in changelog] == [False, True, False]

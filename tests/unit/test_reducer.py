@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onex_actors.core import (
+    EXPIRE_TIMER,
     ContractError,
     HandlerError,
     KeyState,
@@ -202,6 +203,30 @@ def test_a_key_idle_past_its_ttl_starts_again_from_initial() -> None:
     assert state.value["total"] == 3
     state = at(200, 5, state, 2)
     assert state.value == {"total": 5, "seen": [5]}
+
+
+def test_the_expire_timer_deletes_a_key_only_at_the_end_of_its_ttl() -> None:
+    r = reducer({**LEDGER, "state": {**LEDGER["state"], "ttl_s": 60}})
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    first = new_command("ledger", {"k": "x", "n": 1}, created_at=start)
+    state = r.decide(None, first, ReduceContext(0, 0), "x").state
+    assert state is not None
+    expires = r.expires_at(state)
+    assert expires == (start + timedelta(seconds=60)).isoformat()
+    later = new_command("ledger", {"k": "x", "n": 2}, created_at=start + timedelta(seconds=30))
+    renewed = r.decide(state, later, ReduceContext(0, 1), "x").state
+    assert renewed is not None
+    old = timer_command("ledger", "global", "x", expires, timer=EXPIRE_TIMER)
+    assert old.envelope_id != timer_command("ledger", "global", "x", expires).envelope_id
+    kept = r.decide(renewed, old, ReduceContext(0, 2), "x")  # it changed since: stale
+    assert (kept.changed, kept.state) == (False, renewed)
+    assert kept.answer == {"key": "x", "state": renewed.value, "stale_timer": True}
+    due = timer_command("ledger", "global", "x", r.expires_at(renewed) or "", timer=EXPIRE_TIMER)
+    deleted = r.decide(renewed, due, ReduceContext(0, 3), "x")
+    assert (deleted.changed, deleted.state) == (True, None)
+    assert deleted.answer == {"key": "x", "state": None, "expired": True}
+    again = r.decide(None, due, ReduceContext(0, 4), "x")  # fired again after a restart
+    assert (again.changed, again.state) == (False, None)
 
 
 # -- the property ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "ModelEndpointSettings",
     "ModelFamilySettings",
     "StateAccess",
+    "StateSettings",
     "StateToken",
     "VectorSettings",
     "VectorStoreSettings",
@@ -275,6 +276,23 @@ class DeliverySettings(_Settings):
     see only committed records wait that long past its first record)."""
 
 
+class StateSettings(_Settings):
+    """Where the reducers' committed states live (docs/state.md, "Stores")."""
+
+    store: Literal["memory", "disk"] = "memory"
+    """``memory``: restored whole from the changelog at each start. ``disk``: LMDB files
+    that may outgrow memory; after a clean stop only the changelog's tail is read."""
+    path: Path = Path(".cache/onex/state")
+    """The on-disk store's folder: one LMDB environment per consumer group and node
+    below it, open in one host process at a time (each host on a machine needs its own)."""
+    map_size_gib: int = Field(default=64, ge=1)
+    """The most an on-disk store may hold per node (address space; the file grows as
+    written)."""
+    checkpoint_max_age_s: float = Field(default=12 * 3600, gt=0)
+    """An older checkpoint is not used (the partition is restored whole): keep it under
+    the changelog's ``delete.retention.ms``, or a deleted key could come back."""
+
+
 class HostConfig(_Settings):
     """Everything a runtime host needs besides its contracts."""
 
@@ -293,6 +311,7 @@ class HostConfig(_Settings):
     llm: ModelFamilySettings = ModelFamilySettings()
     embedding: ModelFamilySettings = ModelFamilySettings()
     vector: VectorSettings = VectorSettings()
+    state: StateSettings = StateSettings()
     databases: dict[str, DatabaseSettings] = Field(
         default_factory=lambda: {"default": DatabaseSettings()}
     )
@@ -306,6 +325,16 @@ class HostConfig(_Settings):
     """Allocations between two young-generation garbage collections, set process-wide
     when the host starts (never lowered); ``null`` leaves the interpreter's 700. See
     docs/runtime.md, "Garbage collection"."""
+
+    @model_validator(mode="after")
+    def _disk_state_needs_kafka(self) -> HostConfig:
+        if self.state.store == "disk" and self.bus.kind != "kafka":
+            raise ValueError(
+                "state.store is disk but bus.kind is inprocess: the in-process bus's "
+                "changelogs and offsets do not outlive the process, so states on disk could "
+                "not be matched to them; use state.store: memory, or bus.kind: kafka"
+            )
+        return self
 
 
 def is_loopback(listen: str) -> bool:

@@ -24,7 +24,7 @@ from onex_actors.runtime import Handler
 from ._config import HostConfig
 from ._databases import open_databases
 from ._models import open_model_apis, open_vector_stores
-from ._pure_handlers import pure_handler
+from ._pure_handlers import pure_handler, state_store
 
 __all__ = ["open_handlers"]
 
@@ -32,6 +32,11 @@ __all__ = ["open_handlers"]
 def evolve_hosted(table: RoutingTable, hosted: Mapping[str, HostedNode]) -> RoutingTable:
     """Return ``table`` hosting only ``hosted``."""
     return attrs.evolve(table, hosted=hosted)
+
+
+def consumer_group(config: HostConfig, table: RoutingTable) -> str:
+    """Return the host's Kafka consumer group: configured, the contract's, or the runtime id."""
+    return config.consumer_group or table.runtime.consumer_group or table.runtime_id
 
 
 @asynccontextmanager
@@ -59,7 +64,9 @@ async def open_handlers(
     try:
         for node_id, node in table.hosted.items():
             if node_id not in overrides and node.pure:
-                handlers[node_id] = pure_handler(node)
+                handlers[node_id] = pure_handler(
+                    node, state_store(config, consumer_group(config, table), node)
+                )
         for node_id, contract in table.effects.items():
             if node_id in overrides:
                 continue

@@ -43,6 +43,7 @@ from onex_actors.runtime import (
 from ._config import HostConfig
 from ._delivery_choice import delivery_for
 from ._hand_over import NodeResume
+from ._handlers import consumer_group
 
 __all__ = ["RuntimeHost"]
 
@@ -71,7 +72,7 @@ class RuntimeHost:
         """The partition units: what is in flight per partition, what may be committed."""
         self.commits, self.outbox, self.delivery = delivery_for(config, bus, table.runtime_id)
         self.log = RuntimeLog(self.outbox, table.runtime_id)
-        self.group_id = config.consumer_group or table.runtime.consumer_group or table.runtime_id
+        self.group_id = consumer_group(config, table)
         self._runtime: NodeRuntime | None = None
         self._consumer: BusConsumer | None = None
         self._consuming = trio.CancelScope()
@@ -193,6 +194,8 @@ class RuntimeHost:
                 drained = await runtime.drain(self.config.shutdown_timeout_s)
                 acknowledged = await self.outbox.wait_acknowledged(self.config.shutdown_timeout_s)
                 await self.delivery.commit(consumer)
+                if self.restorer is not None:
+                    await self._save_checkpoints(self.restorer)
                 await self.log.event(
                     "runtime_stopped",
                     {
@@ -221,8 +224,20 @@ class RuntimeHost:
         )
         for handler in self.reducers.values():
             handler.partitions = counts[handler.state_topic]
-        self.restorer = StateRestorer(bus, self.reducers)
+        self.restorer = StateRestorer(
+            bus, self.reducers, checkpoint_max_age_s=self.config.state.checkpoint_max_age_s
+        )
         self.commits.followers.append(self.restorer)
+
+    async def _save_checkpoints(self, restorer: StateRestorer) -> None:
+        """Checkpoint the on-disk stores after the last commit (a clean stop)."""
+        try:
+            saved = await restorer.checkpoint()
+        except BusError as exc:
+            logger.warning("state checkpoints not saved (restored whole next start): %s", exc)
+            return
+        if saved:
+            logger.info("state checkpoints saved for %d partitions", saved)
 
     async def _stop_if_lost(self) -> None:
         await self.outbox.lost.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from onex_actors.bridges.lmdb import LmdbStates
 from onex_actors.core import (
     ComputeContract,
     ConfigError,
@@ -12,13 +13,16 @@ from onex_actors.core import (
     state_topic,
 )
 from onex_actors.handlers import ComputeHandler, PayloadFunction
-from onex_actors.runtime import Handler, ReducerHandler
+from onex_actors.runtime import Handler, ReducerHandler, StateStore
 
-__all__ = ["import_function", "pure_handler"]
+from ._config import HostConfig
+from ._paths import from_project_root
+
+__all__ = ["import_function", "pure_handler", "state_store"]
 
 
-def pure_handler(node: HostedNode) -> Handler:
-    """Return the handler of a hosted compute or reducer node."""
+def pure_handler(node: HostedNode, states: StateStore | None = None) -> Handler:
+    """Return the handler of a hosted compute or reducer node (``states``: a reducer's store)."""
     contract = node.contract
     if isinstance(contract, ComputeContract):
         name = contract.compute.function
@@ -30,8 +34,18 @@ def pure_handler(node: HostedNode) -> Handler:
             cmd_topic=node.cmd_topic,
             state_topic=state_topic(node.node_id),
             intent_topics=node.intent_topics,
+            states=states,
         )
     raise ConfigError(f"node {node.node_id!r} is a {contract.kind.value}, not a pure kind")
+
+
+def state_store(config: HostConfig, group_id: str, node: HostedNode) -> StateStore | None:
+    """Open a reducer's on-disk store when ``state.store`` is ``disk`` (else ``None``)."""
+    settings = config.state
+    if settings.store != "disk" or not isinstance(node.contract, ReducerContract):
+        return None
+    path = from_project_root(settings.path) / group_id / node.node_id
+    return LmdbStates(path, map_size=settings.map_size_gib * 1024**3)
 
 
 def import_function(node_id: str, name: str) -> PayloadFunction:

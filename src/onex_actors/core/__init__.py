@@ -96,6 +96,7 @@ from ._policies import RetryPolicy as RetryPolicy
 from ._policies import backoff_delay as backoff_delay
 from ._progress import ProgressWatch as ProgressWatch
 from ._progress import Stall as Stall
+from ._reducer import EXPIRE_TIMER as EXPIRE_TIMER
 from ._reducer import TIMER_HEADER as TIMER_HEADER
 from ._reducer import Decision as Decision
 from ._reducer import KeyState as KeyState
@@ -103,6 +104,7 @@ from ._reducer import ReduceContext as ReduceContext
 from ._reducer import Reducer as Reducer
 from ._reducer import stored_key as stored_key
 from ._reducer import timer_command as timer_command
+from ._reducer_contract import TIMEOUT_TRIGGER as TIMEOUT_TRIGGER
 from ._reducer_contract import Fold as Fold
 from ._reducer_contract import Fsm as Fsm
 from ._reducer_contract import Intent as Intent
@@ -147,11 +149,13 @@ from ._topics import state_topic as state_topic
 __all__ = [
     "CONTRACT_KINDS",
     "DEFAULT_MAX_ENVELOPE_BYTES",
+    "EXPIRE_TIMER",
     "GLOBAL_TENANT",
     "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
     "SCAFFOLD_FAMILIES",
     "SCHEMA_FILE",
+    "TIMEOUT_TRIGGER",
     "TIMER_HEADER",
     "ActorExit",
     "AnyContract",

@@ -53,6 +53,9 @@ from ._reducer_node import ReducerHandler as ReducerHandler
 from ._restore import RestoreReport as RestoreReport
 from ._restore import StateRestorer as StateRestorer
 from ._state import KeyedStore as KeyedStore
+from ._state_store import Checkpoint as Checkpoint
+from ._state_store import MemoryStates as MemoryStates
+from ._state_store import StateStore as StateStore
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 from ._timers import TimerScanner as TimerScanner

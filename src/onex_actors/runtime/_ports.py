@@ -351,9 +351,21 @@ class ChangelogBus(Bus, Protocol):
         ...
 
     async def read_changelog(
-        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+        self,
+        topic: str,
+        partition: int,
+        apply: Callable[[Sequence[Record]], None],
+        *,
+        start: int = 0,
     ) -> int:
-        """Hand ``apply`` the committed records of a partition, in order; return how many."""
+        """Hand ``apply`` the committed records of a partition from ``start``, in order.
+
+        Return how many were read.
+        """
+        ...
+
+    async def changelog_bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        """Return a changelog partition's first offset and its end (last stable offset)."""
         ...
 
 

@@ -13,6 +13,7 @@ state is written to the node's changelog with the answer (one transaction under
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from pydantic import JsonValue
 
@@ -29,7 +30,8 @@ from onex_actors.core import (
 )
 
 from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
-from ._state import KeyedStore
+from ._state import KeyedStore, due_at
+from ._state_store import StateStore
 
 __all__ = ["ReducerHandler"]
 
@@ -48,10 +50,17 @@ class ReducerHandler:
         state_topic: str,
         intent_topics: Mapping[str, str],
         partitions: int = 1,
+        states: StateStore | None = None,
     ) -> None:
-        self.reducer = Reducer(contract)
+        self.reducer = reducer = Reducer(contract)
         self.node_id = contract.node_id
-        self.store = KeyedStore()
+        ttl_s = contract.state.ttl_s
+        timed = ttl_s is not None or (contract.fsm is not None and bool(contract.fsm.timeouts))
+        self.store = KeyedStore(states, due=partial(due_at, ttl_s=ttl_s) if timed else None)
+        """The keys' states (committed ones in ``states``: memory unless given)."""
+        self.timed = timed
+        """Whether keys have timers: state timeouts or a TTL."""
+        self.expires_at = reducer.expires_at
         self.cmd_topic = cmd_topic
         self.state_topic = state_topic
         self.intent_topics = intent_topics
@@ -96,12 +105,10 @@ class ReducerHandler:
             assert decision.answer is not None
             written: tuple[OutboundRecord, ...] = ()
             if decision.changed and offset is not None:
-                store.put(partition, stored, decision.state, offset)
-                written = (
-                    OutboundRecord(
-                        self.state_topic, decision.state.to_bytes(), key_bytes, (), partition
-                    ),
-                )
+                state = decision.state
+                store.put(partition, stored, state, offset)
+                value = state.to_bytes() if state is not None else None
+                written = (OutboundRecord(self.state_topic, value, key_bytes, (), partition),)
             commands = tuple(
                 (cmd, self.intent_topics[cmd.node_id], None) for cmd in decision.intents
             )
@@ -131,4 +138,5 @@ class ReducerHandler:
         return HandlerHealth(True, f"{len(self.store)} keys in {len(self.store.owned)} partitions")
 
     async def aclose(self) -> None:
-        """Nothing to release."""
+        """Close the state store (an on-disk one syncs and releases its folder)."""
+        self.store.states.close()

@@ -6,6 +6,14 @@ commit makes the writes below it committed, a read-again drops the pending write
 host awaits :meth:`ready` with each poll before dispatching it: a record of a reducer's
 partition that is not restored waits until it is (the partition is not served before).
 A bus that reports no assignments gets its partitions restored there.
+
+A durable store (on disk) keeps a partition's states across a clean stop: the host saves
+each served partition's changelog end as its checkpoint after its last commit
+(:meth:`checkpoint`), and the next restore reads only the changelog after it (what other
+hosts wrote meanwhile). A checkpoint the changelog no longer holds (recreated, or
+truncated), or older than ``checkpoint_max_age_s`` (a deleted key's tombstone may be
+compacted away after ``delete.retention.ms``, a day by default), is not used: the
+partition is restored whole. The checkpoint is removed before the partition is served.
 """
 
 from __future__ import annotations
@@ -13,13 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 import trio
 
 from ._ports import ChangelogBus, Record, TopicPartition
 from ._reducer_node import ReducerHandler
+from ._state_store import Checkpoint
 
 __all__ = ["RestoreReport", "StateRestorer"]
 
@@ -36,13 +45,24 @@ class RestoreReport:
     keys: int
     seconds: float
     unreadable: int
+    start: int = 0
+    """The changelog offset read from: a checkpoint's, or 0 (restored whole)."""
 
 
 class StateRestorer:
     """Restores the reducers' partitions from their changelogs; keeps their stores in step."""
 
-    def __init__(self, bus: ChangelogBus, reducers: Mapping[str, ReducerHandler]) -> None:
+    def __init__(
+        self,
+        bus: ChangelogBus,
+        reducers: Mapping[str, ReducerHandler],
+        *,
+        checkpoint_max_age_s: float = 12 * 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.bus = bus
+        self.checkpoint_max_age_s = checkpoint_max_age_s
+        self.clock = clock
         self.by_topic = {handler.cmd_topic: handler for handler in reducers.values()}
         """Each reducer by the command topic it reads."""
         self.restores: list[RestoreReport] = []
@@ -86,8 +106,17 @@ class StateRestorer:
                 unreadable += store.load(tp.partition, records)
 
             try:
-                store.drop(tp.partition)
-                read = await self.bus.read_changelog(handler.state_topic, tp.partition, apply)
+                start = await self._resume_point(handler, tp.partition)
+                if start:
+                    store.release(tp.partition)
+                else:
+                    store.drop(tp.partition)
+                store.states.forget_checkpoint(tp.partition)
+                read = await self.bus.read_changelog(
+                    handler.state_topic, tp.partition, apply, start=start
+                )
+                if start:
+                    store.index_all(tp.partition)
             finally:
                 self.restoring.discard(tp)
             store.owned.add(tp.partition)
@@ -98,17 +127,72 @@ class StateRestorer:
                 store.keys_in(tp.partition),
                 time.perf_counter() - started,
                 unreadable,
+                start,
             )
             self.restores.append(report)
             logger.info(
-                "%s partition %d restored: %d keys from %d changelog records in %.2f s%s",
+                "%s partition %d restored: %d keys from %d changelog records%s in %.2f s%s",
                 report.node_id,
                 report.partition,
                 report.keys,
                 report.records,
+                f" after its checkpoint (offset {start})" if start else "",
                 report.seconds,
                 f" ({unreadable} unreadable records skipped)" if unreadable else "",
             )
+
+    async def _resume_point(self, handler: ReducerHandler, partition: int) -> int:
+        """Return the changelog offset to restore ``partition`` from (0: whole)."""
+        checkpoint = handler.store.states.checkpoint(partition)
+        if checkpoint is None:
+            return 0
+        where = f"{handler.node_id} partition {partition}"
+        age = self.clock() - checkpoint.saved_at
+        if age > self.checkpoint_max_age_s:
+            logger.info(
+                "%s: its checkpoint is %.0f s old (over %.0f s): restored whole",
+                where,
+                age,
+                self.checkpoint_max_age_s,
+            )
+            return 0
+        first, end = await self.bus.changelog_bounds(handler.state_topic, partition)
+        if not first <= checkpoint.offset <= end:
+            logger.warning(
+                "%s: its checkpoint (offset %d) is not in %s (offsets %d to %d: recreated or "
+                "truncated?): restored whole",
+                where,
+                checkpoint.offset,
+                handler.state_topic,
+                first,
+                end,
+            )
+            return 0
+        return checkpoint.offset
+
+    async def checkpoint(self) -> int:
+        """Save each durable partition's changelog end as its checkpoint; return how many.
+
+        Call after the host's last commit when it stops cleanly: a partition with writes
+        not committed gets none (it is restored whole next time).
+        """
+        saved = 0
+        for handler in self.by_topic.values():
+            store = handler.store
+            if not store.states.durable:
+                continue
+            for partition in sorted(store.owned):
+                if store.pending(partition):
+                    logger.info(
+                        "%s partition %d: writes not committed at stop; no checkpoint",
+                        handler.node_id,
+                        partition,
+                    )
+                    continue
+                _, end = await self.bus.changelog_bounds(handler.state_topic, partition)
+                store.states.save_checkpoint(partition, Checkpoint(end, self.clock()))
+                saved += 1
+        return saved
 
     # -- PartitionFollower ------------------------------------------------------------
 
@@ -145,7 +229,12 @@ class StateRestorer:
                     handler.store.discard(partition)
 
     def _forget(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop serving ``partitions``; a durable store keeps their states (a checkpoint's)."""
         for tp in partitions:
             handler = self.by_topic.get(tp.topic)
-            if handler is not None:
+            if handler is None:
+                continue
+            if handler.store.states.durable:
+                handler.store.release(tp.partition)
+            else:
                 handler.store.drop(tp.partition)

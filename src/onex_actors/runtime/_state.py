@@ -6,67 +6,114 @@ and its changelog record, under either delivery mode); reads see the newest writ
 the records in flight are void (a transaction aborted, a partition read again from its
 last commit), the pending writes of the partition are dropped and every key is back at its
 last committed state, without reading the changelog again (as KIP-892 proposes for Kafka
-Streams, which wipes and restores the whole store instead).
+Streams, which wipes and restores the whole store instead). Committed states go to a
+``StateStore`` (memory, or disk); a write of ``None`` deletes its key (a tombstone).
+
+Keys with a timeout or a TTL are also indexed by when they are next due (wall-clock
+seconds), so the timer scan reads only that index, not every state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 
 from onex_actors.core import KeyState
 
 from ._ports import Record
+from ._state_store import MemoryStates, StateStore
 
-__all__ = ["KeyedStore"]
+__all__ = ["KeyedStore", "due_at"]
+
+
+def due_at(state: KeyState, ttl_s: float | None) -> float | None:
+    """When ``state`` is next due (its timeout, or its TTL's end, the earlier), or never."""
+    due: float | None = None
+    if state.deadline is not None:
+        due = datetime.fromisoformat(state.deadline).timestamp()
+    if ttl_s is not None and state.changed_at is not None:
+        expires = (datetime.fromisoformat(state.changed_at) + timedelta(seconds=ttl_s)).timestamp()
+        due = expires if due is None else min(due, expires)
+    return due
 
 
 class KeyedStore:
-    """One reducer's state, per partition, in memory."""
+    """One reducer's state, per partition: pending writes here, committed ones in a store."""
 
-    def __init__(self) -> None:
-        self._committed: dict[int, dict[str, KeyState]] = {}
-        self._pending: dict[int, dict[str, list[tuple[int, KeyState]]]] = {}
+    def __init__(
+        self,
+        states: StateStore | None = None,
+        *,
+        due: Callable[[KeyState], float | None] | None = None,
+    ) -> None:
+        self.states: StateStore = states if states is not None else MemoryStates()
+        """Where the committed states are kept."""
+        self._pending: dict[int, dict[str, list[tuple[int, KeyState | None]]]] = {}
         """Per partition and key, the writes not committed yet: (input offset, state)."""
+        self._due = due
+        self._due_index: dict[int, dict[str, float]] = {}
+        """Per partition, when each key with a timeout or TTL is next due."""
         self.owned: set[int] = set()
         """Partitions restored and served here (decisions on others are not taken)."""
 
     def get(self, partition: int, key: str) -> KeyState | None:
         """Return ``key``'s newest state in ``partition``, or ``None`` if it has none."""
-        writes = self._pending.get(partition, {}).get(key)
-        if writes:
-            return writes[-1][1]
-        return self._committed.get(partition, {}).get(key)
+        pending = self._pending.get(partition)
+        if pending:
+            writes = pending.get(key)
+            if writes:
+                return writes[-1][1]
+        return self.states.get(partition, key)
 
-    def put(self, partition: int, key: str, state: KeyState, offset: int) -> None:
-        """Write ``key``'s state, reflecting the input record at ``offset`` (pending)."""
+    def put(self, partition: int, key: str, state: KeyState | None, offset: int) -> None:
+        """Write ``key``'s state (``None``: delete it), reflecting the input at ``offset``."""
         self._pending.setdefault(partition, {}).setdefault(key, []).append((offset, state))
+        if self._due is not None:
+            self._index(partition, key, state)
 
     def committed(self, partition: int, below: int) -> None:
         """Make the writes reflecting input offsets below ``below`` committed."""
         pending = self._pending.get(partition)
         if not pending:
             return
-        committed = self._committed.setdefault(partition, {})
+        promoted: dict[str, KeyState | None] = {}
         for key in list(pending):
             writes = pending[key]
             done = 0
             while done < len(writes) and writes[done][0] < below:
                 done += 1
             if done:
-                committed[key] = writes[done - 1][1]
+                promoted[key] = writes[done - 1][1]
                 if done == len(writes):
                     del pending[key]
                 else:
                     del writes[:done]
+        if promoted:
+            self.states.write(partition, promoted)
+
+    def pending(self, partition: int) -> int:
+        """Return how many keys of ``partition`` have writes not committed yet."""
+        return len(self._pending.get(partition, {}))
 
     def discard(self, partition: int) -> int:
         """Drop ``partition``'s pending writes (void); return how many keys had some."""
-        return len(self._pending.pop(partition, {}))
+        dropped = self._pending.pop(partition, {})
+        if self._due is not None:
+            for key in dropped:
+                self._index(partition, key, self.states.get(partition, key))
+        return len(dropped)
 
     def drop(self, partition: int) -> None:
         """Forget ``partition`` (it went to another member): no decisions on it here."""
-        self._committed.pop(partition, None)
+        self.states.clear(partition)
         self._pending.pop(partition, None)
+        self._due_index.pop(partition, None)
+        self.owned.discard(partition)
+
+    def release(self, partition: int) -> None:
+        """Stop serving ``partition`` but keep its committed states (a checkpoint's)."""
+        self._pending.pop(partition, None)
+        self._due_index.pop(partition, None)
         self.owned.discard(partition)
 
     def load(self, partition: int, records: Sequence[Record]) -> int:
@@ -75,7 +122,7 @@ class KeyedStore:
         A record with no value (a tombstone) deletes its key. Return how many records
         could not be read as a state (skipped: the key keeps its previous record's).
         """
-        keys = self._committed.setdefault(partition, {})
+        batch: dict[str, KeyState | None] = {}
         unreadable = 0
         for record in records:
             if record.key is None:
@@ -83,36 +130,57 @@ class KeyedStore:
                 continue
             key = record.key.decode("utf-8", "replace")
             if record.value is None:
-                keys.pop(key, None)
+                batch[key] = None
                 continue
             try:
-                keys[key] = KeyState.from_bytes(record.value)
+                batch[key] = KeyState.from_bytes(record.value)
             except ValueError:
                 unreadable += 1
+        self.states.write(partition, batch)
+        if self._due is not None:
+            for key, state in batch.items():
+                self._index(partition, key, state)
         return unreadable
 
-    def deadlines(self) -> Iterator[tuple[str, KeyState]]:
-        """Yield (stored key, newest state) of each key with a deadline, in owned partitions."""
+    def index_all(self, partition: int) -> None:
+        """Index when each committed key of ``partition`` is due (after a checkpoint's load)."""
+        if self._due is None:
+            return
+        self._due_index.pop(partition, None)
+        for key, state in self.states.items(partition):
+            self._index(partition, key, state)
+
+    def _index(self, partition: int, key: str, state: KeyState | None) -> None:
+        assert self._due is not None
+        due = self._due(state) if state is not None else None
+        index = self._due_index.setdefault(partition, {})
+        if due is None:
+            index.pop(key, None)
+        else:
+            index[key] = due
+
+    def due(self, now: float) -> Iterator[tuple[int, str, KeyState]]:
+        """Yield (partition, stored key, newest state) of each key due by ``now``, served here."""
         for partition in sorted(self.owned):
-            names = (
-                self._committed.get(partition, {}).keys() | self._pending.get(partition, {}).keys()
-            )
-            for name in names:
-                state = self.get(partition, name)
-                if state is not None and state.deadline is not None:
-                    yield name, state
+            index = self._due_index.get(partition)
+            if not index:
+                continue
+            for key in [k for k, due in index.items() if due <= now]:
+                state = self.get(partition, key)
+                if state is not None:
+                    yield partition, key, state
 
     def find(self, key: str) -> Iterator[tuple[int, KeyState]]:
-        """Yield ``key``'s newest state in each partition holding it (inspection)."""
-        for partition in sorted(self._committed.keys() | self._pending.keys()):
+        """Yield ``key``'s newest state in each partition served here (inspection)."""
+        for partition in sorted(self.owned):
             state = self.get(partition, key)
             if state is not None:
                 yield partition, state
 
     def keys_in(self, partition: int) -> int:
         """Return how many keys ``partition`` holds (committed)."""
-        return len(self._committed.get(partition, {}))
+        return self.states.count(partition)
 
     def __len__(self) -> int:
-        """Return how many keys the store holds (committed)."""
-        return sum(len(keys) for keys in self._committed.values())
+        """Return how many keys the partitions served here hold (committed)."""
+        return sum(self.states.count(partition) for partition in self.owned)

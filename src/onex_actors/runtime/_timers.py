@@ -1,13 +1,14 @@
-"""``TimerScanner``: fires the state timeouts that are due, from the state itself.
+"""``TimerScanner``: fires the state timers that are due, from the state itself.
 
-A key whose state has a timeout carries its deadline (event time) in its state, so in
-its changelog: nothing else needs to be durable. Every ``interval_s`` the scanner looks
-through the keys of the partitions this host serves and, for each deadline that has
-passed on the wall clock, sends the reducer its timer command (``core.timer_command``),
-keyed to the key's partition. That command's id derives from the key and the deadline,
-so firing it again after a restart sends the same command, which the key folds once;
-and a timer the key has left behind (it changed state since) is answered as stale.
-The scan reads every key of the reducers that have timeouts: O(keys) per interval.
+A key whose state has a timeout carries its deadline (event time) in its state, and a key
+of a reducer with ``state.ttl_s`` expires that long after it last changed: so both live in
+the changelog, and nothing else need be durable. The keyed store indexes when each key is
+next due; every ``interval_s`` the scanner reads that index and, for each key due on the
+wall clock, sends the reducer the timer command (``core.timer_command``): ``expire``
+(the key is deleted, with a tombstone) once its TTL has run out, else ``timeout``, keyed to
+the key's partition. A command's id derives from the key, the timer and the deadline, so
+firing it again after a restart sends the same command, which the key folds once; and a
+timer the key has left behind (it changed since) is answered as stale.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 
 import trio
 
-from onex_actors.core import timer_command
+from onex_actors.core import EXPIRE_TIMER, TIMEOUT_TRIGGER, KeyState, timer_command
 
 from ._outbox import Outbox
 from ._reducer_node import ReducerHandler
@@ -43,16 +44,12 @@ class TimerScanner:
         interval_s: float = 1.0,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self.reducers = {
-            node_id: handler
-            for node_id, handler in reducers.items()
-            if handler.reducer.contract.fsm is not None and handler.reducer.contract.fsm.timeouts
-        }
+        self.reducers = {node_id: h for node_id, h in reducers.items() if h.timed}
         self.outbox = outbox
         self.interval_s = interval_s
         self.now = now
-        self.fired: set[tuple[str, str, str]] = set()
-        """(node, stored key, deadline) of each timer command sent by this process."""
+        self.fired: dict[tuple[str, str], tuple[str, str]] = {}
+        """(node, stored key) → (timer, deadline) of each timer sent and still due."""
 
     async def run(self) -> None:
         """Scan every ``interval_s`` until cancelled."""
@@ -65,20 +62,33 @@ class TimerScanner:
     async def scan(self) -> int:
         """Send the timer commands due now; return how many were sent."""
         now = self.now()
+        now_s = now.timestamp()
         sent = 0
+        still_due: dict[tuple[str, str], tuple[str, str]] = {}
         for node_id, handler in self.reducers.items():
-            for name, state in handler.store.deadlines():
-                assert state.deadline is not None
-                if datetime.fromisoformat(state.deadline) > now:
+            for _, name, state in list(handler.store.due(now_s)):
+                timer = _due_timer(handler, state, now)
+                if timer is None:
                     continue
-                fired = (node_id, name, state.deadline)
-                if fired in self.fired:
+                fired = (node_id, name)
+                still_due[fired] = timer
+                if self.fired.get(fired) == timer:
                     continue
-                self.fired.add(fired)
                 tenant, _, key = name.partition("/")
-                command = timer_command(node_id, tenant, key, state.deadline)
+                command = timer_command(node_id, tenant, key, timer[1], timer=timer[0])
                 await self.outbox.emit(command, handler.cmd_topic)
                 sent += 1
+        self.fired = still_due
         if sent:
-            logger.debug("fired %d state timeouts", sent)
+            logger.debug("fired %d state timers", sent)
         return sent
+
+
+def _due_timer(handler: ReducerHandler, state: KeyState, now: datetime) -> tuple[str, str] | None:
+    """Return the timer of ``state`` due by ``now`` (expiry first), or ``None``."""
+    expires = handler.expires_at(state)
+    if expires is not None and datetime.fromisoformat(expires) <= now:
+        return EXPIRE_TIMER, expires
+    if state.deadline is not None and datetime.fromisoformat(state.deadline) <= now:
+        return TIMEOUT_TRIGGER, state.deadline
+    return None

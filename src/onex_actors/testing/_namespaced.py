@@ -145,14 +145,23 @@ class NamespacedBus:
         return {log: counts[self.topic(log)] for log in sources}
 
     async def read_changelog(
-        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+        self,
+        topic: str,
+        partition: int,
+        apply: Callable[[Sequence[Record]], None],
+        *,
+        start: int = 0,
     ) -> int:
         assert isinstance(self.inner, ChangelogBus)
 
         def ours(records: Sequence[Record]) -> None:
             apply([attrs.evolve(record, topic=topic) for record in records])
 
-        return await self.inner.read_changelog(self.topic(topic), partition, ours)
+        return await self.inner.read_changelog(self.topic(topic), partition, ours, start=start)
+
+    async def changelog_bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        assert isinstance(self.inner, ChangelogBus)
+        return await self.inner.changelog_bounds(self.topic(topic), partition)
 
     def unreachable(self) -> str | None:
         return self.inner.unreachable()

@@ -18,7 +18,7 @@ from onex_actors.core import BusError, ConfigError, TopicPattern
 from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, Record, TopicPartition
 
 from .._outage import BrokerOutage, watching_outages
-from ..kafka._changelog import prepare_changelogs, read_changelog
+from ..kafka._changelog import changelog_bounds, prepare_changelogs, read_changelog
 from ._client_log import CLIENT_LOGGER
 from ._consumer import ConfluentConsumerBridge
 from ._producer import ConfluentProducerBridge
@@ -137,11 +137,24 @@ class ConfluentBus:
         )
 
     async def read_changelog(
-        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+        self,
+        topic: str,
+        partition: int,
+        apply: Callable[[Sequence[Record]], None],
+        *,
+        start: int = 0,
     ) -> int:
         """Hand ``apply`` the committed records of a changelog partition, in order."""
         return await trio.to_thread.run_sync(
-            read_changelog, self._kafka_python_config(), topic, partition, apply
+            partial(
+                read_changelog, self._kafka_python_config(), topic, partition, apply, start=start
+            )
+        )
+
+    async def changelog_bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        """Return a changelog partition's first offset and its last stable offset."""
+        return await trio.to_thread.run_sync(
+            changelog_bounds, self._kafka_python_config(), topic, partition
         )
 
     def _kafka_python_config(self) -> dict[str, Any]:

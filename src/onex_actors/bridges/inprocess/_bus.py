@@ -113,14 +113,25 @@ class InProcessBus:
         return dict.fromkeys(sources, self.partitions)
 
     async def read_changelog(
-        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+        self,
+        topic: str,
+        partition: int,
+        apply: Callable[[Sequence[Record]], None],
+        *,
+        start: int = 0,
     ) -> int:
-        """Hand ``apply`` every record of ``topic``'s ``partition``, in order."""
+        """Hand ``apply`` the records of ``topic``'s ``partition`` from ``start``, in order."""
         logs = self._logs.get(topic)
         log = logs[partition] if logs is not None else []
-        apply([Record(topic, partition, offset, *stored) for offset, stored in enumerate(log)])
+        apply([Record(topic, partition, offset, *log[offset]) for offset in range(start, len(log))])
         await trio.lowlevel.checkpoint()
-        return len(log)
+        return max(0, len(log) - start)
+
+    async def changelog_bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        """Return 0 and the length of ``topic``'s ``partition``."""
+        logs = self._logs.get(topic)
+        await trio.lowlevel.checkpoint()
+        return 0, len(logs[partition]) if logs is not None else 0
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create the topics that do not exist yet."""

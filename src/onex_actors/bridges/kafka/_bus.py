@@ -25,7 +25,7 @@ from onex_actors.core import BusError, TopicPattern
 from onex_actors.runtime import BatchAck, OutboundRecord, PartitionEvents, Record, TopicPartition
 
 from .._outage import BrokerOutage, watching_outages
-from ._changelog import prepare_changelogs, read_changelog
+from ._changelog import changelog_bounds, prepare_changelogs, read_changelog
 from ._consumer import KafkaConsumerBridge
 from ._producer import ProducerBridge
 
@@ -140,12 +140,21 @@ class KafkaBus:
         )
 
     async def read_changelog(
-        self, topic: str, partition: int, apply: Callable[[Sequence[Record]], None]
+        self,
+        topic: str,
+        partition: int,
+        apply: Callable[[Sequence[Record]], None],
+        *,
+        start: int = 0,
     ) -> int:
         """Hand ``apply`` the committed records of a changelog partition, in order."""
         return await trio.to_thread.run_sync(
-            read_changelog, self.client_config, topic, partition, apply
+            partial(read_changelog, self.client_config, topic, partition, apply, start=start)
         )
+
+    async def changelog_bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        """Return a changelog partition's first offset and its last stable offset."""
+        return await trio.to_thread.run_sync(changelog_bounds, self.client_config, topic, partition)
 
     def unreachable(self) -> str | None:
         """Say since when no broker answers, or None while they do."""

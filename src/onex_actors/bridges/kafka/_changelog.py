@@ -22,7 +22,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from onex_actors.core import BusError, ConfigError, home_partition
 from onex_actors.runtime import Record
 
-__all__ = ["newest_of_key", "prepare_changelogs", "read_changelog"]
+__all__ = ["changelog_bounds", "newest_of_key", "prepare_changelogs", "read_changelog"]
 
 logger = logging.getLogger("onex_actors.kafka")
 
@@ -127,36 +127,63 @@ def _cleanup_policies(admin: KafkaAdminClient, topics: list[str]) -> dict[str, s
     return found
 
 
-def read_changelog(
-    client_config: Mapping[str, Any],
-    topic: str,
-    partition: int,
-    apply: Callable[[Sequence[Record]], None],
-    *,
-    timeout_s: float = 120.0,
-) -> int:
-    """Read ``topic``'s ``partition`` from its start to its last stable offset.
-
-    ``apply`` gets the records in batches, in order. Return how many were read.
-    ``BusError`` if the end is not reached within ``timeout_s`` (an open transaction of
-    another producer holds the last stable offset back until it ends).
-    """
-    tp = KafkaTopicPartition(topic, partition)
+def _reader(client_config: Mapping[str, Any], topic: str, partition: int) -> KafkaConsumer:
     try:
-        consumer = KafkaConsumer(
+        return KafkaConsumer(
             **client_config,
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            auto_offset_reset="earliest",
             max_poll_records=READ_BATCH,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
     except (KafkaError, OSError, ValueError) as exc:
         raise BusError(f"cannot reach Kafka to restore {topic}[{partition}]: {exc}") from None
+
+
+def changelog_bounds(
+    client_config: Mapping[str, Any], topic: str, partition: int
+) -> tuple[int, int]:
+    """Return ``topic``'s ``partition``'s first offset and its last stable offset."""
+    tp = KafkaTopicPartition(topic, partition)
+    consumer = _reader(client_config, topic, partition)
+    try:
+        first = consumer.beginning_offsets([tp])[tp]
+        return first, consumer.end_offsets([tp])[tp]
+    except KafkaError as exc:
+        raise BusError(
+            f"reading the offsets of {topic}[{partition}] failed: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        consumer.close(autocommit=False)
+
+
+def read_changelog(
+    client_config: Mapping[str, Any],
+    topic: str,
+    partition: int,
+    apply: Callable[[Sequence[Record]], None],
+    *,
+    start: int = 0,
+    timeout_s: float = 120.0,
+) -> int:
+    """Read ``topic``'s ``partition`` from ``start`` (its first offset at most) to its end.
+
+    The end is the last stable offset. ``apply`` gets the records in batches, in order.
+    Return how many were read. ``BusError`` if the end is not reached within ``timeout_s``
+    (an open transaction of another producer holds the last stable offset back until it
+    ends).
+    """
+    tp = KafkaTopicPartition(topic, partition)
+    consumer = _reader(client_config, topic, partition)
     try:
         consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
+        if start > 0:
+            consumer.seek(tp, start)
+        else:
+            consumer.seek_to_beginning(tp)
         end = consumer.end_offsets([tp])[tp]
         read = 0
         waited_ms = 0

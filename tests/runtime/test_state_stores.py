@@ -1,0 +1,232 @@
+"""The state stores behind ``KeyedStore``: memory and LMDB keep the same states; LMDB keeps
+them across a clean stop through a checkpoint, and only through one."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.bridges.lmdb import LmdbStates
+from onex_actors.core import ConfigError, KeyState, cmd_topic, home_partition, new_command
+from onex_actors.runtime import (
+    Checkpoint,
+    KeyedStore,
+    MemoryStates,
+    OutboundRecord,
+    PureOutcome,
+    Record,
+    ReducerHandler,
+    StateRestorer,
+    StateStore,
+    TopicPartition,
+)
+
+from .test_keyed_store import tally, tally_handler
+
+Step = tuple[str, str, int]
+
+
+class _Folders:
+    """Temporary LMDB folders, removed at the end (Hypothesis runs many examples)."""
+
+    def __init__(self) -> None:
+        self.made: list[Path] = []
+
+    def new(self) -> Path:
+        self.made.append(Path(tempfile.mkdtemp(prefix="onex-lmdb-")))
+        return self.made[-1]
+
+    def remove(self) -> None:
+        for folder in self.made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def folders() -> Iterator[_Folders]:
+    made = _Folders()
+    yield made
+    made.remove()
+
+
+STORES: dict[str, Callable[[_Folders], StateStore]] = {
+    "memory": lambda _: MemoryStates(),
+    "lmdb": lambda folders: LmdbStates(folders.new(), map_size=1 << 26),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STORES))
+def test_both_stores_keep_what_the_model_keeps(kind: str, folders: _Folders) -> None:
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["put", "put", "put", "delete", "commit", "abort"]),
+                st.sampled_from("xyz"),
+                st.integers(0, 5),
+            ),
+            max_size=60,
+        )
+    )
+    def run(steps: list[Step]) -> None:
+        states = STORES[kind](folders)
+        store = KeyedStore(states)
+        committed: dict[str, int | None] = {}
+        pending: list[tuple[int, str, int | None]] = []
+        floor = next_offset = 0
+        try:
+            for step, key, number in steps:
+                if step in ("put", "delete"):
+                    value = number if step == "put" else None
+                    state = KeyState({"n": value}) if value is not None else None
+                    store.put(0, key, state, next_offset)
+                    pending.append((next_offset, key, value))
+                    next_offset += 1
+                elif step == "commit":
+                    floor = min(next_offset, floor + number)
+                    store.committed(0, floor)
+                    committed.update({k: v for o, k, v in pending if o < floor})
+                    pending = [p for p in pending if p[0] >= floor]
+                else:
+                    store.discard(0)
+                    pending = []
+                    next_offset = floor
+                for k in "xyz":
+                    newest = [v for _, kk, v in pending if kk == k]
+                    expected = newest[-1] if newest else committed.get(k)
+                    got = store.get(0, k)
+                    assert (got.value["n"] if got is not None else None) == expected
+                held = {k: v for k, v in committed.items() if v is not None}
+                assert store.keys_in(0) == len(held)
+                assert {k: s.value["n"] for k, s in states.items(0)} == held
+        finally:
+            states.close()
+
+    run()
+
+
+def test_lmdb_keeps_a_checkpointed_partition_and_clears_the_others_when_reopened(
+    tmp_path: Path,
+) -> None:
+    states = LmdbStates(tmp_path, map_size=1 << 26)
+    states.write(0, {"a": KeyState({"n": 1}), "b": KeyState({"n": 2})})
+    states.write(1, {"c": KeyState({"n": 3})})
+    states.write(0, {"b": None})
+    states.save_checkpoint(0, Checkpoint(17, 1000.0))
+    states.close()
+    again = LmdbStates(tmp_path, map_size=1 << 26)
+    try:
+        assert again.checkpoint(0) == Checkpoint(17, 1000.0)
+        assert dict(again.items(0)) == {"a": KeyState({"n": 1})}
+        assert again.count(0) == 1
+        # partition 1 had no checkpoint: its process did not stop cleanly, so its states
+        # may be ahead of or behind its changelog; they are not trusted
+        assert again.checkpoint(1) is None
+        assert again.count(1) == 0
+        assert again.get(1, "c") is None
+        again.forget_checkpoint(0)
+        assert again.checkpoint(0) is None
+    finally:
+        again.close()
+
+
+def test_lmdb_refuses_a_second_process_on_its_folder(tmp_path: Path) -> None:
+    states = LmdbStates(tmp_path, map_size=1 << 26)
+    try:
+        with pytest.raises(ConfigError, match=r"open in another process.*state\.path"):
+            LmdbStates(tmp_path, map_size=1 << 26)
+    finally:
+        states.close()
+    LmdbStates(tmp_path, map_size=1 << 26).close()  # free again once closed
+
+
+def _fold(handler: ReducerHandler, bus_log: list[OutboundRecord], offset: int) -> None:
+    """Decide one tally command of key ``a`` at ``offset`` and commit it (changelog kept)."""
+    home = home_partition(b"global/a", 4)
+    record = Record(cmd_topic("tally"), home, offset, b"global/a", b"{}")
+    (outcome,) = handler.decide_batch([(new_command("tally", {"k": "a"}), record)])
+    assert isinstance(outcome, PureOutcome)
+    bus_log.extend(outcome.records)
+    handler.store.committed(home, offset + 1)
+
+
+async def _write_changelog(bus: InProcessBus, records: list[OutboundRecord]) -> None:
+    await bus.publish(records)
+
+
+async def test_a_checkpointed_partition_reads_only_the_changelog_after_it(
+    tmp_path: Path,
+) -> None:
+    bus = InProcessBus(partitions=4)
+    home = home_partition(b"global/a", 4)
+    tp = TopicPartition(cmd_topic("tally"), home)
+    written: list[OutboundRecord] = []
+
+    handler = tally_handler(tally(), LmdbStates(tmp_path, map_size=1 << 26))
+    restorer = StateRestorer(bus, {"tally": handler})
+    await restorer.restore(handler, tp)
+    for offset in range(3):
+        _fold(handler, written, offset)
+    await _write_changelog(bus, written)
+    assert await restorer.checkpoint() == 1
+    await handler.aclose()
+
+    # another host folds two more commands meanwhile: only they are read at the restart
+    other = tally_handler(tally())
+    other_restorer = StateRestorer(bus, {"tally": other})
+    await other_restorer.restore(other, tp)
+    more: list[OutboundRecord] = []
+    for offset in range(3, 5):
+        _fold(other, more, offset)
+    await _write_changelog(bus, more)
+
+    again = tally_handler(tally(), LmdbStates(tmp_path, map_size=1 << 26))
+    again_restorer = StateRestorer(bus, {"tally": again})
+    await again_restorer.restore(again, tp)
+    (report,) = again_restorer.restores
+    assert (report.start, report.records) == (3, 2)
+    state = again.store.get(home, "global/a")
+    assert state is not None
+    assert state.value == {"n": 5}
+    # the checkpoint is gone once the partition is served: a crash from here on restores
+    # the partition whole
+    assert again.store.states.checkpoint(home) is None
+    await again.aclose()
+
+
+@pytest.mark.parametrize("problem", ["too_old", "past_the_end"])
+async def test_a_checkpoint_that_cannot_be_trusted_restores_the_partition_whole(
+    tmp_path: Path, problem: str
+) -> None:
+    bus = InProcessBus(partitions=4)
+    home = home_partition(b"global/a", 4)
+    tp = TopicPartition(cmd_topic("tally"), home)
+    written: list[OutboundRecord] = []
+    handler = tally_handler(tally(), LmdbStates(tmp_path, map_size=1 << 26))
+    restorer = StateRestorer(bus, {"tally": handler})
+    await restorer.restore(handler, tp)
+    for offset in range(2):
+        _fold(handler, written, offset)
+    await _write_changelog(bus, written)
+    saved_at = 1000.0 if problem == "too_old" else 2000.0
+    offset = 2 if problem == "too_old" else 99  # 99: the changelog was recreated
+    handler.store.states.save_checkpoint(home, Checkpoint(offset, saved_at))
+    await handler.aclose()
+
+    again = tally_handler(tally(), LmdbStates(tmp_path, map_size=1 << 26))
+    again_restorer = StateRestorer(
+        bus, {"tally": again}, checkpoint_max_age_s=500, clock=lambda: 2001.0
+    )
+    await again_restorer.restore(again, tp)
+    (report,) = again_restorer.restores
+    assert (report.start, report.records, report.keys) == (0, 2, 1)
+    state = again.store.get(home, "global/a")
+    assert state is not None
+    assert state.value == {"n": 2}
+    await again.aclose()
