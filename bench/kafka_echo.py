@@ -19,7 +19,8 @@ and in its batch form; and as a Quix Streams application (``peers/quix_app.py``,
 venv of its own made on first use): stateless ``apply`` → ``to_topic``, and a stateful
 fold per key at least once and exactly once, all on Quix's defaults. The runtime's fold
 contenders host a reducer counting per key (its state in a changelog topic) with the
-same commands, each keyed by its reducer key (as ``onex emit`` writes them).
+same commands, each keyed by its reducer key (as ``onex emit`` writes them); the
+``-disk`` ones keep its committed states in the on-disk store (LMDB).
 
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
 by the same client (confluent-kafka, linger 0) from send to the result's arrival.
@@ -27,6 +28,7 @@ by the same client (confluent-kafka, linger 0) from send to the result's arrival
     python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
         [--only bare bare-codec bare-confluent runtime runtime-confluent runtime-eos
                 runtime-confluent-eos runtime-confluent-fold runtime-confluent-fold-eos
+                runtime-confluent-fold-disk runtime-confluent-fold-disk-eos
                 faststream faststream-batch quix quix-fold quix-fold-eos ...]
         [--gc-threshold N] [--record] [--json]
 
@@ -403,11 +405,13 @@ def runtime_run(
     scraped: bool = False,
     exactly_once: bool = False,
     fold: bool = False,
+    disk: bool = False,
 ) -> tuple[float, list[float]]:
     """Throughput and ping latencies of ``omninode-runtime-host`` hosting echo.
 
     ``fold``: a reducer instead, one counter per key (``key: input.k``, ``fold: {count:
-    state.count + 1}``), its state in its changelog topic, over ``KEYS`` keys.
+    state.count + 1}``), its state in its changelog topic, over ``KEYS`` keys. ``disk``: its
+    committed states in the on-disk store (``state.store: disk``) instead of memory.
 
     The host runs as its own process, as a user runs it (and as Quix's app runs), so
     what measures it never shares its interpreter: the contract's defaults, the bus
@@ -437,6 +441,8 @@ def runtime_run(
         env["ONEX_HTTP__LISTEN"] = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="onex-echo-") as tree:
         root = Path(tree)
+        if disk:
+            env |= {"ONEX_STATE__STORE": "disk", "ONEX_STATE__PATH": str(root / "state")}
         (root / "runtime").mkdir()
         (root / "nodes").mkdir()
         (root / "runtime" / f"{runtime}.yaml").write_text(
@@ -687,6 +693,8 @@ CONTENDERS = {
     "runtime-confluent-2p": "runtime on confluent, --workers 2",
     "runtime-confluent-fold": "runtime on confluent, a fold",
     "runtime-confluent-fold-eos": "runtime on confluent, fold, EOS",
+    "runtime-confluent-fold-disk": "runtime on confluent, fold, on disk",
+    "runtime-confluent-fold-disk-eos": "runtime on confluent, fold, on disk, EOS",
     "runtime-fold": "runtime (kafka-python), a fold",
     "runtime-fold-eos": "runtime (kafka-python), fold, EOS",
     "quix": "Quix Streams, stateless apply",
@@ -709,6 +717,11 @@ FOLD_RATIOS = (
     (
         "runtime-confluent-fold-eos/quix-fold-eos",
         "fold EOS on confluent/Quix fold EOS (target >= 1.0)",
+    ),
+    ("runtime-confluent-fold-disk/runtime-confluent-fold", "fold on disk/in memory, confluent"),
+    (
+        "runtime-confluent-fold-disk-eos/runtime-confluent-fold-eos",
+        "fold on disk/in memory, exactly once, confluent",
     ),
     ("runtime-fold/runtime", "fold/echo at least once, kafka-python"),
     ("runtime-fold/quix-fold", "fold on kafka-python/Quix fold"),
@@ -745,7 +758,10 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
     if name.startswith("runtime") and "fold" in name:
         client = "confluent" if "confluent" in name else "kafka-python"
         eos = name.endswith("-eos")
-        return runtime_run(bootstrap, commands, pings, client, exactly_once=eos, fold=True)
+        disk = "-disk" in name
+        return runtime_run(
+            bootstrap, commands, pings, client, exactly_once=eos, fold=True, disk=disk
+        )
     if name == "quix":
         return quix_run(bootstrap, commands, pings, "stateless")
     if name.startswith("quix-"):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
@@ -26,6 +27,7 @@ from onex_actors.core import (
     NodeContract,
     RuntimeHostContract,
     home_partition,
+    parse_contract,
     state_topic,
 )
 from onex_actors.registry import FileRegistry, StaticRegistry
@@ -43,18 +45,39 @@ CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 MODES = ["at_least_once", "exactly_once"]
 
 
-def tree() -> StaticRegistry:
+ECHO_COUNTS = {
+    "kind": "reducer",
+    "node_id": "echo-counts",
+    "version": "0.1.0",
+    "key": "input.who",
+    "input": {"events_of": ["echo-node"]},
+    "fold": {"assign": {"n": "state.n + 1", "words": "state.words + [input.word]"}},
+    "state": {"initial": {"n": 0, "words": []}},
+}
+
+
+def tree(*extra: dict[str, Any]) -> StaticRegistry:
     shipped = FileRegistry(CONTRACTS).tree
     nodes: dict[str, NodeContract] = dict(shipped.nodes)
-    runtime = shipped.runtimes["runtime-dev-state"]
+    for document in extra:
+        contract = parse_contract(document, source=f"<test:{document['node_id']}>")
+        nodes[contract.node_id] = contract  # type: ignore[assignment]
+    runtime = shipped.runtimes["runtime-dev-state"].model_dump()
+    selected = [*runtime["host_selector"]["node_ids"], *(d["node_id"] for d in extra)]
     return StaticRegistry(
-        [RuntimeHostContract.model_validate(runtime.model_dump())], nodes.values()
+        [RuntimeHostContract.model_validate({**runtime, "host_selector": {"node_ids": selected}})],
+        nodes.values(),
     )
 
 
 @asynccontextmanager
 async def host_on(
-    bootstrap: str, namespace: str, mode: str, generation: int, disk: Path | None = None
+    bootstrap: str,
+    namespace: str,
+    mode: str,
+    generation: int,
+    disk: Path | None = None,
+    contracts: StaticRegistry | None = None,
 ) -> AsyncIterator[HostHarness]:
     transactional = f"{namespace}-host-{generation}" if mode == "exactly_once" else None
     settings: dict[str, Any] = {"delivery": {"mode": mode}}
@@ -65,7 +88,7 @@ async def host_on(
         open_test_kafka_bus(bootstrap, transactional_id=transactional) as inner,
         open_test_host(
             "runtime-dev-state",
-            contracts=tree(),
+            contracts=contracts or tree(),
             bus=NamespacedBus(inner, namespace),
             config=config,
         ) as host,
@@ -196,3 +219,35 @@ async def test_a_changelog_with_other_partitions_stops_the_start(kafka_bootstrap
     assert isinstance(leaves[-1], ConfigError)
     assert "has 2 partitions but" in str(leaves[-1])
     assert "recreate the state topic with 4 partitions" in str(leaves[-1])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_reducer_folds_another_nodes_results_in_order_per_key(
+    kafka_bootstrap: str, mode: str
+) -> None:
+    namespace = new_namespace()
+    evt = "onex.app.local.global.evt.node.echo-counts.v1"
+    sent: dict[str, list[str]] = {}
+    async with host_on(kafka_bootstrap, namespace, mode, 1, contracts=tree(ECHO_COUNTS)) as host:
+        commands = []
+        for i in range(60):
+            who, word = f"u{i % 7}", f"w{i}"
+            sent.setdefault(who, []).append(word)
+            # each user's echoes one after another, keyed by the user: their results come
+            # in that order, in one partition of echo-node's evt topic
+            keyed = {PARTITION_KEY_HEADER: who}
+            commands.append(await host.send("echo-node", {"who": who, "word": word}, headers=keyed))
+            if i % 7 == 6:
+                for command in commands:
+                    assert (await host.result(command)).status.value == "ok"
+                commands = []
+        for command in commands:
+            assert (await host.result(command)).status.value == "ok"
+        with trio.fail_after(60):
+            await host.collector.wait_until(lambda: len(host.collector.by_topic[evt]) >= 60)
+        handler = host.host.handlers["echo-counts"]
+        assert isinstance(handler, ReducerHandler)
+        states = {who: handler.state_of(who) for who in sent}
+        answers = len(host.collector.by_topic[evt])
+    assert states == {who: {"n": len(words), "words": words} for who, words in sent.items()}
+    assert answers == 60

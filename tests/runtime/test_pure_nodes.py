@@ -17,10 +17,12 @@ from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
     ConfigError,
+    ContractError,
     EnvelopeStatus,
     KeyState,
     NodeContract,
     RuntimeHostContract,
+    build_routing_table,
     cmd_topic,
     decode_envelope,
     home_partition,
@@ -327,3 +329,73 @@ async def test_a_key_past_its_ttl_is_deleted_with_a_tombstone_and_starts_again()
     assert again.payload["state"] == {"n": 1}  # from the initial state, not {"n": 2}
     changelog = [r for r in bus.records(state_topic("visits")) if r.key == b"global/u1"]
     assert [r.value is None for r in changelog] == [False, True, False]
+
+
+ECHO_COUNTS = {
+    "kind": "reducer",
+    "node_id": "echo-counts",
+    "version": "0.1.0",
+    "key": "input.who",
+    "input": {"events_of": ["echo-node"]},
+    "fold": {"assign": {"n": "state.n + 1", "last": "input.word"}},
+    "state": {"initial": {"n": 0, "last": ""}},
+}
+
+
+async def test_a_reducer_folds_the_ok_results_of_the_nodes_it_names_once_each() -> None:
+    bus = InProcessBus(partitions=4)
+    evt = "onex.app.local.global.evt.node.echo-counts.v1"
+    async with open_test_host("runtime-dev-state", contracts=tree(ECHO_COUNTS), bus=bus) as host:
+        words = [("ann", "a"), ("bob", "b"), ("ann", "c"), ("ann", "d"), ("bob", "e")]
+        for who, word in words:
+            answer = await host.request("echo-node", {"who": who, "word": word})
+            assert answer.status is EnvelopeStatus.OK
+        # an echo without "who": its event has no key, so it is refused with a dead letter
+        await host.request("echo-node", {"word": "nobody"})
+        with trio.fail_after(10):
+            await host.collector.wait_until(lambda: len(host.collector.by_topic[evt]) >= 6)
+        handler = reducer_of(host, "echo-counts")
+        ann, bob = handler.state_of("ann"), handler.state_of("bob")
+        answers = list(host.collector.by_topic[evt])
+        echoes = {
+            e.envelope_id
+            for e in host.collector.by_topic["onex.app.local.global.evt.node.echo-node.v1"]
+        }
+    assert ann == {"n": 3, "last": "d"}
+    assert bob == {"n": 2, "last": "e"}
+    folded = [a for a in answers if a.status is EnvelopeStatus.OK]
+    refused = [a for a in answers if a.status is EnvelopeStatus.ERROR]
+    assert len(folded) == 5
+    # each answer's cause is the command made from one echo result, caused by that result
+    assert all(a.causation_id is not None for a in folded)
+    assert len(refused) == 1
+    assert refused[0].error is not None
+    assert refused[0].error.type == "bad_key"
+    assert refused[0].causation_id in echoes
+    # the events went through the reducer's own topic, each in its key's partition
+    sent_on = bus.records(cmd_topic("echo-counts"))
+    assert len(sent_on) == 5
+    assert all(r.partition == home_partition(r.key or b"", 4) for r in sent_on)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (
+            [{**ECHO_COUNTS, "input": {"events_of": ["nobody-node"]}}],
+            r"key 'input\.events_of': no node contract for 'nobody-node'",
+        ),
+        (
+            [ECHO_COUNTS, {**ECHO_COUNTS, "node_id": "echo-counts-2"}],
+            r"'echo-node': its events are folded by reducers echo-counts, echo-counts-2",
+        ),
+    ],
+)
+def test_events_of_must_name_a_known_node_read_by_one_reducer_here(
+    extra: list[dict[str, Any]], problem: str
+) -> None:
+    registry = tree(*extra)
+    with pytest.raises(ContractError, match=problem):
+        build_routing_table(
+            registry.runtime_contract("runtime-dev-state"), registry.node_contracts()
+        )

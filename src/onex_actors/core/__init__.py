@@ -29,11 +29,13 @@ from ._contracts import OrchestratorStep as OrchestratorStep
 from ._contracts import RuntimeHostContract as RuntimeHostContract
 from ._contracts import Subscriptions as Subscriptions
 from ._contracts import ThenCommand as ThenCommand
+from ._derive import EVENT_OF_HEADER as EVENT_OF_HEADER
 from ._derive import HOPS_HEADER as HOPS_HEADER
 from ._derive import PARTITION_KEY_HEADER as PARTITION_KEY_HEADER
 from ._derive import dead_letter_of as dead_letter_of
 from ._derive import dead_letter_of_record as dead_letter_of_record
 from ._derive import error_result_of as error_result_of
+from ._derive import event_command as event_command
 from ._derive import forwarded_command as forwarded_command
 from ._derive import hops_of as hops_of
 from ._derive import intent_command as intent_command
@@ -149,6 +151,7 @@ from ._topics import state_topic as state_topic
 __all__ = [
     "CONTRACT_KINDS",
     "DEFAULT_MAX_ENVELOPE_BYTES",
+    "EVENT_OF_HEADER",
     "EXPIRE_TIMER",
     "GLOBAL_TENANT",
     "HOPS_HEADER",
@@ -262,6 +265,7 @@ __all__ = [
     "dlq_topic",
     "encode_envelope",
     "error_result_of",
+    "event_command",
     "evt_topic",
     "fate_of",
     "flow_graph",

@@ -33,11 +33,13 @@ if TYPE_CHECKING:
     from ._contracts import ThenCommand
 
 __all__ = [
+    "EVENT_OF_HEADER",
     "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
     "dead_letter_of",
     "dead_letter_of_record",
     "error_result_of",
+    "event_command",
     "hops_of",
     "intent_command",
     "log_envelope",
@@ -406,3 +408,30 @@ def _raw_fields(value: bytes | None, max_raw_bytes: int) -> dict[str, JsonValue]
         "raw_sha256": hashlib.sha256(value).hexdigest(),
         "truncated": len(value) > max_raw_bytes,
     }
+
+
+EVENT_OF_HEADER: Final = "onex-event-of"
+"""Marks a command made from another node's result event: that node's id."""
+
+
+def event_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
+    """Build the command that brings ``event`` (another node's result) to reducer ``node_id``.
+
+    Its payload is the event's; its id derives from the event's and the reducer's, so an
+    event read again gives the same command (folded once); its time is the event's, its
+    cause the event, its flow the event's. The header ``onex-event-of`` names the node the
+    event came from.
+    """
+    return new_command(
+        node_id,
+        event.payload,
+        tenant_id=event.tenant_id,
+        envelope_id=uuid.uuid5(event.envelope_id, f"event-of/{node_id}"),
+        correlation_id=event.correlation_id,
+        causation_id=event.envelope_id,
+        created_at=event.created_at,
+        headers={
+            **{k: v for k, v in event.headers.items() if k in {"traceparent", "tracestate"}},
+            EVENT_OF_HEADER: event.node_id,
+        },
+    )

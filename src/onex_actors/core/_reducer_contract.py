@@ -246,10 +246,23 @@ class StateSpec(_Model):
 
 
 class ReducerInput(_Model):
-    """What a reducer folds."""
+    """What a reducer folds: its own commands, and the result events of named nodes."""
 
     commands: Literal[True] = True
-    """Its own command topic (the only input in this version)."""
+    """Its own command topic, always (it is also where records are brought to their key's
+    partition)."""
+    events_of: tuple[str, ...] = ()
+    """Nodes whose ``ok`` result events it folds too: each event is sent on to the
+    reducer's own topic, in its key's partition, as a command (``core.event_command``)."""
+
+    @field_validator("events_of")
+    @classmethod
+    def _check_nodes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for node_id in value:
+            check_slug(node_id)
+        if len(set(value)) != len(value):
+            raise ValueError("input.events_of names a node twice")
+        return value
 
 
 class ReducerContract(BaseNodeContract):
@@ -285,6 +298,10 @@ class ReducerContract(BaseNodeContract):
                     f"state.initial.{fsm.state_field} is {initial!r} but fsm.initial_state is "
                     f"{fsm.initial_state!r}; drop the field from state.initial"
                 )
+        if self.node_id in self.input.events_of:
+            raise ValueError(
+                "input.events_of names the reducer itself: its answers are not its input"
+            )
         return self
 
     @property

@@ -79,10 +79,19 @@ class RoutingTable:
     patterns: tuple[TopicPattern, ...]
     deliveries: Mapping[str, Delivery] = attrs.field(init=False, eq=False, repr=False)
     """The one ``Delivery`` of each hosted node (a decision is data; no need for more)."""
+    event_readers: Mapping[str, Delivery] = attrs.field(init=False, eq=False, repr=False)
+    """Each evt topic a hosted reducer folds (``input.events_of``) → that reducer."""
 
     def __attrs_post_init__(self) -> None:
         deliveries = {node_id: Delivery(node) for node_id, node in self.hosted.items()}
         object.__setattr__(self, "deliveries", deliveries)
+        readers = {
+            evt_topic(source): deliveries[node_id]
+            for node_id, node in self.hosted.items()
+            if isinstance(node.contract, ReducerContract)
+            for source in node.contract.input.events_of
+        }
+        object.__setattr__(self, "event_readers", readers)
 
     @property
     def runtime_id(self) -> str:
@@ -108,14 +117,16 @@ class RoutingTable:
         """What the runtime's consumer subscribes to.
 
         Its own command topic always (discover, health); then its hosted nodes' command
-        topics, or with ``consume: matching`` every pattern of the contract.
+        topics, or with ``consume: matching`` every pattern of the contract; and the evt
+        topics its reducers fold (``input.events_of``).
         """
         own = TopicPattern(cmd_topic(self.runtime_id))
+        events = tuple(TopicPattern(topic) for topic in self.event_readers)
         if self.runtime.subscriptions.consume is ConsumeMode.MATCHING:
             if any(pattern.matches(own.text) for pattern in self.patterns):
-                return self.patterns
-            return (*self.patterns, own)
-        return (own, *(TopicPattern(node.cmd_topic) for node in self.hosted.values()))
+                return (*self.patterns, *events)
+            return (*self.patterns, own, *events)
+        return (own, *(TopicPattern(node.cmd_topic) for node in self.hosted.values()), *events)
 
     @property
     def log_topic(self) -> str:
@@ -171,6 +182,10 @@ def route(envelope: OnexEnvelope, table: RoutingTable, *, topic: str | None = No
     ``topic``, when given, is the topic the envelope was read from; a command whose
     ``node_id`` disagrees with its topic is rejected rather than silently re-routed.
     """
+    if topic is not None and envelope.type is EnvelopeType.EVT:
+        reader = table.event_readers.get(topic)
+        if reader is not None:
+            return reader
     node_id = envelope.node_id
     hosted = table.hosted.get(node_id)
     dlq = hosted.dlq_topic if hosted else table.runtime_dlq_topic
@@ -290,6 +305,7 @@ def build_routing_table(
         targets = [("then.node_id", then.node_id)] if then is not None else []
         if isinstance(contract, ReducerContract):
             targets += [("intents.node_id", intent.node_id) for intent in contract.intents]
+            targets += [("input.events_of", source) for source in contract.input.events_of]
         missing = [(where, target) for where, target in targets if target not in nodes]
         if missing:
             known = ", ".join(sorted(nodes)) or "none"
@@ -314,6 +330,7 @@ def build_routing_table(
         problems.append(
             f"{where}: runtime id {runtime.node_id!r} is also a node id; ids must be unique"
         )
+    problems += _shared_event_topics(hosted)
     problems += [
         loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
         for loop in then_loops(nodes)
@@ -322,3 +339,19 @@ def build_routing_table(
     if problems:
         raise ContractError(problems)
     return RoutingTable(runtime=runtime, hosted=hosted, known=dict(nodes), patterns=patterns)
+
+
+def _shared_event_topics(hosted: Mapping[str, HostedNode]) -> list[str]:
+    """One problem per node whose events two hosted reducers fold (one reads them here)."""
+    readers: dict[str, list[str]] = {}
+    for node_id, node in hosted.items():
+        if isinstance(node.contract, ReducerContract):
+            for source in node.contract.input.events_of:
+                readers.setdefault(source, []).append(node_id)
+    return [
+        f"node {source!r}: its events are folded by reducers {', '.join(sorted(nodes))} "
+        "(key 'input.events_of'), and one runtime reads an evt topic for one reducer: host "
+        "them in separate runtimes (each runtime's group reads the topic once)"
+        for source, nodes in sorted(readers.items())
+        if len(nodes) > 1
+    ]

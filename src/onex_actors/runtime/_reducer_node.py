@@ -5,8 +5,9 @@ never run together), in one partition of the node's input: the one Kafka's defau
 partitioner gives that name (``home_partition``). A command read from another partition
 (its producer keyed it otherwise) is not folded where it landed: it is sent again,
 unchanged but for its ``partition_key`` header, to that partition of the node's own
-command topic (as Kafka Streams repartitions), and answered there, once. Each change of
-state is written to the node's changelog with the answer (one transaction under
+command topic (as Kafka Streams repartitions), and answered there, once. A result event
+of a node named in ``input.events_of`` is sent on the same way, as a command made from it
+(``core.event_command``); an error result is not folded. Each change of state is written to the node's changelog with the answer (one transaction under
 ``exactly_once``), keyed by the state key, in the input's partition.
 """
 
@@ -20,11 +21,14 @@ from pydantic import JsonValue
 from onex_actors.core import (
     GLOBAL_TENANT,
     PARTITION_KEY_HEADER,
+    EnvelopeStatus,
+    EnvelopeType,
     HandlerError,
     OnexEnvelope,
     ReduceContext,
     Reducer,
     ReducerContract,
+    event_command,
     home_partition,
     stored_key,
 )
@@ -68,6 +72,10 @@ class ReducerHandler:
         """Partitions of the command topic (set when the host has checked the changelog)."""
         self.rekeyed = 0
         """Commands sent on to the partition of their state key."""
+        self.events_read = 0
+        """Result events of other nodes (``input.events_of``) sent on as commands."""
+        self.events_skipped = 0
+        """Error results of those nodes: not folded."""
 
     def decide_batch(
         self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
@@ -77,6 +85,9 @@ class ReducerHandler:
         store = self.store
         outcomes: list[PureOutcome | HandlerError] = []
         for envelope, record in inputs:
+            if envelope.type is EnvelopeType.EVT:
+                outcomes.append(self._event(envelope))
+                continue
             partition = record.partition if record is not None else 0
             if record is not None and partition not in store.owned:
                 outcomes.append(NOT_HERE)
@@ -114,6 +125,24 @@ class ReducerHandler:
             )
             outcomes.append(PureOutcome(decision.answer, commands, written))
         return outcomes
+
+    def _event(self, event: OnexEnvelope) -> PureOutcome | HandlerError:
+        """Send another node's ``ok`` result on to the key's partition, as a command."""
+        if event.status is not EnvelopeStatus.OK:
+            self.events_skipped += 1
+            return NOT_HERE  # an error result is not an input: nothing to fold or answer
+        command = event_command(self.node_id, event)
+        try:
+            key = self.reducer.key_of(command)
+        except HandlerError as exc:
+            return exc
+        stored = stored_key(command.tenant_id, key)
+        home = home_partition(stored.encode(), self.partitions)
+        headers = {**command.headers, PARTITION_KEY_HEADER: stored}
+        self.events_read += 1
+        return PureOutcome(
+            None, ((command.model_copy(update={"headers": headers}), self.cmd_topic, home),)
+        )
 
     def state_of(self, key: str, tenant: str = GLOBAL_TENANT) -> dict[str, JsonValue] | None:
         """Return ``tenant``'s ``key``'s newest state (``None`` if it has none here)."""
