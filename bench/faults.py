@@ -6,12 +6,14 @@ the server), runs the scenarios and prints one Markdown table row per scenario.
 
     python bench/faults.py [--commands 10000] [--only kill-9 sigterm ...]
         [--client kafka-python|confluent] [--delivery at_least_once|exactly_once]
-        [--workload echo|fold]
+        [--workload echo|fold] [--store memory|disk]
 
 ``--workload fold`` puts a reducer under each fault instead of the echo node (the
 scenarios that run a node of their own, db and crash ones, are not for it): after each
 scenario every key's final state in the changelog is compared with a fold the harness
 computes itself from the commands sent, and one wrong key fails the scenario.
+``--store disk`` runs its hosts with the on-disk state store (a host restarted after a
+clean stop then reads only the changelog's tail).
 """
 
 from __future__ import annotations
@@ -167,6 +169,12 @@ def main() -> None:
         default="echo",
         help="the node under fault: the echo effect, or a reducer whose state is checked",
     )
+    parser.add_argument(
+        "--store",
+        choices=["memory", "disk"],
+        default="memory",
+        help="the hosts' state.store (fold workload): disk puts the reducer's states in LMDB",
+    )
     add_json_flag(parser)
     args = parser.parse_args()
     chosen = scenarios(args.commands)
@@ -186,6 +194,7 @@ def main() -> None:
             group_protocol=args.group_protocol,
             delivery=args.delivery,
             workload=args.workload,
+            store=args.store,
         )
         if postgres is not None:
             postgres.start()
@@ -238,6 +247,7 @@ def main() -> None:
                 },
                 "client": args.client,
                 "workload": args.workload,
+                "store": args.store,
                 "delivery": args.delivery,
                 "group_protocol": args.group_protocol,
                 "ratio": passed / max(1, len(rows)),

@@ -7,8 +7,9 @@ partitioner gives that name (``home_partition``). A command read from another pa
 unchanged but for its ``partition_key`` header, to that partition of the node's own
 command topic (as Kafka Streams repartitions), and answered there, once. A result event
 of a node named in ``input.events_of`` is sent on the same way, as a command made from it
-(``core.event_command``); an error result is not folded. Each change of state is written to the node's changelog with the answer (one transaction under
-``exactly_once``), keyed by the state key, in the input's partition.
+(``core.event_command``); an error result is not folded. Each change of state is written
+to the node's changelog with the answer (one transaction under ``exactly_once``), keyed
+by the state key, in the input's partition.
 """
 
 from __future__ import annotations

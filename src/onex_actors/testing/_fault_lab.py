@@ -63,6 +63,11 @@ class FaultLab:
     workload: str = "echo"
     """The node under fault: ``echo`` (an effect) or ``fold`` (a reducer, ``FOLD_NODE``:
     the state of every key is then checked against a fold computed by the harness)."""
+    store: str = "memory"
+    """The hosts' ``state.store``: ``memory``, or ``disk`` (each running host gets a folder
+    of its own, and a host started after one ended takes the lowest free one: a restart
+    finds its predecessor's files, as a pod with a volume does)."""
+    _slots_in_use: set[int] = attrs.field(factory=set)
     setups: list[Setup] = attrs.field(factory=list)
     """Every contract tree written, newest last."""
     host_env: dict[str, str] = attrs.field(factory=dict)
@@ -175,10 +180,23 @@ class FaultLab:
         ``env`` is added to the lab's; ``prefix`` runs it through another command
         (``ip netns exec``); its log goes to ``log``.
         """
-        with host_process(
-            setup.runtime, setup.root, self.env(**(env or {})), prefix=prefix, log=log
-        ) as proc:
-            yield proc
+        more = dict(env or {})
+        slot = None
+        if self.store == "disk":
+            slot = min(set(range(len(self._slots_in_use) + 1)) - self._slots_in_use)
+            self._slots_in_use.add(slot)
+            more |= {
+                "ONEX_STATE__STORE": "disk",
+                "ONEX_STATE__PATH": str(self.workdir / "state" / f"host-{slot}"),
+            }
+        try:
+            with host_process(
+                setup.runtime, setup.root, self.env(**more), prefix=prefix, log=log
+            ) as proc:
+                yield proc
+        finally:
+            if slot is not None:
+                self._slots_in_use.discard(slot)
 
     def reader(self, setup: Setup) -> OutcomeReader:
         """Open a reader of the outcomes of ``setup``'s nodes and its runtime's dead letters."""
