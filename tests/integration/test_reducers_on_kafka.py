@@ -34,15 +34,13 @@ from onex_actors.registry import FileRegistry, StaticRegistry
 from onex_actors.runtime import ReducerHandler
 from onex_actors.testing import HostHarness, open_test_host
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        TEST_BROKER == "tansu", reason="tansu: no transactions, and no compaction to check"
-    ),
-]
+pytestmark = [pytest.mark.integration]
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
-MODES = ["at_least_once", "exactly_once"]
+NEEDS_TRANSACTIONS = pytest.mark.skipif(
+    TEST_BROKER == "tansu", reason="tansu: no Kafka transactions (delivery: exactly_once)"
+)
+MODES = ["at_least_once", pytest.param("exactly_once", marks=NEEDS_TRANSACTIONS)]
 
 
 ECHO_COUNTS = {
@@ -109,7 +107,12 @@ def totals_of(host: HostHarness, customers: set[str]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("mode", "store"),
-    [("at_least_once", "memory"), ("exactly_once", "memory"), *((m, "disk") for m in MODES)],
+    [
+        ("at_least_once", "memory"),
+        pytest.param("exactly_once", "memory", marks=NEEDS_TRANSACTIONS),
+        ("at_least_once", "disk"),
+        pytest.param("exactly_once", "disk", marks=NEEDS_TRANSACTIONS),
+    ],
 )
 async def test_state_survives_the_host_and_each_key_folds_once(
     kafka_bootstrap: str, mode: str, store: str, tmp_path: Path
@@ -164,14 +167,15 @@ async def test_state_survives_the_host_and_each_key_folds_once(
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         (described,) = admin.describe_topics([real])
-        configs = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, real, ["cleanup.policy"])],
-            config_filter="all",
-        )
+        if TEST_BROKER != "tansu":  # tansu drops the connection on DescribeConfigs
+            configs = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, real, ["cleanup.policy"])],
+                config_filter="all",
+            )
+            assert configs["topic"][real]["cleanup.policy"]["value"] == "compact"
     finally:
         admin.close()
     assert len(described["partitions"]) == 4
-    assert configs["topic"][real]["cleanup.policy"]["value"] == "compact"
     # the changelog holds, per key, its newest state in the key's own partition
     newest: dict[str, dict[str, Any]] = {}
     reader = KafkaConsumer(

@@ -110,6 +110,8 @@ key: input.customer
 state:
   initial: {{orders: 0, total: 0}}
   # max_bytes: 65536      # a command that would make a key's state larger is refused
+  # ttl_s: 2592000        # a key unchanged this long is deleted (a tombstone)
+# input: {{events_of: [other-node]}}  # also fold these nodes' ok results
 # Every command applies these assignments, evaluated against the state before; or
 # declare a state machine instead: fsm: {{states, initial_state, transitions, ...}}.
 fold:
