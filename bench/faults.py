@@ -239,6 +239,7 @@ def main() -> None:
                         "dead_lettered": r.report.dead_lettered,
                         "committed_to_end": r.committed_to_end,
                         "longest_gap_s": r.longest_gap_s,
+                        "takeover_s": r.takeover_s,
                         "keys": r.keys,
                         "keys_wrong": r.keys_wrong,
                         "note": r.note,

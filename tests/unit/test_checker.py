@@ -12,6 +12,7 @@ from onex_actors.testing import (
     longest_gap,
     outcome_of,
     render_reports,
+    slowest_partition,
 )
 
 
@@ -91,3 +92,15 @@ def test_the_longest_gap_counts_from_the_start_and_between_outcomes_only() -> No
     assert longest_gap(stamps, since=100.0) == (2.5, 101.0)
     assert longest_gap([100.2, 104.2], since=100.0) == (pytest.approx(4.0), 100.2)
     assert longest_gap([1.0], since=100.0) == (0.0, 100.0)
+
+
+def test_the_slowest_partition_is_the_one_whose_first_answer_after_the_kill_came_last() -> None:
+    sent = [SentRecord(p, o, f"c{p}-{o}") for p in (0, 1) for o in range(3)]
+    outcomes = [
+        Outcome("evt", (0, i), cause)
+        for i, cause in enumerate(["c0-0", "c1-0", "c0-1", "c0-2", "c1-1", "c1-2"])
+    ]
+    stamps = [99.0, 99.5, 100.2, 100.4, 107.0, 107.1]
+    # killed at 100: partition 0 answers 0.2 s later, partition 1 (the dead host's) 7 s later
+    assert slowest_partition(outcomes, stamps, sent, since=100.0) == 7.0
+    assert slowest_partition(outcomes, stamps, sent, since=200.0) == 0.0

@@ -28,6 +28,7 @@ from ._workload import create_topics as create_topics
 from ._workload import end_offsets as end_offsets
 from ._workload import longest_gap as longest_gap
 from ._workload import send_records as send_records
+from ._workload import slowest_partition as slowest_partition
 
 __all__ = [
     "HOST_COMMAND",
@@ -54,4 +55,5 @@ __all__ = [
     "read_line",
     "render_reports",
     "send_records",
+    "slowest_partition",
 ]

@@ -255,6 +255,8 @@ class ScenarioResult:
     """Whether the host's commits reached the end of every command partition."""
     longest_gap_s: float | None = None
     """Where measured: the longest time in which no outcome was produced at all."""
+    takeover_s: float | None = None
+    """Where a host was killed: seconds until every command partition answered again."""
     keys: int | None = None
     """With a reducer under fault: how many keys its commands had."""
     keys_wrong: int | None = None

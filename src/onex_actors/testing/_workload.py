@@ -277,6 +277,26 @@ def longest_gap(stamps: Iterable[float], since: float) -> tuple[float, float]:
     )
 
 
+def slowest_partition(
+    outcomes: Sequence[Outcome], stamps: Sequence[float], sent: Sequence[SentRecord], since: float
+) -> float:
+    """Seconds from ``since`` (epoch s) to the last first answer of a command partition.
+
+    For each partition of the commands ``sent``, the first of ``outcomes`` (produced at
+    ``stamps``) at or after ``since`` that answers one of its commands; the latest of
+    those. After a host is killed, the partitions it held answer last: this is when.
+    """
+    partition_of = {r.envelope_id: r.partition for r in sent if r.envelope_id is not None}
+    first: dict[int, float] = {}
+    for outcome, stamp in zip(outcomes, stamps, strict=True):
+        if stamp < since or outcome.cause is None:
+            continue
+        partition = partition_of.get(outcome.cause)
+        if partition is not None and stamp < first.get(partition, float("inf")):
+            first[partition] = stamp
+    return max(first.values(), default=since) - since
+
+
 class OutcomeReader:
     """Reads the evt and dlq topics of nodes (and a runtime's dlq) from the beginning."""
 
@@ -348,6 +368,10 @@ class OutcomeReader:
                     self.causes.add(outcome.cause)
                 self.outcomes.append(outcome)
                 self.stamps.append(record.timestamp / 1000)
+
+    def slowest_partition(self, sent: Sequence[SentRecord], since: float) -> float:
+        """Seconds from ``since`` until every partition of ``sent`` answered (see the function)."""
+        return slowest_partition(self.outcomes, self.stamps, sent, since)
 
     def longest_gap(self, since: float) -> tuple[float, float]:
         """Return the longest time after ``since`` (epoch s) in which no outcome was produced."""

@@ -264,13 +264,20 @@ def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
         survived = first.poll() is None
     reader.close()
     gap, gap_at = reader.longest_gap(started)
+    takeover = reader.slowest_partition(stream.sent(), killed)
     note = (
         f"second host joined at {joined_at:,} answers, killed at {killed_at:,} "
         f"({killed - started:.1f} s later); longest gap without results {gap:.2f} s, "
-        f"from {gap_at - started:.1f} s after the join ({lab.client})"
+        f"from {gap_at - started:.1f} s after the join; every partition answered again "
+        f"{takeover:.1f} s after the kill ({lab.client})"
     )
     return ScenarioResult(
-        "second host joins, then kill -9", report, note, survived, longest_gap_s=gap
+        "second host joins, then kill -9",
+        report,
+        note,
+        survived,
+        longest_gap_s=gap,
+        takeover_s=takeover,
     )
 
 
