@@ -170,7 +170,7 @@ def test_build_reports_every_problem_once() -> None:
                 "kind": "orchestrator",
                 "node_id": "flow-node",
                 "version": "0.1.0",
-                "steps": [{"name": "echo", "node_id": "echo-node"}],
+                "workflow": {"steps": [{"name": "echo", "node_id": "echo-node"}]},
             },
             source="o.yaml",
         ),

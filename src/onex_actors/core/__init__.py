@@ -24,8 +24,6 @@ from ._contracts import HandlerFamilies as HandlerFamilies
 from ._contracts import HostSelector as HostSelector
 from ._contracts import HttpEffect as HttpEffect
 from ._contracts import LocalEffect as LocalEffect
-from ._contracts import OrchestratorContract as OrchestratorContract
-from ._contracts import OrchestratorStep as OrchestratorStep
 from ._contracts import RuntimeHostContract as RuntimeHostContract
 from ._contracts import Subscriptions as Subscriptions
 from ._contracts import ThenCommand as ThenCommand
@@ -147,6 +145,15 @@ from ._topics import dlq_topic as dlq_topic
 from ._topics import evt_topic as evt_topic
 from ._topics import log_topic as log_topic
 from ._topics import state_topic as state_topic
+from ._workflow import RESULT_OF_HEADER as RESULT_OF_HEADER
+from ._workflow import WorkflowDecision as WorkflowDecision
+from ._workflow import WorkflowEngine as WorkflowEngine
+from ._workflow import result_command as result_command
+from ._workflow_contract import OrchestratorContract as OrchestratorContract
+from ._workflow_contract import StepCommand as StepCommand
+from ._workflow_contract import StepRetry as StepRetry
+from ._workflow_contract import Workflow as Workflow
+from ._workflow_contract import WorkflowStep as WorkflowStep
 
 __all__ = [
     "CONTRACT_KINDS",
@@ -156,6 +163,7 @@ __all__ = [
     "GLOBAL_TENANT",
     "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
+    "RESULT_OF_HEADER",
     "SCAFFOLD_FAMILIES",
     "SCHEMA_FILE",
     "TIMEOUT_TRIGGER",
@@ -210,7 +218,6 @@ __all__ = [
     "OnexEnvelope",
     "OnexError",
     "OrchestratorContract",
-    "OrchestratorStep",
     "PartitionOffsets",
     "PartitionPhase",
     "PartitionUnit",
@@ -236,6 +243,8 @@ __all__ = [
     "SemVer",
     "Stall",
     "StateSpec",
+    "StepCommand",
+    "StepRetry",
     "Stop",
     "Subscriptions",
     "SupervisorState",
@@ -247,6 +256,10 @@ __all__ = [
     "TransactionAborted",
     "Transition",
     "VectorEffect",
+    "Workflow",
+    "WorkflowDecision",
+    "WorkflowEngine",
+    "WorkflowStep",
     "asyncapi_document",
     "backoff_delay",
     "build_routing_table",
@@ -285,6 +298,7 @@ __all__ = [
     "record_headers",
     "record_key",
     "record_key_and_headers",
+    "result_command",
     "result_of",
     "route",
     "route_batch",

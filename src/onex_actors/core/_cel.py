@@ -27,6 +27,7 @@ from ._errors import OnexError
 __all__ = [
     "COMPUTE_VARIABLES",
     "REDUCER_VARIABLES",
+    "WORKFLOW_VARIABLES",
     "CelExpression",
     "ExpressionFailed",
     "compile_expression",
@@ -37,6 +38,9 @@ COMPUTE_VARIABLES: Final = ("event", "input")
 """Variables of a compute node's expressions: the command envelope and its payload."""
 REDUCER_VARIABLES: Final = ("event", "input", "state", "key")
 """Variables of a reducer's expressions: also the key's state and the key itself."""
+WORKFLOW_VARIABLES: Final = ("event", "input", "steps")
+"""Variables of a workflow's expressions: the start command, its payload, and each step
+by name (``steps.<name>.output``, ``.status``, ``.attempts``, ``.error``)."""
 
 
 class ExpressionFailed(OnexError):

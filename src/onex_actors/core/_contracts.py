@@ -29,8 +29,6 @@ __all__ = [
     "HostSelector",
     "HttpEffect",
     "LocalEffect",
-    "OrchestratorContract",
-    "OrchestratorStep",
     "RuntimeHostContract",
     "Subscriptions",
     "ThenCommand",
@@ -312,20 +310,6 @@ class EffectContract(BaseNodeContract):
                 "the statement's transaction; drop durable_idempotency.connection"
             )
         return self
-
-
-class OrchestratorStep(_Model):
-    """One step of an orchestration: a command sent to a node."""
-
-    name: str = Field(min_length=1)
-    node_id: NodeId
-
-
-class OrchestratorContract(BaseNodeContract):
-    """A node driving a workflow across other nodes (not hostable yet)."""
-
-    kind: Literal[NodeKind.ORCHESTRATOR] = NodeKind.ORCHESTRATOR
-    steps: tuple[OrchestratorStep, ...] = Field(min_length=1)
 
 
 class ConsumeMode(enum.StrEnum):

@@ -7,8 +7,9 @@ from typing import Annotated
 from pydantic import Field
 
 from ._compute_contract import ComputeContract
-from ._contracts import EffectContract, OrchestratorContract, RuntimeHostContract
+from ._contracts import EffectContract, RuntimeHostContract
 from ._reducer_contract import ReducerContract
+from ._workflow_contract import OrchestratorContract
 
 __all__ = ["AnyContract", "HostableContract", "NodeContract"]
 

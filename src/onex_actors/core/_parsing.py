@@ -9,10 +9,11 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from ._compute_contract import ComputeContract
-from ._contracts import EffectContract, OrchestratorContract, RuntimeHostContract
+from ._contracts import EffectContract, RuntimeHostContract
 from ._errors import ContractError
 from ._node_contracts import AnyContract
 from ._reducer_contract import ReducerContract
+from ._workflow_contract import OrchestratorContract
 
 __all__ = ["CONTRACT_KINDS", "parse_contract"]
 

@@ -1,0 +1,582 @@
+"""A workflow instance's decision: ``decide(instance, event, ctx)`` (SPEC §6a, the Decider).
+
+An instance is keyed by its start command's ``correlation_id`` and kept as a snapshot
+(each step's status, attempts, output or error), not as a history: the value of a
+``KeyState``, so it lives in a changelog like a reducer's key. Three kinds of command
+reach it: the start command; a step node's result, brought back as a command by
+:func:`result_command` (header ``onex-result-of``: the step command it answers); and a
+timer (``timer_command``: a step's timeout or its retry backoff has passed).
+
+Pure: every step command's id derives from the instance, the step and the attempt; its
+time is the time of the command that made it; the workflow's answer derives from the
+start command. A result whose step command is not the one the step waits for (an old
+attempt's, a duplicate, one for an instance that ended) changes nothing and is counted
+(``late``). So an instance folds the same whatever is read twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Final
+
+import attrs
+from pydantic import JsonValue
+
+from ._cel import WORKFLOW_VARIABLES, CelExpression, ExpressionFailed, compile_expression
+from ._derive import EVENT_OF_HEADER, new_command
+from ._envelope import (
+    EnvelopeStatus,
+    EnvelopeType,
+    ErrorInfo,
+    OnexEnvelope,
+    assembled,
+)
+from ._reducer import TIMER_HEADER, KeyState, ReduceContext
+from ._workflow_contract import OrchestratorContract, WorkflowStep
+
+__all__ = [
+    "RESULT_OF_HEADER",
+    "WorkflowDecision",
+    "WorkflowEngine",
+    "result_command",
+]
+
+RESULT_OF_HEADER: Final = "onex-result-of"
+"""On a result brought to an orchestrator: the id of the step command it answers."""
+RESULT_STATUS_HEADER: Final = "onex-result-status"
+"""On a result brought to an orchestrator: ``ok`` or ``error``."""
+
+ENDED: Final = frozenset({"completed", "failed", "compensated", "compensation_failed"})
+"""An instance in one of these statuses takes nothing more."""
+_SETTLED: Final = frozenset({"done", "skipped"})
+_BUSY: Final = frozenset({"running", "waiting", "compensating", "compensate_waiting"})
+_RECENT: Final = 16
+
+
+def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
+    """Bring a step node's result ``event`` (ok or error) to orchestrator ``node_id``.
+
+    Its payload is the result's (an error result's: ``{"error": {...}}``); its id derives
+    from the result's (a result read again is the same command); it carries the step
+    command the result answers (``onex-result-of``) and its status.
+    """
+    ok = event.status is EnvelopeStatus.OK
+    payload: dict[str, JsonValue] = (
+        dict(event.payload)
+        if ok
+        else {"error": event.error.model_dump(mode="json") if event.error else None}
+    )
+    return new_command(
+        node_id,
+        payload,
+        tenant_id=event.tenant_id,
+        envelope_id=uuid.uuid5(event.envelope_id, f"result-of/{node_id}"),
+        correlation_id=event.correlation_id,
+        causation_id=event.envelope_id,
+        created_at=event.created_at,
+        headers={
+            EVENT_OF_HEADER: event.node_id,
+            RESULT_OF_HEADER: str(event.causation_id),
+            RESULT_STATUS_HEADER: "ok" if ok else "error",
+        },
+    )
+
+
+@attrs.frozen
+class WorkflowDecision:
+    """What one command does to an instance."""
+
+    state: KeyState | None
+    """The instance after the command (``None``: there is none, and none was started)."""
+    changed: bool
+    commands: tuple[OnexEnvelope, ...] = ()
+    """Step and compensation commands to send."""
+    answer: OnexEnvelope | None = None
+    """The workflow's result, once it ends: one ``evt`` answering the start command."""
+    note: str | None = None
+    """Why nothing changed: ``duplicate``, ``late``, ``stale_timer``, ``no_instance``."""
+
+
+class WorkflowEngine:
+    """An orchestrator contract, compiled: decides each command against its instance."""
+
+    def __init__(self, contract: OrchestratorContract) -> None:
+        self.contract = contract
+        self.node_id = contract.node_id
+        workflow = contract.workflow
+        self.steps = workflow.by_name
+        self._payloads = {
+            step.name: _compiled_map(step.payload, f"workflow.steps.{step.name}.payload")
+            for step in workflow.steps
+        }
+        self._when = {
+            step.name: compile_expression(step.when, f"{step.name}.when", WORKFLOW_VARIABLES)
+            for step in workflow.steps
+            if step.when is not None
+        }
+        self._undo = {
+            step.name: _compiled_map(step.compensate.payload, f"{step.name}.compensate")
+            for step in workflow.steps
+            if step.compensate is not None
+        }
+        self._output = _compiled_map(workflow.output, "workflow.output")
+
+    def decide(
+        self, state: KeyState | None, envelope: OnexEnvelope, ctx: ReduceContext
+    ) -> WorkflowDecision:
+        """Fold ``envelope`` (read at ``ctx``) into its instance ``state`` (``None``: none yet)."""
+        envelope_id = str(envelope.envelope_id)
+        if state is not None and _holds(state, envelope_id, ctx):
+            return WorkflowDecision(state, False, note="duplicate")
+        headers = envelope.headers
+        at = envelope.created_at
+        commands: list[OnexEnvelope] = []
+        if headers.get(TIMER_HEADER) is not None:
+            if state is None:
+                return WorkflowDecision(None, False, note="no_instance")
+            instance = _copy(state.value)
+            deadline = str(envelope.payload.get("deadline"))
+            if not _is_time(deadline) or not self._timers_due(instance, deadline, at, commands):
+                return WorkflowDecision(state, False, note="stale_timer")
+        elif headers.get(RESULT_OF_HEADER) is not None:
+            if state is None:
+                return WorkflowDecision(None, False, note="no_instance")
+            instance = _copy(state.value)
+            if not self._take_result(instance, envelope):
+                instance["late"] = _int(instance.get("late")) + 1
+                after = _with(state, instance, ctx, envelope_id, at, self._deadline(instance))
+                return WorkflowDecision(after, True, note="late")
+        else:
+            if state is not None:
+                return WorkflowDecision(state, False, note="duplicate")
+            instance = self._new(envelope)
+        more, answer = self._advance(instance, at)
+        after = _with(state, instance, ctx, envelope_id, at, self._deadline(instance))
+        return WorkflowDecision(after, True, (*commands, *more), answer)
+
+    # -- starting and advancing ---------------------------------------------------------
+
+    def _new(self, start: OnexEnvelope) -> dict[str, JsonValue]:
+        return {
+            "status": "running",
+            "version": self.contract.version,
+            "start": {
+                "envelope_id": str(start.envelope_id),
+                "correlation_id": str(start.correlation_id),
+                "tenant_id": start.tenant_id,
+                "created_at": start.created_at.isoformat(),
+            },
+            "input": dict(start.payload),
+            "steps": {
+                name: {
+                    "status": "pending",
+                    "attempts": 0,
+                    "command": None,
+                    "output": None,
+                    "error": None,
+                    "deadline": None,
+                }
+                for name in self.steps
+            },
+            "order": [],
+            "error": None,
+            "output": None,
+            "late": 0,
+        }
+
+    def _advance(
+        self, instance: dict[str, JsonValue], at: datetime
+    ) -> tuple[list[OnexEnvelope], OnexEnvelope | None]:
+        """Send what can be sent now; end the instance when nothing is left."""
+        commands: list[OnexEnvelope] = []
+        steps = _steps(instance)
+        if instance["status"] == "running":
+            progressed = True
+            while progressed and instance["status"] == "running":
+                progressed = False
+                for name, step in self.steps.items():
+                    record = steps[name]
+                    if record["status"] != "pending":
+                        continue
+                    if not all(_status(steps, d) in _SETTLED for d in step.depends_on):
+                        continue
+                    progressed = True
+                    self._start_step(instance, step, at, commands)
+            if instance["status"] == "running" and all(
+                _status(steps, n) in _SETTLED for n in self.steps
+            ):
+                try:
+                    output = {
+                        field: expression.evaluate(self._variables(instance))
+                        for field, expression in self._output.items()
+                    }
+                except ExpressionFailed as exc:
+                    self._fail(instance, "workflow", "expression_failed", f"workflow.output: {exc}")
+                else:
+                    instance["status"] = "completed"
+                    instance["output"] = output
+                    return commands, self._answer(instance, at)
+        if instance["status"] == "failing" and not any(
+            _status(steps, n) in _BUSY for n in self.steps
+        ):
+            instance["status"] = (
+                "compensating" if self.contract.workflow.on_failure == "compensate" else "failed"
+            )
+        if instance["status"] == "compensating" and not any(
+            _status(steps, n) in _BUSY for n in self.steps
+        ):
+            undo = [
+                n
+                for n in reversed(_names(instance["order"]))
+                if n in self._undo and _status(steps, n) == "done"
+            ]
+            if undo:
+                self._send_undo(instance, self.steps[undo[0]], at, commands)
+            else:
+                instance["status"] = "compensated"
+        if instance["status"] in ENDED:
+            return commands, self._answer(instance, at)
+        return commands, None
+
+    def _start_step(
+        self,
+        instance: dict[str, JsonValue],
+        step: WorkflowStep,
+        at: datetime,
+        commands: list[OnexEnvelope],
+    ) -> None:
+        record = _steps(instance)[step.name]
+        variables = self._variables(instance)
+        guard = self._when.get(step.name)
+        try:
+            if guard is not None and not guard.test(variables):
+                record["status"] = "skipped"
+                return
+        except ExpressionFailed as exc:
+            self._fail(instance, step.name, "expression_failed", f"when: {exc}")
+            return
+        self._send(instance, step, at, commands)
+
+    def _send(
+        self,
+        instance: dict[str, JsonValue],
+        step: WorkflowStep,
+        at: datetime,
+        commands: list[OnexEnvelope],
+    ) -> None:
+        """Send ``step``'s next attempt (its payload evaluated now)."""
+        record = _steps(instance)[step.name]
+        try:
+            payload = {
+                field: expression.evaluate(self._variables(instance))
+                for field, expression in self._payloads[step.name].items()
+            }
+        except ExpressionFailed as exc:
+            self._fail(instance, step.name, "expression_failed", f"payload: {exc}")
+            return
+        attempt = _int(record["attempts"]) + 1
+        command = self._command(instance, step.node_id, payload, f"step/{step.name}/{attempt}", at)
+        record.update(
+            status="running",
+            attempts=attempt,
+            command=str(command.envelope_id),
+            deadline=(at + timedelta(seconds=step.timeout_s)).isoformat(),
+        )
+        commands.append(command)
+
+    def _send_undo(
+        self,
+        instance: dict[str, JsonValue],
+        step: WorkflowStep,
+        at: datetime,
+        commands: list[OnexEnvelope],
+    ) -> None:
+        """Send ``step``'s compensation's next attempt."""
+        assert step.compensate is not None
+        record = _steps(instance)[step.name]
+        try:
+            payload = {
+                field: expression.evaluate(self._variables(instance))
+                for field, expression in self._undo[step.name].items()
+            }
+        except ExpressionFailed as exc:
+            record.update(status="compensation_failed", error=_error("expression_failed", str(exc)))
+            instance["status"] = "compensation_failed"
+            return
+        attempt = _int(record.get("undo_attempts")) + 1
+        name = f"compensate/{step.name}/{attempt}"
+        command = self._command(instance, step.compensate.node_id, payload, name, at)
+        record.update(
+            status="compensating",
+            undo_attempts=attempt,
+            command=str(command.envelope_id),
+            deadline=(at + timedelta(seconds=step.compensate.timeout_s)).isoformat(),
+        )
+        commands.append(command)
+
+    def _command(
+        self,
+        instance: dict[str, JsonValue],
+        node_id: str,
+        payload: Mapping[str, JsonValue],
+        name: str,
+        at: datetime,
+    ) -> OnexEnvelope:
+        start = _start(instance)
+        return new_command(
+            node_id,
+            payload,
+            tenant_id=str(start["tenant_id"]),
+            envelope_id=uuid.uuid5(uuid.UUID(str(start["correlation_id"])), name),
+            correlation_id=uuid.UUID(str(start["correlation_id"])),
+            causation_id=uuid.UUID(str(start["envelope_id"])),
+            created_at=at,
+            headers={"onex-workflow": self.node_id},
+        )
+
+    # -- results and timers -------------------------------------------------------------
+
+    def _take_result(self, instance: dict[str, JsonValue], envelope: OnexEnvelope) -> bool:
+        """Apply a step's (or a compensation's) result; ``False`` if none waits for it."""
+        if instance["status"] in ENDED:
+            return False
+        answers = envelope.headers.get(RESULT_OF_HEADER)
+        ok = envelope.headers.get(RESULT_STATUS_HEADER) == "ok"
+        steps = _steps(instance)
+        for name, record in steps.items():
+            if record["command"] != answers:
+                continue
+            if record["status"] == "running":
+                if ok:
+                    record.update(status="done", output=dict(envelope.payload), deadline=None)
+                    order = _names(instance["order"])
+                    instance["order"] = [*order, name]
+                else:
+                    error = envelope.payload.get("error")
+                    record.update(status="failed", error=error, deadline=None)
+                    self._fail(instance, name, "step_failed", f"step {name!r} failed: {error}")
+                return True
+            if record["status"] == "compensating":
+                if ok:
+                    record.update(status="compensated", deadline=None)
+                    return True
+                return self._undo_failed(instance, name, envelope.payload.get("error"))
+        return False
+
+    def _timers_due(
+        self,
+        instance: dict[str, JsonValue],
+        deadline: str,
+        at: datetime,
+        commands: list[OnexEnvelope],
+    ) -> bool:
+        """Apply every step deadline at or before ``deadline``; ``False`` if there is none."""
+        if instance["status"] in ENDED:
+            return False
+        due = False
+        limit = datetime.fromisoformat(deadline)
+        for name, record in _steps(instance).items():
+            when = record.get("deadline")
+            if not isinstance(when, str) or datetime.fromisoformat(when) > limit:
+                continue
+            due = True
+            step = self.steps[name]
+            if record["status"] == "running":
+                if _int(record["attempts"]) < step.retry.attempts:
+                    backoff = step.retry.backoff_s * 2 ** (_int(record["attempts"]) - 1)
+                    record.update(
+                        status="waiting",
+                        deadline=(at + timedelta(seconds=backoff)).isoformat(),
+                    )
+                else:
+                    record.update(
+                        status="failed",
+                        deadline=None,
+                        error=_error("step_timed_out", f"no result in {step.timeout_s:g} s"),
+                    )
+                    self._fail(
+                        instance,
+                        name,
+                        "step_timed_out",
+                        f"step {name!r} ({step.node_id}) had no result after "
+                        f"{record['attempts']} attempt(s) of {step.timeout_s:g} s",
+                    )
+            elif record["status"] == "waiting":
+                record["status"] = "pending_retry"
+            elif record["status"] == "compensating":
+                self._undo_failed(instance, name, _error("compensation_timed_out", "no result"))
+        for name, record in _steps(instance).items():
+            if record["status"] == "pending_retry":
+                if instance["status"] == "running":
+                    self._send(instance, self.steps[name], at, commands)
+                else:  # the workflow failed meanwhile: no new attempt
+                    record.update(status="failed", deadline=None)
+        return due
+
+    def _undo_failed(self, instance: dict[str, JsonValue], name: str, error: JsonValue) -> bool:
+        record = _steps(instance)[name]
+        compensate = self.steps[name].compensate
+        assert compensate is not None
+        if _int(record.get("undo_attempts")) < compensate.attempts:
+            record.update(status="done", deadline=None)  # compensated again at the next advance
+            return True
+        record.update(status="compensation_failed", error=error, deadline=None)
+        instance["status"] = "compensation_failed"
+        instance["error"] = _error(
+            "compensation_failed", f"compensating step {name!r} failed: {error}"
+        )
+        return True
+
+    def _fail(self, instance: dict[str, JsonValue], step: str, kind: str, message: str) -> None:
+        """Mark the workflow failing (the first failure is the one it reports)."""
+        if step in self.steps:
+            record = _steps(instance)[step]
+            if record["status"] not in ("failed",):
+                record.update(status="failed", deadline=None, error=_error(kind, message))
+        if instance["status"] == "running":
+            instance["status"] = "failing"
+            instance["error"] = _error(kind, message)
+
+    # -- what an instance shows ---------------------------------------------------------
+
+    def _variables(self, instance: Mapping[str, JsonValue]) -> dict[str, object]:
+        steps = _steps(instance)
+        return {
+            "input": instance["input"],
+            "event": instance["start"],
+            "steps": {
+                name: {
+                    "status": record["status"],
+                    "output": record["output"],
+                    "error": record["error"],
+                    "attempts": record["attempts"],
+                }
+                for name, record in steps.items()
+            },
+        }
+
+    def _deadline(self, instance: Mapping[str, JsonValue]) -> str | None:
+        if instance["status"] in ENDED:
+            return None
+        deadlines = [
+            d for r in _steps(instance).values() if isinstance(d := r.get("deadline"), str)
+        ]
+        return min(deadlines, key=datetime.fromisoformat) if deadlines else None
+
+    def _answer(self, instance: Mapping[str, JsonValue], at: datetime) -> OnexEnvelope:
+        """Build the workflow's result: one ``evt`` answering the start command."""
+        start = _start(instance)
+        status = instance["status"]
+        if status == "completed":
+            payload: dict[str, JsonValue] = dict(_mapping(instance["output"]))
+            error = None
+            state = EnvelopeStatus.OK
+        else:
+            reported = _mapping(instance.get("error"))
+            kind = "compensation_failed" if status == "compensation_failed" else "workflow_failed"
+            message = str(reported.get("message", "the workflow failed"))
+            if status == "compensated":
+                message += "; the steps done were compensated"
+            payload = {"status": status, "steps": self._summary(instance)}
+            error = ErrorInfo(type=kind, message=message, retryable=False, attempts=1)
+            state = EnvelopeStatus.ERROR
+        return assembled(
+            {
+                "envelope_id": uuid.uuid5(uuid.UUID(str(start["envelope_id"])), "result"),
+                "type": EnvelopeType.EVT,
+                "tenant_id": str(start["tenant_id"]),
+                "node_id": self.node_id,
+                "contract_id": f"{self.node_id}@{instance['version']}",
+                "correlation_id": uuid.UUID(str(start["correlation_id"])),
+                "causation_id": uuid.UUID(str(start["envelope_id"])),
+                "created_at": at,
+                "payload": payload,
+                "status": state,
+                "error": error,
+                "headers": {},
+                "schema_version": 1,
+            }
+        )
+
+    def _summary(self, instance: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+        return {
+            name: {"status": record["status"], "attempts": record["attempts"]}
+            for name, record in _steps(instance).items()
+        }
+
+
+def _compiled_map(source: Mapping[str, str], where: str) -> dict[str, CelExpression]:
+    return {
+        name: compile_expression(text, f"{where}.{name}", WORKFLOW_VARIABLES)
+        for name, text in source.items()
+    }
+
+
+def _holds(state: KeyState, envelope_id: str, ctx: ReduceContext) -> bool:
+    if (
+        ctx.offset is not None
+        and state.offset is not None
+        and ctx.partition == state.partition
+        and ctx.offset <= state.offset
+    ):
+        return True
+    return envelope_id in state.recent
+
+
+def _with(
+    state: KeyState | None,
+    instance: dict[str, JsonValue],
+    ctx: ReduceContext,
+    envelope_id: str,
+    at: datetime,
+    deadline: str | None,
+) -> KeyState:
+    recent = (*(state.recent if state is not None else ()), envelope_id)[-_RECENT:]
+    return KeyState(instance, ctx.partition, ctx.offset, recent, at.isoformat(), deadline)
+
+
+def _copy(value: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    """Copy an instance deep enough to change its steps."""
+    copied = dict(value)
+    copied["steps"] = {name: dict(record) for name, record in _steps(value).items()}
+    return copied
+
+
+def _steps(instance: Mapping[str, JsonValue]) -> dict[str, dict[str, JsonValue]]:
+    steps = instance["steps"]
+    assert isinstance(steps, dict)
+    return steps  # type: ignore[return-value]
+
+
+def _start(instance: Mapping[str, JsonValue]) -> Mapping[str, JsonValue]:
+    return _mapping(instance["start"])
+
+
+def _mapping(value: JsonValue) -> Mapping[str, JsonValue]:
+    return value if isinstance(value, dict) else {}
+
+
+def _status(steps: Mapping[str, Mapping[str, JsonValue]], name: str) -> JsonValue:
+    return steps[name]["status"]
+
+
+def _names(value: JsonValue) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _int(value: JsonValue) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _error(kind: str, message: str) -> dict[str, JsonValue]:
+    return {"type": kind, "message": message}

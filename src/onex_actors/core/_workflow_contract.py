@@ -1,0 +1,253 @@
+"""The orchestrator node's contract: a workflow of steps across nodes (SPEC §6a).
+
+A workflow instance starts with a command to the orchestrator and is keyed by that
+command's ``correlation_id``. Each step sends one command to a node (its payload CEL over
+``input``, the start command's payload, and ``steps``, the steps before it), once the
+steps it ``depends_on`` are done and its ``when`` holds; independent steps run at once.
+A step past its ``timeout_s`` is sent again per ``retry``, then fails the workflow; on
+failure with ``on_failure: compensate`` the steps done are undone in reverse order of
+completion, each ``compensate`` command awaited. Checked at load: step names unique and
+usable in CEL, dependencies that exist and form no cycle, every step an expression names
+a dependency (direct or not) of the step that names it, every expression compiled.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from ._cel import WORKFLOW_VARIABLES, CelExpression, compile_expression
+from ._contracts import BaseNodeContract, _Model
+from ._ids import NodeId, NodeKind
+
+__all__ = [
+    "OrchestratorContract",
+    "StepCommand",
+    "StepRetry",
+    "Workflow",
+    "WorkflowStep",
+]
+
+STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+"""A step's name: usable as ``steps.<name>`` in CEL (no ``-``)."""
+_STEP_REFERENCE = re.compile(r"\bsteps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _compiled(source: str, where: str) -> CelExpression:
+    return compile_expression(source, where, WORKFLOW_VARIABLES)
+
+
+def _check_map(value: dict[str, str], where: str) -> dict[str, str]:
+    for name, source in value.items():
+        _compiled(source, f"{where}.{name}")
+    return value
+
+
+def steps_named(source: str) -> set[str]:
+    """Return the step names an expression reads (``steps.<name>``)."""
+    return set(_STEP_REFERENCE.findall(source))
+
+
+class StepRetry(_Model):
+    """How often a step is sent before it fails, and how long to wait in between."""
+
+    attempts: int = Field(default=1, ge=1, le=100)
+    """Attempts in all, the first included: a step past its timeout is sent again until
+    this many were sent; an error result is not retried (the node retried it already)."""
+    backoff_s: float = Field(default=1.0, ge=0, le=3600)
+    """Wait before attempt n+1: ``backoff_s * 2 ** (n - 1)`` after attempt n timed out."""
+
+
+class StepCommand(_Model):
+    """A command a step sends to undo its effect (``compensate``)."""
+
+    node_id: NodeId
+    payload: dict[str, str] = Field(default_factory=dict)
+    """Field → CEL over ``input`` and ``steps`` (the step's own output included)."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=100)
+    """A compensation that fails or times out this many times parks the instance as
+    ``compensation_failed`` (visible, never dropped)."""
+
+    @field_validator("payload")
+    @classmethod
+    def _check_payload(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_map(value, "compensate.payload")
+
+
+class WorkflowStep(_Model):
+    """One step: a command to a node, after its dependencies."""
+
+    name: str
+    node_id: NodeId
+    payload: dict[str, str] = Field(default_factory=dict)
+    """Field of the step's command payload → CEL over ``input`` and ``steps``."""
+    depends_on: tuple[str, ...] = ()
+    when: str | None = None
+    """CEL: the step runs only if true once its dependencies are done (else skipped)."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    retry: StepRetry = StepRetry()
+    compensate: StepCommand | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not STEP_NAME.match(value):
+            raise ValueError(
+                f"step name {value!r}: use lowercase letters, digits and '_', starting with "
+                "a letter (it is read in CEL as steps.<name>)"
+            )
+        return value
+
+    @field_validator("payload")
+    @classmethod
+    def _check_payload(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_map(value, "payload")
+
+    @field_validator("when")
+    @classmethod
+    def _check_when(cls, value: str | None) -> str | None:
+        if value is not None:
+            _compiled(value, "when")
+        return value
+
+    def expressions(self) -> dict[str, str]:
+        """Each expression of the step that runs before it is sent, by its key."""
+        found = {f"payload.{name}": source for name, source in self.payload.items()}
+        if self.when is not None:
+            found["when"] = self.when
+        return found
+
+
+class Workflow(_Model):
+    """The steps and what the workflow answers."""
+
+    steps: tuple[WorkflowStep, ...] = Field(min_length=1)
+    output: dict[str, str] = Field(default_factory=dict)
+    """Field of the workflow's answer → CEL over ``input`` and ``steps`` (all ended)."""
+    on_failure: Literal["stop", "compensate"] = "stop"
+    """``stop``: a failed step fails the workflow (steps running finish, no new ones);
+    ``compensate``: then the steps done are undone, newest first."""
+
+    @field_validator("output")
+    @classmethod
+    def _check_output(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_map(value, "workflow.output")
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Self:
+        problems: list[str] = []
+        names = [step.name for step in self.steps]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            problems.append(f"step names used twice: {', '.join(duplicates)}")
+        known = set(names)
+        for index, step in enumerate(self.steps):
+            where = f"workflow.steps.{index} ({step.name})"
+            for dependency in step.depends_on:
+                if dependency not in known:
+                    problems.append(f"{where}.depends_on: no step {dependency!r}")
+                elif dependency == step.name:
+                    problems.append(f"{where}.depends_on: a step cannot depend on itself")
+        if not problems:
+            cycle = self._cycle()
+            if cycle:
+                problems.append(
+                    f"workflow.steps: the dependencies form a cycle: {' → '.join(cycle)}"
+                )
+        if not problems:
+            problems += self._reference_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _reference_problems(self) -> list[str]:
+        """Expressions that read a step their own step does not wait for."""
+        before, known = self.before, {step.name for step in self.steps}
+        problems: list[str] = []
+        for index, step in enumerate(self.steps):
+            where = f"workflow.steps.{index} ({step.name})"
+            waits = ", ".join(sorted(before[step.name])) or "none"
+            problems += [
+                f"{where}.{key}: reads steps.{named}, which is not among the steps it "
+                f"depends on ({waits}): add {named!r} to depends_on"
+                for key, source in step.expressions().items()
+                for named in sorted(steps_named(source) - before[step.name])
+            ]
+            undo = step.compensate.payload if step.compensate is not None else {}
+            problems += [
+                f"{where}.compensate.payload.{key}: reads steps.{named}, which is neither "
+                "the step nor one it depends on"
+                for key, source in undo.items()
+                for named in sorted(steps_named(source) - before[step.name] - {step.name})
+            ]
+        problems += [
+            f"workflow.output.{key}: no step {named!r}"
+            for key, source in self.output.items()
+            for named in sorted(steps_named(source) - known)
+        ]
+        return problems
+
+    def _cycle(self) -> list[str]:
+        """Return a dependency cycle as step names (empty if there is none)."""
+        depends = {step.name: step.depends_on for step in self.steps}
+        state: dict[str, int] = {}
+        path: list[str] = []
+
+        def visit(name: str) -> list[str]:
+            state[name] = 1
+            path.append(name)
+            for dependency in depends[name]:
+                if state.get(dependency) == 1:
+                    return [*path[path.index(dependency) :], dependency]
+                if dependency not in state and (found := visit(dependency)):
+                    return found
+            path.pop()
+            state[name] = 2
+            return []
+
+        for name in depends:
+            if name not in state and (found := visit(name)):
+                return found
+        return []
+
+    @functools.cached_property
+    def before(self) -> dict[str, frozenset[str]]:
+        """Each step's dependencies, direct and indirect."""
+        depends = {step.name: step.depends_on for step in self.steps}
+        found: dict[str, frozenset[str]] = {}
+
+        def closure(name: str) -> frozenset[str]:
+            if name not in found:
+                direct = frozenset(depends[name])
+                found[name] = direct.union(*(closure(d) for d in direct))
+            return found[name]
+
+        for name in depends:
+            closure(name)
+        return found
+
+    @property
+    def by_name(self) -> dict[str, WorkflowStep]:
+        """The steps by name."""
+        return {step.name: step for step in self.steps}
+
+
+class OrchestratorContract(BaseNodeContract):
+    """A node driving a workflow across other nodes, one instance per start command."""
+
+    kind: Literal[NodeKind.ORCHESTRATOR] = NodeKind.ORCHESTRATOR
+    workflow: Workflow
+    concurrency: int = Field(default=1, ge=1, le=1)
+    """One worker: an instance's events fold in read order."""
+    ordering: Literal["partition"] = "partition"
+
+    @property
+    def step_nodes(self) -> tuple[str, ...]:
+        """Every node a step or a compensation sends commands to (their results come back)."""
+        nodes = [step.node_id for step in self.workflow.steps]
+        nodes += [s.compensate.node_id for s in self.workflow.steps if s.compensate is not None]
+        return tuple(dict.fromkeys(nodes))

@@ -1,0 +1,347 @@
+"""The workflow core: contracts checked at load, and ``WorkflowEngine.decide`` (pure):
+steps in dependency order and in parallel, retries past a timeout, failure and
+compensation, and the same end whatever is delivered twice or late."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from onex_actors.core import (
+    ContractError,
+    EnvelopeStatus,
+    ErrorInfo,
+    KeyState,
+    OnexEnvelope,
+    OrchestratorContract,
+    ReduceContext,
+    WorkflowDecision,
+    WorkflowEngine,
+    error_result_of,
+    new_command,
+    parse_contract,
+    result_command,
+    result_of,
+    timer_command,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+GREET: dict[str, Any] = {
+    "kind": "orchestrator",
+    "node_id": "greet-flow",
+    "version": "0.1.0",
+    "workflow": {
+        "steps": [
+            {
+                "name": "lookup",
+                "node_id": "query-user",
+                "payload": {"user_id": "input.user_id"},
+                "timeout_s": 10,
+                "retry": {"attempts": 2, "backoff_s": 1},
+            },
+            {
+                "name": "greet",
+                "node_id": "echo-node",
+                "depends_on": ["lookup"],
+                "payload": {"text": "'hello ' + steps.lookup.output.name"},
+                "compensate": {"node_id": "echo-node", "payload": {"undo": "'greet'"}},
+            },
+            {
+                "name": "credit",
+                "node_id": "account",
+                "depends_on": ["lookup"],
+                "when": "steps.lookup.output.vip",
+                "payload": {"account_id": "input.user_id", "amount": "10"},
+            },
+        ],
+        "output": {
+            "greeting": "steps.greet.output.text",
+            "credited": "steps.credit.status == 'done'",
+        },
+        "on_failure": "compensate",
+    },
+}
+
+
+def engine(document: dict[str, Any] = GREET) -> WorkflowEngine:
+    contract = parse_contract(document, source="greet-flow.yaml")
+    assert isinstance(contract, OrchestratorContract)
+    return WorkflowEngine(contract)
+
+
+def problems_of(workflow: dict[str, Any]) -> str:
+    with pytest.raises(ContractError) as info:
+        parse_contract({**GREET, "workflow": workflow}, source="flow.yaml")
+    return "\n".join(info.value.problems)
+
+
+def test_a_workflow_is_checked_at_load_naming_the_file_and_key() -> None:
+    cycle = problems_of(
+        {
+            "steps": [
+                {"name": "a", "node_id": "x", "depends_on": ["b"]},
+                {"name": "b", "node_id": "x", "depends_on": ["a"]},
+            ]
+        }
+    )
+    assert "flow.yaml: key 'workflow'" in cycle
+    assert "the dependencies form a cycle: a → b → a" in cycle
+    assert "no step 'nope'" in problems_of(
+        {"steps": [{"name": "a", "node_id": "x", "depends_on": ["nope"]}]}
+    )
+    unordered = problems_of(
+        {
+            "steps": [
+                {"name": "a", "node_id": "x"},
+                {"name": "b", "node_id": "x", "payload": {"v": "steps.a.output.v"}},
+            ]
+        }
+    )
+    assert "workflow.steps.1 (b).payload.v: reads steps.a" in unordered
+    assert "add 'a' to depends_on" in unordered
+    assert "use lowercase letters" in problems_of({"steps": [{"name": "Bad-Name", "node_id": "x"}]})
+    assert "step names used twice: a" in problems_of(
+        {"steps": [{"name": "a", "node_id": "x"}, {"name": "a", "node_id": "y"}]}
+    )
+    assert "not a valid CEL expression" in problems_of(
+        {"steps": [{"name": "a", "node_id": "x", "payload": {"v": "input.("}}]}
+    )
+    assert "workflow.output.r: no step 'ghost'" in problems_of(
+        {"steps": [{"name": "a", "node_id": "x"}], "output": {"r": "steps.ghost.output"}}
+    )
+
+
+class Driver:
+    """Feeds an engine and keeps the instance, as the runtime's store would."""
+
+    def __init__(self, workflow: WorkflowEngine) -> None:
+        self.engine = workflow
+        self.state: KeyState | None = None
+        self.offset = 0
+        self.answers: list[OnexEnvelope] = []
+        self.sent: list[OnexEnvelope] = []
+
+    def feed(self, command: OnexEnvelope) -> WorkflowDecision:
+        decision = self.engine.decide(self.state, command, ReduceContext(0, self.offset))
+        self.offset += 1
+        if decision.changed:
+            self.state = decision.state
+        self.sent += decision.commands
+        if decision.answer is not None:
+            self.answers.append(decision.answer)
+        return decision
+
+    def instance(self) -> dict[str, Any]:
+        assert self.state is not None
+        return dict(self.state.value)
+
+
+def start(user: str = "u1") -> OnexEnvelope:
+    """The start command of ``user``'s instance (the same envelope each time)."""
+    return new_command(
+        "greet-flow",
+        {"user_id": user},
+        created_at=T0,
+        envelope_id=uuid.uuid5(uuid.NAMESPACE_URL, f"start/{user}"),
+    )
+
+
+def answer(command: OnexEnvelope, payload: dict[str, Any], seconds: float = 1) -> OnexEnvelope:
+    """A step node's ok result, brought back to the orchestrator."""
+    event = result_of(command, payload).model_copy(
+        update={"created_at": command.created_at + timedelta(seconds=seconds)}
+    )
+    return result_command("greet-flow", event)
+
+
+def failure(command: OnexEnvelope, kind: str = "boom") -> OnexEnvelope:
+    event = error_result_of(command, ErrorInfo(type=kind, message="it broke"))
+    return result_command("greet-flow", event)
+
+
+def test_steps_run_after_their_dependencies_in_parallel_and_the_workflow_answers_once() -> None:
+    driver = Driver(engine())
+    first = driver.feed(start())
+    (lookup,) = first.commands
+    assert (lookup.node_id, lookup.payload) == ("query-user", {"user_id": "u1"})
+    second = driver.feed(answer(lookup, {"name": "Ann", "vip": True}))
+    greet, credit = second.commands  # independent steps: sent together
+    assert {greet.node_id, credit.node_id} == {"echo-node", "account"}
+    assert greet.payload == {"text": "hello Ann"}
+    assert greet.correlation_id == lookup.correlation_id  # one flow
+    assert driver.feed(answer(greet, {"text": "hello Ann"})).answer is None
+    last = driver.feed(answer(credit, {"state": {"balance": 10}}))
+    assert last.answer is not None
+    assert last.answer.status is EnvelopeStatus.OK
+    assert last.answer.payload == {"greeting": "hello Ann", "credited": True}
+    assert str(last.answer.causation_id) == driver.instance()["start"]["envelope_id"]
+    assert driver.instance()["status"] == "completed"
+    # a result delivered again, and the start command again, change nothing
+    assert driver.feed(answer(credit, {"state": {"balance": 10}})).note == "late"
+    assert driver.feed(start()).note == "duplicate"
+    assert len(driver.answers) == 1
+
+
+def test_a_step_whose_when_is_false_is_skipped_and_the_rest_goes_on() -> None:
+    driver = Driver(engine())
+    (lookup,) = driver.feed(start()).commands
+    (greet,) = driver.feed(answer(lookup, {"name": "Bob", "vip": False})).commands
+    done = driver.feed(answer(greet, {"text": "hello Bob"}))
+    assert done.answer is not None
+    assert done.answer.payload == {"greeting": "hello Bob", "credited": False}
+    assert driver.instance()["steps"]["credit"]["status"] == "skipped"
+
+
+def timer_for(driver: Driver) -> OnexEnvelope:
+    assert driver.state is not None
+    assert driver.state.deadline is not None
+    key = driver.instance()["start"]["correlation_id"]
+    return timer_command("greet-flow", "global", key, driver.state.deadline)
+
+
+def test_a_step_past_its_timeout_is_sent_again_after_its_backoff_then_fails() -> None:
+    driver = Driver(engine())
+    (first_try,) = driver.feed(start()).commands
+    assert driver.state is not None
+    assert driver.state.deadline == (T0 + timedelta(seconds=10)).isoformat()
+    assert driver.feed(timer_for(driver)).commands == ()  # timed out: waits its backoff
+    (second_try,) = driver.feed(timer_for(driver)).commands
+    assert second_try.envelope_id != first_try.envelope_id
+    assert second_try.payload == first_try.payload
+    assert driver.instance()["steps"]["lookup"]["attempts"] == 2
+    # the first attempt's result, arriving now, is late: ignored and counted
+    assert driver.feed(answer(first_try, {"name": "Ann", "vip": False})).note == "late"
+    assert driver.instance()["late"] == 1
+    ended = driver.feed(timer_for(driver))  # the last attempt timed out too
+    assert ended.answer is not None
+    assert ended.answer.status is EnvelopeStatus.ERROR
+    assert ended.answer.error is not None
+    assert "had no result after 2 attempt(s)" in ended.answer.error.message
+    assert driver.instance()["status"] == "compensated"  # nothing was done to undo
+    assert driver.state.deadline is None
+
+
+def test_a_failed_step_compensates_the_steps_done_newest_first() -> None:
+    driver = Driver(engine())
+    (lookup,) = driver.feed(start()).commands
+    greet, credit = driver.feed(answer(lookup, {"name": "Ann", "vip": True})).commands
+    assert driver.feed(answer(greet, {"text": "hi"})).commands == ()
+    undo = driver.feed(failure(credit))
+    (compensation,) = undo.commands  # greet was done: undone, awaited
+    assert (compensation.node_id, compensation.payload) == ("echo-node", {"undo": "greet"})
+    assert driver.instance()["status"] == "compensating"
+    ended = driver.feed(answer(compensation, {"undo": "greet"}))
+    assert ended.answer is not None
+    assert ended.answer.error is not None
+    assert ended.answer.error.type == "workflow_failed"
+    assert "step 'credit' failed" in ended.answer.error.message
+    assert ended.answer.payload["status"] == "compensated"
+    steps = driver.instance()["steps"]
+    assert (steps["greet"]["status"], steps["credit"]["status"]) == ("compensated", "failed")
+
+
+def test_a_compensation_that_keeps_failing_parks_the_instance_visibly() -> None:
+    document = {**GREET, "workflow": {**GREET["workflow"]}}
+    document["workflow"]["steps"] = [
+        GREET["workflow"]["steps"][0],
+        {
+            **GREET["workflow"]["steps"][1],
+            "compensate": {"node_id": "echo-node", "payload": {}, "attempts": 2},
+        },
+        GREET["workflow"]["steps"][2],
+    ]
+    driver = Driver(engine(document))
+    (lookup,) = driver.feed(start()).commands
+    greet, credit = driver.feed(answer(lookup, {"name": "Ann", "vip": True})).commands
+    driver.feed(answer(greet, {"text": "hi"}))
+    (undo_1,) = driver.feed(failure(credit)).commands
+    (undo_2,) = driver.feed(failure(undo_1)).commands  # retried
+    assert undo_2.envelope_id != undo_1.envelope_id
+    ended = driver.feed(failure(undo_2))
+    assert ended.answer is not None
+    assert ended.answer.error is not None
+    assert ended.answer.error.type == "compensation_failed"
+    assert driver.instance()["status"] == "compensation_failed"
+    assert driver.instance()["steps"]["greet"]["status"] == "compensation_failed"
+
+
+def test_a_payload_the_start_command_cannot_fill_fails_the_workflow() -> None:
+    driver = Driver(engine())
+    ended = driver.feed(new_command("greet-flow", {"no_user": 1}, created_at=T0))
+    assert ended.commands == ()
+    assert ended.answer is not None
+    assert ended.answer.error is not None
+    assert ended.answer.error.type == "workflow_failed"
+    assert ended.answer.error.message.startswith("payload: ")
+    assert "user_id" in ended.answer.error.message
+    assert driver.instance()["steps"]["lookup"]["error"]["type"] == "expression_failed"
+
+
+def test_deciding_again_gives_the_same_bytes() -> None:
+    first, second = Driver(engine()), Driver(engine())
+    command = start()
+    one, two = first.feed(command), second.feed(command)
+    assert [c.model_dump_json() for c in one.commands] == [
+        c.model_dump_json() for c in two.commands
+    ]
+    assert one.state == two.state
+
+
+# -- the property: what is delivered twice or late does not change the end -------------
+
+
+def world(command: OnexEnvelope) -> dict[str, Any]:
+    """Each step node's answer, from its command alone."""
+    if command.node_id == "query-user":
+        user = str(command.payload["user_id"])
+        return {"name": user.upper(), "vip": user.endswith("1")}
+    return dict(command.payload)
+
+
+def run(
+    order: Callable[[list[OnexEnvelope]], int], duplicate: Callable[[], bool], user: str
+) -> tuple[Driver, int]:
+    """Run one instance to its end: results come back in the order ``order`` picks,
+    some twice (``duplicate``). Return the driver and how many answers it gave."""
+    driver = Driver(engine())
+    inbox = [start(user)]
+    while inbox:
+        command = inbox.pop(order(inbox))
+        if duplicate():
+            inbox.append(command)  # delivered again, later
+        decision = driver.feed(command)
+        inbox += [answer(c, world(c)) for c in decision.commands]
+    return driver, len(driver.answers)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.data(),
+    st.sampled_from(["u1", "u2"]),
+)
+def test_any_order_with_duplicates_ends_as_a_clean_run(data: st.DataObject, user: str) -> None:
+    clean, clean_answers = run(lambda inbox: 0, lambda: False, user)
+    messy, messy_answers = run(
+        lambda inbox: data.draw(st.integers(0, len(inbox) - 1)),
+        lambda: data.draw(st.booleans()),
+        user,
+    )
+    assert (clean_answers, messy_answers) == (1, 1)
+    end, again = clean.instance(), messy.instance()
+    assert (end["status"], end["output"]) == (again["status"], again["output"])
+    assert {n: s["status"] for n, s in end["steps"].items()} == {
+        n: s["status"] for n, s in again["steps"].items()
+    }
+    # the same answer, but for its time (the time of the result that ended the run)
+    assert clean.answers[0].model_dump() == {
+        **messy.answers[0].model_dump(),
+        "created_at": clean.answers[0].created_at,
+    }
+    assert uuid.UUID(end["start"]["envelope_id"]) == clean.answers[0].causation_id
