@@ -255,3 +255,62 @@ async def test_a_reducer_folds_another_nodes_results_in_order_per_key(
         answers = len(host.collector.by_topic[evt])
     assert states == {who: {"n": len(words), "words": words} for who, words in sent.items()}
     assert answers == 60
+
+
+SIGNUP = {
+    "kind": "orchestrator",
+    "node_id": "signup-flow",
+    "version": "0.1.0",
+    "workflow": {
+        "steps": [
+            {"name": "hello", "node_id": "echo-node", "payload": {"text": "'hi ' + input.user"}},
+            {
+                "name": "deposit",
+                "node_id": "account",
+                "depends_on": ["hello"],
+                "payload": {
+                    "account_id": "input.user",
+                    "trigger": "'deposit'",
+                    "amount": "input.amount",
+                },
+            },
+            {
+                "name": "quote",
+                "node_id": "price-quote",
+                "depends_on": ["hello"],
+                "payload": {"net": "input.amount", "quantity": "2"},
+            },
+        ],
+        "output": {
+            "greeting": "steps.hello.output.text",
+            "balance": "steps.deposit.output.state.balance",
+            "quote": "steps.quote.output.line_total",
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_workflows_run_across_nodes_on_kafka_and_each_answers_once(
+    kafka_bootstrap: str, mode: str
+) -> None:
+    namespace = new_namespace()
+    async with host_on(kafka_bootstrap, namespace, mode, 1, contracts=tree(SIGNUP)) as host:
+        starts = [
+            await host.send("signup-flow", {"user": f"user-{i}", "amount": 10 + i})
+            for i in range(12)
+        ]
+        answers = [await host.result(start) for start in starts]
+        with trio.fail_after(30):  # and nothing more than one answer each
+            await host.collector.wait_until(
+                lambda: sum(len(host.results_of(s)) for s in starts) >= 12 * 4
+            )
+        workflow_answers = [
+            e for s in starts for e in host.results_of(s) if e.node_id == "signup-flow"
+        ]
+    assert [a.status.value for a in answers] == ["ok"] * 12
+    assert [a.payload for a in answers] == [
+        {"greeting": f"hi user-{i}", "balance": 10 + i, "quote": (10 + i) * 1.2 * 2}
+        for i in range(12)
+    ]
+    assert len(workflow_answers) == 12

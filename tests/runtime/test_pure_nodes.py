@@ -30,7 +30,7 @@ from onex_actors.core import (
     state_topic,
 )
 from onex_actors.registry import FileRegistry, StaticRegistry
-from onex_actors.runtime import ReducerHandler
+from onex_actors.runtime import OrchestratorHandler, ReducerHandler
 from onex_actors.testing import HostHarness, open_test_host
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
@@ -399,3 +399,81 @@ def test_events_of_must_name_a_known_node_read_by_one_reducer_here(
         build_routing_table(
             registry.runtime_contract("runtime-dev-state"), registry.node_contracts()
         )
+
+
+SIGNUP = {
+    "kind": "orchestrator",
+    "node_id": "signup-flow",
+    "version": "0.1.0",
+    "workflow": {
+        "steps": [
+            {"name": "hello", "node_id": "echo-node", "payload": {"text": "'hi ' + input.user"}},
+            {
+                "name": "deposit",
+                "node_id": "account",
+                "depends_on": ["hello"],
+                "payload": {
+                    "account_id": "input.user",
+                    "trigger": "'deposit'",
+                    "amount": "input.amount",
+                },
+                "compensate": {
+                    "node_id": "account",
+                    "payload": {
+                        "account_id": "input.user",
+                        "trigger": "'withdraw'",
+                        "amount": "input.amount",
+                    },
+                },
+            },
+            {
+                "name": "quote",
+                "node_id": "price-quote",
+                "depends_on": ["hello"],
+                "payload": {"net": "input.amount", "quantity": "input.quantity"},
+            },
+        ],
+        "output": {
+            "greeting": "steps.hello.output.text",
+            "balance": "steps.deposit.output.state.balance",
+            "quote": "steps.quote.output.line_total",
+        },
+        "on_failure": "compensate",
+    },
+}
+
+
+async def test_a_workflow_runs_its_steps_across_nodes_and_answers_the_start_command() -> None:
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        done = await host.request("signup-flow", {"user": "ann", "amount": 50, "quantity": 2})
+        handler = host.host.handlers["signup-flow"]
+        assert isinstance(handler, OrchestratorHandler)
+        instance = handler.state_of(str(done.correlation_id))
+        balance = reducer_of(host, "account").state_of("ann")
+    assert done.status is EnvelopeStatus.OK
+    assert done.payload == {"greeting": "hi ann", "balance": 50, "quote": 120.0}
+    assert instance is not None
+    assert instance["status"] == "completed"
+    assert {n: s["status"] for n, s in instance["steps"].items()} == {
+        "hello": "done",
+        "deposit": "done",
+        "quote": "done",
+    }
+    assert balance is not None
+    assert balance["balance"] == 50
+
+
+async def test_a_failed_step_is_compensated_and_the_workflow_answers_with_the_failure() -> None:
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        # quantity "x" makes price-quote's expression fail: the deposit is undone
+        failed = await host.request("signup-flow", {"user": "bob", "amount": 30, "quantity": "x"})
+        balance = reducer_of(host, "account").state_of("bob")
+    assert failed.status is EnvelopeStatus.ERROR
+    assert failed.error is not None
+    assert failed.error.type == "workflow_failed"
+    assert "step 'quote' failed" in failed.error.message
+    assert failed.payload["status"] == "compensated"
+    assert balance is not None
+    assert balance["balance"] == 0  # deposited 30, withdrawn 30 by the compensation

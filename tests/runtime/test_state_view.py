@@ -67,7 +67,7 @@ async def test_a_token_reads_only_its_tenants() -> None:
     assert missing.status_code == 404
     assert missing.json()["error"] == "no state for this key"
     assert not_a_reducer.status_code == 404
-    assert "not a reducer this host runs" in not_a_reducer.json()["error"]
+    assert "not a reducer or orchestrator this host runs" in not_a_reducer.json()["error"]
 
 
 def test_state_off_loopback_needs_tokens() -> None:

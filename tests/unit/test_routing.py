@@ -170,7 +170,7 @@ def test_build_reports_every_problem_once() -> None:
                 "kind": "orchestrator",
                 "node_id": "flow-node",
                 "version": "0.1.0",
-                "workflow": {"steps": [{"name": "echo", "node_id": "echo-node"}]},
+                "workflow": {"steps": [{"name": "echo", "node_id": "nobody"}]},
             },
             source="o.yaml",
         ),
@@ -187,7 +187,8 @@ def test_build_reports_every_problem_once() -> None:
     assert "no pattern matches onex.app.local.global.cmd.node.echo-node.v1" in problems[0]
     assert "no node contract for 'ghost'" in problems[1]
     assert "needs handler family 'db'" in problems[2]
-    assert "is an orchestrator, which cannot be hosted yet" in problems[3]
+    # an orchestrator is hosted like any node: its topic must match, its steps exist
+    assert "no pattern matches onex.app.local.global.cmd.node.flow-node.v1" in problems[3]
 
 
 def test_runtime_id_may_not_collide_with_a_node() -> None:

@@ -124,8 +124,32 @@ class EmbeddedHost:
         return command
 
     async def result(self, command: OnexEnvelope) -> OnexEnvelope:
-        """Wait for the first result event of ``command``'s flow."""
-        return (await self.collector.results(command.correlation_id))[0]
+        """Wait for ``command``'s result event (the one it caused, not a later node's).
+
+        An orchestrator's steps answer in the same flow first; its own answer, the
+        workflow's result, is the one caused by the start command.
+        """
+        collector = self.collector
+
+        def answer() -> OnexEnvelope | None:
+            for envelope in collector.by_correlation[command.correlation_id]:
+                if (
+                    envelope.type is EnvelopeType.EVT
+                    and envelope.causation_id == command.envelope_id
+                ):
+                    return envelope
+            return None
+
+        try:
+            await collector.wait_until(lambda: answer() is not None)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no result of command {command.envelope_id} to {command.node_id!r} "
+                f"(correlation id {command.correlation_id}) after {DEFAULT_TIMEOUT_S:g} s"
+            ) from None
+        found = answer()
+        assert found is not None
+        return found
 
     async def request(
         self, node_id: str, payload: Mapping[str, JsonValue], **fields: object

@@ -31,7 +31,9 @@ from onex_actors.runtime import (
     CommitTracker,
     Dispatcher,
     Handler,
+    KeyedNode,
     NodeRuntime,
+    OrchestratorHandler,
     ReducerHandler,
     RuntimeHealth,
     RuntimeLog,
@@ -91,8 +93,11 @@ class RuntimeHost:
         hosted nodes' command partitions resume (the hand-over; set by the bootstrap)."""
         self.resumed: dict[str, NodeResume] = {}
         """Where each hosted node resumed, as the hand-over decided (empty without one)."""
-        self.reducers = {n: h for n, h in handlers.items() if isinstance(h, ReducerHandler)}
-        """The hosted reducers, whose state the host restores and keeps in step."""
+        self.reducers: dict[str, KeyedNode] = {
+            n: h for n, h in handlers.items() if isinstance(h, ReducerHandler | OrchestratorHandler)
+        }
+        """The hosted reducers and orchestrators, whose state the host restores and keeps
+        in step."""
         self.restorer: StateRestorer | None = None
         """Restores the reducers' partitions before they are served (when there are any)."""
         self.timers = TimerScanner(self.reducers, self.outbox)

@@ -9,11 +9,12 @@ from onex_actors.core import (
     ComputeContract,
     ConfigError,
     HostedNode,
+    OrchestratorContract,
     ReducerContract,
     state_topic,
 )
 from onex_actors.handlers import ComputeHandler, PayloadFunction
-from onex_actors.runtime import Handler, ReducerHandler, StateStore
+from onex_actors.runtime import Handler, OrchestratorHandler, ReducerHandler, StateStore
 
 from ._config import HostConfig
 from ._paths import from_project_root
@@ -36,13 +37,23 @@ def pure_handler(node: HostedNode, states: StateStore | None = None) -> Handler:
             intent_topics=node.intent_topics,
             states=states,
         )
+    if isinstance(contract, OrchestratorContract):
+        return OrchestratorHandler(
+            contract,
+            cmd_topic=node.cmd_topic,
+            evt_topic=node.evt_topic,
+            state_topic=state_topic(node.node_id),
+            states=states,
+        )
     raise ConfigError(f"node {node.node_id!r} is a {contract.kind.value}, not a pure kind")
 
 
 def state_store(config: HostConfig, group_id: str, node: HostedNode) -> StateStore | None:
     """Open a reducer's on-disk store when ``state.store`` is ``disk`` (else ``None``)."""
     settings = config.state
-    if settings.store != "disk" or not isinstance(node.contract, ReducerContract):
+    if settings.store != "disk" or not isinstance(
+        node.contract, ReducerContract | OrchestratorContract
+    ):
         return None
     path = from_project_root(settings.path) / group_id / node.node_id
     return LmdbStates(path, map_size=settings.map_size_gib * 1024**3)

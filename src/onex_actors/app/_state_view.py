@@ -15,7 +15,7 @@ import hmac
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
-from onex_actors.core import GLOBAL_TENANT, stored_key
+from onex_actors.core import GLOBAL_TENANT, home_partition, stored_key
 from onex_actors.runtime import TopicPartition
 
 from ._config import StateAccess
@@ -45,8 +45,10 @@ def state_view(
     handler = host.reducers.get(node_id)
     if handler is None:
         hosted = ", ".join(sorted(host.reducers)) or "none"
-        return 404, {"error": f"{node_id!r} is not a reducer this host runs ({hosted})"}
-    partition = handler.partition_of(key, tenant)
+        return 404, {
+            "error": f"{node_id!r} is not a reducer or orchestrator this host runs ({hosted})"
+        }
+    partition = home_partition(stored_key(tenant, key).encode(), handler.partitions)
     where = {"node_id": node_id, "tenant_id": tenant, "key": key, "partition": partition}
     restorer = host.restorer
     if restorer is not None and TopicPartition(handler.cmd_topic, partition) in restorer.restoring:

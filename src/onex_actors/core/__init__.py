@@ -145,6 +145,7 @@ from ._topics import dlq_topic as dlq_topic
 from ._topics import evt_topic as evt_topic
 from ._topics import log_topic as log_topic
 from ._topics import state_topic as state_topic
+from ._workflow import REPLY_TO_HEADER as REPLY_TO_HEADER
 from ._workflow import RESULT_OF_HEADER as RESULT_OF_HEADER
 from ._workflow import WorkflowDecision as WorkflowDecision
 from ._workflow import WorkflowEngine as WorkflowEngine
@@ -163,6 +164,7 @@ __all__ = [
     "GLOBAL_TENANT",
     "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
+    "REPLY_TO_HEADER",
     "RESULT_OF_HEADER",
     "SCAFFOLD_FAMILIES",
     "SCHEMA_FILE",

@@ -13,8 +13,8 @@ from ._workflow_contract import OrchestratorContract
 
 __all__ = ["AnyContract", "HostableContract", "NodeContract"]
 
-HostableContract = EffectContract | ComputeContract | ReducerContract
-"""A node a runtime can host (orchestrators cannot yet)."""
+HostableContract = EffectContract | ComputeContract | ReducerContract | OrchestratorContract
+"""A node a runtime can host."""
 NodeContract = Annotated[
     EffectContract | ComputeContract | ReducerContract | OrchestratorContract,
     Field(discriminator="kind"),

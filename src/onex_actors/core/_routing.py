@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from ._compute_contract import ComputeContract
 from ._contracts import ConsumeMode, EffectContract, EffectFamily, RuntimeHostContract
 from ._envelope import EnvelopeType, OnexEnvelope
 from ._errors import ContractError, TopicError
@@ -19,6 +20,7 @@ from ._flows import loop_problem, then_loops
 from ._node_contracts import HostableContract, NodeContract
 from ._reducer_contract import ReducerContract
 from ._topics import Topic, TopicPattern, cmd_topic, dlq_topic, evt_topic, log_topic
+from ._workflow_contract import OrchestratorContract
 
 __all__ = [
     "Delivery",
@@ -44,7 +46,11 @@ class HostedNode:
     then_topic: str | None = None
     """The command topic of the node its ``then`` forwards to, if it has one."""
     intent_topics: Mapping[str, str] = attrs.field(factory=dict)
-    """A reducer's intents: the command topic of each node they go to."""
+    """A reducer's intents, an orchestrator's steps: the command topic of each node they
+    send commands to."""
+    reply_topics: Mapping[str, str] = attrs.field(factory=dict)
+    """Each orchestrator of the tree and its command topic: where a result goes too when
+    its command names that orchestrator in ``onex-reply-to`` (a step's command)."""
 
     @property
     def node_id(self) -> str:
@@ -80,7 +86,8 @@ class RoutingTable:
     deliveries: Mapping[str, Delivery] = attrs.field(init=False, eq=False, repr=False)
     """The one ``Delivery`` of each hosted node (a decision is data; no need for more)."""
     event_readers: Mapping[str, Delivery] = attrs.field(init=False, eq=False, repr=False)
-    """Each evt topic a hosted reducer folds (``input.events_of``) → that reducer."""
+    """Each evt topic a hosted reducer folds (``input.events_of``) → that reducer; and
+    each hosted orchestrator's own command topic, where its steps' results come back."""
 
     def __attrs_post_init__(self) -> None:
         deliveries = {node_id: Delivery(node) for node_id, node in self.hosted.items()}
@@ -90,6 +97,11 @@ class RoutingTable:
             for node_id, node in self.hosted.items()
             if isinstance(node.contract, ReducerContract)
             for source in node.contract.input.events_of
+        }
+        readers |= {
+            node.cmd_topic: deliveries[node_id]
+            for node_id, node in self.hosted.items()
+            if isinstance(node.contract, OrchestratorContract)
         }
         object.__setattr__(self, "event_readers", readers)
 
@@ -121,7 +133,8 @@ class RoutingTable:
         topics its reducers fold (``input.events_of``).
         """
         own = TopicPattern(cmd_topic(self.runtime_id))
-        events = tuple(TopicPattern(topic) for topic in self.event_readers)
+        own_topics = {node.cmd_topic for node in self.hosted.values()}
+        events = tuple(TopicPattern(t) for t in self.event_readers if t not in own_topics)
         if self.runtime.subscriptions.consume is ConsumeMode.MATCHING:
             if any(pattern.matches(own.text) for pattern in self.patterns):
                 return (*self.patterns, *events)
@@ -270,6 +283,11 @@ def build_routing_table(
     """
     where = source or f"runtime {runtime.node_id!r}"
     patterns = runtime.subscriptions.patterns
+    reply_topics = {
+        node_id: cmd_topic(node_id)
+        for node_id, contract in nodes.items()
+        if isinstance(contract, OrchestratorContract)
+    }
     problems: list[str] = []
     hosted: dict[str, HostedNode] = {}
     for node_id in runtime.host_selector.node_ids:
@@ -301,11 +319,13 @@ def build_routing_table(
                 f"so node {node_id!r} would never receive a command"
             )
             continue
-        then = None if isinstance(contract, ReducerContract) else contract.then
+        then = contract.then if isinstance(contract, EffectContract | ComputeContract) else None
         targets = [("then.node_id", then.node_id)] if then is not None else []
         if isinstance(contract, ReducerContract):
             targets += [("intents.node_id", intent.node_id) for intent in contract.intents]
             targets += [("input.events_of", source) for source in contract.input.events_of]
+        if isinstance(contract, OrchestratorContract):
+            targets += [("workflow.steps.node_id", node) for node in contract.step_nodes]
         missing = [(where, target) for where, target in targets if target not in nodes]
         if missing:
             known = ", ".join(sorted(nodes)) or "none"
@@ -321,10 +341,8 @@ def build_routing_table(
             evt_topic(node_id),
             dlq_topic(node_id),
             cmd_topic(then.node_id) if then is not None else None,
-            {
-                intent.node_id: cmd_topic(intent.node_id)
-                for intent in (contract.intents if isinstance(contract, ReducerContract) else ())
-            },
+            {node: cmd_topic(node) for node in _sends_to(contract)},
+            reply_topics,
         )
     if runtime.node_id in nodes:
         problems.append(
@@ -355,3 +373,12 @@ def _shared_event_topics(hosted: Mapping[str, HostedNode]) -> list[str]:
         for source, nodes in sorted(readers.items())
         if len(nodes) > 1
     ]
+
+
+def _sends_to(contract: HostableContract) -> tuple[str, ...]:
+    """Return the nodes a pure node sends commands to (a reducer's intents, a workflow's)."""
+    if isinstance(contract, ReducerContract):
+        return tuple(dict.fromkeys(intent.node_id for intent in contract.intents))
+    if isinstance(contract, OrchestratorContract):
+        return contract.step_nodes
+    return ()

@@ -25,7 +25,7 @@ import attrs
 from pydantic import JsonValue
 
 from ._cel import WORKFLOW_VARIABLES, CelExpression, ExpressionFailed, compile_expression
-from ._derive import EVENT_OF_HEADER, new_command
+from ._derive import EVENT_OF_HEADER, PARTITION_KEY_HEADER, new_command
 from ._envelope import (
     EnvelopeStatus,
     EnvelopeType,
@@ -33,10 +33,11 @@ from ._envelope import (
     OnexEnvelope,
     assembled,
 )
-from ._reducer import TIMER_HEADER, KeyState, ReduceContext
+from ._reducer import TIMER_HEADER, KeyState, ReduceContext, stored_key
 from ._workflow_contract import OrchestratorContract, WorkflowStep
 
 __all__ = [
+    "REPLY_TO_HEADER",
     "RESULT_OF_HEADER",
     "WorkflowDecision",
     "WorkflowEngine",
@@ -47,6 +48,9 @@ RESULT_OF_HEADER: Final = "onex-result-of"
 """On a result brought to an orchestrator: the id of the step command it answers."""
 RESULT_STATUS_HEADER: Final = "onex-result-status"
 """On a result brought to an orchestrator: ``ok`` or ``error``."""
+REPLY_TO_HEADER: Final = "onex-reply-to"
+"""On a step's command: the orchestrator its result is also sent to (on its command
+topic, keyed by the command's ``partition_key``: the instance's stored key)."""
 
 ENDED: Final = frozenset({"completed", "failed", "compensated", "compensation_failed"})
 """An instance in one of these statuses takes nothing more."""
@@ -333,7 +337,12 @@ class WorkflowEngine:
             correlation_id=uuid.UUID(str(start["correlation_id"])),
             causation_id=uuid.UUID(str(start["envelope_id"])),
             created_at=at,
-            headers={"onex-workflow": self.node_id},
+            headers={
+                REPLY_TO_HEADER: self.node_id,
+                PARTITION_KEY_HEADER: stored_key(
+                    str(start["tenant_id"]), str(start["correlation_id"])
+                ),
+            },
         )
 
     # -- results and timers -------------------------------------------------------------

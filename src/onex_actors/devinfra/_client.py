@@ -147,7 +147,11 @@ def request(
                         event = decode_envelope(record.value)
                     except EnvelopeError:
                         continue
-                    if event.correlation_id == command.correlation_id:
+                    if event.correlation_id != command.correlation_id:
+                        continue
+                    # a dead letter of a later node of the flow (a workflow's step) is not
+                    # this command's answer; one of the command itself is
+                    if ".dlq." not in record.topic or event.causation_id == command.envelope_id:
                         return event
         return None
     except KafkaError as exc:

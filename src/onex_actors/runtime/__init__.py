@@ -21,8 +21,10 @@ from ._health import RuntimeHealth as RuntimeHealth
 from ._inbox import FlowControl as FlowControl
 from ._inbox import Inbox as Inbox
 from ._item import WorkItem as WorkItem
+from ._keyed import KeyedNode as KeyedNode
 from ._node_runtime import NodeRuntime as NodeRuntime
 from ._node_runtime import open_node_runtime as open_node_runtime
+from ._orchestrator_node import OrchestratorHandler as OrchestratorHandler
 from ._outbox import RECORD_OVERHEAD as RECORD_OVERHEAD
 from ._outbox import Fallback as Fallback
 from ._outbox import Outbox as Outbox

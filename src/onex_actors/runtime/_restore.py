@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 import attrs
 import trio
 
+from ._keyed import KeyedNode
 from ._ports import ChangelogBus, Record, TopicPartition
-from ._reducer_node import ReducerHandler
 from ._state_store import Checkpoint
 
 __all__ = ["RestoreReport", "StateRestorer"]
@@ -55,7 +55,7 @@ class StateRestorer:
     def __init__(
         self,
         bus: ChangelogBus,
-        reducers: Mapping[str, ReducerHandler],
+        reducers: Mapping[str, KeyedNode],
         *,
         checkpoint_max_age_s: float = 12 * 3600,
         clock: Callable[[], float] = time.time,
@@ -91,7 +91,7 @@ class StateRestorer:
             if tp.partition not in handler.store.owned:
                 await self.restore(handler, tp)
 
-    async def restore(self, handler: ReducerHandler, tp: TopicPartition) -> None:
+    async def restore(self, handler: KeyedNode, tp: TopicPartition) -> None:
         """Restore ``tp`` of ``handler``'s input from its changelog, unless it is already."""
         async with self._lock:
             store = handler.store
@@ -141,7 +141,7 @@ class StateRestorer:
                 f" ({unreadable} unreadable records skipped)" if unreadable else "",
             )
 
-    async def _resume_point(self, handler: ReducerHandler, partition: int) -> int:
+    async def _resume_point(self, handler: KeyedNode, partition: int) -> int:
         """Return the changelog offset to restore ``partition`` from (0: whole)."""
         checkpoint = handler.store.states.checkpoint(partition)
         if checkpoint is None:

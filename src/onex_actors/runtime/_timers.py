@@ -21,8 +21,8 @@ import trio
 
 from onex_actors.core import EXPIRE_TIMER, TIMEOUT_TRIGGER, KeyState, timer_command
 
+from ._keyed import KeyedNode
 from ._outbox import Outbox
-from ._reducer_node import ReducerHandler
 
 __all__ = ["TimerScanner"]
 
@@ -38,7 +38,7 @@ class TimerScanner:
 
     def __init__(
         self,
-        reducers: Mapping[str, ReducerHandler],
+        reducers: Mapping[str, KeyedNode],
         outbox: Outbox,
         *,
         interval_s: float = 1.0,
@@ -84,7 +84,7 @@ class TimerScanner:
         return sent
 
 
-def _due_timer(handler: ReducerHandler, state: KeyState, now: datetime) -> tuple[str, str] | None:
+def _due_timer(handler: KeyedNode, state: KeyState, now: datetime) -> tuple[str, str] | None:
     """Return the timer of ``state`` due by ``now`` (expiry first), or ``None``."""
     expires = handler.expires_at(state)
     if expires is not None and datetime.fromisoformat(expires) <= now:

@@ -20,6 +20,7 @@ import trio
 from pydantic import JsonValue, ValidationError
 
 from onex_actors.core import (
+    REPLY_TO_HEADER,
     BusError,
     EffectContract,
     EnvelopeError,
@@ -253,8 +254,8 @@ class NodeWork:
                 failed.append((item, outcome))
                 continue
             try:
-                if outcome.payload is None:  # answered where it is sent on to (or not here)
-                    outputs.add(item, self._commands(outcome), answer=False)
+                if outcome.payload is None:  # answered elsewhere, later, or not here
+                    outputs.add(item, [*self._commands(outcome), *outcome.records], answer=False)
                 else:
                     outputs.add(item, self._answer_records(item, outcome.payload, outcome))
             except EnvelopeError as exc:
@@ -377,6 +378,7 @@ class NodeWork:
                     retryable=False,
                 )
         records = [self._result_record(item, payload)]
+        records += self._replies(item, records[0])
         if pure is not None:
             try:
                 records += self._commands(pure)
@@ -399,6 +401,16 @@ class NodeWork:
             except EnvelopeError as exc:
                 raise HandlerError(str(exc), error_type="then_failed", retryable=False) from None
         return records
+
+    def _replies(self, item: WorkItem, result: OutboundRecord) -> list[OutboundRecord]:
+        """Copy ``result`` for the orchestrator that sent ``item`` (``onex-reply-to``).
+
+        Keyed as the command was (its ``partition_key``: the workflow instance), so it
+        lands in the partition of the orchestrator's topic that holds the instance.
+        """
+        reply_to = item.envelope.headers.get(REPLY_TO_HEADER)
+        topic = self.hosted.reply_topics.get(reply_to) if reply_to is not None else None
+        return [] if topic is None else [attrs.evolve(result, topic=topic)]
 
     def _commands(self, pure: PureOutcome) -> list[OutboundRecord]:
         """Encode a pure node's commands (``EnvelopeError`` if one cannot be)."""
@@ -461,6 +473,8 @@ class NodeWork:
                 max_envelope_bytes=self.outbox.envelope_limit(self.hosted.dlq_topic),
             )
             record = await self.outbox.emit(evt, self.hosted.evt_topic, item.ticket)
+            for reply in self._replies(item, record):
+                await self.outbox.emit(evt, reply.topic, item.ticket)
             await self.outbox.emit(dlq, self.hosted.dlq_topic, item.ticket)
             self._remember(item, record)
             item.answered = True

@@ -1,0 +1,29 @@
+"""``KeyedNode``: what the host restores, keeps in step and times: a reducer or an orchestrator."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from onex_actors.core import KeyState
+
+from ._state import KeyedStore
+
+__all__ = ["KeyedNode"]
+
+
+class KeyedNode(Protocol):
+    """A node whose state is kept per key in a ``KeyedStore`` with a changelog topic."""
+
+    node_id: str
+    cmd_topic: str
+    """The topic whose partitions the keys live in."""
+    state_topic: str
+    """The changelog topic."""
+    store: KeyedStore
+    partitions: int
+    timed: bool
+    """Whether keys carry deadlines (timers the host fires)."""
+
+    def expires_at(self, state: KeyState) -> str | None:
+        """Return when ``state`` runs out of its TTL, or ``None``."""
+        ...

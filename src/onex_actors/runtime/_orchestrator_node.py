@@ -1,0 +1,161 @@
+"""``OrchestratorHandler``: workflow instances decided a slice at a time, kept like reducer keys.
+
+An instance lives under ``<tenant>/<correlation_id>`` in the partition of the
+orchestrator's command topic that Kafka's default partitioner gives that name, in a
+``KeyedStore`` with its changelog, restored and timed as a reducer's keys are. Three
+kinds of record reach it there: a start command; a step's result, which the host that
+answered the step also wrote to this topic (the step command names the orchestrator in
+``onex-reply-to`` and is keyed by the instance, so its result lands in the instance's
+partition); and a timer. A record read in another partition is sent on to the right one.
+The workflow's result is written to the orchestrator's evt topic when it ends, answering
+the start command (``onex emit`` waits for it); nothing else is answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from pydantic import JsonValue
+
+from onex_actors.core import (
+    GLOBAL_TENANT,
+    PARTITION_KEY_HEADER,
+    TIMER_HEADER,
+    EnvelopeType,
+    HandlerError,
+    KeyState,
+    OnexEnvelope,
+    OrchestratorContract,
+    ReduceContext,
+    WorkflowEngine,
+    cmd_topic,
+    home_partition,
+    result_command,
+    stored_key,
+)
+
+from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
+from ._state import KeyedStore, due_at
+from ._state_store import StateStore
+
+__all__ = ["OrchestratorHandler"]
+
+NOTHING = PureOutcome(None)
+
+
+class OrchestratorHandler:
+    """Folds start commands, step results and timers into workflow instances."""
+
+    def __init__(
+        self,
+        contract: OrchestratorContract,
+        *,
+        cmd_topic: str,
+        evt_topic: str,
+        state_topic: str,
+        partitions: int = 1,
+        states: StateStore | None = None,
+    ) -> None:
+        self.engine = WorkflowEngine(contract)
+        self.node_id = contract.node_id
+        self.store = KeyedStore(states, due=partial(due_at, ttl_s=None))
+        self.cmd_topic = cmd_topic
+        self.evt_topic = evt_topic
+        self.state_topic = state_topic
+        self.partitions = partitions
+        """Partitions of the command topic (set when the host has checked the changelog)."""
+        self.timed = True
+        """Steps time out: the timer scan reads this store's deadlines."""
+        self.counts: dict[str, int] = {}
+        """Commands that changed nothing, by why (``duplicate``, ``late``, ...); and
+        instances ``started``, ``completed``, ``failed``, ``compensated``..."""
+
+    def expires_at(self, state: KeyState) -> str | None:
+        """Return ``None``: instances have no TTL (an ended one stays, to be inspected)."""
+        return None
+
+    def decide_batch(
+        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
+    ) -> list[PureOutcome | HandlerError]:
+        """Decide each record in order (see the module)."""
+        store = self.store
+        outcomes: list[PureOutcome | HandlerError] = []
+        for envelope, record in inputs:
+            partition = record.partition if record is not None else 0
+            if record is not None and partition not in store.owned:
+                outcomes.append(NOTHING)
+                continue
+            command = (
+                result_command(self.node_id, envelope)
+                if envelope.type is EnvelopeType.EVT
+                else envelope
+            )
+            instance = self._instance_of(command)
+            stored = stored_key(command.tenant_id, instance)
+            home = home_partition(stored.encode(), self.partitions)
+            if home != partition:
+                headers = {**command.headers, PARTITION_KEY_HEADER: stored}
+                copy = command.model_copy(update={"headers": headers})
+                outcomes.append(PureOutcome(None, ((copy, self.cmd_topic, home),)))
+                continue
+            offset = record.offset if record is not None else None
+            before = store.get(partition, stored)
+            decision = self.engine.decide(before, command, ReduceContext(partition, offset))
+            if decision.note is not None:
+                self.counts[decision.note] = self.counts.get(decision.note, 0) + 1
+            if before is None and decision.state is not None:
+                self.counts["started"] = self.counts.get("started", 0) + 1
+            written: tuple[OutboundRecord, ...] = ()
+            if decision.changed and decision.state is not None and offset is not None:
+                store.put(partition, stored, decision.state, offset)
+                written = (
+                    OutboundRecord(
+                        self.state_topic,
+                        decision.state.to_bytes(),
+                        stored.encode(),
+                        (),
+                        partition,
+                    ),
+                )
+            sent: list[tuple[OnexEnvelope, str, int | None]] = [
+                (step, cmd_topic(step.node_id), None) for step in decision.commands
+            ]
+            if decision.answer is not None:
+                ended = str(decision.state.value.get("status")) if decision.state else "ended"
+                self.counts[ended] = self.counts.get(ended, 0) + 1
+                sent.append((decision.answer, self.evt_topic, None))
+            outcomes.append(PureOutcome(None, tuple(sent), written))
+        return outcomes
+
+    def _instance_of(self, command: OnexEnvelope) -> str:
+        """Return the instance a command belongs to: its flow (a timer names it)."""
+        if command.headers.get(TIMER_HEADER) is not None:
+            named = command.payload.get("key")
+            if isinstance(named, str) and named:
+                return named
+        return str(command.correlation_id)
+
+    def state_of(self, key: str, tenant: str = GLOBAL_TENANT) -> dict[str, JsonValue] | None:
+        """Return instance ``key``'s (a correlation id) newest snapshot here, if any."""
+        for _, state in self.store.find(stored_key(tenant, key)):
+            return dict(state.value)
+        return None
+
+    async def execute(self, envelope: OnexEnvelope) -> dict[str, JsonValue]:
+        """Not used: the runtime decides an orchestrator's records with ``decide_batch``."""
+        raise HandlerError(
+            f"node {self.node_id!r} is an orchestrator: its commands are read from its topic",
+            error_type="not_a_bus_command",
+            retryable=False,
+        )
+
+    async def health_check(self) -> HandlerHealth:
+        """Report healthy, with how many instances and partitions are held."""
+        return HandlerHealth(
+            True, f"{len(self.store)} instances in {len(self.store.owned)} partitions"
+        )
+
+    async def aclose(self) -> None:
+        """Close the state store."""
+        self.store.states.close()
