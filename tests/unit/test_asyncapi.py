@@ -56,7 +56,7 @@ def test_the_command_writes_yaml_or_json(
         with pytest.raises(SystemExit) as done:
             main(["contracts", "asyncapi", "runtime-dev", "--out", str(tmp_path / name)])
         assert done.value.code == 0
-    assert capsys.readouterr().out.count("6 operations, 18 channels") == 2
+    assert capsys.readouterr().out.count("7 operations, 21 channels") == 2
     as_yaml = yaml.safe_load((tmp_path / "api.yaml").read_text())
     assert as_yaml == json.loads((tmp_path / "api.json").read_text())
     assert as_yaml["asyncapi"] == "3.0.0"

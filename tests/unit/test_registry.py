@@ -47,6 +47,7 @@ def test_reads_the_shipped_contracts(repo_contracts: Path) -> None:
         "price-quote",
         "account",
         "order-totals",
+        "welcome-user",
     )
     nodes = registry.node_contracts()
     assert set(nodes) == {
@@ -62,6 +63,7 @@ def test_reads_the_shipped_contracts(repo_contracts: Path) -> None:
         "account",
         "order-totals",
         "price-quote",
+        "welcome-user",
     }
     query = nodes["query-user"]
     assert isinstance(query, EffectContract)

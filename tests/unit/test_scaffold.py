@@ -41,7 +41,7 @@ def test_a_new_node_of_each_family_validates_and_a_runtime_can_host_it(family: s
     assert list(table.hosted) == [node.node_id]
 
 
-@pytest.mark.parametrize("kind", ["compute", "reducer"])
+@pytest.mark.parametrize("kind", ["compute", "reducer", "orchestrator"])
 def test_a_new_pure_node_validates_and_a_runtime_can_host_it(kind: str) -> None:
     text = scaffold(kind, f"new-{kind}")
     document = yaml.safe_load(text)
@@ -52,12 +52,19 @@ def test_a_new_pure_node_validates_and_a_runtime_can_host_it(kind: str) -> None:
     runtime["host_selector"]["node_ids"] = [node.node_id]
     host = parse_contract(runtime, source="<scaffold>")
     assert isinstance(host, RuntimeHostContract)
-    assert list(build_routing_table(host, {node.node_id: node}).hosted) == [node.node_id]  # type: ignore[dict-item]
+    echo = parse_contract(
+        {"kind": "effect", "node_id": "echo-node", "version": "0.1.0", "effect_type": "local"},
+        source="<echo>",
+    )
+    nodes = {node.node_id: node, "echo-node": echo}  # the orchestrator's steps' node
+    assert list(build_routing_table(host, nodes).hosted) == [node.node_id]  # type: ignore[arg-type]
 
 
 def test_unknown_kinds_families_and_names_are_refused_saying_what_to_pass() -> None:
-    with pytest.raises(ValueError, match=r"use 'effect', 'compute' or 'reducer' .* or 'runtime'"):
-        scaffold("orchestrator", "flow")
+    with pytest.raises(
+        ValueError, match=r"use 'effect', 'compute', 'reducer' or 'orchestrator' .* or 'runtime'"
+    ):
+        scaffold("workflow", "flow")
     with pytest.raises(ValueError, match="unknown effect family 'smtp': use one of local, http"):
         scaffold("effect", "mailer", "smtp")
     with pytest.raises(ValueError, match="is not a valid slug"):

@@ -279,7 +279,9 @@ def test_a_payload_the_start_command_cannot_fill_fails_the_workflow() -> None:
     assert ended.answer is not None
     assert ended.answer.error is not None
     assert ended.answer.error.type == "workflow_failed"
-    assert ended.answer.error.message.startswith("payload: ")
+    assert ended.answer.error.message.startswith(
+        "step 'lookup': its command to 'query-user' could not be built: "
+    )
     assert "user_id" in ended.answer.error.message
     assert driver.instance()["steps"]["lookup"]["error"]["type"] == "expression_failed"
 

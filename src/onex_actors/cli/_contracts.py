@@ -133,7 +133,8 @@ def new(kind: str, name: str, /, *, family: str = "local", directory: Path | Non
     Parameters
     ----------
     kind
-        ``effect``, ``compute`` or ``reducer`` (a node), or ``runtime`` (a runtime host).
+        ``effect``, ``compute``, ``reducer`` or ``orchestrator`` (a node), or ``runtime``
+        (a runtime host).
     name
         Its id (the file's name): lowercase letters, digits and '-'.
     family

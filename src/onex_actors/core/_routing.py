@@ -297,12 +297,6 @@ def build_routing_table(
             known = ", ".join(sorted(nodes)) or "none"
             problems.append(f"{key}: no node contract for {node_id!r} (known nodes: {known})")
             continue
-        if not isinstance(contract, HostableContract):
-            problems.append(
-                f"{key}: node {node_id!r} is an {contract.kind.value}, which cannot be hosted "
-                "yet; host effect, compute and reducer nodes"
-            )
-            continue
         if (
             isinstance(contract, EffectContract)
             and contract.effect_type not in runtime.handlers.families

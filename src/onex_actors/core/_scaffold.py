@@ -119,6 +119,30 @@ fold:
     orders: state.orders + 1
     total: state.total + input.amount
 """,
+    "orchestrator": """\
+kind: orchestrator
+node_id: {name}
+version: "0.1.0"
+# A workflow across nodes, one instance per start command (its correlation_id), kept in
+# a changelog topic (docs/state.md, "Orchestrators"). Each step sends one command once
+# the steps it depends_on have ended; independent steps run at once. CEL sees `input`
+# (the start command's payload) and `steps.<name>.output`.
+workflow:
+  steps:
+    - name: first
+      node_id: echo-node
+      payload: {{text: input.text}}
+      timeout_s: 30
+      # retry: {{attempts: 3, backoff_s: 1}}   # sent again past its timeout
+      # compensate: {{node_id: other-node, payload: {{...}}}}  # undoes it on failure
+    - name: second
+      node_id: echo-node
+      depends_on: [first]
+      payload: {{text: steps.first.output.text}}
+  output:
+    text: steps.second.output.text
+  on_failure: stop        # or compensate: undo the steps done, newest first
+""",
 }
 """The pure kinds a new node may start from."""
 
@@ -153,8 +177,8 @@ def scaffold(kind: str, name: str, family: str = "local") -> str:
         return _HEADER + f"# Node {name}: a {kind} node.\n" + _PURE[kind].format(name=name)
     if kind != "effect":
         raise ValueError(
-            f"no scaffold for kind {kind!r}: use 'effect', 'compute' or 'reducer' (a node) or "
-            "'runtime' (a runtime host); orchestrator nodes are not hostable yet"
+            f"no scaffold for kind {kind!r}: use 'effect', 'compute', 'reducer' or "
+            "'orchestrator' (a node) or 'runtime' (a runtime host)"
         )
     section = SCAFFOLD_FAMILIES.get(family)
     if section is None:

@@ -259,7 +259,7 @@ class WorkflowEngine:
                 record["status"] = "skipped"
                 return
         except ExpressionFailed as exc:
-            self._fail(instance, step.name, "expression_failed", f"when: {exc}")
+            self._fail(instance, step.name, "expression_failed", f"step {step.name!r}: {exc}")
             return
         self._send(instance, step, at, commands)
 
@@ -278,7 +278,12 @@ class WorkflowEngine:
                 for field, expression in self._payloads[step.name].items()
             }
         except ExpressionFailed as exc:
-            self._fail(instance, step.name, "expression_failed", f"payload: {exc}")
+            self._fail(
+                instance,
+                step.name,
+                "expression_failed",
+                f"step {step.name!r}: its command to {step.node_id!r} could not be built: {exc}",
+            )
             return
         attempt = _int(record["attempts"]) + 1
         command = self._command(instance, step.node_id, payload, f"step/{step.name}/{attempt}", at)
