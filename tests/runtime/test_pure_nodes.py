@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 import trio
+from prometheus_client import generate_latest
 from pydantic import JsonValue
 
 from onex_actors.app import HostConfig, open_runtime_host
+from onex_actors.app._metrics import HostCollector, host_registry
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
@@ -477,3 +479,44 @@ async def test_a_failed_step_is_compensated_and_the_workflow_answers_with_the_fa
     assert failed.payload["status"] == "compensated"
     assert balance is not None
     assert balance["balance"] == 0  # deposited 30, withdrawn 30 by the compensation
+
+
+async def test_a_workflow_shows_in_the_metrics() -> None:
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        await host.request("signup-flow", {"user": "cy", "amount": 5, "quantity": 1})
+        await host.request("signup-flow", {"user": "di", "amount": 5, "quantity": "x"})
+        text = generate_latest(host_registry(HostCollector(host.host))).decode()
+    assert 'onex_workflow_instances_total{node="signup-flow",outcome="started"} 2.0' in text
+    assert 'onex_workflow_instances_total{node="signup-flow",outcome="completed"} 1.0' in text
+    assert 'onex_workflow_instances_total{node="signup-flow",outcome="compensated"} 1.0' in text
+    assert 'onex_workflow_running{node="signup-flow"} 0.0' in text
+
+
+async def test_a_changed_workflow_is_refused_while_instances_of_the_old_one_run() -> None:
+    waiting = {  # its one step goes to a node no runtime here hosts: it stays running
+        **SIGNUP,
+        "workflow": {
+            "steps": [{"name": "wait", "node_id": "summarize-text", "timeout_s": 600}],
+        },
+    }
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(waiting), bus=bus) as host:
+        start = await host.send("signup-flow", {"user": "eve"})
+        handler = host.host.handlers["signup-flow"]
+        assert isinstance(handler, OrchestratorHandler)
+        with trio.fail_after(10):  # its step's command, written with its first state
+            await bus.wait_for_records(cmd_topic("summarize-text"), 1)
+        assert handler.counts.get("started") == 1
+    changed = {**waiting, "version": "0.2.0"}
+    with pytest.raises(ExceptionGroup) as info:
+        async with open_test_host("runtime-dev-state", contracts=tree(changed), bus=bus):
+            await trio.sleep_forever()  # the restore stops the host
+    assert info.group_contains(
+        ConfigError,
+        match=(
+            r"orchestrator 'signup-flow' has 1 running instance\(s\) started under version "
+            rf"0\.1\.0 .* contract here is version 0\.2\.0.*onex state signup-flow "
+            rf"{start.correlation_id}"
+        ),
+    )

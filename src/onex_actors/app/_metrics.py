@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from onex_actors.handlers import EmbeddingHandler, LlmHandler
-from onex_actors.runtime import DURATION_BUCKETS_S, Handler, NodeStatus
+from onex_actors.runtime import DURATION_BUCKETS_S, Handler, NodeStatus, OrchestratorHandler
 
 if TYPE_CHECKING:
     from ._host import RuntimeHost
@@ -123,6 +123,40 @@ class HostCollector(Collector):
             ]
             restoring.add_metric([node_id], len(now))
         yield from (keys, restored, restores, seconds, restoring, sent_on)
+        yield from self._workflows()
+
+    def _workflows(self) -> Iterator[Metric]:
+        """Yield the orchestrators' instances by outcome, and what they ignored."""
+        instances = CounterMetricFamily(
+            "onex_workflow_instances",
+            "Workflow instances decided here, by what happened: started, completed, failed, "
+            "compensated, compensation_failed.",
+            labels=["node", "outcome"],
+        )
+        running = GaugeMetricFamily(
+            "onex_workflow_running",
+            "Instances started here and not ended here (moved partitions aside).",
+            labels=["node"],
+        )
+        ignored = CounterMetricFamily(
+            "onex_workflow_ignored",
+            "Records that changed no instance, by why: late (an old attempt's result, or "
+            "one for an ended instance), duplicate, stale_timer, no_instance.",
+            labels=["node", "reason"],
+        )
+        ended = ("completed", "failed", "compensated", "compensation_failed")
+        for node_id, handler in sorted(self.host.reducers.items()):
+            if not isinstance(handler, OrchestratorHandler):
+                continue
+            counts = handler.counts
+            for outcome in ("started", *ended):
+                instances.add_metric([node_id, outcome], counts.get(outcome, 0))
+            running.add_metric(
+                [node_id], max(0, counts.get("started", 0) - sum(counts.get(e, 0) for e in ended))
+            )
+            for reason in ("late", "duplicate", "stale_timer", "no_instance"):
+                ignored.add_metric([node_id, reason], counts.get(reason, 0))
+        yield from (instances, running, ignored)
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family of the host, as of now."""

@@ -145,6 +145,7 @@ from ._topics import dlq_topic as dlq_topic
 from ._topics import evt_topic as evt_topic
 from ._topics import log_topic as log_topic
 from ._topics import state_topic as state_topic
+from ._workflow import ENDED as WORKFLOW_ENDED
 from ._workflow import REPLY_TO_HEADER as REPLY_TO_HEADER
 from ._workflow import RESULT_OF_HEADER as RESULT_OF_HEADER
 from ._workflow import WorkflowDecision as WorkflowDecision
@@ -170,6 +171,7 @@ __all__ = [
     "SCHEMA_FILE",
     "TIMEOUT_TRIGGER",
     "TIMER_HEADER",
+    "WORKFLOW_ENDED",
     "ActorExit",
     "AnyContract",
     "BaseNodeContract",

@@ -37,6 +37,7 @@ from ._reducer import TIMER_HEADER, KeyState, ReduceContext, stored_key
 from ._workflow_contract import OrchestratorContract, WorkflowStep
 
 __all__ = [
+    "ENDED",
     "REPLY_TO_HEADER",
     "RESULT_OF_HEADER",
     "WorkflowDecision",

@@ -27,3 +27,7 @@ class KeyedNode(Protocol):
     def expires_at(self, state: KeyState) -> str | None:
         """Return when ``state`` runs out of its TTL, or ``None``."""
         ...
+
+    def restored(self, partition: int) -> None:
+        """Check ``partition``'s keys once restored; ``ConfigError`` if they cannot be served."""
+        ...

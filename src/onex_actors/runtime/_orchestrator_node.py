@@ -22,6 +22,8 @@ from onex_actors.core import (
     GLOBAL_TENANT,
     PARTITION_KEY_HEADER,
     TIMER_HEADER,
+    WORKFLOW_ENDED,
+    ConfigError,
     EnvelopeType,
     HandlerError,
     KeyState,
@@ -127,6 +129,32 @@ class OrchestratorHandler:
                 sent.append((decision.answer, self.evt_topic, None))
             outcomes.append(PureOutcome(None, tuple(sent), written))
         return outcomes
+
+    def restored(self, partition: int) -> None:
+        """Refuse instances still running under another version of the workflow.
+
+        An instance finishes under the contract version it started with; this host runs
+        one version, so a partition holding running instances of another one stops the
+        host (``ConfigError``) rather than driving them with steps they were not
+        started with.
+        """
+        version = self.engine.contract.version
+        other = [
+            (name, state.value.get("version"))
+            for name, state in self.store.states.items(partition)
+            if state.value.get("version") != version
+            and state.value.get("status") not in WORKFLOW_ENDED
+        ]
+        if other:
+            name, started = other[0]
+            raise ConfigError(
+                f"orchestrator {self.node_id!r} has {len(other)} running instance(s) started "
+                f"under version {started} in partition {partition}, but its contract here is "
+                f"version {version}: an instance finishes under the version it started with, "
+                f"so run version {started} until they end (`onex state {self.node_id} "
+                f"{name.partition('/')[2]}` shows one), or give the changed workflow a new "
+                "node_id"
+            )
 
     def _instance_of(self, command: OnexEnvelope) -> str:
         """Return the instance a command belongs to: its flow (a timer names it)."""

@@ -145,6 +145,9 @@ class ReducerHandler:
             None, ((command.model_copy(update={"headers": headers}), self.cmd_topic, home),)
         )
 
+    def restored(self, partition: int) -> None:
+        """Accept any restored state (a reducer's state outlives its contract's versions)."""
+
     def state_of(self, key: str, tenant: str = GLOBAL_TENANT) -> dict[str, JsonValue] | None:
         """Return ``tenant``'s ``key``'s newest state (``None`` if it has none here)."""
         for _, state in self.store.find(stored_key(tenant, key)):

@@ -117,6 +117,7 @@ class StateRestorer:
                 )
                 if start:
                     store.index_all(tp.partition)
+                handler.restored(tp.partition)
             finally:
                 self.restoring.discard(tp)
             store.owned.add(tp.partition)
