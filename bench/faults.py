@@ -6,12 +6,14 @@ the server), runs the scenarios and prints one Markdown table row per scenario.
 
     python bench/faults.py [--commands 10000] [--only kill-9 sigterm ...]
         [--client kafka-python|confluent] [--delivery at_least_once|exactly_once]
-        [--workload echo|fold] [--store memory|disk]
+        [--workload echo|fold|workflow] [--store memory|disk]
 
 ``--workload fold`` puts a reducer under each fault instead of the echo node (the
 scenarios that run a node of their own, db and crash ones, are not for it): after each
 scenario every key's final state in the changelog is compared with a fold the harness
 computes itself from the commands sent, and one wrong key fails the scenario.
+``--workload workflow`` puts an orchestrator there (two echo steps, one after the other):
+each start command read back must have one ``ok`` answer carrying its own input.
 ``--store disk`` runs its hosts with the on-disk state store (a host restarted after a
 clean stop then reads only the changelog's tail).
 """
@@ -165,9 +167,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--workload",
-        choices=["echo", "fold"],
+        choices=["echo", "fold", "workflow"],
         default="echo",
-        help="the node under fault: the echo effect, or a reducer whose state is checked",
+        help="the node under fault: the echo effect, a reducer whose state is checked, or "
+        "an orchestrator of two echo steps whose every answer is checked",
     )
     parser.add_argument(
         "--store",
@@ -208,7 +211,7 @@ def main() -> None:
             if name.startswith("partition") and no_netns is not None:
                 print(f"{name}: skipped (no network namespaces here: {no_netns})")
                 continue
-            if args.workload == "fold" and name not in FOLD_SCENARIOS:
+            if args.workload != "echo" and name not in FOLD_SCENARIOS:
                 print(f"{name}: skipped (it runs a node of its own, not the reducer)")
                 continue
             result = lab.with_state_checked(chosen[name](lab))

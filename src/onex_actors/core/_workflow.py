@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from typing import Final
 
 import attrs
-from pydantic import JsonValue
+from pydantic import JsonValue, TypeAdapter
 
 from ._cel import WORKFLOW_VARIABLES, CelExpression, ExpressionFailed, compile_expression
-from ._derive import EVENT_OF_HEADER, PARTITION_KEY_HEADER, new_command
+from ._derive import EVENT_OF_HEADER, PARTITION_KEY_HEADER
 from ._envelope import (
     EnvelopeStatus,
     EnvelopeType,
@@ -44,6 +44,8 @@ __all__ = [
     "WorkflowEngine",
     "result_command",
 ]
+
+_PAYLOAD: Final = TypeAdapter(dict[str, JsonValue])
 
 RESULT_OF_HEADER: Final = "onex-result-of"
 """On a result brought to an orchestrator: the id of the step command it answers."""
@@ -73,19 +75,26 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
         if ok
         else {"error": event.error.model_dump(mode="json") if event.error else None}
     )
-    return new_command(
-        node_id,
-        payload,
-        tenant_id=event.tenant_id,
-        envelope_id=uuid.uuid5(event.envelope_id, f"result-of/{node_id}"),
-        correlation_id=event.correlation_id,
-        causation_id=event.envelope_id,
-        created_at=event.created_at,
-        headers={
-            EVENT_OF_HEADER: event.node_id,
-            RESULT_OF_HEADER: str(event.causation_id),
-            RESULT_STATUS_HEADER: "ok" if ok else "error",
-        },
+    return assembled(  # every field from a valid envelope: no need to check them again
+        {
+            "envelope_id": uuid.uuid5(event.envelope_id, f"result-of/{node_id}"),
+            "type": EnvelopeType.CMD,
+            "tenant_id": event.tenant_id,
+            "node_id": node_id,
+            "contract_id": None,
+            "correlation_id": event.correlation_id,
+            "causation_id": event.envelope_id,
+            "created_at": event.created_at,
+            "payload": payload,
+            "status": None,
+            "error": None,
+            "headers": {
+                EVENT_OF_HEADER: event.node_id,
+                RESULT_OF_HEADER: str(event.causation_id),
+                RESULT_STATUS_HEADER: "ok" if ok else "error",
+            },
+            "schema_version": 1,
+        }
     )
 
 
@@ -335,20 +344,26 @@ class WorkflowEngine:
         at: datetime,
     ) -> OnexEnvelope:
         start = _start(instance)
-        return new_command(
-            node_id,
-            payload,
-            tenant_id=str(start["tenant_id"]),
-            envelope_id=uuid.uuid5(uuid.UUID(str(start["correlation_id"])), name),
-            correlation_id=uuid.UUID(str(start["correlation_id"])),
-            causation_id=uuid.UUID(str(start["envelope_id"])),
-            created_at=at,
-            headers={
-                REPLY_TO_HEADER: self.node_id,
-                PARTITION_KEY_HEADER: stored_key(
-                    str(start["tenant_id"]), str(start["correlation_id"])
-                ),
-            },
+        tenant, flow = str(start["tenant_id"]), uuid.UUID(str(start["correlation_id"]))
+        return assembled(  # the payload checked as JSON; the rest built valid here
+            {
+                "envelope_id": uuid.uuid5(flow, name),
+                "type": EnvelopeType.CMD,
+                "tenant_id": tenant,
+                "node_id": node_id,
+                "contract_id": None,
+                "correlation_id": flow,
+                "causation_id": uuid.UUID(str(start["envelope_id"])),
+                "created_at": at,
+                "payload": _PAYLOAD.validate_python(payload),
+                "status": None,
+                "error": None,
+                "headers": {
+                    REPLY_TO_HEADER: self.node_id,
+                    PARTITION_KEY_HEADER: stored_key(tenant, str(flow)),
+                },
+                "schema_version": 1,
+            }
         )
 
     # -- results and timers -------------------------------------------------------------

@@ -16,9 +16,10 @@ from onex_actors.core import cmd_topic, dlq_topic, evt_topic, log_topic
 
 from ._checker import DeliveryReport, SentRecord, check
 from ._processes import host_env, host_process
-from ._state_check import check_fold_state
+from ._state_check import check_fold_state, check_workflow_answers
 from ._workload import (
     FOLD_NODE,
+    WORKFLOW_NODE,
     CommandStream,
     OutcomeReader,
     committed_offsets,
@@ -92,8 +93,17 @@ class FaultLab:
             more["ONEX_DATABASES__DEFAULT__DSN"] = self.postgres_dsn
         return host_env(self.bootstrap, **more)
 
-    def contracts(self, name: str, nodes: Mapping[str, str], families: Sequence[str]) -> Setup:
+    def contracts(
+        self,
+        name: str,
+        nodes: Mapping[str, str],
+        families: Sequence[str],
+        main: str | None = None,
+    ) -> Setup:
         """Write a contract tree: ``nodes`` (node id prefix → YAML body after ``node_id``).
+
+        ``{tag}`` in a body is the suffix the node ids get; ``main`` names the prefix of
+        the node the workload sends to, when there are several.
 
         Node and runtime ids get a fresh suffix, so no earlier run's topics or
         offsets are reused.
@@ -107,7 +117,7 @@ class FaultLab:
         for prefix, body in nodes.items():
             kind = "" if body.startswith("kind:") else "kind: effect\n"
             (root / "nodes" / f"{ids[prefix]}.yaml").write_text(
-                f"{kind}node_id: {ids[prefix]}\nversion: '0.1.0'\n{body}"
+                f"{kind}node_id: {ids[prefix]}\nversion: '0.1.0'\n" + body.replace("{tag}", tag)
             )
         topics = ", ".join(f"'{cmd_topic(n)}'" for n in [*ids.values(), runtime])
         (root / "runtime" / f"{runtime}.yaml").write_text(
@@ -116,7 +126,7 @@ class FaultLab:
             f"handlers: {{families: [{', '.join(families)}]}}\n"
             f"host_selector: {{node_ids: [{', '.join(ids.values())}]}}\n"
         )
-        setup = Setup(runtime, ids, root)
+        setup = Setup(runtime, ids, root, ids.get(main) if main else None)
         topics_needed = [log_topic(runtime), dlq_topic(runtime), evt_topic(runtime)]
         for node in ids.values():
             topics_needed += [cmd_topic(node), evt_topic(node), dlq_topic(node)]
@@ -131,6 +141,9 @@ class FaultLab:
         """
         if self.workload == "fold":
             return self.contracts(name, {"tally": FOLD_NODE}, ["local"])
+        if self.workload == "workflow":
+            steps = {"step1": "effect_type: local\n", "step2": "effect_type: local\n"}
+            return self.contracts(name, {"flow": WORKFLOW_NODE, **steps}, ["local"], "flow")
         return self.contracts(name, {"echo": f"effect_type: local\n{extra}"}, ["local"])
 
     def stream(
@@ -148,10 +161,14 @@ class FaultLab:
 
     def with_state_checked(self, result: ScenarioResult) -> ScenarioResult:
         """Add the state check of the newest tree's reducer (``workload: fold``)."""
-        if self.workload != "fold" or not self.setups:
+        if self.workload not in ("fold", "workflow") or not self.setups:
             return result
-        report = check_fold_state(self.bootstrap, self.setups[-1].node)
-        note = f"{result.note}; {len(report.wrong)} of {report.keys} keys wrong"
+        if self.workload == "workflow":
+            report = check_workflow_answers(self.bootstrap, self.setups[-1].node)
+            note = f"{result.note}; {len(report.wrong)} of {report.keys} workflows wrong"
+        else:
+            report = check_fold_state(self.bootstrap, self.setups[-1].node)
+            note = f"{result.note}; {len(report.wrong)} of {report.keys} keys wrong"
         if report.wrong:
             note += f" (first: {report.wrong[0]})"
         return attrs.evolve(result, note=note, keys=report.keys, keys_wrong=len(report.wrong))
@@ -200,7 +217,8 @@ class FaultLab:
 
     def reader(self, setup: Setup) -> OutcomeReader:
         """Open a reader of the outcomes of ``setup``'s nodes and its runtime's dead letters."""
-        return OutcomeReader(self.bootstrap, list(setup.nodes.values()), setup.runtime)
+        nodes = [setup.main] if setup.main is not None else list(setup.nodes.values())
+        return OutcomeReader(self.bootstrap, nodes, setup.runtime)
 
     def committed_to_end(self, setup: Setup, timeout_s: float = 30) -> bool:
         """Wait until ``setup``'s runtime has committed every command partition to its end."""
@@ -235,10 +253,14 @@ class Setup:
     runtime: str
     nodes: dict[str, str]
     root: Path
+    main: str | None = None
+    """The node the workload sends to, when there are several (a workflow and its steps)."""
 
     @property
     def node(self) -> str:
-        """The node id, when there is one node."""
+        """The node the workload sends to: the main one, or the only one."""
+        if self.main is not None:
+            return self.main
         (only,) = self.nodes.values()
         return only
 

@@ -4,7 +4,8 @@ Independent of the runtime's code: the commands are read back from the node's co
 topic (each distinct envelope once, in the order of its key's own partition under
 Kafka's default partitioner, kafka-python's murmur2), folded by the plain Python below
 as ``FOLD_NODE`` says, and compared with the newest committed record of each key in the
-node's changelog. A key whose state differs, or that is missing, is a wrong key.
+node's changelog. A key whose state differs, or that is missing, is a wrong key. For a
+workflow (``WORKFLOW_NODE``), each start command's answer is checked against its input.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.partitioner.default import murmur2
 
-from onex_actors.core import EnvelopeError, cmd_topic, decode_envelope, state_topic
+from onex_actors.core import EnvelopeError, cmd_topic, decode_envelope, evt_topic, state_topic
 
-__all__ = ["StateReport", "check_fold_state"]
+__all__ = ["StateReport", "check_fold_state", "check_workflow_answers"]
 
 
 @attrs.frozen
@@ -86,5 +87,37 @@ def check_fold_state(bootstrap: str, node: str) -> StateReport:
         f"{key}: expected {state}, the changelog holds {held.get(key)}"
         for key, state in sorted(expected.items())
         if held.get(key) != state
+    )
+    return StateReport(len(expected), wrong)
+
+
+def check_workflow_answers(bootstrap: str, node: str) -> StateReport:
+    """Compare each workflow's answer with what ``WORKFLOW_NODE`` must answer its start.
+
+    Every start command read back from the orchestrator's command topic must have an
+    ``ok`` answer on its evt topic (read committed) whose ``i`` is the start's own: the
+    two steps carry it through. A start with no answer, an error, or another ``i`` is a
+    wrong workflow (answered twice is the delivery checker's duplicate).
+    """
+    expected: dict[str, object] = {}
+    for _, _, record in _records(bootstrap, cmd_topic(node), committed=False):
+        try:
+            envelope = decode_envelope(record.value)
+        except EnvelopeError:
+            continue
+        if envelope.type.value == "cmd" and "onex-result-of" not in envelope.headers:
+            expected[str(envelope.envelope_id)] = envelope.payload.get("i")
+    answered: dict[str, tuple[str, object]] = {}
+    for _, _, record in _records(bootstrap, evt_topic(node), committed=True):
+        try:
+            envelope = decode_envelope(record.value)
+        except EnvelopeError:
+            continue
+        status = envelope.status.value if envelope.status is not None else None
+        answered[str(envelope.causation_id)] = (str(status), envelope.payload.get("i"))
+    wrong = tuple(
+        f"workflow {start}: expected ok with i={i}, got {answered.get(start, 'no answer')}"
+        for start, i in sorted(expected.items())
+        if answered.get(start) != ("ok", i)
     )
     return StateReport(len(expected), wrong)

@@ -31,6 +31,7 @@ from ._checker import Outcome, SentRecord, outcome_of
 
 __all__ = [
     "FOLD_NODE",
+    "WORKFLOW_NODE",
     "CommandStream",
     "OutcomeReader",
     "RawRecord",
@@ -130,6 +131,24 @@ fold:
 """
 """The body of the fault scenarios' reducer (after ``node_id`` and ``version``): a count,
 a sum, and a digest that depends on the order each key's commands were folded in."""
+
+
+WORKFLOW_NODE = """kind: orchestrator
+workflow:
+  steps:
+    - name: first
+      node_id: step1-{tag}
+      payload: {i: input.i, pad: input.pad}
+      timeout_s: 120
+    - name: second
+      node_id: step2-{tag}
+      depends_on: [first]
+      payload: {i: steps.first.output.i}
+      timeout_s: 120
+  output: {i: steps.second.output.i}
+"""
+"""The body of the fault scenarios' orchestrator: two echo steps one after the other
+(``step1-{tag}``, ``step2-{tag}``), carrying the start's ``i`` to the answer."""
 
 
 def _fold_payload(i: int, keys: int) -> dict[str, JsonValue]:
