@@ -176,6 +176,28 @@ def test_a_reducer_across_a_second_host_joining_then_killed(fold_lab: FaultLab) 
         assert result.report.duplicated == 0, table(result)
 
 
+@REDUCERS_RUN
+@EXACTLY_ONCE_RUNS
+def test_workflows_killed_mid_stream_each_answer_once_with_their_input(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    lab = FaultLab(
+        kafka_bootstrap,
+        tmp_path,
+        session_timeout_ms=SESSION_MS,
+        deadline_s=120,
+        delivery="exactly_once",
+        client=TEST_CLIENT,
+        workload="workflow",
+        host_env={"ONEX_COMMIT_INTERVAL_S": "0.1"},
+    )
+    result = lab.with_state_checked(kill_9_restart(lab, 1500))
+    assert result.passed, table(result)
+    assert result.keys == 1500  # every start read back, each with its answer checked
+    assert result.keys_wrong == 0, table(result)
+    assert result.report.duplicated == 0, table(result)
+
+
 def test_three_hosts_one_killed_one_added_lose_nothing(lab: FaultLab) -> None:
     result = three_hosts(lab, 3000)
     assert result.passed, table(result)

@@ -34,6 +34,7 @@ __all__ = [
     "KeyState",
     "ReduceContext",
     "Reducer",
+    "holds",
     "stored_key",
     "timer_command",
 ]
@@ -247,7 +248,7 @@ class Reducer:
         """Fold ``envelope`` (of ``key``, read at ``ctx``) into ``state`` (``None``: none yet)."""
         before = state if state is not None else KeyState(self.initial)
         envelope_id = str(envelope.envelope_id)
-        if _holds(before, envelope_id, ctx):
+        if holds(before, envelope_id, ctx):
             return Decision(
                 key, before, False, {"key": key, "state": dict(before.value), "duplicate": True}
             )
@@ -376,7 +377,7 @@ class Reducer:
         )
 
 
-def _holds(state: KeyState, envelope_id: str, ctx: ReduceContext) -> bool:
+def holds(state: KeyState, envelope_id: str, ctx: ReduceContext) -> bool:
     """Whether ``state`` already holds the command (redelivered, or sent twice)."""
     if (
         ctx.offset is not None

@@ -33,7 +33,7 @@ from ._envelope import (
     OnexEnvelope,
     assembled,
 )
-from ._reducer import TIMER_HEADER, KeyState, ReduceContext, stored_key
+from ._reducer import TIMER_HEADER, KeyState, ReduceContext, holds, stored_key
 from ._workflow_contract import OrchestratorContract, WorkflowStep
 
 __all__ = [
@@ -142,7 +142,7 @@ class WorkflowEngine:
     ) -> WorkflowDecision:
         """Fold ``envelope`` (read at ``ctx``) into its instance ``state`` (``None``: none yet)."""
         envelope_id = str(envelope.envelope_id)
-        if state is not None and _holds(state, envelope_id, ctx):
+        if state is not None and holds(state, envelope_id, ctx):
             return WorkflowDecision(state, False, note="duplicate")
         headers = envelope.headers
         at = envelope.created_at
@@ -221,9 +221,10 @@ class WorkflowEngine:
             if instance["status"] == "running" and all(
                 _status(steps, n) in _SETTLED for n in self.steps
             ):
+                variables = self._variables(instance)
                 try:
                     output = {
-                        field: expression.evaluate(self._variables(instance))
+                        field: expression.evaluate(variables)
                         for field, expression in self._output.items()
                     }
                 except ExpressionFailed as exc:
@@ -282,9 +283,10 @@ class WorkflowEngine:
     ) -> None:
         """Send ``step``'s next attempt (its payload evaluated now)."""
         record = _steps(instance)[step.name]
+        variables = self._variables(instance)
         try:
             payload = {
-                field: expression.evaluate(self._variables(instance))
+                field: expression.evaluate(variables)
                 for field, expression in self._payloads[step.name].items()
             }
         except ExpressionFailed as exc:
@@ -315,9 +317,10 @@ class WorkflowEngine:
         """Send ``step``'s compensation's next attempt."""
         assert step.compensate is not None
         record = _steps(instance)[step.name]
+        variables = self._variables(instance)
         try:
             payload = {
-                field: expression.evaluate(self._variables(instance))
+                field: expression.evaluate(variables)
                 for field, expression in self._undo[step.name].items()
             }
         except ExpressionFailed as exc:
@@ -542,17 +545,6 @@ def _compiled_map(source: Mapping[str, str], where: str) -> dict[str, CelExpress
         name: compile_expression(text, f"{where}.{name}", WORKFLOW_VARIABLES)
         for name, text in source.items()
     }
-
-
-def _holds(state: KeyState, envelope_id: str, ctx: ReduceContext) -> bool:
-    if (
-        ctx.offset is not None
-        and state.offset is not None
-        and ctx.partition == state.partition
-        and ctx.offset <= state.offset
-    ):
-        return True
-    return envelope_id in state.recent
 
 
 def _with(
