@@ -18,6 +18,7 @@ from onex_actors.app._metrics import HostCollector, host_registry
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
+    REPLY_TO_HEADER,
     ConfigError,
     ContractError,
     EnvelopeStatus,
@@ -28,6 +29,7 @@ from onex_actors.core import (
     cmd_topic,
     decode_envelope,
     home_partition,
+    new_command,
     parse_contract,
     state_topic,
 )
@@ -520,3 +522,25 @@ async def test_a_changed_workflow_is_refused_while_instances_of_the_old_one_run(
             rf"{start.correlation_id}"
         ),
     )
+
+
+async def test_a_step_answered_again_from_the_idempotency_window_replies_again() -> None:
+    # after an aborted transaction the step command is read again and answered from the
+    # window: its copy for the orchestrator was voided with the first answer, so it must
+    # be sent again too, or the workflow's step waits out its timeout
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        headers = {REPLY_TO_HEADER: "signup-flow", PARTITION_KEY_HEADER: "global/some-flow"}
+        step = new_command("echo-node", {"text": "hi"}, headers=headers)
+        for _ in range(2):
+            await host.host.outbox.emit(step, cmd_topic("echo-node"))
+        with trio.fail_after(10):
+            await bus.wait_for_records(cmd_topic("signup-flow"), 2)
+        replies = [decode_envelope(r.value) for r in bus.records(cmd_topic("signup-flow"))]
+        work = host.host.runtime.actors["echo-node"]
+        skipped = work.duplicates_skipped
+    assert [(r.type.value, r.causation_id) for r in replies] == [
+        ("evt", step.envelope_id),
+        ("evt", step.envelope_id),
+    ]
+    assert skipped == 1  # the second was answered from the window, not handled again

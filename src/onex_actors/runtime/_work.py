@@ -162,7 +162,11 @@ class NodeWork:
             if not await self._refused(item):
                 await self._handle(item)
             return
-        await self.outbox.publish(previous, item.ticket)
+        # the answer again, with its copy for the orchestrator that sent the command: an
+        # answer read again after an abort must reach it too, or its step waits out its
+        # timeout
+        for record in (previous, *self._replies(item, previous)):
+            await self.outbox.publish(record, item.ticket)
         item.answered = True
         self.duplicates_skipped += 1
 

@@ -105,7 +105,8 @@ def check_workflow_answers(bootstrap: str, node: str) -> StateReport:
             envelope = decode_envelope(record.value)
         except EnvelopeError:
             continue
-        if envelope.type.value == "cmd" and "onex-result-of" not in envelope.headers:
+        headers = envelope.headers
+        if envelope.type.value == "cmd" and not {"onex-result-of", "onex-timer"} & set(headers):
             expected[str(envelope.envelope_id)] = envelope.payload.get("i")
     answered: dict[str, tuple[str, object]] = {}
     for _, _, record in _records(bootstrap, evt_topic(node), committed=True):
