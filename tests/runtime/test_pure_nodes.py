@@ -22,8 +22,10 @@ from onex_actors.core import (
     ConfigError,
     ContractError,
     EnvelopeStatus,
+    EnvelopeType,
     KeyState,
     NodeContract,
+    OnexEnvelope,
     RuntimeHostContract,
     build_routing_table,
     cmd_topic,
@@ -532,15 +534,46 @@ async def test_a_step_answered_again_from_the_idempotency_window_replies_again()
     async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
         headers = {REPLY_TO_HEADER: "signup-flow", PARTITION_KEY_HEADER: "global/some-flow"}
         step = new_command("echo-node", {"text": "hi"}, headers=headers)
-        for _ in range(2):
+        flow = cmd_topic("signup-flow")
+
+        def replies() -> list[OnexEnvelope]:
+            found = [decode_envelope(r.value) for r in bus.records(flow)]
+            return [e for e in found if e.type is EnvelopeType.EVT]  # not what is sent on
+
+        for count in (1, 2):  # the second once the first is answered: from the window
             await host.host.outbox.emit(step, cmd_topic("echo-node"))
-        with trio.fail_after(10):
-            await bus.wait_for_records(cmd_topic("signup-flow"), 2)
-        replies = [decode_envelope(r.value) for r in bus.records(cmd_topic("signup-flow"))]
+            with trio.fail_after(10):
+                while len(replies()) < count:
+                    await bus.wait_for_records(flow, bus.record_count(flow) + 1)
+        answers = replies()
         work = host.host.runtime.actors["echo-node"]
         skipped = work.duplicates_skipped
-    assert [(r.type.value, r.causation_id) for r in replies] == [
+    assert [(r.type.value, r.causation_id) for r in answers] == [
         ("evt", step.envelope_id),
         ("evt", step.envelope_id),
     ]
     assert skipped == 1  # the second was answered from the window, not handled again
+
+
+FORWARDER = {
+    "kind": "effect",
+    "node_id": "forwarder",
+    "version": "0.1.0",
+    "effect_type": "local",
+    "then": {"node_id": "echo-node", "payload": {"text": "$.result.text"}},
+}
+
+
+async def test_an_answer_sent_again_from_the_window_forwards_its_then_command_again() -> None:
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(FORWARDER), bus=bus) as host:
+        command = new_command("forwarder", {"text": "on"})
+        for count in (1, 2):  # the second as read again after an abort: from the window
+            await host.host.outbox.emit(command, cmd_topic("forwarder"))
+            with trio.fail_after(10):
+                await bus.wait_for_records(cmd_topic("echo-node"), count)
+        forwarded = [decode_envelope(r.value) for r in bus.records(cmd_topic("echo-node"))]
+        skipped = host.host.runtime.actors["forwarder"].duplicates_skipped
+    assert [f.payload for f in forwarded] == [{"text": "on"}, {"text": "on"}]
+    assert forwarded[0].envelope_id == forwarded[1].envelope_id  # one command, sent twice
+    assert skipped == 1

@@ -24,6 +24,7 @@ from onex_actors.core import (
     BusError,
     EffectContract,
     EnvelopeError,
+    EnvelopeStatus,
     ErrorInfo,
     HandlerError,
     HostedNode,
@@ -31,6 +32,7 @@ from onex_actors.core import (
     MissingValue,
     PayloadSchema,
     dead_letter_of,
+    decode_envelope,
     error_result_of,
     forwarded_command,
     pure_result_of,
@@ -162,13 +164,13 @@ class NodeWork:
             if not await self._refused(item):
                 await self._handle(item)
             return
-        # the answer again, with its copy for the orchestrator that sent the command: an
-        # answer read again after an abort must reach it too, or its step waits out its
-        # timeout
-        for record in (previous, *self._replies(item, previous)):
+        # the answer again, with what went out with it (the copy for the orchestrator that
+        # sent the command, the command its then: forwards): read again after an aborted
+        # transaction, those were voided with the first answer
+        self.duplicates_skipped += 1
+        for record in (previous, *self._replies(item, previous), *self._then_again(item, previous)):
             await self.outbox.publish(record, item.ticket)
         item.answered = True
-        self.duplicates_skipped += 1
 
     async def _handle_batch(self, items: list[WorkItem]) -> None:
         """Handle ``items`` with one call of the handler's ``execute_batch``.
@@ -415,6 +417,23 @@ class NodeWork:
         reply_to = item.envelope.headers.get(REPLY_TO_HEADER)
         topic = self.hosted.reply_topics.get(reply_to) if reply_to is not None else None
         return [] if topic is None else [attrs.evolve(result, topic=topic)]
+
+    def _then_again(self, item: WorkItem, previous: OutboundRecord) -> list[OutboundRecord]:
+        """Build again the command ``then`` forwarded with ``previous`` (an ``ok`` answer).
+
+        Its id derives from the command's, so the next node folds the two sends once.
+        """
+        then = self._then
+        if then is None or self.hosted.then_topic is None or previous.value is None:
+            return []
+        try:
+            answer = decode_envelope(previous.value)
+            if answer.status is not EnvelopeStatus.OK:
+                return []
+            command = forwarded_command(item.envelope, answer.payload, then)
+            return [self.outbox.encode(command, self.hosted.then_topic)]
+        except (EnvelopeError, MissingValue):
+            return []  # the first answer could not forward it either
 
     def _commands(self, pure: PureOutcome) -> list[OutboundRecord]:
         """Encode a pure node's commands (``EnvelopeError`` if one cannot be)."""
