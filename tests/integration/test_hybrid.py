@@ -65,8 +65,17 @@ pytestmark = [
 ]
 
 RUNTIME = "runtime-dev"
-NODES = ("echo-node", "http-proxy-node", "query-user", "price-quote", "account", "order-totals")
-REDUCERS = ("account", "order-totals")
+NODES = (
+    "echo-node",
+    "http-proxy-node",
+    "query-user",
+    "price-quote",
+    "account",
+    "order-totals",
+    "welcome-user",
+)
+REDUCERS = ("account", "order-totals", "welcome-user")
+"""The nodes whose state lives in a changelog: reducers, and the orchestrator."""
 SASL_USER = "onex-runtime"  # config/hybrid.yaml's kafka.sasl_username
 DB_USER = "onex_app"
 CONFIG = REPO / "config" / "hybrid.yaml"
@@ -158,7 +167,7 @@ def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hybrid]:
         try:  # the platform provisions the topics (hybrid.yaml: create_topics: false)
             admin.create_topics(
                 [NewTopic(t, 2, 1) for t in _topics()]
-                + [  # reducers' changelogs: compacted, partitioned as their commands
+                + [  # changelogs: compacted, partitioned as their commands
                     NewTopic(state_topic(n), 2, 1, topic_configs={"cleanup.policy": "compact"})
                     for n in REDUCERS
                 ]
