@@ -111,7 +111,7 @@ class HostCollector(Collector):
         restorer = self.host.restorer
         for node_id, handler in sorted(self.host.reducers.items()):
             keys.add_metric([node_id], len(handler.store))
-            sent_on.add_metric([node_id], getattr(handler, "rekeyed", 0))
+            sent_on.add_metric([node_id], handler.rekeyed)
             done = [r for r in (restorer.restores if restorer else []) if r.node_id == node_id]
             restored.add_metric([node_id], sum(r.records for r in done))
             restores.add_metric([node_id], len(done))

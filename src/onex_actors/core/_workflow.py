@@ -58,7 +58,7 @@ topic, keyed by the command's ``partition_key``: the instance's stored key)."""
 ENDED: Final = frozenset({"completed", "failed", "compensated", "compensation_failed"})
 """An instance in one of these statuses takes nothing more."""
 _SETTLED: Final = frozenset({"done", "skipped"})
-_BUSY: Final = frozenset({"running", "waiting", "compensating", "compensate_waiting"})
+_BUSY: Final = frozenset({"running", "waiting", "compensating"})
 _RECENT: Final = 16
 
 

@@ -23,6 +23,8 @@ class KeyedNode(Protocol):
     partitions: int
     timed: bool
     """Whether keys carry deadlines (timers the host fires)."""
+    rekeyed: int
+    """Records read off their key's partition and sent on to it."""
 
     def expires_at(self, state: KeyState) -> str | None:
         """Return when ``state`` runs out of its TTL, or ``None``."""

@@ -67,6 +67,8 @@ class OrchestratorHandler:
         self.state_topic = state_topic
         self.partitions = partitions
         """Partitions of the command topic (set when the host has checked the changelog)."""
+        self.rekeyed = 0
+        """Records read off their instance's partition and sent on to it."""
         self.timed = True
         """Steps time out: the timer scan reads this store's deadlines."""
         self.counts: dict[str, int] = {}
@@ -97,6 +99,7 @@ class OrchestratorHandler:
             stored = stored_key(command.tenant_id, instance)
             home = home_partition(stored.encode(), self.partitions)
             if home != partition:
+                self.rekeyed += 1
                 headers = {**command.headers, PARTITION_KEY_HEADER: stored}
                 copy = command.model_copy(update={"headers": headers})
                 outcomes.append(PureOutcome(None, ((copy, self.cmd_topic, home),)))
