@@ -495,6 +495,11 @@ async def test_a_workflow_shows_in_the_metrics() -> None:
     assert 'onex_workflow_instances_total{node="signup-flow",outcome="completed"} 1.0' in text
     assert 'onex_workflow_instances_total{node="signup-flow",outcome="compensated"} 1.0' in text
     assert 'onex_workflow_running{node="signup-flow"} 0.0' in text
+    # each step attempt is timed, by outcome: two hellos ok, one quote ok and one failed
+    count = 'onex_workflow_step_duration_seconds_count{node="signup-flow",outcome="%s",step="%s"}'
+    assert f"{count % ('ok', 'hello')} 2.0" in text
+    assert f"{count % ('ok', 'quote')} 1.0" in text
+    assert f"{count % ('error', 'quote')} 1.0" in text
 
 
 async def test_a_changed_workflow_is_refused_while_instances_of_the_old_one_run() -> None:

@@ -21,6 +21,7 @@ from onex_actors.core import (
     OnexEnvelope,
     OrchestratorContract,
     ReduceContext,
+    StepTiming,
     WorkflowDecision,
     WorkflowEngine,
     error_result_of,
@@ -187,6 +188,22 @@ def test_steps_run_after_their_dependencies_in_parallel_and_the_workflow_answers
     assert driver.feed(answer(credit, {"state": {"balance": 10}})).note == "late"
     assert driver.feed(start()).note == "duplicate"
     assert len(driver.answers) == 1
+
+
+def test_each_ended_attempt_is_timed_from_its_command_to_its_result_or_timeout() -> None:
+    driver = Driver(engine())
+    (first_try,) = driver.feed(start()).commands
+    timed_out = driver.feed(timer_for(driver))  # 10 s later: no result
+    assert timed_out.timings == (StepTiming("lookup", "query-user", "timed_out", 10.0),)
+    (second_try,) = driver.feed(timer_for(driver)).commands  # its backoff passed
+    late = driver.feed(answer(first_try, {"name": "Ann", "vip": False}, seconds=12))
+    assert (late.note, late.timings) == ("late", ())  # an old attempt's result: not timed
+    done = driver.feed(answer(second_try, {"name": "Ann", "vip": False}, seconds=2.5))
+    assert done.timings == (StepTiming("lookup", "query-user", "ok", 2.5),)
+    assert driver.instance()["steps"]["lookup"]["seconds"] == 2.5  # shown by `onex state`
+    (greet,) = done.commands
+    failed = driver.feed(failure(greet))
+    assert [(t.step, t.outcome) for t in failed.timings] == [("greet", "error")]
 
 
 def test_a_step_whose_when_is_false_is_skipped_and_the_rest_goes_on() -> None:

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from onex_actors.handlers import EmbeddingHandler, LlmHandler
-from onex_actors.runtime import DURATION_BUCKETS_S, Handler, NodeStatus, OrchestratorHandler
+from onex_actors.runtime import Durations, Handler, NodeStatus, OrchestratorHandler
 
 if TYPE_CHECKING:
     from ._host import RuntimeHost
@@ -144,6 +144,12 @@ class HostCollector(Collector):
             "one for an ended instance), duplicate, stale_timer, no_instance.",
             labels=["node", "reason"],
         )
+        steps = HistogramMetricFamily(
+            "onex_workflow_step_duration_seconds",
+            "Step attempts ended, by how (ok, error, timed_out): seconds from the step's "
+            "command to its result (the step node's clock) or to its timeout.",
+            labels=["node", "step", "outcome"],
+        )
         ended = ("completed", "failed", "compensated", "compensation_failed")
         for node_id, handler in sorted(self.host.reducers.items()):
             if not isinstance(handler, OrchestratorHandler):
@@ -156,7 +162,9 @@ class HostCollector(Collector):
             )
             for reason in ("late", "duplicate", "stale_timer", "no_instance"):
                 ignored.add_metric([node_id, reason], counts.get(reason, 0))
-        yield from (instances, running, ignored)
+            for (step, outcome), timing in sorted(handler.step_durations.items()):
+                steps.add_metric([node_id, step, outcome], _buckets(timing), timing.sum_s)
+        yield from (instances, running, ignored, steps)
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family of the host, as of now."""
@@ -216,13 +224,7 @@ class HostCollector(Collector):
             in_flight.add_metric([node_id], len(actor.in_flight) + len(actor.redo))
             up.add_metric([node_id], 0 if actor.status is NodeStatus.STOPPED else 1)
             timing = actor.handler_durations
-            cumulative, buckets = 0, []
-            for bound, count in zip(
-                (*DURATION_BUCKETS_S, float("inf")), timing.counts, strict=True
-            ):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            durations.add_metric([node_id], buckets, timing.sum_s)
+            durations.add_metric([node_id], _buckets(timing), timing.sum_s)
         owners = host.dlq_owners()
         for (topic, reason), count in sorted(host.dead_letters.items()):
             dead.add_metric([owners.get(topic, topic), reason], count)
@@ -280,3 +282,12 @@ class HostCollector(Collector):
         yield GaugeMetricFamily(
             "onex_draining", "1 while the host drains before it stops.", value=int(host.draining)
         )
+
+
+def _buckets(durations: Durations) -> list[tuple[str, float]]:
+    """Return ``durations``' cumulative buckets as Prometheus wants them."""
+    cumulative, buckets = 0, []
+    for bound, count in zip((*durations.buckets, float("inf")), durations.counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+    return buckets

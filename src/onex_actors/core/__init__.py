@@ -148,6 +148,7 @@ from ._topics import state_topic as state_topic
 from ._workflow import ENDED as WORKFLOW_ENDED
 from ._workflow import REPLY_TO_HEADER as REPLY_TO_HEADER
 from ._workflow import RESULT_OF_HEADER as RESULT_OF_HEADER
+from ._workflow import StepTiming as StepTiming
 from ._workflow import WorkflowDecision as WorkflowDecision
 from ._workflow import WorkflowEngine as WorkflowEngine
 from ._workflow import result_command as result_command
@@ -249,6 +250,7 @@ __all__ = [
     "StateSpec",
     "StepCommand",
     "StepRetry",
+    "StepTiming",
     "Stop",
     "Subscriptions",
     "SupervisorState",

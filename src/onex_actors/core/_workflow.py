@@ -40,6 +40,7 @@ __all__ = [
     "ENDED",
     "REPLY_TO_HEADER",
     "RESULT_OF_HEADER",
+    "StepTiming",
     "WorkflowDecision",
     "WorkflowEngine",
     "result_command",
@@ -111,6 +112,22 @@ class WorkflowDecision:
     """The workflow's result, once it ends: one ``evt`` answering the start command."""
     note: str | None = None
     """Why nothing changed: ``duplicate``, ``late``, ``stale_timer``, ``no_instance``."""
+    timings: tuple[StepTiming, ...] = ()
+    """The step attempts this command ended (a result, or a timeout)."""
+
+
+@attrs.frozen
+class StepTiming:
+    """One step attempt that ended: how, and how long after its command was sent.
+
+    ``seconds`` runs from the command's time to the result's (the step node's clock) or
+    to the timer's; ``outcome`` is ``ok``, ``error`` or ``timed_out``.
+    """
+
+    step: str
+    node_id: str
+    outcome: str
+    seconds: float
 
 
 class WorkflowEngine:
@@ -166,9 +183,10 @@ class WorkflowEngine:
             if state is not None:
                 return WorkflowDecision(state, False, note="duplicate")
             instance = self._new(envelope)
+        timings = self._timings(state, instance, at)
         more, answer = self._advance(instance, at)
         after = _with(state, instance, ctx, envelope_id, at, self._deadline(instance))
-        return WorkflowDecision(after, True, (*commands, *more), answer)
+        return WorkflowDecision(after, True, (*commands, *more), answer, timings=timings)
 
     # -- starting and advancing ---------------------------------------------------------
 
@@ -304,6 +322,7 @@ class WorkflowEngine:
             attempts=attempt,
             command=str(command.envelope_id),
             deadline=(at + timedelta(seconds=step.timeout_s)).isoformat(),
+            sent_at=at.isoformat(),
         )
         commands.append(command)
 
@@ -370,6 +389,38 @@ class WorkflowEngine:
         )
 
     # -- results and timers -------------------------------------------------------------
+
+    def _timings(
+        self, state: KeyState | None, instance: dict[str, JsonValue], at: datetime
+    ) -> tuple[StepTiming, ...]:
+        """Time each attempt that was running before this command and is not now.
+
+        The attempt's ``seconds`` is also kept in its step record, for ``onex state``.
+        """
+        if state is None:
+            return ()
+        before = _steps(state.value)
+        timings: list[StepTiming] = []
+        for name, record in _steps(instance).items():
+            old = before.get(name, {})
+            sent = old.get("sent_at")
+            if old.get("status") != "running" or not isinstance(sent, str):
+                continue
+            if record["status"] == "running" and record["attempts"] == old.get("attempts"):
+                continue
+            if record["status"] == "done":
+                outcome = "ok"
+            elif record["status"] == "waiting" or (
+                record["status"] == "failed"
+                and _mapping(record.get("error")).get("type") == "step_timed_out"
+            ):
+                outcome = "timed_out"
+            else:
+                outcome = "error"
+            seconds = round(max(0.0, (at - datetime.fromisoformat(sent)).total_seconds()), 6)
+            record["seconds"] = seconds
+            timings.append(StepTiming(name, self.steps[name].node_id, outcome, seconds))
+        return tuple(timings)
 
     def _take_result(self, instance: dict[str, JsonValue], envelope: OnexEnvelope) -> bool:
         """Apply a step's (or a compensation's) result; ``False`` if none waits for it."""

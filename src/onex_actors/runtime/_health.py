@@ -7,12 +7,25 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["DURATION_BUCKETS_S", "Durations", "NodeHealth", "NodeStatus", "RuntimeHealth"]
+__all__ = [
+    "DURATION_BUCKETS_S",
+    "STEP_BUCKETS_S",
+    "Durations",
+    "NodeHealth",
+    "NodeStatus",
+    "RuntimeHealth",
+]
 
 DURATION_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Upper bounds of the handler-duration histogram, in seconds (then ``+Inf``)."""
+
+STEP_BUCKETS_S = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)  # fmt: skip
+"""Upper bounds of the workflow-step histogram, in seconds: a step crosses a topic twice
+and may call a model, so its range reaches minutes."""
 
 
 class Durations:
@@ -22,8 +35,10 @@ class Durations:
     endpoint at scrape time, so a host without a listener pays next to nothing.
     """
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(DURATION_BUCKETS_S) + 1)
+    def __init__(self, buckets: tuple[float, ...] = DURATION_BUCKETS_S) -> None:
+        self.buckets = buckets
+        """Upper bounds, in seconds (then ``+Inf``)."""
+        self.counts = [0] * (len(buckets) + 1)
         """Calls per bucket (not cumulative); the last one is ``+Inf``."""
         self.sum_s = 0.0
         self.count = 0
@@ -32,7 +47,7 @@ class Durations:
         """Record one call that took ``seconds``."""
         self.sum_s += seconds
         self.count += 1
-        for index, bound in enumerate(DURATION_BUCKETS_S):
+        for index, bound in enumerate(self.buckets):
             if seconds <= bound:
                 self.counts[index] += 1
                 return

@@ -37,6 +37,7 @@ from onex_actors.core import (
     stored_key,
 )
 
+from ._health import STEP_BUCKETS_S, Durations
 from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
 from ._state import KeyedStore, due_at
 from ._state_store import StateStore
@@ -74,6 +75,9 @@ class OrchestratorHandler:
         self.counts: dict[str, int] = {}
         """Commands that changed nothing, by why (``duplicate``, ``late``, ...); and
         instances ``started``, ``completed``, ``failed``, ``compensated``..."""
+        self.step_durations: dict[tuple[str, str], Durations] = {}
+        """Step attempts ended here, by step and outcome (``ok``, ``error``,
+        ``timed_out``): seconds from the step's command to its result or timeout."""
 
     def expires_at(self, state: KeyState) -> str | None:
         """Return ``None``: instances have no TTL (an ended one stays, to be inspected)."""
@@ -111,6 +115,12 @@ class OrchestratorHandler:
                 self.counts[decision.note] = self.counts.get(decision.note, 0) + 1
             if before is None and decision.state is not None:
                 self.counts["started"] = self.counts.get("started", 0) + 1
+            for timing in decision.timings:
+                durations = self.step_durations.get((timing.step, timing.outcome))
+                if durations is None:
+                    durations = Durations(STEP_BUCKETS_S)
+                    self.step_durations[timing.step, timing.outcome] = durations
+                durations.observe(timing.seconds)
             written: tuple[OutboundRecord, ...] = ()
             if decision.changed and decision.state is not None and offset is not None:
                 store.put(partition, stored, decision.state, offset)
