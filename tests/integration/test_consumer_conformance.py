@@ -9,6 +9,7 @@ broker, so the suite runs once, in the default tier.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -162,6 +163,35 @@ async def test_a_partition_the_client_stops_reading_stops_the_consumer_loudly(
     assert "is stuck: nothing read for 2 s while records wait" in message
     assert "cmd.node.conformance-node.v1 partition" in message
     assert raised.value.reason == "consumer_stalled"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_an_idle_consumer_of_many_partitions_answers_while_it_checks_progress(
+    client: str, kafka_bootstrap: str
+) -> None:
+    # asked one partition at a time on the consumer's own connection, log ends wait
+    # behind its long-polling fetch (500 ms each): 48 partitions held the thread 24 s
+    async with client_bus(client, kafka_bootstrap, stall_timeout_s=2, partitions=48) as bus:
+        await bus.ensure_topics([TOPIC])
+        async with bus.consumer([TopicPattern(TOPIC)], "idlers") as consumer:
+            with trio.fail_after(30):
+                await consumer.wait_assigned()
+            core = core_of(consumer)
+            checking = threading.Event()
+            progress = core.client.progress
+
+            def watched(partitions: set[TopicPartition]) -> Any:
+                checking.set()
+                return progress(partitions)
+
+            core.client.progress = watched  # type: ignore[method-assign]
+            for _ in range(3):  # three progress checks, each met by a call
+                checking.clear()
+                with trio.fail_after(10):
+                    await trio.to_thread.run_sync(checking.wait)
+                with trio.fail_after(5):  # answered once the check is done
+                    await core.transaction_state()
+            assert len(core.client.assignment()) == 48
 
 
 @pytest.mark.parametrize("client", CLIENTS)

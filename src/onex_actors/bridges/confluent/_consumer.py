@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal, cast
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaException, Message
 from confluent_kafka import TopicPartition as CKTopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
 from onex_actors.core import TopicPattern
 from onex_actors.runtime import PartitionEvents, Record, TopicPartition
@@ -36,6 +39,8 @@ __all__ = [
 
 logger = logging.getLogger("onex_actors.kafka")
 _WATERMARK_TIMEOUT_S = 2.0
+_LATEST: Any = _OffsetSpec.latest()  # type: ignore[no-untyped-call]
+_EARLIEST: Any = _OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
 class ConfluentConsumerBridge(ConsumerCore):
@@ -90,6 +95,8 @@ class LibrdkafkaClient:
         group_protocol: Literal["classic", "consumer"],
         call_timeout_s: float,
     ) -> None:
+        self.client_config = dict(config)
+        """The connection settings alone (for the admin client that reads log ends)."""
         self.config = {
             **config,
             "group.id": group_id,
@@ -122,6 +129,7 @@ class LibrdkafkaClient:
         )
         """Set where the client resolves the patterns (KIP-848 groups; see _subscription)."""
         self._consumer: Consumer | None = None
+        self._admin: AdminClient | None = None
         self._rebalances: Rebalances | None = None
 
     @property
@@ -135,6 +143,10 @@ class LibrdkafkaClient:
         """Create the consumer and subscribe."""
         self._rebalances = rebalances
         self._consumer = Consumer(self.config, logger=CLIENT_LOGGER)
+        # log ends are asked on the admin client's own connections: the consumer's hold
+        # a long-polling fetch, and a request queued behind it waits up to
+        # fetch.wait.max.ms (500 ms), once per partition
+        self._admin = AdminClient(self.client_config, logger=CLIENT_LOGGER)
         if self._resolved is None:
             self._subscribe(self.subscription)
         else:
@@ -142,6 +154,7 @@ class LibrdkafkaClient:
 
     def close(self) -> None:
         """Close (leaving the group) without committing."""
+        self._admin = None
         if self._consumer is not None:
             self._consumer.close()
 
@@ -226,29 +239,50 @@ class LibrdkafkaClient:
         return GroupPosition(metadata, generation, member)
 
     def progress(self, partitions: set[TopicPartition]) -> dict[TopicPartition, Progress] | None:
-        """Return positions now and high watermarks asked of the brokers.
+        """Return positions now and log ends asked of the brokers, in one request each.
 
         A partition nothing was consumed from yet reads from its committed offset, or
-        its log start without one (``auto.offset.reset: earliest``). None while the
+        its log start without one (``auto.offset.reset: earliest``). The end is the last
+        stable offset, what a ``read_committed`` consumer can reach. None while the
         brokers do not answer.
         """
         consumer = self.consumer
-        progress: dict[TopicPartition, Progress] = {}
         try:
             positions = consumer.position([_theirs(tp) for tp in partitions])
             unread = [tp for tp in positions if tp.offset < 0]
             if unread:
                 committed = consumer.committed(unread, timeout=_WATERMARK_TIMEOUT_S)
                 positions = [tp for tp in positions if tp.offset >= 0] + committed
-            for tp in positions:
-                low, high = consumer.get_watermark_offsets(
-                    CKTopicPartition(tp.topic, tp.partition), timeout=_WATERMARK_TIMEOUT_S
-                )
-                progress[_our(tp)] = Progress(tp.offset if tp.offset >= 0 else low, high)
-        except KafkaException as exc:
-            logger.info("group %s: end offsets unknown (%s)", self.group_id, exc.args[0])
+            ends = self._list_offsets(positions, _LATEST)
+            starts = self._list_offsets([tp for tp in positions if tp.offset < 0], _EARLIEST)
+        except (KafkaException, FutureTimeout) as exc:
+            reason = exc.args[0] if exc.args else "no answer in time"
+            logger.info("group %s: end offsets unknown (%s)", self.group_id, reason)
             return None
+        progress: dict[TopicPartition, Progress] = {}
+        for tp in positions:
+            key = (tp.topic, tp.partition)
+            if key in ends:
+                position = tp.offset if tp.offset >= 0 else starts.get(key, 0)
+                progress[_our(tp)] = Progress(position, ends[key])
         return progress
+
+    def _list_offsets(
+        self, partitions: Sequence[CKTopicPartition], spec: Any
+    ) -> dict[tuple[str, int], int]:
+        """Ask the brokers for ``spec``'s offset of each of ``partitions`` at once."""
+        if not partitions or self._admin is None:
+            return {}
+        asked = {CKTopicPartition(tp.topic, tp.partition): spec for tp in partitions}
+        futures = self._admin.list_offsets(
+            asked,
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=_WATERMARK_TIMEOUT_S,
+        )
+        return {
+            (tp.topic, tp.partition): future.result(timeout=_WATERMARK_TIMEOUT_S * 2).offset
+            for tp, future in futures.items()
+        }
 
     def _ends(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Return the high watermarks librdkafka has from its last fetches (no request)."""
