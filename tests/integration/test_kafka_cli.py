@@ -46,10 +46,16 @@ def test_emit_prints_the_result_and_tail_shows_it(tmp_path: Path, kafka_bootstra
             config,
             env=env,
         )
+        flow = "0b6f0c1e-3f1a-4d8e-9a55-2f5c7a7d9e01"  # after the tail: not its one record
+        chosen = onex(
+            "emit", "echo-node", "{}", "--correlation-id", flow, "--config", config, env=env
+        )
     assert sent.returncode == 0, sent.stderr
     result = json.loads(sent.stdout)
     assert result["payload"] == {"hello": "world"}
     assert (result["type"], result["status"], result["node_id"]) == ("evt", "ok", "echo-node")
+    assert chosen.returncode == 0, chosen.stderr
+    assert json.loads(chosen.stdout)["correlation_id"] == flow  # the flow the caller chose
     assert unknown.returncode == 1
     assert f"error: {ghost}: the command was dead-lettered (unknown_node: " in unknown.stderr
     assert status.returncode == 0, status.stderr
@@ -147,6 +153,9 @@ def test_emit_refuses_a_payload_that_is_not_an_object(kafka_bootstrap: str) -> N
     )
     assert bad.returncode == 1
     assert bad.stderr.strip() == "error: payload must be a JSON object, got list"
+    no_uuid = onex("emit", "echo-node", "{}", "--correlation-id", "order-7", env=env)
+    assert no_uuid.returncode == 1
+    assert no_uuid.stderr.startswith("error: --correlation-id 'order-7' is not a UUID (e.g. ")
 
 
 def test_http_node_over_kafka_through_the_cli(tmp_path: Path, kafka_bootstrap: str) -> None:

@@ -485,6 +485,30 @@ async def test_a_failed_step_is_compensated_and_the_workflow_answers_with_the_fa
     assert balance["balance"] == 0  # deposited 30, withdrawn 30 by the compensation
 
 
+async def test_a_second_start_of_one_instance_is_refused_with_an_error_and_a_dead_letter() -> None:
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        first = await host.request("signup-flow", {"user": "eve", "amount": 5, "quantity": 1})
+        again = await host.request(
+            "signup-flow",
+            {"user": "mallory", "amount": 500, "quantity": 1},
+            correlation_id=first.correlation_id,
+        )
+        await host.collector.wait_until(lambda: host.dead_letters("signup-flow"))
+        (dead,) = host.dead_letters("signup-flow")
+        handler = host.host.handlers["signup-flow"]
+        assert isinstance(handler, OrchestratorHandler)
+        instance = handler.state_of(str(first.correlation_id))
+    assert first.status is EnvelopeStatus.OK
+    assert again.error is not None
+    assert again.error.type == "workflow_exists"
+    assert f"instance {first.correlation_id} was already started" in again.error.message
+    assert dead.error is not None
+    assert dead.error.type == "workflow_exists"
+    assert instance is not None
+    assert instance["input"]["user"] == "eve"  # the instance is as the first start left it
+
+
 async def test_a_workflow_shows_in_the_metrics() -> None:
     bus = InProcessBus(partitions=4)
     async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:

@@ -188,6 +188,10 @@ def test_steps_run_after_their_dependencies_in_parallel_and_the_workflow_answers
     assert driver.feed(answer(credit, {"state": {"balance": 10}})).note == "late"
     assert driver.feed(start()).note == "duplicate"
     assert len(driver.answers) == 1
+    # another start command of the same flow (correlation id) is not a duplicate: refused
+    again = new_command("greet-flow", {"user_id": "u2"}, correlation_id=lookup.correlation_id)
+    refused = driver.feed(again)
+    assert (refused.note, refused.changed, refused.answer) == ("exists", False, None)
 
 
 def test_each_ended_attempt_is_timed_from_its_command_to_its_result_or_timeout() -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ def emit(
     tenant: str = "global",
     key: str | None = None,
     result_from: str | None = None,
+    correlation_id: str | None = None,
     config: Path | None = None,
 ) -> int:
     """Send a command to NODE and print its result event.
@@ -128,13 +130,17 @@ def emit(
     result_from
         Print the result of this node instead: the end of a flow NODE starts
         (its ``then`` commands keep the correlation id).
+    correlation_id
+        The command's correlation id, a UUID (a new one unless given): the flow it
+        starts, and an orchestrator's instance (``onex state NODE ID`` shows it).
     config
         Config file naming the Kafka cluster.
     """
     try:
         body = parse_payload(payload)
         headers = {PARTITION_KEY_HEADER: key} if key else {}
-        command = new_command(node, body, tenant_id=tenant, headers=headers)
+        flow = _correlation_id(correlation_id)
+        command = new_command(node, body, tenant_id=tenant, headers=headers, correlation_id=flow)
         settings = settings_of(config)
         if key is None:
             command = _keyed_for_its_state(command, settings.contracts_dir)
@@ -181,6 +187,18 @@ def emit(
             ConfigError(f"{node} answered with {result.error.type}: {result.error.message}")
         )
     return 0
+
+
+def _correlation_id(text: str | None) -> uuid.UUID | None:
+    """Parse ``--correlation-id`` (``None``: a new flow)."""
+    if text is None:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ConfigError(
+            f"--correlation-id {text!r} is not a UUID (e.g. {uuid.uuid4()})"
+        ) from None
 
 
 def _keyed_for_its_state(command: OnexEnvelope, contracts_dir: Path) -> OnexEnvelope:

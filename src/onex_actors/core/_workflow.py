@@ -111,7 +111,8 @@ class WorkflowDecision:
     answer: OnexEnvelope | None = None
     """The workflow's result, once it ends: one ``evt`` answering the start command."""
     note: str | None = None
-    """Why nothing changed: ``duplicate``, ``late``, ``stale_timer``, ``no_instance``."""
+    """Why nothing changed: ``duplicate``, ``late``, ``stale_timer``, ``no_instance``; or
+    ``exists``: another start command for an instance that was started (to be refused)."""
     timings: tuple[StepTiming, ...] = ()
     """The step attempts this command ended (a result, or a timeout)."""
 
@@ -181,7 +182,10 @@ class WorkflowEngine:
                 return WorkflowDecision(after, True, note="late")
         else:
             if state is not None:
-                return WorkflowDecision(state, False, note="duplicate")
+                started = _start(state.value).get("envelope_id")
+                return WorkflowDecision(
+                    state, False, note="duplicate" if started == envelope_id else "exists"
+                )
             instance = self._new(envelope)
         timings = self._timings(state, instance, at)
         more, answer = self._advance(instance, at)

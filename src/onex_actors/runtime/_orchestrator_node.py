@@ -113,6 +113,9 @@ class OrchestratorHandler:
             decision = self.engine.decide(before, command, ReduceContext(partition, offset))
             if decision.note is not None:
                 self.counts[decision.note] = self.counts.get(decision.note, 0) + 1
+            if decision.note == "exists":
+                outcomes.append(self._exists(instance, decision.state))
+                continue
             if before is None and decision.state is not None:
                 self.counts["started"] = self.counts.get("started", 0) + 1
             for timing in decision.timings:
@@ -168,6 +171,18 @@ class OrchestratorHandler:
                 f"{name.partition('/')[2]}` shows one), or give the changed workflow a new "
                 "node_id"
             )
+
+    def _exists(self, instance: str, state: KeyState | None) -> HandlerError:
+        """Refuse a second start command for ``instance`` (an error answer, a dead letter)."""
+        status = state.value.get("status") if state is not None else None
+        return HandlerError(
+            f"orchestrator {self.node_id!r}: workflow instance {instance} was already started "
+            f"by another command (status {status}); a correlation_id starts one instance: "
+            f"send a new correlation_id to start another (`onex state {self.node_id} "
+            f"{instance}` shows this one)",
+            error_type="workflow_exists",
+            retryable=False,
+        )
 
     def _instance_of(self, command: OnexEnvelope) -> str:
         """Return the instance a command belongs to: its flow (a timer names it)."""
