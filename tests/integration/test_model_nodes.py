@@ -22,11 +22,12 @@ from onex_actors.core import cmd_topic as command_topic
 from onex_actors.devinfra import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LocalModelServer
 from onex_actors.handlers import EmbeddingHandler
 from onex_actors.registry import StaticRegistry
-from onex_actors.runtime import OutboundRecord
+from onex_actors.runtime import OrchestratorHandler, OutboundRecord
 from onex_actors.testing import HostHarness, open_test_host
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[2]
 FAMILIES = ("local", "llm", "embedding", "vector")
 FAST_RETRY = {"max_attempts": 3, "backoff_initial_s": 0.05, "backoff_max_s": 0.1}
 SCHEMA = {
@@ -385,3 +386,48 @@ async def test_without_an_endpoint_the_host_runs_its_own_server_for_its_lifetime
     async with httpx2.AsyncClient() as client:
         with pytest.raises(httpx2.ConnectError):  # stopped with the host
             await client.get(f"{base_url}/models")
+
+
+async def test_the_digest_workflow_summarizes_while_it_indexes_and_answers_with_both(
+    kafka_bus: NamespacedBus,
+    chat_server: LocalModelServer,
+    embedding_server: LocalModelServer,
+    tmp_path: Path,
+) -> None:
+    documents = {
+        "rain": "Water evaporates, condenses into clouds and falls again as rain or snow.",
+        "bread": "Knead the dough, let it rise, then bake the bread for forty minutes.",
+    }
+    async with open_test_host(
+        "runtime-dev-llm",
+        contracts=REPO / "contracts",
+        config=config(tmp_path, chat=chat_server, embeddings=embedding_server),
+        bus=kafka_bus,
+    ) as host:
+        answers = {
+            doc_id: await host.request("digest-doc", {"id": doc_id, "text": text})
+            for doc_id, text in documents.items()
+        }
+        orchestrator = host.host.handlers["digest-doc"]
+        assert isinstance(orchestrator, OrchestratorHandler)
+        rain = orchestrator.state_of(str(answers["rain"].correlation_id))
+        found = await flow_result(
+            host, "embed-query", {"text": "how long should I bake bread?"}, "search-docs"
+        )
+    for doc_id, answer in answers.items():
+        assert answer.status is EnvelopeStatus.OK, answer.error
+        assert set(answer.payload) == {"id", "collection", "summary"}
+        assert (answer.payload["id"], answer.payload["collection"]) == (doc_id, "docs")
+        assert isinstance(answer.payload["summary"], str)
+        assert answer.payload["summary"].strip()
+    assert rain is not None
+    steps = rain["steps"]
+    assert {name: step["status"] for name, step in steps.items()} == dict.fromkeys(
+        ("summarize", "embed", "index"), "done"
+    )
+    # summarize and embed were sent by the start command, together; index after embed
+    assert steps["summarize"]["sent_at"] == steps["embed"]["sent_at"]
+    assert steps["index"]["sent_at"] > steps["embed"]["sent_at"]
+    assert steps["summarize"]["output"]["model"] == LOCAL_CHAT_MODEL
+    assert found.status is EnvelopeStatus.OK, found.error
+    assert found.payload["points"][0]["payload"]["doc_id"] == "bread"  # indexed by the flow

@@ -31,7 +31,7 @@ def test_validate_the_shipped_tree(
     )
     assert "query-user is hosted by" not in out
     shown = repo_contracts.resolve().relative_to(Path.cwd().resolve())
-    assert out.rstrip().endswith(f"ok: 4 runtime(s), 13 node(s) in {shown}")
+    assert out.rstrip().endswith(f"ok: 4 runtime(s), 14 node(s) in {shown}")
 
 
 def test_validate_reports_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tests.contracts import effect, runtime
 
-from onex_actors.core import cmd_topic, flow_graph
+from onex_actors.core import cmd_topic, flow_graph, parse_contract
 from onex_actors.registry import load_tree
 
 pytestmark = pytest.mark.unit
@@ -32,6 +32,28 @@ def test_a_then_edge_runs_from_a_node_into_the_next_nodes_command_topic() -> Non
     assert "  n_second --> evt_second" in lines
     assert "  n_second -. dead letters .-> dlq_second" in lines
     assert sum("then" in line for line in lines) == 1
+
+
+def test_workflow_steps_reducer_intents_and_events_of_are_edges_too() -> None:
+    tree = load_tree(REPO / "contracts")
+    graph = flow_graph({"runtime-dev": tree.runtimes["runtime-dev"]}, tree.nodes)
+    lines = graph.splitlines()
+    assert "  n_welcome_user -- step lookup --> cmd_query_user" in lines
+    assert "  n_welcome_user -- step deposit --> cmd_account" in lines
+    assert "  n_welcome_user -- undo deposit --> cmd_account" in lines
+    assert "  n_account -- intent --> cmd_echo_node" in lines  # closing an account says so
+    counts = {
+        "kind": "reducer",
+        "node_id": "echo-counts",
+        "version": "0.1.0",
+        "key": "input.who",
+        "input": {"events_of": ["echo-node"]},
+        "fold": {"assign": {"n": "state.n + 1"}},
+        "state": {"initial": {"n": 0}},
+    }
+    nodes = {"echo-counts": parse_contract(counts, source="echo-counts.yaml")}
+    folded = flow_graph({"r": runtime("echo-counts", runtime_id="r")}, nodes).splitlines()
+    assert "  evt_echo_node -- events --> n_echo_counts" in folded
 
 
 def test_the_readme_shows_the_graph_the_command_prints_today() -> None:

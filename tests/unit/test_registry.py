@@ -64,6 +64,7 @@ def test_reads_the_shipped_contracts(repo_contracts: Path) -> None:
         "order-totals",
         "price-quote",
         "welcome-user",
+        "digest-doc",
     }
     query = nodes["query-user"]
     assert isinstance(query, EffectContract)
