@@ -21,7 +21,7 @@ from onex_actors.bridges.kafka import (
 from onex_actors.core import ConfigError, RoutingTable, build_routing_table
 from onex_actors.devinfra import LocalKafka, LocalTansu, broker_answers, local_broker
 from onex_actors.registry import ContractRegistry, FileRegistry
-from onex_actors.runtime import Bus, Handler
+from onex_actors.runtime import Bus, Handler, Tracer
 
 from ._config import HostConfig, KafkaSettings
 from ._delivery_choice import check_delivery, transactional_id_for
@@ -31,6 +31,7 @@ from ._handlers import open_handlers
 from ._host import RuntimeHost
 from ._kafka_clients import kafka_client_config, librdkafka_config
 from ._listener import serve_listener
+from ._tracing import open_host_tracer
 
 __all__ = [
     "check_kafka_security_works",
@@ -219,10 +220,12 @@ async def open_runtime_host(
     registry: ContractRegistry | None = None,
     bus: Bus | None = None,
     handlers: Mapping[str, Handler] | None = None,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[RuntimeHost]:
     """Run a runtime host for the duration of the block, inside the caller's task tree.
 
-    ``handlers`` replaces the handler of the named nodes (for tests and embedding).
+    ``handlers`` replaces the handler of the named nodes (for tests and embedding);
+    ``tracer`` the one ``config.tracing`` would make.
     Leaving the block shuts the host down gracefully: it stops consuming, drains what
     its nodes hold, commits and closes.
     """
@@ -239,7 +242,9 @@ async def open_runtime_host(
         built = await stack.enter_async_context(
             open_handlers(table, config, overrides=handlers or {})
         )
-        host = RuntimeHost(table, bus, built, config)
+        if tracer is None:
+            tracer = stack.enter_context(open_host_tracer(config.tracing, runtime_id, group_id))
+        host = RuntimeHost(table, bus, built, config, tracer=tracer)
         if hands_over:
             others = _other_runtime_groups(registry, group_id)
             host.before_join = partial(hand_over, table, config, group_id, others)

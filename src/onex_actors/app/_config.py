@@ -293,6 +293,25 @@ class StateSettings(_Settings):
     the changelog's ``delete.retention.ms``, or a deleted key could come back."""
 
 
+class TracingSettings(_Settings):
+    """OpenTelemetry traces of the envelopes handled (docs/operations.md, "Traces")."""
+
+    enabled: bool = False
+    """Off: no span is made and no OpenTelemetry module is loaded. On: needs the
+    ``tracing`` extra (``pip install onex-actors[tracing]``)."""
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """Where spans go: an OTLP/HTTP traces endpoint (a collector, Jaeger, a vendor's)."""
+    sampler_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of flows sampled where they start (a command without ``traceparent``);
+    a flow keeps its decision at every later hop."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Headers sent with each export (a collector's API key, say)."""
+    resource: dict[str, str] = Field(default_factory=dict)
+    """More resource attributes (``deployment.environment.name``...) beside
+    ``service.name`` (the runtime id), ``service.version``, ``service.instance.id`` and
+    ``host.name``, which the host sets."""
+
+
 class HostConfig(_Settings):
     """Everything a runtime host needs besides its contracts."""
 
@@ -312,6 +331,7 @@ class HostConfig(_Settings):
     embedding: ModelFamilySettings = ModelFamilySettings()
     vector: VectorSettings = VectorSettings()
     state: StateSettings = StateSettings()
+    tracing: TracingSettings = TracingSettings()
     databases: dict[str, DatabaseSettings] = Field(
         default_factory=lambda: {"default": DatabaseSettings()}
     )

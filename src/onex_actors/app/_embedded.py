@@ -28,7 +28,7 @@ from onex_actors.core import (
     new_command,
 )
 from onex_actors.registry import ContractRegistry, FileRegistry
-from onex_actors.runtime import Bus, Handler, RuntimeHealth
+from onex_actors.runtime import Bus, Handler, RuntimeHealth, Tracer
 
 from ._bootstrap import open_runtime_host
 from ._config import HostConfig
@@ -188,13 +188,15 @@ async def open_embedded_host(
     bus: Bus | None = None,
     handlers: Mapping[str, Handler] | None = None,
     host_class: type[EmbeddedHost] = EmbeddedHost,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[EmbeddedHost]:
     """Open runtime host ``runtime_id`` inside the caller's task tree.
 
     Defaults to an in-process bus and the project's ``contracts/`` (found from the current
     directory upwards). ``handlers`` replaces the handlers of the named nodes;
-    ``host_class`` is what the block gets (a subclass of ``EmbeddedHost``). Leaving the
-    block shuts the host down gracefully.
+    ``host_class`` is what the block gets (a subclass of ``EmbeddedHost``); ``tracer``
+    replaces the one ``config.tracing`` would make. Leaving the block shuts the host down
+    gracefully.
     """
     if contracts is None:
         contracts = from_project_root(Path("contracts"))
@@ -202,7 +204,12 @@ async def open_embedded_host(
     bus = bus if bus is not None else InProcessBus()
     async with trio.open_nursery() as nursery:
         async with open_runtime_host(
-            runtime_id, config or HostConfig(), registry=registry, bus=bus, handlers=handlers
+            runtime_id,
+            config or HostConfig(),
+            registry=registry,
+            bus=bus,
+            handlers=handlers,
+            tracer=tracer,
         ) as host:
             # The host has created its topics: the collector follows them by name (a
             # new group reads each from its start), which joins faster than by pattern.

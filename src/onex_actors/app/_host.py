@@ -30,6 +30,7 @@ from onex_actors.runtime import (
     ChangelogBus,
     CommitTracker,
     Dispatcher,
+    ExactlyOnce,
     Handler,
     KeyedNode,
     NodeRuntime,
@@ -39,6 +40,7 @@ from onex_actors.runtime import (
     RuntimeLog,
     StateRestorer,
     TimerScanner,
+    Tracer,
     open_node_runtime,
 )
 
@@ -65,8 +67,12 @@ class RuntimeHost:
         bus: Bus,
         handlers: Mapping[str, Handler],
         config: HostConfig,
+        *,
+        tracer: Tracer | None = None,
     ) -> None:
         self.table = table
+        self.tracer = tracer
+        """Starts the spans of the envelopes handled (``None``: tracing is off)."""
         self.bus = bus
         self.handlers = handlers
         self.config = config
@@ -74,6 +80,8 @@ class RuntimeHost:
         """The partition units: what is in flight per partition, what may be committed."""
         self.commits, self.outbox, self.delivery = delivery_for(config, bus, table.runtime_id)
         self.log = RuntimeLog(self.outbox, table.runtime_id)
+        if isinstance(self.delivery, ExactlyOnce):
+            self.delivery.tracer = tracer
         self.group_id = consumer_group(config, table)
         self._runtime: NodeRuntime | None = None
         self._consumer: BusConsumer | None = None
@@ -175,7 +183,9 @@ class RuntimeHost:
                 self.bus.consumer(
                     self.table.subscription, self.group_id, partitions=self.commits
                 ) as consumer,
-                open_node_runtime(self.table, self.handlers, self.outbox, self.log) as runtime,
+                open_node_runtime(
+                    self.table, self.handlers, self.outbox, self.log, self.tracer
+                ) as runtime,
                 trio.open_nursery() as nursery,
             ):
                 self._consumer, self._runtime = consumer, runtime

@@ -61,6 +61,7 @@ ENDED: Final = frozenset({"completed", "failed", "compensated", "compensation_fa
 _SETTLED: Final = frozenset({"done", "skipped"})
 _BUSY: Final = frozenset({"running", "waiting", "compensating"})
 _RECENT: Final = 16
+_TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate"})
 
 
 def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
@@ -90,6 +91,7 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
             "status": None,
             "error": None,
             "headers": {
+                **{k: v for k, v in event.headers.items() if k in _TRACE_HEADERS},
                 EVENT_OF_HEADER: event.node_id,
                 RESULT_OF_HEADER: str(event.causation_id),
                 RESULT_STATUS_HEADER: "ok" if ok else "error",
@@ -190,7 +192,8 @@ class WorkflowEngine:
         timings = self._timings(state, instance, at)
         more, answer = self._advance(instance, at)
         after = _with(state, instance, ctx, envelope_id, at, self._deadline(instance))
-        return WorkflowDecision(after, True, (*commands, *more), answer, timings=timings)
+        sent, answer = _traced(envelope, instance, (*commands, *more), answer)
+        return WorkflowDecision(after, True, sent, answer, timings=timings)
 
     # -- starting and advancing ---------------------------------------------------------
 
@@ -203,6 +206,7 @@ class WorkflowEngine:
                 "correlation_id": str(start.correlation_id),
                 "tenant_id": start.tenant_id,
                 "created_at": start.created_at.isoformat(),
+                "trace": {k: v for k, v in start.headers.items() if k in _TRACE_HEADERS},
             },
             "input": dict(start.payload),
             "steps": {
@@ -593,6 +597,28 @@ class WorkflowEngine:
             name: {"status": record["status"], "attempts": record["attempts"]}
             for name, record in _steps(instance).items()
         }
+
+
+def _traced(
+    trigger: OnexEnvelope,
+    instance: Mapping[str, JsonValue],
+    commands: tuple[OnexEnvelope, ...],
+    answer: OnexEnvelope | None,
+) -> tuple[tuple[OnexEnvelope, ...], OnexEnvelope | None]:
+    """Give what ``trigger`` made the trace context it carries (its flow's trace goes on).
+
+    A timer carries none: what it makes continues the start command's.
+    """
+    trace = {k: v for k, v in trigger.headers.items() if k in _TRACE_HEADERS}
+    if not trace:
+        started = _mapping(_start(instance).get("trace"))
+        trace = {k: v for k, v in started.items() if isinstance(v, str)}
+    if not trace:
+        return commands, answer
+    commands = tuple(c.model_copy(update={"headers": {**c.headers, **trace}}) for c in commands)
+    if answer is not None:
+        answer = answer.model_copy(update={"headers": {**answer.headers, **trace}})
+    return commands, answer
 
 
 def _compiled_map(source: Mapping[str, str], where: str) -> dict[str, CelExpression]:

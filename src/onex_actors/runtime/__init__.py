@@ -61,6 +61,9 @@ from ._state_store import StateStore as StateStore
 from ._supervisor import supervise as supervise
 from ._ticket import Ticket as Ticket
 from ._timers import TimerScanner as TimerScanner
+from ._tracing import EnvelopeSpan as EnvelopeSpan
+from ._tracing import HandlerSpan as HandlerSpan
+from ._tracing import Tracer as Tracer
 from ._work import BATCH_LIMIT as BATCH_LIMIT
 from ._work import NodeWork as NodeWork
 
@@ -80,11 +83,13 @@ __all__ = [
     "Delivery",
     "Dispatcher",
     "Durations",
+    "EnvelopeSpan",
     "ExactlyOnce",
     "Fallback",
     "FlowControl",
     "Handler",
     "HandlerHealth",
+    "HandlerSpan",
     "InMemoryStateStore",
     "Inbox",
     "NodeActor",
@@ -106,7 +111,9 @@ __all__ = [
     "SqlPool",
     "StateStore",
     "Ticket",
+    "TimerScanner",
     "TopicPartition",
+    "Tracer",
     "TransactionState",
     "TransactionalBus",
     "WorkItem",

@@ -19,6 +19,7 @@ from ._health import NodeHealth, NodeStatus
 from ._item import WorkItem
 from ._outbox import Outbox, RuntimeLog
 from ._ports import Handler
+from ._tracing import Tracer
 from ._work import BATCH_LIMIT, NodeWork
 
 __all__ = ["NodeActor"]
@@ -28,9 +29,14 @@ class NodeActor(NodeWork):
     """A hosted node: its work (``NodeWork``), run, killed and restarted as one actor."""
 
     def __init__(
-        self, hosted: HostedNode, handler: Handler, outbox: Outbox, log: RuntimeLog
+        self,
+        hosted: HostedNode,
+        handler: Handler,
+        outbox: Outbox,
+        log: RuntimeLog,
+        tracer: Tracer | None = None,
     ) -> None:
-        super().__init__(hosted, handler, outbox, log)
+        super().__init__(hosted, handler, outbox, log, tracer)
         self.status = NodeStatus.STARTING
         self.healthy = True
         self.draining = False
@@ -123,6 +129,8 @@ class NodeActor(NodeWork):
                 self.inbox.release([item])
             else:
                 back.append(item)
+                if item.span is not None:
+                    item.span.event("actor_restarted", {"crashes": item.crashes})
         self.redo.extendleft(reversed(back))
 
     async def reject_remaining(self, reason: str) -> None:

@@ -36,6 +36,7 @@ from ._ports import (
     RewindableConsumer,
     TransactionalBus,
 )
+from ._tracing import Tracer
 
 __all__ = ["AtLeastOnce", "Delivery", "ExactlyOnce"]
 
@@ -105,6 +106,8 @@ class ExactlyOnce:
     ticket_per_partition: bool = attrs.field(default=True, init=False)
     aborted: int = attrs.field(default=0, init=False)
     """Transactions the brokers aborted (their inputs were read again)."""
+    tracer: Tracer | None = attrs.field(default=None, kw_only=True)
+    """Records each aborted transaction as a span (``None``: tracing is off)."""
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _revocations_handled: int = attrs.field(default=0, init=False)
     """Revocations (as the consumer's client counts them) read again after."""
@@ -218,6 +221,8 @@ class ExactlyOnce:
             self.commits.committing = {}
             self.aborted += 1
             logger.warning("%s (pid %d): %s", self.runtime_id, os.getpid(), exc)
+            if self.tracer is not None:
+                self.tracer.transaction_aborted(str(exc), len(released))
             await self._read_again(consumer)
             return
         self.commits.committed(due)

@@ -10,6 +10,7 @@ from onex_actors.core import OnexEnvelope
 
 from ._ports import Record
 from ._ticket import Ticket
+from ._tracing import EnvelopeSpan
 
 __all__ = ["WorkItem"]
 
@@ -25,6 +26,7 @@ class WorkItem:
         "record",
         "refused",
         "sealed",
+        "span",
         "ticket",
     )
 
@@ -42,6 +44,8 @@ class WorkItem:
         self.sealed = False
         self.order_key: Hashable = None
         """The key this item holds in its inbox's ``KeyOrder`` while it is handled."""
+        self.span: EnvelopeSpan | None = None
+        """The span of its handling, while it is handled (tracing on, flow sampled)."""
 
     @property
     def source(self) -> Mapping[str, JsonValue] | None:

@@ -14,6 +14,7 @@ from ._health import RuntimeHealth
 from ._outbox import Outbox, RuntimeLog
 from ._ports import Handler
 from ._supervisor import supervise
+from ._tracing import Tracer
 
 __all__ = ["NodeRuntime", "open_node_runtime"]
 
@@ -31,6 +32,7 @@ class NodeRuntime:
         handlers: Mapping[str, Handler],
         outbox: Outbox,
         log: RuntimeLog,
+        tracer: Tracer | None = None,
     ) -> None:
         missing = sorted(set(table.hosted) - set(handlers))
         if missing:
@@ -39,7 +41,7 @@ class NodeRuntime:
         self.outbox = outbox
         self.log = log
         self.actors: dict[str, NodeActor] = {
-            node_id: NodeActor(hosted, handlers[node_id], outbox, log)
+            node_id: NodeActor(hosted, handlers[node_id], outbox, log, tracer)
             for node_id, hosted in table.hosted.items()
         }
         self._finished = trio.Event()
@@ -99,9 +101,10 @@ async def open_node_runtime(
     handlers: Mapping[str, Handler],
     outbox: Outbox,
     log: RuntimeLog,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[NodeRuntime]:
     """Run a ``NodeRuntime`` in a nursery of its own for the duration of the block."""
-    runtime = NodeRuntime(table, handlers, outbox, log)
+    runtime = NodeRuntime(table, handlers, outbox, log, tracer)
     async with trio.open_nursery() as nursery:
         await nursery.start(runtime.run)
         try:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
 import attrs
@@ -44,6 +45,7 @@ from ._inbox import Inbox
 from ._item import WorkItem
 from ._outbox import Outbox, RuntimeLog
 from ._ports import AckCallback, Handler, OutboundRecord, PureOutcome
+from ._tracing import HandlerSpan, Tracer
 
 __all__ = ["BATCH_LIMIT", "NodeWork"]
 
@@ -55,9 +57,16 @@ class NodeWork:
     """A node's inbox, handler and answers: the state that survives restarts."""
 
     def __init__(
-        self, hosted: HostedNode, handler: Handler, outbox: Outbox, log: RuntimeLog
+        self,
+        hosted: HostedNode,
+        handler: Handler,
+        outbox: Outbox,
+        log: RuntimeLog,
+        tracer: Tracer | None = None,
     ) -> None:
         self.hosted = hosted
+        self.tracer = tracer
+        """Starts the spans of this node's envelopes (``None``: tracing is off)."""
         self.contract = hosted.contract
         self.handler = handler
         self.outbox = outbox
@@ -136,6 +145,8 @@ class NodeWork:
         """Handle ``items`` (held in flight meanwhile), then finish them."""
         self.in_flight.update(dict.fromkeys(items))
         await self.inbox.report()
+        if self.tracer is not None:
+            self._trace(items, self.tracer)
         try:
             if self._decide_batch is not None:
                 await self._handle_pure(items)
@@ -155,7 +166,22 @@ class NodeWork:
         for item in items:
             item.finish()
             self.in_flight.pop(item, None)
+            if item.span is not None:
+                item.span.end()
+                item.span = None
         self.inbox.release(items)
+
+    def _trace(self, items: list[WorkItem], tracer: Tracer) -> None:
+        """Start the span of each item not handled before (one held at a crash has one)."""
+        for item in items:
+            if item.span is None and not item.answered:
+                item.envelope, item.span = tracer.consume(self.hosted, item.envelope, item.record)
+
+    def _handling(self, items: list[WorkItem]) -> AbstractContextManager[HandlerSpan | None]:
+        """Open the span of one handler call for ``items`` (nothing when tracing is off)."""
+        if self.tracer is None:
+            return nullcontext()
+        return self.tracer.handling(self.hosted, [i.span for i in items if i.span is not None])
 
     async def _handle_once(self, item: WorkItem) -> None:
         envelope = item.envelope
@@ -168,6 +194,8 @@ class NodeWork:
         # sent the command, the command its then: forwards): read again after an aborted
         # transaction, those were voided with the first answer
         self.duplicates_skipped += 1
+        if item.span is not None:
+            item.span.event("answered_from_idempotency_window", {})
         for record in (previous, *self._replies(item, previous), *self._then_again(item, previous)):
             await self.outbox.publish(record, item.ticket)
         item.answered = True
@@ -184,7 +212,7 @@ class NodeWork:
             return
         started = time.perf_counter()
         try:
-            with trio.fail_after(self.contract.timeout_s):
+            with self._handling(fresh), trio.fail_after(self.contract.timeout_s):
                 outcomes = await self._execute_batch([item.envelope for item in fresh])
         except trio.TooSlowError:
             for item in fresh:
@@ -250,7 +278,8 @@ class NodeWork:
             return
         started = time.perf_counter()
         try:
-            outcomes = self._decide_batch([(item.envelope, item.record) for item in fresh])
+            with self._handling(fresh):
+                outcomes = self._decide_batch([(item.envelope, item.record) for item in fresh])
         finally:
             self.handler_durations.observe(time.perf_counter() - started)
         outputs = _Outputs()
@@ -336,6 +365,8 @@ class NodeWork:
                 )
                 await self._fail(item, info)
                 return
+            if item.span is not None:
+                item.span.event("retry", {"attempt": attempt, "error.type": error.error_type})
             # a server's Retry-After is honoured up to the policy's longest backoff
             asked = min(error.retry_after_s or 0.0, retry.backoff_max_s)
             await trio.sleep(max(retry.delay(attempt), asked))
@@ -344,8 +375,10 @@ class NodeWork:
         timeout = self.contract.timeout_s
         started = time.perf_counter()
         try:
-            with trio.fail_after(timeout):
+            with self._handling([item]) as span, trio.fail_after(timeout):
                 payload = await self.handler.execute(item.envelope)
+                if span is not None:
+                    span.answered(payload)
         except trio.TooSlowError:
             raise HandlerError(
                 f"handler of node {self.node_id!r} took longer than timeout_s={timeout:g}",
@@ -504,6 +537,8 @@ class NodeWork:
             self.handled_error += 1
             self.dead_letters += 1
             self.dead_letter_reasons[error.type] += 1
+            if item.span is not None:
+                item.span.failed(error.type, error.message)
             await self.log.event(
                 "dead_letter",
                 {
@@ -516,6 +551,9 @@ class NodeWork:
                 level=logging.WARNING,
             )
         item.finish()
+        if item.span is not None:
+            item.span.end()
+            item.span = None
 
 
 class _Outputs:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from onex_actors.app import EmbeddedHost, HostConfig, open_embedded_host
 from onex_actors.registry import ContractRegistry
-from onex_actors.runtime import Bus, Handler, OutboundRecord
+from onex_actors.runtime import Bus, Handler, OutboundRecord, Tracer
 
 __all__ = ["HostHarness", "open_test_host"]
 
@@ -35,6 +35,7 @@ async def open_test_host(
     config: HostConfig | None = None,
     bus: Bus | None = None,
     handlers: Mapping[str, Handler] | None = None,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Open runtime host ``runtime_id`` inside the caller's task tree, for a test.
 
@@ -47,6 +48,7 @@ async def open_test_host(
         bus=bus,
         handlers=handlers,
         host_class=HostHarness,
+        tracer=tracer,
     ) as host:
         assert isinstance(host, HostHarness)
         yield host

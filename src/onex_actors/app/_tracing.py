@@ -1,0 +1,56 @@
+"""The host's tracer, from ``tracing`` in its config (OpenTelemetry, loaded only when on)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from onex_actors.core import ConfigError
+from onex_actors.runtime import Tracer
+
+from ._config import TracingSettings
+
+__all__ = ["open_host_tracer"]
+
+
+@contextmanager
+def open_host_tracer(
+    settings: TracingSettings, runtime_id: str, consumer_group: str
+) -> Iterator[Tracer | None]:
+    """Yield the tracer ``settings`` ask for (``None`` when tracing is off); flush it after."""
+    if not settings.enabled:
+        yield None
+        return
+    try:
+        from onex_actors.bridges.otel import open_tracer
+    except ImportError:
+        raise ConfigError(
+            "tracing.enabled is set but OpenTelemetry is not installed: "
+            "pip install 'onex-actors[tracing]', or set tracing.enabled: false"
+        ) from None
+    host = socket.gethostname()
+    resource = {
+        "service.name": runtime_id,
+        "service.version": _version(),
+        "service.instance.id": f"{host}-{os.getpid()}",
+        "host.name": host,
+        **settings.resource,
+    }
+    with open_tracer(
+        endpoint=settings.otlp_endpoint,
+        sampler_ratio=settings.sampler_ratio,
+        resource=resource,
+        consumer_group=consumer_group,
+        headers=settings.headers,
+    ) as tracer:
+        yield tracer
+
+
+def _version() -> str:
+    try:
+        return version("onex-actors")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,196 @@
+"""``OtelTracer``: the runtime's ``Tracer`` on the OpenTelemetry SDK.
+
+Each envelope a node handles is a consumer span (``process <topic>``, the messaging
+conventions' attributes: system, destination, partition, offset, consumer group, message
+and conversation ids), a child of the context its ``traceparent`` header carries. The
+envelope then carries its span's context, so what is derived from it continues the
+trace: a flow across nodes, hosts and workflows is one trace. Sampling is parent-based:
+a flow sampled (or not) where it started is sampled (or not) at every hop; a command
+from outside without a ``traceparent`` is sampled at ``sampler_ratio`` and carries the
+decision on. Spans are exported in batches from the SDK's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import JsonValue
+
+from onex_actors.core import HostedNode, OnexEnvelope
+from onex_actors.runtime import Record
+
+from ._spans import Call, answer_attributes, call_of
+
+__all__ = ["OtelTracer", "open_tracer"]
+
+logger = logging.getLogger("onex_actors.tracing")
+_PROPAGATOR = TraceContextTextMapPropagator()
+_TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+class _EnvelopeSpan:
+    """An envelope's consumer span (``runtime.EnvelopeSpan``)."""
+
+    __slots__ = ("ended", "span")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.ended = False
+
+    def event(self, name: str, attributes: Mapping[str, str | int | float | bool]) -> None:
+        self.span.add_event(f"onex.{name}", dict(attributes))
+
+    def failed(self, error_type: str, message: str) -> None:
+        self.span.add_event("onex.dead_letter", {"error.type": error_type})
+        self.span.set_attribute("error.type", error_type)
+        self.span.set_status(Status(StatusCode.ERROR, message))
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.span.end()
+
+
+class _HandlerSpan:
+    """A handler call's span (``runtime.HandlerSpan``)."""
+
+    __slots__ = ("node", "span")
+
+    def __init__(self, span: Span, node: HostedNode) -> None:
+        self.span = span
+        self.node = node
+
+    def answered(self, payload: Mapping[str, JsonValue]) -> None:
+        attributes = answer_attributes(self.node, payload)
+        if attributes:
+            self.span.set_attributes(attributes)
+
+    def failed(self, error_type: str, message: str) -> None:
+        self.span.set_attribute("error.type", error_type)
+        self.span.set_status(Status(StatusCode.ERROR, message))
+
+
+class OtelTracer:
+    """Starts the spans of one host's nodes (see the module)."""
+
+    def __init__(self, provider: TracerProvider, consumer_group: str) -> None:
+        self.provider = provider
+        self.consumer_group = consumer_group
+        self._tracer = provider.get_tracer("onex_actors")
+        self._calls: dict[str, Call] = {}
+
+    def consume(
+        self, node: HostedNode, envelope: OnexEnvelope, record: Record | None
+    ) -> tuple[OnexEnvelope, _EnvelopeSpan | None]:
+        """Start ``node``'s span of ``envelope``; return it carrying the span's context."""
+        headers = envelope.headers
+        carried = "traceparent" in headers
+        parent = _PROPAGATOR.extract(headers) if carried else None
+        if record is not None:
+            topic = record.topic
+            attributes: dict[str, str | int | float | bool] = {
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+            }
+        else:
+            topic, attributes = node.cmd_topic, {}
+        span = self._tracer.start_span(
+            f"process {topic}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": topic,
+                "messaging.consumer.group.name": self.consumer_group,
+                "messaging.message.id": str(envelope.envelope_id),
+                "messaging.message.conversation_id": str(envelope.correlation_id),
+                "onex.node_id": node.node_id,
+                "onex.tenant_id": envelope.tenant_id,
+                "onex.envelope.type": envelope.type.value,
+                **attributes,
+            },
+        )
+        recording = span.is_recording()
+        if not recording and carried:
+            return envelope, None  # not sampled upstream: the header says so already
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier, set_span_in_context(span))
+        kept = {k: v for k, v in headers.items() if k not in _TRACE_HEADERS}
+        envelope = envelope.model_copy(update={"headers": {**kept, **carrier}})
+        return envelope, _EnvelopeSpan(span) if recording else None
+
+    def handling(
+        self, node: HostedNode, spans: Sequence[object]
+    ) -> AbstractContextManager[_HandlerSpan | None]:
+        """Open the span of one handler call (see ``runtime.Tracer.handling``)."""
+        ours = [s for s in spans if isinstance(s, _EnvelopeSpan)]
+        if not ours:
+            return nullcontext()
+        return self._handling(node, ours)
+
+    @contextmanager
+    def _handling(self, node: HostedNode, spans: list[_EnvelopeSpan]) -> Iterator[_HandlerSpan]:
+        call = self._calls.get(node.node_id)
+        if call is None:
+            call = self._calls[node.node_id] = call_of(node)
+        links = [Link(s.span.get_span_context()) for s in spans[1:]]
+        with self._tracer.start_as_current_span(
+            call.name,
+            context=set_span_in_context(spans[0].span),
+            kind=call.kind,
+            links=links,
+            attributes={**call.attributes, "onex.batch.size": len(spans)},
+        ) as span:
+            yield _HandlerSpan(span, node)
+
+    def transaction_aborted(self, reason: str, records: int) -> None:
+        """Record an aborted transaction as a failed span of its own."""
+        span = self._tracer.start_span(
+            "onex.transaction abort",
+            kind=SpanKind.INTERNAL,
+            attributes={"onex.outputs_voided": records, "messaging.system": "kafka"},
+        )
+        span.set_status(Status(StatusCode.ERROR, reason))
+        span.end()
+
+
+@contextmanager
+def open_tracer(
+    *,
+    endpoint: str,
+    sampler_ratio: float,
+    resource: Mapping[str, str],
+    consumer_group: str,
+    headers: Mapping[str, str] | None = None,
+    exporter: SpanExporter | None = None,
+) -> Iterator[OtelTracer]:
+    """Yield a tracer exporting to ``endpoint`` (OTLP/HTTP); flush and stop it after.
+
+    ``exporter`` replaces the OTLP one (tests read spans back from memory with it).
+    """
+    provider = TracerProvider(
+        resource=Resource.create(dict(resource)),
+        sampler=ParentBased(TraceIdRatioBased(sampler_ratio)),
+    )
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter
+            if exporter is not None
+            else OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}), timeout=10)
+        )
+    )
+    try:
+        yield OtelTracer(provider, consumer_group)
+    finally:
+        provider.shutdown()  # exports what is left (the processor's own timeout bounds it)
