@@ -20,7 +20,9 @@ venv of its own made on first use): stateless ``apply`` → ``to_topic``, and a 
 fold per key at least once and exactly once, all on Quix's defaults. The runtime's fold
 contenders host a reducer counting per key (its state in a changelog topic) with the
 same commands, each keyed by its reducer key (as ``onex emit`` writes them); the
-``-disk`` ones keep its committed states in the on-disk store (LMDB).
+``-disk`` ones keep its committed states in the on-disk store (LMDB). The ``-traced``
+ones run with ``tracing.enabled`` (every flow sampled; ``-traced-1pct``: 1 %), exporting
+to an OTLP/HTTP sink in this process that answers every export at once.
 
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
 by the same client (confluent-kafka, linger 0) from send to the result's arrival.
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.server
 import json
 import logging
 import os
@@ -406,6 +409,7 @@ def runtime_run(
     exactly_once: bool = False,
     fold: bool = False,
     disk: bool = False,
+    traced: float | None = None,
 ) -> tuple[float, list[float]]:
     """Throughput and ping latencies of ``omninode-runtime-host`` hosting echo.
 
@@ -439,6 +443,13 @@ def runtime_run(
     port = free_port()
     if scraped:
         env["ONEX_HTTP__LISTEN"] = f"127.0.0.1:{port}"
+    sink = OtlpSink() if traced is not None else None
+    if sink is not None:
+        env |= {
+            "ONEX_TRACING__ENABLED": "true",
+            "ONEX_TRACING__SAMPLER_RATIO": str(traced),
+            "ONEX_TRACING__OTLP_ENDPOINT": sink.endpoint,
+        }
     with tempfile.TemporaryDirectory(prefix="onex-echo-") as tree:
         root = Path(tree)
         if disk:
@@ -490,7 +501,41 @@ def runtime_run(
                 scraper.stop()
             host.send_signal(signal.SIGTERM)
             host.wait(timeout=120)
+            if sink is not None:
+                sink.stop()
+    if sink is not None and not sink.exports:
+        raise RuntimeError("the traced host exported no span to the sink")
     return rate, latencies
+
+
+class OtlpSink:
+    """An OTLP/HTTP endpoint on 127.0.0.1 that takes every export and answers it at once."""
+
+    def __init__(self) -> None:
+        sink = self
+        self.exports = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.exports += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def free_port() -> int:
@@ -691,6 +736,8 @@ CONTENDERS = {
     "faststream": "FastStream (aiokafka) echo",
     "faststream-batch": "FastStream, batch, no confirm",
     "runtime-confluent-2p": "runtime on confluent, --workers 2",
+    "runtime-confluent-traced-1pct": "runtime on confluent, traced 1 %",
+    "runtime-confluent-traced": "runtime on confluent, traced 100 %",
     "runtime-confluent-fold": "runtime on confluent, a fold",
     "runtime-confluent-fold-eos": "runtime on confluent, fold, EOS",
     "runtime-confluent-fold-disk": "runtime on confluent, fold, on disk",
@@ -729,6 +776,12 @@ FOLD_RATIOS = (
 )
 """The reducer's figures: numerator/denominator contenders, and what the ratio says."""
 
+TRACING_RATIOS = (
+    ("runtime-confluent-traced-1pct/runtime-confluent", "traced 1 %/off (target >= 0.95)"),
+    ("runtime-confluent-traced/runtime-confluent", "traced 100 %/off"),
+)
+"""Tracing's cost: numerator/denominator contenders, and what the ratio says."""
+
 PEERS = ("quix", "quix-fold", "quix-fold-eos")
 """The Quix Streams contenders, each set against both runtimes in the report."""
 
@@ -755,6 +808,9 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
         return faststream_batch_run(bootstrap, commands, pings)
     if name == "runtime-confluent-2p":
         return runtime_run(bootstrap, commands, pings, "confluent", workers=2)
+    if name.startswith("runtime-confluent-traced"):
+        ratio = 0.01 if name.endswith("-1pct") else 1.0
+        return runtime_run(bootstrap, commands, pings, "confluent", traced=ratio)
     if name.startswith("runtime") and "fold" in name:
         client = "confluent" if "confluent" in name else "kafka-python"
         eos = name.endswith("-eos")
@@ -840,6 +896,10 @@ def main() -> None:
     if "runtime-confluent-eos" in med and "runtime-confluent" in med:
         ratio = med["runtime-confluent-eos"][0] / med["runtime-confluent"][0]
         print(f"on confluent, exactly_once/at_least_once throughput: {ratio:.2f}")
+    for name, line in TRACING_RATIOS:
+        numerator, denominator = name.split("/")
+        if numerator in med and denominator in med:
+            print(f"{line}: {med[numerator][0] / med[denominator][0]:.3f}")
     if args.json:
         figures: dict[str, float | int] = {"runs": args.runs, "commands": args.commands}
         for name, (rate, p50, p99) in med.items():
@@ -860,7 +920,7 @@ def main() -> None:
             figures["workers_2_vs_1"] = med["runtime-confluent-2p"][0] / med["runtime-confluent"][0]
         if "runtime-scraped" in med and "runtime" in med:
             figures["scraped_vs_runtime"] = med["runtime-scraped"][0] / med["runtime"][0]
-        for name, _ in FOLD_RATIOS:
+        for name, _ in (*FOLD_RATIOS, *TRACING_RATIOS):
             numerator, denominator = name.split("/")
             if numerator in med and denominator in med:
                 key = f"{numerator}_vs_{denominator}".replace("-", "_")

@@ -21,7 +21,8 @@ from tests.handlers import FailingHandler
 from tests.runtime.test_pure_nodes import tree
 
 from onex_actors.bridges.otel import OtelTracer, open_tracer
-from onex_actors.core import EnvelopeStatus, cmd_topic
+from onex_actors.core import EnvelopeStatus, cmd_topic, encode_envelope, new_command
+from onex_actors.runtime import OutboundRecord
 from onex_actors.testing import open_test_host
 
 CHAIN = registry(
@@ -109,6 +110,25 @@ async def test_an_incoming_trace_is_continued_and_its_decision_kept() -> None:
     assert f"{got_first.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
     assert parent_of(got_first) == 0xB7AD6B7169203331
     assert len(spans) == 4
+
+
+async def test_a_context_in_the_kafka_headers_alone_is_continued() -> None:
+    upstream = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    command = new_command("second", {"n": 2})
+    record = OutboundRecord(
+        cmd_topic("second"),
+        encode_envelope(command),
+        b"k",
+        (("traceparent", upstream.encode()),),
+    )
+    with tracer(ratio=0.0) as (traced, spans):
+        async with open_test_host(RUNTIME_ID, contracts=CHAIN, tracer=traced) as host:
+            await host.bus.publish([record])
+            (answer,) = await host.collector.results(command.correlation_id)
+    got = named(spans, f"process {cmd_topic('second')}")
+    assert f"{got.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert parent_of(got) == 0x00F067AA0BA902B7
+    assert context_of(answer.headers["traceparent"])[1] == got.context.span_id
 
 
 async def test_retries_and_a_dead_letter_are_events_and_statuses_of_the_spans(

@@ -90,6 +90,14 @@ def test_record_key_prefers_partition_key_header() -> None:
     }
 
 
+def test_the_trace_context_is_repeated_in_the_kafka_headers() -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    traced = new_command("echo-node", {}, headers={"traceparent": parent, "tracestate": "a=1"})
+    headers = dict(record_headers(traced))
+    assert (headers["traceparent"], headers["tracestate"]) == (parent.encode(), b"a=1")
+    assert "traceparent" not in dict(record_headers(new_command("echo-node", {})))
+
+
 def test_created_at_is_normalised_to_utc() -> None:
     data = valid_cmd_dict()
     data["created_at"] = "2026-01-01T12:00:00+02:00"

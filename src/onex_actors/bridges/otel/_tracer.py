@@ -95,6 +95,15 @@ class OtelTracer:
         headers = envelope.headers
         carried = "traceparent" in headers
         parent = _PROPAGATOR.extract(headers) if carried else None
+        if not carried and record is not None and record.headers:
+            # a producer outside onex may set the context in the Kafka headers only
+            found = {
+                k: v.decode("latin-1")
+                for k, v in record.headers
+                if k in _TRACE_HEADERS and v is not None
+            }
+            if "traceparent" in found:
+                parent = _PROPAGATOR.extract(found)
         if record is not None:
             topic = record.topic
             attributes: dict[str, str | int | float | bool] = {
