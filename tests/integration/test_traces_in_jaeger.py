@@ -18,7 +18,7 @@ import pytest
 from tests.integration.processes import REPO, kafka_env, onex, unique
 from tests.kafka_support import TEST_BROKER, TEST_CLIENT
 
-from onex_actors.core import cmd_topic
+from onex_actors.core import cmd_topic, evt_topic
 from onex_actors.devinfra import LocalJaeger, jaeger_binary
 from onex_actors.testing import host_process
 
@@ -107,16 +107,22 @@ def test_a_flow_across_two_host_processes_is_one_trace_in_causal_order(
         return refs[0]["spanID"] if refs else None
 
     got_first = one(f"process {cmd_topic(first)}")
+    sent_on = one(f"create {cmd_topic(second)}")
     got_second = one(f"process {cmd_topic(second)}")
+    answered = one(f"create {evt_topic(second)}")
     handled_first, handled_second = one(f"handle {first}"), one(f"handle {second}")
     assert (got_first["service"], got_second["service"]) == (runtime_a, runtime_b)
+    assert (sent_on["service"], answered["service"]) == (runtime_a, runtime_b)
     assert parent(got_first) is None  # the command came from outside: the flow starts here
     assert parent(handled_first) == got_first["spanID"]
-    assert parent(got_second) == got_first["spanID"]  # across the hosts, through Kafka
+    assert parent(sent_on) == got_first["spanID"]  # host a created the then: command
+    assert parent(got_second) == sent_on["spanID"]  # host b handled it, through Kafka
     assert parent(handled_second) == got_second["spanID"]
-    assert got_first["startTime"] <= got_second["startTime"]
+    assert parent(answered) == got_second["spanID"]
+    assert got_first["startTime"] <= sent_on["startTime"] <= got_second["startTime"]
+    assert tag(sent_on, "span.kind") == "producer"
     assert tag(got_second, "span.kind") == "consumer"
     assert tag(got_second, "messaging.system") == "kafka"
     assert tag(got_second, "messaging.destination.name") == cmd_topic(second)
     assert tag(got_second, "messaging.consumer.group.name") == runtime_b
-    assert result["headers"]["traceparent"].split("-")[2] == got_second["spanID"]
+    assert result["headers"]["traceparent"].split("-")[2] == answered["spanID"]

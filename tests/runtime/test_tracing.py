@@ -21,7 +21,7 @@ from tests.handlers import FailingHandler
 from tests.runtime.test_pure_nodes import tree
 
 from onex_actors.bridges.otel import OtelTracer, open_tracer
-from onex_actors.core import EnvelopeStatus, cmd_topic, encode_envelope, new_command
+from onex_actors.core import EnvelopeStatus, cmd_topic, encode_envelope, evt_topic, new_command
 from onex_actors.runtime import OutboundRecord
 from onex_actors.testing import open_test_host
 
@@ -68,16 +68,28 @@ async def test_a_flow_across_two_nodes_is_one_trace_in_causal_order() -> None:
         async with open_test_host(RUNTIME_ID, contracts=CHAIN, tracer=traced) as host:
             command = await host.send("first", {"n": 7})
             first, second = await host.collector.results(command.correlation_id, count=2)
-    assert {s.context.trace_id for s in spans} == {spans[0].context.trace_id}  # one trace
+    # one trace, whose id is the flow's correlation id
+    assert {s.context.trace_id for s in spans} == {command.correlation_id.int}
     got_first = named(spans, f"process {cmd_topic('first')}")
     handle_first = named(spans, "handle first")
+    sent_on = named(spans, f"create {cmd_topic('second')}")
     got_second = named(spans, f"process {cmd_topic('second')}")
     handle_second = named(spans, "handle second")
+    answer_first = named(spans, f"create {evt_topic('first')}")
+    answer_second = named(spans, f"create {evt_topic('second')}")
     assert got_first.parent is None  # the command came from outside: the flow starts here
     assert parent_of(handle_first) == got_first.context.span_id
-    assert parent_of(got_second) == got_first.context.span_id  # the then: command's hop
+    assert parent_of(sent_on) == got_first.context.span_id  # the then: command, created
+    assert parent_of(got_second) == sent_on.context.span_id  # ... and handled
     assert parent_of(handle_second) == got_second.context.span_id
+    assert parent_of(answer_first) == got_first.context.span_id
+    assert parent_of(answer_second) == got_second.context.span_id
+    assert len(spans) == 7
     assert (got_first.kind, handle_first.kind) == (SpanKind.CONSUMER, SpanKind.INTERNAL)
+    assert (sent_on.kind, dict(sent_on.attributes or {})["messaging.operation.type"]) == (
+        SpanKind.PRODUCER,
+        "create",
+    )
     attributes = dict(got_first.attributes or {})
     assert attributes["messaging.system"] == "kafka"
     assert attributes["messaging.destination.name"] == cmd_topic("first")
@@ -85,10 +97,14 @@ async def test_a_flow_across_two_nodes_is_one_trace_in_causal_order() -> None:
     assert attributes["messaging.message.id"] == str(command.envelope_id)
     assert attributes["messaging.message.conversation_id"] == str(command.correlation_id)
     assert isinstance(attributes["messaging.kafka.offset"], int)
-    # each result carries the context of the span that handled its command
+    # each result carries the context of its own producer span
     trace = f"{got_first.context.trace_id:032x}"
-    assert context_of(first.headers["traceparent"]) == (trace, got_first.context.span_id, True)
-    assert context_of(second.headers["traceparent"]) == (trace, got_second.context.span_id, True)
+    assert context_of(first.headers["traceparent"]) == (trace, answer_first.context.span_id, True)
+    assert context_of(second.headers["traceparent"]) == (
+        trace,
+        answer_second.context.span_id,
+        True,
+    )
 
 
 async def test_a_flow_not_sampled_where_it_started_is_not_sampled_later() -> None:
@@ -97,7 +113,8 @@ async def test_a_flow_not_sampled_where_it_started_is_not_sampled_later() -> Non
             command = await host.send("first", {"n": 1})
             _, second = await host.collector.results(command.correlation_id, count=2)
     assert spans == []
-    assert not context_of(second.headers["traceparent"])[2]  # the decision travelled with it
+    # each hop reached the same decision from the flow's correlation id: no header needed
+    assert "traceparent" not in second.headers
 
 
 async def test_an_incoming_trace_is_continued_and_its_decision_kept() -> None:
@@ -106,10 +123,12 @@ async def test_an_incoming_trace_is_continued_and_its_decision_kept() -> None:
         async with open_test_host(RUNTIME_ID, contracts=CHAIN, tracer=traced) as host:
             command = await host.send("first", {"n": 1}, headers={"traceparent": upstream})
             await host.collector.results(command.correlation_id, count=2)
+    created = named(spans, f"create {cmd_topic('first')}")  # the embedded host sent it
     got_first = named(spans, f"process {cmd_topic('first')}")
     assert f"{got_first.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
-    assert parent_of(got_first) == 0xB7AD6B7169203331
-    assert len(spans) == 4
+    assert parent_of(created) == 0xB7AD6B7169203331
+    assert parent_of(got_first) == created.context.span_id
+    assert len(spans) == 8  # and the 7 of the flow
 
 
 async def test_a_context_in_the_kafka_headers_alone_is_continued() -> None:
@@ -126,9 +145,11 @@ async def test_a_context_in_the_kafka_headers_alone_is_continued() -> None:
             await host.bus.publish([record])
             (answer,) = await host.collector.results(command.correlation_id)
     got = named(spans, f"process {cmd_topic('second')}")
+    answered = named(spans, f"create {evt_topic('second')}")
     assert f"{got.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert parent_of(got) == 0x00F067AA0BA902B7
-    assert context_of(answer.headers["traceparent"])[1] == got.context.span_id
+    assert context_of(answer.headers["traceparent"])[1] == answered.context.span_id
+    assert parent_of(answered) == got.context.span_id
 
 
 async def test_retries_and_a_dead_letter_are_events_and_statuses_of_the_spans(

@@ -82,6 +82,7 @@ class RuntimeHost:
         self.log = RuntimeLog(self.outbox, table.runtime_id)
         if isinstance(self.delivery, ExactlyOnce):
             self.delivery.tracer = tracer
+        self.outbox.tracer = tracer
         self.group_id = consumer_group(config, table)
         self._runtime: NodeRuntime | None = None
         self._consumer: BusConsumer | None = None

@@ -37,6 +37,7 @@ from onex_actors.core import (
 
 from ._ports import AckCallback, Bus, OutboundRecord
 from ._ticket import Ticket, ticket_of
+from ._tracing import Tracer
 
 __all__ = [
     "RECORD_OVERHEAD",
@@ -97,6 +98,8 @@ class Outbox:
         self._settled = trio.Event()
         self._settled.set()
         self._due, self._jobs = trio.open_memory_channel[Callable[[], Awaitable[None]]](math.inf)
+        self.tracer: Tracer | None = None
+        """Gives each output of a sampled flow its producer span (``None``: tracing off)."""
 
     def envelope_limit(self, topic: str) -> int:
         """Return the largest encoded envelope that fits on ``topic`` with its key and headers."""
@@ -111,6 +114,8 @@ class Outbox:
         Raises ``EnvelopeError`` (``oversize``) past ``max_envelope_bytes``, and
         (``result_too_large``) when the record is over what the bus accepts on ``topic``.
         """
+        if self.tracer is not None:
+            envelope = self.tracer.produce(envelope, topic)
         value = encode_envelope(envelope, max_bytes=self.max_envelope_bytes)
         key, headers = record_key_and_headers(envelope)
         record = OutboundRecord(topic, value, key, headers)

@@ -6,7 +6,9 @@ envelope a node takes gets an ``EnvelopeSpan`` (the consumer span of its handlin
 retries, dead letters and restarts are events of the envelope's span. The tracer hands
 back the envelope carrying its span's context (``traceparent``), so every output derived
 from it (its result, the command its ``then`` forwards, its dead letter, a reducer's
-intents, a workflow's steps) continues the flow's trace. ``bridges.otel`` implements it.
+intents, a workflow's steps) continues the flow's trace; the outbox then gives each
+output a producer span of its own, whose context the output carries on to the next hop.
+``bridges.otel`` implements it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ class Tracer(Protocol):
 
         One envelope: a child of its span. A slice handled in one call: a child of the
         first, linked to the others. No spans (nothing sampled): no span (``None``).
+        """
+
+    def produce(self, envelope: OnexEnvelope, topic: str) -> OnexEnvelope:
+        """Record the creation of ``envelope`` for ``topic`` (a producer span).
+
+        A child of the context ``envelope`` carries, when that is sampled; return the
+        envelope carrying the producer span's context (as it is, when not sampled), so
+        the next hop's span is the child of this one.
         """
 
     def transaction_aborted(self, reason: str, records: int) -> None:

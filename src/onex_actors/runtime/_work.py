@@ -50,6 +50,8 @@ from ._tracing import HandlerSpan, Tracer
 __all__ = ["BATCH_LIMIT", "NodeWork"]
 
 BATCH_LIMIT = 512
+_UNTRACED: AbstractContextManager[None] = nullcontext()
+"""The handler span of a call when tracing is off: none (one object, reused)."""
 """Most envelopes a worker of a batch handler takes from the inbox per wake-up."""
 
 
@@ -180,7 +182,7 @@ class NodeWork:
     def _handling(self, items: list[WorkItem]) -> AbstractContextManager[HandlerSpan | None]:
         """Open the span of one handler call for ``items`` (nothing when tracing is off)."""
         if self.tracer is None:
-            return nullcontext()
+            return _UNTRACED
         return self.tracer.handling(self.hosted, [i.span for i in items if i.span is not None])
 
     async def _handle_once(self, item: WorkItem) -> None:
@@ -375,7 +377,8 @@ class NodeWork:
         timeout = self.contract.timeout_s
         started = time.perf_counter()
         try:
-            with self._handling([item]) as span, trio.fail_after(timeout):
+            traced = self._handling([item]) if self.tracer is not None else _UNTRACED
+            with traced as span, trio.fail_after(timeout):
                 payload = await self.handler.execute(item.envelope)
                 if span is not None:
                     span.answered(payload)

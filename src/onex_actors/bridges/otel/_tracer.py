@@ -5,9 +5,12 @@ conventions' attributes: system, destination, partition, offset, consumer group,
 and conversation ids), a child of the context its ``traceparent`` header carries. The
 envelope then carries its span's context, so what is derived from it continues the
 trace: a flow across nodes, hosts and workflows is one trace. Sampling is parent-based:
-a flow sampled (or not) where it started is sampled (or not) at every hop; a command
-from outside without a ``traceparent`` is sampled at ``sampler_ratio`` and carries the
-decision on. Spans are exported in batches from the SDK's own thread.
+a ``traceparent`` decides; without one, the flow's ``correlation_id`` does (``_flows``):
+it is the trace id of the flow's root span, and hashed against ``sampler_ratio`` it gives
+every hop the same decision without a header, so a flow not sampled costs no span, no
+header and no copy anywhere. Each output of a sampled flow gets a producer span
+(``create <topic>``), a child of the span that handled its input, whose context it
+carries to the next hop. Spans are exported in batches from the SDK's own thread.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import JsonValue
@@ -28,6 +32,7 @@ from pydantic import JsonValue
 from onex_actors.core import HostedNode, OnexEnvelope
 from onex_actors.runtime import Record
 
+from ._flows import FlowIds, FlowRatio, flow_sampled
 from ._spans import Call, answer_attributes, call_of
 
 __all__ = ["OtelTracer", "open_tracer"]
@@ -35,6 +40,10 @@ __all__ = ["OtelTracer", "open_tracer"]
 logger = logging.getLogger("onex_actors.tracing")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACE_HEADERS = ("traceparent", "tracestate")
+_ROOT = Context()
+"""No parent: a flow's first span starts its trace."""
+_SAMPLED_FLAGS = tuple(f"{flags:02x}" for flags in range(256) if flags & 1)
+"""W3C trace flags with the sampled bit set (a ``traceparent`` ends with its flags)."""
 
 
 class _EnvelopeSpan:
@@ -82,8 +91,12 @@ class _HandlerSpan:
 class OtelTracer:
     """Starts the spans of one host's nodes (see the module)."""
 
-    def __init__(self, provider: TracerProvider, consumer_group: str) -> None:
+    def __init__(
+        self, provider: TracerProvider, ids: FlowIds, ratio: float, consumer_group: str
+    ) -> None:
         self.provider = provider
+        self.ids = ids
+        self.bound = FlowRatio(ratio).bound
         self.consumer_group = consumer_group
         self._tracer = provider.get_tracer("onex_actors")
         self._calls: dict[str, Call] = {}
@@ -93,17 +106,26 @@ class OtelTracer:
     ) -> tuple[OnexEnvelope, _EnvelopeSpan | None]:
         """Start ``node``'s span of ``envelope``; return it carrying the span's context."""
         headers = envelope.headers
-        carried = "traceparent" in headers
-        parent = _PROPAGATOR.extract(headers) if carried else None
-        if not carried and record is not None and record.headers:
+        carrier: Mapping[str, str] = headers
+        if "traceparent" not in headers and record is not None and record.headers:
             # a producer outside onex may set the context in the Kafka headers only
-            found = {
+            carrier = {
                 k: v.decode("latin-1")
                 for k, v in record.headers
                 if k in _TRACE_HEADERS and v is not None
             }
-            if "traceparent" in found:
-                parent = _PROPAGATOR.extract(found)
+        traceparent = carrier.get("traceparent")
+        if traceparent is None:
+            # the flow's own decision, the same at every hop: no header needed for it
+            flow = envelope.correlation_id.int
+            if not flow_sampled(flow, self.bound):
+                return envelope, None
+            self.ids.pending = flow
+            parent = _ROOT
+        elif not traceparent.endswith(_SAMPLED_FLAGS):
+            return envelope, None  # not sampled upstream: nothing recorded here either
+        else:
+            parent = _PROPAGATOR.extract(carrier)
         if record is not None:
             topic = record.topic
             attributes: dict[str, str | int | float | bool] = {
@@ -130,14 +152,12 @@ class OtelTracer:
                 **attributes,
             },
         )
-        recording = span.is_recording()
-        if not recording and carried:
-            return envelope, None  # not sampled upstream: the header says so already
-        carrier: dict[str, str] = {}
-        _PROPAGATOR.inject(carrier, set_span_in_context(span))
+        self.ids.pending = None
+        context: dict[str, str] = {}
+        _PROPAGATOR.inject(context, set_span_in_context(span))
         kept = {k: v for k, v in headers.items() if k not in _TRACE_HEADERS}
-        envelope = envelope.model_copy(update={"headers": {**kept, **carrier}})
-        return envelope, _EnvelopeSpan(span) if recording else None
+        envelope = envelope.model_copy(update={"headers": {**kept, **context}})
+        return envelope, _EnvelopeSpan(span) if span.is_recording() else None
 
     def handling(
         self, node: HostedNode, spans: Sequence[object]
@@ -162,6 +182,30 @@ class OtelTracer:
             attributes={**call.attributes, "onex.batch.size": len(spans)},
         ) as span:
             yield _HandlerSpan(span, node)
+
+    def produce(self, envelope: OnexEnvelope, topic: str) -> OnexEnvelope:
+        """Record ``envelope``'s creation for ``topic`` (see ``runtime.Tracer.produce``)."""
+        parent = envelope.headers.get("traceparent")
+        if parent is None or not parent.endswith(_SAMPLED_FLAGS):
+            return envelope  # not sampled (or not traced): nothing recorded, nothing changed
+        span = self._tracer.start_span(
+            f"create {topic}",
+            context=_PROPAGATOR.extract(envelope.headers),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "create",
+                "messaging.operation.name": "create",
+                "messaging.destination.name": topic,
+                "messaging.message.id": str(envelope.envelope_id),
+                "messaging.message.conversation_id": str(envelope.correlation_id),
+                "onex.envelope.type": envelope.type.value,
+            },
+        )
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier, set_span_in_context(span))
+        span.end()
+        return envelope.model_copy(update={"headers": {**envelope.headers, **carrier}})
 
     def transaction_aborted(self, reason: str, records: int) -> None:
         """Record an aborted transaction as a failed span of its own."""
@@ -188,9 +232,11 @@ def open_tracer(
 
     ``exporter`` replaces the OTLP one (tests read spans back from memory with it).
     """
+    ids = FlowIds()
     provider = TracerProvider(
         resource=Resource.create(dict(resource)),
-        sampler=ParentBased(TraceIdRatioBased(sampler_ratio)),
+        sampler=ParentBased(FlowRatio(sampler_ratio)),
+        id_generator=ids,
     )
     provider.add_span_processor(
         BatchSpanProcessor(
@@ -200,6 +246,6 @@ def open_tracer(
         )
     )
     try:
-        yield OtelTracer(provider, consumer_group)
+        yield OtelTracer(provider, ids, sampler_ratio, consumer_group)
     finally:
         provider.shutdown()  # exports what is left (the processor's own timeout bounds it)
