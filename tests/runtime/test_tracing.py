@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,12 +16,20 @@ import trio
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import JsonValue
 from tests.contracts import RUNTIME_ID, effect, registry
-from tests.handlers import FailingHandler
+from tests.handlers import FailingHandler, ScriptedHandler
 from tests.runtime.test_pure_nodes import tree
 
 from onex_actors.bridges.otel import OtelTracer, open_tracer
-from onex_actors.core import EnvelopeStatus, cmd_topic, encode_envelope, evt_topic, new_command
+from onex_actors.core import (
+    EnvelopeStatus,
+    OnexEnvelope,
+    cmd_topic,
+    encode_envelope,
+    evt_topic,
+    new_command,
+)
 from onex_actors.runtime import OutboundRecord
 from onex_actors.testing import open_test_host
 
@@ -174,6 +182,34 @@ async def test_retries_and_a_dead_letter_are_events_and_statuses_of_the_spans(
     assert len(calls) == 2  # one span per attempt, each failed with its exception
     assert all(c.status.status_code is StatusCode.ERROR for c in calls)
     assert all(parent_of(c) == got.context.span_id for c in calls)
+
+
+class CrashesOnce(ScriptedHandler):
+    """Crashes its actor on the first call (a bug, not a HandlerError), then echoes."""
+
+    async def behave(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        if len(self.calls) == 1:
+            raise RuntimeError("a bug on the first call")
+        return envelope.payload
+
+
+async def test_an_actor_restart_is_an_event_of_the_envelope_it_crashed_on(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    restart = {"max_restarts": 3, "window_s": 60, "backoff_initial_s": 1, "backoff_max_s": 1}
+    nodes = registry(effect("fragile", restart=restart))
+    with tracer() as (traced, spans):
+        async with open_test_host(
+            RUNTIME_ID, contracts=nodes, handlers={"fragile": CrashesOnce()}, tracer=traced
+        ) as host:
+            answer = await host.request("fragile", {"x": 1})
+    assert answer.payload == {"x": 1}  # answered by the restarted actor
+    got = named(spans, f"process {cmd_topic('fragile')}")  # one span across the restart
+    assert [(e.name, dict(e.attributes or {})) for e in got.events] == [
+        ("onex.actor_restarted", {"crashes": 1})
+    ]
+    calls = [s for s in spans if s.name == "handle fragile"]
+    assert [c.status.status_code for c in calls] == [StatusCode.ERROR, StatusCode.UNSET]
 
 
 async def test_a_workflows_steps_are_in_the_trace_of_its_start_command() -> None:

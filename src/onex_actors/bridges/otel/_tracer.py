@@ -107,13 +107,15 @@ class OtelTracer:
         """Start ``node``'s span of ``envelope``; return it carrying the span's context."""
         headers = envelope.headers
         carrier: Mapping[str, str] = headers
-        if "traceparent" not in headers and record is not None and record.headers:
-            # a producer outside onex may set the context in the Kafka headers only
-            carrier = {
-                k: v.decode("latin-1")
-                for k, v in record.headers
-                if k in _TRACE_HEADERS and v is not None
-            }
+        if "traceparent" not in headers and record is not None:
+            for name, _ in record.headers:
+                if name == "traceparent":  # an outside producer's context, in Kafka's headers
+                    carrier = {
+                        k: v.decode("latin-1")
+                        for k, v in record.headers
+                        if k in _TRACE_HEADERS and v is not None
+                    }
+                    break
         traceparent = carrier.get("traceparent")
         if traceparent is None:
             # the flow's own decision, the same at every hop: no header needed for it
@@ -141,7 +143,6 @@ class OtelTracer:
             attributes={
                 "messaging.system": "kafka",
                 "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
                 "messaging.destination.name": topic,
                 "messaging.consumer.group.name": self.consumer_group,
                 "messaging.message.id": str(envelope.envelope_id),
@@ -195,11 +196,8 @@ class OtelTracer:
             attributes={
                 "messaging.system": "kafka",
                 "messaging.operation.type": "create",
-                "messaging.operation.name": "create",
                 "messaging.destination.name": topic,
                 "messaging.message.id": str(envelope.envelope_id),
-                "messaging.message.conversation_id": str(envelope.correlation_id),
-                "onex.envelope.type": envelope.type.value,
             },
         )
         carrier: dict[str, str] = {}
