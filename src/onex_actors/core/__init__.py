@@ -30,6 +30,7 @@ from ._contracts import ThenCommand as ThenCommand
 from ._derive import EVENT_OF_HEADER as EVENT_OF_HEADER
 from ._derive import HOPS_HEADER as HOPS_HEADER
 from ._derive import PARTITION_KEY_HEADER as PARTITION_KEY_HEADER
+from ._derive import TRACE_HEADERS as TRACE_HEADERS
 from ._derive import dead_letter_of as dead_letter_of
 from ._derive import dead_letter_of_record as dead_letter_of_record
 from ._derive import error_result_of as error_result_of
@@ -45,6 +46,7 @@ from ._derive import record_headers as record_headers
 from ._derive import record_key as record_key
 from ._derive import record_key_and_headers as record_key_and_headers
 from ._derive import result_of as result_of
+from ._derive import trace_context as trace_context
 from ._envelope import GLOBAL_TENANT as GLOBAL_TENANT
 from ._envelope import EnvelopeStatus as EnvelopeStatus
 from ._envelope import EnvelopeType as EnvelopeType
@@ -172,6 +174,7 @@ __all__ = [
     "SCHEMA_FILE",
     "TIMEOUT_TRIGGER",
     "TIMER_HEADER",
+    "TRACE_HEADERS",
     "WORKFLOW_ENDED",
     "ActorExit",
     "AnyContract",
@@ -313,4 +316,5 @@ __all__ = [
     "stored_key",
     "then_loops",
     "timer_command",
+    "trace_context",
 ]

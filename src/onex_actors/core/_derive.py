@@ -36,6 +36,7 @@ __all__ = [
     "EVENT_OF_HEADER",
     "HOPS_HEADER",
     "PARTITION_KEY_HEADER",
+    "TRACE_HEADERS",
     "dead_letter_of",
     "dead_letter_of_record",
     "error_result_of",
@@ -50,6 +51,7 @@ __all__ = [
     "record_key",
     "record_key_and_headers",
     "result_of",
+    "trace_context",
 ]
 
 PARTITION_KEY_HEADER = "partition_key"
@@ -330,7 +332,13 @@ def record_key(envelope: OnexEnvelope) -> bytes:
     return (key if key is not None else str(envelope.correlation_id)).encode()
 
 
-_TRACE_HEADERS = ("traceparent", "tracestate")
+TRACE_HEADERS: Final = ("traceparent", "tracestate")
+"""The W3C trace context headers an envelope carries on to what it causes."""
+
+
+def trace_context(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return the trace context headers among ``headers``."""
+    return {k: headers[k] for k in TRACE_HEADERS if k in headers}
 
 
 def record_headers(envelope: OnexEnvelope) -> list[tuple[str, bytes]]:
@@ -351,7 +359,7 @@ def record_key_and_headers(
         ("type", _TYPE_BYTES[envelope.type]),
     )
     if carried and "traceparent" in carried:  # W3C trace context, as Kafka tracing expects
-        headers += tuple((k, carried[k].encode()) for k in _TRACE_HEADERS if k in carried)
+        headers += tuple((k, carried[k].encode()) for k in TRACE_HEADERS if k in carried)
     return (correlation if key is None else key.encode()), headers
 
 
@@ -437,7 +445,7 @@ def event_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
         causation_id=event.envelope_id,
         created_at=event.created_at,
         headers={
-            **{k: v for k, v in event.headers.items() if k in {"traceparent", "tracestate"}},
+            **trace_context(event.headers),
             EVENT_OF_HEADER: event.node_id,
         },
     )

@@ -25,7 +25,7 @@ import attrs
 from pydantic import JsonValue, TypeAdapter
 
 from ._cel import WORKFLOW_VARIABLES, CelExpression, ExpressionFailed, compile_expression
-from ._derive import EVENT_OF_HEADER, PARTITION_KEY_HEADER
+from ._derive import EVENT_OF_HEADER, PARTITION_KEY_HEADER, trace_context
 from ._envelope import (
     EnvelopeStatus,
     EnvelopeType,
@@ -61,7 +61,6 @@ ENDED: Final = frozenset({"completed", "failed", "compensated", "compensation_fa
 _SETTLED: Final = frozenset({"done", "skipped"})
 _BUSY: Final = frozenset({"running", "waiting", "compensating"})
 _RECENT: Final = 16
-_TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate"})
 
 
 def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
@@ -91,7 +90,7 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
             "status": None,
             "error": None,
             "headers": {
-                **{k: v for k, v in event.headers.items() if k in _TRACE_HEADERS},
+                **trace_context(event.headers),
                 EVENT_OF_HEADER: event.node_id,
                 RESULT_OF_HEADER: str(event.causation_id),
                 RESULT_STATUS_HEADER: "ok" if ok else "error",
@@ -198,6 +197,7 @@ class WorkflowEngine:
     # -- starting and advancing ---------------------------------------------------------
 
     def _new(self, start: OnexEnvelope) -> dict[str, JsonValue]:
+        trace: dict[str, JsonValue] = {**trace_context(start.headers)}
         return {
             "status": "running",
             "version": self.contract.version,
@@ -206,7 +206,7 @@ class WorkflowEngine:
                 "correlation_id": str(start.correlation_id),
                 "tenant_id": start.tenant_id,
                 "created_at": start.created_at.isoformat(),
-                "trace": {k: v for k, v in start.headers.items() if k in _TRACE_HEADERS},
+                "trace": trace,
             },
             "input": dict(start.payload),
             "steps": {
@@ -609,7 +609,7 @@ def _traced(
 
     A timer carries none: what it makes continues the start command's.
     """
-    trace = {k: v for k, v in trigger.headers.items() if k in _TRACE_HEADERS}
+    trace = trace_context(trigger.headers)
     if not trace:
         started = _mapping(_start(instance).get("trace"))
         trace = {k: v for k, v in started.items() if isinstance(v, str)}

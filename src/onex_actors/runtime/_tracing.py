@@ -45,10 +45,10 @@ class HandlerSpan(Protocol):
     """The span of one handler call (one envelope, or a slice handled in one call)."""
 
     def answered(self, payload: Mapping[str, JsonValue]) -> None:
-        """Add what the answer tells about the call (status code, tokens used...)."""
+        """Add what the answer tells about the call (status code, tokens used...).
 
-    def failed(self, error_type: str, message: str) -> None:
-        """Mark the call failed."""
+        A call that raises is marked failed by the span itself, with its exception.
+        """
 
 
 class Tracer(Protocol):

@@ -50,9 +50,9 @@ from ._tracing import HandlerSpan, Tracer
 __all__ = ["BATCH_LIMIT", "NodeWork"]
 
 BATCH_LIMIT = 512
+"""Most envelopes a worker of a batch handler takes from the inbox per wake-up."""
 _UNTRACED: AbstractContextManager[None] = nullcontext()
 """The handler span of a call when tracing is off: none (one object, reused)."""
-"""Most envelopes a worker of a batch handler takes from the inbox per wake-up."""
 
 
 class NodeWork:
@@ -377,8 +377,7 @@ class NodeWork:
         timeout = self.contract.timeout_s
         started = time.perf_counter()
         try:
-            traced = self._handling([item]) if self.tracer is not None else _UNTRACED
-            with traced as span, trio.fail_after(timeout):
+            with self._handling([item]) as span, trio.fail_after(timeout):
                 payload = await self.handler.execute(item.envelope)
                 if span is not None:
                     span.answered(payload)

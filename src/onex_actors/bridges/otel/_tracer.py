@@ -29,7 +29,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, set_sp
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import JsonValue
 
-from onex_actors.core import HostedNode, OnexEnvelope
+from onex_actors.core import TRACE_HEADERS, HostedNode, OnexEnvelope
 from onex_actors.runtime import Record
 
 from ._flows import FlowIds, FlowRatio, flow_sampled
@@ -39,7 +39,6 @@ __all__ = ["OtelTracer", "open_tracer"]
 
 logger = logging.getLogger("onex_actors.tracing")
 _PROPAGATOR = TraceContextTextMapPropagator()
-_TRACE_HEADERS = ("traceparent", "tracestate")
 _ROOT = Context()
 """No parent: a flow's first span starts its trace."""
 _SAMPLED_FLAGS = tuple(f"{flags:02x}" for flags in range(256) if flags & 1)
@@ -83,10 +82,6 @@ class _HandlerSpan:
         if attributes:
             self.span.set_attributes(attributes)
 
-    def failed(self, error_type: str, message: str) -> None:
-        self.span.set_attribute("error.type", error_type)
-        self.span.set_status(Status(StatusCode.ERROR, message))
-
 
 class OtelTracer:
     """Starts the spans of one host's nodes (see the module)."""
@@ -113,7 +108,7 @@ class OtelTracer:
                     carrier = {
                         k: v.decode("latin-1")
                         for k, v in record.headers
-                        if k in _TRACE_HEADERS and v is not None
+                        if k in TRACE_HEADERS and v is not None
                     }
                     break
         traceparent = carrier.get("traceparent")
@@ -156,7 +151,7 @@ class OtelTracer:
         self.ids.pending = None
         context: dict[str, str] = {}
         _PROPAGATOR.inject(context, set_span_in_context(span))
-        kept = {k: v for k, v in headers.items() if k not in _TRACE_HEADERS}
+        kept = {k: v for k, v in headers.items() if k not in TRACE_HEADERS}
         envelope = envelope.model_copy(update={"headers": {**kept, **context}})
         return envelope, _EnvelopeSpan(span) if span.is_recording() else None
 
