@@ -112,3 +112,18 @@ def test_revoking_commits_nothing_where_the_strategy_commits_only_in_its_rounds(
     assert tracker.revoking([TP]) == {}
     assert tracker.phase(TP) is PartitionPhase.REVOKING
     assert tracker.due() == {TP: 3}  # a transaction of this generation may still carry it
+
+
+def test_records_of_a_revoked_partition_are_void_until_it_is_assigned_again() -> None:
+    tracker = CommitTracker()
+    tracker.assigned([TP])
+    tracker.settle(tracker.track(records(TP, range(3))))
+    tracker.revoked([TP])
+    # fetched before the revocation, handed on after it: never committed here
+    late = tracker.track(records(TP, range(3, 5)))
+    tracker.settle(late)
+    assert all(offsets.retired for offsets, _ in late)
+    assert tracker.due() == {}
+    tracker.assigned([TP])
+    tracker.settle(tracker.track(records(TP, range(3, 5))))
+    assert tracker.due() == {TP: 5}

@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trio.testing import wait_all_tasks_blocked
 
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.bridges.lmdb import LmdbStates
@@ -230,3 +232,49 @@ async def test_a_checkpoint_that_cannot_be_trusted_restores_the_partition_whole(
     assert state is not None
     assert state.value == {"n": 2}
     await again.aclose()
+
+
+async def test_a_partition_revoked_while_its_restore_reads_is_restored_afresh_when_back() -> None:
+    bus = InProcessBus(partitions=4)
+    home = home_partition(b"global/a", 4)
+    tp = TopicPartition(cmd_topic("tally"), home)
+    first: list[OutboundRecord] = []
+    writer = tally_handler(tally())
+    await StateRestorer(bus, {"tally": writer}).restore(writer, tp)
+    for offset in range(2):
+        _fold(writer, first, offset)
+    await _write_changelog(bus, first)
+
+    reading = trio.Event()
+    go_on = trio.Event()
+
+    async def settled() -> None:  # the host's last round still commits: wait for it
+        reading.set()
+        await go_on.wait()
+
+    handler = tally_handler(tally())
+    restorer = StateRestorer(bus, {"tally": handler}, settled=settled)
+    restorer.assigned([tp])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(restorer.run)
+        await reading.wait()
+        restorer.revoked([tp])  # the group takes it away meanwhile
+        go_on.set()
+        await wait_all_tasks_blocked()
+        assert home not in handler.store.owned  # not served from what it read
+        # records of it fetched before it went are not a reason to restore it
+        await restorer.ready([Record(tp.topic, home, 2, b"global/a", b"{}")])
+        assert home not in handler.store.owned
+        # its other owner folds two more, then it comes back: restored with them
+        more: list[OutboundRecord] = []
+        for offset in range(2, 4):
+            _fold(writer, more, offset)
+        await _write_changelog(bus, more)
+        restorer.assigned([tp])
+        await wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert home in handler.store.owned
+    state = handler.store.get(home, "global/a")
+    assert state is not None
+    assert state.value == {"n": 4}
+    assert [report.records for report in restorer.restores] == [4]

@@ -241,7 +241,10 @@ class RuntimeHost:
         for handler in self.reducers.values():
             handler.partitions = counts[handler.state_topic]
         self.restorer = StateRestorer(
-            bus, self.reducers, checkpoint_max_age_s=self.config.state.checkpoint_max_age_s
+            bus,
+            self.reducers,
+            checkpoint_max_age_s=self.config.state.checkpoint_max_age_s,
+            settled=self.delivery.settled,
         )
         self.commits.followers.append(self.restorer)
 
@@ -281,11 +284,12 @@ class RuntimeHost:
             ticket_per_partition=self.delivery.ticket_per_partition,
         )
         while True:
-            records = self.delivery.admit(await consumer.poll(self.config.poll_max_records))
-            if records:
+            # tracked before anything awaits: a restore below may outlast a revocation
+            admitted = self.delivery.admit(await consumer.poll(self.config.poll_max_records))
+            if admitted.records:
                 if self.restorer is not None:
-                    await self.restorer.ready(records)
-                await dispatcher.dispatch(records)
+                    await self.restorer.ready(admitted.records)
+                await dispatcher.dispatch(admitted.records, admitted.marks)
 
     def _answer_runtime(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue] | ErrorInfo:
         op = envelope.payload.get("op")

@@ -56,7 +56,14 @@ class PartitionUnit(Generic[P]):
 
         A record at or before the newest offset in flight means the partition is read
         again from its last commit (a rebalance, a seek): what was in flight is void.
+        A record of a revoked partition (fetched before it went) is void at once: its
+        next owner reads it from the last commit, and nothing of it is committed here.
         """
+        if self.phase is PartitionPhase.REVOKED:
+            void = PartitionOffsets(offset)
+            void.retired = True
+            void.start(offset)
+            return void
         offsets = self.offsets
         if offsets is None or not _follows(offsets, offset):
             self.read_again()

@@ -8,6 +8,7 @@ commit tracking and the delivery strategies (at least once, exactly once); adapt
 from ._actor import NodeActor as NodeActor
 from ._commits import CommitTracker as CommitTracker
 from ._commits import OffsetMarks as OffsetMarks
+from ._delivery import Admitted as Admitted
 from ._delivery import AtLeastOnce as AtLeastOnce
 from ._delivery import Delivery as Delivery
 from ._delivery import ExactlyOnce as ExactlyOnce
@@ -72,6 +73,7 @@ __all__ = [
     "DURATION_BUCKETS_S",
     "RECORD_OVERHEAD",
     "AckCallback",
+    "Admitted",
     "AnswerOf",
     "AnswerStore",
     "AtLeastOnce",

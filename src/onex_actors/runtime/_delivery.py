@@ -27,7 +27,7 @@ import trio
 
 from onex_actors.core import BusError, ConfigError, TransactionAborted
 
-from ._commits import CommitTracker
+from ._commits import CommitTracker, OffsetMarks
 from ._outbox import Outbox
 from ._ports import (
     Bus,
@@ -38,9 +38,17 @@ from ._ports import (
 )
 from ._tracing import Tracer
 
-__all__ = ["AtLeastOnce", "Delivery", "ExactlyOnce"]
+__all__ = ["Admitted", "AtLeastOnce", "Delivery", "ExactlyOnce"]
 
 logger = logging.getLogger("onex_actors.host")
+
+
+@attrs.frozen
+class Admitted:
+    """The records of one poll to hand to the nodes, and the marks that settle them."""
+
+    records: Sequence[Record]
+    marks: OffsetMarks
 
 
 class Delivery(Protocol):
@@ -61,8 +69,17 @@ class Delivery(Protocol):
     async def commit(self, consumer: BusConsumer) -> None:
         """Commit what is done now (the last commit of a stop, or a round)."""
 
-    def admit(self, records: Sequence[Record]) -> Sequence[Record]:
-        """Return the polled ``records`` to hand to the nodes."""
+    async def settled(self) -> None:
+        """Return once no commit of this host is under way (a restore reads after it)."""
+
+    def admit(self, records: Sequence[Record]) -> Admitted:
+        """Return the polled ``records`` to hand to the nodes, tracked (with their marks).
+
+        Call it with no await since the poll returned them: a read voided later (a
+        revocation, an aborted transaction) then retires their marks. Tracked after
+        such a void, they would open a fresh read at their own offsets, past the voided
+        records before them, and its commit would skip those.
+        """
 
 
 @attrs.define
@@ -88,9 +105,13 @@ class AtLeastOnce:
         """Commit the done offsets; a refused commit is tried again at the next one."""
         await self.commits.commit(consumer)
 
-    def admit(self, records: Sequence[Record]) -> Sequence[Record]:
+    async def settled(self) -> None:
+        """At once: what a restore reads (acknowledged writes) does not wait on commits."""
+        await trio.lowlevel.checkpoint()
+
+    def admit(self, records: Sequence[Record]) -> Admitted:
         """Every record: a redelivery is answered from the idempotency window."""
-        return records
+        return Admitted(records, self.commits.track(records))
 
 
 @attrs.define
@@ -167,14 +188,27 @@ class ExactlyOnce:
             finally:
                 self.commits.end_round()
 
-    def admit(self, records: Sequence[Record]) -> Sequence[Record]:
+    async def settled(self) -> None:
+        """Return once no transaction of this host is under way.
+
+        A partition taken away while a round commits it (the old generation is still
+        accepted while the group prepares its rebalance) and given back at once must be
+        restored after that round ends: read before, its changelog stops at the open
+        transaction's writes, and the offsets that transaction commits would then skip
+        their records' folds.
+        """
+        async with self._lock:
+            await trio.lowlevel.checkpoint()
+
+    def admit(self, records: Sequence[Record]) -> Admitted:
         """Return the records past the committed offsets (and a commit's under way).
 
         A client that reset its position from an offset fetch older than this host's
         last transaction reads committed records again: their results are visible
         already, so they are never handled (or answered) twice.
         """
-        return self.commits.uncommitted(records)
+        kept = self.commits.uncommitted(records)
+        return Admitted(kept, self.commits.track(kept))
 
     async def _commit_transaction(self, consumer: RewindableConsumer) -> None:
         """Commit what is done with its outputs in one transaction, then open the next.

@@ -72,9 +72,12 @@ class Dispatcher:
         settles only records of one partition, so when the done prefix passes them the
         same transaction carries their outputs and their offsets."""
 
-    async def dispatch(self, records: Sequence[Record]) -> None:
-        """Route one poll: a slice into each node's inbox, the rest answered here."""
-        marks = self.tracker.track(records)
+    async def dispatch(self, records: Sequence[Record], marks: OffsetMarks) -> None:
+        """Route one poll: a slice into each node's inbox, the rest answered here.
+
+        ``marks`` settle ``records`` (the delivery strategy tracked them when it
+        admitted them).
+        """
         routed = route_batch(records, self.table, max_envelope_bytes=self.max_envelope_bytes)
         for node_id, entries in routed.deliveries.items():
             items = []

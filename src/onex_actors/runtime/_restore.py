@@ -5,7 +5,10 @@ restored unless held already, a revoked one forgotten (its state moves on elsewh
 commit makes the writes below it committed, a read-again drops the pending writes. The
 host awaits :meth:`ready` with each poll before dispatching it: a record of a reducer's
 partition that is not restored waits until it is (the partition is not served before).
-A bus that reports no assignments gets its partitions restored there.
+A bus that reports no assignments gets its partitions restored there. A partition
+revoked and not assigned again is never restored (records of it still on their way are
+void), and one revoked while its restore reads is not served: it is restored afresh
+when it comes back, after whatever its other owner committed meanwhile.
 
 A durable store (on disk) keeps a partition's states across a clean stop: the host saves
 each served partition's changelog end as its checkpoint after its last commit
@@ -21,7 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import attrs
 import trio
@@ -59,8 +63,12 @@ class StateRestorer:
         *,
         checkpoint_max_age_s: float = 12 * 3600,
         clock: Callable[[], float] = time.time,
+        settled: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.bus = bus
+        self.settled = settled
+        """Awaited before a changelog is read: returns once no commit of this host is
+        under way (``Delivery.settled``), so a restore sees what that commit wrote."""
         self.checkpoint_max_age_s = checkpoint_max_age_s
         self.clock = clock
         self.by_topic = {handler.cmd_topic: handler for handler in reducers.values()}
@@ -71,6 +79,10 @@ class StateRestorer:
         """Partitions being restored now."""
         self._lock = trio.Lock()
         self._assigned_send, self._assigned = trio.open_memory_channel[TopicPartition](math.inf)
+        self._gone: set[TopicPartition] = set()
+        """Partitions revoked and not assigned again since."""
+        self._moves: Counter[TopicPartition] = Counter()
+        """How often each partition was revoked (a restore checks none came meanwhile)."""
 
     async def run(self) -> None:
         """Restore each partition as soon as it is assigned (until cancelled).
@@ -84,19 +96,24 @@ class StateRestorer:
                 await self.restore(handler, tp)
 
     async def ready(self, records: Sequence[Record]) -> None:
-        """Restore every reducer partition ``records`` come from that is not restored yet."""
+        """Restore every reducer partition ``records`` come from that is not restored yet.
+
+        Not one revoked from this member: its records were fetched before it went and
+        are void here (the reducer answers nothing for a partition it does not hold).
+        """
         by_topic = self.by_topic
         for tp in {r.topic_partition for r in records if r.topic in by_topic}:
             handler = by_topic[tp.topic]
-            if tp.partition not in handler.store.owned:
+            if tp.partition not in handler.store.owned and tp not in self._gone:
                 await self.restore(handler, tp)
 
     async def restore(self, handler: KeyedNode, tp: TopicPartition) -> None:
         """Restore ``tp`` of ``handler``'s input from its changelog, unless it is already."""
         async with self._lock:
             store = handler.store
-            if tp.partition in store.owned:
+            if tp.partition in store.owned or tp in self._gone:
                 return
+            moves = self._moves[tp]
             self.restoring.add(tp)
             started = time.perf_counter()
             unreadable = 0
@@ -106,6 +123,8 @@ class StateRestorer:
                 unreadable += store.load(tp.partition, records)
 
             try:
+                if self.settled is not None:
+                    await self.settled()
                 start = await self._resume_point(handler, tp.partition)
                 if start:
                     store.release(tp.partition)
@@ -120,6 +139,14 @@ class StateRestorer:
                 handler.restored(tp.partition)
             finally:
                 self.restoring.discard(tp)
+            if self._moves[tp] != moves:
+                self._forget([tp])
+                logger.info(
+                    "%s partition %d was revoked while it was restored: not served here",
+                    handler.node_id,
+                    tp.partition,
+                )
+                return
             store.owned.add(tp.partition)
             report = RestoreReport(
                 handler.node_id,
@@ -207,10 +234,15 @@ class StateRestorer:
         """
         for tp in partitions:
             if tp.topic in self.by_topic:
+                self._gone.discard(tp)
                 self._assigned_send.send_nowait(tp)
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
         """Forget ``partitions``: another member owns them now."""
+        for tp in partitions:
+            if tp.topic in self.by_topic:
+                self._gone.add(tp)
+                self._moves[tp] += 1
         self._forget(partitions)
 
     def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
