@@ -1,9 +1,8 @@
 """OpenTelemetry traces of a host's envelopes, exported over OTLP/HTTP (the ``tracing`` extra).
 
-``open_tracer`` builds the SDK's tracer provider (a parent-based ratio sampler, a batch
-span processor and the OTLP/HTTP exporter) and yields an ``OtelTracer``, the runtime's
-``Tracer``. Imported only when ``tracing.enabled`` is set: a host without it loads no
-OpenTelemetry module.
+``open_tracer`` starts the export process (the SDK's OTLP/HTTP exporter, fed the spans
+the host records) and yields an ``OtelTracer``, the runtime's ``Tracer``. Imported only
+when ``tracing.enabled`` is set: a host without it loads no OpenTelemetry module.
 """
 
 from ._tracer import OtelTracer as OtelTracer

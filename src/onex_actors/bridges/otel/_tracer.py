@@ -1,4 +1,4 @@
-"""``OtelTracer``: the runtime's ``Tracer`` on the OpenTelemetry SDK.
+"""``OtelTracer``: the runtime's ``Tracer``, OpenTelemetry spans exported over OTLP/HTTP.
 
 Each envelope a node handles is a consumer span (``process <topic>``, the messaging
 conventions' attributes: system, destination, partition, offset, consumer group, message
@@ -10,62 +10,84 @@ it is the trace id of the flow's root span, and hashed against ``sampler_ratio``
 every hop the same decision without a header, so a flow not sampled costs no span, no
 header and no copy anywhere. Each output of a sampled flow gets a producer span
 (``create <topic>``), a child of the span that handled its input, whose context it
-carries to the next hop. Spans are exported in batches from the SDK's own thread.
+carries to the next hop.
+
+Spans are recorded light (``_recorded``) and exported by another process with the SDK's
+OTLP exporter (``_shipping``): a sampled envelope costs the host its three spans' slots
+and ids, not the SDK's span machinery and protobuf encoding.
 """
 
 from __future__ import annotations
 
-import logging
+import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import SpanKind, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import JsonValue
 
 from onex_actors.core import TRACE_HEADERS, HostedNode, OnexEnvelope
 from onex_actors.runtime import Record
 
-from ._flows import FlowIds, FlowRatio, flow_sampled
+from ._flows import flow_bound, flow_sampled
+from ._recorded import Attributes, AttributeValue, RecordedSpan
+from ._shipping import SpanShipper, open_span_shipper
 from ._spans import Call, answer_attributes, call_of
 
 __all__ = ["OtelTracer", "open_tracer"]
 
-logger = logging.getLogger("onex_actors.tracing")
 _PROPAGATOR = TraceContextTextMapPropagator()
-_ROOT = Context()
-"""No parent: a flow's first span starts its trace."""
 _SAMPLED_FLAGS = tuple(f"{flags:02x}" for flags in range(256) if flags & 1)
 """W3C trace flags with the sampled bit set (a ``traceparent`` ends with its flags)."""
+
+
+class _Parent:
+    """The span context a header carries: its trace, span and trace state."""
+
+    __slots__ = ("span_id", "trace_id", "trace_state")
+
+    def __init__(self, trace_id: int, span_id: int, trace_state: str | None) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_state = trace_state
+
+
+def _parent_in(carrier: Mapping[str, str]) -> _Parent | None:
+    """Return the span context ``carrier``'s trace headers hold; ``None`` if none valid."""
+    context = get_current_span(_PROPAGATOR.extract(carrier)).get_span_context()
+    if not context.is_valid:
+        return None
+    state = context.trace_state.to_header() if context.trace_state else None
+    return _Parent(context.trace_id, context.span_id, state or None)
+
+
+def _context_headers(span: RecordedSpan) -> dict[str, str]:
+    """Return the trace headers that make the next hop's span a child of ``span``."""
+    if span.trace_state:
+        return {"traceparent": span.traceparent, "tracestate": span.trace_state}
+    return {"traceparent": span.traceparent}
 
 
 class _EnvelopeSpan:
     """An envelope's consumer span (``runtime.EnvelopeSpan``)."""
 
-    __slots__ = ("ended", "span")
+    __slots__ = ("span",)
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, span: RecordedSpan) -> None:
         self.span = span
-        self.ended = False
 
     def event(self, name: str, attributes: Mapping[str, str | int | float | bool]) -> None:
-        self.span.add_event(f"onex.{name}", dict(attributes))
+        self.span.add_event(f"onex.{name}", attributes)
 
     def failed(self, error_type: str, message: str) -> None:
         self.span.add_event("onex.dead_letter", {"error.type": error_type})
-        self.span.set_attribute("error.type", error_type)
-        self.span.set_status(Status(StatusCode.ERROR, message))
+        self.span.set_attributes({"error.type": error_type})
+        self.span.set_error(message)
 
     def end(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.span.end()
+        self.span.end()
 
 
 class _HandlerSpan:
@@ -73,7 +95,7 @@ class _HandlerSpan:
 
     __slots__ = ("node", "span")
 
-    def __init__(self, span: Span, node: HostedNode) -> None:
+    def __init__(self, span: RecordedSpan, node: HostedNode) -> None:
         self.span = span
         self.node = node
 
@@ -86,14 +108,11 @@ class _HandlerSpan:
 class OtelTracer:
     """Starts the spans of one host's nodes (see the module)."""
 
-    def __init__(
-        self, provider: TracerProvider, ids: FlowIds, ratio: float, consumer_group: str
-    ) -> None:
-        self.provider = provider
-        self.ids = ids
-        self.bound = FlowRatio(ratio).bound
+    def __init__(self, shipper: SpanShipper, ratio: float, consumer_group: str) -> None:
+        self.shipper = shipper
+        self.bound = flow_bound(ratio)
         self.consumer_group = consumer_group
-        self._tracer = provider.get_tracer("onex_actors")
+        self._ended = shipper.ended
         self._calls: dict[str, Call] = {}
 
     def consume(
@@ -112,30 +131,31 @@ class OtelTracer:
                     }
                     break
         traceparent = carrier.get("traceparent")
-        if traceparent is None:
+        parent = None
+        if traceparent is not None:
+            if not traceparent.endswith(_SAMPLED_FLAGS):
+                return envelope, None  # not sampled upstream: nothing recorded here either
+            parent = _parent_in(carrier)
+        if parent is None:
             # the flow's own decision, the same at every hop: no header needed for it
             flow = envelope.correlation_id.int
             if not flow_sampled(flow, self.bound):
                 return envelope, None
-            self.ids.pending = flow
-            parent = _ROOT
-        elif not traceparent.endswith(_SAMPLED_FLAGS):
-            return envelope, None  # not sampled upstream: nothing recorded here either
-        else:
-            parent = _PROPAGATOR.extract(carrier)
+            parent = _Parent(flow, 0, None)
         if record is not None:
             topic = record.topic
-            attributes: dict[str, str | int | float | bool] = {
+            attributes: Attributes = {
                 "messaging.destination.partition.id": str(record.partition),
                 "messaging.kafka.offset": record.offset,
             }
         else:
             topic, attributes = node.cmd_topic, {}
-        span = self._tracer.start_span(
+        span = RecordedSpan(
+            self._ended,
             f"process {topic}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
+            SpanKind.CONSUMER,
+            parent.trace_id,
+            {
                 "messaging.system": "kafka",
                 "messaging.operation.type": "process",
                 "messaging.destination.name": topic,
@@ -147,13 +167,13 @@ class OtelTracer:
                 "onex.envelope.type": envelope.type.value,
                 **attributes,
             },
+            parent_id=parent.span_id or None,
+            parent_remote=True,
+            trace_state=parent.trace_state,
         )
-        self.ids.pending = None
-        context: dict[str, str] = {}
-        _PROPAGATOR.inject(context, set_span_in_context(span))
         kept = {k: v for k, v in headers.items() if k not in TRACE_HEADERS}
-        envelope = envelope.model_copy(update={"headers": {**kept, **context}})
-        return envelope, _EnvelopeSpan(span) if span.is_recording() else None
+        envelope = envelope.model_copy(update={"headers": {**kept, **_context_headers(span)}})
+        return envelope, _EnvelopeSpan(span)
 
     def handling(
         self, node: HostedNode, spans: Sequence[object]
@@ -169,45 +189,67 @@ class OtelTracer:
         call = self._calls.get(node.node_id)
         if call is None:
             call = self._calls[node.node_id] = call_of(node)
-        links = [Link(s.span.get_span_context()) for s in spans[1:]]
-        with self._tracer.start_as_current_span(
+        first = spans[0].span
+        attributes: Attributes = dict(call.attributes)
+        attributes["onex.batch.size"] = len(spans)
+        span = RecordedSpan(
+            self._ended,
             call.name,
-            context=set_span_in_context(spans[0].span),
-            kind=call.kind,
-            links=links,
-            attributes={**call.attributes, "onex.batch.size": len(spans)},
-        ) as span:
+            call.kind,
+            first.trace_id,
+            attributes,
+            parent_id=first.span_id,
+            trace_state=first.trace_state,
+            links=[(s.span.trace_id, s.span.span_id) for s in spans[1:]],
+        )
+        try:
             yield _HandlerSpan(span, node)
+        except BaseException as exc:
+            span.record_exception(exc)
+            raise
+        finally:
+            span.end()
 
     def produce(self, envelope: OnexEnvelope, topic: str) -> OnexEnvelope:
         """Record ``envelope``'s creation for ``topic`` (see ``runtime.Tracer.produce``)."""
-        parent = envelope.headers.get("traceparent")
-        if parent is None or not parent.endswith(_SAMPLED_FLAGS):
+        headers = envelope.headers
+        traceparent = headers.get("traceparent")
+        if traceparent is None or not traceparent.endswith(_SAMPLED_FLAGS):
             return envelope  # not sampled (or not traced): nothing recorded, nothing changed
-        span = self._tracer.start_span(
+        parent = _parent_in(headers)
+        if parent is None:
+            return envelope  # a context no one can continue: left as it came
+        span = RecordedSpan(
+            self._ended,
             f"create {topic}",
-            context=_PROPAGATOR.extract(envelope.headers),
-            kind=SpanKind.PRODUCER,
-            attributes={
+            SpanKind.PRODUCER,
+            parent.trace_id,
+            {
                 "messaging.system": "kafka",
                 "messaging.operation.type": "create",
                 "messaging.destination.name": topic,
                 "messaging.message.id": str(envelope.envelope_id),
             },
+            parent_id=parent.span_id,
+            parent_remote=True,
+            trace_state=parent.trace_state,
         )
-        carrier: dict[str, str] = {}
-        _PROPAGATOR.inject(carrier, set_span_in_context(span))
         span.end()
-        return envelope.model_copy(update={"headers": {**envelope.headers, **carrier}})
+        return envelope.model_copy(update={"headers": {**headers, **_context_headers(span)}})
 
     def transaction_aborted(self, reason: str, records: int) -> None:
-        """Record an aborted transaction as a failed span of its own."""
-        span = self._tracer.start_span(
-            "onex.transaction abort",
-            kind=SpanKind.INTERNAL,
-            attributes={"onex.outputs_voided": records, "messaging.system": "kafka"},
+        """Record an aborted transaction as a failed span of its own (sampled at the ratio)."""
+        trace_id = random.getrandbits(128) or 1
+        if not flow_sampled(trace_id, self.bound):
+            return
+        attributes: dict[str, AttributeValue] = {
+            "onex.outputs_voided": records,
+            "messaging.system": "kafka",
+        }
+        span = RecordedSpan(
+            self._ended, "onex.transaction abort", SpanKind.INTERNAL, trace_id, attributes
         )
-        span.set_status(Status(StatusCode.ERROR, reason))
+        span.set_error(reason)
         span.end()
 
 
@@ -221,24 +263,11 @@ def open_tracer(
     headers: Mapping[str, str] | None = None,
     exporter: SpanExporter | None = None,
 ) -> Iterator[OtelTracer]:
-    """Yield a tracer exporting to ``endpoint`` (OTLP/HTTP); flush and stop it after.
+    """Yield a tracer exporting to ``endpoint`` (OTLP/HTTP); export what is left after.
 
-    ``exporter`` replaces the OTLP one (tests read spans back from memory with it).
+    ``exporter`` replaces the export process (tests read spans back from memory with it).
     """
-    ids = FlowIds()
-    provider = TracerProvider(
-        resource=Resource.create(dict(resource)),
-        sampler=ParentBased(FlowRatio(sampler_ratio)),
-        id_generator=ids,
-    )
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            exporter
-            if exporter is not None
-            else OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}), timeout=10)
-        )
-    )
-    try:
-        yield OtelTracer(provider, ids, sampler_ratio, consumer_group)
-    finally:
-        provider.shutdown()  # exports what is left (the processor's own timeout bounds it)
+    with open_span_shipper(
+        endpoint=endpoint, resource=resource, headers=headers, exporter=exporter
+    ) as shipper:
+        yield OtelTracer(shipper, sampler_ratio, consumer_group)
