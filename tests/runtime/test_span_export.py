@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,12 +17,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from tests.contracts import effect
 
 from onex_actors.bridges.otel import OtelTracer, open_tracer
-from onex_actors.bridges.otel._shipping import MAX_QUEUED, SpanShipper
+from onex_actors.bridges.otel._shipping import MAX_QUEUED, ExportProcessError, SpanShipper
 from onex_actors.core import HostedNode, cmd_topic, evt_topic, new_command
 from onex_actors.runtime import Record
 
@@ -111,6 +113,7 @@ def test_the_export_process_sends_every_span_to_the_otlp_endpoint_by_a_clean_sto
             consumer_group="group-t",
             headers={"x-api-key": "k-1"},
         ) as traced:
+            traced.wait_loaded()
             handle(traced, 300)
         # the stop returned only once the export process had exported all and ended
         spans = otlp.wait_for(900, timeout_s=0)
@@ -161,7 +164,7 @@ def test_spans_written_before_the_host_is_killed_are_still_exported() -> None:
             os.kill(host.pid, signal.SIGKILL)
             host.wait()
         # its stdin ended with the host: the export process exports what it read, then ends
-        assert len(otlp.wait_for(150)) == 150
+        assert len(otlp.wait_for(150, timeout_s=8)) == 150
 
 
 def test_a_full_queue_drops_spans_and_counts_them_never_blocking_the_host() -> None:
@@ -180,3 +183,19 @@ def test_a_full_queue_drops_spans_and_counts_them_never_blocking_the_host() -> N
     release.set()
     shipper.stop()
     assert sum(sent) + shipper.dropped == MAX_QUEUED + 10 + 2_048
+
+
+def test_an_export_process_that_cannot_start_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))  # exits 1 at once
+    with (
+        pytest.raises(ExportProcessError, match=r"did not start: exit 1.*tracing.enabled: false"),
+        open_tracer(
+            endpoint="http://127.0.0.1:9/v1/traces",
+            sampler_ratio=1.0,
+            resource={"service.name": "r"},
+            consumer_group="g",
+        ) as traced,
+    ):
+        traced.wait_loaded()

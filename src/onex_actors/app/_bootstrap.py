@@ -243,7 +243,9 @@ async def open_runtime_host(
             open_handlers(table, config, overrides=handlers or {})
         )
         if tracer is None:
-            tracer = stack.enter_context(open_host_tracer(config.tracing, runtime_id, group_id))
+            tracer = await stack.enter_async_context(
+                open_host_tracer(config.tracing, runtime_id, group_id)
+            )
         host = RuntimeHost(table, bus, built, config, tracer=tracer)
         if hands_over:
             others = _other_runtime_groups(registry, group_id)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+
+import trio
 
 from onex_actors.core import ConfigError
 from onex_actors.runtime import Tracer
@@ -16,11 +18,14 @@ from ._config import TracingSettings
 __all__ = ["open_host_tracer"]
 
 
-@contextmanager
-def open_host_tracer(
+@asynccontextmanager
+async def open_host_tracer(
     settings: TracingSettings, runtime_id: str, consumer_group: str
-) -> Iterator[Tracer | None]:
-    """Yield the tracer ``settings`` ask for (``None`` when tracing is off); flush it after."""
+) -> AsyncIterator[Tracer | None]:
+    """Yield the tracer ``settings`` ask for (``None`` when tracing is off); flush it after.
+
+    It is yielded once its export process has loaded.
+    """
     if not settings.enabled:
         yield None
         return
@@ -46,6 +51,7 @@ def open_host_tracer(
         consumer_group=consumer_group,
         headers=settings.headers,
     ) as tracer:
+        await trio.to_thread.run_sync(tracer.wait_loaded, abandon_on_cancel=True)
         yield tracer
 
 

@@ -1,6 +1,7 @@
 """The export process: spans read from stdin, exported over OTLP/HTTP by the SDK's exporter.
 
-Started by a traced host (``_shipping``) as ``python -m onex_actors.bridges.otel._export_process``.
+Started by a traced host (``_shipping``) as ``python -m
+onex_actors.bridges.otel._export_process``. It writes ``READY`` on its stdout once loaded.
 Its stdin carries length-prefixed ``marshal`` frames: first the configuration (endpoint,
 headers, resource attributes, timeout), then batches of ended spans (``SpanTuple``). It
 exports each batch as it comes and ends when its stdin ends: the host stopped, or died,
@@ -14,13 +15,14 @@ import logging
 import marshal
 import signal
 import sys
+from contextlib import suppress
 from typing import IO, Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 
 from ._recorded import readable_spans
-from ._shipping import SCOPE
+from ._shipping import READY, SCOPE
 
 __all__ = ["main"]
 
@@ -44,6 +46,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s span export: %(message)s")
+    with suppress(OSError):  # a host already gone still left what it wrote on stdin
+        sys.stdout.buffer.write(READY)  # loaded: the host may count on it from now on
+        sys.stdout.buffer.flush()
     stdin = sys.stdin.buffer
     config = read_frame(stdin)
     if config is None:

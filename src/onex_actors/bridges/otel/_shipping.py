@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 import marshal
+import select
 import subprocess
 import sys
 import threading
@@ -32,9 +33,18 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from onex_actors.core import OnexError
+
 from ._recorded import SpanTuple, readable_spans
 
-__all__ = ["SCOPE", "SpanShipper", "open_span_shipper", "write_frame"]
+__all__ = [
+    "READY",
+    "SCOPE",
+    "ExportProcessError",
+    "SpanShipper",
+    "open_span_shipper",
+    "write_frame",
+]
 
 logger = logging.getLogger("onex_actors.tracing")
 
@@ -45,6 +55,10 @@ MAX_QUEUED = 32_768
 """Spans held for export at most; more are dropped (counted) until the queue drains."""
 BATCH = 2_048
 """Spans per frame written to the export process."""
+READY = b"ready\n"
+"""What the export process writes on its stdout once it has loaded."""
+START_TIMEOUT_S = 60.0
+"""How long the export process may take to load (a cold disk, a busy machine)."""
 EXPORT_TIMEOUT_S = 10.0
 """How long one export to the endpoint may take (the OTLP exporter's own retries in it)."""
 
@@ -59,8 +73,16 @@ def write_frame(stream: IO[bytes], value: Mapping[str, object] | list[SpanTuple]
 class SpanShipper:
     """Queues ended spans and hands them to ``send`` in batches, from a thread of its own."""
 
-    def __init__(self, send: Callable[[list[SpanTuple]], None], *, interval_s: float = 0.25):
+    def __init__(
+        self,
+        send: Callable[[list[SpanTuple]], None],
+        *,
+        loaded: Callable[[], None] = lambda: None,
+        interval_s: float = 0.25,
+    ):
         self.send = send
+        self.wait_loaded = loaded
+        """Block until the export is ready (the export process has loaded)."""
         self.interval_s = interval_s
         self.dropped = 0
         """Spans dropped because the queue was full."""
@@ -106,6 +128,10 @@ class SpanShipper:
         self.flush()
 
 
+class ExportProcessError(OnexError):
+    """The span export process did not start."""
+
+
 class _ExportProcess:
     """The export process (``_export_process``), fed frames on its stdin."""
 
@@ -113,11 +139,31 @@ class _ExportProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "onex_actors.bridges.otel._export_process"],
             stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         self.gone = False
         assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.stdin = self.process.stdin
+        self.stdout = self.process.stdout
         write_frame(self.stdin, dict(config))
+
+    def wait_loaded(self) -> None:
+        """Block until the process has loaded (its start is the host's, not its first work's).
+
+        Raises ``ExportProcessError`` if it ends or takes over ``START_TIMEOUT_S`` first.
+        """
+        readable, _, _ = select.select([self.stdout], [], [], START_TIMEOUT_S)
+        said = self.stdout.readline() if readable else b""
+        if said != READY:
+            self.process.kill()
+            code = self.process.wait()
+            raise ExportProcessError(
+                f"the span export process (python -m onex_actors.bridges.otel._export_process) "
+                f"did not start: {'exit ' + str(code) if readable else 'no answer in 60 s'}; "
+                "its error is above. Check that the tracing extra is installed "
+                "(pip install 'onex-actors[tracing]'), or set tracing.enabled: false"
+            )
 
     def send(self, batch: list[SpanTuple]) -> None:
         if self.gone:
@@ -140,6 +186,7 @@ class _ExportProcess:
             logger.warning("the span export process did not finish its exports: stopped")
             self.process.kill()
             self.process.wait()
+        self.stdout.close()
 
 
 @contextmanager
@@ -162,7 +209,7 @@ def open_span_shipper(
         def export(batch: list[SpanTuple]) -> None:
             given.export(readable_spans(batch, scope_resource, SCOPE))
 
-        shipper = SpanShipper(export)
+        shipper = SpanShipper(export, loaded=lambda: None)
         try:
             yield shipper
         finally:
@@ -177,7 +224,7 @@ def open_span_shipper(
             "timeout_s": EXPORT_TIMEOUT_S,
         }
     )
-    shipper = SpanShipper(process.send)
+    shipper = SpanShipper(process.send, loaded=process.wait_loaded)
     try:
         yield shipper
     finally:

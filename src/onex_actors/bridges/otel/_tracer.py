@@ -115,6 +115,14 @@ class OtelTracer:
         self._ended = shipper.ended
         self._calls: dict[str, Call] = {}
 
+    def wait_loaded(self) -> None:
+        """Block until the export process has loaded (``ExportProcessError`` if it fails).
+
+        A host waits for it before it says it is ready, so the process's start (its
+        imports: most of a second of a core) is not taken from the host's first work.
+        """
+        self.shipper.wait_loaded()
+
     def consume(
         self, node: HostedNode, envelope: OnexEnvelope, record: Record | None
     ) -> tuple[OnexEnvelope, _EnvelopeSpan | None]:
