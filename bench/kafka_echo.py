@@ -24,6 +24,12 @@ same commands, each keyed by its reducer key (as ``onex emit`` writes them); the
 ones run with ``tracing.enabled`` (every flow sampled; ``-traced-1pct``: 1 %), exporting
 to an OTLP/HTTP sink in this process that answers every export at once.
 
+Host CPU: for each runtime contender, the CPU time (user and system) its host process
+and their children (workers, a traced host's span export process) spent from its first
+answer's wait until every command was answered, per command. On this shared 2-core
+machine throughput varies by a third between runs of one contender; CPU per command
+varies far less, so it is what a small cost (tracing's) is measured by.
+
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
 by the same client (confluent-kafka, linger 0) from send to the result's arrival.
 
@@ -91,6 +97,8 @@ from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 
 PARTITIONS = 4
 GC: list[int | None] = [None]
+HOST_CPU: list[float | None] = [None]
+"""The last runtime run's host CPU per command, µs (its process tree, children included)."""
 """The GC threshold every contender runs under (``--gc-threshold``), the host's too."""
 PRODUCER = {"linger_ms": 1, "batch_size": 256 * 1024}
 """The runtime's producer settings (bridges.kafka.ProducerBridge), for every contender."""
@@ -489,10 +497,12 @@ def runtime_run(
                 outputs(bootstrap, evt_topic(node)) as answered,
                 commits(bootstrap, runtime, cmd_topic(node)) as committed,
             ):
+                cpu_before = tree_cpu_s(host.pid)
                 if exactly_once:
                     rate = steady_rate(committed, commands, started=answered)
                 else:
                     rate = steady_rate(answered, commands)
+                HOST_CPU[0] = (tree_cpu_s(host.pid) - cpu_before) / commands * 1e6
             ping = PingClient(bootstrap, node, evt_topic(node), fold=fold)
             latencies = [ping.ping(runtime_answers) for _ in range(pings)]
             ping.close()
@@ -506,6 +516,28 @@ def runtime_run(
     if sink is not None and not sink.exports:
         raise RuntimeError("the traced host exported no span to the sink")
     return rate, latencies
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) used so far by process ``pid`` and its descendants.
+
+    A host's throughput on a shared 2-core machine varies by a third from run to run
+    with the scheduling of the broker and the bench beside it; the CPU it spends per
+    command does not, so a small cost (tracing's) is measured by it too.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+    return total
 
 
 class OtlpSink:
@@ -846,18 +878,24 @@ def main() -> None:
     GC[0] = apply_gc(args)
     TRANSACTION_INTERVAL[0] = args.transaction_interval
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
+    cpu: dict[str, list[float]] = {name: [] for name in args.only}
     with broker(args.bootstrap) as bootstrap:
         for run in range(args.runs):
             for name in args.only:
+                HOST_CPU[0] = None
                 try:
                     rate, lat = run_one(name, bootstrap, args.commands, args.pings)
                 except TimeoutError as exc:  # kafka-python's hung poll (docs/kafka.md)
                     print(f"run {run + 1} {name}: stalled ({exc}); running it again", flush=True)
                     rate, lat = run_one(name, bootstrap, args.commands, args.pings)
                 rows[name].append((rate, percentile(lat, 0.5), percentile(lat, 0.99)))
+                host_cpu = ""
+                if HOST_CPU[0] is not None:
+                    cpu[name].append(HOST_CPU[0])
+                    host_cpu = f"   host CPU {HOST_CPU[0]:.1f} µs/cmd"
                 print(
                     f"run {run + 1} {name:10} {rate:>9,.0f} cmd/s   ping p50 "
-                    f"{rows[name][-1][1]:.2f} ms  p99 {rows[name][-1][2]:.2f} ms",
+                    f"{rows[name][-1][1]:.2f} ms  p99 {rows[name][-1][2]:.2f} ms{host_cpu}",
                     flush=True,
                 )
     med = {n: [statistics.median(r[i] for r in rows[n]) for i in range(3)] for n in rows}
@@ -900,6 +938,17 @@ def main() -> None:
         numerator, denominator = name.split("/")
         if numerator in med and denominator in med:
             print(f"{line}: {med[numerator][0] / med[denominator][0]:.3f}")
+    host_cpu = {n: statistics.median(c) for n, c in cpu.items() if c}
+    for name, per_command in host_cpu.items():
+        print(f"host CPU per command, {CONTENDERS[name]}: {per_command:.1f} µs (median)")
+    for name, _ in TRACING_RATIOS:
+        numerator, denominator = name.split("/")
+        if numerator in host_cpu and denominator in host_cpu:
+            added = host_cpu[numerator] / host_cpu[denominator] - 1
+            print(
+                f"host CPU per command, {numerator.removeprefix('runtime-confluent-')}: "
+                f"{added:+.1%} against off (target <= +5 % at 1 %)"
+            )
     if args.json:
         figures: dict[str, float | int] = {"runs": args.runs, "commands": args.commands}
         for name, (rate, p50, p99) in med.items():
@@ -920,6 +969,13 @@ def main() -> None:
             figures["workers_2_vs_1"] = med["runtime-confluent-2p"][0] / med["runtime-confluent"][0]
         if "runtime-scraped" in med and "runtime" in med:
             figures["scraped_vs_runtime"] = med["runtime-scraped"][0] / med["runtime"][0]
+        for name, per_command in host_cpu.items():
+            figures[f"{name.replace('-', '_')}_host_cpu_us"] = per_command
+        for name, _ in TRACING_RATIOS:
+            numerator, denominator = name.split("/")
+            if numerator in host_cpu and denominator in host_cpu:
+                key = f"{numerator}_host_cpu_vs_{denominator}".replace("-", "_")
+                figures[key] = host_cpu[numerator] / host_cpu[denominator]
         for name, _ in (*FOLD_RATIOS, *TRACING_RATIOS):
             numerator, denominator = name.split("/")
             if numerator in med and denominator in med:

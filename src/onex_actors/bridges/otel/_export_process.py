@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import marshal
+import os
 import signal
 import sys
 from contextlib import suppress
@@ -26,6 +27,8 @@ from ._shipping import READY, SCOPE
 
 __all__ = ["main"]
 
+NICENESS = 10
+"""How much lower than the host's this process's CPU priority is."""
 EXPORT_BATCH = 512
 """Spans per OTLP request (the SDK batch processor's default)."""
 
@@ -43,6 +46,8 @@ def read_frame(stream: IO[bytes]) -> Any:
 
 def main() -> int:
     """Export what stdin carries until it ends."""
+    with suppress(OSError):
+        os.nice(NICENESS)  # the host's work first: spans can wait, its commands should not
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s span export: %(message)s")

@@ -4,11 +4,13 @@ Building the OTLP protobuf of a span in Python costs more than recording it (abo
 60 µs a span on the machine of docs/benchmarks.md), and a thread of the host doing it
 would take that from the host's interpreter. So the host's ``SpanShipper`` queues the
 ended spans (``SpanTuple``, built-in values only) and a thread of its own writes them
-every ``interval_s`` to the export process (``_export_process``) as ``marshal`` frames
-on its stdin, which releases the interpreter while it writes; that process turns them
-into the SDK's spans and exports them with the SDK's OTLP/HTTP exporter, off the host's
-interpreter and core. The process ends when its stdin does (a clean stop, or the host
-killed), after exporting what it was given.
+every second (sooner when ``BATCH`` are queued) to the export process
+(``_export_process``) as ``marshal`` frames on its stdin, which releases the interpreter
+while it writes; that process turns them into the SDK's spans and exports them with the
+SDK's OTLP/HTTP exporter, off the host's interpreter, at a lower CPU priority than the
+host (``nice`` 10): on a busy machine the host's work comes first, and spans wait. The
+process ends when its stdin does (a clean stop, or the host killed), after exporting
+what it was given.
 
 A full queue (the export process cannot keep up, or its endpoint is down) drops spans,
 counted and logged, as the SDK's batch processor does: tracing never slows or stops
@@ -54,7 +56,9 @@ SCOPE = InstrumentationScope("onex_actors")
 MAX_QUEUED = 32_768
 """Spans held for export at most; more are dropped (counted) until the queue drains."""
 BATCH = 2_048
-"""Spans per frame written to the export process."""
+"""Spans per frame written to the export process; so many queued are sent at once."""
+LOOK_S = 0.1
+"""How often the shipper looks at its queue (it sends every ``interval_s`` or ``BATCH``)."""
 READY = b"ready\n"
 """What the export process writes on its stdout once it has loaded."""
 START_TIMEOUT_S = 60.0
@@ -78,7 +82,7 @@ class SpanShipper:
         send: Callable[[list[SpanTuple]], None],
         *,
         loaded: Callable[[], None] = lambda: None,
-        interval_s: float = 0.25,
+        interval_s: float = 1.0,
     ):
         self.send = send
         self.wait_loaded = loaded
@@ -123,8 +127,12 @@ class SpanShipper:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stopping.wait(self.interval_s):
-            self.flush()
+        waited = 0.0
+        while not self._stopping.wait(LOOK_S):
+            waited += LOOK_S
+            if waited >= self.interval_s or len(self._queue) >= BATCH:
+                waited = 0.0
+                self.flush()
         self.flush()
 
 
@@ -146,7 +154,8 @@ class _ExportProcess:
         assert self.process.stdout is not None
         self.stdin = self.process.stdin
         self.stdout = self.process.stdout
-        write_frame(self.stdin, dict(config))
+        with suppress(OSError):  # ended already: ``wait_loaded`` says so
+            write_frame(self.stdin, dict(config))
 
     def wait_loaded(self) -> None:
         """Block until the process has loaded (its start is the host's, not its first work's).
