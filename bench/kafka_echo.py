@@ -26,9 +26,10 @@ to an OTLP/HTTP sink in this process that answers every export at once.
 
 Host CPU: for each runtime contender, the CPU time (user and system) its host process
 and their children (workers, a traced host's span export process) spent from its first
-answer's wait until every command was answered, per command. On this shared 2-core
-machine throughput varies by a third between runs of one contender; CPU per command
-varies far less, so it is what a small cost (tracing's) is measured by.
+answer's wait until every command was answered, per command. Times its throughput it
+says how many cores the host kept busy: about one in every run on the 2-core machine
+of docs/benchmarks.md, so a slower run there is the host doing more work per command
+(smaller batches, as the broker and the bench take the other core), not waiting.
 
 Latency: one command in flight at a time (PINGS of them) through each contender, timed
 by the same client (confluent-kafka, linger 0) from send to the result's arrival.
@@ -519,12 +520,7 @@ def runtime_run(
 
 
 def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user and system) used so far by process ``pid`` and its descendants.
-
-    A host's throughput on a shared 2-core machine varies by a third from run to run
-    with the scheduling of the broker and the bench beside it; the CPU it spends per
-    command does not, so a small cost (tracing's) is measured by it too.
-    """
+    """CPU seconds (user and system) used so far by process ``pid`` and its descendants."""
     ticks = os.sysconf("SC_CLK_TCK")
     total, pending = 0.0, [pid]
     while pending:
@@ -947,7 +943,7 @@ def main() -> None:
             added = host_cpu[numerator] / host_cpu[denominator] - 1
             print(
                 f"host CPU per command, {numerator.removeprefix('runtime-confluent-')}: "
-                f"{added:+.1%} against off (target <= +5 % at 1 %)"
+                f"{added:+.1%} against off"
             )
     if args.json:
         figures: dict[str, float | int] = {"runs": args.runs, "commands": args.commands}
