@@ -933,7 +933,13 @@ def main() -> None:
     for name, line in TRACING_RATIOS:
         numerator, denominator = name.split("/")
         if numerator in med and denominator in med:
-            print(f"{line}: {med[numerator][0] / med[denominator][0]:.3f}")
+            paired = statistics.median(
+                a[0] / b[0] for a, b in zip(rows[numerator], rows[denominator], strict=True)
+            )
+            print(
+                f"{line}: {med[numerator][0] / med[denominator][0]:.3f} "
+                f"(median of the runs' own ratios, each run's pair side by side: {paired:.3f})"
+            )
     host_cpu = {n: statistics.median(c) for n, c in cpu.items() if c}
     for name, per_command in host_cpu.items():
         print(f"host CPU per command, {CONTENDERS[name]}: {per_command:.1f} µs (median)")
@@ -967,6 +973,13 @@ def main() -> None:
             figures["scraped_vs_runtime"] = med["runtime-scraped"][0] / med["runtime"][0]
         for name, per_command in host_cpu.items():
             figures[f"{name.replace('-', '_')}_host_cpu_us"] = per_command
+        for name, _ in TRACING_RATIOS:
+            numerator, denominator = name.split("/")
+            if numerator in med and denominator in med:
+                key = f"{numerator}_vs_{denominator}_paired".replace("-", "_")
+                figures[key] = statistics.median(
+                    a[0] / b[0] for a, b in zip(rows[numerator], rows[denominator], strict=True)
+                )
         for name, _ in TRACING_RATIOS:
             numerator, denominator = name.split("/")
             if numerator in host_cpu and denominator in host_cpu:
