@@ -52,6 +52,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import statistics
@@ -99,6 +100,8 @@ from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 PARTITIONS = 4
 GC: list[int | None] = [None]
 HOST_CPU: list[float | None] = [None]
+SPANS_DROPPED: list[int | None] = [None]
+"""The last traced run's spans dropped by its host (its log's count at the stop)."""
 """The last runtime run's host CPU per command, µs (its process tree, children included)."""
 """The GC threshold every contender runs under (``--gc-threshold``), the host's too."""
 PRODUCER = {"linger_ms": 1, "batch_size": 256 * 1024}
@@ -477,10 +480,11 @@ def runtime_run(
             else f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n"
         )
         options = ["--runtime-node-id", runtime, "--contracts-dir", str(root)]
+        log = (root / "host.log").open("w")
         host = subprocess.Popen(
             [*WORKER_COMMAND, *options, "--workers", str(workers)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
             text=True,
             env=env,
         )
@@ -512,11 +516,19 @@ def runtime_run(
                 scraper.stop()
             host.send_signal(signal.SIGTERM)
             host.wait(timeout=120)
+            log.close()
             if sink is not None:
                 sink.stop()
+                SPANS_DROPPED[0] = spans_dropped((root / "host.log").read_text())
     if sink is not None and not sink.exports:
         raise RuntimeError("the traced host exported no span to the sink")
     return rate, latencies
+
+
+def spans_dropped(log: str) -> int:
+    """The spans a traced host's ``log`` says it dropped (none if it says nothing)."""
+    found = re.findall(r"spans dropped in all: (\d+)", log)
+    return sum(int(n) for n in found)
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -875,10 +887,11 @@ def main() -> None:
     TRANSACTION_INTERVAL[0] = args.transaction_interval
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
     cpu: dict[str, list[float]] = {name: [] for name in args.only}
+    dropped: dict[str, list[int]] = {name: [] for name in args.only}
     with broker(args.bootstrap) as bootstrap:
         for run in range(args.runs):
             for name in args.only:
-                HOST_CPU[0] = None
+                HOST_CPU[0] = SPANS_DROPPED[0] = None
                 try:
                     rate, lat = run_one(name, bootstrap, args.commands, args.pings)
                 except TimeoutError as exc:  # kafka-python's hung poll (docs/kafka.md)
@@ -889,6 +902,9 @@ def main() -> None:
                 if HOST_CPU[0] is not None:
                     cpu[name].append(HOST_CPU[0])
                     host_cpu = f"   host CPU {HOST_CPU[0]:.1f} µs/cmd"
+                if SPANS_DROPPED[0] is not None:
+                    dropped[name].append(SPANS_DROPPED[0])
+                    host_cpu += f"   spans dropped {SPANS_DROPPED[0]:,}"
                 print(
                     f"run {run + 1} {name:10} {rate:>9,.0f} cmd/s   ping p50 "
                     f"{rows[name][-1][1]:.2f} ms  p99 {rows[name][-1][2]:.2f} ms{host_cpu}",
@@ -943,6 +959,9 @@ def main() -> None:
     host_cpu = {n: statistics.median(c) for n, c in cpu.items() if c}
     for name, per_command in host_cpu.items():
         print(f"host CPU per command, {CONTENDERS[name]}: {per_command:.1f} µs (median)")
+    for name, counts in dropped.items():
+        if counts:
+            print(f"spans dropped, {CONTENDERS[name]}: {statistics.median(counts):,.0f} (median)")
     for name, _ in TRACING_RATIOS:
         numerator, denominator = name.split("/")
         if numerator in host_cpu and denominator in host_cpu:
@@ -973,6 +992,9 @@ def main() -> None:
             figures["scraped_vs_runtime"] = med["runtime-scraped"][0] / med["runtime"][0]
         for name, per_command in host_cpu.items():
             figures[f"{name.replace('-', '_')}_host_cpu_us"] = per_command
+        for name, counts in dropped.items():
+            if counts:
+                figures[f"{name.replace('-', '_')}_spans_dropped"] = statistics.median(counts)
         for name, _ in TRACING_RATIOS:
             numerator, denominator = name.split("/")
             if numerator in med and denominator in med:

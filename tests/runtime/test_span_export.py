@@ -167,7 +167,9 @@ def test_spans_written_before_the_host_is_killed_are_still_exported() -> None:
         assert len(otlp.wait_for(150, timeout_s=8)) == 150
 
 
-def test_a_full_queue_drops_spans_and_counts_them_never_blocking_the_host() -> None:
+def test_a_full_queue_drops_spans_and_counts_them_never_blocking_the_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     release = threading.Event()
     sent: list[int] = []
 
@@ -183,6 +185,7 @@ def test_a_full_queue_drops_spans_and_counts_them_never_blocking_the_host() -> N
     release.set()
     shipper.stop()
     assert sum(sent) + shipper.dropped == MAX_QUEUED + 10 + 2_048
+    assert f"spans dropped in all: {shipper.dropped} " in caplog.text  # said at the stop
 
 
 def test_an_export_process_that_cannot_start_is_one_clear_error(

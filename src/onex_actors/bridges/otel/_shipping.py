@@ -122,9 +122,13 @@ class SpanShipper:
                     logger.exception("%d spans could not be exported", len(batch))
 
     def stop(self) -> None:
-        """Send what is queued and stop the thread."""
+        """Send what is queued and stop the thread; log how many spans were dropped."""
         self._stopping.set()
         self._thread.join()
+        if self.dropped:
+            logger.warning(
+                "spans dropped in all: %d (the export could not keep up with them)", self.dropped
+            )
 
     def _run(self) -> None:
         waited = 0.0
