@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 import trio
@@ -24,7 +24,7 @@ async def open_host_tracer(
 ) -> AsyncIterator[Tracer | None]:
     """Yield the tracer ``settings`` ask for (``None`` when tracing is off); flush it after.
 
-    It is yielded once its export process has loaded.
+    It is yielded once its export process has loaded; both waits run off the event loop.
     """
     if not settings.enabled:
         yield None
@@ -44,15 +44,24 @@ async def open_host_tracer(
         "host.name": host,
         **settings.resource,
     }
-    with open_tracer(
-        endpoint=settings.otlp_endpoint,
-        sampler_ratio=settings.sampler_ratio,
-        resource=resource,
-        consumer_group=consumer_group,
-        headers=settings.headers,
-    ) as tracer:
+    opened = ExitStack()
+    tracer = opened.enter_context(
+        open_tracer(
+            endpoint=settings.otlp_endpoint,
+            sampler_ratio=settings.sampler_ratio,
+            resource=resource,
+            consumer_group=consumer_group,
+            headers=settings.headers,
+        )
+    )
+    try:
         await trio.to_thread.run_sync(tracer.wait_loaded, abandon_on_cancel=True)
         yield tracer
+    finally:
+        # the last spans written and their export waited for (15 s at most), off the
+        # event loop and through a cancellation too (a Ctrl-C still exports them)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(opened.close)
 
 
 def _version() -> str:

@@ -35,11 +35,12 @@ EXPORT_BATCH = 512
 
 def read_frame(stream: IO[bytes]) -> Any:
     """Read the next frame of ``stream``; ``None`` at its end."""
-    size = stream.read(4)
-    if len(size) < 4:
+    head = stream.read(4)
+    if len(head) < 4:
         return None
-    body = stream.read(int.from_bytes(size, "big"))
-    if len(body) < int.from_bytes(size, "big"):
+    size = int.from_bytes(head, "big")
+    body = stream.read(size)
+    if len(body) < size:
         return None  # the host died while writing: the frame is cut
     return marshal.loads(body)
 

@@ -173,7 +173,8 @@ class _ExportProcess:
             code = self.process.wait()
             raise ExportProcessError(
                 f"the span export process (python -m onex_actors.bridges.otel._export_process) "
-                f"did not start: {'exit ' + str(code) if readable else 'no answer in 60 s'}; "
+                f"did not start: "
+                f"{f'exit {code}' if readable else f'no answer in {START_TIMEOUT_S:g} s'}; "
                 "its error is above. Check that the tracing extra is installed "
                 "(pip install 'onex-actors[tracing]'), or set tracing.enabled: false"
             )
@@ -183,7 +184,7 @@ class _ExportProcess:
             return
         try:
             write_frame(self.stdin, batch)
-        except (BrokenPipeError, ValueError, OSError):
+        except (ValueError, OSError):  # closed, or the process is gone (a broken pipe)
             self.gone = True
             logger.error(
                 "the span export process ended (exit %s): spans are no longer exported",
@@ -217,12 +218,12 @@ def open_span_shipper(
     """
     if exporter is not None:
         given = exporter
-        scope_resource = Resource.create(dict(resource))
+        sdk_resource = Resource.create(dict(resource))
 
         def export(batch: list[SpanTuple]) -> None:
-            given.export(readable_spans(batch, scope_resource, SCOPE))
+            given.export(readable_spans(batch, sdk_resource, SCOPE))
 
-        shipper = SpanShipper(export, loaded=lambda: None)
+        shipper = SpanShipper(export)
         try:
             yield shipper
         finally:
