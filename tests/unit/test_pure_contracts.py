@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from onex_actors.core import (
@@ -236,3 +236,54 @@ def test_a_field_path_gives_what_cel_gives(payload: dict[str, Any], source: str)
             return "failed"
 
     assert outcome(fast) == outcome(slow)
+
+
+NUMBERS = (
+    st.integers(-(2**63), 2**63 - 1)
+    | st.sampled_from([2**63 - 1, -(2**63), 2**63, 2**64, -(2**63) - 1, 0, 1, -1])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=3)
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.dictionaries(st.sampled_from("ab"), NUMBERS, max_size=2),
+    st.sampled_from(
+        [
+            *("input.a + 1", "input.a - 1", "input.a + input.b", "input.a-input.b"),
+            *("7 - input.b", "input.a + 9223372036854775807", "0 - input.a", "input.a.b + 1"),
+        ]
+    ),
+)
+def test_a_sum_of_integers_gives_what_cel_gives(payload: dict[str, Any], source: str) -> None:
+    """``state.count + 1`` is added without the CEL runtime: the same value, the same failure
+    (a double, text, a missing field, an overflow of 64 bits all go to the runtime)."""
+    whole = compile_expression("input", "k", COMPUTE_VARIABLES)
+    try:  # a payload holding an integer past 64 bits anywhere fails CEL's conversion of
+        whole.evaluate({"input": payload})  # all of it; the short way reads what it names
+    except ExpressionFailed:
+        assume(False)
+    fast = compile_expression(source, "fold.assign.count", COMPUTE_VARIABLES)
+    assert fast.sum is not None
+    slow = attrs.evolve(fast, sum=None)
+
+    def outcome(expression: CelExpression) -> object:
+        try:
+            value = expression.evaluate({"input": payload})
+        except ExpressionFailed:
+            return "failed"
+        return ("ok", type(value).__name__, value)
+
+    assert outcome(fast) == outcome(slow)
+
+
+def test_only_sums_of_paths_and_integer_literals_take_the_short_way() -> None:
+    for source in ("input.a * 2", "input.a + 1.5", "input.a + 'x'", "a + 1", "input.a + 01"):
+        try:
+            expression = compile_expression(source, "k", COMPUTE_VARIABLES)
+        except ValueError:
+            continue  # refused at load: nothing to run
+        assert expression.sum is None, source

@@ -8,6 +8,13 @@ are JSON: integers stay integers, so ``state.total + input.amount`` with ``amoun
 fails at run time (CEL does not mix int and double); write ``double(x)`` where both occur.
 A run-time failure (a missing field, a wrong type, division by zero) is an
 ``ExpressionFailed`` naming the contract key, never a crash.
+
+Two common shapes skip the CEL runtime (most of an expression's cost): a field path
+(``input.k``) and a sum of field paths and integer literals (``state.count + 1``). They
+give the runtime's value and fall back to it for anything else (a missing field, a
+double, an overflow), so they fail where it fails, with one exception: the runtime
+refuses a whole variable holding an integer past 64 bits, even in a field the
+expression does not read, and the short ways read only the fields they name.
 """
 
 from __future__ import annotations
@@ -54,6 +61,12 @@ def _environment(variables: tuple[str, ...]) -> Any:
 
 
 _FIELD_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+_OPERAND: Final = r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|0|[1-9][0-9]{0,18})"
+_SUM: Final = re.compile(rf"^{_OPERAND}\s*([+-])\s*{_OPERAND}\Z")
+_INT64: Final = range(-(2**63), 2**63)
+
+Operand = tuple[str, ...] | int
+"""A field path's names, or an integer literal."""
 
 
 @attrs.frozen
@@ -68,9 +81,21 @@ class CelExpression:
     path: tuple[str, ...] | None = None
     """For a plain field path (``input.account_id``): its names, read without the CEL
     runtime (a fifth of its time), with the same value and the same failure."""
+    sum: tuple[Operand, str, Operand] | None = None
+    """For ``a + b`` or ``a - b`` of field paths and integer literals (``state.count +
+    1``): both operands and the operator, added in Python when both are integers and the
+    result fits CEL's 64 bits; anything else (a double, a missing field, an overflow)
+    goes to the CEL runtime, which gives the value or the failure."""
 
     def evaluate(self, variables: Mapping[str, object]) -> JsonValue:
         """Return the expression's JSON value; ``ExpressionFailed`` if it fails."""
+        if self.sum is not None:
+            left, operator, right = self.sum
+            a, b = _operand(left, variables), _operand(right, variables)
+            if type(a) is int and type(b) is int and a in _INT64 and b in _INT64:
+                result = a + b if operator == "+" else a - b
+                if result in _INT64:
+                    return result
         path = self.path
         if path is not None:
             found: object = variables
@@ -119,7 +144,30 @@ def compile_expression(source: str, where: str, variables: Sequence[str]) -> Cel
     uses = frozenset(name for name in names if not _compiles_without(source, names, name))
     stripped = source.strip()
     path = tuple(stripped.split(".")) if _FIELD_PATH.match(stripped) else None
-    return CelExpression(source=source, where=where, program=program, uses=uses, path=path)
+    found = _SUM.match(stripped)
+    sum_ = None
+    if found:
+        left, operator, right = found.groups()
+        sum_ = (_parsed_operand(left), operator, _parsed_operand(right))
+    return CelExpression(
+        source=source, where=where, program=program, uses=uses, path=path, sum=sum_
+    )
+
+
+def _parsed_operand(text: str) -> Operand:
+    return int(text) if text[0].isdigit() else tuple(text.split("."))
+
+
+def _operand(operand: Operand, variables: Mapping[str, object]) -> object:
+    """Return an integer literal's value, or a field path's (``None`` where it has none)."""
+    if isinstance(operand, int):
+        return operand
+    found: object = variables
+    for name in operand:
+        if not isinstance(found, Mapping):
+            return None
+        found = found.get(name)
+    return found
 
 
 def _first_problem(message: str) -> str:

@@ -400,11 +400,12 @@ def _checked(contract_id: str) -> str:
     return check_contract_id(contract_id)
 
 
+_PROPAGATED: Final = frozenset({"traceparent", "tracestate", PARTITION_KEY_HEADER})
+
+
 def _propagated(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers a derived envelope inherits: trace context and the partition key."""
-    return {
-        k: v for k, v in headers.items() if k in {"traceparent", "tracestate", PARTITION_KEY_HEADER}
-    }
+    return {k: v for k, v in headers.items() if k in _PROPAGATED}
 
 
 def _raw_fields(value: bytes | None, max_raw_bytes: int) -> dict[str, JsonValue]:

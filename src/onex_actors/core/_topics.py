@@ -6,6 +6,7 @@ matches exactly one segment and ``#``, only as the last segment, one or more.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -90,26 +91,31 @@ class Topic:
             raise TopicError(f"topic {name!r}: {exc}") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def cmd_topic(node_id: str, *, tenant: str = "global", env: str = "local") -> str:
     """Topic carrying commands to ``node_id``."""
     return str(Topic("app", env, tenant, "cmd", "node", node_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def evt_topic(node_id: str, *, tenant: str = "global", env: str = "local") -> str:
     """Topic carrying result events from ``node_id``."""
     return str(Topic("app", env, tenant, "evt", "node", node_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def dlq_topic(node_id: str, *, tenant: str = "global", env: str = "local") -> str:
     """Topic carrying dead letters of ``node_id``."""
     return str(Topic("app", env, tenant, "dlq", "node", node_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def state_topic(node_id: str, *, tenant: str = "global", env: str = "local") -> str:
     """Compacted changelog topic holding the state of reducer ``node_id``, per key."""
     return str(Topic("app", env, tenant, "state", "node", node_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def log_topic(runtime_id: str, *, tenant: str = "global", env: str = "local") -> str:
     """Topic carrying the log envelopes of runtime ``runtime_id``."""
     return str(Topic("sys", env, tenant, "log", "runtime", runtime_id))
