@@ -28,6 +28,7 @@ from ._envelope import (
 from ._errors import HandlerError
 from ._ids import check_contract_id, check_slug
 from ._jsonpath import JsonPath
+from ._uuid5 import uuid5
 
 if TYPE_CHECKING:
     from ._contracts import ThenCommand
@@ -142,7 +143,7 @@ def pure_result_of(
     """
     return assembled(
         {
-            "envelope_id": uuid.uuid5(cause.envelope_id, "result"),
+            "envelope_id": uuid5(cause.envelope_id, "result"),
             "type": EnvelopeType.EVT,
             "tenant_id": cause.tenant_id,
             "node_id": cause.node_id,
@@ -169,7 +170,7 @@ def intent_command(
     """
     return assembled(
         {
-            "envelope_id": uuid.uuid5(cause.envelope_id, f"intent:{index}:{node_id}"),
+            "envelope_id": uuid5(cause.envelope_id, f"intent:{index}:{node_id}"),
             "type": EnvelopeType.CMD,
             "tenant_id": cause.tenant_id,
             "node_id": check_slug(node_id),
@@ -224,7 +225,7 @@ def forwarded_command(
     payload = {name: JsonPath(path).resolve(document) for name, path in then.payload.items()}
     return assembled(
         {
-            "envelope_id": uuid.uuid5(cause.envelope_id, f"then:{then.node_id}"),
+            "envelope_id": uuid5(cause.envelope_id, f"then:{then.node_id}"),
             "type": EnvelopeType.CMD,
             "tenant_id": cause.tenant_id,
             "node_id": then.node_id,
@@ -441,7 +442,7 @@ def event_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
         node_id,
         event.payload,
         tenant_id=event.tenant_id,
-        envelope_id=uuid.uuid5(event.envelope_id, f"event-of/{node_id}"),
+        envelope_id=uuid5(event.envelope_id, f"event-of/{node_id}"),
         correlation_id=event.correlation_id,
         causation_id=event.envelope_id,
         created_at=event.created_at,

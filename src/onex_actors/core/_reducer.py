@@ -25,6 +25,7 @@ from ._derive import PARTITION_KEY_HEADER, intent_command, new_command
 from ._envelope import OnexEnvelope
 from ._errors import HandlerError
 from ._reducer_contract import TIMEOUT_TRIGGER, Intent, ReducerContract, Transition
+from ._uuid5 import uuid5
 
 __all__ = [
     "EXPIRE_TIMER",
@@ -76,8 +77,8 @@ def timer_command(
         node_id,
         {"timer": timer, "key": key, "deadline": deadline},
         tenant_id=tenant,
-        envelope_id=uuid.uuid5(_TIMERS, f"{node_id}/{name}@{deadline}{suffix}"),
-        correlation_id=uuid.uuid5(_TIMERS, f"{node_id}/{name}"),
+        envelope_id=uuid5(_TIMERS, f"{node_id}/{name}@{deadline}{suffix}"),
+        correlation_id=uuid5(_TIMERS, f"{node_id}/{name}"),
         created_at=datetime.fromisoformat(deadline),
         headers={TIMER_HEADER: timer, PARTITION_KEY_HEADER: name},
     )

@@ -34,6 +34,7 @@ from ._envelope import (
     assembled,
 )
 from ._reducer import TIMER_HEADER, KeyState, ReduceContext, holds, stored_key
+from ._uuid5 import uuid5
 from ._workflow_contract import OrchestratorContract, WorkflowStep
 
 __all__ = [
@@ -78,7 +79,7 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
     )
     return assembled(  # every field from a valid envelope: no need to check them again
         {
-            "envelope_id": uuid.uuid5(event.envelope_id, f"result-of/{node_id}"),
+            "envelope_id": uuid5(event.envelope_id, f"result-of/{node_id}"),
             "type": EnvelopeType.CMD,
             "tenant_id": event.tenant_id,
             "node_id": node_id,
@@ -377,7 +378,7 @@ class WorkflowEngine:
         tenant, flow = str(start["tenant_id"]), uuid.UUID(str(start["correlation_id"]))
         return assembled(  # the payload checked as JSON; the rest built valid here
             {
-                "envelope_id": uuid.uuid5(flow, name),
+                "envelope_id": uuid5(flow, name),
                 "type": EnvelopeType.CMD,
                 "tenant_id": tenant,
                 "node_id": node_id,
@@ -576,7 +577,7 @@ class WorkflowEngine:
             state = EnvelopeStatus.ERROR
         return assembled(
             {
-                "envelope_id": uuid.uuid5(uuid.UUID(str(start["envelope_id"])), "result"),
+                "envelope_id": uuid5(uuid.UUID(str(start["envelope_id"])), "result"),
                 "type": EnvelopeType.EVT,
                 "tenant_id": str(start["tenant_id"]),
                 "node_id": self.node_id,
