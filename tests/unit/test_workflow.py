@@ -368,3 +368,92 @@ def test_any_order_with_duplicates_ends_as_a_clean_run(data: st.DataObject, user
         "created_at": clean.answers[0].created_at,
     }
     assert uuid.UUID(end["start"]["envelope_id"]) == clean.answers[0].causation_id
+
+
+# -- read again after a crash: what the instance still owes is sent again --------------
+
+UNDOING: dict[str, Any] = {
+    **GREET,
+    "workflow": {
+        **GREET["workflow"],
+        "steps": [
+            GREET["workflow"]["steps"][0],
+            {
+                **GREET["workflow"]["steps"][1],
+                "compensate": {
+                    "node_id": "echo-node",
+                    "payload": {"undo": "steps.greet.output.text", "was": "steps.greet.status"},
+                },
+            },
+            GREET["workflow"]["steps"][2],
+        ],
+    },
+}
+"""GREET whose compensation reads its own step (as it was when the undo was sent)."""
+
+
+def respond(command: OnexEnvelope) -> OnexEnvelope:
+    """A step node's result: ``account`` refuses user ``u11`` (the workflow compensates)."""
+    if command.node_id == "account" and command.payload.get("account_id") == "u11":
+        return failure(command)
+    return answer(command, world(command))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.sampled_from(["u1", "u2", "u11"]))
+def test_the_record_read_again_sends_again_byte_for_byte_what_the_instance_owes(
+    data: st.DataObject, user: str
+) -> None:
+    """At any point of any run, the record that last changed the instance, read again at
+    its offset (its snapshot reached the changelog, its commands perhaps not), sends
+    each running step's and compensation's command and, once ended, the answer, exactly
+    as they were first sent; any other duplicate sends nothing."""
+    driver = Driver(engine(UNDOING))
+    inbox = [start(user)]
+    last: OnexEnvelope | None = None
+    sent_by_id: dict[str, str] = {}
+    while inbox:
+        command = inbox.pop(data.draw(st.integers(0, len(inbox) - 1)))
+        decision = driver.feed(command)
+        if decision.changed:
+            last = command
+        for made in decision.commands:
+            sent_by_id[str(made.envelope_id)] = made.model_dump_json()
+        inbox += [respond(c) for c in decision.commands]
+        assert driver.state is not None
+        assert last is not None
+        again = driver.engine.decide(
+            driver.state, last, ReduceContext(driver.state.partition, driver.state.offset)
+        )
+        assert (again.changed, again.note) == (False, "redelivered")
+        owed = {
+            str(record["command"])
+            for record in driver.instance()["steps"].values()
+            if record["status"] in ("running", "compensating")
+        }
+        assert {str(c.envelope_id) for c in again.commands} == owed
+        assert all(c.model_dump_json() == sent_by_id[str(c.envelope_id)] for c in again.commands)
+        if driver.answers:
+            assert again.answer is not None
+            assert again.answer.model_dump_json() == driver.answers[0].model_dump_json()
+        else:
+            assert again.answer is None
+        elsewhere = driver.engine.decide(driver.state, last, ReduceContext(0, -1))
+        assert (elsewhere.note, elsewhere.commands, elsewhere.answer) == ("duplicate", (), None)
+    assert len(driver.answers) == 1
+    expected = "compensated" if user == "u11" else "completed"
+    assert driver.instance()["status"] == expected
+    # a late result (another copy, hours later) changes the ended instance: read again,
+    # it still sends the answer as it was first sent
+    lookup = next(c for c in driver.sent if c.node_id == "query-user")
+    copy = result_of(lookup, world(lookup)).model_copy(
+        update={"envelope_id": uuid.uuid4(), "created_at": T0 + timedelta(hours=5)}
+    )
+    late = result_command("greet-flow", copy)
+    assert driver.feed(late).note == "late"
+    assert driver.state is not None
+    again = driver.engine.decide(
+        driver.state, late, ReduceContext(driver.state.partition, driver.state.offset)
+    )
+    assert again.answer is not None
+    assert again.answer.model_dump_json() == driver.answers[0].model_dump_json()

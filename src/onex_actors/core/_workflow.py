@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import attrs
@@ -62,6 +62,7 @@ ENDED: Final = frozenset({"completed", "failed", "compensated", "compensation_fa
 _SETTLED: Final = frozenset({"done", "skipped"})
 _BUSY: Final = frozenset({"running", "waiting", "compensating"})
 _RECENT: Final = 16
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
@@ -113,8 +114,10 @@ class WorkflowDecision:
     answer: OnexEnvelope | None = None
     """The workflow's result, once it ends: one ``evt`` answering the start command."""
     note: str | None = None
-    """Why nothing changed: ``duplicate``, ``late``, ``stale_timer``, ``no_instance``; or
-    ``exists``: another start command for an instance that was started (to be refused)."""
+    """Why nothing changed: ``duplicate``, ``late``, ``stale_timer``, ``no_instance``;
+    ``redelivered``: the record that last changed the instance, read again (what it still
+    owes is sent again); or ``exists``: another start command for an instance that was
+    started (to be refused)."""
     timings: tuple[StepTiming, ...] = ()
     """The step attempts this command ended (a result, or a timeout)."""
 
@@ -163,7 +166,7 @@ class WorkflowEngine:
         """Fold ``envelope`` (read at ``ctx``) into its instance ``state`` (``None``: none yet)."""
         envelope_id = str(envelope.envelope_id)
         if state is not None and holds(state, envelope_id, ctx):
-            return WorkflowDecision(state, False, note="duplicate")
+            return self._held(state, envelope, ctx)
         headers = envelope.headers
         at = envelope.created_at
         commands: list[OnexEnvelope] = []
@@ -195,6 +198,49 @@ class WorkflowEngine:
         sent, answer = _traced(envelope, instance, (*commands, *more), answer)
         return WorkflowDecision(after, True, sent, answer, timings=timings)
 
+    def _held(
+        self, state: KeyState, envelope: OnexEnvelope, ctx: ReduceContext
+    ) -> WorkflowDecision:
+        """Answer a command the instance already holds: a duplicate changes nothing.
+
+        When it is the very record that last changed the instance, read again (a crash
+        or a rebalance came before its offset was committed), the instance sends again
+        what it still owes: under at-least-once its snapshot may have reached the
+        changelog while the commands decided with it did not. What it owes is each
+        running step's (and compensation's) current command and, once it has ended,
+        its answer; each is rebuilt byte for byte (same id, time and payload), so a step
+        node's idempotency and the client's reader fold them once. A command the
+        instance no longer waits for was answered, so it had reached its node.
+        """
+        if ctx.offset is None or (ctx.partition, ctx.offset) != (state.partition, state.offset):
+            return WorkflowDecision(state, False, note="duplicate")
+        instance = state.value
+        at = _time(state.changed_at, _EPOCH)
+        commands: list[OnexEnvelope] = []
+        for name, record in _steps(instance).items():
+            step = self.steps.get(name)
+            try:
+                if step is None:
+                    continue
+                if record["status"] == "running":
+                    attempt = _int(record["attempts"])
+                    when = _time(record.get("sent_at"), at)
+                    commands.append(self._step_command(instance, step, attempt, when))
+                elif record["status"] == "compensating" and step.compensate is not None:
+                    # built while the step still showed as done
+                    as_sent = _copy(instance)
+                    _steps(as_sent)[name]["status"] = "done"
+                    attempt = _int(record.get("undo_attempts"))
+                    when = _time(record.get("undo_sent_at"), at)
+                    commands.append(self._undo_command(as_sent, step, attempt, when))
+            except ExpressionFailed:
+                continue  # it could not be built when it was sent either
+        answer = None
+        if instance["status"] in ENDED:
+            answer = self._answer(instance, _time(instance.get("ended_at"), at))
+        sent, answer = _traced(envelope, instance, tuple(commands), answer)
+        return WorkflowDecision(state, False, sent, answer, note="redelivered")
+
     # -- starting and advancing ---------------------------------------------------------
 
     def _new(self, start: OnexEnvelope) -> dict[str, JsonValue]:
@@ -224,6 +270,7 @@ class WorkflowEngine:
             "order": [],
             "error": None,
             "output": None,
+            "ended_at": None,
             "late": 0,
         }
 
@@ -259,6 +306,7 @@ class WorkflowEngine:
                 else:
                     instance["status"] = "completed"
                     instance["output"] = output
+                    instance["ended_at"] = at.isoformat()
                     return commands, self._answer(instance, at)
         if instance["status"] == "failing" and not any(
             _status(steps, n) in _BUSY for n in self.steps
@@ -279,6 +327,7 @@ class WorkflowEngine:
             else:
                 instance["status"] = "compensated"
         if instance["status"] in ENDED:
+            instance["ended_at"] = at.isoformat()
             return commands, self._answer(instance, at)
         return commands, None
 
@@ -310,12 +359,9 @@ class WorkflowEngine:
     ) -> None:
         """Send ``step``'s next attempt (its payload evaluated now)."""
         record = _steps(instance)[step.name]
-        variables = self._variables(instance)
+        attempt = _int(record["attempts"]) + 1
         try:
-            payload = {
-                field: expression.evaluate(variables)
-                for field, expression in self._payloads[step.name].items()
-            }
+            command = self._step_command(instance, step, attempt, at)
         except ExpressionFailed as exc:
             self._fail(
                 instance,
@@ -324,8 +370,6 @@ class WorkflowEngine:
                 f"step {step.name!r}: its command to {step.node_id!r} could not be built: {exc}",
             )
             return
-        attempt = _int(record["attempts"]) + 1
-        command = self._command(instance, step.node_id, payload, f"step/{step.name}/{attempt}", at)
         record.update(
             status="running",
             attempts=attempt,
@@ -345,30 +389,52 @@ class WorkflowEngine:
         """Send ``step``'s compensation's next attempt."""
         assert step.compensate is not None
         record = _steps(instance)[step.name]
-        variables = self._variables(instance)
+        attempt = _int(record.get("undo_attempts")) + 1
         try:
-            payload = {
-                field: expression.evaluate(variables)
-                for field, expression in self._undo[step.name].items()
-            }
+            command = self._undo_command(instance, step, attempt, at)
         except ExpressionFailed as exc:
             record.update(status="compensation_failed", error=_error("expression_failed", str(exc)))
             instance["status"] = "compensation_failed"
             return
-        attempt = _int(record.get("undo_attempts")) + 1
-        name = f"compensate/{step.name}/{attempt}"
-        command = self._command(instance, step.compensate.node_id, payload, name, at)
         record.update(
             status="compensating",
             undo_attempts=attempt,
             command=str(command.envelope_id),
             deadline=(at + timedelta(seconds=step.compensate.timeout_s)).isoformat(),
+            undo_sent_at=at.isoformat(),
         )
         commands.append(command)
 
+    def _step_command(
+        self, instance: Mapping[str, JsonValue], step: WorkflowStep, attempt: int, at: datetime
+    ) -> OnexEnvelope:
+        """Build attempt ``attempt`` of ``step``'s command, sent at ``at``.
+
+        ``ExpressionFailed`` if its payload cannot be evaluated.
+        """
+        variables = self._variables(instance)
+        payload = {
+            field: expression.evaluate(variables)
+            for field, expression in self._payloads[step.name].items()
+        }
+        return self._command(instance, step.node_id, payload, f"step/{step.name}/{attempt}", at)
+
+    def _undo_command(
+        self, instance: Mapping[str, JsonValue], step: WorkflowStep, attempt: int, at: datetime
+    ) -> OnexEnvelope:
+        """Build attempt ``attempt`` of ``step``'s compensation, sent at ``at``."""
+        assert step.compensate is not None
+        variables = self._variables(instance)
+        payload = {
+            field: expression.evaluate(variables)
+            for field, expression in self._undo[step.name].items()
+        }
+        name = f"compensate/{step.name}/{attempt}"
+        return self._command(instance, step.compensate.node_id, payload, name, at)
+
     def _command(
         self,
-        instance: dict[str, JsonValue],
+        instance: Mapping[str, JsonValue],
         node_id: str,
         payload: Mapping[str, JsonValue],
         name: str,
@@ -672,6 +738,11 @@ def _names(value: JsonValue) -> list[str]:
 
 def _int(value: JsonValue) -> int:
     return value if isinstance(value, int) else 0
+
+
+def _time(value: JsonValue, default: datetime) -> datetime:
+    """``value`` (an ISO time from a snapshot) as a time; ``default`` when there is none."""
+    return datetime.fromisoformat(value) if isinstance(value, str) and _is_time(value) else default
 
 
 def _is_time(text: str) -> bool:

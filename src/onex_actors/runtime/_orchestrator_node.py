@@ -140,8 +140,9 @@ class OrchestratorHandler:
                 (step, cmd_topic(step.node_id), None) for step in decision.commands
             ]
             if decision.answer is not None:
-                ended = str(decision.state.value.get("status")) if decision.state else "ended"
-                self.counts[ended] = self.counts.get(ended, 0) + 1
+                if decision.changed:
+                    ended = str(decision.state.value.get("status")) if decision.state else "ended"
+                    self.counts[ended] = self.counts.get(ended, 0) + 1
                 sent.append((decision.answer, self.evt_topic, None))
             outcomes.append(PureOutcome(None, tuple(sent), written))
         return outcomes

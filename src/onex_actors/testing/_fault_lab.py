@@ -16,7 +16,7 @@ from onex_actors.core import cmd_topic, dlq_topic, evt_topic, log_topic
 
 from ._checker import DeliveryReport, SentRecord, check
 from ._processes import host_env, host_process
-from ._state_check import check_fold_state, check_workflow_answers
+from ._state_check import check_fold_state, check_workflow_answers, workflow_endings
 from ._workload import (
     FOLD_NODE,
     WORKFLOW_NODE,
@@ -173,6 +173,18 @@ class FaultLab:
             note += f" (first: {report.wrong[0]})"
         return attrs.evolve(result, note=note, keys=report.keys, keys_wrong=len(report.wrong))
 
+    def answered_at(self, setup: Setup, sent: Sequence[SentRecord]) -> dict[str, tuple[int, int]]:
+        """Return where the record whose decision answers each sent command lies.
+
+        That is its (partition, offset), by the command's id. A command answers itself;
+        a workflow's start is answered when its last step's result is decided
+        (``workflow_endings``), a record of its own.
+        """
+        at = {r.envelope_id: (r.partition, r.offset) for r in sent if r.envelope_id is not None}
+        if self.workload == "workflow":
+            at |= workflow_endings(self.bootstrap, setup.node, setup.nodes["step2"])
+        return at
+
     def another_runtime(self, setup: Setup, name: str) -> Setup:
         """Add a second runtime to ``setup``'s tree hosting the same nodes (its own group)."""
         runtime = f"runtime-{name}-{uuid.uuid4().hex[:6]}"
@@ -181,7 +193,7 @@ class FaultLab:
             source.replace(setup.runtime, runtime)
         )
         create_topics(self.bootstrap, [log_topic(runtime), dlq_topic(runtime), evt_topic(runtime)])
-        return Setup(runtime, setup.nodes, setup.root)
+        return Setup(runtime, setup.nodes, setup.root, setup.main)
 
     @contextmanager
     def host(

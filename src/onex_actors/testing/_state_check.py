@@ -21,7 +21,7 @@ from kafka.partitioner.default import murmur2
 
 from onex_actors.core import EnvelopeError, cmd_topic, decode_envelope, evt_topic, state_topic
 
-__all__ = ["StateReport", "check_fold_state", "check_workflow_answers"]
+__all__ = ["StateReport", "check_fold_state", "check_workflow_answers", "workflow_endings"]
 
 
 @attrs.frozen
@@ -122,3 +122,28 @@ def check_workflow_answers(bootstrap: str, node: str) -> StateReport:
         if answered.get(start) != ("ok", i)
     )
     return StateReport(len(expected), wrong)
+
+
+def workflow_endings(bootstrap: str, node: str, last_step: str) -> dict[str, tuple[int, int]]:
+    """Where each workflow of ``WORKFLOW_NODE`` ended, by its start command's id.
+
+    That is the (partition, offset), on the orchestrator's command topic, of the first
+    result of its last step (node ``last_step``): the record whose decision answers the
+    start. At-least-once may answer a start again when that record's offset was not yet
+    committed, however long ago the start's own offset was.
+    """
+    starts: dict[str, str] = {}
+    ended: dict[str, tuple[int, int]] = {}
+    for _, partition, record in _records(bootstrap, cmd_topic(node), committed=False):
+        try:
+            envelope = decode_envelope(record.value)
+        except EnvelopeError:
+            continue
+        flow = str(envelope.correlation_id)
+        if envelope.type.value == "cmd" and not {"onex-result-of", "onex-timer"} & set(
+            envelope.headers
+        ):
+            starts.setdefault(flow, str(envelope.envelope_id))
+        elif envelope.type.value == "evt" and envelope.node_id == last_step:
+            ended.setdefault(flow, (partition, record.offset))
+    return {start: ended[flow] for flow, start in starts.items() if flow in ended}

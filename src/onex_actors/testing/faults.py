@@ -87,9 +87,7 @@ def kill_9_restart(lab: FaultLab, commands: int) -> ScenarioResult:
         1 for r in sent if r.envelope_id in answered and r.offset >= at_kill.get(r.partition, 0)
     )
     answers = Counter(o.cause for o in reader.outcomes if o.kind == "evt")
-    committed_again = [
-        r for r in sent if answers[r.envelope_id] > 1 and r.offset < at_kill.get(r.partition, 0)
-    ]
+    committed_again = _committed_again(lab, setup, sent, answers, at_kill)
     note = (
         f"killed after {len(answered):,} answers; uncommitted window {window:,} as read "
         f"right after the kill; {len(committed_again)} committed commands answered again"
@@ -141,9 +139,7 @@ def move_node(lab: FaultLab, commands: int, *, kill: bool, stream_s: float = 20)
     reader.close()
     sent = stream.sent()
     answers = Counter(o.cause for o in reader.outcomes if o.kind == "evt")
-    again = [
-        r for r in sent if answers[r.envelope_id] > 1 and r.offset < committed.get(r.partition, 0)
-    ]
+    again = _committed_again(lab, setup, sent, answers, committed)
     window = sum(1 for r in sent if answers[r.envelope_id] > 1)
     how = "killed (SIGKILL), B started at once" if kill else f"stopped (SIGTERM, exit {code})"
     note = (
@@ -412,6 +408,29 @@ def kill_9_db_rows(lab: FaultLab, commands: int) -> ScenarioResult:
     )
     exact = rows == distinct == len(sent)
     return ScenarioResult("kill -9, db rows", report, note, survived and exact)
+
+
+def _committed_again(
+    lab: FaultLab,
+    setup: Setup,
+    sent: Sequence[SentRecord],
+    answers: Mapping[str | None, int],
+    committed: Mapping[int, int],
+) -> list[SentRecord]:
+    """Return the commands answered more than once though what answers them was committed.
+
+    At-least-once repeats only what comes after the committed offsets: a command is
+    answered again only if the record whose decision answers it (``answered_at``) lay
+    past its partition's committed offset.
+    """
+    at = lab.answered_at(setup, sent)
+    return [
+        r
+        for r in sent
+        if r.envelope_id is not None
+        and answers.get(r.envelope_id, 0) > 1
+        and at[r.envelope_id][1] < committed.get(at[r.envelope_id][0], 0)
+    ]
 
 
 def _kill_then_restart(
