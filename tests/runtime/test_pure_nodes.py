@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ from onex_actors.core import (
     state_topic,
 )
 from onex_actors.registry import FileRegistry, StaticRegistry
-from onex_actors.runtime import OrchestratorHandler, ReducerHandler
+from onex_actors.runtime import (
+    BatchAck,
+    OrchestratorHandler,
+    OutboundRecord,
+    Record,
+    ReducerHandler,
+)
 from onex_actors.testing import HostHarness, open_test_host
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
@@ -145,6 +152,66 @@ async def test_an_account_takes_transitions_refuses_with_state_unchanged_and_sen
     assert state == {"balance": 30, "status": "closed"}
     reasons = [d.error.type for d in host.dead_letters("account") if d.error]
     assert reasons == ["guard_rejected", "no_transition"]
+
+
+class SlowTopicBus(InProcessBus):
+    """Appends every record at once, but acknowledges ``topic``'s only on ``release``."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__()
+        self.topic = topic
+        self.held: list[BatchAck] = []
+
+    async def publish(
+        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
+    ) -> None:
+        if on_ack is not None and any(r.topic == self.topic for r in records):
+            self.held.append(on_ack)
+            on_ack = None
+        await super().publish(records, on_ack)
+
+    def release(self) -> None:
+        for on_ack in self.held:
+            on_ack(())
+        self.held.clear()
+
+    async def states_of(self, node_id: str, stored: str) -> list[dict[str, Any]]:
+        """The changelog records of ``stored`` (``<tenant>/<key>``), oldest first."""
+        found: list[dict[str, Any]] = []
+
+        def apply(records: Sequence[Record]) -> None:
+            found.extend(
+                json.loads(r.value)["value"]
+                for r in records
+                if r.key == stored.encode() and r.value is not None
+            )
+
+        for partition in range(self.partitions):
+            await self.read_changelog(state_topic(node_id), partition, apply)
+        return found
+
+
+async def test_at_least_once_a_reducers_state_is_written_after_its_intents_are_acknowledged() -> (
+    None
+):
+    """A crash between the two must not leave a state holding a command whose intents
+    were lost: read again, the command would be a duplicate and send nothing."""
+    bus = SlowTopicBus(cmd_topic("echo-node"))  # where the account's `close` intent goes
+    async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
+        await host.request("account", {"account_id": "a1", "trigger": "deposit", "amount": 5})
+        before = await bus.states_of("account", "global/a1")
+        closing = await host.send("account", {"account_id": "a1", "trigger": "close"})
+        answer = await host.result(closing)  # answered, its intent sent, not acknowledged
+        await trio.testing.wait_all_tasks_blocked()
+        waiting = await bus.states_of("account", "global/a1")
+        bus.release()
+        await host.collector.wait_until(lambda: not bus.held)
+        await trio.testing.wait_all_tasks_blocked()
+        after = await bus.states_of("account", "global/a1")
+    assert answer.payload["state"] == {"balance": 5, "status": "closed"}
+    assert before == [{"balance": 5, "status": "open"}]
+    assert waiting == before
+    assert after == [*before, {"balance": 5, "status": "closed"}]
 
 
 async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once() -> None:

@@ -96,6 +96,11 @@ class PureOutcome:
     the bus's partitioner picks it)."""
     records: tuple[OutboundRecord, ...] = ()
     """Records written with the answer, in the same transaction (a reducer's changelog)."""
+    records_last: bool = False
+    """At least once, write ``records`` only once the answer and ``commands`` are
+    acknowledged. For state that holds the command but cannot send its commands again
+    (a reducer's intents): a crash between the two must leave the state without the
+    command, to be decided (and its commands sent) again, not the commands lost."""
 
 
 class PureHandler(Handler, Protocol):

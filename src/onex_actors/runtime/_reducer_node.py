@@ -124,7 +124,9 @@ class ReducerHandler:
             commands = tuple(
                 (cmd, self.intent_topics[cmd.node_id], None) for cmd in decision.intents
             )
-            outcomes.append(PureOutcome(decision.answer, commands, written))
+            outcomes.append(
+                PureOutcome(decision.answer, commands, written, records_last=bool(commands))
+            )
         return outcomes
 
     def _event(self, event: OnexEnvelope) -> PureOutcome | HandlerError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
@@ -285,23 +285,39 @@ class NodeWork:
         finally:
             self.handler_durations.observe(time.perf_counter() - started)
         outputs = _Outputs()
+        # at least once, state that cannot send its commands again is written after them
+        last = (
+            _Outputs()
+            if not self.outbox.holds_outputs
+            and any(isinstance(o, PureOutcome) and o.records_last for o in outcomes)
+            else None
+        )
         failed: list[tuple[WorkItem, HandlerError]] = []
         for item, outcome in zip(fresh, outcomes, strict=True):
             if isinstance(outcome, HandlerError):
                 failed.append((item, outcome))
                 continue
             try:
+                records = () if last is not None else outcome.records
                 if outcome.payload is None:  # answered elsewhere, later, or not here
-                    outputs.add(item, [*self._commands(outcome), *outcome.records], answer=False)
+                    outputs.add(item, [*self._commands(outcome), *records], answer=False)
                 else:
-                    outputs.add(item, self._answer_records(item, outcome.payload, outcome))
+                    produced = self._answer_records(item, outcome.payload, outcome, records)
+                    outputs.add(item, produced)
             except EnvelopeError as exc:
                 failed.append(
                     (item, HandlerError(str(exc), error_type="send_failed", retryable=False))
                 )
+                continue
             except HandlerError as exc:
                 failed.append((item, exc))
-        await self._publish(outputs)
+                continue
+            if last is not None and outcome.records:
+                last.add(item, list(outcome.records), answer=False)
+        if last is None:
+            await self._publish(outputs)
+        else:
+            await self._publish_before(outputs, last)
         for item, error in failed:
             await self._fail(
                 item,
@@ -327,6 +343,21 @@ class NodeWork:
             item.answered = True
         self.handled_ok += len(outputs.answers)
         return True
+
+    async def _publish_before(self, outputs: _Outputs, last: _Outputs) -> None:
+        """Publish ``outputs``, wait until every one is acknowledged, then ``last``'s records.
+
+        The items' tickets expect both parts from the start, so no offset is committed
+        before ``last`` is acknowledged too.
+        """
+        acknowledged = _Acknowledged(len(outputs.records))
+        outputs.acks = [acknowledged.wrap(on_ack) for on_ack in outputs.acks]
+        await self._publish(outputs)
+        await acknowledged.wait()
+        if last.records:
+            await self.outbox.publish_many(
+                last.records, last.acks, partial(self._unproduced_at, last.owners)
+            )
 
     async def _refused(self, item: WorkItem) -> bool:
         """Answer ``item`` with ``invalid_payload`` if its payload breaks ``payload_schema``."""
@@ -403,11 +434,12 @@ class NodeWork:
         item: WorkItem,
         payload: Mapping[str, JsonValue],
         pure: PureOutcome | None = None,
+        written: Sequence[OutboundRecord] = (),
     ) -> list[OutboundRecord]:
-        """Encode the ``ok`` result of ``item``, and the commands it sends.
+        """Encode the ``ok`` result of ``item``, the commands it sends, and ``written``.
 
-        Those are the one its ``then`` forwards, and a pure node's (``pure.commands``).
-        ``HandlerError`` if any cannot be built.
+        Those are the one its ``then`` forwards, and a pure node's (``pure.commands``);
+        ``written``, its state records. ``HandlerError`` if any cannot be built.
         """
         if self._result_schema is not None:
             problem = self._result_schema.problem(payload)
@@ -425,7 +457,7 @@ class NodeWork:
                 records += self._commands(pure)
             except EnvelopeError as exc:
                 raise HandlerError(str(exc), error_type="intent_failed", retryable=False) from None
-            records += pure.records
+        records += written
         then = self._then
         if then is not None and self.hosted.then_topic is not None:
             try:
@@ -582,6 +614,34 @@ class _Outputs:
             self.answers.append((item, produced[0]))
         else:
             self.silent.append(item)
+
+
+class _Acknowledged:
+    """Counts the acknowledgements of a list of records; ``wait`` returns once all came."""
+
+    __slots__ = ("_all", "_left")
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._all = trio.Event()
+        if count == 0:
+            self._all.set()
+
+    def wrap(self, on_ack: AckCallback | None) -> AckCallback:
+        """Return ``on_ack`` (if any) counted here."""
+
+        def acknowledged(error: BaseException | None) -> None:
+            if on_ack is not None:
+                on_ack(error)
+            self._left -= 1
+            if self._left == 0:
+                self._all.set()
+
+        return acknowledged
+
+    async def wait(self) -> None:
+        """Wait until every record has been acknowledged (or has definitely failed)."""
+        await self._all.wait()
 
 
 def _void(item: WorkItem) -> bool:
