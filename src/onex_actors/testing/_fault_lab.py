@@ -137,10 +137,12 @@ class FaultLab:
     def echo(self, name: str, extra: str = "") -> Setup:
         """One local echo node (plus ``extra`` YAML) hosted by a fresh runtime.
 
-        With ``workload: fold``, the reducer ``FOLD_NODE`` instead (``extra`` ignored).
+        With ``workload: fold``, the reducer ``FOLD_NODE`` and the ``sink`` its intents go
+        to instead (``extra`` ignored).
         """
         if self.workload == "fold":
-            return self.contracts(name, {"tally": FOLD_NODE}, ["local"])
+            nodes = {"tally": FOLD_NODE, "sink": "effect_type: local\n"}
+            return self.contracts(name, nodes, ["local"], "tally")
         if self.workload == "workflow":
             steps = {"step1": "effect_type: local\n", "step2": "effect_type: local\n"}
             return self.contracts(name, {"flow": WORKFLOW_NODE, **steps}, ["local"], "flow")
@@ -167,7 +169,8 @@ class FaultLab:
             report = check_workflow_answers(self.bootstrap, self.setups[-1].node)
             note = f"{result.note}; {len(report.wrong)} of {report.keys} workflows wrong"
         else:
-            report = check_fold_state(self.bootstrap, self.setups[-1].node)
+            setup = self.setups[-1]
+            report = check_fold_state(self.bootstrap, setup.node, setup.nodes["sink"])
             note = f"{result.note}; {len(report.wrong)} of {report.keys} keys wrong"
         if report.wrong:
             note += f" (first: {report.wrong[0]})"

@@ -57,10 +57,15 @@ def _records(bootstrap: str, topic: str, committed: bool) -> Iterator[tuple[int,
         consumer.close()
 
 
-def check_fold_state(bootstrap: str, node: str) -> StateReport:
-    """Compare every key's changelog state with the fold of the commands sent to it."""
+def check_fold_state(bootstrap: str, node: str, sink: str | None = None) -> StateReport:
+    """Compare every key's changelog state with the fold of the commands sent to it.
+
+    With ``sink``, each command folded must also have sent its intent there: a command
+    whose intent is not on ``sink``'s command topic (read committed) is wrong too.
+    """
     expected: dict[str, dict[str, int]] = {}
     folded: set[str] = set()
+    commands: set[str] = set()
     for count, partition, record in _records(bootstrap, cmd_topic(node), committed=False):
         try:
             envelope = decode_envelope(record.value)
@@ -75,6 +80,7 @@ def check_fold_state(bootstrap: str, node: str) -> StateReport:
         i, n = envelope.payload["i"], envelope.payload["n"]
         if not isinstance(i, int) or not isinstance(n, int):
             continue  # not a command of the workload
+        commands.add(str(envelope.envelope_id))
         state = expected.setdefault(name, {"count": 0, "total": 0, "digest": 0})
         state["count"] += 1
         state["total"] += n
@@ -88,6 +94,17 @@ def check_fold_state(bootstrap: str, node: str) -> StateReport:
         for key, state in sorted(expected.items())
         if held.get(key) != state
     )
+    if sink is not None:
+        sent: set[str] = set()
+        for _, _, record in _records(bootstrap, cmd_topic(sink), committed=True):
+            try:
+                sent.add(str(decode_envelope(record.value).causation_id))
+            except EnvelopeError:
+                continue
+        wrong += tuple(
+            f"command {command}: folded, but its intent never reached {sink}"
+            for command in sorted(commands - sent)
+        )
     return StateReport(len(expected), wrong)
 
 

@@ -128,9 +128,13 @@ fold:
     count: state.count + 1
     total: state.total + input.n
     digest: (state.digest * 31 + input.i) % 1000000007
+  intents:
+    - node_id: sink-{tag}
+      payload: {i: input.i}
 """
 """The body of the fault scenarios' reducer (after ``node_id`` and ``version``): a count,
-a sum, and a digest that depends on the order each key's commands were folded in."""
+a sum, and a digest that depends on the order each key's commands were folded in; and an
+intent per command to the echo node ``sink-{tag}``, carrying the command's ``i``."""
 
 
 WORKFLOW_NODE = """kind: orchestrator
