@@ -64,6 +64,8 @@ _FIELD_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_
 _OPERAND: Final = r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|0|[1-9][0-9]{0,18})"
 _SUM: Final = re.compile(rf"^{_OPERAND}\s*([+-])\s*{_OPERAND}\Z")
 _INT64: Final = range(-(2**63), 2**63)
+_MISSING: Final = object()
+"""A field path's value where the variables have none (``null`` is ``None``)."""
 
 Operand = tuple[str, ...] | int
 """A field path's names, or an integer literal."""
@@ -98,14 +100,9 @@ class CelExpression:
                     return result
         path = self.path
         if path is not None:
-            found: object = variables
-            for name in path:
-                if not isinstance(found, Mapping) or name not in found:
-                    break
-                found = found[name]
-            else:
-                if found is None or isinstance(found, str | int | float | bool):
-                    return found
+            found = _lookup(path, variables)
+            if found is None or isinstance(found, str | int | float | bool):
+                return found
         try:
             value = self.program.eval(data=variables)
         except Exception as exc:  # the binding raises for some failures, not all
@@ -159,14 +156,17 @@ def _parsed_operand(text: str) -> Operand:
 
 
 def _operand(operand: Operand, variables: Mapping[str, object]) -> object:
-    """Return an integer literal's value, or a field path's (``None`` where it has none)."""
-    if isinstance(operand, int):
-        return operand
+    """Return an integer literal's value, or a field path's (``_MISSING`` where it has none)."""
+    return operand if isinstance(operand, int) else _lookup(operand, variables)
+
+
+def _lookup(path: tuple[str, ...], variables: Mapping[str, object]) -> object:
+    """Return the value at ``path`` (``state.count``) in ``variables``; ``_MISSING`` if none."""
     found: object = variables
-    for name in operand:
-        if not isinstance(found, Mapping):
-            return None
-        found = found.get(name)
+    for name in path:
+        if not isinstance(found, Mapping) or name not in found:
+            return _MISSING
+        found = found[name]
     return found
 
 

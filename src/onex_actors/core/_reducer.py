@@ -116,7 +116,16 @@ class KeyState:
 
     def to_bytes(self) -> bytes:
         """Return the changelog record's value: the state as compact JSON."""
-        return _ENCODE(self.to_json())
+        return _ENCODE(  # to_json's document, without copying what msgspec encodes as is
+            {
+                "value": self.value if type(self.value) is dict else dict(self.value),
+                "partition": self.partition,
+                "offset": self.offset,
+                "recent": self.recent,
+                "changed_at": self.changed_at,
+                "deadline": self.deadline,
+            }
+        )
 
     @classmethod
     def from_bytes(cls, value: bytes) -> KeyState:
@@ -267,7 +276,10 @@ class Reducer:
         ttl = self.contract.state.ttl_s
         if ttl is not None and _older_than(before.changed_at, envelope.created_at, ttl):
             current = self.initial
-        variables = {**self.variables(envelope), "state": dict(current), "key": key}
+        variables = self.variables(envelope)  # a new dict each time
+        # read, never written, by the expressions
+        variables["state"] = current if type(current) is dict else dict(current)
+        variables["key"] = key
         try:
             name, to_state, answer = self._transition(current, variables, timer=timer)
             assigned = {

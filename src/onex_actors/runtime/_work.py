@@ -272,7 +272,9 @@ class NodeWork:
         # no idempotency window: a decision is cheap and the same each time, and a
         # reducer's state knows what it holds (a window would answer a command read
         # again after an abort without its intents and changelog record)
-        fresh = [i for i in items if not i.answered and not await self._refused(i)]
+        fresh = [i for i in items if not i.answered]
+        if self._payload_schema is not None:
+            fresh = [i for i in fresh if not await self._refused(i)]
         # records already void (their partition read again after an abort, or revoked)
         # are not decided: what a decision wrote would outlive the outputs voided with it
         fresh = [i for i in fresh if not _void(i)]
