@@ -350,12 +350,20 @@ class NodeWork:
         """Publish ``outputs``, wait until every one is acknowledged, then ``last``'s records.
 
         The items' tickets expect both parts from the start, so no offset is committed
-        before ``last`` is acknowledged too.
+        before ``last`` is acknowledged too. Cancelled before ``last`` is published (the
+        actor killed), its expectations are withdrawn as ``publish_many`` withdraws
+        what it did not queue: the items, unfinished, are handled again.
         """
         acknowledged = _Acknowledged(len(outputs.records))
         outputs.acks = [acknowledged.wrap(on_ack) for on_ack in outputs.acks]
-        await self._publish(outputs)
-        await acknowledged.wait()
+        try:
+            await self._publish(outputs)
+            await acknowledged.wait()
+        except BaseException:
+            for on_ack in last.acks:
+                if on_ack is not None:
+                    on_ack(None)
+            raise
         if last.records:
             await self.outbox.publish_many(
                 last.records, last.acks, partial(self._unproduced_at, last.owners)
