@@ -43,6 +43,7 @@ from onex_actors.runtime import (
     OutboundRecord,
     Record,
     ReducerHandler,
+    TopicPartition,
 )
 from onex_actors.testing import HostHarness, open_test_host
 
@@ -212,6 +213,33 @@ async def test_at_least_once_a_reducers_state_is_written_after_its_intents_are_a
     assert before == [{"balance": 5, "status": "open"}]
     assert waiting == before
     assert after == [*before, {"balance": 5, "status": "closed"}]
+
+
+async def test_a_reducer_killed_while_its_intents_wait_writes_its_state_and_commits() -> None:
+    """The kill waits for the acknowledgements: the decided state is written, the command
+    (handled again, a duplicate of it) committed, its intent sent once."""
+    bus = SlowTopicBus(cmd_topic("echo-node"))
+    async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
+        await host.request("account", {"account_id": "a1", "trigger": "deposit", "amount": 5})
+        closing = await host.send("account", {"account_id": "a1", "trigger": "close"})
+        await host.result(closing)
+        await trio.testing.wait_all_tasks_blocked()  # waiting for the intent's ack
+        assert host.kill("account")
+        bus.release()
+        await host.collector.wait_until(
+            lambda: host.health().nodes["account"].restarts == 1 and not bus.held
+        )
+        await host.request("account", {"account_id": "a2", "trigger": "deposit", "amount": 1})
+    states = await bus.states_of("account", "global/a1")
+    topic = cmd_topic("account")
+    ends: dict[int, int] = {}
+    for record in bus.records(topic):
+        ends[record.partition] = record.offset + 1
+    committed = bus.committed("runtime-dev-state")
+    intents = [decode_envelope(r.value) for r in bus.records(cmd_topic("echo-node")) if r.value]
+    assert states[-1] == {"balance": 5, "status": "closed"}
+    assert {p: committed.get(TopicPartition(topic, p), 0) for p in ends} == ends
+    assert [i.causation_id for i in intents] == [closing.envelope_id]
 
 
 async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once() -> None:

@@ -316,10 +316,14 @@ class NodeWork:
                 continue
             if last is not None and outcome.records:
                 last.add(item, list(outcome.records), answer=False)
-        if last is None:
-            await self._publish(outputs)
-        else:
-            await self._publish_before(outputs, last)
+        # shielded: the slice is decided and its states are in the store, so an actor
+        # killed now (its items then handled again, as duplicates of those states) still
+        # writes them; the kill waits for the outbox, which settles every record
+        with trio.CancelScope(shield=True):
+            if last is None:
+                await self._publish(outputs)
+            else:
+                await self._publish_before(outputs, last)
         for item, error in failed:
             await self._fail(
                 item,
@@ -350,20 +354,12 @@ class NodeWork:
         """Publish ``outputs``, wait until every one is acknowledged, then ``last``'s records.
 
         The items' tickets expect both parts from the start, so no offset is committed
-        before ``last`` is acknowledged too. Cancelled before ``last`` is published (the
-        actor killed), its expectations are withdrawn as ``publish_many`` withdraws
-        what it did not queue: the items, unfinished, are handled again.
+        before ``last`` is acknowledged too.
         """
         acknowledged = _Acknowledged(len(outputs.records))
         outputs.acks = [acknowledged.wrap(on_ack) for on_ack in outputs.acks]
-        try:
-            await self._publish(outputs)
-            await acknowledged.wait()
-        except BaseException:
-            for on_ack in last.acks:
-                if on_ack is not None:
-                    on_ack(None)
-            raise
+        await self._publish(outputs)
+        await acknowledged.wait()
         if last.records:
             await self.outbox.publish_many(
                 last.records, last.acks, partial(self._unproduced_at, last.owners)
