@@ -47,6 +47,7 @@ from onex_actors.testing.faults import (
     node_kills,
     postgres_outage,
     record_edges,
+    reducer_kills,
     second_host,
     sigterm_restart,
     three_hosts,
@@ -70,9 +71,12 @@ FOLD_SCENARIOS = frozenset(
         "partition-short",
         "partition-flap",
         "partition-later",
+        "reducer-kills",
     }
 )
 """The scenarios that fault the lab's own node, which ``--workload fold`` makes a reducer."""
+FOLD_ONLY = frozenset({"reducer-kills"})
+"""The scenarios of ``--workload fold`` alone (their reducer's keys are checked)."""
 
 
 def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
@@ -83,6 +87,7 @@ def scenarios(commands: int) -> dict[str, Callable[[FaultLab], ScenarioResult]]:
         "postgres": lambda lab: postgres_outage(lab, commands // 10, outage_s=30),
         "db-rows": lambda lab: kill_9_db_rows(lab, commands // 5),
         "node-kills": lambda lab: node_kills(lab, commands, kills=1000),
+        "reducer-kills": lambda lab: reducer_kills(lab, commands, kills=1000),
         "raising": lambda lab: always_raising(lab, commands // 10),
         "sigterm": lambda lab: sigterm_restart(lab, commands),
         "second-host": lambda lab: second_host(lab, commands),
@@ -213,6 +218,9 @@ def main() -> None:
                 continue
             if args.workload != "echo" and name not in FOLD_SCENARIOS:
                 print(f"{name}: skipped (it runs a node of its own, not the reducer)")
+                continue
+            if name in FOLD_ONLY and args.workload != "fold":
+                print(f"{name}: skipped (a reducer's scenario: --workload fold)")
                 continue
             result = lab.with_state_checked(chosen[name](lab))
             rows.append(result)

@@ -7,6 +7,7 @@ from ._bootstrap import open_bus as open_bus
 from ._bootstrap import open_runtime_host as open_runtime_host
 from ._config import BusSettings as BusSettings
 from ._config import DatabaseSettings as DatabaseSettings
+from ._config import DeliverySettings as DeliverySettings
 from ._config import HostConfig as HostConfig
 from ._config import HttpSettings as HttpSettings
 from ._config import KafkaSettings as KafkaSettings
@@ -26,6 +27,7 @@ from ._paths import project_root as project_root
 __all__ = [
     "BusSettings",
     "DatabaseSettings",
+    "DeliverySettings",
     "EmbeddedHost",
     "EnvelopeCollector",
     "HostConfig",

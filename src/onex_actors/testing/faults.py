@@ -22,7 +22,14 @@ import asyncpg
 import trio
 from pydantic import JsonValue
 
-from onex_actors.app import BusSettings, HostConfig, KafkaSettings, RuntimeHost, open_runtime_host
+from onex_actors.app import (
+    BusSettings,
+    DeliverySettings,
+    HostConfig,
+    KafkaSettings,
+    RuntimeHost,
+    open_runtime_host,
+)
 from onex_actors.core import (
     OnexEnvelope,
     cmd_topic,
@@ -34,6 +41,7 @@ from ._checker import DeliveryReport, SentRecord
 from ._fault_lab import FaultLab, ScenarioResult, Setup
 from ._netns import NetworkCut
 from ._workload import (
+    FOLD_NODE,
     CommandStream,
     OutcomeReader,
     RawRecord,
@@ -56,6 +64,7 @@ __all__ = [
     "node_kills",
     "postgres_outage",
     "record_edges",
+    "reducer_kills",
     "second_host",
     "sigterm_restart",
     "three_hosts",
@@ -629,6 +638,53 @@ def node_kills(lab: FaultLab, commands: int, kills: int = 1000) -> ScenarioResul
     return ScenarioResult("node actor killed", report, note)
 
 
+def reducer_kills(lab: FaultLab, commands: int, kills: int = 1000) -> ScenarioResult:
+    """Kill the fold workload's reducer actor ``kills`` times while it folds a stream.
+
+    A killed actor's slices are handled again by its restart, as duplicates of states
+    it had decided: passes when nothing is lost and, checked after it (``workload:
+    fold``), every key's state and every intent are exact.
+    """
+    restart = "restart: {max_restarts: 1000000, window_s: 60, backoff_initial_s: 0}\n"
+    nodes = {"tally": FOLD_NODE + restart, "sink": "effect_type: local\n"}
+    setup = lab.contracts("rkills", nodes, ["local"], "tally")
+
+    async def run() -> tuple[list[SentRecord], int]:
+        async with _in_process_host(lab, setup, {}) as host:
+            actor = host.runtime.actor(setup.node)
+            done = 0
+            sent: list[SentRecord] = []
+            async with trio.open_nursery() as nursery:
+
+                async def killer() -> None:
+                    nonlocal done
+                    while done < kills:
+                        await actor.wait_running()
+                        await trio.sleep(0.001)
+                        if host.runtime.kill(setup.node):
+                            done += 1
+
+                nursery.start_soon(killer)
+                sent = await trio.to_thread.run_sync(
+                    lambda: send_commands(lab.bootstrap, setup.node, commands, fold=True)
+                )
+                reader = lab.reader(setup)
+                await trio.to_thread.run_sync(
+                    lambda: reader.read_until(
+                        lambda r: r.answered(sent) >= commands, lab.deadline_s
+                    )
+                )
+                reader.close()
+            return sent, done
+
+    sent, done = trio.run(run)
+    reader = lab.reader(setup)
+    report = lab.settle(reader, sent)
+    reader.close()
+    note = f"reducer actor killed {done:,} times while it folded {commands:,} commands"
+    return ScenarioResult("reducer actor killed 1,000 times", report, note, not report.lost)
+
+
 def _in_process_host(
     lab: FaultLab, setup: Setup, handlers: Mapping[str, Handler]
 ) -> AbstractAsyncContextManager[RuntimeHost]:
@@ -641,6 +697,7 @@ def _in_process_host(
             client="confluent" if lab.client == "confluent" else "kafka-python",
         ),
         commit_interval_s=0.5,
+        delivery=DeliverySettings.model_validate({"mode": lab.delivery}),
     )
     return open_runtime_host(
         setup.runtime, config, registry=FileRegistry(setup.root), handlers=handlers
