@@ -605,26 +605,16 @@ def node_kills(lab: FaultLab, commands: int, kills: int = 1000) -> ScenarioResul
 
     async def run() -> tuple[list[SentRecord], float, float, int]:
         async with _in_process_host(lab, setup, {}) as host:
-            actor = host.runtime.actor(victim)
             baseline_sent, baseline = await timed(sibling, commands, 0)
-            done = 0
+            killer = _Killer(host, victim, kills)
             async with trio.open_nursery() as nursery:
-
-                async def killer() -> None:
-                    nonlocal done
-                    while done < kills:
-                        await actor.wait_running()
-                        await trio.sleep(0.001)
-                        if host.runtime.kill(victim):
-                            done += 1
-
-                nursery.start_soon(killer)
+                nursery.start_soon(killer.run)
                 victim_sent = await trio.to_thread.run_sync(
                     lambda: send_commands(lab.bootstrap, victim, commands)
                 )
                 under_sent, under = await timed(sibling, commands, commands)
                 # the nursery waits for every kill, however fast the sibling's work was
-            return [*baseline_sent, *victim_sent, *under_sent], baseline, under, done
+            return [*baseline_sent, *victim_sent, *under_sent], baseline, under, killer.done
 
     sent, baseline, under, done = trio.run(run)
     reader = lab.reader(setup)
@@ -651,20 +641,10 @@ def reducer_kills(lab: FaultLab, commands: int, kills: int = 1000) -> ScenarioRe
 
     async def run() -> tuple[list[SentRecord], int]:
         async with _in_process_host(lab, setup, {}) as host:
-            actor = host.runtime.actor(setup.node)
-            done = 0
+            killer = _Killer(host, setup.node, kills)
             sent: list[SentRecord] = []
             async with trio.open_nursery() as nursery:
-
-                async def killer() -> None:
-                    nonlocal done
-                    while done < kills:
-                        await actor.wait_running()
-                        await trio.sleep(0.001)
-                        if host.runtime.kill(setup.node):
-                            done += 1
-
-                nursery.start_soon(killer)
+                nursery.start_soon(killer.run)
                 sent = await trio.to_thread.run_sync(
                     lambda: send_commands(lab.bootstrap, setup.node, commands, fold=True)
                 )
@@ -675,7 +655,7 @@ def reducer_kills(lab: FaultLab, commands: int, kills: int = 1000) -> ScenarioRe
                     )
                 )
                 reader.close()
-            return sent, done
+            return sent, killer.done
 
     sent, done = trio.run(run)
     reader = lab.reader(setup)
@@ -683,6 +663,26 @@ def reducer_kills(lab: FaultLab, commands: int, kills: int = 1000) -> ScenarioRe
     reader.close()
     note = f"reducer actor killed {done:,} times while it folded {commands:,} commands"
     return ScenarioResult("reducer actor killed 1,000 times", report, note, not report.lost)
+
+
+class _Killer:
+    """Kills ``node``'s actor ``kills`` times, each a millisecond after it runs again."""
+
+    def __init__(self, host: RuntimeHost, node: str, kills: int) -> None:
+        self.host = host
+        self.node = node
+        self.kills = kills
+        self.done = 0
+        """Kills so far."""
+
+    async def run(self) -> None:
+        """Kill until ``kills`` kills are done."""
+        actor = self.host.runtime.actor(self.node)
+        while self.done < self.kills:
+            await actor.wait_running()
+            await trio.sleep(0.001)
+            if self.host.runtime.kill(self.node):
+                self.done += 1
 
 
 def _in_process_host(
