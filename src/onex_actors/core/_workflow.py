@@ -219,9 +219,9 @@ class WorkflowEngine:
         commands: list[OnexEnvelope] = []
         for name, record in _steps(instance).items():
             step = self.steps.get(name)
+            if step is None:
+                continue
             try:
-                if step is None:
-                    continue
                 if record["status"] == "running":
                     attempt = _int(record["attempts"])
                     when = _time(record.get("sent_at"), at)
