@@ -120,3 +120,18 @@ def test_a_request_the_closing_client_cancelled_is_no_error(
     assert [r.getMessage() for r in caplog.records] == [
         "Metadata refresh: failed KafkaConnectionError"
     ]
+
+
+def test_the_empty_metadata_of_a_broker_shutting_down_is_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    broker = Broker()
+    outage = broker.outage()
+    client = logging.getLogger("test_broker_outage_shutting_down")
+    route_client_logs(outage, [client.name])
+    client.warning("No broker metadata found in MetadataResponse -- ignoring.")
+    client.warning("Heartbeat session expired")
+    outage.close()
+    assert [r.getMessage() for r in caplog.records] == ["Heartbeat session expired"]
+    assert broker.probes == 0

@@ -239,20 +239,29 @@ class _ClientLogFilter(logging.Filter):
     """Hands a client's WARNING-and-above lines to every open ``BrokerOutage``.
 
     A line one of them takes as part of an outage is re-levelled to DEBUG, and dropped
-    unless its logger lets DEBUG through; so is kafka-python's "Metadata refresh: failed
-    Cancelled", which a clean close of the client logs as an ERROR.
+    unless its logger lets DEBUG through; so are the lines in ``_IGNORED_BY_THE_CLIENT``.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
         message = record.getMessage()
-        if message.endswith("failed Cancelled"):  # a request the closing client cancelled
+        if message.endswith(_IGNORED_BY_THE_CLIENT):
             return _demoted(record)
         taken = False
         for watch in list(_WATCHES):
             taken = watch.client_says(message) or taken
         return _demoted(record) if taken else True
+
+
+_IGNORED_BY_THE_CLIENT = (
+    "failed Cancelled",
+    "No broker metadata found in MetadataResponse -- ignoring.",
+)
+"""Endings of kafka-python lines that report nothing a user can act on: a request the
+closing client cancelled itself (logged as an ERROR), and the empty metadata a broker
+shutting down answers with, which the client drops and asks again (a WARNING; when no
+broker answers after it, the outage is said)."""
 
 
 def _demoted(record: logging.LogRecord) -> bool:
