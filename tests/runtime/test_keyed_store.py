@@ -198,3 +198,82 @@ async def test_records_read_again_elsewhere_are_not_decided() -> None:
     state = handler.store.get(home, "global/a")
     assert state is not None
     assert state.value == {"n": 1}
+
+
+def test_a_slice_that_fails_part_way_withdraws_its_writes_and_only_its_own() -> None:
+    store = KeyedStore()
+    store.put(0, "a", KeyState({"n": 1}), 0)  # an earlier slice's, still pending
+    store.committed(0, 1)
+    store.put(0, "b", KeyState({"n": 1}), 1)
+    try:
+        with store.a_slice():
+            store.put(0, "a", KeyState({"n": 2}), 2)
+            store.put(0, "b", KeyState({"n": 2}), 3)
+            store.put(0, "c", KeyState({"n": 1}), 4)
+            raise RuntimeError("a bug in a decision")
+    except RuntimeError:
+        pass
+    assert [store.get(0, key) for key in "abc"] == [KeyState({"n": 1}), KeyState({"n": 1}), None]
+    assert store.pending(0) == 1  # b's write of the earlier slice
+    with store.a_slice():
+        store.put(0, "c", KeyState({"n": 1}), 4)
+    assert store.get(0, "c") == KeyState({"n": 1})
+
+
+async def test_items_decided_again_after_a_failed_slice_are_folded_not_duplicates() -> None:
+    # a decision that raises (a bug, not a refused command) fails the whole slice and
+    # the actor handles its items again: the first item's state, decided before the
+    # failure, must not be read back as "already holds it" (no changelog record would
+    # ever be written for it)
+    contract = tally()
+    runtime = RuntimeHostContract.model_validate(
+        {
+            "kind": "runtime_host",
+            "node_id": "runtime-t",
+            "version": "0.1.0",
+            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
+            "handlers": {"families": ["local"]},
+            "host_selector": {"node_ids": ["tally"]},
+        }
+    )
+    table = build_routing_table(runtime, {"tally": contract})
+    handler = tally_handler(contract)
+    bus = InProcessBus(partitions=4)
+    outbox = Outbox(bus, max_envelope_bytes=1 << 20)
+    work = NodeWork(table.hosted["tally"], handler, outbox, RuntimeLog(outbox, "runtime-t"))
+    homes = {key: home_partition(f"global/{key}".encode(), 4) for key in "ab"}
+    handler.store.owned.update(homes.values())
+    offsets = PartitionOffsets()
+    offsets.start(0)
+    commands = {key: new_command("tally", {"k": key}) for key in "ab"}
+
+    def item(key: str) -> WorkItem:
+        record = Record(cmd_topic("tally"), homes[key], 0, f"global/{key}".encode(), b"{}")
+        return WorkItem(commands[key], Ticket(marks=[(offsets, 0)]), record)
+
+    decide = handler.reducer.decide
+    calls = 0
+
+    def failing_second(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("a bug in a decision")
+        return decide(*args, **kwargs)  # type: ignore[arg-type]
+
+    handler.reducer.decide = failing_second  # type: ignore[method-assign,assignment]
+    try:
+        await work._handle_pure([item("a"), item("b")])
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the slice did not fail")
+    assert bus.records(state_topic("tally")) == []
+    await work._handle_pure([item("a"), item("b")])
+    written = {r.key: r.value for r in bus.records(state_topic("tally"))}
+    assert set(written) == {b"global/a", b"global/b"}
+    for key in "ab":
+        state = handler.store.get(homes[key], f"global/{key}")
+        assert state is not None
+        assert state.value == {"n": 1}
+        assert written[f"global/{key}".encode()] == state.to_bytes()

@@ -86,7 +86,16 @@ class OrchestratorHandler:
     def decide_batch(
         self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
     ) -> list[PureOutcome | HandlerError]:
-        """Decide each record in order (see the module)."""
+        """Decide each record in order (see the module).
+
+        If deciding fails part-way, no state written for the slice stays.
+        """
+        with self.store.a_slice():
+            return self._decide_each(inputs)
+
+    def _decide_each(
+        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
+    ) -> list[PureOutcome | HandlerError]:
         store = self.store
         outcomes: list[PureOutcome | HandlerError] = []
         for envelope, record in inputs:

@@ -81,7 +81,16 @@ class ReducerHandler:
     def decide_batch(
         self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
     ) -> list[PureOutcome | HandlerError]:
-        """Fold each command in order; answer each (or send it on to its key's partition)."""
+        """Fold each command in order; answer each (or send it on to its key's partition).
+
+        If deciding fails part-way, no state written for the slice stays.
+        """
+        with self.store.a_slice():
+            return self._decide_each(inputs)
+
+    def _decide_each(
+        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
+    ) -> list[PureOutcome | HandlerError]:
         reducer = self.reducer
         store = self.store
         outcomes: list[PureOutcome | HandlerError] = []

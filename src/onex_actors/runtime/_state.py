@@ -9,6 +9,9 @@ last committed state, without reading the changelog again (as KIP-892 proposes f
 Streams, which wipes and restores the whole store instead). Committed states go to a
 ``StateStore`` (memory, or disk); a write of ``None`` deletes its key (a tombstone).
 
+A slice's writes are withdrawn together when deciding it fails part-way (``a_slice``):
+its items are handled again, and must find their keys as they were before it.
+
 Keys with a timeout or a TTL are also indexed by when they are next due (wall-clock
 seconds), so the timer scan reads only that index, not every state.
 """
@@ -16,6 +19,7 @@ seconds), so the timer scan reads only that index, not every state.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from onex_actors.core import KeyState
@@ -55,6 +59,8 @@ class KeyedStore:
         """Per partition, when each key with a timeout or TTL is next due."""
         self.owned: set[int] = set()
         """Partitions restored and served here (decisions on others are not taken)."""
+        self._slice: list[tuple[int, str]] | None = None
+        """The (partition, key) of each write of the slice being decided, in order."""
 
     def get(self, partition: int, key: str) -> KeyState | None:
         """Return ``key``'s newest state in ``partition``, or ``None`` if it has none."""
@@ -68,8 +74,42 @@ class KeyedStore:
     def put(self, partition: int, key: str, state: KeyState | None, offset: int) -> None:
         """Write ``key``'s state (``None``: delete it), reflecting the input at ``offset``."""
         self._pending.setdefault(partition, {}).setdefault(key, []).append((offset, state))
+        if self._slice is not None:
+            self._slice.append((partition, key))
         if self._due is not None:
             self._index(partition, key, state)
+
+    @contextmanager
+    def a_slice(self) -> Iterator[None]:
+        """Decide one slice: if it raises, the writes made in it are withdrawn, newest first.
+
+        Its items are then handled again (a restarted actor's); had their writes stayed,
+        they would read as duplicates of states no changelog record was ever sent for.
+        """
+        if self._slice is not None:  # nested: the outer slice withdraws
+            yield
+            return
+        writes: list[tuple[int, str]] = []
+        self._slice = writes
+        try:
+            yield
+        except BaseException:
+            self._withdraw(writes)
+            raise
+        finally:
+            self._slice = None
+
+    def _withdraw(self, writes: list[tuple[int, str]]) -> None:
+        for partition, key in reversed(writes):
+            pending = self._pending.get(partition, {})
+            kept = pending.get(key)
+            if not kept:  # discarded meanwhile (a read-again)
+                continue
+            kept.pop()
+            if not kept:
+                del pending[key]
+            if self._due is not None:
+                self._index(partition, key, self.get(partition, key))
 
     def committed(self, partition: int, below: int) -> None:
         """Make the writes reflecting input offsets below ``below`` committed."""
