@@ -18,6 +18,7 @@ import uuid
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from ._workload import RawRecord
@@ -169,7 +170,11 @@ T = TypeVar("T")
 
 
 def sample(strategy: st.SearchStrategy[T], count: int, seed: int = 0) -> list[T]:
-    """Draw ``count`` examples of ``strategy`` reproducibly (outside a test)."""
+    """Draw ``count`` examples of ``strategy`` reproducibly (outside a test).
+
+    The same ``seed`` draws the same examples (with the same Hypothesis version); another
+    seed draws others. Hypothesis may stop early on a strategy with fewer examples.
+    """
     drawn: list[T] = []
 
     @settings(
@@ -183,5 +188,5 @@ def sample(strategy: st.SearchStrategy[T], count: int, seed: int = 0) -> list[T]
     def collect(value: T) -> None:
         drawn.append(value)
 
-    collect()
+    (collect if seed == 0 else hypothesis_seed(seed)(collect))()
     return drawn[:count]
