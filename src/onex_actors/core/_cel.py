@@ -157,16 +157,21 @@ def _parsed_operand(text: str) -> Operand:
 
 def _operand(operand: Operand, variables: Mapping[str, object]) -> object:
     """Return an integer literal's value, or a field path's (``_MISSING`` where it has none)."""
-    return operand if isinstance(operand, int) else _lookup(operand, variables)
+    return operand if type(operand) is int else _lookup(operand, variables)  # type: ignore[arg-type]
 
 
 def _lookup(path: tuple[str, ...], variables: Mapping[str, object]) -> object:
     """Return the value at ``path`` (``state.count``) in ``variables``; ``_MISSING`` if none."""
     found: object = variables
     for name in path:
-        if not isinstance(found, Mapping) or name not in found:
+        if type(found) is dict:  # nearly always: isinstance of an ABC costs more than the read
+            found = found.get(name, _MISSING)
+            if found is _MISSING:
+                return _MISSING
+        elif isinstance(found, Mapping) and name in found:
+            found = found[name]
+        else:
             return _MISSING
-        found = found[name]
     return found
 
 

@@ -211,6 +211,9 @@ class Reducer:
             self._assigns[""] = _compiled_map(contract.fold.assign, "fold.assign")
             self._intents[""] = _compiled_intents(contract.fold.intents, "fold.intents")
         self._uses_event = any("event" in e.uses for e in self._all_expressions())
+        self._key_reads_input_only = self._key.uses <= {"input"}
+        self._ttl_s = contract.state.ttl_s
+        self._max_bytes = contract.state.max_bytes
 
     def _compile(self, name: str, where: str, transition: Transition) -> None:
         if transition.guard is not None:
@@ -234,9 +237,13 @@ class Reducer:
             timer_key = envelope.payload.get("key")
             if isinstance(timer_key, str) and timer_key:
                 return timer_key
-        found = variables if variables is not None else self.variables(envelope)
+        if variables is None and self._key_reads_input_only:
+            found: dict[str, object] = {"input": envelope.payload}
+        else:
+            found = variables if variables is not None else self.variables(envelope)
+            found = {**found, "state": {}, "key": ""}
         try:
-            key = self._key.evaluate({**found, "state": {}, "key": ""})
+            key = self._key.evaluate(found)
         except ExpressionFailed as exc:
             raise HandlerError(
                 f"node {self.node_id!r}: no state key for the command: {exc}",
@@ -273,7 +280,7 @@ class Reducer:
             )
         current = before.value
         at = envelope.created_at.isoformat()
-        ttl = self.contract.state.ttl_s
+        ttl = self._ttl_s
         if ttl is not None and _older_than(before.changed_at, envelope.created_at, ttl):
             current = self.initial
         variables = self.variables(envelope)  # a new dict each time
@@ -291,23 +298,14 @@ class Reducer:
             if fsm is not None:
                 value[fsm.state_field] = to_state
             size = len(_ENCODE(value))
-            if size > self.contract.state.max_bytes:
+            if size > self._max_bytes:
                 raise HandlerError(
                     f"node {self.node_id!r}: key {key!r} would hold {size} bytes of state, more "
                     f"than state.max_bytes ({self.contract.state.max_bytes}); state unchanged",
                     error_type="state_too_large",
                     retryable=False,
                 )
-            after_variables = {**variables, "state": value}
-            intents = tuple(
-                intent_command(
-                    envelope,
-                    intent.node_id,
-                    {f: e.evaluate(after_variables) for f, e in payload.items()},
-                    index,
-                )
-                for index, (intent, payload) in enumerate(self._intents[name])
-            )
+            intents = self._intents_of(name, envelope, variables, value)
         except ExpressionFailed as exc:
             error = HandlerError(
                 f"node {self.node_id!r}, key {key!r}: {exc}; state unchanged",
@@ -321,6 +319,28 @@ class Reducer:
         deadline = self._deadline(to_state, envelope.created_at)
         after = KeyState(value, ctx.partition, ctx.offset, recent, at, deadline)
         return Decision(key, after, True, {**answer, "key": key, "state": value}, intents=intents)
+
+    def _intents_of(
+        self,
+        name: str,
+        envelope: OnexEnvelope,
+        variables: dict[str, object],
+        value: Mapping[str, JsonValue],
+    ) -> tuple[OnexEnvelope, ...]:
+        """Return the commands transition ``name`` sends, over the state ``value`` it leads to."""
+        intents = self._intents[name]
+        if not intents:
+            return ()
+        variables = {**variables, "state": value}
+        return tuple(
+            intent_command(
+                envelope,
+                intent.node_id,
+                {f: e.evaluate(variables) for f, e in payload.items()},
+                index,
+            )
+            for index, (intent, payload) in enumerate(intents)
+        )
 
     def expires_at(self, state: KeyState) -> str | None:
         """When ``state`` runs out of its TTL (event time, RFC 3339), or ``None``: never."""

@@ -130,8 +130,10 @@ class ReducerHandler:
                 store.put(partition, stored, state, offset)
                 value = state.to_bytes() if state is not None else None
                 written = (OutboundRecord(self.state_topic, value, key_bytes, (), partition),)
-            commands = tuple(
-                (cmd, self.intent_topics[cmd.node_id], None) for cmd in decision.intents
+            commands = (
+                tuple((cmd, self.intent_topics[cmd.node_id], None) for cmd in decision.intents)
+                if decision.intents
+                else ()
             )
             outcomes.append(
                 PureOutcome(decision.answer, commands, written, records_last=bool(commands))

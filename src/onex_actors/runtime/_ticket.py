@@ -51,6 +51,14 @@ class Ticket:
         self._pending += 1
         return self._ack
 
+    def expect_many(self, count: int) -> list[Callable[[BaseException | None], None]]:
+        """Register ``count`` more outputs; return the callback each one's ack must call.
+
+        The same callback for all of them, each acknowledgement calling it once.
+        """
+        self._pending += count
+        return [self._ack] * count
+
     def fate(self) -> Fate:
         """Return what a round does with this ticket's outputs (``core.fate_of``).
 

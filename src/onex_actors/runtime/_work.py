@@ -614,7 +614,7 @@ class _Outputs:
     def add(self, item: WorkItem, produced: list[OutboundRecord], *, answer: bool = True) -> None:
         """Add ``item``'s records; its first is its answer unless ``answer`` is false."""
         self.records += produced
-        self.acks += [item.ticket.expect() for _ in produced]
+        self.acks += item.ticket.expect_many(len(produced))
         self.owners += [item] * len(produced)
         if answer:
             self.answers.append((item, produced[0]))
