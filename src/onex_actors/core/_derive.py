@@ -64,6 +64,7 @@ _TYPE_BYTES: Final = {kind: kind.value.encode() for kind in EnvelopeType}
 _PRIVATE_BITS: Final = random.Random()  # seeded from the OS when created
 _VERSION_MASK: Final = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
 _VERSION_4: Final = (0x8000 << 48) | (4 << 76)  # RFC 4122 variant, version 4
+_UNKNOWN_SAFETY: Final = uuid.SafeUUID.unknown
 
 
 def new_envelope_id() -> uuid.UUID:
@@ -80,7 +81,7 @@ def new_envelope_id() -> uuid.UUID:
     # what uuid.UUID(int=bits, version=4) does, without its checks and keyword handling
     envelope_id = object.__new__(uuid.UUID)
     object.__setattr__(envelope_id, "int", (bits & _VERSION_MASK) | _VERSION_4)
-    object.__setattr__(envelope_id, "is_safe", uuid.SafeUUID.unknown)
+    object.__setattr__(envelope_id, "is_safe", _UNKNOWN_SAFETY)
     return envelope_id
 
 

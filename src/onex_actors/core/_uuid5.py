@@ -20,6 +20,8 @@ _CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
 _VERSION_5_RFC_4122: Final = (5 << 76) | (0x8000 << 48)
 _new = object.__new__
 _set = object.__setattr__
+_UNKNOWN: Final = uuid.SafeUUID.unknown
+"""Read once: an enum member read off its class costs a descriptor call each time."""
 
 
 def uuid5(namespace: uuid.UUID, name: str) -> uuid.UUID:
@@ -28,5 +30,5 @@ def uuid5(namespace: uuid.UUID, name: str) -> uuid.UUID:
     value = int.from_bytes(digest[:16], "big") & _CLEAR | _VERSION_5_RFC_4122
     made: uuid.UUID = _new(uuid.UUID)
     _set(made, "int", value)
-    _set(made, "is_safe", uuid.SafeUUID.unknown)
+    _set(made, "is_safe", _UNKNOWN)
     return made

@@ -16,6 +16,7 @@ attempt's, a duplicate, one for an instance that ended) changes nothing and is c
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -348,7 +349,7 @@ class WorkflowEngine:
         except ExpressionFailed as exc:
             self._fail(instance, step.name, "expression_failed", f"step {step.name!r}: {exc}")
             return
-        self._send(instance, step, at, commands)
+        self._send(instance, step, at, commands, variables)
 
     def _send(
         self,
@@ -356,12 +357,16 @@ class WorkflowEngine:
         step: WorkflowStep,
         at: datetime,
         commands: list[OnexEnvelope],
+        variables: dict[str, object] | None = None,
     ) -> None:
-        """Send ``step``'s next attempt (its payload evaluated now)."""
+        """Send ``step``'s next attempt (its payload evaluated now).
+
+        ``variables``: the instance's as it stands, if the caller has them already.
+        """
         record = _steps(instance)[step.name]
         attempt = _int(record["attempts"]) + 1
         try:
-            command = self._step_command(instance, step, attempt, at)
+            command = self._step_command(instance, step, attempt, at, variables)
         except ExpressionFailed as exc:
             self._fail(
                 instance,
@@ -406,13 +411,20 @@ class WorkflowEngine:
         commands.append(command)
 
     def _step_command(
-        self, instance: Mapping[str, JsonValue], step: WorkflowStep, attempt: int, at: datetime
+        self,
+        instance: Mapping[str, JsonValue],
+        step: WorkflowStep,
+        attempt: int,
+        at: datetime,
+        variables: dict[str, object] | None = None,
     ) -> OnexEnvelope:
         """Build attempt ``attempt`` of ``step``'s command, sent at ``at``.
 
-        ``ExpressionFailed`` if its payload cannot be evaluated.
+        ``ExpressionFailed`` if its payload cannot be evaluated. ``variables``: the
+        instance's, if the caller has them already.
         """
-        variables = self._variables(instance)
+        if variables is None:
+            variables = self._variables(instance)
         payload = {
             field: expression.evaluate(variables)
             for field, expression in self._payloads[step.name].items()
@@ -441,7 +453,7 @@ class WorkflowEngine:
         at: datetime,
     ) -> OnexEnvelope:
         start = _start(instance)
-        tenant, flow = str(start["tenant_id"]), uuid.UUID(str(start["correlation_id"]))
+        tenant, flow = str(start["tenant_id"]), _uuid(str(start["correlation_id"]))
         return assembled(  # the payload checked as JSON; the rest built valid here
             {
                 "envelope_id": uuid5(flow, name),
@@ -450,7 +462,7 @@ class WorkflowEngine:
                 "node_id": node_id,
                 "contract_id": None,
                 "correlation_id": flow,
-                "causation_id": uuid.UUID(str(start["envelope_id"])),
+                "causation_id": _uuid(str(start["envelope_id"])),
                 "created_at": at,
                 "payload": _PAYLOAD.validate_python(payload),
                 "status": None,
@@ -643,13 +655,13 @@ class WorkflowEngine:
             state = EnvelopeStatus.ERROR
         return assembled(
             {
-                "envelope_id": uuid5(uuid.UUID(str(start["envelope_id"])), "result"),
+                "envelope_id": uuid5(_uuid(str(start["envelope_id"])), "result"),
                 "type": EnvelopeType.EVT,
                 "tenant_id": str(start["tenant_id"]),
                 "node_id": self.node_id,
                 "contract_id": f"{self.node_id}@{instance['version']}",
-                "correlation_id": uuid.UUID(str(start["correlation_id"])),
-                "causation_id": uuid.UUID(str(start["envelope_id"])),
+                "correlation_id": _uuid(str(start["correlation_id"])),
+                "causation_id": _uuid(str(start["envelope_id"])),
                 "created_at": at,
                 "payload": payload,
                 "status": state,
@@ -705,6 +717,12 @@ def _with(
 ) -> KeyState:
     recent = (*(state.recent if state is not None else ()), envelope_id)[-_RECENT:]
     return KeyState(instance, ctx.partition, ctx.offset, recent, at.isoformat(), deadline)
+
+
+@functools.lru_cache(maxsize=4096)
+def _uuid(text: str) -> uuid.UUID:
+    """Parse an id kept as text in a snapshot (an instance's, asked for at each step)."""
+    return uuid.UUID(text)
 
 
 def _copy(value: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
