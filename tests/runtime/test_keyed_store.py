@@ -130,6 +130,27 @@ def tally_handler(contract: ReducerContract, states: StateStore | None = None) -
     )
 
 
+def tally_work() -> tuple[ReducerHandler, InProcessBus, NodeWork]:
+    """A tally reducer's handler and its ``NodeWork`` on an in-process bus of 4 partitions."""
+    contract = tally()
+    runtime = RuntimeHostContract.model_validate(
+        {
+            "kind": "runtime_host",
+            "node_id": "runtime-t",
+            "version": "0.1.0",
+            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
+            "handlers": {"families": ["local"]},
+            "host_selector": {"node_ids": ["tally"]},
+        }
+    )
+    table = build_routing_table(runtime, {"tally": contract})
+    handler = tally_handler(contract)
+    bus = InProcessBus(partitions=4)
+    outbox = Outbox(bus, max_envelope_bytes=1 << 20)
+    work = NodeWork(table.hosted["tally"], handler, outbox, RuntimeLog(outbox, "runtime-t"))
+    return handler, bus, work
+
+
 async def test_a_partition_kept_through_a_rebalance_keeps_its_state_and_is_decided() -> None:
     # a member told "assigned" for a partition it never lost (no revocation came first)
     # must go on deciding its records: answering them "not here" would let their offsets
@@ -164,22 +185,7 @@ async def test_a_partition_kept_through_a_rebalance_keeps_its_state_and_is_decid
 async def test_records_read_again_elsewhere_are_not_decided() -> None:
     # after an abort their outputs (changelog record included) are void: a decision
     # would leave a pending write whose changelog record never existed
-    contract = tally()
-    runtime = RuntimeHostContract.model_validate(
-        {
-            "kind": "runtime_host",
-            "node_id": "runtime-t",
-            "version": "0.1.0",
-            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
-            "handlers": {"families": ["local"]},
-            "host_selector": {"node_ids": ["tally"]},
-        }
-    )
-    table = build_routing_table(runtime, {"tally": contract})
-    handler = tally_handler(contract)
-    bus = InProcessBus(partitions=4)
-    outbox = Outbox(bus, max_envelope_bytes=1 << 20)
-    work = NodeWork(table.hosted["tally"], handler, outbox, RuntimeLog(outbox, "runtime-t"))
+    handler, bus, work = tally_work()
     home = home_partition(b"global/a", 4)
     handler.store.owned.add(home)
     voided, live = PartitionOffsets(), PartitionOffsets()
@@ -225,22 +231,7 @@ async def test_items_decided_again_after_a_failed_slice_are_folded_not_duplicate
     # the actor handles its items again: the first item's state, decided before the
     # failure, must not be read back as "already holds it" (no changelog record would
     # ever be written for it)
-    contract = tally()
-    runtime = RuntimeHostContract.model_validate(
-        {
-            "kind": "runtime_host",
-            "node_id": "runtime-t",
-            "version": "0.1.0",
-            "subscriptions": {"cmd_topics": ["onex.app.local.global.cmd.node.#"]},
-            "handlers": {"families": ["local"]},
-            "host_selector": {"node_ids": ["tally"]},
-        }
-    )
-    table = build_routing_table(runtime, {"tally": contract})
-    handler = tally_handler(contract)
-    bus = InProcessBus(partitions=4)
-    outbox = Outbox(bus, max_envelope_bytes=1 << 20)
-    work = NodeWork(table.hosted["tally"], handler, outbox, RuntimeLog(outbox, "runtime-t"))
+    handler, bus, work = tally_work()
     homes = {key: home_partition(f"global/{key}".encode(), 4) for key in "ab"}
     handler.store.owned.update(homes.values())
     offsets = PartitionOffsets()
