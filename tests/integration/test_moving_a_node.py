@@ -23,7 +23,7 @@ from tests.integration.kafka_records import create_topics, produce
 from tests.integration.processes import kafka_env, unique
 from tests.kafka_support import TEST_BROKER
 
-from onex_actors.core import cmd_topic, evt_topic
+from onex_actors.core import cmd_topic, evt_topic, home_partition
 from onex_actors.testing import HOST_COMMAND, host_process
 
 pytestmark = [
@@ -97,6 +97,17 @@ def _stop(host: subprocess.Popen[str]) -> None:
     assert host.wait(timeout=60) == 0
 
 
+def _key_for_each_partition(partitions: int) -> list[str]:
+    """A partition key for each of ``partitions``, in partition order (Kafka's partitioner)."""
+    found: dict[int, str] = {}
+    candidate = 0
+    while len(found) < partitions:
+        key = f"key-{candidate}"
+        found.setdefault(home_partition(key.encode(), partitions), key)
+        candidate += 1
+    return [found[p] for p in range(partitions)]
+
+
 def _readyz(port: int) -> dict[str, object]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
         return dict(json.loads(answer.read()))
@@ -108,7 +119,10 @@ def test_a_moved_node_resumes_where_the_other_runtime_left_off(
     node, first, second = unique("move"), unique("runtime-a"), unique("runtime-b")
     contracts = _tree(tmp_path, node, [first, second])
     create_topics(kafka_bootstrap, node)
-    produce(kafka_bootstrap, node, [{"n": i} for i in range(20)])  # before any runtime
+    # before any runtime, 5 in each of the 4 partitions: a partition with none would
+    # have no commit of the first group's to resume from (1 run in about 80 by chance)
+    for partition, key in enumerate(_key_for_each_partition(4)):
+        produce(kafka_bootstrap, node, [{"n": 5 * partition + i} for i in range(5)], key=key)
     with host_process(first, contracts, kafka_env(kafka_bootstrap)) as host:
         _wait_for("20 answers", lambda: _results(kafka_bootstrap, node) == 20)
         _wait_for("the commit", lambda: _committed_to_end(kafka_bootstrap, first, node))
