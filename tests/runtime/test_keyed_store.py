@@ -3,6 +3,7 @@ puts every key back at its last committed state without reading the changelog ag
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -211,14 +212,16 @@ def test_a_slice_that_fails_part_way_withdraws_its_writes_and_only_its_own() -> 
     store.put(0, "a", KeyState({"n": 1}), 0)  # an earlier slice's, still pending
     store.committed(0, 1)
     store.put(0, "b", KeyState({"n": 1}), 1)
-    try:
+
+    def a_slice_failing_after_three_writes() -> None:
         with store.a_slice():
             store.put(0, "a", KeyState({"n": 2}), 2)
             store.put(0, "b", KeyState({"n": 2}), 3)
             store.put(0, "c", KeyState({"n": 1}), 4)
             raise RuntimeError("a bug in a decision")
-    except RuntimeError:
-        pass
+
+    with pytest.raises(RuntimeError, match="a bug in a decision"):
+        a_slice_failing_after_three_writes()
     assert [store.get(0, key) for key in "abc"] == [KeyState({"n": 1}), KeyState({"n": 1}), None]
     assert store.pending(0) == 1  # b's write of the earlier slice
     with store.a_slice():
@@ -253,12 +256,8 @@ async def test_items_decided_again_after_a_failed_slice_are_folded_not_duplicate
         return decide(*args, **kwargs)  # type: ignore[arg-type]
 
     handler.reducer.decide = failing_second  # type: ignore[method-assign,assignment]
-    try:
+    with pytest.raises(RuntimeError, match="a bug in a decision"):
         await work._handle_pure([item("a"), item("b")])
-    except RuntimeError:
-        pass
-    else:
-        raise AssertionError("the slice did not fail")
     assert bus.records(state_topic("tally")) == []
     await work._handle_pure([item("a"), item("b")])
     written = {r.key: r.value for r in bus.records(state_topic("tally"))}

@@ -157,7 +157,7 @@ def _parsed_operand(text: str) -> Operand:
 
 def _operand(operand: Operand, variables: Mapping[str, object]) -> object:
     """Return an integer literal's value, or a field path's (``_MISSING`` where it has none)."""
-    return operand if type(operand) is int else _lookup(operand, variables)  # type: ignore[arg-type]
+    return operand if isinstance(operand, int) else _lookup(operand, variables)
 
 
 def _lookup(path: tuple[str, ...], variables: Mapping[str, object]) -> object:

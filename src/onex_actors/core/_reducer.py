@@ -212,8 +212,6 @@ class Reducer:
             self._intents[""] = _compiled_intents(contract.fold.intents, "fold.intents")
         self._uses_event = any("event" in e.uses for e in self._all_expressions())
         self._key_reads_input_only = self._key.uses <= {"input"}
-        self._ttl_s = contract.state.ttl_s
-        self._max_bytes = contract.state.max_bytes
 
     def _compile(self, name: str, where: str, transition: Transition) -> None:
         if transition.guard is not None:
@@ -237,11 +235,12 @@ class Reducer:
             timer_key = envelope.payload.get("key")
             if isinstance(timer_key, str) and timer_key:
                 return timer_key
+        found: dict[str, object]
         if variables is None and self._key_reads_input_only:
-            found: dict[str, object] = {"input": envelope.payload}
+            found = {"input": envelope.payload}  # all the key's expression reads
         else:
-            found = variables if variables is not None else self.variables(envelope)
-            found = {**found, "state": {}, "key": ""}
+            given = variables if variables is not None else self.variables(envelope)
+            found = {**given, "state": {}, "key": ""}
         try:
             key = self._key.evaluate(found)
         except ExpressionFailed as exc:
@@ -280,7 +279,7 @@ class Reducer:
             )
         current = before.value
         at = envelope.created_at.isoformat()
-        ttl = self._ttl_s
+        ttl = self.contract.state.ttl_s
         if ttl is not None and _older_than(before.changed_at, envelope.created_at, ttl):
             current = self.initial
         variables = self.variables(envelope)  # a new dict each time
@@ -298,7 +297,7 @@ class Reducer:
             if fsm is not None:
                 value[fsm.state_field] = to_state
             size = len(_ENCODE(value))
-            if size > self._max_bytes:
+            if size > self.contract.state.max_bytes:
                 raise HandlerError(
                     f"node {self.node_id!r}: key {key!r} would hold {size} bytes of state, more "
                     f"than state.max_bytes ({self.contract.state.max_bytes}); state unchanged",
