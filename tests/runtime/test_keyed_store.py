@@ -3,6 +3,9 @@ puts every key back at its last committed state without reading the changelog ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,11 +14,13 @@ from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
     KeyState,
     OnexEnvelope,
+    OrchestratorContract,
     PartitionOffsets,
     ReducerContract,
     RuntimeHostContract,
     build_routing_table,
     cmd_topic,
+    evt_topic,
     home_partition,
     new_command,
     parse_contract,
@@ -23,6 +28,7 @@ from onex_actors.core import (
 )
 from onex_actors.runtime import (
     KeyedStore,
+    OrchestratorHandler,
     Outbox,
     PureOutcome,
     Record,
@@ -245,17 +251,7 @@ async def test_items_decided_again_after_a_failed_slice_are_folded_not_duplicate
         record = Record(cmd_topic("tally"), homes[key], 0, f"global/{key}".encode(), b"{}")
         return WorkItem(commands[key], Ticket(marks=[(offsets, 0)]), record)
 
-    decide = handler.reducer.decide
-    calls = 0
-
-    def failing_second(*args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("a bug in a decision")
-        return decide(*args, **kwargs)  # type: ignore[arg-type]
-
-    handler.reducer.decide = failing_second  # type: ignore[method-assign,assignment]
+    handler.reducer.decide = fail_on_call(handler.reducer.decide, 2)  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="a bug in a decision"):
         await work._handle_pure([item("a"), item("b")])
     assert bus.records(state_topic("tally")) == []
@@ -267,3 +263,85 @@ async def test_items_decided_again_after_a_failed_slice_are_folded_not_duplicate
         assert state is not None
         assert state.value == {"n": 1}
         assert written[f"global/{key}".encode()] == state.to_bytes()
+
+
+def fail_on_call(decide: Callable[..., Any], failing: int) -> Callable[..., Any]:
+    """Wrap ``decide`` to raise (a bug) on its ``failing``-th call."""
+    calls = 0
+
+    def decide_or_fail(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == failing:
+            raise RuntimeError("a bug in a decision")
+        return decide(*args, **kwargs)
+
+    return decide_or_fail
+
+
+def test_a_reducers_counters_count_a_slice_decided_again_once() -> None:
+    handler = tally_handler(tally())
+    handler.store.owned.update(range(4))
+    home = home_partition(b"global/a", 4)
+    elsewhere = (home + 1) % 4
+    sent_on = Record(cmd_topic("tally"), elsewhere, 0, b"a", b"{}")
+    folded = Record(cmd_topic("tally"), home, 0, b"global/a", b"{}")
+    inputs = [
+        (new_command("tally", {"k": "a"}), sent_on),
+        (new_command("tally", {"k": "a"}), folded),
+    ]
+    decide = handler.reducer.decide
+    handler.reducer.decide = fail_on_call(decide, 1)  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="a bug in a decision"):
+        handler.decide_batch(inputs)
+    assert handler.rekeyed == 0
+    handler.reducer.decide = decide  # type: ignore[method-assign]
+    handler.decide_batch(inputs)
+    assert handler.rekeyed == 1
+
+
+def test_an_orchestrators_counters_count_a_slice_decided_again_once() -> None:
+    contract = parse_contract(SIGNUP_FLOW, source="signup-flow.yaml")
+    assert isinstance(contract, OrchestratorContract)
+    handler = OrchestratorHandler(
+        contract,
+        cmd_topic=cmd_topic("signup-flow"),
+        evt_topic=evt_topic("signup-flow"),
+        state_topic=state_topic("signup-flow"),
+        partitions=4,
+    )
+    handler.store.owned.update(range(4))
+    starts = [new_command("signup-flow", {"user": user}) for user in ("ann", "bob")]
+    inputs = [
+        (
+            start,
+            Record(
+                cmd_topic("signup-flow"),
+                home_partition(f"global/{start.correlation_id}".encode(), 4),
+                offset,
+                None,
+                b"{}",
+            ),
+        )
+        for offset, start in enumerate(starts)
+    ]
+    decide = handler.engine.decide
+    handler.engine.decide = fail_on_call(decide, 2)  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="a bug in a decision"):
+        handler.decide_batch(inputs)
+    assert handler.counts == {}
+    handler.engine.decide = decide  # type: ignore[method-assign]
+    outcomes = handler.decide_batch(inputs)
+    assert all(isinstance(outcome, PureOutcome) for outcome in outcomes)
+    assert handler.counts == {"started": 2}
+
+
+SIGNUP_FLOW = {
+    "kind": "orchestrator",
+    "node_id": "signup-flow",
+    "version": "0.1.0",
+    "workflow": {
+        "steps": [{"name": "hello", "node_id": "echo-node", "payload": {"text": "input.user"}}],
+        "output": {"greeting": "steps.hello.output.text"},
+    },
+}

@@ -13,6 +13,7 @@ the start command (``onex emit`` waits for it); nothing else is answered.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 
@@ -30,6 +31,7 @@ from onex_actors.core import (
     OnexEnvelope,
     OrchestratorContract,
     ReduceContext,
+    StepTiming,
     WorkflowEngine,
     cmd_topic,
     home_partition,
@@ -45,6 +47,17 @@ from ._state_store import StateStore
 __all__ = ["OrchestratorHandler"]
 
 NOTHING = PureOutcome(None)
+
+
+class _SliceTally:
+    """What deciding one slice counted: added to the handler's counters once it is decided."""
+
+    __slots__ = ("counts", "rekeyed", "timings")
+
+    def __init__(self) -> None:
+        self.rekeyed = 0
+        self.counts: Counter[str] = Counter()
+        self.timings: list[StepTiming] = []
 
 
 class OrchestratorHandler:
@@ -90,13 +103,26 @@ class OrchestratorHandler:
 
         If deciding fails part-way, no state written for the slice stays.
         """
+        tally = _SliceTally()
         with self.store.a_slice():
-            return self._decide_each(inputs)
+            outcomes = self._decide_each(inputs, tally)
+        # counted once the slice is decided: a slice that raised is decided again
+        self.rekeyed += tally.rekeyed
+        for note, count in tally.counts.items():
+            self.counts[note] = self.counts.get(note, 0) + count
+        for timing in tally.timings:
+            durations = self.step_durations.get((timing.step, timing.outcome))
+            if durations is None:
+                durations = Durations(STEP_BUCKETS_S)
+                self.step_durations[timing.step, timing.outcome] = durations
+            durations.observe(timing.seconds)
+        return outcomes
 
     def _decide_each(
-        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
+        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]], tally: _SliceTally
     ) -> list[PureOutcome | HandlerError]:
         store = self.store
+        counts = tally.counts
         outcomes: list[PureOutcome | HandlerError] = []
         for envelope, record in inputs:
             partition = record.partition if record is not None else 0
@@ -112,7 +138,7 @@ class OrchestratorHandler:
             stored = stored_key(command.tenant_id, instance)
             home = home_partition(stored.encode(), self.partitions)
             if home != partition:
-                self.rekeyed += 1
+                tally.rekeyed += 1
                 headers = {**command.headers, PARTITION_KEY_HEADER: stored}
                 copy = command.model_copy(update={"headers": headers})
                 outcomes.append(PureOutcome(None, ((copy, self.cmd_topic, home),)))
@@ -121,18 +147,13 @@ class OrchestratorHandler:
             before = store.get(partition, stored)
             decision = self.engine.decide(before, command, ReduceContext(partition, offset))
             if decision.note is not None:
-                self.counts[decision.note] = self.counts.get(decision.note, 0) + 1
+                counts[decision.note] += 1
             if decision.note == "exists":
                 outcomes.append(self._exists(instance, decision.state))
                 continue
             if before is None and decision.state is not None:
-                self.counts["started"] = self.counts.get("started", 0) + 1
-            for timing in decision.timings:
-                durations = self.step_durations.get((timing.step, timing.outcome))
-                if durations is None:
-                    durations = Durations(STEP_BUCKETS_S)
-                    self.step_durations[timing.step, timing.outcome] = durations
-                durations.observe(timing.seconds)
+                counts["started"] += 1
+            tally.timings += decision.timings
             written: tuple[OutboundRecord, ...] = ()
             if decision.changed and decision.state is not None and offset is not None:
                 store.put(partition, stored, decision.state, offset)
@@ -151,7 +172,7 @@ class OrchestratorHandler:
             if decision.answer is not None:
                 if decision.changed:
                     ended = str(decision.state.value.get("status")) if decision.state else "ended"
-                    self.counts[ended] = self.counts.get(ended, 0) + 1
+                    counts[ended] += 1
                 sent.append((decision.answer, self.evt_topic, None))
             outcomes.append(PureOutcome(None, tuple(sent), written))
         return outcomes

@@ -44,6 +44,17 @@ NOT_HERE = PureOutcome(None)
 """The outcome of a command whose partition went to another member: it answers it."""
 
 
+class _SliceTally:
+    """What deciding one slice counted: added to the handler's counters once it is decided."""
+
+    __slots__ = ("events_read", "events_skipped", "rekeyed")
+
+    def __init__(self) -> None:
+        self.rekeyed = 0
+        self.events_read = 0
+        self.events_skipped = 0
+
+
 class ReducerHandler:
     """Folds each command into its key's state and answers with the new state."""
 
@@ -85,18 +96,24 @@ class ReducerHandler:
 
         If deciding fails part-way, no state written for the slice stays.
         """
+        tally = _SliceTally()
         with self.store.a_slice():
-            return self._decide_each(inputs)
+            outcomes = self._decide_each(inputs, tally)
+        # counted once the slice is decided: a slice that raised is decided again
+        self.rekeyed += tally.rekeyed
+        self.events_read += tally.events_read
+        self.events_skipped += tally.events_skipped
+        return outcomes
 
     def _decide_each(
-        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
+        self, inputs: Sequence[tuple[OnexEnvelope, Record | None]], tally: _SliceTally
     ) -> list[PureOutcome | HandlerError]:
         reducer = self.reducer
         store = self.store
         outcomes: list[PureOutcome | HandlerError] = []
         for envelope, record in inputs:
             if envelope.type is EnvelopeType.EVT:
-                outcomes.append(self._event(envelope))
+                outcomes.append(self._event(envelope, tally))
                 continue
             partition = record.partition if record is not None else 0
             if record is not None and partition not in store.owned:
@@ -111,7 +128,7 @@ class ReducerHandler:
             key_bytes = stored.encode()
             home = home_partition(key_bytes, self.partitions)
             if home != partition:
-                self.rekeyed += 1
+                tally.rekeyed += 1
                 headers = {**envelope.headers, PARTITION_KEY_HEADER: stored}
                 copy = envelope.model_copy(update={"headers": headers})
                 outcomes.append(PureOutcome(None, ((copy, self.cmd_topic, home),)))
@@ -140,10 +157,10 @@ class ReducerHandler:
             )
         return outcomes
 
-    def _event(self, event: OnexEnvelope) -> PureOutcome | HandlerError:
+    def _event(self, event: OnexEnvelope, tally: _SliceTally) -> PureOutcome | HandlerError:
         """Send another node's ``ok`` result on to the key's partition, as a command."""
         if event.status is not EnvelopeStatus.OK:
-            self.events_skipped += 1
+            tally.events_skipped += 1
             return NOT_HERE  # an error result is not an input: nothing to fold or answer
         command = event_command(self.node_id, event)
         try:
@@ -153,7 +170,7 @@ class ReducerHandler:
         stored = stored_key(command.tenant_id, key)
         home = home_partition(stored.encode(), self.partitions)
         headers = {**command.headers, PARTITION_KEY_HEADER: stored}
-        self.events_read += 1
+        tally.events_read += 1
         return PureOutcome(
             None, ((command.model_copy(update={"headers": headers}), self.cmd_topic, home),)
         )
