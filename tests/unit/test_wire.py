@@ -174,3 +174,15 @@ def test_what_the_fast_path_refuses_pydantic_words_as_before(change: dict[str, A
     if "deep" in change.get("payload", {}):  # json.dumps cannot write 100,000 lists deep
         raw = raw.replace(b"[[[[]]]]", b"[" * 100_000 + b"]" * 100_000)
     assert fast_decoded(raw) is None
+
+
+def test_ids_remembered_as_valid_are_remembered_per_pattern() -> None:
+    # the fast path matches each distinct id once: a contract id it has accepted is
+    # still no node id, and a tenant id it has accepted still no contract id
+    command = json.loads(encode_envelope(new_command("echo-node", {"i": 1})))
+    accepted = {**command, "tenant_id": "acme", "contract_id": "echo-node@0.1.0"}
+    assert fast_decoded(json.dumps(accepted).encode()) is not None
+    for change in ({"node_id": "echo-node@0.1.0"}, {"contract_id": "acme"}):
+        raw = json.dumps({**accepted, **change}).encode()
+        assert fast_decoded(raw) is None
+        assert _slow(raw) is None
