@@ -619,6 +619,8 @@ async def test_a_workflow_shows_in_the_metrics() -> None:
     assert f"{count % ('ok', 'hello')} 2.0" in text
     assert f"{count % ('ok', 'quote')} 1.0" in text
     assert f"{count % ('error', 'quote')} 1.0" in text
+    # and di's deposit, undone: its compensation's attempt, under the step's name
+    assert f"{count % ('compensated', 'deposit')} 1.0" in text
 
 
 async def test_a_changed_workflow_is_refused_while_instances_of_the_old_one_run() -> None:

@@ -293,6 +293,41 @@ def test_a_compensation_that_keeps_failing_parks_the_instance_visibly() -> None:
     assert driver.instance()["steps"]["greet"]["status"] == "compensation_failed"
 
 
+def test_each_ended_compensation_attempt_is_timed_too() -> None:
+    document = {**GREET, "workflow": {**GREET["workflow"]}}
+    document["workflow"]["steps"] = [
+        GREET["workflow"]["steps"][0],
+        {
+            **GREET["workflow"]["steps"][1],
+            "compensate": {
+                "node_id": "echo-node",
+                "payload": {},
+                "attempts": 3,
+                "timeout_s": 5,
+            },
+        },
+        GREET["workflow"]["steps"][2],
+    ]
+    driver = Driver(engine(document))
+    (lookup,) = driver.feed(start()).commands
+    greet, credit = driver.feed(answer(lookup, {"name": "Ann", "vip": True})).commands
+    driver.feed(answer(greet, {"text": "hi"}))
+    (undo_1,) = driver.feed(failure(credit)).commands
+    refused = driver.feed(failure(undo_1))
+    assert [(t.step, t.node_id, t.outcome) for t in refused.timings] == [
+        ("greet", "echo-node", "compensation_error")
+    ]
+    (undo_2,) = refused.commands  # tried again at once
+    timed_out = driver.feed(timer_for(driver))  # no result in its 5 s
+    assert timed_out.timings == (StepTiming("greet", "echo-node", "compensation_timed_out", 5.0),)
+    (undo_3,) = timed_out.commands
+    assert driver.feed(answer(undo_2, {}, seconds=6)).timings == ()  # an old attempt's
+    done = driver.feed(answer(undo_3, {}, seconds=0.5))
+    assert done.timings == (StepTiming("greet", "echo-node", "compensated", 0.5),)
+    assert driver.instance()["steps"]["greet"]["undo_seconds"] == 0.5  # shown by `onex state`
+    assert driver.instance()["status"] == "compensated"
+
+
 def test_a_payload_the_start_command_cannot_fill_fails_the_workflow() -> None:
     driver = Driver(engine())
     ended = driver.feed(new_command("greet-flow", {"no_user": 1}, created_at=T0))

@@ -146,7 +146,8 @@ class HostCollector(Collector):
         )
         steps = HistogramMetricFamily(
             "onex_workflow_step_duration_seconds",
-            "Step attempts ended, by how (ok, error, timed_out): seconds from the step's "
+            "Step attempts ended, by how (ok, error, timed_out; a compensation's: "
+            "compensated, compensation_error, compensation_timed_out): seconds from the "
             "command to its result (the step node's clock) or to its timeout.",
             labels=["node", "step", "outcome"],
         )

@@ -128,7 +128,9 @@ class StepTiming:
     """One step attempt that ended: how, and how long after its command was sent.
 
     ``seconds`` runs from the command's time to the result's (the step node's clock) or
-    to the timer's; ``outcome`` is ``ok``, ``error`` or ``timed_out``.
+    to the timer's; ``outcome`` is ``ok``, ``error`` or ``timed_out`` for the step's own
+    command, and ``compensated``, ``compensation_error`` or ``compensation_timed_out``
+    for its compensation's (``node_id`` is then the compensation's node).
     """
 
     step: str
@@ -193,7 +195,7 @@ class WorkflowEngine:
                     state, False, note="duplicate" if started == envelope_id else "exists"
                 )
             instance = self._new(envelope)
-        timings = self._timings(state, instance, at)
+        timings = self._timings(state, instance, at, timer=headers.get(TIMER_HEADER) is not None)
         more, answer = self._advance(instance, at)
         after = _with(state, instance, ctx, envelope_id, at, self._deadline(instance))
         sent, answer = _traced(envelope, instance, (*commands, *more), answer)
@@ -478,11 +480,17 @@ class WorkflowEngine:
     # -- results and timers -------------------------------------------------------------
 
     def _timings(
-        self, state: KeyState | None, instance: dict[str, JsonValue], at: datetime
+        self,
+        state: KeyState | None,
+        instance: dict[str, JsonValue],
+        at: datetime,
+        *,
+        timer: bool,
     ) -> tuple[StepTiming, ...]:
-        """Time each attempt that was running before this command and is not now.
+        """Time each attempt (a step's or a compensation's) running before and not now.
 
-        The attempt's ``seconds`` is also kept in its step record, for ``onex state``.
+        The attempt's ``seconds`` (``undo_seconds``) is also kept in its step record, for
+        ``onex state``. ``timer``: the command is a timer (what it ends, it ends by timeout).
         """
         if state is None:
             return ()
@@ -490,6 +498,11 @@ class WorkflowEngine:
         timings: list[StepTiming] = []
         for name, record in _steps(instance).items():
             old = before.get(name, {})
+            if old.get("status") == "compensating":
+                timing = self._undo_timing(name, old, record, at, timer=timer)
+                if timing is not None:
+                    timings.append(timing)
+                continue
             sent = old.get("sent_at")
             if old.get("status") != "running" or not isinstance(sent, str):
                 continue
@@ -504,10 +517,38 @@ class WorkflowEngine:
                 outcome = "timed_out"
             else:
                 outcome = "error"
-            seconds = round(max(0.0, (at - datetime.fromisoformat(sent)).total_seconds()), 6)
+            seconds = _seconds(sent, at)
             record["seconds"] = seconds
             timings.append(StepTiming(name, self.steps[name].node_id, outcome, seconds))
         return tuple(timings)
+
+    def _undo_timing(
+        self,
+        name: str,
+        old: Mapping[str, JsonValue],
+        record: dict[str, JsonValue],
+        at: datetime,
+        *,
+        timer: bool,
+    ) -> StepTiming | None:
+        """Time step ``name``'s compensation attempt if it ended (``None``: it runs on)."""
+        sent = old.get("undo_sent_at")
+        compensate = self.steps[name].compensate
+        if not isinstance(sent, str) or compensate is None:
+            return None
+        if record["status"] == "compensating" and record.get("undo_attempts") == old.get(
+            "undo_attempts"
+        ):
+            return None
+        if timer:
+            outcome = "compensation_timed_out"
+        elif record["status"] == "compensated":
+            outcome = "compensated"
+        else:
+            outcome = "compensation_error"
+        seconds = _seconds(sent, at)
+        record["undo_seconds"] = seconds
+        return StepTiming(name, compensate.node_id, outcome, seconds)
 
     def _take_result(self, instance: dict[str, JsonValue], envelope: OnexEnvelope) -> bool:
         """Apply a step's (or a compensation's) result; ``False`` if none waits for it."""
@@ -769,6 +810,11 @@ def _is_time(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _seconds(sent: str, at: datetime) -> float:
+    """Seconds from ``sent`` (RFC 3339) to ``at``, never below 0, to the microsecond."""
+    return round(max(0.0, (at - datetime.fromisoformat(sent)).total_seconds()), 6)
 
 
 def _error(kind: str, message: str) -> dict[str, JsonValue]:
