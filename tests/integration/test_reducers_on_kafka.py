@@ -53,6 +53,17 @@ ECHO_COUNTS = {
     "state": {"initial": {"n": 0, "words": []}},
 }
 
+GROUP_COUNTS = {
+    "kind": "reducer",
+    "node_id": "group-counts",
+    "version": "0.1.0",
+    "key": "input.group",
+    "input": {"events_of": ["echo-node"]},
+    "fold": {"assign": {"n": "state.n + 1"}},
+    "state": {"initial": {"n": 0}},
+}
+"""A second reducer of echo-node's results, keyed otherwise (the first reads the topic)."""
+
 
 def tree(*extra: dict[str, Any]) -> StaticRegistry:
     shipped = FileRegistry(CONTRACTS).tree
@@ -226,21 +237,26 @@ async def test_a_changelog_with_other_partitions_stops_the_start(kafka_bootstrap
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_reducer_folds_another_nodes_results_in_order_per_key(
+async def test_reducers_fold_another_nodes_results_in_order_per_key(
     kafka_bootstrap: str, mode: str
 ) -> None:
     namespace = new_namespace()
     evt = "onex.app.local.global.evt.node.echo-counts.v1"
+    group_evt = "onex.app.local.global.evt.node.group-counts.v1"
     sent: dict[str, list[str]] = {}
-    async with host_on(kafka_bootstrap, namespace, mode, 1, contracts=tree(ECHO_COUNTS)) as host:
+    groups: Counter[str] = Counter()
+    contracts = tree(ECHO_COUNTS, GROUP_COUNTS)
+    async with host_on(kafka_bootstrap, namespace, mode, 1, contracts=contracts) as host:
         commands = []
         for i in range(60):
-            who, word = f"u{i % 7}", f"w{i}"
+            who, word, group = f"u{i % 7}", f"w{i}", f"g{i % 3}"
             sent.setdefault(who, []).append(word)
+            groups[group] += 1
             # each user's echoes one after another, keyed by the user: their results come
             # in that order, in one partition of echo-node's evt topic
             keyed = {PARTITION_KEY_HEADER: who}
-            commands.append(await host.send("echo-node", {"who": who, "word": word}, headers=keyed))
+            payload = {"who": who, "word": word, "group": group}
+            commands.append(await host.send("echo-node", payload, headers=keyed))
             if i % 7 == 6:
                 for command in commands:
                     assert (await host.result(command)).status.value == "ok"
@@ -248,13 +264,22 @@ async def test_a_reducer_folds_another_nodes_results_in_order_per_key(
         for command in commands:
             assert (await host.result(command)).status.value == "ok"
         with trio.fail_after(60):
-            await host.collector.wait_until(lambda: len(host.collector.by_topic[evt]) >= 60)
+            await host.collector.wait_until(
+                lambda: (
+                    len(host.collector.by_topic[evt]) >= 60
+                    and len(host.collector.by_topic[group_evt]) >= 60
+                )
+            )
         handler = host.host.handlers["echo-counts"]
+        by_group = host.host.handlers["group-counts"]
         assert isinstance(handler, ReducerHandler)
+        assert isinstance(by_group, ReducerHandler)
         states = {who: handler.state_of(who) for who in sent}
-        answers = len(host.collector.by_topic[evt])
+        group_states = {group: by_group.state_of(group) for group in groups}
+        answers = len(host.collector.by_topic[evt]), len(host.collector.by_topic[group_evt])
     assert states == {who: {"n": len(words), "words": words} for who, words in sent.items()}
-    assert answers == 60
+    assert group_states == {group: {"n": n} for group, n in groups.items()}
+    assert answers == (60, 60)
 
 
 SIGNUP = {

@@ -24,7 +24,7 @@ from onex_actors.runtime import Handler
 from ._config import HostConfig
 from ._databases import open_databases
 from ._models import open_model_apis, open_vector_stores
-from ._pure_handlers import pure_handler, state_store
+from ._pure_handlers import link_co_readers, pure_handler, state_store
 
 __all__ = ["open_handlers"]
 
@@ -67,6 +67,7 @@ async def open_handlers(
                 handlers[node_id] = pure_handler(
                     node, state_store(config, consumer_group(config, table), node)
                 )
+        link_co_readers(table, {**handlers, **overrides})
         for node_id, contract in table.effects.items():
             if node_id in overrides:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 
 from onex_actors.bridges.lmdb import LmdbStates
 from onex_actors.core import (
@@ -11,6 +12,7 @@ from onex_actors.core import (
     HostedNode,
     OrchestratorContract,
     ReducerContract,
+    RoutingTable,
     state_topic,
 )
 from onex_actors.handlers import ComputeHandler, PayloadFunction
@@ -19,7 +21,7 @@ from onex_actors.runtime import Handler, OrchestratorHandler, ReducerHandler, St
 from ._config import HostConfig
 from ._paths import from_project_root
 
-__all__ = ["import_function", "pure_handler", "state_store"]
+__all__ = ["import_function", "link_co_readers", "pure_handler", "state_store"]
 
 
 def pure_handler(node: HostedNode, states: StateStore | None = None) -> Handler:
@@ -46,6 +48,18 @@ def pure_handler(node: HostedNode, states: StateStore | None = None) -> Handler:
             states=states,
         )
     raise ConfigError(f"node {node.node_id!r} is a {contract.kind.value}, not a pure kind")
+
+
+def link_co_readers(table: RoutingTable, handlers: Mapping[str, Handler]) -> None:
+    """Tell the reducer that reads each node's results here which others fold them too."""
+    for source, folders in table.event_folders.items():
+        reader = handlers.get(folders[0])
+        if isinstance(reader, ReducerHandler):
+            reader.co_readers[source] = [
+                other
+                for node_id in folders[1:]
+                if isinstance(other := handlers.get(node_id), ReducerHandler)
+            ]
 
 
 def state_store(config: HostConfig, group_id: str, node: HostedNode) -> StateStore | None:

@@ -86,18 +86,27 @@ class RoutingTable:
     deliveries: Mapping[str, Delivery] = attrs.field(init=False, eq=False, repr=False)
     """The one ``Delivery`` of each hosted node (a decision is data; no need for more)."""
     event_readers: Mapping[str, Delivery] = attrs.field(init=False, eq=False, repr=False)
-    """Each evt topic a hosted reducer folds (``input.events_of``) → that reducer; and
+    """Each evt topic hosted reducers fold (``input.events_of``) → the first of them
+    (``event_folders``); and
     each hosted orchestrator's own command topic, where its steps' results come back."""
+
+    event_folders: Mapping[str, tuple[str, ...]] = attrs.field(init=False, eq=False, repr=False)
+    """Each node whose results hosted reducers fold (``input.events_of``) → those
+    reducers, in node id order. The first reads the node's evt topic here and sends each
+    result on to every one of them (one read of the topic for the whole runtime)."""
 
     def __attrs_post_init__(self) -> None:
         deliveries = {node_id: Delivery(node) for node_id, node in self.hosted.items()}
         object.__setattr__(self, "deliveries", deliveries)
-        readers = {
-            evt_topic(source): deliveries[node_id]
-            for node_id, node in self.hosted.items()
-            if isinstance(node.contract, ReducerContract)
-            for source in node.contract.input.events_of
-        }
+        folders: dict[str, list[str]] = {}
+        for node_id, node in sorted(self.hosted.items()):
+            if isinstance(node.contract, ReducerContract):
+                for source in node.contract.input.events_of:
+                    folders.setdefault(source, []).append(node_id)
+        object.__setattr__(
+            self, "event_folders", {source: tuple(ids) for source, ids in folders.items()}
+        )
+        readers = {evt_topic(source): deliveries[ids[0]] for source, ids in folders.items()}
         readers |= {
             node.cmd_topic: deliveries[node_id]
             for node_id, node in self.hosted.items()
@@ -342,7 +351,6 @@ def build_routing_table(
         problems.append(
             f"{where}: runtime id {runtime.node_id!r} is also a node id; ids must be unique"
         )
-    problems += _shared_event_topics(hosted)
     problems += [
         loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
         for loop in then_loops(nodes)
@@ -351,22 +359,6 @@ def build_routing_table(
     if problems:
         raise ContractError(problems)
     return RoutingTable(runtime=runtime, hosted=hosted, known=dict(nodes), patterns=patterns)
-
-
-def _shared_event_topics(hosted: Mapping[str, HostedNode]) -> list[str]:
-    """One problem per node whose events two hosted reducers fold (one reads them here)."""
-    readers: dict[str, list[str]] = {}
-    for node_id, node in hosted.items():
-        if isinstance(node.contract, ReducerContract):
-            for source in node.contract.input.events_of:
-                readers.setdefault(source, []).append(node_id)
-    return [
-        f"node {source!r}: its events are folded by reducers {', '.join(sorted(nodes))} "
-        "(key 'input.events_of'), and one runtime reads an evt topic for one reducer: host "
-        "them in separate runtimes (each runtime's group reads the topic once)"
-        for source, nodes in sorted(readers.items())
-        if len(nodes) > 1
-    ]
 
 
 def _sends_to(contract: HostableContract) -> tuple[str, ...]:

@@ -7,7 +7,10 @@ partitioner gives that name (``home_partition``). A command read from another pa
 unchanged but for its ``partition_key`` header, to that partition of the node's own
 command topic (as Kafka Streams repartitions), and answered there, once. A result event
 of a node named in ``input.events_of`` is sent on the same way, as a command made from it
-(``core.event_command``); an error result is not folded. Each change of state is written
+(``core.event_command``); an error result is not folded. When several reducers of the
+runtime fold one node's results, the first (``RoutingTable.event_folders``) reads them and
+sends each on to every one of them (``co_readers``), each to its own command topic; a
+reducer that cannot key one answers it there. Each change of state is written
 to the node's changelog with the answer (one transaction under ``exactly_once``), keyed
 by the state key, in the input's partition.
 """
@@ -47,12 +50,16 @@ NOT_HERE = PureOutcome(None)
 class _SliceTally:
     """What deciding one slice counted: added to the handler's counters once it is decided."""
 
-    __slots__ = ("events_read", "events_skipped", "rekeyed")
+    __slots__ = ("events_read", "events_skipped", "read_by", "rekeyed", "skipped_by")
 
     def __init__(self) -> None:
         self.rekeyed = 0
         self.events_read = 0
         self.events_skipped = 0
+        self.read_by: list[ReducerHandler] = []
+        """Co-readers sent a result on to (one entry per result)."""
+        self.skipped_by: list[ReducerHandler] = []
+        """Co-readers of error results skipped (one entry per result)."""
 
 
 class ReducerHandler:
@@ -88,6 +95,9 @@ class ReducerHandler:
         """Result events of other nodes (``input.events_of``) sent on as commands."""
         self.events_skipped = 0
         """Error results of those nodes: not folded."""
+        self.co_readers: dict[str, list[ReducerHandler]] = {}
+        """Per node whose results this reducer reads, the other reducers here that fold
+        them too (set where the handlers are built): each result is sent on to them."""
 
     def decide_batch(
         self, inputs: Sequence[tuple[OnexEnvelope, Record | None]]
@@ -103,6 +113,10 @@ class ReducerHandler:
         self.rekeyed += tally.rekeyed
         self.events_read += tally.events_read
         self.events_skipped += tally.events_skipped
+        for reader in tally.read_by:
+            reader.events_read += 1
+        for reader in tally.skipped_by:
+            reader.events_skipped += 1
         return outcomes
 
     def _decide_each(
@@ -158,10 +172,39 @@ class ReducerHandler:
         return outcomes
 
     def _event(self, event: OnexEnvelope, tally: _SliceTally) -> PureOutcome | HandlerError:
-        """Send another node's ``ok`` result on to the key's partition, as a command."""
+        """Send another node's ``ok`` result on to the key's partition, as a command.
+
+        And to each co-reader's: one that cannot key it gets it unkeyed, and answers it
+        with the error on its own topic (its refusal is its own, not this reducer's).
+        """
+        others = self.co_readers.get(event.node_id, ())
         if event.status is not EnvelopeStatus.OK:
             tally.events_skipped += 1
+            tally.skipped_by += others
             return NOT_HERE  # an error result is not an input: nothing to fold or answer
+        own = self.sent_on(event)
+        if not others:
+            if isinstance(own, HandlerError):
+                return own
+            tally.events_read += 1
+            return PureOutcome(None, (own,))
+        sent: list[tuple[OnexEnvelope, str, int | None]] = []
+        for reader in (self, *others):
+            forward = own if reader is self else reader.sent_on(event)
+            if isinstance(forward, HandlerError):
+                forward = (event_command(reader.node_id, event), reader.cmd_topic, None)
+            elif reader is self:
+                tally.events_read += 1
+            else:
+                tally.read_by.append(reader)
+            sent.append(forward)
+        return PureOutcome(None, tuple(sent))
+
+    def sent_on(self, event: OnexEnvelope) -> tuple[OnexEnvelope, str, int | None] | HandlerError:
+        """Return the command this reducer folds ``event`` as, with its topic and partition.
+
+        ``HandlerError`` (``bad_key``) if the command has no state key.
+        """
         command = event_command(self.node_id, event)
         try:
             key = self.reducer.key_of(command)
@@ -170,10 +213,7 @@ class ReducerHandler:
         stored = stored_key(command.tenant_id, key)
         home = home_partition(stored.encode(), self.partitions)
         headers = {**command.headers, PARTITION_KEY_HEADER: stored}
-        tally.events_read += 1
-        return PureOutcome(
-            None, ((command.model_copy(update={"headers": headers}), self.cmd_topic, home),)
-        )
+        return command.model_copy(update={"headers": headers}), self.cmd_topic, home
 
     def restored(self, partition: int) -> None:
         """Accept any restored state (a reducer's state outlives its contract's versions)."""
