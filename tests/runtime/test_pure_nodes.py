@@ -513,6 +513,10 @@ async def test_two_reducers_fold_one_nodes_results_each_refusing_what_it_cannot_
         answered = {node: host.collector.by_topic[evt_topic(node)] for node in TWO_FOLDERS}
         with trio.fail_after(10):
             await host.collector.wait_until(lambda: all(len(a) >= 4 for a in answered.values()))
+            # each refusal's dead letter is written after its error answer
+            await host.collector.wait_until(
+                lambda: all(host.dead_letters(node) for node in TWO_FOLDERS)
+            )
         by_who, by_tag = reducer_of(host, "echo-counts"), reducer_of(host, "tag-counts")
         states = {
             "ann": by_who.state_of("ann"),
