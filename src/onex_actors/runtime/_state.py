@@ -13,7 +13,8 @@ A slice's writes are withdrawn together when deciding it fails part-way (``a_sli
 its items are handled again, and must find their keys as they were before it.
 
 Keys with a timeout or a TTL are also indexed by when they are next due (wall-clock
-seconds), so the timer scan reads only that index, not every state.
+seconds, a ``DueIndex`` per partition), so the timer scan reads only the keys due, not
+every state.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 
 from onex_actors.core import KeyState
 
+from ._due import DueIndex
 from ._ports import Record
 from ._state_store import MemoryStates, StateStore
 
@@ -55,7 +57,7 @@ class KeyedStore:
         self._pending: dict[int, dict[str, list[tuple[int, KeyState | None]]]] = {}
         """Per partition and key, the writes not committed yet: (input offset, state)."""
         self._due = due
-        self._due_index: dict[int, dict[str, float]] = {}
+        self._due_index: dict[int, DueIndex] = {}
         """Per partition, when each key with a timeout or TTL is next due."""
         self.owned: set[int] = set()
         """Partitions restored and served here (decisions on others are not taken)."""
@@ -190,12 +192,10 @@ class KeyedStore:
 
     def _index(self, partition: int, key: str, state: KeyState | None) -> None:
         assert self._due is not None
-        due = self._due(state) if state is not None else None
-        index = self._due_index.setdefault(partition, {})
-        if due is None:
-            index.pop(key, None)
-        else:
-            index[key] = due
+        index = self._due_index.get(partition)
+        if index is None:
+            index = self._due_index[partition] = DueIndex()
+        index.set(key, self._due(state) if state is not None else None)
 
     def due(self, now: float) -> Iterator[tuple[int, str, KeyState]]:
         """Yield (partition, stored key, newest state) of each key due by ``now``, served here."""
@@ -203,7 +203,7 @@ class KeyedStore:
             index = self._due_index.get(partition)
             if not index:
                 continue
-            for key in [k for k, due in index.items() if due <= now]:
+            for key in index.due(now):
                 state = self.get(partition, key)
                 if state is not None:
                     yield partition, key, state
