@@ -268,17 +268,16 @@ def test_a_failed_step_compensates_the_steps_done_newest_first() -> None:
     assert (steps["greet"]["status"], steps["credit"]["status"]) == ("compensated", "failed")
 
 
+def greet_undone(**compensate: Any) -> dict[str, Any]:
+    """GREET whose greet step's compensation has the settings ``compensate`` gives."""
+    steps = GREET["workflow"]["steps"]
+    undo = {"node_id": "echo-node", "payload": {}, **compensate}
+    greet = {**steps[1], "compensate": undo}
+    return {**GREET, "workflow": {**GREET["workflow"], "steps": [steps[0], greet, steps[2]]}}
+
+
 def test_a_compensation_that_keeps_failing_parks_the_instance_visibly() -> None:
-    document = {**GREET, "workflow": {**GREET["workflow"]}}
-    document["workflow"]["steps"] = [
-        GREET["workflow"]["steps"][0],
-        {
-            **GREET["workflow"]["steps"][1],
-            "compensate": {"node_id": "echo-node", "payload": {}, "attempts": 2},
-        },
-        GREET["workflow"]["steps"][2],
-    ]
-    driver = Driver(engine(document))
+    driver = Driver(engine(greet_undone(attempts=2)))
     (lookup,) = driver.feed(start()).commands
     greet, credit = driver.feed(answer(lookup, {"name": "Ann", "vip": True})).commands
     driver.feed(answer(greet, {"text": "hi"}))
@@ -294,21 +293,7 @@ def test_a_compensation_that_keeps_failing_parks_the_instance_visibly() -> None:
 
 
 def test_each_ended_compensation_attempt_is_timed_too() -> None:
-    document = {**GREET, "workflow": {**GREET["workflow"]}}
-    document["workflow"]["steps"] = [
-        GREET["workflow"]["steps"][0],
-        {
-            **GREET["workflow"]["steps"][1],
-            "compensate": {
-                "node_id": "echo-node",
-                "payload": {},
-                "attempts": 3,
-                "timeout_s": 5,
-            },
-        },
-        GREET["workflow"]["steps"][2],
-    ]
-    driver = Driver(engine(document))
+    driver = Driver(engine(greet_undone(attempts=3, timeout_s=5)))
     (lookup,) = driver.feed(start()).commands
     greet, credit = driver.feed(answer(lookup, {"name": "Ann", "vip": True})).commands
     driver.feed(answer(greet, {"text": "hi"}))
