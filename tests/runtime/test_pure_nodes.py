@@ -490,6 +490,8 @@ TAG_COUNTS = {
     "state": {"initial": {"n": 0}},
 }
 
+TWO_FOLDERS = ("echo-counts", "tag-counts")
+
 
 async def test_two_reducers_fold_one_nodes_results_each_refusing_what_it_cannot_key() -> None:
     bus = InProcessBus(partitions=4)
@@ -540,9 +542,6 @@ async def test_two_reducers_fold_one_nodes_results_each_refusing_what_it_cannot_
         assert refused.error is not None
         assert refused.error.type == "bad_key"
         assert [d.error.type for d in dead[node] if d.error is not None] == ["bad_key"]
-
-
-TWO_FOLDERS = ("echo-counts", "tag-counts")
 
 
 @pytest.mark.parametrize(

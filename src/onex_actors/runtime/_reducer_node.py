@@ -50,16 +50,14 @@ NOT_HERE = PureOutcome(None)
 class _SliceTally:
     """What deciding one slice counted: added to the handler's counters once it is decided."""
 
-    __slots__ = ("events_read", "events_skipped", "read_by", "rekeyed", "skipped_by")
+    __slots__ = ("read_by", "rekeyed", "skipped_by")
 
     def __init__(self) -> None:
         self.rekeyed = 0
-        self.events_read = 0
-        self.events_skipped = 0
         self.read_by: list[ReducerHandler] = []
-        """Co-readers sent a result on to (one entry per result)."""
+        """The reducer (this one, or a co-reader) each result read was sent on to."""
         self.skipped_by: list[ReducerHandler] = []
-        """Co-readers of error results skipped (one entry per result)."""
+        """The reducers that skip each error result read (this one and its co-readers)."""
 
 
 class ReducerHandler:
@@ -111,8 +109,6 @@ class ReducerHandler:
             outcomes = self._decide_each(inputs, tally)
         # counted once the slice is decided: a slice that raised is decided again
         self.rekeyed += tally.rekeyed
-        self.events_read += tally.events_read
-        self.events_skipped += tally.events_skipped
         for reader in tally.read_by:
             reader.events_read += 1
         for reader in tally.skipped_by:
@@ -179,22 +175,19 @@ class ReducerHandler:
         """
         others = self.co_readers.get(event.node_id, ())
         if event.status is not EnvelopeStatus.OK:
-            tally.events_skipped += 1
-            tally.skipped_by += others
+            tally.skipped_by += (self, *others)
             return NOT_HERE  # an error result is not an input: nothing to fold or answer
         own = self.sent_on(event)
         if not others:
             if isinstance(own, HandlerError):
                 return own
-            tally.events_read += 1
+            tally.read_by.append(self)
             return PureOutcome(None, (own,))
         sent: list[tuple[OnexEnvelope, str, int | None]] = []
         for reader in (self, *others):
             forward = own if reader is self else reader.sent_on(event)
             if isinstance(forward, HandlerError):
                 forward = (event_command(reader.node_id, event), reader.cmd_topic, None)
-            elif reader is self:
-                tally.events_read += 1
             else:
                 tally.read_by.append(reader)
             sent.append(forward)
