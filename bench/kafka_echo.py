@@ -1,6 +1,7 @@
 """Echo over a real broker: the runtime, as a user gets it, against bare pipes and peers.
 
-Throughput: COMMANDS ~200-byte commands over 10,000 record keys are produced first; then
+Throughput: COMMANDS ~200-byte commands over KEYS record keys (``--keys``, 10,000 unless
+given) are produced first; then
 each contender drains them: consume, produce one result per command, commit. It is timed
 from its first result until the broker holds every result (end offsets of its output
 topic; exactly once, until its group has committed every command): start-up and group
@@ -24,6 +25,11 @@ same commands, each keyed by its reducer key (as ``onex emit`` writes them); the
 ones run with ``tracing.enabled`` (every flow sampled; ``-traced-1pct``: 1 %), exporting
 to an OTLP/HTTP sink in this process that answers every export at once.
 
+Changelog: for each runtime fold contender, the records its changelog topic holds at
+the end of the timed run, per command (exactly once, its transaction markers too): one
+per command, less the states of a key that a later one in the same slice or
+transaction made redundant (docs/state.md).
+
 Host CPU: for each runtime contender, the CPU time (user and system) its host process
 and their children (workers, a traced host's span export process) spent from its first
 answer's wait until every command was answered, per command. Times its throughput it
@@ -39,7 +45,7 @@ by the same client (confluent-kafka, linger 0) from send to the result's arrival
                 runtime-confluent-eos runtime-confluent-fold runtime-confluent-fold-eos
                 runtime-confluent-fold-disk runtime-confluent-fold-disk-eos
                 faststream faststream-batch quix quix-fold quix-fold-eos ...]
-        [--gc-threshold N] [--record] [--json]
+        [--keys N] [--gc-threshold N] [--record] [--json]
 
 Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:29292 and stops it after.
 """
@@ -91,10 +97,11 @@ from onex_actors.core import (
     record_key,
     record_key_and_headers,
     result_of,
+    state_topic,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _kafka import broker, produce_commands
+from _kafka import KEYS, broker, produce_commands
 from _record import add_gc_flag, add_json_flag, apply_gc, print_json, record
 
 PARTITIONS = 4
@@ -104,6 +111,10 @@ SPANS_DROPPED: list[int | None] = [None]
 """The last traced run's spans dropped by its host (its log's count at the stop)."""
 """The last runtime run's host CPU per command, µs (its process tree, children included)."""
 """The GC threshold every contender runs under (``--gc-threshold``), the host's too."""
+KEY_COUNT = [KEYS]
+"""The record keys the commands are spread over (``--keys``), for every contender."""
+CHANGELOG: list[float | None] = [None]
+"""The last fold run's changelog records per command (see the module's docstring)."""
 PRODUCER = {"linger_ms": 1, "batch_size": 256 * 1024}
 """The runtime's producer settings (bridges.kafka.ProducerBridge), for every contender."""
 
@@ -371,7 +382,7 @@ def bare_confluent_run(bootstrap: str, commands: int, pings: int) -> tuple[float
     node = f"bare-ck-{uuid.uuid4().hex[:8]}"
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
-    produce_commands(bootstrap, node, commands, **PRODUCER)
+    produce_commands(bootstrap, node, commands, keys=KEY_COUNT[0], **PRODUCER)
     with BareConfluentPipe(bootstrap, cmd_topic(node), sink), outputs(bootstrap, sink) as count:
         rate = steady_rate(count, commands)
         client = PingClient(bootstrap, node, sink)
@@ -387,7 +398,7 @@ def bare_run(
     node = f"bare-{uuid.uuid4().hex[:8]}"
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
-    produce_commands(bootstrap, node, commands, **PRODUCER)
+    produce_commands(bootstrap, node, commands, keys=KEY_COUNT[0], **PRODUCER)
     with BarePipe(bootstrap, cmd_topic(node), sink, codec=codec) as pipe:
         try:
             with outputs(bootstrap, sink) as count:
@@ -440,7 +451,7 @@ def runtime_run(
     tag = uuid.uuid4().hex[:8]
     node, runtime = f"echo-{tag}", f"runtime-{tag}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
-    produce_commands(bootstrap, node, commands, fold=fold, **PRODUCER)
+    produce_commands(bootstrap, node, commands, fold=fold, keys=KEY_COUNT[0], **PRODUCER)
     env = {
         **os.environ,
         "ONEX_BUS__KIND": "kafka",
@@ -508,6 +519,9 @@ def runtime_run(
                 else:
                     rate = steady_rate(answered, commands)
                 HOST_CPU[0] = (tree_cpu_s(host.pid) - cpu_before) / commands * 1e6
+            if fold:
+                with outputs(bootstrap, state_topic(node)) as changelog:
+                    CHANGELOG[0] = changelog() / commands
             ping = PingClient(bootstrap, node, evt_topic(node), fold=fold)
             latencies = [ping.ping(runtime_answers) for _ in range(pings)]
             ping.close()
@@ -619,7 +633,7 @@ def faststream_run(bootstrap: str, commands: int, pings: int) -> tuple[float, li
         raise SystemExit("the FastStream contender needs: pip install -e '.[bench]'")
     node = f"fs-{uuid.uuid4().hex[:8]}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
-    produce_commands(bootstrap, node, commands, **PRODUCER)
+    produce_commands(bootstrap, node, commands, keys=KEY_COUNT[0], **PRODUCER)
     # Its defaults (linger 0: each result is confirmed before the next command, so a
     # linger would only add to every message). log_level is that of its per-message
     # access log: DEBUG keeps it quiet.
@@ -660,7 +674,7 @@ def faststream_batch_run(bootstrap: str, commands: int, pings: int) -> tuple[flo
         raise SystemExit("the FastStream contender needs: pip install -e '.[bench]'")
     node = f"fsb-{uuid.uuid4().hex[:8]}"
     create(bootstrap, [cmd_topic(node), evt_topic(node)])
-    produce_commands(bootstrap, node, commands, **PRODUCER)
+    produce_commands(bootstrap, node, commands, keys=KEY_COUNT[0], **PRODUCER)
     # aiokafka's batch buffer holds 16 KB by default (about 34 results): room for 500
     broker = KafkaBroker(bootstrap, log_level=logging.DEBUG, max_batch_size=1024 * 1024)
 
@@ -718,7 +732,9 @@ def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[floa
     group = f"quix-{node}"
     source, sink = cmd_topic(node), evt_topic(node)
     create(bootstrap, [source, sink])
-    produce_commands(bootstrap, node, commands, fold=mode.startswith("fold"), **PRODUCER)
+    produce_commands(
+        bootstrap, node, commands, fold=mode.startswith("fold"), keys=KEY_COUNT[0], **PRODUCER
+    )
     script = Path(__file__).resolve().parent / "peers" / "quix_app.py"
     with tempfile.TemporaryDirectory(prefix="quix-state-") as state_dir:
         app = subprocess.Popen(
@@ -875,6 +891,9 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CONTENDERS), nargs="+", default=list(CONTENDERS))
     parser.add_argument("--record", action="store_true", help="store medians for the plot")
     parser.add_argument(
+        "--keys", type=int, default=KEYS, help="record keys the commands are spread over"
+    )
+    parser.add_argument(
         "--transaction-interval",
         type=float,
         default=None,
@@ -885,13 +904,15 @@ def main() -> None:
     args = parser.parse_args()
     GC[0] = apply_gc(args)
     TRANSACTION_INTERVAL[0] = args.transaction_interval
+    KEY_COUNT[0] = args.keys
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
     cpu: dict[str, list[float]] = {name: [] for name in args.only}
     dropped: dict[str, list[int]] = {name: [] for name in args.only}
+    changelog: dict[str, list[float]] = {name: [] for name in args.only}
     with broker(args.bootstrap) as bootstrap:
         for run in range(args.runs):
             for name in args.only:
-                HOST_CPU[0] = SPANS_DROPPED[0] = None
+                HOST_CPU[0] = SPANS_DROPPED[0] = CHANGELOG[0] = None
                 try:
                     rate, lat = run_one(name, bootstrap, args.commands, args.pings)
                 except TimeoutError as exc:  # kafka-python's hung poll (docs/kafka.md)
@@ -902,6 +923,9 @@ def main() -> None:
                 if HOST_CPU[0] is not None:
                     cpu[name].append(HOST_CPU[0])
                     host_cpu = f"   host CPU {HOST_CPU[0]:.1f} µs/cmd"
+                if CHANGELOG[0] is not None:
+                    changelog[name].append(CHANGELOG[0])
+                    host_cpu += f"   changelog {CHANGELOG[0]:.2f} records/cmd"
                 if SPANS_DROPPED[0] is not None:
                     dropped[name].append(SPANS_DROPPED[0])
                     host_cpu += f"   spans dropped {SPANS_DROPPED[0]:,}"
@@ -962,6 +986,9 @@ def main() -> None:
     for name, counts in dropped.items():
         if counts:
             print(f"spans dropped, {CONTENDERS[name]}: {statistics.median(counts):,.0f} (median)")
+    per_command = {n: statistics.median(c) for n, c in changelog.items() if c}
+    for name, records in per_command.items():
+        print(f"changelog records per command, {CONTENDERS[name]}: {records:.2f} (median)")
     for name, _ in TRACING_RATIOS:
         numerator, denominator = name.split("/")
         if numerator in host_cpu and denominator in host_cpu:
@@ -972,6 +999,9 @@ def main() -> None:
             )
     if args.json:
         figures: dict[str, float | int] = {"runs": args.runs, "commands": args.commands}
+        figures["keys"] = KEY_COUNT[0]
+        for name, records in per_command.items():
+            figures[f"{name.replace('-', '_')}_changelog_per_command"] = records
         for name, (rate, p50, p99) in med.items():
             key = name.replace("-", "_")
             figures |= {f"{key}_per_s": rate, f"{key}_p50_ms": p50, f"{key}_p99_ms": p99}

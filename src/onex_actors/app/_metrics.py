@@ -108,10 +108,17 @@ class HostCollector(Collector):
             "Commands a reducer read off their key's partition and sent on to it.",
             labels=["node"],
         )
+        coalesced = CounterMetricFamily(
+            "onex_state_changelog_coalesced",
+            "Changelog records not written because a later record of the same key went "
+            "with them (in a slice's outputs, or in a transaction).",
+            labels=["node"],
+        )
         restorer = self.host.restorer
         for node_id, handler in sorted(self.host.reducers.items()):
             keys.add_metric([node_id], len(handler.store))
             sent_on.add_metric([node_id], handler.rekeyed)
+            coalesced.add_metric([node_id], self.host.outbox.coalesced[handler.state_topic])
             done = [r for r in (restorer.restores if restorer else []) if r.node_id == node_id]
             restored.add_metric([node_id], sum(r.records for r in done))
             restores.add_metric([node_id], len(done))
@@ -122,7 +129,7 @@ class HostCollector(Collector):
                 if tp.topic == handler.cmd_topic
             ]
             restoring.add_metric([node_id], len(now))
-        yield from (keys, restored, restores, seconds, restoring, sent_on)
+        yield from (keys, restored, restores, seconds, restoring, sent_on, coalesced)
         yield from self._workflows()
 
     def _workflows(self) -> Iterator[Metric]:

@@ -164,6 +164,7 @@ class OrchestratorHandler:
                         stored.encode(),
                         (),
                         partition,
+                        compacted=True,
                     ),
                 )
             sent: list[tuple[OnexEnvelope, str, int | None]] = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Final
@@ -35,6 +36,7 @@ from onex_actors.core import (
     record_key_and_headers,
 )
 
+from ._coalesce import superseded
 from ._ports import AckCallback, Bus, OutboundRecord
 from ._ticket import Ticket, ticket_of
 from ._tracing import Tracer
@@ -95,6 +97,9 @@ class Outbox:
         self.lost = trio.Event()
         """Set once a record that gates a commit failed with no fallback."""
         self.lost_reason: str | None = None
+        self.coalesced: Counter[str] = Counter()
+        """State records left out, per changelog topic: a later record of the same key
+        went in the same list (a slice's outputs, or a transaction's)."""
         self._settled = trio.Event()
         self._settled.set()
         self._due, self._jobs = trio.open_memory_channel[Callable[[], Awaitable[None]]](math.inf)
@@ -217,7 +222,9 @@ class Outbox:
         Those whose input records all lie in their partitions' done prefix (so the same
         commit covers their offsets), and those of no input (runtime log events). The
         outputs of records to be read again (a retired partition) are dropped; the rest
-        wait for a later transaction.
+        wait for a later transaction. A state record that a later one of the same key
+        released with it makes redundant is left out (the transaction writes both or
+        neither).
         """
         released: list[OutboundRecord] = []
         kept: list[tuple[Ticket | None, OutboundRecord]] = []
@@ -228,7 +235,12 @@ class Outbox:
             elif fate is Fate.WAITS:
                 kept.append((ticket, record))
         self._held = kept
-        return released
+        dropped = superseded(released)
+        if not dropped:
+            return released
+        for index in dropped:
+            self.coalesced[released[index].topic] += 1
+        return [record for index, record in enumerate(released) if index not in dropped]
 
     def drop_void(self) -> int:
         """Drop the held outputs of records to be read again (retired partitions)."""

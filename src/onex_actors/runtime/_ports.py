@@ -160,6 +160,9 @@ class OutboundRecord:
     headers: tuple[tuple[str, bytes | None], ...] = ()
     partition: int | None = None
     """The partition to write to; ``None``: the bus's partitioner picks it by key."""
+    compacted: bool = False
+    """A state record of a compacted changelog: a later record of the same topic,
+    partition and key sent with it makes it redundant (``runtime._coalesce``)."""
 
 
 AckCallback = Callable[[BaseException | None], None]

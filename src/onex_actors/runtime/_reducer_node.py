@@ -156,7 +156,11 @@ class ReducerHandler:
                 state = decision.state
                 store.put(partition, stored, state, offset)
                 value = state.to_bytes() if state is not None else None
-                written = (OutboundRecord(self.state_topic, value, key_bytes, (), partition),)
+                written = (
+                    OutboundRecord(
+                        self.state_topic, value, key_bytes, (), partition, compacted=True
+                    ),
+                )
             commands = (
                 tuple((cmd, self.intent_topics[cmd.node_id], None) for cmd in decision.intents)
                 if decision.intents
