@@ -141,12 +141,17 @@ async def test_a_transaction_carries_each_keys_newest_state_once() -> None:
     assert outbox.coalesced["changelog"] == 2
 
 
-async def test_the_records_left_out_show_in_the_metrics_per_node() -> None:
+async def test_records_left_out_and_restores_tried_again_show_in_the_metrics() -> None:
     bus = InProcessBus(partitions=4)
     async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
         for amount in (5, 7, 3):
             await host.request("order-totals", {"customer": "c1", "amount": amount})
         host.host.outbox.coalesced[state_topic("order-totals")] += 2  # as slices count them
+        restorer = host.host.restorer
+        assert restorer is not None
+        restorer.retries["order-totals"] += 1  # as a restore the brokers did not answer
         text = generate_latest(host_registry(HostCollector(host.host))).decode()
     assert 'onex_state_changelog_coalesced_total{node="order-totals"} 2.0' in text
     assert 'onex_state_changelog_coalesced_total{node="account"} 0.0' in text
+    assert 'onex_state_restore_retries_total{node="order-totals"} 1.0' in text
+    assert 'onex_state_restore_retries_total{node="account"} 0.0' in text

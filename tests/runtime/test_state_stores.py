@@ -3,9 +3,10 @@ them across a clean stop through a checkpoint, and only through one."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,14 @@ from trio.testing import wait_all_tasks_blocked
 
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.bridges.lmdb import LmdbStates
-from onex_actors.core import ConfigError, KeyState, cmd_topic, home_partition, new_command
+from onex_actors.core import (
+    BusError,
+    ConfigError,
+    KeyState,
+    cmd_topic,
+    home_partition,
+    new_command,
+)
 from onex_actors.runtime import (
     Checkpoint,
     KeyedStore,
@@ -278,3 +286,110 @@ async def test_a_partition_revoked_while_its_restore_reads_is_restored_afresh_wh
     assert state is not None
     assert state.value == {"n": 4}
     assert [report.records for report in restorer.restores] == [4]
+
+
+class _UnansweredBus(InProcessBus):
+    """An in-process bus whose changelog reads fail, ``failures`` of them (brokers away).
+
+    Each failed read hands over its first record before it fails, as a read cut off
+    part-way does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(partitions=4)
+        self.failures = 0.0
+        self.reads = 0
+
+    async def read_changelog(
+        self,
+        topic: str,
+        partition: int,
+        apply: Callable[[Sequence[Record]], None],
+        *,
+        start: int = 0,
+    ) -> int:
+        self.reads += 1
+        if self.reads <= self.failures:
+
+            def first_only(records: Sequence[Record]) -> None:
+                apply(records[:1])
+
+            await super().read_changelog(topic, partition, first_only, start=start)
+            raise BusError(f"restoring {topic}[{partition}] failed: KafkaTimeoutError")
+        return await super().read_changelog(topic, partition, apply, start=start)
+
+
+async def _written_twice(bus: InProcessBus) -> TopicPartition:
+    """Fold key ``a`` twice into ``bus``'s changelog; return its command partition."""
+    tp = TopicPartition(cmd_topic("tally"), home_partition(b"global/a", 4))
+    written: list[OutboundRecord] = []
+    writer = tally_handler(tally())
+    await StateRestorer(bus, {"tally": writer}).restore(writer, tp)
+    for offset in range(2):
+        _fold(writer, written, offset)
+    await _write_changelog(bus, written)
+    return tp
+
+
+async def test_a_restore_the_brokers_do_not_answer_is_tried_again_until_it_reads(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    bus = _UnansweredBus()
+    tp = await _written_twice(bus)
+    bus.failures, bus.reads = 3, 0
+    handler = tally_handler(tally())
+    restorer = StateRestorer(bus, {"tally": handler})
+    started = trio.current_time()
+
+    await restorer.restore(handler, tp)
+
+    assert trio.current_time() - started == pytest.approx(0.5 + 1 + 2)
+    assert (restorer.retries["tally"], bus.reads) == (3, 4)
+    assert tp.partition in handler.store.owned
+    state = handler.store.get(tp.partition, "global/a")
+    assert state is not None
+    assert state.value == {"n": 2}  # what the failed reads handed over is not kept
+    (report,) = restorer.restores
+    assert (report.records, report.keys) == (2, 1)
+
+
+async def test_a_restore_failing_for_five_minutes_stops_the_host_with_its_error(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    bus = _UnansweredBus()
+    tp = await _written_twice(bus)
+    bus.failures = math.inf
+    handler = tally_handler(tally())
+    restorer = StateRestorer(bus, {"tally": handler})
+    started = trio.current_time()
+
+    with pytest.raises(BusError, match=r"tally partition \d: not restored after 300 s of tries"):
+        await restorer.restore(handler, tp)
+
+    assert 290 <= trio.current_time() - started <= 300
+    assert tp.partition not in handler.store.owned
+    assert tp not in restorer.restoring
+
+
+async def test_a_partition_revoked_while_its_restore_is_tried_again_is_left_alone(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    bus = _UnansweredBus()
+    tp = await _written_twice(bus)
+    bus.failures = math.inf
+    handler = tally_handler(tally())
+    restorer = StateRestorer(bus, {"tally": handler})
+    restorer.assigned([tp])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(restorer.run)
+        await trio.sleep(0.6)  # failed at 0 s and at 0.5 s: waiting 1 s now
+        assert restorer.retries["tally"] == 2
+        restorer.revoked([tp])
+        await trio.sleep(20)  # past the wait: the restore sees the revocation and ends
+        assert tp not in restorer.restoring
+        reads = bus.reads
+        await trio.sleep(60)
+        assert bus.reads == reads  # not tried again
+        nursery.cancel_scope.cancel()
+    assert tp.partition not in handler.store.owned
+    assert restorer.restores == []

@@ -108,6 +108,12 @@ class HostCollector(Collector):
             "Commands a reducer read off their key's partition and sent on to it.",
             labels=["node"],
         )
+        retries = CounterMetricFamily(
+            "onex_state_restore_retries",
+            "Restores tried again because the brokers did not answer (the partition is not "
+            "served until one reads).",
+            labels=["node"],
+        )
         coalesced = CounterMetricFamily(
             "onex_state_changelog_coalesced",
             "Changelog records not written because a later record of the same key went "
@@ -122,6 +128,7 @@ class HostCollector(Collector):
             done = [r for r in (restorer.restores if restorer else []) if r.node_id == node_id]
             restored.add_metric([node_id], sum(r.records for r in done))
             restores.add_metric([node_id], len(done))
+            retries.add_metric([node_id], restorer.retries[node_id] if restorer else 0)
             seconds.add_metric([node_id], sum(r.seconds for r in done))
             now = [
                 tp
@@ -129,7 +136,7 @@ class HostCollector(Collector):
                 if tp.topic == handler.cmd_topic
             ]
             restoring.add_metric([node_id], len(now))
-        yield from (keys, restored, restores, seconds, restoring, sent_on, coalesced)
+        yield from (keys, restored, restores, retries, seconds, restoring, sent_on, coalesced)
         yield from self._workflows()
 
     def _workflows(self) -> Iterator[Metric]:

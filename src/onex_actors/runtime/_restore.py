@@ -17,6 +17,11 @@ hosts wrote meanwhile). A checkpoint the changelog no longer holds (recreated, o
 truncated), or older than ``checkpoint_max_age_s`` (a deleted key's tombstone may be
 compacted away after ``delete.retention.ms``, a day by default), is not used: the
 partition is restored whole. The checkpoint is removed before the partition is served.
+
+A restore the brokers do not answer (away for a while, or a read timing out) is tried
+again, whole, after 0.5 s, then twice as long each time up to 10 s, for as long as the
+partition stays assigned: the partition is not served meanwhile, and the host goes on.
+After five minutes of failed tries the host stops with the error.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
 
 import attrs
 import trio
+
+from onex_actors.core import BusError
 
 from ._keyed import KeyedNode
 from ._ports import ChangelogBus, Record, TopicPartition
@@ -37,6 +45,14 @@ from ._state_store import Checkpoint
 __all__ = ["RestoreReport", "StateRestorer"]
 
 logger = logging.getLogger("onex_actors.state")
+
+RETRY_FIRST_S: Final = 0.5
+"""How long a failed restore waits before it is tried again (doubled each time)."""
+RETRY_LONGEST_S: Final = 10.0
+"""The longest wait between two tries of a restore."""
+GIVE_UP_S: Final = 300.0
+"""How long a restore is tried before the host stops with its error (as Kafka Streams'
+``task.timeout.ms``): a supervisor then starts it again, in case it is this host's."""
 
 
 @attrs.frozen
@@ -77,6 +93,8 @@ class StateRestorer:
         """Every restore so far (``/metrics``, tests)."""
         self.restoring: set[TopicPartition] = set()
         """Partitions being restored now."""
+        self.retries: Counter[str] = Counter()
+        """Restores tried again after the brokers did not answer, per node."""
         self._lock = trio.Lock()
         self._assigned_send, self._assigned = trio.open_memory_channel[TopicPartition](math.inf)
         self._gone: set[TopicPartition] = set()
@@ -122,21 +140,41 @@ class StateRestorer:
                 nonlocal unreadable
                 unreadable += store.load(tp.partition, records)
 
+            wait = RETRY_FIRST_S
+            first_failure: float | None = None
             try:
-                if self.settled is not None:
-                    await self.settled()
-                start = await self._resume_point(handler, tp.partition)
-                if start:
-                    store.release(tp.partition)
-                else:
-                    store.drop(tp.partition)
-                store.states.forget_checkpoint(tp.partition)
-                read = await self.bus.read_changelog(
-                    handler.state_topic, tp.partition, apply, start=start
-                )
-                if start:
-                    store.index_all(tp.partition)
-                handler.restored(tp.partition)
+                while True:
+                    unreadable = 0
+                    try:
+                        start, read = await self._read(handler, tp.partition, apply)
+                        break
+                    except BusError as exc:
+                        if self._moves[tp] != moves:
+                            break  # revoked meanwhile: not served here (below)
+                        failing = trio.current_time() - (first_failure or trio.current_time())
+                        if failing + wait > GIVE_UP_S:
+                            raise BusError(
+                                f"{handler.node_id} partition {tp.partition}: not restored "
+                                f"after {GIVE_UP_S:g} s of tries: {exc}. Can the host reach "
+                                f"the brokers, and read {handler.state_topic}?",
+                                reason=exc.reason,
+                            ) from None
+                        first_failure = first_failure or trio.current_time()
+                        self.retries[handler.node_id] += 1
+                        logger.warning(
+                            "%s partition %d: its restore failed (%s); trying it again in "
+                            "%.1f s, the partition not served until then",
+                            handler.node_id,
+                            tp.partition,
+                            exc,
+                            wait,
+                        )
+                        await trio.sleep(wait)
+                        wait = min(wait * 2, RETRY_LONGEST_S)
+                        if self._moves[tp] != moves:
+                            break
+                if self._moves[tp] == moves:
+                    handler.restored(tp.partition)
             finally:
                 self.restoring.discard(tp)
             if self._moves[tp] != moves:
@@ -168,6 +206,28 @@ class StateRestorer:
                 report.seconds,
                 f" ({unreadable} unreadable records skipped)" if unreadable else "",
             )
+
+    async def _read(
+        self, handler: KeyedNode, partition: int, apply: Callable[[Sequence[Record]], None]
+    ) -> tuple[int, int]:
+        """Read ``partition``'s changelog into its store; return where from, and how many.
+
+        ``BusError`` if the brokers do not answer: what was read is dropped at the next try
+        (the checkpoint is forgotten by then, so it reads the partition whole).
+        """
+        store = handler.store
+        if self.settled is not None:
+            await self.settled()
+        start = await self._resume_point(handler, partition)
+        if start:
+            store.release(partition)
+        else:
+            store.drop(partition)
+        store.states.forget_checkpoint(partition)
+        read = await self.bus.read_changelog(handler.state_topic, partition, apply, start=start)
+        if start:
+            store.index_all(partition)
+        return start, read
 
     async def _resume_point(self, handler: KeyedNode, partition: int) -> int:
         """Return the changelog offset to restore ``partition`` from (0: whole)."""
