@@ -331,6 +331,15 @@ async def _written_twice(bus: InProcessBus) -> TopicPartition:
     return tp
 
 
+async def _never_answered() -> tuple[_UnansweredBus, TopicPartition, ReducerHandler, StateRestorer]:
+    """A changelog of key ``a`` whose reads fail from now on, and a restorer of it."""
+    bus = _UnansweredBus()
+    tp = await _written_twice(bus)
+    bus.failures = math.inf
+    handler = tally_handler(tally())
+    return bus, tp, handler, StateRestorer(bus, {"tally": handler})
+
+
 async def test_a_restore_the_brokers_do_not_answer_is_tried_again_until_it_reads(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -356,11 +365,7 @@ async def test_a_restore_the_brokers_do_not_answer_is_tried_again_until_it_reads
 async def test_a_restore_failing_for_five_minutes_stops_the_host_with_its_error(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    bus = _UnansweredBus()
-    tp = await _written_twice(bus)
-    bus.failures = math.inf
-    handler = tally_handler(tally())
-    restorer = StateRestorer(bus, {"tally": handler})
+    _, tp, handler, restorer = await _never_answered()
     started = trio.current_time()
 
     with pytest.raises(BusError, match=r"tally partition \d: not restored after 300 s of tries"):
@@ -374,11 +379,7 @@ async def test_a_restore_failing_for_five_minutes_stops_the_host_with_its_error(
 async def test_a_partition_revoked_while_its_restore_is_tried_again_is_left_alone(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    bus = _UnansweredBus()
-    tp = await _written_twice(bus)
-    bus.failures = math.inf
-    handler = tally_handler(tally())
-    restorer = StateRestorer(bus, {"tally": handler})
+    bus, tp, handler, restorer = await _never_answered()
     restorer.assigned([tp])
     async with trio.open_nursery() as nursery:
         nursery.start_soon(restorer.run)
