@@ -134,50 +134,13 @@ class StateRestorer:
             moves = self._moves[tp]
             self.restoring.add(tp)
             started = time.perf_counter()
-            unreadable = 0
-
-            def apply(records: Sequence[Record]) -> None:
-                nonlocal unreadable
-                unreadable += store.load(tp.partition, records)
-
-            wait = RETRY_FIRST_S
-            first_failure: float | None = None
             try:
-                while True:
-                    unreadable = 0
-                    try:
-                        start, read = await self._read(handler, tp.partition, apply)
-                        break
-                    except BusError as exc:
-                        if self._moves[tp] != moves:
-                            break  # revoked meanwhile: not served here (below)
-                        failing = trio.current_time() - (first_failure or trio.current_time())
-                        if failing + wait > GIVE_UP_S:
-                            raise BusError(
-                                f"{handler.node_id} partition {tp.partition}: not restored "
-                                f"after {GIVE_UP_S:g} s of tries: {exc}. Can the host reach "
-                                f"the brokers, and read {handler.state_topic}?",
-                                reason=exc.reason,
-                            ) from None
-                        first_failure = first_failure or trio.current_time()
-                        self.retries[handler.node_id] += 1
-                        logger.warning(
-                            "%s partition %d: its restore failed (%s); trying it again in "
-                            "%.1f s, the partition not served until then",
-                            handler.node_id,
-                            tp.partition,
-                            exc,
-                            wait,
-                        )
-                        await trio.sleep(wait)
-                        wait = min(wait * 2, RETRY_LONGEST_S)
-                        if self._moves[tp] != moves:
-                            break
-                if self._moves[tp] == moves:
+                outcome = await self._read_retrying(handler, tp, moves)
+                if outcome is not None:
                     handler.restored(tp.partition)
             finally:
                 self.restoring.discard(tp)
-            if self._moves[tp] != moves:
+            if outcome is None or self._moves[tp] != moves:
                 self._forget([tp])
                 logger.info(
                     "%s partition %d was revoked while it was restored: not served here",
@@ -185,6 +148,7 @@ class StateRestorer:
                     tp.partition,
                 )
                 return
+            start, read, unreadable = outcome
             store.owned.add(tp.partition)
             report = RestoreReport(
                 handler.node_id,
@@ -207,15 +171,60 @@ class StateRestorer:
                 f" ({unreadable} unreadable records skipped)" if unreadable else "",
             )
 
-    async def _read(
-        self, handler: KeyedNode, partition: int, apply: Callable[[Sequence[Record]], None]
-    ) -> tuple[int, int]:
-        """Read ``partition``'s changelog into its store; return where from, and how many.
+    async def _read_retrying(
+        self, handler: KeyedNode, tp: TopicPartition, moves: int
+    ) -> tuple[int, int, int] | None:
+        """Read ``tp``'s changelog (``_read``), trying again while the brokers do not answer.
 
+        ``None`` once ``tp`` is revoked (it is not served here); ``BusError`` after
+        ``GIVE_UP_S`` of failed tries.
+        """
+        wait = RETRY_FIRST_S
+        give_up_at: float | None = None
+        while True:
+            try:
+                return await self._read(handler, tp.partition)
+            except BusError as exc:
+                if self._moves[tp] != moves:
+                    return None
+                now = trio.current_time()
+                if give_up_at is None:
+                    give_up_at = now + GIVE_UP_S
+                if now + wait > give_up_at:
+                    raise BusError(
+                        f"{handler.node_id} partition {tp.partition}: not restored after "
+                        f"{GIVE_UP_S:g} s of tries: {exc}. Can the host reach the brokers, "
+                        f"and read {handler.state_topic}?",
+                        reason=exc.reason,
+                    ) from None
+                self.retries[handler.node_id] += 1
+                logger.warning(
+                    "%s partition %d: its restore failed (%s); trying it again in %.1f s, "
+                    "the partition not served until then",
+                    handler.node_id,
+                    tp.partition,
+                    exc,
+                    wait,
+                )
+            await trio.sleep(wait)
+            wait = min(wait * 2, RETRY_LONGEST_S)
+            if self._moves[tp] != moves:
+                return None
+
+    async def _read(self, handler: KeyedNode, partition: int) -> tuple[int, int, int]:
+        """Read ``partition``'s changelog into its store.
+
+        Return where it read from, how many records, and how many were unreadable.
         ``BusError`` if the brokers do not answer: what was read is dropped at the next try
         (the checkpoint is forgotten by then, so it reads the partition whole).
         """
         store = handler.store
+        unreadable = 0
+
+        def apply(records: Sequence[Record]) -> None:
+            nonlocal unreadable
+            unreadable += store.load(partition, records)
+
         if self.settled is not None:
             await self.settled()
         start = await self._resume_point(handler, partition)
@@ -227,7 +236,7 @@ class StateRestorer:
         read = await self.bus.read_changelog(handler.state_topic, partition, apply, start=start)
         if start:
             store.index_all(partition)
-        return start, read
+        return start, read, unreadable
 
     async def _resume_point(self, handler: KeyedNode, partition: int) -> int:
         """Return the changelog offset to restore ``partition`` from (0: whole)."""
