@@ -12,9 +12,11 @@ A run-time failure (a missing field, a wrong type, division by zero) is an
 Two common shapes skip the CEL runtime (most of an expression's cost): a field path
 (``input.k``) and a sum of field paths and integer literals (``state.count + 1``). They
 give the runtime's value and fall back to it for anything else (a missing field, a
-double, an overflow), so they fail where it fails, with one exception: the runtime
-refuses a whole variable holding an integer past 64 bits, even in a field the
-expression does not read, and the short ways read only the fields they name.
+double, an overflow), so they fail where it fails, with two exceptions, where the
+runtime refuses a whole variable for a field the expression need not read and the
+short ways read only the fields they name: an integer past 64 bits, and a text holding
+the character U+0000 (the runtime would cut it short there, silently: such an
+evaluation is refused instead).
 """
 
 from __future__ import annotations
@@ -101,8 +103,16 @@ class CelExpression:
         path = self.path
         if path is not None:
             found = _lookup(path, variables)
-            if found is None or isinstance(found, str | int | float | bool):
+            if found is None or isinstance(found, int | float | bool):
                 return found
+            if isinstance(found, str) and "\x00" not in found:
+                return found
+        if _holds_nul(variables):
+            raise ExpressionFailed(
+                f"{self.where}: {self.source!r} cannot be evaluated: a text in its variables "
+                "holds the character U+0000, which the CEL runtime would cut short there "
+                "(silently changing the value); send text without it"
+            )
         try:
             value = self.program.eval(data=variables)
         except Exception as exc:  # the binding raises for some failures, not all
@@ -173,6 +183,25 @@ def _lookup(path: tuple[str, ...], variables: Mapping[str, object]) -> object:
         else:
             return _MISSING
     return found
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether any text in ``value`` (keys too) holds U+0000."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" in value  # type: ignore[operator]
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if "\x00" in key or (type(item) is not int and _holds_nul(item)):
+                return True
+        return False
+    if kind is list:
+        return any(_holds_nul(item) for item in value)  # type: ignore[attr-defined]
+    if isinstance(value, Mapping):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _first_problem(message: str) -> str:
