@@ -200,19 +200,15 @@ async def test_at_least_once_a_reducers_state_is_written_after_its_intents_are_a
     were lost: read again, the command would be a duplicate and send nothing."""
     bus = SlowTopicBus(cmd_topic("echo-node"))  # where the account's `close` intent goes
     async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
-        flush = host.host.outbox.flush_states  # what each commit does first
         await host.request("account", {"account_id": "a1", "trigger": "deposit", "amount": 5})
-        await flush()
         before = await bus.states_of("account", "global/a1")
         closing = await host.send("account", {"account_id": "a1", "trigger": "close"})
         answer = await host.result(closing)  # answered, its intent sent, not acknowledged
         await trio.testing.wait_all_tasks_blocked()
-        await flush()
         waiting = await bus.states_of("account", "global/a1")
         bus.release()
         await host.collector.wait_until(lambda: not bus.held)
         await trio.testing.wait_all_tasks_blocked()
-        await flush()
         after = await bus.states_of("account", "global/a1")
     assert answer.payload["state"] == {"balance": 5, "status": "closed"}
     assert before == [{"balance": 5, "status": "open"}]
@@ -334,7 +330,6 @@ async def test_a_new_host_on_the_same_bus_restores_the_state_from_the_changelog(
     async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
         for customer, amount in [("c1", 5), ("c2", 7), ("c1", 3)]:
             await host.request("order-totals", {"customer": customer, "amount": amount})
-            await host.host.outbox.flush_states()  # as a commit between them would
     changelog = bus.records(state_topic("order-totals"))
     written: dict[bytes | None, list[Any]] = {}
     for record in changelog:  # partition by partition, each in order
@@ -421,12 +416,10 @@ async def test_a_key_past_its_ttl_is_deleted_with_a_tombstone_and_starts_again()
     evt = "onex.app.local.global.evt.node.visits.v1"
     async with open_test_host("runtime-dev-state", contracts=tree(VISITS), bus=bus) as host:
         first = await host.request("visits", {"user": "u1"})
-        await host.host.outbox.flush_states()  # as a commit before the expiry would
         with trio.fail_after(10):
             await host.collector.wait_until(
                 lambda: any(e.payload.get("expired") for e in host.collector.by_topic[evt])
             )
-        await host.host.outbox.flush_states()
         expired = [e for e in host.collector.by_topic[evt] if e.payload.get("expired")]
         gone = reducer_of(host, "visits").state_of("u1")
         # nothing due any more: the expired key is not fired at again

@@ -23,15 +23,14 @@ def delivery_for(
 ) -> tuple[CommitTracker, Outbox, Delivery]:
     """Return the partition units, the outbox and the strategy of ``config.delivery.mode``.
 
-    At least once, state records are held until each commit (each key's newest
-    written once an interval), and a partition about to be revoked has its done offset
-    committed first; exactly once, offsets are committed only in transactions with their outputs.
+    At least once, a partition about to be revoked has its done offset committed
+    first; exactly once, offsets are committed only in transactions with their outputs.
     """
     delivery = config.delivery
     if delivery.mode != "exactly_once":
         commits = CommitTracker(commit_before_revoke=True)
-        outbox = Outbox(bus, max_envelope_bytes=config.max_envelope_bytes, holds_states=True)
-        return commits, outbox, AtLeastOnce(commits, config.commit_interval_s, outbox)
+        outbox = Outbox(bus, max_envelope_bytes=config.max_envelope_bytes)
+        return commits, outbox, AtLeastOnce(commits, config.commit_interval_s)
     commits = CommitTracker(commit_before_revoke=False)
     outbox = Outbox(bus, max_envelope_bytes=config.max_envelope_bytes, holds_outputs=True)
     return (

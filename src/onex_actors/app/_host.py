@@ -240,8 +240,6 @@ class RuntimeHost:
         )
         for handler in self.reducers.values():
             handler.partitions = counts[handler.state_topic]
-            # a held state record of a partition revoked meanwhile is dropped, not sent
-            self.outbox.states.served[handler.state_topic] = handler.store.owned
         self.restorer = StateRestorer(
             bus,
             self.reducers,

@@ -1,10 +1,11 @@
 """Changelog records made redundant by a later one of the same key, found before sending.
 
 A compacted changelog keeps only the newest record of each key, and a restore reads only
-that one. Within one list sent together (a transaction's released outputs, exactly
-once), a state record followed by another of the same topic, partition and key carries
-nothing the later one does not: it need not be sent. At least once, the outbox's
-``StateCache`` does the same as the records come, over a commit interval.
+that one. Within one list sent together (a slice's outputs at least once, a
+transaction's exactly once), a state record followed by another of the same topic,
+partition and key carries nothing the later one does not: it need not be sent, and
+whoever waits for its acknowledgement can wait for the later one's instead. Kafka
+Streams' record cache does the same over a commit interval.
 """
 
 from __future__ import annotations

@@ -2,11 +2,9 @@
 
 A host runs one of two, chosen once where it is wired:
 
-- ``AtLeastOnce``: every ``commit_interval_s`` the state records the outbox holds are
-  sent (each key's newest) and, once acknowledged or after at most the interval, the
-  offsets whose records are all done (their results acknowledged by the broker) are
-  committed through the consumer; a crash or a rebalance hands on what was past the
-  last commit, which is answered again.
+- ``AtLeastOnce``: every ``commit_interval_s`` the offsets whose records are all done
+  (their results acknowledged by the broker) are committed through the consumer; a
+  crash or a rebalance hands on what was past the last commit, which is answered again.
 - ``ExactlyOnce``: the outbox holds every output; each round (every
   ``transaction_interval_s``, or sooner at ``max_transaction_records`` or as soon as
   every record read is answered) commits, in one
@@ -86,17 +84,10 @@ class Delivery(Protocol):
 
 @attrs.define
 class AtLeastOnce:
-    """Offsets of done records committed every ``interval_s``; outputs published at once.
-
-    State records are the exception: the ``outbox`` (one that holds states) keeps each
-    key's newest until the next commit, as Kafka Streams' record cache does, so a key
-    changed many times in an interval writes its changelog once.
-    """
+    """Offsets of done records committed every ``interval_s``; outputs published at once."""
 
     commits: CommitTracker
     interval_s: float
-    outbox: Outbox | None = None
-    """The outbox whose held state records each commit sends first."""
     ticket_per_partition: bool = attrs.field(default=False, init=False)
     aborted: int = attrs.field(default=0, init=False)
     """Always 0: no transactions."""
@@ -111,15 +102,7 @@ class AtLeastOnce:
             await self.commit(consumer)
 
     async def commit(self, consumer: BusConsumer) -> None:
-        """Send the held states, then commit the done offsets.
-
-        The commit waits for the states' acknowledgements for at most ``interval_s``
-        (what is not acknowledged by then is committed at a later one); a refused commit
-        is tried again at the next one.
-        """
-        if self.outbox is not None:
-            with trio.move_on_after(self.interval_s):
-                await self.outbox.flush_states()
+        """Commit the done offsets; a refused commit is tried again at the next one."""
         await self.commits.commit(consumer)
 
     async def settled(self) -> None:

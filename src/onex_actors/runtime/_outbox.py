@@ -12,12 +12,6 @@ An outbox that *holds outputs* (the exactly-once strategy's) holds every output 
 and counts it as delivered at once; :meth:`Outbox.release` hands the strategy, at each commit,
 the outputs whose input records all lie in their partitions' done prefix, so a
 transaction carries exactly the results of the offsets it commits.
-
-State records (``OutboundRecord.compacted``) go through a ``StateCache``: each list's
-newest state of a key is sent in place of its older ones, and an outbox that *holds
-states* (the at-least-once strategy's) keeps them across lists until
-:meth:`Outbox.flush_states`, which that strategy calls before each commit. Exactly once,
-a transaction's released outputs are coalesced the same way (:meth:`Outbox.release`).
 """
 
 from __future__ import annotations
@@ -44,13 +38,11 @@ from onex_actors.core import (
 
 from ._coalesce import superseded
 from ._ports import AckCallback, Bus, OutboundRecord
-from ._state_cache import MAX_HELD_BYTES, Fallback, StateCache
 from ._ticket import Ticket, ticket_of
 from ._tracing import Tracer
 
 __all__ = [
     "RECORD_OVERHEAD",
-    "Acknowledged",
     "Fallback",
     "ListFallback",
     "Outbox",
@@ -67,20 +59,15 @@ a v2 batch header is 61 bytes, a record's own varints at most about 30)."""
 _KEY_AND_HEADERS: Final = 1024
 """Room kept for a record's key and headers when sizing a dead letter to fit its topic."""
 
+Fallback = Callable[[BaseException], Awaitable[None]]
+"""Replaces a record the bus failed to produce; called with the failure."""
+
 ListFallback = Callable[[int, BaseException], Awaitable[None]]
 """Replaces the record at an index of a published list; called with index and failure."""
 
 
 def _for_any(fallback: Fallback, _index: int, error: BaseException) -> Awaitable[None]:
     return fallback(error)
-
-
-FallbackAt = Callable[[int], Fallback | None]
-"""The fallback of the record at an index of a list handed to the bus."""
-
-
-def _list_fallback_at(fallback: ListFallback) -> FallbackAt:
-    return partial(partial, fallback)
 
 
 def record_size(record: OutboundRecord) -> int:
@@ -96,21 +83,11 @@ class Outbox:
     fallbacks of failed records.
     """
 
-    def __init__(
-        self,
-        bus: Bus,
-        *,
-        max_envelope_bytes: int,
-        holds_outputs: bool = False,
-        holds_states: bool = False,
-    ) -> None:
+    def __init__(self, bus: Bus, *, max_envelope_bytes: int, holds_outputs: bool = False) -> None:
         self.bus = bus
         self.max_envelope_bytes = max_envelope_bytes
         self.holds_outputs = holds_outputs
         """Hold outputs for :meth:`release` instead of publishing them at once."""
-        self.holds_states = holds_states and not holds_outputs
-        """Hold state records across lists until :meth:`flush_states` (or until
-        ``MAX_HELD_BYTES`` are held), each key's newest one in place of older ones."""
         self._held: list[tuple[Ticket | None, OutboundRecord]] = []
         self._held_more = trio.Event()
         self.unacknowledged = 0
@@ -122,11 +99,7 @@ class Outbox:
         self.lost_reason: str | None = None
         self.coalesced: Counter[str] = Counter()
         """State records left out, per changelog topic: a later record of the same key
-        went in the same list or flush (at least once) or transaction (exactly once)."""
-        self.states = StateCache(self.coalesced)
-        """The state records held until they are sent."""
-        self._flushing = trio.Lock()
-        """Held states are taken and handed to the bus by one task at a time (in order)."""
+        went in the same list (a slice's outputs, or a transaction's)."""
         self._settled = trio.Event()
         self._settled.set()
         self._due, self._jobs = trio.open_memory_channel[Callable[[], Awaitable[None]]](math.inf)
@@ -200,113 +173,29 @@ class Outbox:
     ) -> None:
         """Publish encoded ``records`` as one list; ``acks[i]`` settles ``records[i]``.
 
-        ``fallback(i, error)`` replaces ``records[i]`` if it cannot be produced. An
-        outbox that holds outputs holds them and acknowledges them at once. State
-        records are held in the ``StateCache``: sent with the rest of the list, or, by
-        an outbox that holds states, at the next :meth:`flush_states`.
+        ``fallback(i, error)`` replaces ``records[i]`` if it cannot be produced. A
+        An outbox that holds outputs holds them and acknowledges them at once.
         """
         if self.holds_outputs:
             self._hold(records, acks)
             await trio.lowlevel.checkpoint()
             return
-        for record in records:
-            if record.compacted:
-                await self._publish_with_states(records, acks, fallback)
-                return
-        fallback_at = None if fallback is None else _list_fallback_at(fallback)
-        await self._send(records, acks, fallback_at)
-
-    async def _publish_with_states(
-        self,
-        records: Sequence[OutboundRecord],
-        acks: Sequence[AckCallback | None],
-        fallback: ListFallback | None,
-    ) -> None:
-        states = self.states
-        sent: list[OutboundRecord] = []
-        sent_acks: list[AckCallback | None] = []
-        fallbacks: list[Fallback | None] = []
-        for index, record in enumerate(records):
-            replace = None if fallback is None else partial(fallback, index)
-            if record.compacted:
-                states.hold(record, acks[index], replace)
-            else:
-                sent.append(record)
-                sent_acks.append(acks[index])
-                fallbacks.append(replace)
-        if not self.holds_states:
-            held, held_acks, held_fallbacks = states.take()
-            await self._send(
-                [*sent, *held], [*sent_acks, *held_acks], [*fallbacks, *held_fallbacks].__getitem__
-            )
-            return
-        if sent:
-            await self._send(sent, sent_acks, fallbacks.__getitem__)
-        if states.bytes > MAX_HELD_BYTES:
-            async with self._flushing:
-                await self._send_held()
-
-    async def flush_states(self) -> None:
-        """Send the state records held, then wait until each is acknowledged or replaced.
-
-        The sending is not cancelled with the caller (records half handed over would be
-        neither sent nor failed); the wait is.
-        """
-        with trio.CancelScope(shield=True):
-            async with self._flushing:
-                acknowledged = await self._send_held()
-        await acknowledged.wait()
-
-    async def _send_held(self) -> Acknowledged:
-        records, acks, fallbacks = self.states.take()
-        acknowledged = Acknowledged(len(records))
-        if records:
-            await self._send(
-                records,
-                [acknowledged.wrap(on_ack) for on_ack in acks],
-                fallbacks.__getitem__,
-                withdraw=False,
-            )
-        return acknowledged
-
-    async def _send(
-        self,
-        records: Sequence[OutboundRecord],
-        acks: Sequence[AckCallback | None],
-        fallback_at: FallbackAt | None,
-        *,
-        withdraw: bool = True,
-    ) -> None:
-        """Hand ``records`` to the bus; if it raises, ``withdraw`` them, or fail each.
-
-        Withdrawn, their tickets stop waiting for them (outputs of envelopes not finished,
-        handled again). Records whose envelopes are finished (held states) are failed
-        instead: tried once more, then replaced by their fallbacks.
-        """
         count = len(records)
         self.unacknowledged += count
         if self._settled.is_set():
             self._settled = trio.Event()
         try:
             await self.bus.publish(
-                records, partial(self._list_acknowledged, records, acks, fallback_at)
+                records, partial(self._list_acknowledged, records, acks, fallback)
             )
-        except Exception as exc:
-            if withdraw:
-                self._withdraw(count, acks)
-                raise
-            self._list_acknowledged(records, acks, fallback_at, [(i, exc) for i in range(count)])
         except BaseException:
-            self._withdraw(count, acks)
+            # nothing was queued: withdraw the outputs, so their tickets do not wait on
+            # them (an envelope not yet finished is handled again and expects anew)
+            self._settle(count)
+            for on_ack in acks:
+                if on_ack is not None:
+                    on_ack(None)
             raise
-
-    def _withdraw(self, count: int, acks: Sequence[AckCallback | None]) -> None:
-        # nothing was queued: withdraw the outputs, so their tickets do not wait on
-        # them (an envelope not yet finished is handled again and expects anew)
-        self._settle(count)
-        for on_ack in acks:
-            if on_ack is not None:
-                on_ack(None)
 
     @property
     def held(self) -> int:
@@ -412,7 +301,6 @@ class Outbox:
         False when time ran out or any record was lost.
         """
         with trio.move_on_after(timeout_s):
-            await self.flush_states()
             await self._settled.wait()
         return self._settled.is_set() and not self.lost.is_set()
 
@@ -420,7 +308,7 @@ class Outbox:
         self,
         records: Sequence[OutboundRecord],
         acks: Sequence[AckCallback | None],
-        fallback_at: FallbackAt | None,
+        fallback: ListFallback | None,
         failures: Sequence[tuple[int, BaseException]],
     ) -> None:
         if not failures:
@@ -431,7 +319,7 @@ class Outbox:
             return
         failed = dict(failures)
         for index, record in enumerate(records):
-            replace = None if fallback_at is None else fallback_at(index)
+            replace = None if fallback is None else partial(fallback, index)
             self._acknowledged(record, acks[index], replace, 1, failed.get(index))
 
     def _acknowledged(
@@ -469,34 +357,6 @@ class Outbox:
         if self.lost_reason is None:
             self.lost_reason = reason
         self.lost.set()
-
-
-class Acknowledged:
-    """Counts the acknowledgements of a list of records; ``wait`` returns once all came."""
-
-    __slots__ = ("_all", "_left")
-
-    def __init__(self, count: int) -> None:
-        self._left = count
-        self._all = trio.Event()
-        if count == 0:
-            self._all.set()
-
-    def wrap(self, on_ack: AckCallback | None) -> AckCallback:
-        """Return ``on_ack`` (if any) counted here."""
-
-        def acknowledged(error: BaseException | None) -> None:
-            if on_ack is not None:
-                on_ack(error)
-            self._left -= 1
-            if self._left == 0:
-                self._all.set()
-
-        return acknowledged
-
-    async def wait(self) -> None:
-        """Wait until every record has been acknowledged (or has definitely failed)."""
-        await self._all.wait()
 
 
 class RuntimeLog:

@@ -40,10 +40,11 @@ from onex_actors.core import (
     result_of,
 )
 
+from ._coalesce import superseded
 from ._health import Durations
 from ._inbox import Inbox
 from ._item import WorkItem
-from ._outbox import Acknowledged, Outbox, RuntimeLog
+from ._outbox import Outbox, RuntimeLog
 from ._ports import AckCallback, Handler, OutboundRecord, PureOutcome
 from ._tracing import HandlerSpan, Tracer
 
@@ -316,6 +317,10 @@ class NodeWork:
                 continue
             if last is not None and outcome.records:
                 last.add(item, list(outcome.records), answer=False)
+        if not self.outbox.holds_outputs:  # held outputs are coalesced as they are released
+            self._coalesce(outputs)
+            if last is not None:
+                self._coalesce(last)
         # shielded: the slice is decided and its states are in the store, so an actor
         # killed now (its items then handled again, as duplicates of those states) still
         # writes them; the kill waits for the outbox, which settles every record
@@ -329,6 +334,11 @@ class NodeWork:
                 item,
                 ErrorInfo(type=error.error_type, message=str(error), retryable=False, attempts=1),
             )
+
+    def _coalesce(self, outputs: _Outputs) -> None:
+        """Leave out the state records of ``outputs`` a later one of their key supersedes."""
+        for topic in outputs.coalesce():
+            self.outbox.coalesced[topic] += 1
 
     async def _publish(self, outputs: _Outputs) -> bool:
         """Publish a slice's outputs as one list; mark their items answered.
@@ -356,7 +366,7 @@ class NodeWork:
         The items' tickets expect both parts from the start, so no offset is committed
         before ``last`` is acknowledged too.
         """
-        acknowledged = Acknowledged(len(outputs.records))
+        acknowledged = _Acknowledged(len(outputs.records))
         outputs.acks = [acknowledged.wrap(on_ack) for on_ack in outputs.acks]
         await self._publish(outputs)
         await acknowledged.wait()
@@ -430,7 +440,7 @@ class NodeWork:
         await self.outbox.publish_many(
             records,
             [item.ticket.expect() for _ in records],
-            partial(self._unproduced_at, [item] * len(records)),
+            partial(self._unproduced_at, [(item,)] * len(records)),
         )
         self._remember(item, records[0])
         item.answered = True
@@ -537,9 +547,10 @@ class NodeWork:
             raise HandlerError(str(exc), error_type="result_too_large", retryable=False) from None
 
     async def _unproduced_at(
-        self, owners: Sequence[WorkItem], index: int, error: BaseException
+        self, owners: Sequence[tuple[WorkItem, ...]], index: int, error: BaseException
     ) -> None:
-        await self._unproduced(owners[index], error)
+        for item in owners[index]:
+            await self._unproduced(item, error)
 
     async def _unproduced(self, item: WorkItem, error: BaseException) -> None:
         """Answer ``item`` with an error event and a dead letter: its result was refused."""
@@ -606,8 +617,9 @@ class _Outputs:
     def __init__(self) -> None:
         self.records: list[OutboundRecord] = []
         self.acks: list[AckCallback | None] = []
-        self.owners: list[WorkItem] = []
-        """The item each record belongs to (whose answer a refused record replaces)."""
+        self.owners: list[tuple[WorkItem, ...]] = []
+        """The items each record belongs to (whose answer a refused record replaces):
+        one, or several for a state record kept in place of others (``coalesce``)."""
         self.answers: list[tuple[WorkItem, OutboundRecord]] = []
         """Each answered item and its result record."""
         self.silent: list[WorkItem] = []
@@ -617,11 +629,74 @@ class _Outputs:
         """Add ``item``'s records; its first is its answer unless ``answer`` is false."""
         self.records += produced
         self.acks += item.ticket.expect_many(len(produced))
-        self.owners += [item] * len(produced)
+        self.owners += [(item,)] * len(produced)
         if answer:
             self.answers.append((item, produced[0]))
         else:
             self.silent.append(item)
+
+    def coalesce(self) -> list[str]:
+        """Drop the state records a later one of the same key makes redundant.
+
+        The record kept takes over each dropped one's acknowledgement and owner. Return
+        the topic of each record dropped. Only for outputs sent at once: an output held
+        for a transaction must keep its ticket's own callback.
+        """
+        dropped = superseded(self.records)
+        if not dropped:
+            return []
+        for index in sorted(dropped):
+            kept = dropped[index]
+            self.acks[kept] = _both(self.acks[kept], self.acks[index])
+            self.owners[kept] += self.owners[index]
+        kept_indexes = [i for i in range(len(self.records)) if i not in dropped]
+        topics = [self.records[i].topic for i in sorted(dropped)]
+        self.records = [self.records[i] for i in kept_indexes]
+        self.acks = [self.acks[i] for i in kept_indexes]
+        self.owners = [self.owners[i] for i in kept_indexes]
+        return topics
+
+
+def _both(first: AckCallback | None, second: AckCallback | None) -> AckCallback | None:
+    """Return one acknowledgement callback that calls ``first`` and then ``second``."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+
+    def acknowledged(error: BaseException | None) -> None:
+        first(error)
+        second(error)
+
+    return acknowledged
+
+
+class _Acknowledged:
+    """Counts the acknowledgements of a list of records; ``wait`` returns once all came."""
+
+    __slots__ = ("_all", "_left")
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._all = trio.Event()
+        if count == 0:
+            self._all.set()
+
+    def wrap(self, on_ack: AckCallback | None) -> AckCallback:
+        """Return ``on_ack`` (if any) counted here."""
+
+        def acknowledged(error: BaseException | None) -> None:
+            if on_ack is not None:
+                on_ack(error)
+            self._left -= 1
+            if self._left == 0:
+                self._all.set()
+
+        return acknowledged
+
+    async def wait(self) -> None:
+        """Wait until every record has been acknowledged (or has definitely failed)."""
+        await self._all.wait()
 
 
 def _void(item: WorkItem) -> bool:
