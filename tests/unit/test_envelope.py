@@ -7,8 +7,8 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
-from tests.strategies import envelopes
+from pydantic import JsonValue, ValidationError
+from tests.strategies import envelopes, payloads
 
 from onex_actors.core import (
     DEFAULT_MAX_ENVELOPE_BYTES,
@@ -25,10 +25,22 @@ from onex_actors.core import (
     log_envelope,
     new_command,
     new_envelope_id,
+    pure_result_of,
     record_headers,
     record_key,
     result_of,
 )
+
+
+@given(payloads)
+def test_a_pure_answer_built_from_json_values_encodes_the_same_unvalidated(
+    payload: dict[str, JsonValue],
+) -> None:
+    """A reducer's answer skips the JSON check (its core builds it from JSON values)."""
+    cause = new_command("tally", {"k": "a"})
+    checked = pure_result_of(cause, payload, contract_id="tally@0.1.0")
+    trusted = pure_result_of(cause, payload, contract_id="tally@0.1.0", payload_is_json=True)
+    assert encode_envelope(trusted) == encode_envelope(checked)
 
 
 def valid_cmd_dict() -> dict[str, object]:

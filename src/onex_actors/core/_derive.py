@@ -135,12 +135,18 @@ def result_of(
 
 
 def pure_result_of(
-    cause: OnexEnvelope, payload: Mapping[str, JsonValue], *, contract_id: str
+    cause: OnexEnvelope,
+    payload: Mapping[str, JsonValue],
+    *,
+    contract_id: str,
+    payload_is_json: bool = False,
 ) -> OnexEnvelope:
     """Build the ``ok`` result of a pure node: the same bytes each time ``cause`` is handled.
 
     Its id derives from the cause's and its time is the cause's (the record's time, not
-    the wall clock), so a replayed command gives a byte-identical answer.
+    the wall clock), so a replayed command gives a byte-identical answer. ``payload`` is
+    validated as a JSON object (``pydantic.ValidationError``) unless ``payload_is_json``
+    says the core built it from JSON values only.
     """
     return assembled(
         {
@@ -152,7 +158,7 @@ def pure_result_of(
             "correlation_id": cause.correlation_id,
             "causation_id": cause.envelope_id,
             "created_at": cause.created_at,
-            "payload": _PAYLOAD.validate_python(payload),
+            "payload": payload if payload_is_json else _PAYLOAD.validate_python(payload),
             "status": EnvelopeStatus.OK,
             "error": None,
             "headers": _propagated(cause.headers) if cause.headers else {},

@@ -96,6 +96,9 @@ class PureOutcome:
     the bus's partitioner picks it)."""
     records: tuple[OutboundRecord, ...] = ()
     """Records written with the answer, in the same transaction (a reducer's changelog)."""
+    payload_is_json: bool = False
+    """Whether ``payload`` was built by the core from JSON values only (a reducer's
+    answer): its answer is not validated as JSON again."""
     records_last: bool = False
     """At least once, write ``records`` only once the answer and ``commands`` are
     acknowledged. For state that holds the command but cannot send its commands again

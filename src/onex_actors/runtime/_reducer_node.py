@@ -167,7 +167,13 @@ class ReducerHandler:
                 else ()
             )
             outcomes.append(
-                PureOutcome(decision.answer, commands, written, records_last=bool(commands))
+                PureOutcome(
+                    decision.answer,
+                    commands,
+                    written,
+                    payload_is_json=True,
+                    records_last=bool(commands),
+                )
             )
         return outcomes
 

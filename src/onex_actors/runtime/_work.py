@@ -466,7 +466,9 @@ class NodeWork:
                     error_type="invalid_result",
                     retryable=False,
                 )
-        records = [self._result_record(item, payload)]
+        records = [
+            self._result_record(item, payload, is_json=pure is not None and pure.payload_is_json)
+        ]
         records += self._replies(item, records[0])
         if pure is not None:
             try:
@@ -528,11 +530,18 @@ class NodeWork:
             )
         return records
 
-    def _result_record(self, item: WorkItem, payload: Mapping[str, JsonValue]) -> OutboundRecord:
-        """Encode the ``ok`` result of ``item``; ``HandlerError`` if it cannot be one."""
+    def _result_record(
+        self, item: WorkItem, payload: Mapping[str, JsonValue], *, is_json: bool = False
+    ) -> OutboundRecord:
+        """Encode the ``ok`` result of ``item``; ``HandlerError`` if it cannot be one.
+
+        ``is_json``: the core built ``payload`` from JSON values only (not validated again).
+        """
         try:
             if self.hosted.pure:
-                evt = pure_result_of(item.envelope, payload, contract_id=self._contract_id)
+                evt = pure_result_of(
+                    item.envelope, payload, contract_id=self._contract_id, payload_is_json=is_json
+                )
             else:
                 evt = result_of(item.envelope, payload, contract_id=self._contract_id)
             return self.outbox.encode(evt, self.hosted.evt_topic)
