@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -43,12 +44,24 @@ SMOLLM2_VERSION = "0.1.2"
 PROGRESS_EVERY_S = 10.0
 """The longest a running step stays silent."""
 
+_PORTABLE_X86 = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "
+    "-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF "
+    "-DGGML_AMX_BF16=OFF"
+)
+"""x86-64-v3 (AVX2, FMA), not ``-march=native``: a virtual machine can report AMX or
+AVX-512 and still refuse them (a native build died with SIGILL at its first AMX tile
+load on such a Xeon), and a wheel in the shared cache may be installed elsewhere."""
+_X86 = platform.machine().lower() in {"x86_64", "amd64"}
 _BUILD_ENV = {
     # the multimodal library (mtmd) is only loaded by image chat handlers: skipping it
     # cuts the build by about a third
-    "CMAKE_ARGS": "-DLLAVA_BUILD=OFF",
+    "CMAKE_ARGS": "-DLLAVA_BUILD=OFF" + (" " + _PORTABLE_X86 if _X86 else ""),
     "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
 }
+_WHEEL_FLAVOUR = "portable" if _X86 else "native"
+"""The cache's subfolder for wheels built with ``_BUILD_ENV`` (older native builds in
+the folder above are not reused)."""
 _NINJA_STEP = re.compile(rb"\[(\d+)/(\d+)\]")
 MANUAL_INSTALL = (
     f"pip install 'llama-cpp-python[server]=={LLAMA_CPP_VERSION}' and, without its "
@@ -77,10 +90,14 @@ def chat_runner_installed() -> bool:
 
 
 def wheel_cache(environ: dict[str, str] | None = None) -> Path:
-    """Where built wheels are kept: ``$XDG_CACHE_HOME/onex-actors/wheels`` (``~/.cache``)."""
+    """Where built wheels are kept: ``$XDG_CACHE_HOME/onex-actors/wheels/<flavour>``.
+
+    ``~/.cache`` without ``XDG_CACHE_HOME``; the flavour says how they were built
+    (``portable``: x86-64-v3, see ``_PORTABLE_X86``).
+    """
     env = os.environ if environ is None else environ
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "onex-actors" / "wheels"
+    return Path(base) / "onex-actors" / "wheels" / _WHEEL_FLAVOUR
 
 
 def install_chat_runner(
@@ -118,6 +135,8 @@ def install_chat_runner(
                     "wheel",
                     "-v",
                     "--no-deps",
+                    # pip's own cache would hand back a wheel built with other CMAKE_ARGS
+                    "--no-cache-dir",
                     "-w",
                     str(wheels),
                     f"llama-cpp-python=={LLAMA_CPP_VERSION}",
