@@ -295,10 +295,12 @@ def test_only_sums_of_paths_and_integer_literals_take_the_short_way() -> None:
         assert expression.sum is None, source
 
 
-@pytest.mark.parametrize("source", ["input.k", "input.k + 'x'", "size(input.k)"])
-def test_a_text_holding_nul_is_refused_not_cut_short(source: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "without_nul"), [("input.k", "ab"), ("input.k + 'x'", "abx"), ("size(input.k)", 2)]
+)
+def test_a_text_holding_nul_is_refused_not_cut_short(source: str, without_nul: object) -> None:
     """The CEL runtime reads a text only up to its first U+0000 (``size`` gives 1 here)."""
     expression = compile_expression(source, "fold.assign.n", COMPUTE_VARIABLES)
-    assert expression.evaluate({"input": {"k": "ab"}}) in ("ab", "abx", 2)
+    assert expression.evaluate({"input": {"k": "ab"}}) == without_nul
     with pytest.raises(ExpressionFailed, match=r"fold.assign.n: .* U\+0000"):
         expression.evaluate({"input": {"k": "a\x00b"}})
