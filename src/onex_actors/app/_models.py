@@ -23,6 +23,7 @@ from onex_actors.devinfra import LocalModelServer, chat_runner_installed, instal
 from onex_actors.handlers import ModelApi, ModelEndpoint, VectorStore
 
 from ._config import HostConfig, ModelEndpointSettings, VectorStoreSettings
+from ._kept_server import KeptServer
 from ._redaction import register_secret
 
 __all__ = ["needed_endpoints", "open_model_apis", "open_vector_stores"]
@@ -66,10 +67,12 @@ async def open_model_apis(
                     f"{family}.endpoints.{name}.base_url, or leave it unset for a local server"
                 )
             base_url = settings.base_url
+            kept = None
             if base_url is None:
-                server = await _start_local(family, config, stack)
-                base_url = server.base_url
-            apis[(family, name)] = ModelApi(_endpoint(name, base_url, settings), client)
+                kept = await _start_local(family, config, stack)
+                base_url = kept.server.base_url
+            endpoint = _endpoint(name, base_url, settings)
+            apis[(family, name)] = ModelApi(endpoint, client, local_server=kept)
         yield apis
 
 
@@ -85,9 +88,8 @@ def _endpoint(name: str, base_url: str, settings: ModelEndpointSettings) -> Mode
     )
 
 
-async def _start_local(
-    family: Family, config: HostConfig, stack: AsyncExitStack
-) -> LocalModelServer:
+async def _start_local(family: Family, config: HostConfig, stack: AsyncExitStack) -> KeptServer:
+    """Start a local server, kept running (started again if it exits) until ``stack`` ends."""
     log_dir = config.cache_dir / "onex" / "models"
     if family == "llm" and config.install_local_runners and not chat_runner_installed():
         await _install_chat_runner(log_dir)
@@ -102,7 +104,11 @@ async def _start_local(
         server.base_url,
         server.pid(),
     )
-    return server
+    kept = KeptServer(server)
+    keeping = await stack.enter_async_context(trio.open_nursery())
+    stack.callback(keeping.cancel_scope.cancel)  # unwound first: no restart while it stops
+    keeping.start_soon(kept.keep)
+    return kept
 
 
 async def _install_chat_runner(log_dir: Path) -> None:

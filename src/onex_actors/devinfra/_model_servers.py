@@ -158,6 +158,20 @@ class LocalModelServer:
             f"{timeout_s:g} s; its log: {self.log_file}"
         )
 
+    def wait_exit(self) -> int:
+        """Block until the server exits; return its exit status (``-N``: killed by signal N)."""
+        assert self._process is not None, "start() the server first"
+        return self._process.wait()
+
+    def describe_exit(self, status: int) -> str:
+        """Say how the server ended with ``status``, and where its log is."""
+        how = f"exit status {status}"
+        if status < 0:
+            with contextlib.suppress(ValueError):
+                how = f"signal {signal.Signals(-status).name}"
+        where = f"the local {self.kind} server on {self.base_url}"
+        return f"{where} exited ({how}); its log: {self.log_file}"
+
     def pid(self) -> int | None:
         """Return the server's process id while it runs."""
         if self._process is None or self._process.poll() is not None:

@@ -11,6 +11,7 @@ from ._http_clients import HttpClients as HttpClients
 from ._llm import LlmHandler as LlmHandler
 from ._llm import render_messages as render_messages
 from ._local import LocalHandler as LocalHandler
+from ._model_api import LocalServer as LocalServer
 from ._model_api import ModelApi as ModelApi
 from ._model_api import ModelEndpoint as ModelEndpoint
 from ._recorded import RecordedHandler as RecordedHandler
@@ -27,6 +28,7 @@ __all__ = [
     "HttpHandler",
     "LlmHandler",
     "LocalHandler",
+    "LocalServer",
     "ModelApi",
     "ModelEndpoint",
     "PayloadFunction",

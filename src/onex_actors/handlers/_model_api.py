@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import cast
+from typing import Protocol, cast
 
 import attrs
 import httpx2
@@ -20,7 +20,7 @@ from onex_actors.core import HandlerError
 
 from ._capped import read_capped
 
-__all__ = ["ModelApi", "ModelEndpoint"]
+__all__ = ["LocalServer", "ModelApi", "ModelEndpoint"]
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 
@@ -37,12 +37,28 @@ class ModelEndpoint:
     max_concurrency: int = 4
 
 
+class LocalServer(Protocol):
+    """The local server behind an endpoint, as far as its requests' errors need it."""
+
+    def why_down(self) -> str | None:
+        """How the server ended and where its log is, while it is down; else ``None``."""
+        ...
+
+
 class ModelApi:
     """POSTs JSON to one endpoint, at most ``max_concurrency`` requests at a time."""
 
-    def __init__(self, endpoint: ModelEndpoint, client: httpx2.AsyncClient) -> None:
+    def __init__(
+        self,
+        endpoint: ModelEndpoint,
+        client: httpx2.AsyncClient,
+        *,
+        local_server: LocalServer | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.client = client
+        self.local_server = local_server
+        """The server this host started for the endpoint (``None``: a configured one)."""
         self.limiter = trio.CapacityLimiter(endpoint.max_concurrency)
         self.requests = 0
         """Requests sent (each a whole batch for embeddings)."""
@@ -80,7 +96,9 @@ class ModelApi:
             except httpx2.TimeoutException as exc:
                 raise self._failed(f"{where} timed out: {exc!r}", "model_timeout") from None
             except httpx2.TransportError as exc:
-                raise self._failed(f"{where} failed: {exc!r}", "model_unreachable") from None
+                down = self.local_server.why_down() if self.local_server is not None else None
+                cause = f"; {down}" if down is not None else ""
+                raise self._failed(f"{where} failed: {exc!r}{cause}", "model_unreachable") from None
         status = response.status_code
         if status >= 500 or status in _RETRYABLE_STATUS:
             raise self._failed(
