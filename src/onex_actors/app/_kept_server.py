@@ -4,8 +4,8 @@ A server process can die under a running host: killed for memory, crashed by its
 (llama.cpp built for another CPU dies with SIGILL at its first request). The host does
 not go down with it. While the server is down, requests to it fail as
 ``model_unreachable`` naming how it ended and its log (``why_down``); it is started
-again on the same port after a pause that doubles while restarts keep failing (1 s up to
-30 s), the way the supervisor restarts a crashed node.
+again on the same port after a pause that doubles with each try (1 s up to 30 s) until
+it has run for a minute, the way the supervisor restarts a crashed node.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ FIRST_PAUSE_S = 1.0
 """The pause before the first restart after an exit."""
 LONGEST_PAUSE_S = 30.0
 """The longest pause between restarts that keep failing."""
+STABLE_S = 60.0
+"""A server that ran this long before it exited is started again after the first pause;
+one that exits sooner (a crash loop) waits twice as long as the last time."""
 
 
 class KeptServer:
@@ -42,7 +45,9 @@ class KeptServer:
         self.restarts = 0
         """Times the server was started again and answered."""
         self.exits = 0
-        """Times the server was seen to exit (a failed restart counts too)."""
+        """Times the running server exited."""
+        self.failed_starts = 0
+        """Restarts that did not answer (each stopped and tried again later)."""
         self._down: str | None = None
         self._changed = trio.Event()
 
@@ -59,22 +64,26 @@ class KeptServer:
         """Wait for the server to exit, start it again; until cancelled (the host ends)."""
         pause = FIRST_PAUSE_S
         while True:
+            running_since = trio.current_time()
             status = await trio.to_thread.run_sync(self.server.wait_exit, abandon_on_cancel=True)
-            self._down = self.server.describe_exit(status)
+            if trio.current_time() - running_since >= STABLE_S:
+                pause = FIRST_PAUSE_S
+            exited = self._down = self.server.describe_exit(status)
             self._note(exited=True)
-            logger.error("%s; starting it again in %g s", self._down, pause)
-            await self._pause(pause)
-            try:
-                self.server.start()  # on the trio thread: it dies with the thread that started it
-                await trio.to_thread.run_sync(self.server.wait_ready, abandon_on_cancel=True)
-            except (ConfigError, OSError) as exc:
-                self._down = f"{self._down}; starting it again failed: {exc}"
-                logger.error("%s", self._down)
-                # one that started but never answered is stopped, so its exit is awaited next
-                await trio.to_thread.run_sync(self.server.stop)
+            while True:
+                logger.error("%s; starting it again in %g s", self._down, pause)
+                await self._pause(pause)
                 pause = min(pause * 2, LONGEST_PAUSE_S)
-                continue
-            pause = FIRST_PAUSE_S
+                try:
+                    self.server.start()  # on the trio thread: it dies with its starter thread
+                    await trio.to_thread.run_sync(self.server.wait_ready, abandon_on_cancel=True)
+                except (ConfigError, OSError) as exc:
+                    # one that started but never answered is stopped before the next try
+                    await trio.to_thread.run_sync(self.server.stop)
+                    self.failed_starts += 1
+                    self._down = f"{exited}; starting it again failed: {exc}"
+                    continue
+                break
             self._down = None
             self._note(exited=False)
             logger.warning(
