@@ -7,6 +7,8 @@ the real server killed with SIGKILL is in ``tests/integration/test_model_nodes.p
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -55,31 +57,34 @@ class StandInServer:
         return 1
 
 
-def keeping(server: StandInServer, pauses: list[tuple[float, str | None]]) -> KeptServer:
-    """A ``KeptServer`` of ``server`` whose pauses are recorded with what it says then."""
+@asynccontextmanager
+async def keeping(
+    server: StandInServer,
+) -> AsyncIterator[tuple[KeptServer, list[tuple[float, str | None]]]]:
+    """Keep ``server`` while the block runs; its pauses are recorded with what it says then."""
+    pauses: list[tuple[float, str | None]] = []
 
     async def pause(seconds: float) -> None:
         pauses.append((seconds, kept.why_down()))
         await trio.sleep(seconds)
 
     kept = KeptServer(server, pause=pause)  # type: ignore[arg-type]
-    return kept
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(kept.keep)
+        yield kept, pauses
+        nursery.cancel_scope.cancel()
+    server.exit(0)  # the abandoned thread waiting for an exit ends too
 
 
 async def test_failed_restarts_wait_longer_each_time_and_say_why(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     server = StandInServer()
-    pauses: list[tuple[float, str | None]] = []
-    kept = keeping(server, pauses)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(kept.keep)
+    async with keeping(server) as (kept, pauses):
         assert kept.why_down() is None
         server.failing_starts = 2
         server.exit(-9)
         await kept.wait_for(exits=1, restarts=1)
-        nursery.cancel_scope.cancel()
-    server.exit(0)  # the abandoned thread waiting for an exit ends too
     down = "the stand-in exited (-9)"
     failed = f"{down}; starting it again failed: it did not answer"
     assert pauses == [(1.0, down), (2.0, failed), (4.0, failed)]
@@ -91,10 +96,7 @@ async def test_a_server_that_ran_a_minute_is_started_again_after_the_first_pause
     autojump_clock: trio.abc.Clock,
 ) -> None:
     server = StandInServer()
-    pauses: list[tuple[float, str | None]] = []
-    kept = keeping(server, pauses)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(kept.keep)
+    async with keeping(server) as (kept, pauses):
         server.exit(1)
         await kept.wait_for(exits=1, restarts=1)
         server.exit(1)  # at once: a crash loop waits longer
@@ -102,8 +104,6 @@ async def test_a_server_that_ran_a_minute_is_started_again_after_the_first_pause
         await trio.sleep(61)
         server.exit(1)  # after a minute's run: back to the first pause
         await kept.wait_for(exits=3, restarts=3)
-        nursery.cancel_scope.cancel()
-    server.exit(0)  # the abandoned thread waiting for an exit ends too
     assert [seconds for seconds, _ in pauses] == [1.0, 2.0, 1.0]
     assert [said for _, said in pauses] == ["the stand-in exited (1)"] * 3
     assert server.stops == 0
@@ -111,13 +111,8 @@ async def test_a_server_that_ran_a_minute_is_started_again_after_the_first_pause
 
 async def test_pauses_stop_growing_at_thirty_seconds(autojump_clock: trio.abc.Clock) -> None:
     server = StandInServer()
-    pauses: list[tuple[float, str | None]] = []
-    kept = keeping(server, pauses)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(kept.keep)
+    async with keeping(server) as (kept, pauses):
         server.failing_starts = 7
         server.exit(-4)
         await kept.wait_for(exits=1, restarts=1)
-        nursery.cancel_scope.cancel()
-    server.exit(0)  # the abandoned thread waiting for an exit ends too
     assert [seconds for seconds, _ in pauses] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
