@@ -363,6 +363,7 @@ async def test_a_local_server_that_dies_is_named_in_the_errors_then_started_agai
             assert killed is not None
             os.kill(killed, signal.SIGKILL)
             await kept.wait_for(exits=1)
+            trouble_before_a_request = api.trouble()
             with pytest.raises(HandlerError) as while_down:
                 await api.post("/embeddings", body, max_response_bytes=limit)
             restart_allowed.set()
@@ -378,7 +379,10 @@ async def test_a_local_server_that_dies_is_named_in_the_errors_then_started_agai
     assert "exited (signal SIGKILL)" in str(error)
     assert str(server.log_file) in str(error)
     assert server.pid() is None or server.pid() != killed
+    assert trouble_before_a_request is not None  # unhealthy before any request fails
+    assert "exited (signal SIGKILL)" in trouble_before_a_request
     assert kept.why_down() is None
+    assert api.trouble() is None  # a request answered since
     assert (kept.exits, kept.restarts) == (1, 1)
     assert before["data"] == after["data"]  # the same model answers again
 

@@ -136,8 +136,8 @@ class EmbeddingHandler:
         return {"vector": vector, "dimensions": len(vector), "model": model, "usage": usage}
 
     async def health_check(self) -> HandlerHealth:
-        """Unhealthy while the last request failed for a transport or server reason."""
-        error = self.api.last_error
+        """Unhealthy while the last request failed or the endpoint's local server is down."""
+        error = self.api.trouble()
         return HandlerHealth(healthy=error is None, detail=error or "")
 
     async def aclose(self) -> None:

@@ -126,6 +126,12 @@ class ModelApi:
         self.last_error = None
         return cast("dict[str, JsonValue]", answer)
 
+    def trouble(self) -> str | None:
+        """Why the endpoint is unhealthy (its last request failed, its local server is down)."""
+        if self.last_error is not None:
+            return self.last_error
+        return self.local_server.why_down() if self.local_server is not None else None
+
     def _failed(
         self, message: str, error_type: str, *, retry_after_s: float | None = None
     ) -> HandlerError:
