@@ -7,6 +7,7 @@ answers, and one SIGTERM draining them all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -80,10 +81,11 @@ def test_two_workers_share_the_group_survive_a_kill_and_stop_together(
     port = _free_port()
     env = kafka_env(kafka_bootstrap, ONEX_HTTP__LISTEN=f"127.0.0.1:{port}")
     seen: list[str] = []
+    log = tmp_path / "hosts.log"
     # host_process returns once the parent printed its one ready line (every worker's)
-    with host_process(runtime, contracts, env, args=["--workers", "2"]) as parent:
+    with host_process(runtime, contracts, env, log=log, args=["--workers", "2"]) as parent:
         workers = _children(parent.pid)
-        assert len(workers) == 2
+        assert len(workers) == 2, _why_not_two(parent, workers, log)
         # every worker has had partitions of the group: 4 partitions, 2 members
         _until("both workers ready", lambda: _ready(port) and _ready(port + 1))
         first = [str(i) for i in range(50)]
@@ -110,6 +112,19 @@ def test_two_workers_share_the_group_survive_a_kill_and_stop_together(
     assert "[worker 0] received SIGTERM: draining" in rest
     assert "[worker 1] received SIGTERM: draining" in rest
     assert f"runtime {runtime} stopped (2 workers)" in rest
+
+
+def _why_not_two(parent: subprocess.Popen[str], workers: list[int], log: Path) -> str:
+    """What the parent said next and the hosts' log: why a worker was missing at ready."""
+    said = []
+    with contextlib.suppress(TimeoutError):
+        while len(said) < 5:
+            said.append(read_line(parent, timeout_s=3))
+    tail = log.read_text(errors="replace").splitlines()[-60:]
+    return (
+        f"workers {workers} at the ready line; the parent then said {said}; "
+        "the hosts' log ends:\n" + "\n".join(tail)
+    )
 
 
 def _children(pid: int) -> list[int]:
