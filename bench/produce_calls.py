@@ -61,6 +61,7 @@ def measure(bootstrap: str, mode: str, batch: int, count: int) -> float:
     )
     delivered = [0]
 
+    # a callback bound to its record's index per record, as the runtime's producers build
     def done(_index: int, error: KafkaError | None, _message: Message) -> None:
         assert error is None, error
         delivered[0] += 1

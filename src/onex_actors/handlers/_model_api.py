@@ -96,7 +96,7 @@ class ModelApi:
             except httpx2.TimeoutException as exc:
                 raise self._failed(f"{where} timed out: {exc!r}", "model_timeout") from None
             except httpx2.TransportError as exc:
-                down = self.local_server.why_down() if self.local_server is not None else None
+                down = self._server_down()
                 cause = f"; {down}" if down is not None else ""
                 raise self._failed(f"{where} failed: {exc!r}{cause}", "model_unreachable") from None
         status = response.status_code
@@ -128,8 +128,9 @@ class ModelApi:
 
     def trouble(self) -> str | None:
         """Why the endpoint is unhealthy (its last request failed, its local server is down)."""
-        if self.last_error is not None:
-            return self.last_error
+        return self.last_error if self.last_error is not None else self._server_down()
+
+    def _server_down(self) -> str | None:
         return self.local_server.why_down() if self.local_server is not None else None
 
     def _failed(
