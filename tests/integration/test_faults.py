@@ -239,9 +239,11 @@ def test_whole_records_from_every_corner_are_answered_and_committed(lab: FaultLa
 
 
 BROKER_OUTAGE = """
-import json, sys
+import json, sys, tempfile
 from pathlib import Path
 from onex_actors.devinfra import LocalKafka
+from onex_actors.testing import committed_offsets, end_offsets
+from onex_actors.core import cmd_topic, evt_topic
 from onex_actors.testing.faults import FaultLab, broker_outage
 broker = LocalKafka(port=29192, controller_port=29193)
 broker.stop()
@@ -256,6 +258,14 @@ try:
         delivery=sys.argv[3],
     )
     result = broker_outage(lab, 2000, outage_s=5)
+    if not result.passed:  # where the commands stopped: read while the broker is up
+        setup = lab.setups[-1]
+        for topic in (cmd_topic(setup.node), evt_topic(setup.node)):
+            print(topic, "ends", end_offsets(lab.bootstrap, topic), file=sys.stderr)
+        committed = committed_offsets(lab.bootstrap, setup.runtime, cmd_topic(setup.node))
+        print("committed", committed, file=sys.stderr)
+        log = Path(tempfile.gettempdir()) / f"onex-host-{setup.runtime}.log"
+        print("host log tail:", log.read_text()[-6000:], file=sys.stderr)
 finally:
     broker.stop()
     broker.remove_data()
@@ -283,7 +293,7 @@ def test_the_broker_stopped_mid_run_loses_nothing(tmp_path: Path, delivery: str)
     )
     assert run.returncode == 0, run.stderr[-3000:]
     passed, sent, answered, lost, duplicated, note = json.loads(run.stdout.splitlines()[-1])
-    assert (passed, sent, answered, lost) == (True, 2000, 2000, 0), note
+    assert (passed, sent, answered, lost) == (True, 2000, 2000, 0), (note, run.stderr[-8000:])
     if delivery == "exactly_once":  # the outage may outlast a transaction's timeout
         assert duplicated == 0, note
 

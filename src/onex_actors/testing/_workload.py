@@ -46,12 +46,20 @@ __all__ = [
 
 
 def create_topics(bootstrap: str, topics: Iterable[str], partitions: int = 4) -> None:
-    """Create ``topics`` (``partitions`` each) unless they exist."""
+    """Create ``topics`` (``partitions`` each) unless they exist; return once all are usable.
+
+    A created topic reaches the broker's metadata a moment after the create is
+    answered (on a broker just started, long enough for a reader assigned at once
+    to see no partitions and read nothing), so this waits until every partition
+    of every topic has a leader.
+    """
+    names = list(topics)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        for topic in topics:
+        for topic in names:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(topic, partitions, 1)])
+        admin.wait_for_topics(names, timeout_ms=30_000)
     finally:
         admin.close()
 
@@ -333,11 +341,16 @@ class OutcomeReader:
             enable_auto_commit=False,
             isolation_level="read_committed",  # what exactly-once promises is this view
         )
-        self.partitions = [
-            KafkaTopicPartition(topic, p)
-            for topic in self.topics
-            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-        ]
+        self.partitions: list[KafkaTopicPartition] = []
+        for topic in self.topics:
+            known = self.consumer.partitions_for_topic(topic)
+            if not known:
+                self.consumer.close()
+                raise RuntimeError(
+                    f"no partitions of {topic} in the broker's metadata: create it "
+                    "(create_topics waits until it is usable) before reading its outcomes"
+                )
+            self.partitions += [KafkaTopicPartition(topic, p) for p in sorted(known)]
         self.consumer.assign(self.partitions)
         self.consumer.seek_to_beginning(*self.partitions)
         self.outcomes: list[Outcome] = []
