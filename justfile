@@ -32,7 +32,7 @@ fmt:
 
 # Run the test suite, all tiers (pytest arguments may follow, e.g. `test -m unit`).
 test *args:
-    {{bin}}/python -m pytest {{args}}
+    {{bin}}/python -m pytest --durations=25 {{args}}
 
 # Run every code block of README.md top to bottom, as pasted (scripts/check_readme.py).
 readme:
@@ -40,11 +40,11 @@ readme:
 
 # Run the integration tier on a tansu broker instead of Apache Kafka.
 test-tansu *args:
-    ONEX_TEST_BROKER=tansu {{bin}}/python -m pytest -m integration {{args}}
+    ONEX_TEST_BROKER=tansu {{bin}}/python -m pytest -m integration --durations=25 {{args}}
 
 # The integration tier (fault scenarios included) through confluent-kafka (librdkafka).
 test-confluent *args:
-    ONEX_TEST_KAFKA_CLIENT=confluent {{bin}}/python -m pytest -m integration {{args}}
+    ONEX_TEST_KAFKA_CLIENT=confluent {{bin}}/python -m pytest -m integration --durations=25 {{args}}
 
 # Minutes; needs `pip install -e '.[bench]'`. Figures go to docs/benchmarks.md by hand.
 # Run every benchmark, record its medians and redraw docs/benchmarks.png.
