@@ -23,7 +23,7 @@ from tests.integration.processes import REPO, echo_tree, free_port_pair, kafka_e
 from tests.kafka_support import TEST_BROKER
 
 from onex_actors.devinfra import LocalKafka, local_broker
-from onex_actors.testing import host_process
+from onex_actors.testing import default_host_log, host_process
 
 pytestmark = [
     pytest.mark.integration,
@@ -74,7 +74,7 @@ def test_a_broker_outage_is_two_lines_and_readyz_says_it(
     node, runtime, contracts = echo_tree(tmp_path, "outage")
     listen = _free_port()
     env = kafka_env(own_broker.bootstrap, ONEX_HTTP__LISTEN=f"127.0.0.1:{listen}")
-    log = Path("/tmp") / f"onex-host-{runtime}.log"
+    log = default_host_log(runtime)
     with host_process(runtime, contracts, env) as host:
         _wait_for("ready", lambda: _readyz(listen)[0] == 200, 60)
         before = log.stat().st_size

@@ -239,10 +239,10 @@ def test_whole_records_from_every_corner_are_answered_and_committed(lab: FaultLa
 
 
 BROKER_OUTAGE = """
-import json, sys, tempfile
+import json, sys
 from pathlib import Path
 from onex_actors.devinfra import LocalKafka
-from onex_actors.testing import committed_offsets, end_offsets
+from onex_actors.testing import committed_offsets, default_host_log, end_offsets
 from onex_actors.core import cmd_topic, evt_topic
 from onex_actors.testing.faults import FaultLab, broker_outage
 broker = LocalKafka(port=29192, controller_port=29193)
@@ -264,8 +264,8 @@ try:
             print(topic, "ends", end_offsets(lab.bootstrap, topic), file=sys.stderr)
         committed = committed_offsets(lab.bootstrap, setup.runtime, cmd_topic(setup.node))
         print("committed", committed, file=sys.stderr)
-        log = Path(tempfile.gettempdir()) / f"onex-host-{setup.runtime}.log"
-        print("host log tail:", log.read_text()[-6000:], file=sys.stderr)
+        log = default_host_log(setup.runtime).read_text()
+        print("host log tail:", log[-6000:], file=sys.stderr)
 finally:
     broker.stop()
     broker.remove_data()

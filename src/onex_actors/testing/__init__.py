@@ -17,6 +17,7 @@ from ._namespaced import NamespacedBus as NamespacedBus
 from ._namespaced import NamespacedConsumer as NamespacedConsumer
 from ._namespaced import new_namespace as new_namespace
 from ._processes import HOST_COMMAND as HOST_COMMAND
+from ._processes import default_host_log as default_host_log
 from ._processes import host_env as host_env
 from ._processes import host_process as host_process
 from ._processes import read_line as read_line
@@ -45,6 +46,7 @@ __all__ = [
     "check",
     "committed_offsets",
     "create_topics",
+    "default_host_log",
     "end_offsets",
     "host_env",
     "host_process",

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["HOST_COMMAND", "host_env", "host_process", "read_line"]
+__all__ = ["HOST_COMMAND", "default_host_log", "host_env", "host_process", "read_line"]
 
 HOST_COMMAND = [sys.executable, "-c", "from onex_actors.cli import host_main; host_main()"]
 """``omninode-runtime-host`` run by this interpreter."""
@@ -37,6 +37,11 @@ def read_line(proc: subprocess.Popen[str], timeout_s: float = 60) -> str:
     if not ready:
         raise TimeoutError(f"process {proc.pid} printed nothing within {timeout_s:g} s")
     return proc.stdout.readline()
+
+
+def default_host_log(runtime_id: str) -> Path:
+    """Where ``host_process`` writes a host's log when not told: ``<tmp>/onex-host-<id>.log``."""
+    return Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
 
 
 @contextmanager
@@ -70,7 +75,7 @@ def host_process(
         command += ["--config", str(config)]
     if level := os.environ.get("ONEX_TEST_HOST_LOG_LEVEL"):
         command += ["--log-level", level]
-    log = log or Path(tempfile.gettempdir()) / f"onex-host-{runtime_id}.log"
+    log = log or default_host_log(runtime_id)
     with open(log, "a") as stderr:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(env)
