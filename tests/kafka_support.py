@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal, cast
 
+import pytest
+
 from onex_actors.runtime import Bus
 from onex_actors.testing import NamespacedBus, NamespacedConsumer, new_namespace
 
@@ -25,6 +27,15 @@ GROUP_PROTOCOL = cast(
     'Literal["auto", "classic", "consumer"]', os.environ.get("ONEX_TEST_GROUP_PROTOCOL", "auto")
 )
 """The confluent client's consumer group protocol (auto: KIP-848's where the broker has it)."""
+
+DEFAULT_TIER = TEST_BROKER == "kafka" and TEST_CLIENT == "kafka-python"
+"""Whether this run is the default tier: Apache Kafka through kafka-python."""
+
+KAFKA_FREE = pytest.mark.skipif(
+    not DEFAULT_TIER,
+    reason="touches no Kafka: runs once, in the default tier",
+)
+"""For tests that touch no Kafka, so the tansu and confluent tiers would only repeat them."""
 
 SESSION_TIMEOUT_MS = 2_000 if TEST_BROKER == "tansu" else 10_000
 """Consumer-group session for test hosts: tansu spends about half of it on every join."""
@@ -74,7 +85,9 @@ async def open_test_kafka_bus(
 
 
 __all__ = [
+    "DEFAULT_TIER",
     "GROUP_PROTOCOL",
+    "KAFKA_FREE",
     "SESSION_TIMEOUT_MS",
     "TEST_BROKER",
     "TEST_CLIENT",

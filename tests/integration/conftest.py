@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 from tests.kafka_support import (
+    DEFAULT_TIER,
+    KAFKA_FREE,
     TEST_BROKER,
     NamespacedBus,
     open_test_kafka_bus,
@@ -22,10 +26,50 @@ from onex_actors.devinfra import (
     EmbeddedPostgres,
     LocalKafka,
     LocalModelServer,
+    build_jaeger_in_background,
     chat_runner_installed,
     install_chat_runner,
     local_broker,
 )
+
+REPO = Path(__file__).resolve().parents[2]
+_BACKGROUND_BUILDS: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test marked KAFKA_FREE that uses the session's broker after all."""
+    for item in items:
+        marked = any(mark.kwargs == KAFKA_FREE.mark.kwargs for mark in item.iter_markers("skipif"))
+        broker = {"kafka_bootstrap", "kafka_bus"} & set(getattr(item, "fixturenames", ()))
+        if marked and broker:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked KAFKA_FREE (run once, in the default tier) but uses "
+                f"{', '.join(sorted(broker))}: remove the mark"
+            )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building Jaeger on idle CPU as soon as a selected test will need it.
+
+    On a fresh machine the build takes about 7 minutes alone; begun with the session, it
+    mostly runs while the tests before the Jaeger test wait on brokers and processes, and
+    the ``jaeger`` fixture then waits only for what is left of it.
+    """
+    if session.config.option.collectonly or not DEFAULT_TIER:
+        return
+    if any("jaeger" in getattr(item, "fixturenames", ()) for item in session.items):
+        build = build_jaeger_in_background(REPO / ".cache")
+        if build is not None:
+            _BACKGROUND_BUILDS.append(build)
+
+
+def pytest_sessionfinish() -> None:
+    """Stop a background build the session no longer needs (its test failed early or -x)."""
+    for build in _BACKGROUND_BUILDS:
+        if build.poll() is None:
+            os.killpg(build.pid, signal.SIGTERM)
+            build.wait()
+
 
 SCHEMA = """
 create table if not exists notes (id serial primary key, body text not null, tag text not null);

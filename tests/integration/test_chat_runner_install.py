@@ -11,11 +11,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from tests.kafka_support import KAFKA_FREE
 
 from onex_actors.core import ConfigError
 from onex_actors.devinfra._chat_runner import MANUAL_INSTALL, run_with_progress
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, KAFKA_FREE]
 
 WAIT_FOR_FILE = """
 import os, sys, time

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import trio
-from tests.kafka_support import SESSION_TIMEOUT_MS, TEST_BROKER, TEST_CLIENT, NamespacedBus
+from tests.kafka_support import DEFAULT_TIER, SESSION_TIMEOUT_MS, NamespacedBus
 
 from onex_actors.bridges._consumer_client import Fetched
 from onex_actors.bridges._consumer_core import ConsumerCore
@@ -27,7 +27,7 @@ from onex_actors.testing import NamespacedConsumer
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        TEST_BROKER != "kafka" or TEST_CLIENT != "kafka-python",
+        not DEFAULT_TIER,
         reason="runs both clients itself, once, on Apache Kafka (the default tier)",
     ),
 ]

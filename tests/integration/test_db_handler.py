@@ -9,7 +9,7 @@ import pytest
 import trio
 from pydantic import SecretStr
 from tests.contracts import RUNTIME_ID, effect, registry
-from tests.kafka_support import NamespacedBus
+from tests.kafka_support import KAFKA_FREE, NamespacedBus
 
 from onex_actors.app import DatabaseSettings, HostConfig, open_runtime_host
 from onex_actors.core import (
@@ -49,6 +49,7 @@ OUTAGE_S = 30
 COUNT_USERS = db("count-users", "select count(*)::int as n from users", {})
 
 
+@KAFKA_FREE
 async def test_query_user_over_the_shipped_contract(
     postgres_dsn: str, repo_contracts: Path
 ) -> None:
@@ -118,6 +119,7 @@ async def test_replayed_insert_runs_once(postgres_dsn: str, kafka_bus: Namespace
     assert counted.payload["rows"] == [{"n": 1}]
 
 
+@KAFKA_FREE
 async def test_values_come_back_json_safe(postgres_dsn: str) -> None:
     read = db("read-typed", "select * from typed where id = :id", {"id": "$.payload.id"})
     async with open_test_host(
@@ -138,6 +140,7 @@ async def test_values_come_back_json_safe(postgres_dsn: str) -> None:
     ]
 
 
+@KAFKA_FREE
 async def test_constraint_error_is_not_retried(postgres_dsn: str) -> None:
     bad = db(
         "bad-insert",
@@ -154,6 +157,7 @@ async def test_constraint_error_is_not_retried(postgres_dsn: str) -> None:
     assert "SQLSTATE 23505" in result.error.message
 
 
+@KAFKA_FREE
 async def test_unknown_connection_fails_at_start_up(postgres_dsn: str) -> None:
     node = effect(
         "q", effect_type="db", local=None, db={"connection": "reporting", "sql": "select 1"}
@@ -223,6 +227,7 @@ async def test_outage_is_retried_not_dead_lettered(
     assert 3 <= pool_size <= 6  # the floor restored (a refill may race one call's connection)
 
 
+@KAFKA_FREE
 def test_static_registry_rejects_duplicates() -> None:
     with pytest.raises(ContractError, match="given twice"):
         StaticRegistry([], [COUNT_USERS, COUNT_USERS])
@@ -232,6 +237,7 @@ def test_static_registry_rejects_duplicates() -> None:
     ("value", "what"),
     [(1.5, "a number with a fraction"), (True, "a boolean"), (2.0, "a number with a fraction")],
 )
+@KAFKA_FREE
 async def test_a_float_or_bool_is_not_coerced_into_an_integer_id(
     postgres_dsn: str, repo_contracts: Path, value: object, what: str
 ) -> None:
@@ -253,6 +259,7 @@ async def test_a_float_or_bool_is_not_coerced_into_an_integer_id(
     assert health.restarts == 0
 
 
+@KAFKA_FREE
 async def test_a_driver_error_names_the_parameter_as_the_contract_does(
     postgres_dsn: str, repo_contracts: Path
 ) -> None:
@@ -267,6 +274,7 @@ async def test_a_driver_error_names_the_parameter_as_the_contract_does(
     assert "$1" not in result.error.message
 
 
+@KAFKA_FREE
 async def test_values_of_the_wrong_type_fail_the_command_not_the_node(postgres_dsn: str) -> None:
     node = db(
         "typed-insert",
@@ -295,6 +303,7 @@ async def test_values_of_the_wrong_type_fail_the_command_not_the_node(postgres_d
     assert health.restarts == 0
 
 
+@KAFKA_FREE
 async def test_a_malformed_dsn_is_one_clear_error(repo_contracts: Path) -> None:
     query_user = FileRegistry(repo_contracts).node_contracts()["query-user"]
     with pytest.raises(BaseException) as info:  # noqa: PT011 - unwrapped below

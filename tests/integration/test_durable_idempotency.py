@@ -18,12 +18,13 @@ import trio
 from pydantic import SecretStr
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.http_server import RecordingServer, recording_server
+from tests.kafka_support import KAFKA_FREE
 
 from onex_actors.app import DatabaseSettings, HostConfig, HttpSettings, open_runtime_host
 from onex_actors.core import ConfigError, EnvelopeStatus, cmd_topic, encode_envelope, new_command
 from onex_actors.testing import open_test_host
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, KAFKA_FREE]
 
 DURABLE = {"retention_s": 3600, "max_entries": 1000}
 

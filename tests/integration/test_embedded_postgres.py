@@ -14,10 +14,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 import trio
+from tests.kafka_support import KAFKA_FREE
 
 from onex_actors.devinfra import EmbeddedPostgres
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, KAFKA_FREE]
 
 _HOST = """
 import sys

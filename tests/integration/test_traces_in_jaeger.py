@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from tests.integration.processes import REPO, kafka_env, onex, unique
-from tests.kafka_support import TEST_BROKER, TEST_CLIENT
+from tests.kafka_support import DEFAULT_TIER
 
 from onex_actors.core import cmd_topic, evt_topic
 from onex_actors.devinfra import LocalJaeger, jaeger_binary
@@ -25,7 +25,7 @@ from onex_actors.testing import host_process
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        TEST_BROKER != "kafka" or TEST_CLIENT != "kafka-python",
+        not DEFAULT_TIER,
         reason="runs once, in the default tier (Apache Kafka, the default client's tier)",
     ),
 ]

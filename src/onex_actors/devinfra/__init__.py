@@ -13,7 +13,9 @@ from ._client import command_topic_nodes as command_topic_nodes
 from ._client import follow as follow
 from ._client import request as request
 from ._embedded_postgres import EmbeddedPostgres as EmbeddedPostgres
+from ._jaeger import JAEGER_VERSION as JAEGER_VERSION
 from ._jaeger import LocalJaeger as LocalJaeger
+from ._jaeger import build_jaeger_in_background as build_jaeger_in_background
 from ._jaeger import jaeger_binary as jaeger_binary
 from ._local_kafka import LocalKafka as LocalKafka
 from ._local_kafka import SaslSslListener as SaslSslListener
@@ -26,6 +28,7 @@ from ._model_servers import LOCAL_EMBEDDING_MODEL as LOCAL_EMBEDDING_MODEL
 from ._model_servers import LocalModelServer as LocalModelServer
 
 __all__ = [
+    "JAEGER_VERSION",
     "LOCAL_CHAT_MODEL",
     "LOCAL_EMBEDDING_MODEL",
     "EmbeddedPostgres",
@@ -35,6 +38,7 @@ __all__ = [
     "LocalTansu",
     "SaslSslListener",
     "broker_answers",
+    "build_jaeger_in_background",
     "chat_runner_installed",
     "command_topic_nodes",
     "follow",
