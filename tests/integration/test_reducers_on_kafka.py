@@ -20,6 +20,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from tests.kafka_support import TEST_BROKER, NamespacedBus, new_namespace, open_test_kafka_bus
 
 from onex_actors.app import HostConfig
+from onex_actors.bridges.kafka._changelog import METADATA_BACKOFF_MS, prompt_metadata
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
     ConfigError,
@@ -234,6 +235,21 @@ async def test_a_changelog_with_other_partitions_stops_the_start(kafka_bootstrap
     assert isinstance(leaves[-1], ConfigError)
     assert "has 2 partitions but" in str(leaves[-1])
     assert "recreate the state topic with 4 partitions" in str(leaves[-1])
+
+
+def test_a_changelog_reader_asks_for_its_partitions_metadata_without_waiting(
+    kafka_bootstrap: str,
+) -> None:
+    """kafka-python waits 100 ms after its bootstrap before it asks for a new topic's
+    metadata; a changelog reader does not (``prompt_metadata``): this fails if a
+    kafka-python upgrade moves what it sets."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None)
+    try:
+        assert prompt_metadata(consumer)
+        consumer._cluster.request_update()  # a topic the reader did not know yet
+        assert consumer._cluster.ttl() <= METADATA_BACKOFF_MS
+    finally:
+        consumer.close()
 
 
 @pytest.mark.parametrize("mode", MODES)
