@@ -20,7 +20,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from tests.kafka_support import TEST_BROKER, NamespacedBus, new_namespace, open_test_kafka_bus
 
 from onex_actors.app import HostConfig
-from onex_actors.bridges.kafka._changelog import METADATA_BACKOFF_MS, prompt_metadata
+from onex_actors.bridges.kafka._metadata import METADATA_BACKOFF_MS, prompt_metadata
 from onex_actors.core import (
     PARTITION_KEY_HEADER,
     ConfigError,

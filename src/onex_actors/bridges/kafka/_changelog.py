@@ -22,11 +22,12 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from onex_actors.core import BusError, ConfigError, home_partition
 from onex_actors.runtime import Record
 
+from ._metadata import prompt_metadata
+
 __all__ = [
     "changelog_bounds",
     "newest_of_key",
     "prepare_changelogs",
-    "prompt_metadata",
     "read_changelog",
 ]
 
@@ -34,8 +35,6 @@ logger = logging.getLogger("onex_actors.kafka")
 
 READ_BATCH = 5_000
 """Records handed to the store per call while a partition is read back."""
-METADATA_BACKOFF_MS = 10
-"""The least time between two metadata requests of a changelog reader (kafka-python: 100)."""
 
 
 def prepare_changelogs(
@@ -153,25 +152,6 @@ def _reader(client_config: Mapping[str, Any], topic: str, partition: int) -> Kaf
     return reader
 
 
-def prompt_metadata(consumer: KafkaConsumer) -> bool:
-    """Let a new ``consumer`` ask for its partitions' metadata without waiting 100 ms.
-
-    kafka-python refreshes metadata at most once per ``retry_backoff_ms`` (100 ms), its
-    bootstrap included, and a partition of a topic the consumer does not know yet needs a
-    refresh: so a reader made for one partition waited 100 ms before it read anything (the
-    wait Kafka's Java client dropped in KAFKA-4024), and restoring a reducer's partitions,
-    one after the other, waited that long for each. kafka-python 3.0 also does not hand
-    the consumer's ``retry_backoff_ms`` to its metadata, so this sets the metadata's own
-    (``METADATA_BACKOFF_MS``). Return whether it could: a kafka-python without that
-    attribute is left as it is (the reader still works, 100 ms later).
-    """
-    config = getattr(getattr(consumer, "_cluster", None), "config", None)
-    if not isinstance(config, dict) or "retry_backoff_ms" not in config:
-        return False
-    config["retry_backoff_ms"] = METADATA_BACKOFF_MS
-    return True
-
-
 def changelog_bounds(
     client_config: Mapping[str, Any], topic: str, partition: int
 ) -> tuple[int, int]:
@@ -254,6 +234,7 @@ def newest_of_key(
         probe = KafkaConsumer(**client_config, group_id=None, enable_auto_commit=False)
     except (KafkaError, OSError, ValueError) as exc:
         raise BusError(f"cannot reach Kafka to read {topic}: {exc}") from None
+    prompt_metadata(probe)
     try:
         partitions = probe.partitions_for_topic(topic)
     finally:

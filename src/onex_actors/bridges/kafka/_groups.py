@@ -22,6 +22,8 @@ from kafka.structs import OffsetAndMetadata
 
 from onex_actors.core import BusError
 
+from ._metadata import prompt_metadata
+
 __all__ = ["GroupsSeen", "commit_group_offsets", "read_groups"]
 
 logger = logging.getLogger("onex_actors.kafka")
@@ -191,6 +193,7 @@ def _ends(
 ) -> tuple[dict[Partition, int], dict[str, int]]:
     """Log end offsets and partition counts of the existing ``topics``."""
     consumer = KafkaConsumer(enable_auto_commit=False, **client_config)
+    prompt_metadata(consumer)
     try:
         partitions: dict[str, int] = {}
         theirs = []
