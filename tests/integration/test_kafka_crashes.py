@@ -14,7 +14,7 @@ from tests.integration.processes import (
     write_contracts,
 )
 
-from onex_actors.testing import CommandStream, host_process
+from onex_actors.testing import CommandStream, default_host_log, host_process
 
 COMMANDS = 10_000
 
@@ -95,6 +95,8 @@ def test_sigterm_under_load_drains_and_a_restart_repeats_nothing(
             results.read_until(lambda r: len(r.by_cause) >= total // 5, timeout_s=120)
             host.send_signal(signal.SIGTERM)
             assert host.wait(timeout=60) == 0
+        stopped = default_host_log(runtime).read_text()
+        assert "runtime_stopped drained=True" in stopped, stopped[-3000:]  # not timed out
         results.read_to_end()
         answered_before = len(results.by_cause)
         with host_process(runtime, contracts, env):

@@ -134,3 +134,28 @@ async def test_a_kill_hands_envelopes_back_still_holding_their_keys(
     for key, order in answered.items():
         assert order == sorted(order), f"key {key}: {order}"
     assert Counter(len(host.results_of(c)) for c in commands) == {1: len(commands)}
+
+
+async def test_a_drain_ends_when_workers_waited_on_a_held_key(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Workers parked behind a key another worker holds are woken once the inbox is done.
+
+    The inbox is closed while one worker handles a key's first envelope and the others
+    wait for its next ones; before, nothing woke them once the last was handled, and a
+    SIGTERM waited out the whole shutdown timeout (``drained=False``).
+    """
+    handler = RandomDelays(5)
+    contracts = registry(effect("keyed"))  # ordering: key, concurrency 64
+    async with open_test_host(RUNTIME_ID, contracts=contracts, handlers={"keyed": handler}) as host:
+        commands = [
+            await host.send("keyed", {"i": i, "key": "k0"}, headers={"partition_key": "k0"})
+            for i in range(10)
+        ]
+        await trio.lowlevel.checkpoint()  # a worker holds k0; the others wait behind it
+        runtime = host.host.runtime
+        assert runtime is not None
+        started = trio.current_time()
+        assert await runtime.drain(30)
+        assert trio.current_time() - started < 5  # ten envelopes of at most 0.2 s each
+    assert Counter(len(host.results_of(c)) for c in commands) == {1: len(commands)}

@@ -133,6 +133,9 @@ class Inbox:
             queue.release(key)
         if queue.ready > ready:
             self._waiting.unpark(count=queue.ready - ready)
+        elif self.closed and not len(queue):
+            # workers parked behind a key held until now would wait forever: the end
+            self._waiting.unpark_all()
 
     def close(self) -> None:
         """Take no more items; workers finish what is queued, then see the end."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -10,13 +11,15 @@ import trio
 from onex_actors.core import ConfigError, RoutingTable
 
 from ._actor import NodeActor
-from ._health import RuntimeHealth
+from ._health import NodeStatus, RuntimeHealth
 from ._outbox import Outbox, RuntimeLog
 from ._ports import Handler
 from ._supervisor import supervise
 from ._tracing import Tracer
 
 __all__ = ["NodeRuntime", "open_node_runtime"]
+
+logger = logging.getLogger("onex_actors.runtime")
 
 
 class NodeRuntime:
@@ -92,6 +95,20 @@ class NodeRuntime:
             actor.inbox.close()
         with trio.move_on_after(timeout_s):
             await self._finished.wait()
+        if not self._finished.is_set():
+            for actor in self.actors.values():
+                if actor.status is not NodeStatus.STOPPED:
+                    logger.warning(
+                        "node %s not drained after %g s: %s, %d queued (%d ready), %d in "
+                        "flight, %d to redo",
+                        actor.node_id,
+                        timeout_s,
+                        actor.status.value,
+                        len(actor.inbox),
+                        actor.inbox.items.ready,
+                        len(actor.in_flight),
+                        len(actor.redo),
+                    )
         return self._finished.is_set()
 
 
