@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -23,7 +25,6 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from tests.integration.kafka_records import create_topics, produce
 from tests.integration.processes import REPO, echo_tree, kafka_env
-from tests.integration.test_moving_a_node import _free_port
 
 from onex_actors.core import evt_topic
 from onex_actors.testing import HOST_COMMAND, host_process, read_line
@@ -78,7 +79,7 @@ def test_two_workers_share_the_group_survive_a_kill_and_stop_together(
 ) -> None:
     node, runtime, contracts = echo_tree(tmp_path, "workers")
     create_topics(kafka_bootstrap, node)
-    port = _free_port()
+    port = _two_free_ports()  # worker i listens on port + i
     env = kafka_env(kafka_bootstrap, ONEX_HTTP__LISTEN=f"127.0.0.1:{port}")
     seen: list[str] = []
     log = tmp_path / "hosts.log"
@@ -112,6 +113,28 @@ def test_two_workers_share_the_group_survive_a_kill_and_stop_together(
     assert "[worker 0] received SIGTERM: draining" in rest
     assert "[worker 1] received SIGTERM: draining" in rest
     assert f"runtime {runtime} stopped (2 workers)" in rest
+
+
+def _two_free_ports() -> int:
+    """A port that, with the next one, nothing listens on, below the ephemeral range.
+
+    Worker 1 listens on worker 0's port + 1. A port the kernel handed out (bind to 0)
+    lies in the ephemeral range, where its neighbour may be any client connection's
+    local port at the moment (a CI run saw worker 1 fail with "Address already in use");
+    below that range only listeners take ports, and both are checked free.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    chooser = random.Random()
+    for _ in range(100):
+        port = chooser.randrange(10_000, low - 2)
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no two free ports in 10000-{low - 1} after 100 tries")
 
 
 def _why_not_two(parent: subprocess.Popen[str], workers: list[int], log: Path) -> str:
