@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import pytest
 import trio
+import trio.testing
 from pydantic import JsonValue
 from tests.contracts import RUNTIME_ID, effect, registry
 from tests.handlers import ScriptedHandler
@@ -136,6 +137,21 @@ async def test_a_kill_hands_envelopes_back_still_holding_their_keys(
     assert Counter(len(host.results_of(c)) for c in commands) == {1: len(commands)}
 
 
+class HoldsTheFirst(ScriptedHandler):
+    """Holds envelope 0 until ``release`` is set; answers the others at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = trio.Event()
+        self.release = trio.Event()
+
+    async def behave(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        if envelope.payload["i"] == 0:
+            self.holding.set()
+            await self.release.wait()
+        return envelope.payload
+
+
 async def test_a_drain_ends_when_workers_waited_on_a_held_key(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -145,17 +161,29 @@ async def test_a_drain_ends_when_workers_waited_on_a_held_key(
     wait for its next ones; before, nothing woke them once the last was handled, and a
     SIGTERM waited out the whole shutdown timeout (``drained=False``).
     """
-    handler = RandomDelays(5)
+    handler = HoldsTheFirst()
     contracts = registry(effect("keyed"))  # ordering: key, concurrency 64
     async with open_test_host(RUNTIME_ID, contracts=contracts, handlers={"keyed": handler}) as host:
         commands = [
             await host.send("keyed", {"i": i, "key": "k0"}, headers={"partition_key": "k0"})
             for i in range(10)
         ]
-        await trio.lowlevel.checkpoint()  # a worker holds k0; the others wait behind it
         runtime = host.host.runtime
         assert runtime is not None
+        inbox = runtime.actor("keyed").inbox
+        await handler.holding.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        assert inbox.received == len(commands)  # all queued: nothing is put after the close
+        drained: list[bool] = []
+
+        async def drain() -> None:
+            drained.append(await runtime.drain(30))
+
         started = trio.current_time()
-        assert await runtime.drain(30)
-        assert trio.current_time() - started < 5  # ten envelopes of at most 0.2 s each
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            await trio.sleep(0.001)  # closed, k0 held, nine envelopes behind it
+            handler.release.set()
+        assert drained == [True]
+        assert trio.current_time() - started < 1
     assert Counter(len(host.results_of(c)) for c in commands) == {1: len(commands)}
