@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from tests.integration.processes import REPO
 from tests.kafka_support import (
     DEFAULT_TIER,
     KAFKA_FREE,
@@ -32,7 +33,6 @@ from onex_actors.devinfra import (
     local_broker,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 _BACKGROUND_BUILDS: list[subprocess.Popen[bytes]] = []
 
 

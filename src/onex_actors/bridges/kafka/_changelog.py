@@ -24,12 +24,7 @@ from onex_actors.runtime import Record
 
 from ._metadata import prompt_metadata
 
-__all__ = [
-    "changelog_bounds",
-    "newest_of_key",
-    "prepare_changelogs",
-    "read_changelog",
-]
+__all__ = ["changelog_bounds", "newest_of_key", "prepare_changelogs", "read_changelog"]
 
 logger = logging.getLogger("onex_actors.kafka")
 
