@@ -1,4 +1,4 @@
-"""Two kafka-python 3.0 consumer bugs that stop consumption, and our repairs for them."""
+"""kafka-python 3.0 consumer bugs that stop consumption or skip records, and our repairs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.structs import OffsetAndMetadata
 from tests.kafka_support import SESSION_TIMEOUT_MS
 
 from onex_actors.bridges.kafka._repairs import repair_consumer
@@ -131,3 +132,70 @@ def test_a_join_finishing_between_polls_is_collected_not_replaced(kafka_bootstra
         consumer.close()
     assert received == 1
     assert generation <= 1
+
+
+def test_a_partition_kept_across_an_eager_rebalance_is_read_again_from_its_commit(
+    kafka_bootstrap: str,
+) -> None:
+    """Unrepaired, the member kept reading where it had fetched to (offset 50), past the
+    records after its commit (10..49): voided at the revocation, they were never read again."""
+    topic = f"kept-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for partition in (0, 1):
+        for _ in range(50):
+            producer.send(topic, b"x", partition=partition)
+    producer.close()
+
+    def member() -> KafkaConsumer:
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=topic,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 10,
+        )
+        repair_consumer(consumer)
+        return consumer
+
+    first = member()
+    read: dict[int, list[int]] = {0: [], 1: []}
+    deadline = time.monotonic() + 30
+    while min(len(offsets) for offsets in read.values()) < 50 and time.monotonic() < deadline:
+        for tp, records in first.poll(timeout_ms=200).items():
+            read[tp.partition] += [r.offset for r in records]
+    assert read == {0: list(range(50)), 1: list(range(50))}
+    first.commit({TopicPartition(topic, p): OffsetAndMetadata(10, "", -1) for p in (0, 1)})
+
+    second = member()
+    joined = threading.Event()
+    stop = threading.Event()
+
+    def second_polls() -> None:
+        while not stop.is_set():
+            second.poll(timeout_ms=100)
+            if second.assignment():
+                joined.set()
+
+    poller = threading.Thread(target=second_polls)
+    poller.start()
+    again: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (joined.is_set() and again) and time.monotonic() < deadline:
+            for records in first.poll(timeout_ms=200).values():
+                again += [r.offset for r in records]
+        kept = first.assignment()
+    finally:
+        stop.set()
+        poller.join()
+        second.close()
+        first.close()
+    assert len(kept) == 1
+    assert again[:1] == [10]

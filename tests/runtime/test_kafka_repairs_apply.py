@@ -9,12 +9,19 @@ import kafka
 import kafka.coordinator.base
 import pytest
 from kafka.consumer.fetcher import Fetcher
+from kafka.consumer.subscription_state import SubscriptionState
 from kafka.coordinator.consumer import ConsumerCoordinator
 
 from onex_actors.bridges.kafka import _repairs as repairs
 from onex_actors.bridges.kafka._repairs import REPAIRS_WRITTEN_FOR, repair_consumer
 
-REPAIRS = {"parked_partitions", "uncollected_join", "discarded_join", "unreadable_batch"}
+REPAIRS = {
+    "parked_partitions",
+    "uncollected_join",
+    "discarded_join",
+    "unreadable_batch",
+    "kept_positions",
+}
 
 
 def test_the_internals_the_repairs_patch_are_in_the_pinned_kafka_python() -> None:
@@ -27,6 +34,9 @@ def test_the_internals_the_repairs_patch_are_in_the_pinned_kafka_python() -> Non
     assert callable(ConsumerCoordinator.need_rejoin)
     assert callable(ConsumerCoordinator.join_group_async)
     assert "self._join_task" in inspect.getsource(kafka.coordinator.base)
+    assert callable(ConsumerCoordinator._on_join_prepare_async)
+    assert callable(SubscriptionState.assign_from_subscribed)
+    assert "self._rebalance_protocol" in inspect.getsource(ConsumerCoordinator)
 
 
 def test_each_repair_says_whether_it_applied(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,8 +47,13 @@ def test_each_repair_says_whether_it_applied(monkeypatch: pytest.MonkeyPatch) ->
             _paused_partition_records={},
         ),
         _coordinator=SimpleNamespace(
-            _join_task=None, need_rejoin=lambda: False, join_group_async=None
+            _join_task=None,
+            need_rejoin=lambda: False,
+            join_group_async=None,
+            _on_join_prepare_async=None,
+            _rebalance_protocol=None,
         ),
+        _subscription=SimpleNamespace(assign_from_subscribed=None),
     )
     assert repair_consumer(internals) == dict.fromkeys(REPAIRS, True)  # type: ignore[arg-type]
     warned: list[str] = []

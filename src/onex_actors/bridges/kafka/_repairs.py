@@ -1,6 +1,6 @@
-"""Repairs for four kafka-python 3.0 consumer bugs that silently stop consumption.
+"""Repairs for five kafka-python 3.0 consumer bugs that stop consumption or skip records.
 
-Each leaves the consumer polling, healthy and silent, while records wait:
+The first four leave the consumer polling, healthy and silent, while records wait:
 
 1. **A resumed partition is never fetched again.** When a partition is paused while
    part of a fetched batch is unread, the fetcher parks the rest of the batch and
@@ -28,6 +28,19 @@ Each leaves the consumer polling, healthy and silent, while records wait:
    naming the partition and offset, with the slot emptied; the caller dead-letters
    that offset and seeks past it.
 
+The fifth skips records:
+
+5. **A partition kept across an eager rebalance goes on from where it was fetched.**
+   Under the eager protocol every partition is revoked before the JoinGroup, so the
+   runtime voids the records of each that are in flight; Kafka's Java consumer then
+   wipes every partition's position (``assignFromSubscribed(emptySet())``), and a
+   partition the member is given back is read again from its last commit. kafka-python
+   keeps the position of a partition it is given back, so its voided records are never
+   read again, and a commit past them skips them (a reducer lost a command at least
+   once: neither answered nor folded). Repair: after the revocation, the assignment is
+   emptied as Java's is; the positions of the partitions given back are fetched from
+   the group's commits.
+
 ``tests/integration/test_kafka_repairs.py`` reproduces them against a real broker.
 Drop each repair once kafka-python fixes it.
 """
@@ -41,6 +54,7 @@ from typing import Any, Final
 
 import kafka
 from kafka import KafkaConsumer
+from kafka.coordinator.assignors.abstract import RebalanceProtocol
 
 __all__ = ["REPAIRS_WRITTEN_FOR", "UnreadableRecord", "repair_consumer"]
 
@@ -75,6 +89,7 @@ def repair_consumer(consumer: KafkaConsumer) -> dict[str, bool]:
         "uncollected_join": _repair_uncollected_join(consumer),
         "discarded_join": _repair_discarded_join(consumer),
         "unreadable_batch": _repair_unreadable_batch(consumer),
+        "kept_positions": _repair_kept_positions(consumer),
     }
     missing = [name for name, done in applied.items() if not done]
     if missing:
@@ -179,4 +194,30 @@ def _repair_unreadable_batch(consumer: KafkaConsumer) -> bool:
             raise UnreadableRecord(tp.topic, tp.partition, offset, exc) from exc
 
     fetcher.fetched_records = fetched_records_repaired
+    return True
+
+
+def _repair_kept_positions(consumer: KafkaConsumer) -> bool:
+    coordinator = getattr(consumer, "_coordinator", None)
+    subscription = getattr(consumer, "_subscription", None)
+    if (
+        coordinator is None
+        or subscription is None
+        or not hasattr(coordinator, "_on_join_prepare_async")
+        or not hasattr(coordinator, "_rebalance_protocol")
+        or not hasattr(subscription, "assign_from_subscribed")
+    ):
+        return False
+    prepare: Callable[..., Any] = coordinator._on_join_prepare_async
+
+    @functools.wraps(prepare)
+    async def prepare_repaired(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await prepare(*args, **kwargs)
+        finally:
+            eager = coordinator._rebalance_protocol == RebalanceProtocol.EAGER
+            if eager and subscription.partitions_auto_assigned():
+                subscription.assign_from_subscribed([])
+
+    coordinator._on_join_prepare_async = prepare_repaired
     return True
