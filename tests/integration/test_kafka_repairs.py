@@ -17,8 +17,9 @@ from onex_actors.bridges.kafka._repairs import repair_consumer
 BIG, SMALL = 200, 20
 
 
-def fill_two_partitions(bootstrap: str) -> str:
-    topic = f"fetcher-fix-{uuid.uuid4().hex[:8]}"
+def fill_two_partitions(bootstrap: str, counts: tuple[int, int] = (BIG, SMALL)) -> str:
+    """A new topic of two partitions holding ``counts`` records of 100 bytes."""
+    topic = f"two-partitions-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics([NewTopic(topic, 2, 1)])
@@ -26,7 +27,7 @@ def fill_two_partitions(bootstrap: str) -> str:
         admin.close()
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
-        for partition, count in ((0, BIG), (1, SMALL)):
+        for partition, count in enumerate(counts):
             for _ in range(count):
                 producer.send(topic, b"x" * 100, partition=partition)
         producer.flush()
@@ -104,15 +105,11 @@ def test_topics_appearing_during_a_rejoin_all_end_up_assigned(kafka_bootstrap: s
         assert seen == set(topics)
 
 
-def test_a_join_finishing_between_polls_is_collected_not_replaced(kafka_bootstrap: str) -> None:
-    """Unrepaired, the member sent a new JoinGroup at every poll (32 generations in 10 s)."""
-    topic = f"between-polls-{uuid.uuid4().hex[:8]}"
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    producer.send(topic, b"x")
-    producer.close()
+def group_member(bootstrap: str, topic: str) -> KafkaConsumer:
+    """A repaired consumer of ``topic`` in the group named after it (not yet joined)."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=kafka_bootstrap,
+        bootstrap_servers=bootstrap,
         group_id=topic,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -120,6 +117,16 @@ def test_a_join_finishing_between_polls_is_collected_not_replaced(kafka_bootstra
         heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
     )
     repair_consumer(consumer)
+    return consumer
+
+
+def test_a_join_finishing_between_polls_is_collected_not_replaced(kafka_bootstrap: str) -> None:
+    """Unrepaired, the member sent a new JoinGroup at every poll (32 generations in 10 s)."""
+    topic = f"between-polls-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(topic, b"x")
+    producer.close()
+    consumer = group_member(kafka_bootstrap, topic)
     received = 0
     deadline = time.monotonic() + 20
     try:
@@ -139,32 +146,8 @@ def test_a_partition_kept_across_an_eager_rebalance_is_read_again_from_its_commi
 ) -> None:
     """Unrepaired, the member kept reading where it had fetched to (offset 50), past the
     records after its commit (10..49): voided at the revocation, they were never read again."""
-    topic = f"kept-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        admin.close()
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    for partition in (0, 1):
-        for _ in range(50):
-            producer.send(topic, b"x", partition=partition)
-    producer.close()
-
-    def member() -> KafkaConsumer:
-        consumer = KafkaConsumer(
-            topic,
-            bootstrap_servers=kafka_bootstrap,
-            group_id=topic,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 10,
-        )
-        repair_consumer(consumer)
-        return consumer
-
-    first = member()
+    topic = fill_two_partitions(kafka_bootstrap, (50, 50))
+    first = group_member(kafka_bootstrap, topic)
     read: dict[int, list[int]] = {0: [], 1: []}
     deadline = time.monotonic() + 30
     while min(len(offsets) for offsets in read.values()) < 50 and time.monotonic() < deadline:
@@ -173,7 +156,7 @@ def test_a_partition_kept_across_an_eager_rebalance_is_read_again_from_its_commi
     assert read == {0: list(range(50)), 1: list(range(50))}
     first.commit({TopicPartition(topic, p): OffsetAndMetadata(10, "", -1) for p in (0, 1)})
 
-    second = member()
+    second = group_member(kafka_bootstrap, topic)
     joined = threading.Event()
     stop = threading.Event()
 
