@@ -36,6 +36,7 @@ def test_the_internals_the_repairs_patch_are_in_the_pinned_kafka_python() -> Non
     assert "self._join_task" in inspect.getsource(kafka.coordinator.base)
     assert callable(ConsumerCoordinator._on_join_prepare_async)
     assert callable(SubscriptionState.assign_from_subscribed)
+    assert callable(SubscriptionState.partitions_auto_assigned)
     assert "self._rebalance_protocol" in inspect.getsource(ConsumerCoordinator)
 
 
@@ -53,7 +54,7 @@ def test_each_repair_says_whether_it_applied(monkeypatch: pytest.MonkeyPatch) ->
             _on_join_prepare_async=None,
             _rebalance_protocol=None,
         ),
-        _subscription=SimpleNamespace(assign_from_subscribed=None),
+        _subscription=SimpleNamespace(assign_from_subscribed=None, partitions_auto_assigned=None),
     )
     assert repair_consumer(internals) == dict.fromkeys(REPAIRS, True)  # type: ignore[arg-type]
     warned: list[str] = []

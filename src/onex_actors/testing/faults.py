@@ -242,13 +242,18 @@ def _said_lost(log: Path, wait_s: float) -> bool:
         time.sleep(0.2)  # polling another process's log
 
 
-def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioResult:
+def second_host(
+    lab: FaultLab, commands: int, stream_s: float = 20, *, kill_after_s: float | None = None
+) -> ScenarioResult:
     """Run a second host that joins mid-stream and is then killed: two rebalances.
 
     Commands arrive steadily over ``stream_s``, so results should flow all along; the
     longest gap after the second host starts, in which no result was produced at all,
     is what the rebalances cost (kill -9 adds the session timeout for the partitions
-    the dead host held, unless the survivor's keep flowing meanwhile).
+    the dead host held, unless the survivor's keep flowing meanwhile). The second host
+    is killed once half the commands are answered, or ``kill_after_s`` after it is
+    ready: in the middle of its first rebalance, while the first host's records are in
+    flight on the partitions it keeps.
     """
     setup = lab.echo("join")
     reader = lab.reader(setup)
@@ -260,7 +265,10 @@ def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
         with lab.host(setup) as second:
             started = time.time()
             joined_at = reader.answered(stream.sent())
-            _wait_for_answers(lab, reader, stream, commands // 2)
+            if kill_after_s is None:
+                _wait_for_answers(lab, reader, stream, commands // 2)
+            else:
+                time.sleep(kill_after_s)  # the fault itself: killed this long after ready
             second.send_signal(signal.SIGKILL)
             killed = time.time()
             second.wait()
@@ -276,8 +284,11 @@ def second_host(lab: FaultLab, commands: int, stream_s: float = 20) -> ScenarioR
         f"from {gap_at - started:.1f} s after the join; every partition answered again "
         f"{takeover:.1f} s after the kill ({lab.client})"
     )
+    name = "second host joins, then kill -9"
+    if kill_after_s is not None:
+        name += f" {kill_after_s:g} s after it is ready"
     return ScenarioResult(
-        "second host joins, then kill -9",
+        name,
         report,
         note,
         survived,

@@ -206,6 +206,7 @@ def _repair_kept_positions(consumer: KafkaConsumer) -> bool:
         or not hasattr(coordinator, "_on_join_prepare_async")
         or not hasattr(coordinator, "_rebalance_protocol")
         or not hasattr(subscription, "assign_from_subscribed")
+        or not hasattr(subscription, "partitions_auto_assigned")
     ):
         return False
     prepare: Callable[..., Any] = coordinator._on_join_prepare_async
