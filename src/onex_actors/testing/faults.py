@@ -252,8 +252,8 @@ def second_host(
     is what the rebalances cost (kill -9 adds the session timeout for the partitions
     the dead host held, unless the survivor's keep flowing meanwhile). The second host
     is killed once half the commands are answered, or ``kill_after_s`` after it is
-    ready: in the middle of its first rebalance, while the first host's records are in
-    flight on the partitions it keeps.
+    ready (a fraction of a second: during its first rebalance, while the first host's
+    records are in flight on the partitions it keeps).
     """
     setup = lab.echo("join")
     reader = lab.reader(setup)
