@@ -182,7 +182,7 @@ async def test_a_drain_ends_when_workers_waited_on_a_held_key(
         started = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(drain)
-            await trio.sleep(0.001)  # closed, k0 held, nine envelopes behind it
+            await trio.testing.wait_all_tasks_blocked()  # closed, k0 held, nine behind it
             handler.release.set()
         assert drained == [True]
         assert trio.current_time() - started < 1
