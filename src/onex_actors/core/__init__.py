@@ -3,6 +3,9 @@
 Nothing here does I/O or imports trio, kafka, httpx2 or asyncpg; a test enforces it.
 """
 
+from ._as_text import time_text as time_text
+from ._as_text import uuid_bytes as uuid_bytes
+from ._as_text import uuid_text as uuid_text
 from ._asyncapi import asyncapi_document as asyncapi_document
 from ._cel import CelExpression as CelExpression
 from ._cel import ExpressionFailed as ExpressionFailed
@@ -315,6 +318,9 @@ __all__ = [
     "state_topic",
     "stored_key",
     "then_loops",
+    "time_text",
     "timer_command",
     "trace_context",
+    "uuid_bytes",
+    "uuid_text",
 ]

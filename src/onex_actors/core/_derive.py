@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from pydantic import JsonValue, TypeAdapter
 
+from ._as_text import uuid_bytes
 from ._envelope import (
     GLOBAL_TENANT,
     EnvelopeStatus,
@@ -337,7 +338,7 @@ def log_envelope(
 def record_key(envelope: OnexEnvelope) -> bytes:
     """Kafka record key: the ``partition_key`` header if set, else the correlation id."""
     key = envelope.headers.get(PARTITION_KEY_HEADER)
-    return (key if key is not None else str(envelope.correlation_id)).encode()
+    return key.encode() if key is not None else uuid_bytes(envelope.correlation_id)
 
 
 TRACE_HEADERS: Final = ("traceparent", "tracestate")
@@ -358,11 +359,11 @@ def record_key_and_headers(
     envelope: OnexEnvelope,
 ) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
     """:func:`record_key` and :func:`record_headers` at once (each id turned to text once)."""
-    correlation = str(envelope.correlation_id).encode()
+    correlation = uuid_bytes(envelope.correlation_id)
     carried = envelope.headers
     key = carried.get(PARTITION_KEY_HEADER) if carried else None
     headers: tuple[tuple[str, bytes], ...] = (
-        ("envelope_id", str(envelope.envelope_id).encode()),
+        ("envelope_id", uuid_bytes(envelope.envelope_id)),
         ("correlation_id", correlation),
         ("type", _TYPE_BYTES[envelope.type]),
     )

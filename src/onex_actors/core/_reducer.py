@@ -18,6 +18,7 @@ import attrs
 import msgspec
 from pydantic import JsonValue
 
+from ._as_text import time_text, uuid_text
 from ._cel import REDUCER_VARIABLES as _VARIABLES
 from ._cel import CelExpression, ExpressionFailed, compile_expression
 from ._compute import envelope_variables
@@ -263,7 +264,7 @@ class Reducer:
     ) -> Decision:
         """Fold ``envelope`` (of ``key``, read at ``ctx``) into ``state`` (``None``: none yet)."""
         before = state if state is not None else KeyState(self.initial)
-        envelope_id = str(envelope.envelope_id)
+        envelope_id = uuid_text(envelope.envelope_id)
         if holds(before, envelope_id, ctx):
             return Decision(
                 key, before, False, {"key": key, "state": dict(before.value), "duplicate": True}
@@ -278,7 +279,7 @@ class Reducer:
                 key, before, False, {"key": key, "state": dict(before.value), "stale_timer": True}
             )
         current = before.value
-        at = envelope.created_at.isoformat()
+        at = time_text(envelope.created_at)
         ttl = self.contract.state.ttl_s
         if ttl is not None and _older_than(before.changed_at, envelope.created_at, ttl):
             current = self.initial

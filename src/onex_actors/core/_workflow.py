@@ -25,6 +25,7 @@ from typing import Final
 import attrs
 from pydantic import JsonValue, TypeAdapter
 
+from ._as_text import time_text, uuid_text
 from ._cel import WORKFLOW_VARIABLES, CelExpression, ExpressionFailed, compile_expression
 from ._derive import EVENT_OF_HEADER, PARTITION_KEY_HEADER, trace_context
 from ._envelope import (
@@ -167,7 +168,7 @@ class WorkflowEngine:
         self, state: KeyState | None, envelope: OnexEnvelope, ctx: ReduceContext
     ) -> WorkflowDecision:
         """Fold ``envelope`` (read at ``ctx``) into its instance ``state`` (``None``: none yet)."""
-        envelope_id = str(envelope.envelope_id)
+        envelope_id = uuid_text(envelope.envelope_id)
         if state is not None and holds(state, envelope_id, ctx):
             return self._held(state, envelope, ctx)
         headers = envelope.headers
@@ -252,10 +253,10 @@ class WorkflowEngine:
             "status": "running",
             "version": self.contract.version,
             "start": {
-                "envelope_id": str(start.envelope_id),
-                "correlation_id": str(start.correlation_id),
+                "envelope_id": uuid_text(start.envelope_id),
+                "correlation_id": uuid_text(start.correlation_id),
                 "tenant_id": start.tenant_id,
-                "created_at": start.created_at.isoformat(),
+                "created_at": time_text(start.created_at),
                 "trace": trace,
             },
             "input": dict(start.payload),
@@ -309,7 +310,7 @@ class WorkflowEngine:
                 else:
                     instance["status"] = "completed"
                     instance["output"] = output
-                    instance["ended_at"] = at.isoformat()
+                    instance["ended_at"] = time_text(at)
                     return commands, self._answer(instance, at)
         if instance["status"] == "failing" and not any(
             _status(steps, n) in _BUSY for n in self.steps
@@ -330,7 +331,7 @@ class WorkflowEngine:
             else:
                 instance["status"] = "compensated"
         if instance["status"] in ENDED:
-            instance["ended_at"] = at.isoformat()
+            instance["ended_at"] = time_text(at)
             return commands, self._answer(instance, at)
         return commands, None
 
@@ -380,9 +381,9 @@ class WorkflowEngine:
         record.update(
             status="running",
             attempts=attempt,
-            command=str(command.envelope_id),
-            deadline=(at + timedelta(seconds=step.timeout_s)).isoformat(),
-            sent_at=at.isoformat(),
+            command=uuid_text(command.envelope_id),
+            deadline=time_text(at + timedelta(seconds=step.timeout_s)),
+            sent_at=time_text(at),
         )
         commands.append(command)
 
@@ -406,9 +407,9 @@ class WorkflowEngine:
         record.update(
             status="compensating",
             undo_attempts=attempt,
-            command=str(command.envelope_id),
+            command=uuid_text(command.envelope_id),
             deadline=(at + timedelta(seconds=step.compensate.timeout_s)).isoformat(),
-            undo_sent_at=at.isoformat(),
+            undo_sent_at=time_text(at),
         )
         commands.append(command)
 
@@ -757,7 +758,7 @@ def _with(
     deadline: str | None,
 ) -> KeyState:
     recent = (*(state.recent if state is not None else ()), envelope_id)[-_RECENT:]
-    return KeyState(instance, ctx.partition, ctx.offset, recent, at.isoformat(), deadline)
+    return KeyState(instance, ctx.partition, ctx.offset, recent, time_text(at), deadline)
 
 
 @functools.lru_cache(maxsize=4096)

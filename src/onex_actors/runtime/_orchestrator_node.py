@@ -37,6 +37,7 @@ from onex_actors.core import (
     home_partition,
     result_command,
     stored_key,
+    uuid_text,
 )
 
 from ._health import STEP_BUCKETS_S, Durations
@@ -222,7 +223,7 @@ class OrchestratorHandler:
             named = command.payload.get("key")
             if isinstance(named, str) and named:
                 return named
-        return str(command.correlation_id)
+        return uuid_text(command.correlation_id)
 
     def state_of(self, key: str, tenant: str = GLOBAL_TENANT) -> dict[str, JsonValue] | None:
         """Return instance ``key``'s (a correlation id) newest snapshot here, if any."""
