@@ -120,9 +120,15 @@ class StateRestorer:
         are void here (the reducer answers nothing for a partition it does not hold).
         """
         by_topic = self.by_topic
-        for tp in {r.topic_partition for r in records if r.topic in by_topic}:
-            handler = by_topic[tp.topic]
-            if tp.partition not in handler.store.owned and tp not in self._gone:
+        if not by_topic:
+            return
+        # (topic, partition) pairs, not a TopicPartition per record: this runs for every slice
+        for topic, partition in {(r.topic, r.partition) for r in records}:
+            handler = by_topic.get(topic)
+            if handler is None or partition in handler.store.owned:
+                continue
+            tp = TopicPartition(topic, partition)
+            if tp not in self._gone:
                 await self.restore(handler, tp)
 
     async def restore(self, handler: KeyedNode, tp: TopicPartition) -> None:
