@@ -362,24 +362,13 @@ class ConfluentProducerBridge:
     def _produce(self, record: OutboundRecord, settling: Settling | None, index: int) -> None:
         assert self._producer is not None
         topic = record.topic
+        options: dict[str, Any] = {"on_delivery": partial(self._delivered, settling, index, topic)}
+        if record.headers:  # none on a state record: an empty list still costs librdkafka
+            options["headers"] = list(record.headers)
+        if record.partition is not None:
+            options["partition"] = record.partition
         try:
-            if record.partition is None:
-                self._producer.produce(
-                    topic,
-                    record.value,
-                    record.key,
-                    headers=list(record.headers),
-                    on_delivery=partial(self._delivered, settling, index, topic),
-                )
-            else:
-                self._producer.produce(
-                    topic,
-                    record.value,
-                    record.key,
-                    partition=record.partition,
-                    headers=list(record.headers),
-                    on_delivery=partial(self._delivered, settling, index, topic),
-                )
+            self._producer.produce(topic, record.value, record.key, **options)
         except KafkaException as exc:
             self._acknowledge(settling, index, exc.args[0], topic)
 
