@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Final
 
-import attrs
 import msgspec
 from pydantic import JsonValue
 
@@ -88,8 +87,7 @@ def timer_command(
 _TIMERS: Final = uuid.UUID("0b1e7a1c-5e3f-4d6a-9a57-71e5c0de7133")
 
 
-@attrs.frozen
-class KeyState:
+class KeyState(msgspec.Struct, frozen=True):
     """One key's state, with what it already holds: the changelog record's value."""
 
     value: Mapping[str, JsonValue]
@@ -164,16 +162,14 @@ class KeyState:
         return cls(value, partition, offset, tuple(str(i) for i in recent), changed_at, deadline)
 
 
-@attrs.frozen
-class ReduceContext:
+class ReduceContext(msgspec.Struct, frozen=True):
     """Where a command was read: partition and offset (``None`` when not read from a log)."""
 
     partition: int | None = None
     offset: int | None = None
 
 
-@attrs.frozen
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """What a command does to its key: the new state, its answer and its intents."""
 
     key: str

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-import attrs
+import msgspec
 from pydantic import JsonValue, TypeAdapter
 
 from ._as_text import time_text, uuid_text
@@ -104,8 +104,7 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
     )
 
 
-@attrs.frozen
-class WorkflowDecision:
+class WorkflowDecision(msgspec.Struct, frozen=True):
     """What one command does to an instance."""
 
     state: KeyState | None
@@ -124,8 +123,7 @@ class WorkflowDecision:
     """The step attempts this command ended (a result, or a timeout)."""
 
 
-@attrs.frozen
-class StepTiming:
+class StepTiming(msgspec.Struct, frozen=True):
     """One step attempt that ended: how, and how long after its command was sent.
 
     ``seconds`` runs from the command's time to the result's (the step node's clock) or

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
 import attrs
+import msgspec
 from pydantic import JsonValue
 
 from onex_actors.core import HandlerError, OnexEnvelope, TopicPattern
@@ -83,8 +84,7 @@ class BatchHandler(Handler, Protocol):
         ...
 
 
-@attrs.frozen
-class PureOutcome:
+class PureOutcome(msgspec.Struct, frozen=True):
     """A pure node's answer to one command: its result payload and the commands it sends."""
 
     payload: Mapping[str, JsonValue] | None
@@ -121,16 +121,14 @@ class PureHandler(Handler, Protocol):
         ...
 
 
-@attrs.frozen(order=True)
-class TopicPartition:
+class TopicPartition(msgspec.Struct, frozen=True, order=True):
     """One partition of one topic."""
 
     topic: str
     partition: int
 
 
-@attrs.frozen
-class Record:
+class Record(msgspec.Struct, frozen=True):
     """A record read from a bus, with where it was read from."""
 
     topic: str
@@ -153,8 +151,7 @@ class Record:
         return f"topic {self.topic} partition {self.partition} offset {self.offset}"
 
 
-@attrs.frozen
-class OutboundRecord:
+class OutboundRecord(msgspec.Struct, frozen=True):
     """A record to produce."""
 
     topic: str

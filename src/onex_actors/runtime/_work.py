@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
-import attrs
 import trio
+from msgspec import structs
 from pydantic import JsonValue, ValidationError
 
 from onex_actors.core import (
@@ -501,7 +501,7 @@ class NodeWork:
         """
         reply_to = item.envelope.headers.get(REPLY_TO_HEADER)
         topic = self.hosted.reply_topics.get(reply_to) if reply_to is not None else None
-        return [] if topic is None else [attrs.evolve(result, topic=topic)]
+        return [] if topic is None else [structs.replace(result, topic=topic)]
 
     def _then_again(self, item: WorkItem, previous: OutboundRecord) -> list[OutboundRecord]:
         """Build again the command ``then`` forwarded with ``previous`` (an ``ok`` answer).
@@ -526,7 +526,7 @@ class NodeWork:
         for command, topic, partition in pure.commands:
             record = self.outbox.encode(command, topic)
             records.append(
-                record if partition is None else attrs.evolve(record, partition=partition)
+                record if partition is None else structs.replace(record, partition=partition)
             )
         return records
 

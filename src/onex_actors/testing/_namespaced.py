@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
+from msgspec import structs
 
 from onex_actors.core import TopicPattern
 from onex_actors.runtime import (
@@ -53,10 +54,10 @@ class NamespacedConsumer:
     namespace: str
 
     def _in(self, record: Record) -> Record:
-        return attrs.evolve(record, topic=_swap(record.topic, self.namespace, "local"))
+        return structs.replace(record, topic=_swap(record.topic, self.namespace, "local"))
 
     def _out(self, record: Record) -> Record:
-        return attrs.evolve(record, topic=_swap(record.topic, "local", self.namespace))
+        return structs.replace(record, topic=_swap(record.topic, "local", self.namespace))
 
     def _tp(self, tp: TopicPartition) -> TopicPartition:
         return TopicPartition(_swap(tp.topic, "local", self.namespace), tp.partition)
@@ -129,7 +130,7 @@ class NamespacedBus:
     async def publish(
         self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
     ) -> None:
-        out = [attrs.evolve(record, topic=self.topic(record.topic)) for record in records]
+        out = [structs.replace(record, topic=self.topic(record.topic)) for record in records]
         await self.inner.publish(out, on_ack)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
@@ -155,7 +156,7 @@ class NamespacedBus:
         assert isinstance(self.inner, ChangelogBus)
 
         def ours(records: Sequence[Record]) -> None:
-            apply([attrs.evolve(record, topic=topic) for record in records])
+            apply([structs.replace(record, topic=topic) for record in records])
 
         return await self.inner.read_changelog(self.topic(topic), partition, ours, start=start)
 
