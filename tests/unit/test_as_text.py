@@ -36,6 +36,8 @@ def test_a_time_reads_as_isoformat_gives_it(value: datetime) -> None:
 @given(st.datetimes(timezones=st.just(UTC)))
 def test_a_time_pydantic_parsed_reads_as_isoformat_gives_it(value: datetime) -> None:
     """pydantic's UTC is its own ``TzInfo``, not ``datetime.UTC``: the same text."""
-    parsed = pydantic.TypeAdapter(datetime).validate_python(value.isoformat().replace("+00:00", "Z"))
+    parsed = pydantic.TypeAdapter(datetime).validate_python(
+        value.isoformat().replace("+00:00", "Z")
+    )
     assert parsed.tzinfo is not UTC
     assert time_text(parsed) == parsed.isoformat() == value.isoformat()

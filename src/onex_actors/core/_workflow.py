@@ -406,7 +406,7 @@ class WorkflowEngine:
             status="compensating",
             undo_attempts=attempt,
             command=uuid_text(command.envelope_id),
-            deadline=(at + timedelta(seconds=step.compensate.timeout_s)).isoformat(),
+            deadline=time_text(at + timedelta(seconds=step.compensate.timeout_s)),
             undo_sent_at=time_text(at),
         )
         commands.append(command)
@@ -599,7 +599,7 @@ class WorkflowEngine:
                     backoff = step.retry.backoff_s * 2 ** (_int(record["attempts"]) - 1)
                     record.update(
                         status="waiting",
-                        deadline=(at + timedelta(seconds=backoff)).isoformat(),
+                        deadline=time_text(at + timedelta(seconds=backoff)),
                     )
                 else:
                     record.update(
