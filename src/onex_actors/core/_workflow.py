@@ -96,7 +96,7 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
             "headers": {
                 **trace_context(event.headers),
                 EVENT_OF_HEADER: event.node_id,
-                RESULT_OF_HEADER: str(event.causation_id),
+                RESULT_OF_HEADER: _id_text(event.causation_id),
                 RESULT_STATUS_HEADER: "ok" if ok else "error",
             },
             "schema_version": 1,
@@ -454,7 +454,8 @@ class WorkflowEngine:
         at: datetime,
     ) -> OnexEnvelope:
         start = _start(instance)
-        tenant, flow = str(start["tenant_id"]), _uuid(str(start["correlation_id"]))
+        tenant, correlation = str(start["tenant_id"]), str(start["correlation_id"])
+        flow = _uuid(correlation)
         return assembled(  # the payload checked as JSON; the rest built valid here
             {
                 "envelope_id": uuid5(flow, name),
@@ -470,7 +471,7 @@ class WorkflowEngine:
                 "error": None,
                 "headers": {
                     REPLY_TO_HEADER: self.node_id,
-                    PARTITION_KEY_HEADER: stored_key(tenant, str(flow)),
+                    PARTITION_KEY_HEADER: stored_key(tenant, correlation),
                 },
                 "schema_version": 1,
             }
@@ -757,6 +758,11 @@ def _with(
 ) -> KeyState:
     recent = (*(state.recent if state is not None else ()), envelope_id)[-_RECENT:]
     return KeyState(instance, ctx.partition, ctx.offset, recent, time_text(at), deadline)
+
+
+def _id_text(value: uuid.UUID | None) -> str:
+    """``str(value)``: a missing id reads ``None``, as it always has in ``onex-result-of``."""
+    return "None" if value is None else uuid_text(value)
 
 
 @functools.lru_cache(maxsize=4096)
