@@ -141,7 +141,7 @@ class ConfluentProducerBridge:
                 on_ack(())
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        settling = None if on_ack is None else Settling(on_ack, len(records))
+        settling = None if on_ack is None else self._acks.settling(on_ack, len(records))
         for index, record in enumerate(records):
             try:
                 self._produce(record, settling, index)
@@ -362,7 +362,7 @@ class ConfluentProducerBridge:
     def _produce(self, record: OutboundRecord, settling: Settling | None, index: int) -> None:
         assert self._producer is not None
         topic = record.topic
-        options: dict[str, Any] = {"on_delivery": partial(self._delivered, settling, index, topic)}
+        options: dict[str, Any] = {"on_delivery": partial(self._delivered, settling, index)}
         if record.headers:  # none on a state record: an empty list still costs librdkafka
             options["headers"] = list(record.headers)
         if record.partition is not None:
@@ -397,22 +397,24 @@ class ConfluentProducerBridge:
         self,
         settling: Settling | None,
         index: int,
-        topic: str,
         error: KafkaError | None,
-        _message: Message,
+        message: Message,
     ) -> None:
-        self._acknowledge(settling, index, error, topic)
+        if error is None:
+            if settling is not None:
+                settling.ok()
+            return
+        self._acknowledge(settling, index, error, message.topic() or "?")
 
     def _acknowledge(
-        self, settling: Settling | None, index: int, error: KafkaError | None, topic: str
+        self, settling: Settling | None, index: int, error: KafkaError, topic: str
     ) -> None:
-        failure = None
-        if error is not None:
-            self.failed_acks += 1
-            self._failed_in_transaction += 1
-            too_large = error.code() == KafkaError.MSG_SIZE_TOO_LARGE
-            reason = "result_too_large" if too_large else "produce_failed"
-            failure = BusError(f"producing to {topic} failed: {error.str()}", reason=reason)
-            logger.error("%s", failure)
+        """Count the record at ``index`` of ``settling``'s list failed with ``error``."""
+        self.failed_acks += 1
+        self._failed_in_transaction += 1
+        too_large = error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+        reason = "result_too_large" if too_large else "produce_failed"
+        failure = BusError(f"producing to {topic} failed: {error.str()}", reason=reason)
+        logger.error("%s", failure)
         if settling is not None:
-            self._acks.add(settling, index, failure)
+            settling.failed(index, failure)

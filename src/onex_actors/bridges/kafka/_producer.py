@@ -149,7 +149,7 @@ class ProducerBridge:
                 on_ack(())
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        item = (records, None if on_ack is None else Settling(on_ack, len(records)))
+        item = (records, None if on_ack is None else self._acks.settling(on_ack, len(records)))
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -417,23 +417,20 @@ class ProducerBridge:
         except (KafkaError, OSError, ValueError) as exc:
             self._acknowledge(settling, index, exc, topic)
             return
-        if settling is None:
-            future.add_errback(lambda exc: self._acknowledge(None, index, exc, topic))
-            return
-        future.add_callback(lambda _metadata: self._acknowledge(settling, index, None, topic))
+        if settling is not None:
+            future.add_callback(lambda _metadata: settling.ok())
         future.add_errback(lambda exc: self._acknowledge(settling, index, exc, topic))
 
     def _acknowledge(
-        self, settling: Settling | None, index: int, error: BaseException | None, topic: str
+        self, settling: Settling | None, index: int, error: BaseException, topic: str
     ) -> None:
-        failure = None
-        if error is not None:
-            self.failed_acks += 1
-            self._failed_in_transaction += 1
-            reason = "result_too_large" if isinstance(error, _TOO_LARGE) else "produce_failed"
-            failure = BusError(
-                f"producing to {topic} failed: {type(error).__name__}: {error}", reason=reason
-            )
-            logger.error("%s", failure)
+        """Count the record at ``index`` of ``settling``'s list failed with ``error``."""
+        self.failed_acks += 1
+        self._failed_in_transaction += 1
+        reason = "result_too_large" if isinstance(error, _TOO_LARGE) else "produce_failed"
+        failure = BusError(
+            f"producing to {topic} failed: {type(error).__name__}: {error}", reason=reason
+        )
+        logger.error("%s", failure)
         if settling is not None:
-            self._acks.add(settling, index, failure)
+            settling.failed(index, failure)
