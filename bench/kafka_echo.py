@@ -41,8 +41,8 @@ Latency: one command in flight at a time (PINGS of them) through each contender,
 by the same client (confluent-kafka, linger 0) from send to the result's arrival.
 
     python bench/kafka_echo.py [--commands 50000] [--pings 500] [--runs 3] [--bootstrap B]
-        [--only bare bare-codec bare-confluent runtime runtime-confluent runtime-eos
-                runtime-confluent-eos runtime-confluent-fold runtime-confluent-fold-eos
+        [--only bare bare-codec bare-confluent bare-confluent-codec runtime runtime-confluent
+                runtime-eos runtime-confluent-eos runtime-confluent-fold runtime-confluent-fold-eos
                 runtime-confluent-fold-disk runtime-confluent-fold-disk-eos
                 faststream faststream-batch quix quix-fold quix-fold-eos ...]
         [--keys N] [--gc-threshold N] [--record] [--json]
@@ -257,11 +257,17 @@ class BarePipe:
 
 
 class BareConfluentPipe:
-    """The baseline on librdkafka: consume → produce → flush → commit, in one thread."""
+    """The baseline on librdkafka: consume → produce → flush → commit, in one thread.
 
-    def __init__(self, bootstrap: str, source: str, sink: str) -> None:
+    ``codec``: each command decoded and answered with its result envelope, encoded with
+    the runtime's key and headers (``bare-confluent-codec``: the least any runtime with
+    this envelope does on this client, no routing, inboxes, tickets or offsets kept).
+    """
+
+    def __init__(self, bootstrap: str, source: str, sink: str, *, codec: bool = False) -> None:
         from confluent_kafka import Consumer, Producer
 
+        self.codec = codec
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -287,7 +293,14 @@ class BareConfluentPipe:
                 continue
             batch = [first, *self.consumer.consume(num_messages=499, timeout=0)]
             for r in batch:
-                if r.error() is None:
+                if r.error() is not None:
+                    continue
+                if self.codec:
+                    result = result_of(decode_envelope(r.value()), {"echo": True})
+                    key, headers = record_key_and_headers(result)
+                    value = encode_envelope(result)
+                    self.producer.produce(self.sink, value=value, key=key, headers=list(headers))
+                else:
                     self.producer.produce(self.sink, value=r.value(), key=r.key())
             if batch:
                 self.producer.flush()
@@ -377,16 +390,20 @@ def runtime_answers(value: bytes, command: Any) -> bool:
     return decode_envelope(value).causation_id == command.envelope_id
 
 
-def bare_confluent_run(bootstrap: str, commands: int, pings: int) -> tuple[float, list[float]]:
-    """Throughput and ping latencies of the bare librdkafka pipe."""
+def bare_confluent_run(
+    bootstrap: str, commands: int, pings: int, *, codec: bool = False
+) -> tuple[float, list[float]]:
+    """Throughput and ping latencies of the bare librdkafka pipe (``codec``: answering)."""
     node = f"bare-ck-{uuid.uuid4().hex[:8]}"
     sink = evt_topic(node)
     create(bootstrap, [cmd_topic(node), sink])
     produce_commands(bootstrap, node, commands, keys=KEY_COUNT[0], **PRODUCER)
-    with BareConfluentPipe(bootstrap, cmd_topic(node), sink), outputs(bootstrap, sink) as count:
+    pipe = BareConfluentPipe(bootstrap, cmd_topic(node), sink, codec=codec)
+    with pipe, outputs(bootstrap, sink) as count:
         rate = steady_rate(count, commands)
         client = PingClient(bootstrap, node, sink)
-        latencies = [client.ping(bare_answers) for _ in range(pings)]
+        answers = runtime_answers if codec else bare_answers
+        latencies = [client.ping(answers) for _ in range(pings)]
         client.close()
     return rate, latencies
 
@@ -784,6 +801,7 @@ CONTENDERS = {
     "bare": "bare kafka-python pipe",
     "bare-codec": "bare pipe + envelope codec",
     "bare-confluent": "bare confluent-kafka pipe",
+    "bare-confluent-codec": "bare confluent pipe + codec",
     "runtime-confluent": "onex runtime on confluent",
     "runtime": "onex runtime (echo)",
     "runtime-scraped": "runtime, /metrics read at 1 Hz",
@@ -850,6 +868,8 @@ def run_one(name: str, bootstrap: str, commands: int, pings: int) -> tuple[float
         return bare_run(bootstrap, commands, pings, codec=True)
     if name == "bare-confluent":
         return bare_confluent_run(bootstrap, commands, pings)
+    if name == "bare-confluent-codec":
+        return bare_confluent_run(bootstrap, commands, pings, codec=True)
     if name == "runtime-confluent":
         return runtime_run(bootstrap, commands, pings, "confluent")
     if name == "runtime-scraped":
@@ -947,13 +967,16 @@ def main() -> None:
         if peer in med and "runtime" in med:
             print(f"runtime/{CONTENDERS[peer]} throughput: {med['runtime'][0] / med[peer][0]:.2f}")
     if "runtime-confluent" in med:
-        for peer in ("bare-confluent", "bare", *PEERS):
+        for peer in ("bare-confluent", "bare-confluent-codec", "bare", *PEERS):
             if peer in med:
                 ratio = med["runtime-confluent"][0] / med[peer][0]
                 print(f"runtime on confluent/{CONTENDERS[peer]} throughput: {ratio:.2f}")
     for peer in PEERS:
         if peer in med and "runtime" in med:
             print(f"runtime/{CONTENDERS[peer]} throughput: {med['runtime'][0] / med[peer][0]:.2f}")
+    if "bare-confluent-codec" in med and "quix" in med:
+        ratio = med["bare-confluent-codec"][0] / med["quix"][0]
+        print(f"{CONTENDERS['bare-confluent-codec']}/{CONTENDERS['quix']} throughput: {ratio:.2f}")
     if "runtime-confluent" in med and "runtime-confluent-2p" in med:
         ratio = med["runtime-confluent-2p"][0] / med["runtime-confluent"][0]
         print(f"--workers 2 / 1 process (confluent) throughput: {ratio:.2f}")
@@ -1009,13 +1032,16 @@ def main() -> None:
             figures["ratio"] = med["runtime"][0] / med["bare"][0]
             figures["p50_added_ms"] = med["runtime"][1] - med["bare"][1]
         figures["gc_threshold"] = GC[0] or 0
-        for peer in ("bare-confluent", "bare", *PEERS):
+        for peer in ("bare-confluent", "bare-confluent-codec", "bare", *PEERS):
             if "runtime-confluent" in med and peer in med:
                 key = f"runtime_confluent_vs_{peer.replace('-', '_')}"
                 figures[key] = med["runtime-confluent"][0] / med[peer][0]
         for peer in ("bare-codec", "faststream", "faststream-batch", *PEERS):
             if peer in med and "runtime" in med:
                 figures[f"runtime_vs_{peer.replace('-', '_')}"] = med["runtime"][0] / med[peer][0]
+        if "bare-confluent-codec" in med and "quix" in med:
+            codec_pipe = med["bare-confluent-codec"][0]
+            figures["bare_confluent_codec_vs_quix"] = codec_pipe / med["quix"][0]
         if "runtime-confluent" in med and "runtime-confluent-2p" in med:
             figures["workers_2_vs_1"] = med["runtime-confluent-2p"][0] / med["runtime-confluent"][0]
         if "runtime-scraped" in med and "runtime" in med:
