@@ -90,6 +90,19 @@ class HandlerError(OnexError):
         self.retryable = retryable
         self.retry_after_s = retry_after_s
 
+    def detached(self) -> HandlerError:
+        """Return this error without its traceback and the error it replaced.
+
+        For an error kept as a value past its ``except`` (an envelope's answer): its
+        traceback holds the frame that caught it, and so a cycle only the cyclic
+        collector frees, with the envelope in it. The answer needs only the message,
+        ``error_type`` and ``retryable``.
+        """
+        self.__traceback__ = None
+        self.__context__ = None
+        self.__cause__ = None
+        return self
+
 
 class BusError(OnexError):
     """A bus could not consume or produce (broker unreachable, topic missing...).

@@ -87,7 +87,7 @@ def timer_command(
 _TIMERS: Final = uuid.UUID("0b1e7a1c-5e3f-4d6a-9a57-71e5c0de7133")
 
 
-class KeyState(msgspec.Struct, frozen=True):
+class KeyState(msgspec.Struct, frozen=True, gc=False):
     """One key's state, with what it already holds: the changelog record's value."""
 
     value: Mapping[str, JsonValue]
@@ -162,14 +162,14 @@ class KeyState(msgspec.Struct, frozen=True):
         return cls(value, partition, offset, tuple(str(i) for i in recent), changed_at, deadline)
 
 
-class ReduceContext(msgspec.Struct, frozen=True):
+class ReduceContext(msgspec.Struct, frozen=True, gc=False):
     """Where a command was read: partition and offset (``None`` when not read from a log)."""
 
     partition: int | None = None
     offset: int | None = None
 
 
-class Decision(msgspec.Struct, frozen=True):
+class Decision(msgspec.Struct, frozen=True, gc=False):
     """What a command does to its key: the new state, its answer and its intents."""
 
     key: str

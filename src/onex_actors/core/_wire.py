@@ -62,14 +62,14 @@ _is_slug: Final = _Matched(_SLUG)
 _is_contract_id: Final = _Matched(_CONTRACT_ID)
 
 
-class _WireError(msgspec.Struct, forbid_unknown_fields=True):
+class _WireError(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     type: Annotated[str, msgspec.Meta(min_length=1)]
     message: str
     retryable: bool = False
     attempts: Annotated[int, msgspec.Meta(ge=0)] = 1
 
 
-class _WireEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+class _WireEnvelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     envelope_id: uuid.UUID
     type: EnvelopeType
     node_id: str

@@ -104,7 +104,7 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
     )
 
 
-class WorkflowDecision(msgspec.Struct, frozen=True):
+class WorkflowDecision(msgspec.Struct, frozen=True, gc=False):
     """What one command does to an instance."""
 
     state: KeyState | None
@@ -123,7 +123,7 @@ class WorkflowDecision(msgspec.Struct, frozen=True):
     """The step attempts this command ended (a result, or a timeout)."""
 
 
-class StepTiming(msgspec.Struct, frozen=True):
+class StepTiming(msgspec.Struct, frozen=True, gc=False):
     """One step attempt that ended: how, and how long after its command was sent.
 
     ``seconds`` runs from the command's time to the result's (the step node's clock) or

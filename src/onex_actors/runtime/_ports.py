@@ -84,7 +84,7 @@ class BatchHandler(Handler, Protocol):
         ...
 
 
-class PureOutcome(msgspec.Struct, frozen=True):
+class PureOutcome(msgspec.Struct, frozen=True, gc=False):
     """A pure node's answer to one command: its result payload and the commands it sends."""
 
     payload: Mapping[str, JsonValue] | None
@@ -121,14 +121,14 @@ class PureHandler(Handler, Protocol):
         ...
 
 
-class TopicPartition(msgspec.Struct, frozen=True, order=True):
+class TopicPartition(msgspec.Struct, frozen=True, order=True, gc=False):
     """One partition of one topic."""
 
     topic: str
     partition: int
 
 
-class Record(msgspec.Struct, frozen=True):
+class Record(msgspec.Struct, frozen=True, gc=False):
     """A record read from a bus, with where it was read from."""
 
     topic: str
@@ -151,7 +151,7 @@ class Record(msgspec.Struct, frozen=True):
         return f"topic {self.topic} partition {self.partition} offset {self.offset}"
 
 
-class OutboundRecord(msgspec.Struct, frozen=True):
+class OutboundRecord(msgspec.Struct, frozen=True, gc=False):
     """A record to produce."""
 
     topic: str

@@ -132,7 +132,7 @@ class ReducerHandler:
             try:
                 key = reducer.key_of(envelope)
             except HandlerError as exc:
-                outcomes.append(exc)
+                outcomes.append(exc.detached())
                 continue
             stored = stored_key(envelope.tenant_id, key)
             key_bytes = stored.encode()

@@ -237,7 +237,7 @@ class NodeWork:
             try:
                 outputs.add(item, self._answer_records(item, outcome))
             except HandlerError as exc:
-                failed.append((item, exc))
+                failed.append((item, exc.detached()))
         if await self._publish(outputs):
             self.answered.remember_many(
                 [
@@ -313,7 +313,7 @@ class NodeWork:
                 )
                 continue
             except HandlerError as exc:
-                failed.append((item, exc))
+                failed.append((item, exc.detached()))
                 continue
             if last is not None and outcome.records:
                 last.add(item, list(outcome.records), answer=False)
@@ -404,7 +404,7 @@ class NodeWork:
                     self.handled_ok += 1
                     return
                 except HandlerError as exc:
-                    error = exc
+                    error = exc.detached()
             if not error.retryable or attempt >= retry.max_attempts:
                 info = ErrorInfo(
                     type=error.error_type,
