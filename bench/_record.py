@@ -55,14 +55,14 @@ def print_json(figures: dict[str, Any]) -> None:
 def add_gc_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--gc-threshold``: the young-generation GC threshold, the same for every contender.
 
-    The host raises it to its ``gc_threshold`` (50,000) when it starts; a benchmark sets
+    The host raises it to its ``gc_threshold`` (500,000) when it starts; a benchmark sets
     it once, up front, so the baselines in the same process run under the same setting.
     ``0`` keeps the interpreter's default (700) for everyone, the host included.
     """
     parser.add_argument(
         "--gc-threshold",
         type=int,
-        default=50_000,
+        default=500_000,
         help="young-generation GC threshold for every contender (0: the interpreter's 700)",
     )
 

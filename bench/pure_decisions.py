@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import add_json_flag, print_json
 
 PARTITIONS = 4
-HOST_GC_THRESHOLD = 50_000
+HOST_GC_THRESHOLD = 500_000
 """The host's young-generation threshold (``gc_threshold``), set here as the host sets it."""
 
 FOLD = """kind: reducer

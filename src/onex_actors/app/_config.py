@@ -341,7 +341,7 @@ class HostConfig(_Settings):
     poll_max_records: int = Field(default=500, ge=1)
     commit_interval_s: float = Field(default=1.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
-    gc_threshold: int | None = Field(default=50_000, ge=700)
+    gc_threshold: int | None = Field(default=500_000, ge=700)
     """Allocations between two young-generation garbage collections, set process-wide
     when the host starts (never lowered); ``null`` leaves the interpreter's 700. See
     docs/runtime.md, "Garbage collection"."""
