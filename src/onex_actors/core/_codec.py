@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from typing import Final
 
+import msgspec
 from pydantic import JsonValue, ValidationError
 from pydantic_core import ErrorDetails
 
-from ._envelope import OnexEnvelope
+from ._envelope import ErrorInfo, OnexEnvelope
 from ._errors import EnvelopeError
 from ._ids import check_contract_id, check_slug
 from ._wire import fast_decoded
@@ -28,11 +29,24 @@ DEFAULT_MAX_ENVELOPE_BYTES: Final = 1024 * 1024
 _FIELDS: Final = ", ".join(OnexEnvelope.model_fields)
 
 
+def _error_fields(value: object) -> object:
+    if type(value) is ErrorInfo:
+        return value.__dict__
+    raise NotImplementedError(f"{type(value).__name__} is not JSON")  # pydantic decides
+
+
+_ENCODE: Final = msgspec.json.Encoder(enc_hook=_error_fields).encode
+
+
 def encode_envelope(
     envelope: OnexEnvelope, *, max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
 ) -> bytes:
     """Encode ``envelope`` as compact UTF-8 JSON; raise ``EnvelopeError`` past ``max_bytes``."""
-    raw = envelope.__pydantic_serializer__.to_json(envelope)
+    try:  # its fields are in their declared order (validated, copied, or ``assembled``)
+        raw = _ENCODE(envelope.__dict__)
+    except (NotImplementedError, TypeError, ValueError, OverflowError):
+        # a lone surrogate, a value that is not JSON: pydantic writes it or says why
+        raw = envelope.__pydantic_serializer__.to_json(envelope)
     if len(raw) > max_bytes:
         raise EnvelopeError(
             f"envelope {envelope.envelope_id} is {len(raw)} bytes, over the limit of "

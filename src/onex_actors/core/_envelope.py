@@ -118,17 +118,20 @@ class OnexEnvelope(BaseModel):
 
 
 _FIELD_NAMES: Final = frozenset(OnexEnvelope.model_fields)
+_new: Final = object.__new__
+_set: Final = object.__setattr__
 
 
 def assembled(fields: dict[str, object]) -> OnexEnvelope:
     """Build an envelope from ``fields`` that are already valid, every one given, unchecked.
 
     What ``model_construct`` does, without its per-field work: for results built from
-    a validated cause on the hot path. Callers own the validity of every value.
+    a validated cause on the hot path. Callers own the validity of every value, and
+    give the fields in their declared order: ``encode_envelope`` writes them as given.
     """
-    envelope = object.__new__(OnexEnvelope)
-    object.__setattr__(envelope, "__dict__", fields)
-    object.__setattr__(envelope, "__pydantic_fields_set__", set(_FIELD_NAMES))
-    object.__setattr__(envelope, "__pydantic_extra__", None)
-    object.__setattr__(envelope, "__pydantic_private__", None)
+    envelope = _new(OnexEnvelope)
+    _set(envelope, "__dict__", fields)
+    _set(envelope, "__pydantic_fields_set__", set(_FIELD_NAMES))
+    _set(envelope, "__pydantic_extra__", None)
+    _set(envelope, "__pydantic_private__", None)
     return envelope

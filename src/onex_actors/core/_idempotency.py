@@ -39,14 +39,15 @@ class IdempotencyCache(Generic[T]):
         self.max_bytes = max_bytes
         self.bytes = 0
         """Total ``size`` of the answers kept now."""
-        self._entries: OrderedDict[uuid.UUID, _Entry[T]] = OrderedDict()
+        # keyed by the id's integer: hashed in C (``UUID.__hash__`` is Python code)
+        self._entries: OrderedDict[int, _Entry[T]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, envelope_id: uuid.UUID, now: float) -> T | None:
         """Return the answer remembered for ``envelope_id``, if still inside the window."""
-        entry = self._entries.get(envelope_id)
+        entry = self._entries.get(envelope_id.int)
         if entry is None:
             return None
         if now - entry.at >= self.window_s:
@@ -64,18 +65,19 @@ class IdempotencyCache(Generic[T]):
         if self.max_entries == 0:
             return
         for envelope_id, answer, size in answers:
-            if envelope_id in entries:
-                self._forget(envelope_id)
+            number = envelope_id.int
+            if number in entries:
+                self._forget(number)
             if size > self.max_bytes:
                 continue
-            entries[envelope_id] = _Entry(now, answer, size)
+            entries[number] = _Entry(now, answer, size)
             self.bytes += size
         while len(entries) > self.max_entries or self.bytes > self.max_bytes:
             self._pop_oldest()
         self._expire(now)
 
-    def _forget(self, envelope_id: uuid.UUID) -> None:
-        entry = self._entries.pop(envelope_id, None)
+    def _forget(self, number: int) -> None:
+        entry = self._entries.pop(number, None)
         if entry is not None:
             self.bytes -= entry.size
 
