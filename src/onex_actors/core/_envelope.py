@@ -119,7 +119,11 @@ class OnexEnvelope(BaseModel):
 
 _FIELD_NAMES: Final = frozenset(OnexEnvelope.model_fields)
 _new: Final = object.__new__
-_set: Final = object.__setattr__
+# the slots' own setters: object.__setattr__ looks each name up along the class's MRO
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def assembled(fields: dict[str, object]) -> OnexEnvelope:
@@ -130,8 +134,8 @@ def assembled(fields: dict[str, object]) -> OnexEnvelope:
     give the fields in their declared order: ``encode_envelope`` writes them as given.
     """
     envelope = _new(OnexEnvelope)
-    _set(envelope, "__dict__", fields)
-    _set(envelope, "__pydantic_fields_set__", set(_FIELD_NAMES))
-    _set(envelope, "__pydantic_extra__", None)
-    _set(envelope, "__pydantic_private__", None)
+    _set_dict(envelope, fields)
+    _set_fields_set(envelope, set(_FIELD_NAMES))
+    _set_extra(envelope, None)
+    _set_private(envelope, None)
     return envelope

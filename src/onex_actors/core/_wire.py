@@ -69,16 +69,18 @@ class _WireError(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     attempts: Annotated[int, msgspec.Meta(ge=0)] = 1
 
 
-class _WireEnvelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _WireEnvelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The envelope's fields in their declared order: ``asdict`` gives ``assembled`` them so."""
+
     envelope_id: uuid.UUID
     type: EnvelopeType
-    node_id: str
-    created_at: datetime
-    payload: dict[str, Any]
     tenant_id: str = "global"
+    node_id: str
     contract_id: str | None = None
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
+    created_at: datetime
+    payload: dict[str, Any]
     status: EnvelopeStatus | None = None
     error: _WireError | None = None
     headers: dict[str, str] = {}
@@ -86,6 +88,7 @@ class _WireEnvelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _DECODER: Final = msgspec.json.Decoder(_WireEnvelope)
+_asdict: Final = msgspec.structs.asdict
 
 
 def fast_decoded(data: bytes) -> OnexEnvelope | None:
@@ -112,28 +115,16 @@ def fast_decoded(data: bytes) -> OnexEnvelope | None:
             return None
     elif status is not None or (kind is EnvelopeType.DLQ) is (wire_error is None):
         return None
-    error = None
+    fields = _asdict(wire)
+    if created_at is not wire.created_at:
+        fields["created_at"] = created_at
+    if wire.correlation_id is None:
+        fields["correlation_id"] = wire.envelope_id
     if wire_error is not None:
-        error = ErrorInfo.model_construct(
+        fields["error"] = ErrorInfo.model_construct(
             type=wire_error.type,
             message=wire_error.message,
             retryable=wire_error.retryable,
             attempts=wire_error.attempts,
         )
-    return assembled(
-        {
-            "envelope_id": wire.envelope_id,
-            "type": kind,
-            "tenant_id": wire.tenant_id,
-            "node_id": wire.node_id,
-            "contract_id": contract_id,
-            "correlation_id": wire.correlation_id or wire.envelope_id,
-            "causation_id": wire.causation_id,
-            "created_at": created_at,
-            "payload": wire.payload,
-            "status": status,
-            "error": error,
-            "headers": wire.headers,
-            "schema_version": 1,
-        }
-    )
+    return assembled(fields)
