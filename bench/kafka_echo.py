@@ -986,7 +986,12 @@ def main() -> None:
     for name, line in FOLD_RATIOS:
         numerator, denominator = name.split("/")
         if numerator in med and denominator in med:
-            print(f"{line}: {med[numerator][0] / med[denominator][0]:.2f}")
+            # run by run too: the two of a run ran minutes apart, the medians' may not
+            pairs = ", ".join(
+                f"{a[0] / b[0]:.2f}"
+                for a, b in zip(rows[numerator], rows[denominator], strict=True)
+            )
+            print(f"{line}: {med[numerator][0] / med[denominator][0]:.2f}  (run by run: {pairs})")
     if "runtime-eos" in med and "runtime" in med:
         ratio = med["runtime-eos"][0] / med["runtime"][0]
         print(f"exactly_once/at_least_once throughput: {ratio:.2f}  (target >= 0.70)")
@@ -1052,6 +1057,13 @@ def main() -> None:
             if counts:
                 figures[f"{name.replace('-', '_')}_spans_dropped"] = statistics.median(counts)
         for name, _ in TRACING_RATIOS:
+            numerator, denominator = name.split("/")
+            if numerator in med and denominator in med:
+                key = f"{numerator}_vs_{denominator}_paired".replace("-", "_")
+                figures[key] = statistics.median(
+                    a[0] / b[0] for a, b in zip(rows[numerator], rows[denominator], strict=True)
+                )
+        for name, _ in FOLD_RATIOS:
             numerator, denominator = name.split("/")
             if numerator in med and denominator in med:
                 key = f"{numerator}_vs_{denominator}_paired".replace("-", "_")
