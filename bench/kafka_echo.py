@@ -1056,14 +1056,7 @@ def main() -> None:
         for name, counts in dropped.items():
             if counts:
                 figures[f"{name.replace('-', '_')}_spans_dropped"] = statistics.median(counts)
-        for name, _ in TRACING_RATIOS:
-            numerator, denominator = name.split("/")
-            if numerator in med and denominator in med:
-                key = f"{numerator}_vs_{denominator}_paired".replace("-", "_")
-                figures[key] = statistics.median(
-                    a[0] / b[0] for a, b in zip(rows[numerator], rows[denominator], strict=True)
-                )
-        for name, _ in FOLD_RATIOS:
+        for name, _ in (*TRACING_RATIOS, *FOLD_RATIOS):
             numerator, denominator = name.split("/")
             if numerator in med and denominator in med:
                 key = f"{numerator}_vs_{denominator}_paired".replace("-", "_")
