@@ -48,7 +48,8 @@ by the same client (confluent-kafka, linger 0) from send to the result's arrival
                 runtime-eos runtime-confluent-eos runtime-confluent-fold runtime-confluent-fold-eos
                 runtime-confluent-fold-disk runtime-confluent-fold-disk-eos
                 faststream faststream-batch quix quix-fold quix-fold-eos ...]
-        [--keys N] [--gc-threshold N] [--record] [--json]
+        [--keys N] [--gc-threshold N] [--transaction-interval S] [--quix-commit-interval S]
+        [--record] [--json]
 
 Without --bootstrap it starts a local Apache Kafka on 127.0.0.1:29292 and stops it after.
 """
@@ -758,7 +759,17 @@ def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[floa
     script = Path(__file__).resolve().parent / "peers" / "quix_app.py"
     with tempfile.TemporaryDirectory(prefix="quix-state-") as state_dir:
         app = subprocess.Popen(
-            [str(quix_python()), str(script), bootstrap, source, sink, group, mode, state_dir],
+            [
+                str(quix_python()),
+                str(script),
+                bootstrap,
+                source,
+                sink,
+                group,
+                mode,
+                state_dir,
+                *([] if QUIX_COMMIT_INTERVAL[0] is None else [str(QUIX_COMMIT_INTERVAL[0])]),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -795,6 +806,8 @@ def quix_run(bootstrap: str, commands: int, pings: int, mode: str) -> tuple[floa
 
 TRANSACTION_INTERVAL: list[float | None] = [None]
 """``--transaction-interval``: runtime-eos's ``delivery.transaction_interval_s`` (default 0.1)."""
+QUIX_COMMIT_INTERVAL: list[float | None] = [None]
+"""``--quix-commit-interval``: the Quix apps' ``commit_interval`` (``None``: Quix's, 5 s)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -927,11 +940,18 @@ def main() -> None:
         default=None,
         help="delivery.transaction_interval_s of the runtime-eos contender (default 0.1)",
     )
+    parser.add_argument(
+        "--quix-commit-interval",
+        type=float,
+        default=None,
+        help="the Quix contenders' commit_interval in seconds (default Quix's own, 5)",
+    )
     add_json_flag(parser)
     add_gc_flag(parser)
     args = parser.parse_args()
     GC[0] = apply_gc(args)
     TRANSACTION_INTERVAL[0] = args.transaction_interval
+    QUIX_COMMIT_INTERVAL[0] = args.quix_commit_interval
     KEY_COUNT[0] = args.keys
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.only}
     cpu: dict[str, list[float]] = {name: [] for name in args.only}
