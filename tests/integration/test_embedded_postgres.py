@@ -16,12 +16,14 @@ import pytest
 import trio
 from tests.kafka_support import KAFKA_FREE
 
+from onex_actors.core import ConfigError
 from onex_actors.devinfra import EmbeddedPostgres
 
 pytestmark = [pytest.mark.integration, KAFKA_FREE]
 
 _HOST = """
 import sys
+from onex_actors.core import ConfigError
 from onex_actors.devinfra import EmbeddedPostgres
 server = EmbeddedPostgres(sys.argv[1])
 server.start()
@@ -111,21 +113,50 @@ def _reapers_of(data_dir: Path) -> list[int]:
     return found
 
 
+def _process_state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "gone"
+    return next(line for line in status.splitlines() if line.startswith("State:"))
+
+
+def _the_reaper_of(data_dir: Path, host: subprocess.Popen[str]) -> int:
+    """Return the one reaper running for ``data_dir``; else fail saying what became of it."""
+    reapers = _reapers_of(data_dir)
+    if len(reapers) == 1:
+        return reapers[0]
+    users = data_dir.with_name(data_dir.name + ".users")
+    listed = {
+        entry.name: _process_state(int(entry.name))
+        for entry in users.iterdir()
+        if entry.name.isdigit()
+    }
+    log = users / "reapers.log"
+    pytest.fail(
+        f"{len(reapers)} reapers run for {data_dir}, not 1: the host's exit status is "
+        f"{host.poll()}, the reapers listed are {listed}, their errors "
+        f"{log.read_text(errors='replace') if log.exists() else '(no log)'!r}"
+    )
+
+
 def test_the_server_dies_with_a_host_killed_by_sigkill(data_dir: Path) -> None:
     host = _start_host(data_dir)
-    postmaster = _postmaster(data_dir)
-    _kill(host)
+    try:
+        postmaster = _postmaster(data_dir)
+    finally:
+        _kill(host)
     _wait_gone(postmaster)
 
 
 async def test_a_server_left_running_by_a_dead_host_is_recovered(data_dir: Path) -> None:
     """Its reaper killed too (kill -9 of the whole process group): the next start recovers."""
     host = _start_host(data_dir)
-    postmaster = _postmaster(data_dir)
-    reapers = _reapers_of(data_dir)
-    assert len(reapers) == 1
-    os.kill(reapers[0], signal.SIGKILL)
-    _kill(host)
+    try:
+        postmaster = _postmaster(data_dir)
+        os.kill(_the_reaper_of(data_dir, host), signal.SIGKILL)
+    finally:
+        _kill(host)
     assert _alive(postmaster)  # orphaned, holding the data directory's lock
     server = EmbeddedPostgres(data_dir)
     dsn = await trio.to_thread.run_sync(server.start)
@@ -138,10 +169,11 @@ async def test_a_server_left_running_by_a_dead_host_is_recovered(data_dir: Path)
 
 async def test_a_second_host_shares_the_server_until_the_last_one_leaves(data_dir: Path) -> None:
     first, port = _start_host_on(data_dir)
-    postmaster = _postmaster(data_dir)
-    (first_reaper,) = _reapers_of(data_dir)
-    second, second_port = _start_host_on(data_dir)
+    second: subprocess.Popen[str] | None = None
     try:
+        postmaster = _postmaster(data_dir)
+        first_reaper = _the_reaper_of(data_dir, first)
+        second, second_port = _start_host_on(data_dir)
         assert second_port == port, "the second host started a server of its own"
         assert _postmaster(data_dir) == postmaster, "the first host's server was restarted"
         _kill(first)
@@ -149,8 +181,24 @@ async def test_a_second_host_shares_the_server_until_the_last_one_leaves(data_di
         assert _alive(postmaster), "the server stopped under the second host"
         assert await _answers(f"postgresql://postgres@127.0.0.1:{port}/postgres") == 42
     finally:
-        _kill(second)
+        _kill(first)
+        if second is not None:
+            _kill(second)
     _wait_gone(postmaster)
+
+
+def test_a_host_whose_reaper_cannot_start_fails_and_leaves_no_server(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its reaper the server would outlive the host: the start fails instead."""
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # what runs the reaper
+    server = EmbeddedPostgres(data_dir)
+    with pytest.raises(
+        ConfigError, match=r"the reaper .* did not start \(pid \d+, exit status 1\)"
+    ):
+        server.start()
+    assert not server.pid_file.exists(), "the server outlived the failed start"
+    assert not any(entry.name.isdigit() for entry in server.users_dir.iterdir())
 
 
 def test_a_lock_file_whose_process_is_gone_is_removed(data_dir: Path) -> None:

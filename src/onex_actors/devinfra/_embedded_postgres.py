@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,8 @@ import fcntl, os, signal, subprocess, sys
 from pathlib import Path
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C sent to a whole tree of processes
 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: only the pipe counts
+print("watching", flush=True)
+sys.stdout.close()
 sys.stdin.buffer.read()  # returns at end of file: the host closed the pipe, or died
 users = Path(sys.argv[1])
 lock = open(users / ".lock", "a")
@@ -56,8 +59,11 @@ if not any(alive(int(p.name)) for p in users.glob("*") if p.name.isdigit()):
     user = sys.argv[2] or None
     subprocess.run(sys.argv[3:], user=user, capture_output=True, check=False, timeout=120)
 """
-"""Run as ``python -c``: wait for the host's pipe to close, leave the users list, and stop
-the server unless another host's reaper is still listed."""
+"""Run as ``python -c``: say ``watching``, wait for the host's pipe to close, leave the
+users list, and stop the server unless another host's reaper is still listed."""
+
+REAPER_START_TIMEOUT_S = 60.0
+"""How long a reaper may take to say it is watching (a Python start on a busy machine)."""
 
 
 def _bin_dir() -> Path:
@@ -259,22 +265,49 @@ class EmbeddedPostgres:
         else:  # the process is gone, or the id now belongs to another program
             self.pid_file.unlink(missing_ok=True)
 
+    @property
+    def reaper_log(self) -> Path:
+        """What the reapers of this data directory wrote on their standard error."""
+        return self.users_dir / "reapers.log"
+
     def _start_reaper(self, bin_dir: Path, run_as: str | None) -> None:
-        self._reaper = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _REAPER,
-                str(self.users_dir),
-                run_as or "",
-                *self._stop_command(bin_dir),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a terminal's Ctrl-C is for the host, not the reaper
+        """Start this host's reaper and wait until it watches: a host never runs without one."""
+        with open(self.reaper_log, "ab") as log:
+            reaper = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _REAPER,
+                    str(self.users_dir),
+                    run_as or "",
+                    *self._stop_command(bin_dir),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,  # a terminal's Ctrl-C is for the host, not the reaper
+            )
+        (self.users_dir / str(reaper.pid)).touch()
+        self._reaper = reaper
+        assert reaper.stdout is not None
+        with reaper.stdout:
+            ready, _, _ = select.select([reaper.stdout], [], [], REAPER_START_TIMEOUT_S)
+            said = reaper.stdout.readline() if ready else b""
+        if said.strip() == b"watching":
+            return
+        self._reaper = None
+        reaper.kill()
+        status = reaper.wait()
+        if reaper.stdin is not None:
+            reaper.stdin.close()
+        (self.users_dir / str(reaper.pid)).unlink(missing_ok=True)
+        if not self._other_users():  # the server would outlive this host: stop it now
+            self._run(self._stop_command(bin_dir), run_as)
+        raise ConfigError(
+            f"embedded PostgreSQL: the reaper that stops the server once this host ends "
+            f"did not start (pid {reaper.pid}, exit status {status}): its errors are in "
+            f"{self.reaper_log}"
         )
-        (self.users_dir / str(self._reaper.pid)).touch()
 
     def _stop_reaper(self) -> None:
         reaper, self._reaper = self._reaper, None

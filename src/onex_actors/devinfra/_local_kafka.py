@@ -24,6 +24,7 @@ import attrs
 from onex_actors.core import BusError
 
 from ._maven import fetch_jars, parse_pinned_jars
+from ._processes import is_running, start_time
 
 __all__ = ["BrokerProcess", "LocalKafka", "SaslSslListener", "broker_answers"]
 
@@ -106,15 +107,18 @@ def _absolute(path: str | Path) -> Path:
     return Path(path).resolve()
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, started: int | None) -> bool:
+    """Whether the process ``pid`` that started at ``started`` (clock ticks) still runs.
+
+    A process with that id but another start time is a later program the id was given
+    to; ``started`` is ``None`` for a pid file written before start times were recorded.
+    """
+    if started is not None and start_time(pid) != started:
+        return False
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it once it exits
     except ChildProcessError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return is_running(pid)
     return reaped == 0
 
 
@@ -135,13 +139,21 @@ class BrokerProcess:
         return self.run_dir / "broker.pid"
 
     def pid(self) -> int | None:
-        """Return the broker's process id, if it runs."""
-        if not self.pid_file.exists():
+        """Return the broker's process id, if it runs.
+
+        The pid file holds the id and the process's start time: a stale file whose id
+        the kernel has since given to another program names no broker.
+        """
+        try:
+            recorded = self.pid_file.read_text().split()
+        except FileNotFoundError:
             return None
-        pid = int(self.pid_file.read_text())
+        if not recorded or not all(field.isdigit() for field in recorded):
+            return None
+        pid = int(recorded[0])
         if self._process is not None and self._process.pid == pid:
             return pid if self._process.poll() is None else None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid, int(recorded[1]) if len(recorded) > 1 else None) else None
 
     def spawn(self, args: list[str], output: Path) -> None:
         """Start ``args`` in its own session, appending its output to ``output``."""
@@ -150,7 +162,10 @@ class BrokerProcess:
             self._process = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self.pid_file.write_text(str(self._process.pid))
+        started = start_time(self._process.pid)
+        self.pid_file.write_text(
+            f"{self._process.pid} {started if started is not None else ''}".strip()
+        )
 
     def wait_ready(self, bootstrap: str, output: Path, timeout_s: float) -> str:
         """Wait until the spawned broker answers a metadata request; return ``bootstrap``."""
