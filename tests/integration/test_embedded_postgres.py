@@ -187,6 +187,27 @@ async def test_a_second_host_shares_the_server_until_the_last_one_leaves(data_di
     _wait_gone(postmaster)
 
 
+def test_a_stale_lock_file_never_gets_another_process_signalled(data_dir: Path) -> None:
+    """The server died by SIGKILL and its id went to another program: nobody signals it."""
+    host = _start_host(data_dir)
+    bystander = subprocess.Popen(["sleep", "600"])  # what the kernel gave the id to
+    try:
+        reaper = _the_reaper_of(data_dir, host)
+        postmaster = _postmaster(data_dir)
+        os.kill(postmaster, signal.SIGKILL)
+        _wait_gone(postmaster)
+        lock = data_dir / "postmaster.pid"
+        lock.write_text(lock.read_text().replace(str(postmaster), str(bystander.pid), 1))
+        _kill(host)
+        _wait_gone(reaper)  # it has decided, and pg_ctl stop (SIGINT) would have run
+        EmbeddedPostgres(data_dir).stop()
+        assert bystander.poll() is None, "a process named by a stale lock file was signalled"
+    finally:
+        _kill(host)
+        bystander.kill()
+        bystander.wait()
+
+
 def test_a_host_whose_reaper_cannot_start_fails_and_leaves_no_server(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,12 +55,23 @@ def alive(pid):
     except OSError:
         return False
     return "State:\tZ" not in status  # a zombie is dead, only not reaped yet
-if not any(alive(int(p.name)) for p in users.glob("*") if p.name.isdigit()):
+def server_runs(data_dir):  # pg_ctl would signal whatever process has a stale file's id
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\\n", 1)[0])
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\\0")
+    except (OSError, ValueError):
+        return False
+    return arguments[0].endswith(b"postgres") and str(data_dir).encode() in arguments
+stop = sys.argv[3:]
+if server_runs(Path(stop[stop.index("-D") + 1])) and not any(
+    alive(int(p.name)) for p in users.glob("*") if p.name.isdigit()
+):
     user = sys.argv[2] or None
-    subprocess.run(sys.argv[3:], user=user, capture_output=True, check=False, timeout=120)
+    subprocess.run(stop, user=user, capture_output=True, check=False, timeout=120)
 """
 """Run as ``python -c``: say ``watching``, wait for the host's pipe to close, leave the
-users list, and stop the server unless another host's reaper is still listed."""
+users list, and stop the server unless another host's reaper is still listed (or the
+data directory's ``postmaster.pid`` names no server of it)."""
 
 REAPER_START_TIMEOUT_S = 60.0
 """How long a reaper may take to say it is watching (a Python start on a busy machine)."""
@@ -332,6 +343,9 @@ class EmbeddedPostgres:
             return
         self.users_dir.mkdir(parents=True, exist_ok=True)
         with file_lock(self.users_dir / ".lock"):
+            pid = _pid_in(self.pid_file)
+            if pid is None or not _is_postgres_of(pid, self.data_dir):
+                return  # a stale lock file: pg_ctl would signal whatever process has its id
             if not self._other_users():
                 bin_dir = self._binaries()
                 self._run(self._stop_command(bin_dir), self._prepare(bin_dir))
