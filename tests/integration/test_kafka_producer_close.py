@@ -46,21 +46,23 @@ def _free_port() -> int:
 def test_close_gives_up_undelivered_records_once_the_broker_is_gone(tmp_path: Path) -> None:
     broker = LocalTansu(home=tmp_path / "tansu", port=_free_port())
     broker.start()  # tansu: starts in milliseconds, and nothing else uses it
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, broker.bootstrap],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, broker.bootstrap],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "acknowledged"
-    finally:
-        broker.stop()
-    try:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "acknowledged"
+        finally:
+            broker.stop()
         out, err = child.communicate("go on\n", timeout=60)  # it used to wait without end
     finally:
         child.kill()
+        with child:  # its pipes closed, and waited for, however the test ends
+            pass
     assert child.returncode == 0, err[-2000:]
     assert out.strip() == "closed"
