@@ -32,6 +32,7 @@ from onex_actors.core import ConfigError
 
 from ._file_lock import file_lock
 from ._free_port import free_port
+from ._processes import is_running
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -112,15 +113,6 @@ def _port_in(pid_file: Path) -> int | None:
     return int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (Linux: ``/proc``; a zombie, dead but not reaped, does not)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "State:\tZ" not in status
-
-
 def _is_postgres_of(pid: int, data_dir: Path) -> bool:
     """Whether process ``pid`` is a PostgreSQL server of ``data_dir`` (Linux: /proc)."""
     try:
@@ -178,7 +170,7 @@ class EmbeddedPostgres:
 
     def _start_locked(self) -> str:
         for entry in self.users_dir.iterdir():  # reapers killed with their hosts
-            if entry.name.isdigit() and not _alive(int(entry.name)):
+            if entry.name.isdigit() and not is_running(int(entry.name)):
                 entry.unlink(missing_ok=True)
         bin_dir = self._binaries()
         run_as = self._prepare(bin_dir)
@@ -264,7 +256,9 @@ class EmbeddedPostgres:
         if not self.users_dir.is_dir():
             return False
         return any(
-            _alive(int(entry.name)) for entry in self.users_dir.iterdir() if entry.name.isdigit()
+            is_running(int(entry.name))
+            for entry in self.users_dir.iterdir()
+            if entry.name.isdigit()
         )
 
     def _recover(self, bin_dir: Path, run_as: str | None) -> None:
