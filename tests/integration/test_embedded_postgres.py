@@ -208,6 +208,24 @@ def test_a_stale_lock_file_never_gets_another_process_signalled(data_dir: Path) 
         bystander.wait()
 
 
+def test_a_listed_reaper_whose_id_went_to_another_program_keeps_no_server_alive(
+    data_dir: Path,
+) -> None:
+    """A reaper killed with its host stays listed; a later process with its id is not it."""
+    host = _start_host(data_dir)
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        postmaster = _postmaster(data_dir)
+        users = data_dir.with_name(data_dir.name + ".users")
+        (users / str(bystander.pid)).write_text("1")  # started at another time than it
+        _kill(host)
+        _wait_gone(postmaster)
+    finally:
+        _kill(host)
+        bystander.kill()
+        bystander.wait()
+
+
 def test_a_host_whose_reaper_cannot_start_fails_and_leaves_no_server(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,7 +32,7 @@ from onex_actors.core import ConfigError
 
 from ._file_lock import file_lock
 from ._free_port import free_port
-from ._processes import is_running
+from ._processes import is_running, start_time
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -50,12 +50,15 @@ users = Path(sys.argv[1])
 lock = open(users / ".lock", "a")
 fcntl.flock(lock, fcntl.LOCK_EX)  # no host joins while this one decides
 (users / str(os.getpid())).unlink(missing_ok=True)
-def alive(pid):
+def alive(entry):  # a listed reaper: its pid, and its start time in the file
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        fields = Path(f"/proc/{entry.name}/stat").read_text().rpartition(")")[2].split()
+        recorded = entry.read_text().strip()
     except OSError:
         return False
-    return "State:\tZ" not in status  # a zombie is dead, only not reaped yet
+    if recorded.isdigit() and fields[19] != recorded:
+        return False  # the id went to another program
+    return fields[0] != "Z"  # a zombie is dead, only not reaped yet
 def server_runs(data_dir):  # pg_ctl would signal whatever process has a stale file's id
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split("\\n", 1)[0])
@@ -65,7 +68,7 @@ def server_runs(data_dir):  # pg_ctl would signal whatever process has a stale f
     return arguments[0].endswith(b"postgres") and str(data_dir).encode() in arguments
 stop = sys.argv[3:]
 if server_runs(Path(stop[stop.index("-D") + 1])) and not any(
-    alive(int(p.name)) for p in users.glob("*") if p.name.isdigit()
+    alive(p) for p in users.glob("*") if p.name.isdigit()
 ):
     user = sys.argv[2] or None
     subprocess.run(stop, user=user, capture_output=True, check=False, timeout=120)
@@ -122,6 +125,21 @@ def _is_postgres_of(pid: int, data_dir: Path) -> bool:
     return arguments[0].endswith(b"postgres") and str(data_dir).encode() in arguments
 
 
+def _listed_reaper_runs(entry: Path) -> bool:
+    """Whether the reaper listed as ``entry`` (named by its pid, holding its start time) runs.
+
+    A process with that id but another start time is a later program the id was given to.
+    """
+    pid = int(entry.name)
+    try:
+        recorded = entry.read_text().strip()
+    except OSError:
+        return False
+    if recorded.isdigit() and start_time(pid) != int(recorded):
+        return False
+    return is_running(pid)
+
+
 @attrs.define
 class EmbeddedPostgres:
     """One PostgreSQL server with its data in ``data_dir``, listening on 127.0.0.1."""
@@ -170,7 +188,7 @@ class EmbeddedPostgres:
 
     def _start_locked(self) -> str:
         for entry in self.users_dir.iterdir():  # reapers killed with their hosts
-            if entry.name.isdigit() and not is_running(int(entry.name)):
+            if entry.name.isdigit() and not _listed_reaper_runs(entry):
                 entry.unlink(missing_ok=True)
         bin_dir = self._binaries()
         run_as = self._prepare(bin_dir)
@@ -256,9 +274,7 @@ class EmbeddedPostgres:
         if not self.users_dir.is_dir():
             return False
         return any(
-            is_running(int(entry.name))
-            for entry in self.users_dir.iterdir()
-            if entry.name.isdigit()
+            _listed_reaper_runs(entry) for entry in self.users_dir.iterdir() if entry.name.isdigit()
         )
 
     def _recover(self, bin_dir: Path, run_as: str | None) -> None:
@@ -292,7 +308,7 @@ class EmbeddedPostgres:
                 stderr=log,
                 start_new_session=True,  # a terminal's Ctrl-C is for the host, not the reaper
             )
-        (self.users_dir / str(reaper.pid)).touch()
+        (self.users_dir / str(reaper.pid)).write_text(str(start_time(reaper.pid) or ""))
         self._reaper = reaper
         assert reaper.stdout is not None
         with reaper.stdout:
