@@ -11,6 +11,7 @@ workflow (``WORKFLOW_NODE``), each start command's answer is checked against its
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,8 +34,47 @@ class StateReport:
     """Each wrong key, with what was expected and what the changelog holds."""
 
 
+OPEN_TRANSACTIONS_WAIT_S = 60.0
+"""How long a read-committed check waits for the transactions open on a topic to end.
+
+A host killed in a transaction leaves it open until the broker aborts it at its
+transaction timeout (``delivery.transaction_timeout_s``, 10 s), and the records
+committed after it, the restarted host's, stay unreadable to read-committed consumers
+until then: checked earlier, the topic would look as it was at the kill."""
+
+
+def _wait_for_open_transactions(bootstrap: str, topic: str, timeout_s: float) -> None:
+    """Return once no transaction is open on ``topic`` (or after ``timeout_s``).
+
+    That is when each partition's last stable offset, which a read-committed consumer
+    reads up to, has reached its end.
+    """
+    consumers = [
+        KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, isolation_level=level)
+        for level in ("read_committed", "read_uncommitted")
+    ]
+    try:
+        stable, ends = consumers
+        partitions = [
+            KafkaTopicPartition(topic, p) for p in sorted(ends.partitions_for_topic(topic) or ())
+        ]
+        deadline = time.monotonic() + timeout_s
+        while stable.end_offsets(partitions) != ends.end_offsets(partitions):
+            if time.monotonic() > deadline:
+                return  # the check reads what is committed, and says what is missing
+            time.sleep(0.2)  # polls the broker's offsets: the abort is the broker's timer
+    finally:
+        for consumer in consumers:
+            consumer.close()
+
+
 def _records(bootstrap: str, topic: str, committed: bool) -> Iterator[tuple[int, int, Any]]:
-    """Yield (partition count, partition, record) for every record of ``topic``."""
+    """Yield (partition count, partition, record) for every record of ``topic``.
+
+    Read committed, once no transaction is open on it (``OPEN_TRANSACTIONS_WAIT_S``).
+    """
+    if committed:
+        _wait_for_open_transactions(bootstrap, topic, OPEN_TRANSACTIONS_WAIT_S)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
