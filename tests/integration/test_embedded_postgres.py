@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.integration, KAFKA_FREE]
 
 _HOST = """
 import sys
-from onex_actors.core import ConfigError
 from onex_actors.devinfra import EmbeddedPostgres
 server = EmbeddedPostgres(sys.argv[1])
 server.start()

@@ -75,7 +75,8 @@ if server_runs(Path(stop[stop.index("-D") + 1])) and not any(
 """
 """Run as ``python -c``: say ``watching``, wait for the host's pipe to close, leave the
 users list, and stop the server unless another host's reaper is still listed (or the
-data directory's ``postmaster.pid`` names no server of it)."""
+data directory's ``postmaster.pid`` names no server of it). Self-contained, so that it
+starts without importing this package: hence its own copies of the two checks."""
 
 REAPER_START_TIMEOUT_S = 60.0
 """How long a reaper may take to say it is watching (a Python start on a busy machine)."""
@@ -309,14 +310,13 @@ class EmbeddedPostgres:
                 start_new_session=True,  # a terminal's Ctrl-C is for the host, not the reaper
             )
         (self.users_dir / str(reaper.pid)).write_text(str(start_time(reaper.pid) or ""))
-        self._reaper = reaper
         assert reaper.stdout is not None
         with reaper.stdout:
             ready, _, _ = select.select([reaper.stdout], [], [], REAPER_START_TIMEOUT_S)
             said = reaper.stdout.readline() if ready else b""
         if said.strip() == b"watching":
+            self._reaper = reaper
             return
-        self._reaper = None
         reaper.kill()
         status = reaper.wait()
         if reaper.stdin is not None:
