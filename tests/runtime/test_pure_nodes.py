@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,10 @@ from onex_actors.app import HostConfig, open_runtime_host
 from onex_actors.app._metrics import HostCollector, host_registry
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
+    KEY_STATE_EXTRA_BYTES,
     PARTITION_KEY_HEADER,
     REPLY_TO_HEADER,
+    BusError,
     ConfigError,
     ContractError,
     EnvelopeStatus,
@@ -31,6 +33,7 @@ from onex_actors.core import (
     build_routing_table,
     cmd_topic,
     decode_envelope,
+    dlq_topic,
     evt_topic,
     home_partition,
     new_command,
@@ -39,6 +42,7 @@ from onex_actors.core import (
 )
 from onex_actors.registry import FileRegistry, StaticRegistry
 from onex_actors.runtime import (
+    RECORD_OVERHEAD,
     BatchAck,
     OrchestratorHandler,
     OutboundRecord,
@@ -156,7 +160,26 @@ async def test_an_account_takes_transitions_refuses_with_state_unchanged_and_sen
     assert reasons == ["guard_rejected", "no_transition"]
 
 
-class SlowTopicBus(InProcessBus):
+class StatesBus(InProcessBus):
+    """An in-process bus whose reducers' changelog records a test can read."""
+
+    async def states_of(self, node_id: str, stored: str) -> list[dict[str, Any]]:
+        """The changelog records of ``stored`` (``<tenant>/<key>``), oldest first."""
+        found: list[dict[str, Any]] = []
+
+        def apply(records: Sequence[Record]) -> None:
+            found.extend(
+                json.loads(r.value)["value"]
+                for r in records
+                if r.key == stored.encode() and r.value is not None
+            )
+
+        for partition in range(self.partitions):
+            await self.read_changelog(state_topic(node_id), partition, apply)
+        return found
+
+
+class SlowTopicBus(StatesBus):
     """Appends every record at once, but acknowledges ``topic``'s only on ``release``."""
 
     def __init__(self, topic: str) -> None:
@@ -176,21 +199,6 @@ class SlowTopicBus(InProcessBus):
         for on_ack in self.held:
             on_ack(())
         self.held.clear()
-
-    async def states_of(self, node_id: str, stored: str) -> list[dict[str, Any]]:
-        """The changelog records of ``stored`` (``<tenant>/<key>``), oldest first."""
-        found: list[dict[str, Any]] = []
-
-        def apply(records: Sequence[Record]) -> None:
-            found.extend(
-                json.loads(r.value)["value"]
-                for r in records
-                if r.key == stored.encode() and r.value is not None
-            )
-
-        for partition in range(self.partitions):
-            await self.read_changelog(state_topic(node_id), partition, apply)
-        return found
 
 
 async def test_at_least_once_a_reducers_state_is_written_after_its_intents_are_acknowledged() -> (
@@ -241,6 +249,187 @@ async def test_a_reducer_killed_while_its_intents_wait_writes_its_state_and_comm
     assert states[-1] == {"balance": 5, "status": "closed"}
     assert {p: committed.get(TopicPartition(topic, p), 0) for p in ends} == ends
     assert [i.causation_id for i in intents] == [closing.envelope_id]
+
+
+class RefusingTopicBus(StatesBus):
+    """Refuses every record of a topic in its next few lists, as a broker that keeps failing."""
+
+    def __init__(self) -> None:
+        super().__init__(partitions=4)
+        self.refused: dict[str, int] = {}
+        """Per topic, how many more lists have its records refused."""
+
+    def refuse(self, topic: str, lists: int) -> None:
+        """Refuse ``topic``'s records in the next ``lists`` lists that carry some."""
+        self.refused[topic] = lists
+
+    async def publish(
+        self, records: Sequence[OutboundRecord], on_ack: BatchAck | None = None
+    ) -> None:
+        refused = {r.topic for r in records if self.refused.get(r.topic, 0) > 0}
+        if not refused:
+            await super().publish(records, on_ack)
+            return
+        for topic in refused:
+            self.refused[topic] -= 1
+        failures = [
+            (index, BusError(f"{record.topic}: the broker refused it"))
+            for index, record in enumerate(records)
+            if record.topic in refused
+        ]
+        await super().publish([r for r in records if r.topic not in refused])
+        if on_ack is not None:
+            on_ack(failures)
+
+
+def offset_of(bus: InProcessBus, command: OnexEnvelope) -> TopicPartition:
+    """The partition ``command`` was written to, and (as ``TopicPartition``'s topic) its topic."""
+    topic = cmd_topic(command.node_id)
+    for record in bus.records(topic):
+        if record.value is not None and decode_envelope(record.value).envelope_id == (
+            command.envelope_id
+        ):
+            return TopicPartition(topic, record.partition)
+    raise AssertionError(f"command {command.envelope_id} is not on {topic}")
+
+
+async def run_until_it_stops(
+    bus: InProcessBus, body: Callable[[HostHarness], Awaitable[None]]
+) -> None:
+    """Run ``body`` in a host on ``bus``, then wait until the host stops itself."""
+    async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
+        await body(host)
+        await trio.sleep_forever()
+
+
+async def test_a_state_record_that_cannot_be_written_stops_the_host_and_is_decided_again() -> None:
+    """At least once, a state record the broker refuses (after the retry) is not replaced
+    by an error answer: the state holds the command, so the host stops with nothing past
+    it committed, and the next host restores the changelog and folds the command once."""
+    bus = RefusingTopicBus()
+    bus.refuse(state_topic("order-totals"), lists=2)  # the first try and the outbox's retry
+    sent: list[OnexEnvelope] = []
+
+    async def fold_one(host: HostHarness) -> None:
+        sent.append(await host.send("order-totals", {"customer": "c", "amount": 5}))
+
+    with pytest.raises(ExceptionGroup) as info, trio.fail_after(30):
+        await run_until_it_stops(bus, fold_one)
+    (command,) = sent
+    assert info.group_contains(
+        BusError,
+        match=r"node 'order-totals': a record for onex\.app\.local\.global\.state\.node\."
+        r"order-totals\.v1 \(partition \d\) could not be produced: .*the host stops",
+    )
+    where = offset_of(bus, command)
+    assert bus.records(state_topic("order-totals")) == []
+    assert bus.records(dlq_topic("order-totals")) == []  # no error answer: not a failed command
+    assert bus.committed("runtime-dev-state").get(where, 0) == 0  # read again after a restart
+    async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as again:
+        await again.collector.wait_until(lambda: len(again.results_of(command)) >= 2)
+        later = await again.request("order-totals", {"customer": "c", "amount": 7})
+        answers = again.results_of(command)
+    decided = [a for a in answers if not a.payload.get("duplicate")]
+    # the first host's answer and the one decided again from the restored state; a
+    # rebalance of the in-process bus may read the command once more: a duplicate
+    assert len(decided) == 2
+    assert decided[0] == decided[1]
+    assert {a.status for a in answers} == {EnvelopeStatus.OK}
+    assert all(a.payload["state"] == {"orders": 1, "total": 5} for a in answers)
+    assert later.payload["state"] == {"orders": 2, "total": 12}
+
+
+async def test_an_intent_that_cannot_be_sent_stops_the_host_before_its_state_is_written() -> None:
+    """The state of a command whose intent was lost is not written: the next host decides
+    the command again and sends the intent, rather than read it as a duplicate."""
+    bus = RefusingTopicBus()
+    sent: list[OnexEnvelope] = []
+
+    async def deposit_then_close(host: HostHarness) -> None:
+        await host.request("account", {"account_id": "a1", "trigger": "deposit", "amount": 5})
+        bus.refuse(cmd_topic("echo-node"), lists=2)  # where `close` sends its intent
+        sent.append(await host.send("account", {"account_id": "a1", "trigger": "close"}))
+
+    with pytest.raises(ExceptionGroup) as info, trio.fail_after(30):
+        await run_until_it_stops(bus, deposit_then_close)
+    (closing,) = sent
+    assert info.group_contains(BusError, match=r"node 'account': a record for .*echo-node")
+    assert await bus.states_of("account", "global/a1") == [{"balance": 5, "status": "open"}]
+    async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as again:
+        await again.collector.wait_until(
+            lambda: (
+                any(r.causation_id == closing.envelope_id for r in again.results_of(closing))
+                and any(r.node_id == "echo-node" for r in again.results_of(closing))
+            )
+        )
+        state = reducer_of(again, "account").state_of("a1")
+    intents = [decode_envelope(r.value) for r in bus.records(cmd_topic("echo-node")) if r.value]
+    assert state == {"balance": 5, "status": "closed"}
+    assert [i.causation_id for i in intents] == [closing.envelope_id]
+    assert await bus.states_of("account", "global/a1") == [
+        {"balance": 5, "status": "open"},
+        {"balance": 5, "status": "closed"},
+    ]
+
+
+class LimitedBus(StatesBus):
+    """Takes changelog records of at most ``limit`` bytes, as a broker's limits would."""
+
+    def __init__(self, limit: int, node_id: str = "tallies") -> None:
+        super().__init__(partitions=4)
+        self.limit = limit
+        self.changelog = state_topic(node_id)
+
+    def record_limit(self, topic: str) -> int | None:
+        return self.limit if topic == self.changelog else None
+
+
+TALLIES = {
+    "kind": "reducer",
+    "node_id": "tallies",
+    "version": "0.1.0",
+    "key": "input.name",
+    "state": {"initial": {"n": 0}, "max_bytes": 100},
+    "fold": {"assign": {"n": "state.n + 1"}},
+}
+ROOM_FOR_TALLIES = 100 + KEY_STATE_EXTRA_BYTES + RECORD_OVERHEAD
+"""The smallest record limit a state of TALLIES' ``max_bytes`` fits in."""
+
+
+async def test_a_reducer_whose_states_cannot_fit_its_changelog_records_is_refused_at_start() -> (
+    None
+):
+    bus = LimitedBus(ROOM_FOR_TALLIES - 1)
+    with pytest.raises(ExceptionGroup) as info:
+        async with open_test_host("runtime-dev-state", contracts=tree(TALLIES), bus=bus):
+            pass
+    assert info.group_contains(
+        ConfigError,
+        match=rf"reducer 'tallies': state\.max_bytes is 100, but its changelog \S+ takes "
+        rf"records of at most {ROOM_FOR_TALLIES - 1} bytes .*lower state\.max_bytes",
+    )
+
+
+async def test_a_state_record_over_the_changelogs_limit_is_refused_with_the_state_unchanged() -> (
+    None
+):
+    """A long key can take a state record past the limit the start-up check allows for:
+    refused before the store, so no state holds what its changelog could not."""
+    bus = LimitedBus(ROOM_FOR_TALLIES)
+    async with open_test_host("runtime-dev-state", contracts=tree(TALLIES), bus=bus) as host:
+        refused = await host.request("tallies", {"name": "k" * 1000})
+        counted = await host.request("tallies", {"name": "short"})
+        reducer = reducer_of(host, "tallies")
+        states = (reducer.state_of("k" * 1000), reducer.state_of("short"))
+        letters = host.dead_letters("tallies")
+    assert refused.status is EnvelopeStatus.ERROR
+    assert refused.error is not None
+    assert refused.error.type == "state_too_large"
+    assert f"over the {ROOM_FOR_TALLIES} bytes the producer may send" in refused.error.message
+    assert [d.error.type for d in letters if d.error] == ["state_too_large"]
+    assert counted.payload["state"] == {"n": 1}
+    assert states == (None, {"n": 1})
+    assert await bus.states_of("tallies", "global/" + "k" * 1000) == []
 
 
 async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once() -> None:
@@ -762,3 +951,21 @@ async def test_an_answer_sent_again_from_the_window_forwards_its_then_command_ag
     assert [f.payload for f in forwarded] == [{"text": "on"}, {"text": "on"}]
     assert forwarded[0].envelope_id == forwarded[1].envelope_id  # one command, sent twice
     assert skipped == 1
+
+
+async def test_a_workflow_snapshot_over_the_changelogs_limit_refuses_the_start() -> None:
+    bus = LimitedBus(300, "signup-flow")
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        start = await host.send("signup-flow", {"user": "ann", "amount": 50, "quantity": 2})
+        answer = await host.result(start)
+        handler = host.host.handlers["signup-flow"]
+        assert isinstance(handler, OrchestratorHandler)
+        instance = handler.state_of(str(start.correlation_id))
+        letters = host.dead_letters("signup-flow")
+    assert answer.status is EnvelopeStatus.ERROR
+    assert answer.error is not None
+    assert answer.error.type == "state_too_large"
+    assert "instance unchanged: keep step outputs small" in answer.error.message
+    assert [d.error.type for d in letters if d.error] == ["state_too_large"]
+    assert instance is None
+    assert bus.records(cmd_topic("echo-node")) == []  # no step was sent

@@ -16,6 +16,7 @@ import trio
 from pydantic import JsonValue
 
 from onex_actors.core import (
+    KEY_STATE_EXTRA_BYTES,
     BusError,
     ConfigError,
     ErrorInfo,
@@ -25,6 +26,7 @@ from onex_actors.core import (
     evt_topic,
 )
 from onex_actors.runtime import (
+    RECORD_OVERHEAD,
     Bus,
     BusConsumer,
     ChangelogBus,
@@ -238,8 +240,12 @@ class RuntimeHost:
         counts = await bus.prepare_changelogs(
             {handler.state_topic: handler.cmd_topic for handler in self.reducers.values()}
         )
+        await bus.ensure_topics(list(counts))  # they exist now: this reads their size limits
         for handler in self.reducers.values():
             handler.partitions = counts[handler.state_topic]
+            handler.record_limit = bus.record_limit(handler.state_topic)
+            if isinstance(handler, ReducerHandler):
+                _check_state_limit(handler)
         self.restorer = StateRestorer(
             bus,
             self.reducers,
@@ -328,3 +334,16 @@ class RuntimeHost:
     def resumed_json(self) -> dict[str, JsonValue]:
         """Where each hosted node resumed (group, source, offset per partition), as JSON."""
         return {node_id: resume.as_json() for node_id, resume in self.resumed.items()}  # type: ignore[misc]
+
+
+def _check_state_limit(handler: ReducerHandler) -> None:
+    """Refuse a reducer whose ``state.max_bytes`` lets a state outgrow its changelog's records."""
+    limit = handler.record_limit
+    max_bytes = handler.reducer.contract.state.max_bytes
+    if limit is not None and max_bytes + KEY_STATE_EXTRA_BYTES + RECORD_OVERHEAD > limit:
+        raise ConfigError(
+            f"reducer {handler.node_id!r}: state.max_bytes is {max_bytes}, but its changelog "
+            f"{handler.state_topic} takes records of at most {limit} bytes (the smaller of "
+            "kafka.max_request_bytes and the topic's max.message.bytes), too few for a state "
+            "that large: lower state.max_bytes, or raise both limits"
+        )

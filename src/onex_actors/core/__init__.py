@@ -102,6 +102,7 @@ from ._policies import backoff_delay as backoff_delay
 from ._progress import ProgressWatch as ProgressWatch
 from ._progress import Stall as Stall
 from ._reducer import EXPIRE_TIMER as EXPIRE_TIMER
+from ._reducer import KEY_STATE_EXTRA_BYTES as KEY_STATE_EXTRA_BYTES
 from ._reducer import TIMER_HEADER as TIMER_HEADER
 from ._reducer import Decision as Decision
 from ._reducer import KeyState as KeyState
@@ -170,6 +171,7 @@ __all__ = [
     "EXPIRE_TIMER",
     "GLOBAL_TENANT",
     "HOPS_HEADER",
+    "KEY_STATE_EXTRA_BYTES",
     "PARTITION_KEY_HEADER",
     "REPLY_TO_HEADER",
     "RESULT_OF_HEADER",

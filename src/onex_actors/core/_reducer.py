@@ -162,6 +162,19 @@ class KeyState(msgspec.Struct, frozen=True, gc=False):
         return cls(value, partition, offset, tuple(str(i) for i in recent), changed_at, deadline)
 
 
+_LATEST_TIME: Final = "9999-12-31T23:59:59.999999+00:00"
+KEY_STATE_EXTRA_BYTES: Final = (
+    len(
+        KeyState(
+            {}, 2**31 - 1, 2**63 - 1, (str(_TIMERS),) * RECENT_IDS, _LATEST_TIME, _LATEST_TIME
+        ).to_bytes()
+    )
+    - 2
+)
+"""The most bytes a changelog record's value holds beside the state itself: its input
+partition and offset, its recent ids, its times (the state's own JSON comes on top)."""
+
+
 class ReduceContext(msgspec.Struct, frozen=True, gc=False):
     """Where a command was read: partition and offset (``None`` when not read from a log)."""
 

@@ -74,6 +74,11 @@ class HostedNode:
         """Whether the node is one of the pure kinds (its outputs derive from its input)."""
         return not isinstance(self.contract, EffectContract)
 
+    @property
+    def keeps_state(self) -> bool:
+        """Whether the node keeps keyed state in a changelog (a reducer, an orchestrator)."""
+        return isinstance(self.contract, ReducerContract | OrchestratorContract)
+
 
 @attrs.frozen
 class RoutingTable:

@@ -21,6 +21,8 @@ class KeyedNode(Protocol):
     """The changelog topic."""
     store: KeyedStore
     partitions: int
+    record_limit: int | None
+    """The largest changelog record the producer may send (``None``: no limit known)."""
     timed: bool
     """Whether keys carry deadlines (timers the host fires)."""
     rekeyed: int

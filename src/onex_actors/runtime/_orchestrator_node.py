@@ -42,7 +42,7 @@ from onex_actors.core import (
 
 from ._health import STEP_BUCKETS_S, Durations
 from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
-from ._state import KeyedStore, due_at
+from ._state import KeyedStore, due_at, oversized
 from ._state_store import StateStore
 
 __all__ = ["OrchestratorHandler"]
@@ -82,6 +82,8 @@ class OrchestratorHandler:
         self.state_topic = state_topic
         self.partitions = partitions
         """Partitions of the command topic (set when the host has checked the changelog)."""
+        self.record_limit: int | None = None
+        """The largest record the changelog takes (set with ``partitions``; none: no limit)."""
         self.rekeyed = 0
         """Records read off their instance's partition and sent on to it."""
         self.timed = True
@@ -152,22 +154,22 @@ class OrchestratorHandler:
             if decision.note == "exists":
                 outcomes.append(self._exists(instance, decision.state))
                 continue
-            if before is None and decision.state is not None:
-                counts["started"] += 1
-            tally.timings += decision.timings
             written: tuple[OutboundRecord, ...] = ()
             if decision.changed and decision.state is not None and offset is not None:
+                value = decision.state.to_bytes()
+                key_bytes = stored.encode()
+                if size := oversized(value, key_bytes, self.record_limit):
+                    outcomes.append(self._too_large(instance, size))
+                    continue
                 store.put(partition, stored, decision.state, offset)
                 written = (
                     OutboundRecord(
-                        self.state_topic,
-                        decision.state.to_bytes(),
-                        stored.encode(),
-                        (),
-                        partition,
-                        compacted=True,
+                        self.state_topic, value, key_bytes, (), partition, compacted=True
                     ),
                 )
+            if before is None and decision.state is not None:
+                counts["started"] += 1
+            tally.timings += decision.timings
             sent: list[tuple[OnexEnvelope, str, int | None]] = [
                 (step, cmd_topic(step.node_id), None) for step in decision.commands
             ]
@@ -204,6 +206,17 @@ class OrchestratorHandler:
                 f"{name.partition('/')[2]}` shows one), or give the changed workflow a new "
                 "node_id"
             )
+
+    def _too_large(self, instance: str, size: int) -> HandlerError:
+        return HandlerError(
+            f"orchestrator {self.node_id!r}: workflow instance {instance}'s new snapshot "
+            f"would be a {size}-byte record on {self.state_topic}, over the "
+            f"{self.record_limit} bytes the producer may send there (the smaller of "
+            "kafka.max_request_bytes and the topic's max.message.bytes); instance unchanged: "
+            "keep step outputs small (pass large data by reference), or raise both limits",
+            error_type="state_too_large",
+            retryable=False,
+        )
 
     def _exists(self, instance: str, state: KeyState | None) -> HandlerError:
         """Refuse a second start command for ``instance`` (an error answer, a dead letter)."""

@@ -4,9 +4,10 @@ A record the bus refuses never stalls its partition silently. A failure other th
 size is tried once more (the Kafka bridge replaces a producer that failed for good).
 Where the caller gave a ``fallback`` (a node's result), a failure that remains runs
 it: the node answers with a small error event and a dead letter instead. A record that
-gates a commit and has no fallback (a dead letter, a rejection) is *lost*: the outbox
-sets ``lost`` and the host stops loudly, so the record is redelivered after a restart,
-never skipped.
+gates a commit and has no fallback (a dead letter, a rejection), or whose fallback
+refuses to replace it (``RecordLost``: a reducer's state record or command), is
+*lost*: the outbox sets ``lost`` and the host stops loudly, so the record is
+redelivered after a restart, never skipped.
 
 An outbox that *holds outputs* (the exactly-once strategy's) holds every output instead,
 and counts it as delivered at once; :meth:`Outbox.release` hands the strategy, at each commit,
@@ -46,6 +47,7 @@ __all__ = [
     "Fallback",
     "ListFallback",
     "Outbox",
+    "RecordLost",
     "RuntimeLog",
     "record_size",
 ]
@@ -64,6 +66,15 @@ Fallback = Callable[[BaseException], Awaitable[None]]
 
 ListFallback = Callable[[int, BaseException], Awaitable[None]]
 """Replaces the record at an index of a published list; called with index and failure."""
+
+
+class RecordLost(Exception):
+    """Raised by a fallback whose record nothing may replace: the host stops instead.
+
+    Its message says which record and why; the outbox reports it as the reason the
+    record was lost, so nothing past it is committed and it is read again after a
+    restart.
+    """
 
 
 def _for_any(fallback: Fallback, _index: int, error: BaseException) -> Awaitable[None]:
@@ -286,6 +297,10 @@ class Outbox:
     ) -> None:
         try:
             await fallback(error)
+        except RecordLost as exc:
+            self._lose(str(exc))
+            if on_ack is not None:
+                on_ack(error)
         except Exception as exc:
             self._lose(f"{error}; and its replacement failed too: {exc}")
             if on_ack is not None:

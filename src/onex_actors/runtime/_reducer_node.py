@@ -38,7 +38,7 @@ from onex_actors.core import (
 )
 
 from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
-from ._state import KeyedStore, due_at
+from ._state import KeyedStore, due_at, oversized
 from ._state_store import StateStore
 
 __all__ = ["ReducerHandler"]
@@ -87,6 +87,8 @@ class ReducerHandler:
         self.intent_topics = intent_topics
         self.partitions = partitions
         """Partitions of the command topic (set when the host has checked the changelog)."""
+        self.record_limit: int | None = None
+        """The largest record the changelog takes (set with ``partitions``; none: no limit)."""
         self.rekeyed = 0
         """Commands sent on to the partition of their state key."""
         self.events_read = 0
@@ -154,8 +156,11 @@ class ReducerHandler:
             written: tuple[OutboundRecord, ...] = ()
             if decision.changed and offset is not None:
                 state = decision.state
-                store.put(partition, stored, state, offset)
                 value = state.to_bytes() if state is not None else None
+                if value is not None and (size := oversized(value, key_bytes, self.record_limit)):
+                    outcomes.append(self._too_large(key, size))
+                    continue
+                store.put(partition, stored, state, offset)
                 written = (
                     OutboundRecord(
                         self.state_topic, value, key_bytes, (), partition, compacted=True
@@ -176,6 +181,16 @@ class ReducerHandler:
                 )
             )
         return outcomes
+
+    def _too_large(self, key: str, size: int) -> HandlerError:
+        return HandlerError(
+            f"node {self.node_id!r}: key {key!r}'s new state would be a {size}-byte record "
+            f"on {self.state_topic}, over the {self.record_limit} bytes the producer may send "
+            "there (the smaller of kafka.max_request_bytes and the topic's "
+            "max.message.bytes); state unchanged: lower state.max_bytes, or raise both limits",
+            error_type="state_too_large",
+            retryable=False,
+        )
 
     def _event(self, event: OnexEnvelope, tally: _SliceTally) -> PureOutcome | HandlerError:
         """Send another node's ``ok`` result on to the key's partition, as a command.

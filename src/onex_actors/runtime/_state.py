@@ -26,10 +26,24 @@ from datetime import datetime, timedelta
 from onex_actors.core import KeyState
 
 from ._due import DueIndex
+from ._outbox import RECORD_OVERHEAD
 from ._ports import Record
 from ._state_store import MemoryStates, StateStore
 
-__all__ = ["KeyedStore", "due_at"]
+__all__ = ["KeyedStore", "due_at", "oversized"]
+
+
+def oversized(value: bytes, key: bytes, limit: int | None) -> int | None:
+    """Return the size of a changelog record of ``value`` under ``key`` if over ``limit``.
+
+    ``None`` when it fits (or no limit is known). A state record the producer cannot
+    send is refused before it reaches the store, so no state holds what its changelog
+    never could.
+    """
+    if limit is None:
+        return None
+    size = len(value) + len(key) + RECORD_OVERHEAD
+    return size if size > limit else None
 
 
 def due_at(state: KeyState, ttl_s: float | None) -> float | None:

@@ -44,7 +44,7 @@ from ._coalesce import superseded
 from ._health import Durations
 from ._inbox import Inbox
 from ._item import WorkItem
-from ._outbox import Outbox, RuntimeLog
+from ._outbox import Outbox, RecordLost, RuntimeLog
 from ._ports import AckCallback, Handler, OutboundRecord, PureOutcome
 from ._tracing import HandlerSpan, Tracer
 
@@ -349,9 +349,8 @@ class NodeWork:
             for item in outputs.silent:
                 item.answered = True
             return False
-        owners = outputs.owners
         await self.outbox.publish_many(
-            outputs.records, outputs.acks, partial(self._unproduced_at, owners)
+            outputs.records, outputs.acks, partial(self._unproduced_at, outputs)
         )
         for item, _ in outputs.answers:
             item.answered = True
@@ -370,9 +369,16 @@ class NodeWork:
         outputs.acks = [acknowledged.wrap(on_ack) for on_ack in outputs.acks]
         await self._publish(outputs)
         await acknowledged.wait()
+        if acknowledged.failure is not None:
+            # a command was lost and the host stops: a state written now would make the
+            # command, read again after the restart, a duplicate that sends nothing
+            for on_ack in last.acks:
+                if on_ack is not None:
+                    on_ack(acknowledged.failure)
+            return
         if last.records:
             await self.outbox.publish_many(
-                last.records, last.acks, partial(self._unproduced_at, last.owners)
+                last.records, last.acks, partial(self._unproduced_at, last)
             )
 
     async def _refused(self, item: WorkItem) -> bool:
@@ -436,13 +442,12 @@ class NodeWork:
             ) from None
         finally:
             self.handler_durations.observe(time.perf_counter() - started)
-        records = self._answer_records(item, payload)
+        outputs = _Outputs()
+        outputs.add(item, self._answer_records(item, payload))
         await self.outbox.publish_many(
-            records,
-            [item.ticket.expect() for _ in records],
-            partial(self._unproduced_at, [(item,)] * len(records)),
+            outputs.records, outputs.acks, partial(self._unproduced_at, outputs)
         )
-        self._remember(item, records[0])
+        self._remember(item, outputs.records[0])
         item.answered = True
 
     def _answer_records(
@@ -555,10 +560,31 @@ class NodeWork:
         except EnvelopeError as exc:
             raise HandlerError(str(exc), error_type="result_too_large", retryable=False) from None
 
-    async def _unproduced_at(
-        self, owners: Sequence[tuple[WorkItem, ...]], index: int, error: BaseException
-    ) -> None:
-        for item in owners[index]:
+    async def _unproduced_at(self, outputs: _Outputs, index: int, error: BaseException) -> None:
+        """Answer the items of ``outputs.records[index]``, which could not be produced.
+
+        A stateful node's record other than an answer (a state record, an intent, a step
+        command, a workflow's answer) is not replaced: the decision that made it is
+        already in the node's state, so an error answer would report as failed a command
+        the state holds, and the record would never be sent. ``RecordLost`` stops the
+        host instead; after the restart the state is restored from the changelog and the
+        command, read again from the last commit, is decided again.
+        """
+        record = outputs.records[index]
+        if self.hosted.keeps_state and not any(answer is record for _, answer in outputs.answers):
+            where = (
+                f"partition {record.partition}"
+                if record.partition is not None
+                else "the partition of its key"
+            )
+            raise RecordLost(
+                f"node {self.node_id!r}: a record for {record.topic} ({where}) could not be "
+                f"produced: {error}. It is part of a decision already in the node's state, "
+                "so the host stops rather than answer with an error: after a restart the "
+                "state is restored from the changelog and the commands past the last "
+                "commit are decided again"
+            )
+        for item in outputs.owners[index]:
             await self._unproduced(item, error)
 
     async def _unproduced(self, item: WorkItem, error: BaseException) -> None:
@@ -683,11 +709,13 @@ def _both(first: AckCallback | None, second: AckCallback | None) -> AckCallback 
 class _Acknowledged:
     """Counts the acknowledgements of a list of records; ``wait`` returns once all came."""
 
-    __slots__ = ("_all", "_left")
+    __slots__ = ("_all", "_left", "failure")
 
     def __init__(self, count: int) -> None:
         self._left = count
         self._all = trio.Event()
+        self.failure: BaseException | None = None
+        """The first error a record was settled with (lost, not replaced)."""
         if count == 0:
             self._all.set()
 
@@ -697,6 +725,8 @@ class _Acknowledged:
         def acknowledged(error: BaseException | None) -> None:
             if on_ack is not None:
                 on_ack(error)
+            if error is not None and self.failure is None:
+                self.failure = error
             self._left -= 1
             if self._left == 0:
                 self._all.set()
