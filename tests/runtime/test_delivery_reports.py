@@ -58,10 +58,14 @@ async def test_lists_settled_together_wake_trio_once_and_each_gets_its_own_answe
     def report() -> None:
         first.ok()
         second.failed(0, BusError("refused", reason="produce_failed"))
-        assert not answers  # counted in the reporting thread, answered on trio
         first.ok()
 
-    await trio.to_thread.run_sync(report)
+    # joined without yielding: trio's loop cannot answer before the thread has reported
+    # all three (a thread run by trio.to_thread raced the loop's delivery of the second)
+    thread = threading.Thread(target=report)
+    thread.start()
+    thread.join()
+    assert not answers  # counted in the reporting thread, answered on trio
     await trio.testing.wait_all_tasks_blocked()
 
     assert answers == [("second", 1), ("first", 0)]

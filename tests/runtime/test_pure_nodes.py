@@ -421,6 +421,7 @@ async def test_a_state_record_over_the_changelogs_limit_is_refused_with_the_stat
         counted = await host.request("tallies", {"name": "short"})
         reducer = reducer_of(host, "tallies")
         states = (reducer.state_of("k" * 1000), reducer.state_of("short"))
+        await host.collector.wait_until(lambda: bool(host.dead_letters("tallies")))
         letters = host.dead_letters("tallies")
     assert refused.status is EnvelopeStatus.ERROR
     assert refused.error is not None
@@ -430,6 +431,40 @@ async def test_a_state_record_over_the_changelogs_limit_is_refused_with_the_stat
     assert counted.payload["state"] == {"n": 1}
     assert states == (None, {"n": 1})
     assert await bus.states_of("tallies", "global/" + "k" * 1000) == []
+
+
+NOTES = {
+    "kind": "reducer",
+    "node_id": "notes",
+    "version": "0.1.0",
+    "key": "input.name",
+    "state": {"initial": {"text": ""}, "max_bytes": 8000},
+    "fold": {"assign": {"text": "state.text + input.text"}},
+}
+
+
+async def test_a_state_whose_answer_is_too_large_is_still_written_and_the_error_says_so() -> None:
+    """The store holds the command once it is decided: its changelog record goes out even
+    when its answer cannot, so a restore gives back the state the host had."""
+    bus = StatesBus(partitions=4)
+    config = HostConfig(max_envelope_bytes=2048)
+    async with open_test_host(
+        "runtime-dev-state", contracts=tree(NOTES), bus=bus, config=config
+    ) as host:
+        first = await host.request("notes", {"name": "n", "text": "x" * 1200})
+        second = await host.request("notes", {"name": "n", "text": "y" * 1200})
+        held = reducer_of(host, "notes").state_of("n")
+        await host.collector.wait_until(lambda: bool(host.dead_letters("notes")))
+        letters = host.dead_letters("notes")
+    written = await bus.states_of("notes", "global/n")
+    assert first.status is EnvelopeStatus.OK
+    assert second.status is EnvelopeStatus.ERROR
+    assert second.error is not None
+    assert second.error.type == "result_too_large"
+    assert "node 'notes' took the command (its new state is kept)" in second.error.message
+    assert [d.error.type for d in letters if d.error] == ["result_too_large"]
+    assert held == {"text": "x" * 1200 + "y" * 1200}
+    assert written[-1] == held  # without the fix the changelog stopped at the first command
 
 
 async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once() -> None:
@@ -961,6 +996,7 @@ async def test_a_workflow_snapshot_over_the_changelogs_limit_refuses_the_start()
         handler = host.host.handlers["signup-flow"]
         assert isinstance(handler, OrchestratorHandler)
         instance = handler.state_of(str(start.correlation_id))
+        await host.collector.wait_until(lambda: bool(host.dead_letters("signup-flow")))
         letters = host.dead_letters("signup-flow")
     assert answer.status is EnvelopeStatus.ERROR
     assert answer.error is not None

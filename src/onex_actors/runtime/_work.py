@@ -307,13 +307,20 @@ class NodeWork:
                 else:
                     produced = self._answer_records(item, outcome.payload, outcome, records)
                     outputs.add(item, produced)
-            except EnvelopeError as exc:
-                failed.append(
-                    (item, HandlerError(str(exc), error_type="send_failed", retryable=False))
-                )
-                continue
-            except HandlerError as exc:
-                failed.append((item, exc.detached()))
+            except (EnvelopeError, HandlerError) as exc:
+                error_type = exc.error_type if isinstance(exc, HandlerError) else "send_failed"
+                message = str(exc)
+                if outcome.records:
+                    # the decision is in the store, so its state is written all the same:
+                    # the changelog holds what the store does; the error answers the item
+                    (last if last is not None else outputs).add_unanswered(
+                        item, list(outcome.records)
+                    )
+                    message += (
+                        f"; node {self.node_id!r} took the command (its new state is kept), "
+                        "only what it sends could not be sent"
+                    )
+                failed.append((item, HandlerError(message, error_type=error_type, retryable=False)))
                 continue
             if last is not None and outcome.records:
                 last.add(item, list(outcome.records), answer=False)
@@ -669,6 +676,12 @@ class _Outputs:
             self.answers.append((item, produced[0]))
         else:
             self.silent.append(item)
+
+    def add_unanswered(self, item: WorkItem, produced: list[OutboundRecord]) -> None:
+        """Add ``item``'s records, though it is answered otherwise (with an error)."""
+        self.records += produced
+        self.acks += item.ticket.expect_many(len(produced))
+        self.owners += [(item,)] * len(produced)
 
     def coalesce(self) -> list[str]:
         """Drop the state records a later one of the same key makes redundant.
