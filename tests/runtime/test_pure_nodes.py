@@ -625,6 +625,23 @@ async def test_a_state_timeout_fires_once_even_after_a_restart() -> None:
     assert sorted(e.payload["key"] for e in tows) == ["c1", "c2"]
 
 
+async def test_a_timer_command_the_broker_refuses_is_sent_again_at_the_next_scan() -> None:
+    bus = RefusingTopicBus()
+    evt = evt_topic("parking")
+    async with open_test_host("runtime-dev-state", contracts=tree(PARKING), bus=bus) as host:
+        await host.request("parking", {"car": "c1", "trigger": "park"})
+        bus.refuse(cmd_topic("parking"), lists=2)  # the first timer command and its retry
+        with trio.fail_after(10):  # without the second send, the key stays parked
+            await host.collector.wait_until(
+                lambda: any(
+                    e.payload.get("transition") == "tow" for e in host.collector.by_topic[evt]
+                )
+            )
+        state = reducer_of(host, "parking").state_of("c1")
+    assert state == {"status": "towed"}
+    assert bus.refused[cmd_topic("parking")] == 0  # the refusals were spent on the timer
+
+
 VISITS = {
     "kind": "reducer",
     "node_id": "visits",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 
 import trio
 
@@ -76,12 +77,26 @@ class TimerScanner:
                     continue
                 tenant, _, key = name.partition("/")
                 command = timer_command(node_id, tenant, key, timer[1], timer=timer[0])
-                await self.outbox.emit(command, handler.cmd_topic)
+                refused = partial(self._forget, fired, timer)
+                await self.outbox.emit(command, handler.cmd_topic, fallback=refused)
                 sent += 1
         self.fired = still_due
         if sent:
             logger.debug("fired %d state timers", sent)
         return sent
+
+    async def _forget(
+        self, fired: tuple[str, str], timer: tuple[str, str], error: BaseException
+    ) -> None:
+        """Forget a timer command the bus failed to produce: the next scan sends it again.
+
+        Remembered as sent, the key would stay due and never fire until a restart.
+        """
+        if self.fired.get(fired) == timer:
+            del self.fired[fired]
+        logger.warning(
+            "timer %s of %s not sent (%s): sent again at the next scan", timer, fired, error
+        )
 
 
 def _due_timer(handler: KeyedNode, state: KeyState, now: datetime) -> tuple[str, str] | None:
