@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -195,6 +196,7 @@ def main() -> None:
     broker.remove_data()
     postgres = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(workdir / "pg")
     rows = []
+    finished = False
     try:
         lab = FaultLab(
             broker.start(),
@@ -230,11 +232,16 @@ def main() -> None:
             print(f"{name}: {verdict}: {result.note}", flush=True)
             if result.report.lost:
                 print(f"  lost (partition: offsets): {lost_ranges(result.report.lost)}", flush=True)
+        finished = True
     finally:
         broker.stop()
         broker.remove_data()
         if postgres is not None:
             postgres.remove()
+        if finished and all(r.passed for r in rows):
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"the hosts' logs and the contracts are kept in {workdir}", flush=True)
     print()
     print(render_reports([(r.name, r.report, r.note) for r in rows]))
     if args.json:

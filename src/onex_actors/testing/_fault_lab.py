@@ -69,6 +69,7 @@ class FaultLab:
     of its own, and a host started after one ended takes the lowest free one: a restart
     finds its predecessor's files, as a pod with a volume does)."""
     _slots_in_use: set[int] = attrs.field(factory=set)
+    _hosts_started: int = 0
     setups: list[Setup] = attrs.field(factory=list)
     """Every contract tree written, newest last."""
     host_env: dict[str, str] = attrs.field(factory=dict)
@@ -210,8 +211,13 @@ class FaultLab:
         """Run ``setup``'s runtime as a host process.
 
         ``env`` is added to the lab's; ``prefix`` runs it through another command
-        (``ip netns exec``); its log goes to ``log``.
+        (``ip netns exec``); its log goes to ``log``, by default a file of its own in
+        the working directory's ``logs`` folder (``<runtime>-<n>.log``).
         """
+        if log is None:
+            self._hosts_started += 1
+            log = self.workdir / "logs" / f"{setup.runtime}-{self._hosts_started}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
         more = dict(env or {})
         slot = None
         if self.store == "disk":
