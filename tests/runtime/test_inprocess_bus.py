@@ -82,6 +82,27 @@ async def test_a_rebalance_commits_what_each_member_has_done_first() -> None:
     assert events.seen == [("assigned", sorted(done)), ("revoked", [TopicPartition(TOPIC, 1)])]
 
 
+async def test_only_the_groups_a_change_concerns_rebalance() -> None:
+    """As in Kafka: another group's member, or a topic no member reads, revokes nothing."""
+    bus = InProcessBus(partitions=2)
+    await fill(bus, 0, 3)
+    done = {TopicPartition(TOPIC, 0): 2, TopicPartition(TOPIC, 1): 0}
+    asked: list[list[TopicPartition]] = []
+    other = "onex.app.local.global.evt.node.echo-node.v1"
+    async with bus.consumer([TopicPattern(TOPIC)], "g", partitions=_Events(done, asked)) as first:
+        assert len(await first.poll(100)) == 3
+        async with bus.consumer([TopicPattern(other)], "another-group"):
+            await bus.publish([OutboundRecord(other, b"a topic g does not read")])
+            assert asked == []
+            assert bus.committed("g") == {}
+        matching = "onex.app.local.global.cmd.node.*.v1"
+        async with bus.consumer([TopicPattern(matching)], "g"):
+            assert asked == [sorted(done)]  # a member joining g does
+        asked.clear()
+        await bus.publish([OutboundRecord(TOPIC.replace("echo-node", "new-node"), b"x")])
+    assert asked == []  # "g"'s first member reads only TOPIC
+
+
 class _Events:
     """Partition events that answer ``revoking`` from ``done`` and record the rest."""
 

@@ -8,7 +8,7 @@ embedding and fast tests; it never stands in for Kafka in a test of Kafka behavi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from itertools import count
 
@@ -58,12 +58,12 @@ class InProcessBus:
         member = InProcessConsumer(self, tuple(patterns), group_id, next(self._member_ids))
         member.events = partitions
         self._members.setdefault(group_id, []).append(member)
-        self._rebalanced()
+        self._rebalanced([group_id])
         try:
             yield member
         finally:
             self._members[group_id].remove(member)
-            self._rebalanced()
+            self._rebalanced([group_id])
 
     def record_limit(self, topic: str) -> int | None:
         """No limit: records stay in memory (the envelope limit still applies)."""
@@ -172,17 +172,28 @@ class InProcessBus:
         partitions = self._logs.get(topic)
         if partitions is None:
             partitions = self._logs[topic] = [[] for _ in range(self.partitions)]
-            self._rebalanced()
+            self._rebalanced(
+                group_id
+                for group_id, members in self._members.items()
+                if any(p.matches(topic) for member in members for p in member.patterns)
+            )
         return partitions
 
-    def _rebalanced(self) -> None:
-        for group_id, members in self._members.items():
+    def _rebalanced(self, groups: Iterable[str]) -> None:
+        """Rebalance ``groups``: a member joined or left, or a topic they read appeared.
+
+        As in Kafka, other groups are left alone: their members keep reading.
+        """
+        rebalanced = False
+        for group_id in groups:
+            rebalanced = True
             committed = self._committed.setdefault(group_id, {})
-            for member in members:
+            for member in self._members.get(group_id, []):
                 if member.events is not None and member._positions:
                     committed.update(member.events.revoking(list(member._positions)))
-        self._generation += 1
-        self._wake()
+        if rebalanced:
+            self._generation += 1
+            self._wake()
 
     def _wake(self) -> None:
         self._arrived.set()
