@@ -21,6 +21,7 @@ from onex_actors.core import (
     BusError,
     ConfigError,
     KeyState,
+    StateStoreError,
     cmd_topic,
     home_partition,
     new_command,
@@ -154,6 +155,23 @@ def test_lmdb_refuses_a_second_process_on_its_folder(tmp_path: Path) -> None:
     finally:
         states.close()
     LmdbStates(tmp_path, map_size=1 << 26).close()  # free again once closed
+
+
+def test_lmdb_that_cannot_write_says_where_and_keeps_what_it_had(tmp_path: Path) -> None:
+    states = LmdbStates(tmp_path, map_size=1 << 20)  # a full disk acts the same: no room
+    try:
+        states.write(0, {"kept": KeyState({"n": 1})})
+        big = {f"k{i}": KeyState({"text": "x" * 4000}) for i in range(400)}
+        with pytest.raises(
+            StateStoreError,
+            match=rf"state store in {tmp_path} could not write 400 state\(s\) of partition 0: "
+            r".*state\.map_size_gib",
+        ):
+            states.write(0, big)
+        assert dict(states.items(0)) == {"kept": KeyState({"n": 1})}  # nothing of it kept
+        assert states.count(0) == 1
+    finally:
+        states.close()
 
 
 def _fold(handler: ReducerHandler, bus_log: list[OutboundRecord], offset: int) -> None:

@@ -61,6 +61,7 @@ from ._errors import ContractError as ContractError
 from ._errors import EnvelopeError as EnvelopeError
 from ._errors import HandlerError as HandlerError
 from ._errors import OnexError as OnexError
+from ._errors import StateStoreError as StateStoreError
 from ._errors import TopicError as TopicError
 from ._errors import TransactionAborted as TransactionAborted
 from ._flow_graph import flow_graph as flow_graph
@@ -256,6 +257,7 @@ __all__ = [
     "SemVer",
     "Stall",
     "StateSpec",
+    "StateStoreError",
     "StepCommand",
     "StepRetry",
     "StepTiming",

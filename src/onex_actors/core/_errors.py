@@ -116,6 +116,14 @@ class BusError(OnexError):
         self.reason = reason
 
 
+class StateStoreError(OnexError):
+    """A reducer's on-disk state store could not be written (a full disk, a full map).
+
+    The host stops: what the store lost is in the changelog, and the partitions are
+    restored from it after a restart.
+    """
+
+
 class TransactionAborted(BusError):
     """A Kafka transaction could not commit and was aborted: none of it became visible.
 

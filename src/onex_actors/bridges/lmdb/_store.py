@@ -25,7 +25,7 @@ from typing import Final
 
 import lmdb
 
-from onex_actors.core import ConfigError, KeyState
+from onex_actors.core import ConfigError, KeyState, StateStoreError
 from onex_actors.runtime import Checkpoint
 
 __all__ = ["LmdbStates"]
@@ -89,16 +89,28 @@ class LmdbStates:
         return KeyState.from_bytes(value) if value is not None else None
 
     def write(self, partition: int, states: Mapping[str, KeyState | None]) -> None:
-        """Store each key's state (``None`` deletes it), in one write transaction."""
+        """Store each key's state (``None`` deletes it), in one write transaction.
+
+        Raises ``StateStoreError`` when LMDB cannot (a full disk, the map full): nothing
+        of the transaction is kept.
+        """
         prefix = _PARTITION.pack(partition)
         added = 0
-        with self._env.begin(db=self._states, write=True) as txn:
-            for key, state in states.items():
-                name = prefix + key.encode()
-                if state is None:
-                    added -= txn.delete(name)
-                elif txn.replace(name, state.to_bytes()) is None:
-                    added += 1
+        try:
+            with self._env.begin(db=self._states, write=True) as txn:
+                for key, state in states.items():
+                    name = prefix + key.encode()
+                    if state is None:
+                        added -= txn.delete(name)
+                    elif txn.replace(name, state.to_bytes()) is None:
+                        added += 1
+        except lmdb.Error as exc:
+            raise StateStoreError(
+                f"the state store in {self.path} could not write {len(states)} state(s) of "
+                f"partition {partition}: {exc}. Free disk space (or raise "
+                "state.map_size_gib if the map is full); the host restores the partition "
+                "from its changelog when started again"
+            ) from None
         self._counts[partition] = self._counts.get(partition, 0) + added
 
     def clear(self, partition: int) -> None:
