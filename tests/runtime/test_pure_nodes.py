@@ -44,6 +44,7 @@ from onex_actors.registry import FileRegistry, StaticRegistry
 from onex_actors.runtime import (
     RECORD_OVERHEAD,
     BatchAck,
+    HandlerHealth,
     OrchestratorHandler,
     OutboundRecord,
     Record,
@@ -1023,3 +1024,41 @@ async def test_a_workflow_snapshot_over_the_changelogs_limit_refuses_the_start()
     assert [d.error.type for d in letters if d.error] == ["state_too_large"]
     assert instance is None
     assert bus.records(cmd_topic("echo-node")) == []  # no step was sent
+
+
+class LargeAnswers:
+    """A step node's handler whose every answer is larger than a snapshot may hold."""
+
+    async def execute(self, envelope: OnexEnvelope) -> Mapping[str, JsonValue]:
+        return {"blob": "x" * 4000}
+
+    async def health_check(self) -> HandlerHealth:
+        return HandlerHealth(healthy=True)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_step_output_too_large_for_the_snapshot_fails_the_step_saying_why() -> None:
+    """Not refused and left to time out: the step fails at once, with the reason."""
+    bus = LimitedBus(3000, "signup-flow")
+    async with open_test_host(
+        "runtime-dev-state",
+        contracts=tree(SIGNUP),
+        bus=bus,
+        handlers={"echo-node": LargeAnswers()},
+    ) as host:
+        with trio.fail_after(10):  # the hello step's timeout_s is longer than this
+            answer = await host.request("signup-flow", {"user": "ann", "amount": 50})
+        handler = host.host.handlers["signup-flow"]
+        assert isinstance(handler, OrchestratorHandler)
+        instance = handler.state_of(str(answer.correlation_id))
+    assert answer.status is EnvelopeStatus.ERROR
+    assert answer.error is not None
+    assert answer.error.type == "workflow_failed"
+    assert instance is not None
+    hello = instance["steps"]["hello"]
+    assert hello["status"] == "failed"
+    assert hello["error"]["type"] == "state_too_large"
+    assert "its output would make workflow instance" in hello["error"]["message"]
+    assert "output" not in hello or hello["output"] is None

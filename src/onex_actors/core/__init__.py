@@ -158,6 +158,7 @@ from ._workflow import RESULT_OF_HEADER as RESULT_OF_HEADER
 from ._workflow import StepTiming as StepTiming
 from ._workflow import WorkflowDecision as WorkflowDecision
 from ._workflow import WorkflowEngine as WorkflowEngine
+from ._workflow import as_failed_result as as_failed_result
 from ._workflow import result_command as result_command
 from ._workflow_contract import OrchestratorContract as OrchestratorContract
 from ._workflow_contract import StepCommand as StepCommand
@@ -276,6 +277,7 @@ __all__ = [
     "WorkflowDecision",
     "WorkflowEngine",
     "WorkflowStep",
+    "as_failed_result",
     "asyncapi_document",
     "backoff_delay",
     "build_routing_table",

@@ -46,6 +46,7 @@ __all__ = [
     "StepTiming",
     "WorkflowDecision",
     "WorkflowEngine",
+    "as_failed_result",
     "result_command",
 ]
 
@@ -100,6 +101,23 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
                 RESULT_STATUS_HEADER: "ok" if ok else "error",
             },
             "schema_version": 1,
+        }
+    )
+
+
+def as_failed_result(command: OnexEnvelope, error: ErrorInfo) -> OnexEnvelope | None:
+    """Return ``command``, an ``ok`` result brought in by ``result_command``, failed.
+
+    The same command as an error result carrying ``error`` (its id kept: read again, the
+    original is a duplicate of what was decided); ``None`` for any other command.
+    """
+    headers = command.headers
+    if headers.get(RESULT_STATUS_HEADER) != "ok" or headers.get(RESULT_OF_HEADER) is None:
+        return None
+    return command.model_copy(
+        update={
+            "payload": {"error": error.model_dump(mode="json")},
+            "headers": {**headers, RESULT_STATUS_HEADER: "error"},
         }
     )
 

@@ -26,13 +26,16 @@ from onex_actors.core import (
     WORKFLOW_ENDED,
     ConfigError,
     EnvelopeType,
+    ErrorInfo,
     HandlerError,
     KeyState,
     OnexEnvelope,
     OrchestratorContract,
     ReduceContext,
     StepTiming,
+    WorkflowDecision,
     WorkflowEngine,
+    as_failed_result,
     cmd_topic,
     home_partition,
     result_command,
@@ -148,7 +151,8 @@ class OrchestratorHandler:
                 continue
             offset = record.offset if record is not None else None
             before = store.get(partition, stored)
-            decision = self.engine.decide(before, command, ReduceContext(partition, offset))
+            ctx = ReduceContext(partition, offset)
+            decision = self.engine.decide(before, command, ctx)
             if decision.note is not None:
                 counts[decision.note] += 1
             if decision.note == "exists":
@@ -159,8 +163,12 @@ class OrchestratorHandler:
                 value = decision.state.to_bytes()
                 key_bytes = stored.encode()
                 if size := oversized(value, key_bytes, self.record_limit):
-                    outcomes.append(self._too_large(instance, size))
-                    continue
+                    failed = self._failed_instead(before, command, ctx, stored, size)
+                    if failed is None:
+                        outcomes.append(self._too_large(instance, size))
+                        continue
+                    decision, value = failed
+                assert decision.state is not None
                 store.put(partition, stored, decision.state, offset)
                 written = (
                     OutboundRecord(
@@ -206,6 +214,42 @@ class OrchestratorHandler:
                 f"{name.partition('/')[2]}` shows one), or give the changed workflow a new "
                 "node_id"
             )
+
+    def _failed_instead(
+        self,
+        before: KeyState | None,
+        command: OnexEnvelope,
+        ctx: ReduceContext,
+        stored: str,
+        size: int,
+    ) -> tuple[WorkflowDecision, bytes] | None:
+        """Decide a step's ``ok`` result whose output outgrows the changelog as its failure.
+
+        A failed step keeps no output, so the instance fails (or compensates) now, saying
+        why, rather than wait for the step's timeout and retries. ``None`` if ``command``
+        is no such result, or the instance would still not fit.
+        """
+        error = ErrorInfo(
+            type="state_too_large",
+            message=(
+                f"its output would make workflow instance {stored.partition('/')[2]}'s "
+                f"snapshot a {size}-byte record on {self.state_topic}, over the "
+                f"{self.record_limit} "
+                "bytes the producer may send there (the smaller of kafka.max_request_bytes "
+                "and the topic's max.message.bytes): pass large data by reference, or "
+                "raise both limits"
+            ),
+        )
+        failed = as_failed_result(command, error)
+        if failed is None:
+            return None
+        decision = self.engine.decide(before, failed, ctx)
+        if not decision.changed or decision.state is None:
+            return None
+        value = decision.state.to_bytes()
+        if oversized(value, stored.encode(), self.record_limit):
+            return None
+        return decision, value
 
     def _too_large(self, instance: str, size: int) -> HandlerError:
         return HandlerError(
