@@ -51,6 +51,8 @@ class TimerScanner:
         self.now = now
         self.fired: dict[tuple[str, str], tuple[str, str]] = {}
         """(node, stored key) → (timer, deadline) of each timer sent and still due."""
+        self._refused: set[tuple[tuple[str, str], tuple[str, str]]] = set()
+        """Timers sent whose command the bus failed to produce: the next scan sends them."""
 
     async def run(self) -> None:
         """Scan every ``interval_s`` until cancelled."""
@@ -73,14 +75,16 @@ class TimerScanner:
                     continue
                 fired = (node_id, name)
                 still_due[fired] = timer
-                if self.fired.get(fired) == timer:
+                if self.fired.get(fired) == timer and (fired, timer) not in self._refused:
                     continue
+                self._refused.discard((fired, timer))
                 tenant, _, key = name.partition("/")
                 command = timer_command(node_id, tenant, key, timer[1], timer=timer[0])
                 refused = partial(self._forget, fired, timer)
                 await self.outbox.emit(command, handler.cmd_topic, fallback=refused)
                 sent += 1
         self.fired = still_due
+        self._refused &= set(still_due.items())  # a timer no longer due is not sent again
         if sent:
             logger.debug("fired %d state timers", sent)
         return sent
@@ -92,8 +96,7 @@ class TimerScanner:
 
         Remembered as sent, the key would stay due and never fire until a restart.
         """
-        if self.fired.get(fired) == timer:
-            del self.fired[fired]
+        self._refused.add((fired, timer))  # read by the next scan, whenever this runs
         logger.warning(
             "timer %s of %s not sent (%s): sent again at the next scan", timer, fired, error
         )
