@@ -85,6 +85,12 @@ def reducer_of(host: HostHarness, node_id: str) -> ReducerHandler:
     return handler
 
 
+def orchestrator_of(host: HostHarness, node_id: str) -> OrchestratorHandler:
+    handler = host.host.handlers[node_id]
+    assert isinstance(handler, OrchestratorHandler)
+    return handler
+
+
 async def test_a_compute_node_answers_each_command_and_dead_letters_what_fails() -> None:
     function_node = {
         "kind": "compute",
@@ -850,8 +856,7 @@ async def test_a_workflow_runs_its_steps_across_nodes_and_answers_the_start_comm
     bus = InProcessBus(partitions=4)
     async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
         done = await host.request("signup-flow", {"user": "ann", "amount": 50, "quantity": 2})
-        handler = host.host.handlers["signup-flow"]
-        assert isinstance(handler, OrchestratorHandler)
+        handler = orchestrator_of(host, "signup-flow")
         instance = handler.state_of(str(done.correlation_id))
         balance = reducer_of(host, "account").state_of("ann")
     assert done.status is EnvelopeStatus.OK
@@ -893,8 +898,7 @@ async def test_a_second_start_of_one_instance_is_refused_with_an_error_and_a_dea
         )
         await host.collector.wait_until(lambda: host.dead_letters("signup-flow"))
         (dead,) = host.dead_letters("signup-flow")
-        handler = host.host.handlers["signup-flow"]
-        assert isinstance(handler, OrchestratorHandler)
+        handler = orchestrator_of(host, "signup-flow")
         instance = handler.state_of(str(first.correlation_id))
     assert first.status is EnvelopeStatus.OK
     assert again.error is not None
@@ -935,8 +939,7 @@ async def test_a_changed_workflow_is_refused_while_instances_of_the_old_one_run(
     bus = InProcessBus(partitions=4)
     async with open_test_host("runtime-dev-state", contracts=tree(waiting), bus=bus) as host:
         start = await host.send("signup-flow", {"user": "eve"})
-        handler = host.host.handlers["signup-flow"]
-        assert isinstance(handler, OrchestratorHandler)
+        handler = orchestrator_of(host, "signup-flow")
         with trio.fail_after(10):  # its step's command, written with its first state
             await bus.wait_for_records(cmd_topic("summarize-text"), 1)
         assert handler.counts.get("started") == 1
@@ -1012,8 +1015,7 @@ async def test_a_workflow_snapshot_over_the_changelogs_limit_refuses_the_start()
     async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
         start = await host.send("signup-flow", {"user": "ann", "amount": 50, "quantity": 2})
         answer = await host.result(start)
-        handler = host.host.handlers["signup-flow"]
-        assert isinstance(handler, OrchestratorHandler)
+        handler = orchestrator_of(host, "signup-flow")
         instance = handler.state_of(str(start.correlation_id))
         await host.collector.wait_until(lambda: bool(host.dead_letters("signup-flow")))
         letters = host.dead_letters("signup-flow")
@@ -1050,8 +1052,7 @@ async def test_a_step_output_too_large_for_the_snapshot_fails_the_step_saying_wh
     ) as host:
         with trio.fail_after(10):  # the hello step's timeout_s is longer than this
             answer = await host.request("signup-flow", {"user": "ann", "amount": 50})
-        handler = host.host.handlers["signup-flow"]
-        assert isinstance(handler, OrchestratorHandler)
+        handler = orchestrator_of(host, "signup-flow")
         instance = handler.state_of(str(answer.correlation_id))
     assert answer.status is EnvelopeStatus.ERROR
     assert answer.error is not None
