@@ -289,8 +289,8 @@ class RefusingTopicBus(StatesBus):
             on_ack(failures)
 
 
-def offset_of(bus: InProcessBus, command: OnexEnvelope) -> TopicPartition:
-    """The partition ``command`` was written to, and (as ``TopicPartition``'s topic) its topic."""
+def partition_of(bus: InProcessBus, command: OnexEnvelope) -> TopicPartition:
+    """The topic partition ``command`` was written to."""
     topic = cmd_topic(command.node_id)
     for record in bus.records(topic):
         if record.value is not None and decode_envelope(record.value).envelope_id == (
@@ -328,7 +328,7 @@ async def test_a_state_record_that_cannot_be_written_stops_the_host_and_is_decid
         match=r"node 'order-totals': a record for onex\.app\.local\.global\.state\.node\."
         r"order-totals\.v1 \(partition \d\) could not be produced: .*the host stops",
     )
-    where = offset_of(bus, command)
+    where = partition_of(bus, command)
     assert bus.records(state_topic("order-totals")) == []
     assert bus.records(dlq_topic("order-totals")) == []  # no error answer: not a failed command
     assert bus.committed("runtime-dev-state").get(where, 0) == 0  # read again after a restart

@@ -44,6 +44,7 @@ from onex_actors.core import (
 )
 
 from ._health import STEP_BUCKETS_S, Durations
+from ._outbox import over_the_limit
 from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
 from ._state import KeyedStore, due_at, oversized
 from ._state_store import StateStore
@@ -163,7 +164,7 @@ class OrchestratorHandler:
                 value = decision.state.to_bytes()
                 key_bytes = stored.encode()
                 if size := oversized(value, key_bytes, self.record_limit):
-                    failed = self._failed_instead(before, command, ctx, stored, size)
+                    failed = self._failed_instead(before, command, ctx, instance, key_bytes)
                     if failed is None:
                         outcomes.append(self._too_large(instance, size))
                         continue
@@ -220,8 +221,8 @@ class OrchestratorHandler:
         before: KeyState | None,
         command: OnexEnvelope,
         ctx: ReduceContext,
-        stored: str,
-        size: int,
+        instance: str,
+        key_bytes: bytes,
     ) -> tuple[WorkflowDecision, bytes] | None:
         """Decide a step's ``ok`` result whose output outgrows the changelog as its failure.
 
@@ -232,12 +233,10 @@ class OrchestratorHandler:
         error = ErrorInfo(
             type="state_too_large",
             message=(
-                f"its output would make workflow instance {stored.partition('/')[2]}'s "
-                f"snapshot a {size}-byte record on {self.state_topic}, over the "
-                f"{self.record_limit} "
-                "bytes the producer may send there (the smaller of kafka.max_request_bytes "
-                "and the topic's max.message.bytes): pass large data by reference, or "
-                "raise both limits"
+                f"its output would make workflow instance {instance}'s snapshot more than "
+                f"{self.state_topic} takes (the smaller of kafka.max_request_bytes and the "
+                "topic's max.message.bytes): pass large data by reference, or raise both "
+                "limits"
             ),
         )
         failed = as_failed_result(command, error)
@@ -247,17 +246,16 @@ class OrchestratorHandler:
         if not decision.changed or decision.state is None:
             return None
         value = decision.state.to_bytes()
-        if oversized(value, stored.encode(), self.record_limit):
+        if oversized(value, key_bytes, self.record_limit):
             return None
         return decision, value
 
     def _too_large(self, instance: str, size: int) -> HandlerError:
+        too_large = over_the_limit(size, self.state_topic, self.record_limit)
         return HandlerError(
             f"orchestrator {self.node_id!r}: workflow instance {instance}'s new snapshot "
-            f"would be a {size}-byte record on {self.state_topic}, over the "
-            f"{self.record_limit} bytes the producer may send there (the smaller of "
-            "kafka.max_request_bytes and the topic's max.message.bytes); instance unchanged: "
-            "keep step outputs small (pass large data by reference), or raise both limits",
+            f"would be {too_large}; instance unchanged: keep step outputs small (pass large "
+            "data by reference), or raise both limits",
             error_type="state_too_large",
             retryable=False,
         )

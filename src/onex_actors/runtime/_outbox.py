@@ -5,7 +5,7 @@ size is tried once more (the Kafka bridge replaces a producer that failed for go
 Where the caller gave a ``fallback`` (a node's result), a failure that remains runs
 it: the node answers with a small error event and a dead letter instead. A record that
 gates a commit and has no fallback (a dead letter, a rejection), or whose fallback
-refuses to replace it (``RecordLost``: a reducer's state record or command), is
+refuses to replace it (``RecordLost``: a stateful node's state record or command), is
 *lost*: the outbox sets ``lost`` and the host stops loudly, so the record is
 redelivered after a restart, never skipped.
 
@@ -49,6 +49,7 @@ __all__ = [
     "Outbox",
     "RecordLost",
     "RuntimeLog",
+    "over_the_limit",
     "record_size",
 ]
 
@@ -79,6 +80,14 @@ class RecordLost(Exception):
 
 def _for_any(fallback: Fallback, _index: int, error: BaseException) -> Awaitable[None]:
     return fallback(error)
+
+
+def over_the_limit(size: int, topic: str, limit: int | None) -> str:
+    """Say, in an error message, that a ``size``-byte record is more than ``topic`` takes."""
+    return (
+        f"a {size}-byte record on {topic}, over the {limit} bytes the producer may send "
+        "there (the smaller of kafka.max_request_bytes and the topic's max.message.bytes)"
+    )
 
 
 def record_size(record: OutboundRecord) -> int:
@@ -142,10 +151,8 @@ class Outbox:
             and (size := record_size(record)) > limit
         ):
             raise EnvelopeError(
-                f"envelope {envelope.envelope_id} is {size} bytes as a record on {topic}, "
-                f"over the {limit} bytes the producer may send there (the smaller of "
-                "kafka.max_request_bytes and the topic's max.message.bytes): send large "
-                "data by reference, or raise both limits",
+                f"envelope {envelope.envelope_id} is {over_the_limit(size, topic, limit)}: "
+                "send large data by reference, or raise both limits",
                 reason="result_too_large",
             )
         return record

@@ -37,6 +37,7 @@ from onex_actors.core import (
     stored_key,
 )
 
+from ._outbox import over_the_limit
 from ._ports import HandlerHealth, OutboundRecord, PureOutcome, Record
 from ._state import KeyedStore, due_at, oversized
 from ._state_store import StateStore
@@ -183,11 +184,10 @@ class ReducerHandler:
         return outcomes
 
     def _too_large(self, key: str, size: int) -> HandlerError:
+        too_large = over_the_limit(size, self.state_topic, self.record_limit)
         return HandlerError(
-            f"node {self.node_id!r}: key {key!r}'s new state would be a {size}-byte record "
-            f"on {self.state_topic}, over the {self.record_limit} bytes the producer may send "
-            "there (the smaller of kafka.max_request_bytes and the topic's "
-            "max.message.bytes); state unchanged: lower state.max_bytes, or raise both limits",
+            f"node {self.node_id!r}: key {key!r}'s new state would be {too_large}; state "
+            "unchanged: lower state.max_bytes, or raise both limits",
             error_type="state_too_large",
             retryable=False,
         )

@@ -669,9 +669,7 @@ class _Outputs:
 
     def add(self, item: WorkItem, produced: list[OutboundRecord], *, answer: bool = True) -> None:
         """Add ``item``'s records; its first is its answer unless ``answer`` is false."""
-        self.records += produced
-        self.acks += item.ticket.expect_many(len(produced))
-        self.owners += [(item,)] * len(produced)
+        self.add_unanswered(item, produced)
         if answer:
             self.answers.append((item, produced[0]))
         else:
