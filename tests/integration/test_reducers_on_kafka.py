@@ -355,3 +355,41 @@ async def test_workflows_run_across_nodes_on_kafka_and_each_answers_once(
         for i in range(12)
     ]
     assert len(workflow_answers) == 12
+
+
+SIGNUP_PAIR = {
+    "kind": "orchestrator",
+    "node_id": "signup-pair-flow",
+    "version": "0.1.0",
+    "workflow": {
+        "steps": [  # two instances of signup-flow at once, each its own
+            {"name": "a", "node_id": "signup-flow", "payload": {"user": "input.a", "amount": "1"}},
+            {"name": "b", "node_id": "signup-flow", "payload": {"user": "input.b", "amount": "2"}},
+        ],
+        "output": {"a": "steps.a.output.greeting", "b": "steps.b.output.greeting"},
+    },
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_workflows_run_other_workflows_as_steps_on_kafka_and_each_answers_once(
+    kafka_bootstrap: str, mode: str
+) -> None:
+    namespace = new_namespace()
+    contracts = tree(SIGNUP, SIGNUP_PAIR)
+    async with host_on(kafka_bootstrap, namespace, mode, 1, contracts=contracts) as host:
+        starts = [
+            await host.send("signup-pair-flow", {"a": f"a-{i}", "b": f"b-{i}"}) for i in range(6)
+        ]
+        answers = [await host.result(start) for start in starts]
+
+        def flows() -> Counter[str]:
+            """The workflows' answers in the starts' flows (the signup-flows' on their topic)."""
+            return Counter(
+                e.node_id for s in starts for e in host.results_of(s) if e.node_id.endswith("-flow")
+            )
+
+        with trio.fail_after(30):
+            await host.collector.wait_until(lambda: flows()["signup-flow"] >= 12)
+    assert [a.payload for a in answers] == [{"a": f"hi a-{i}", "b": f"hi b-{i}"} for i in range(6)]
+    assert flows() == {"signup-pair-flow": 6, "signup-flow": 12}

@@ -1063,3 +1063,117 @@ async def test_a_step_output_too_large_for_the_snapshot_fails_the_step_saying_wh
     assert hello["error"]["type"] == "state_too_large"
     assert "its output would make workflow instance" in hello["error"]["message"]
     assert "output" not in hello or hello["output"] is None
+
+
+# -- a workflow as another workflow's step ----------------------------------------------
+
+
+def flow(node_id: str, steps: list[dict[str, Any]], **workflow: Any) -> dict[str, Any]:
+    """An orchestrator contract of ``steps``, each step's ``timeout_s`` past the tests'."""
+    return {
+        "kind": "orchestrator",
+        "node_id": node_id,
+        "version": "0.1.0",
+        "workflow": {"steps": [{"timeout_s": 600, **step} for step in steps], **workflow},
+    }
+
+
+GREETING = flow(
+    "greeting-flow",
+    [{"name": "hello", "node_id": "echo-node", "payload": {"text": "'hi ' + input.user"}}],
+    output={"text": "steps.hello.output.text"},
+)
+PAIR = flow(  # two steps of one instance start two instances of one workflow
+    "pair-flow",
+    [
+        {"name": "first", "node_id": "greeting-flow", "payload": {"user": "input.a"}},
+        {  # after the first: echo-node has answered its hello step when this one's comes
+            "name": "second",
+            "node_id": "greeting-flow",
+            "depends_on": ["first"],
+            "payload": {"user": "input.b"},
+        },
+    ],
+    output={"both": "steps.first.output.text + ' & ' + steps.second.output.text"},
+)
+TOP = flow(  # three deep: top-flow -> pair-flow -> greeting-flow
+    "top-flow",
+    [{"name": "pair", "node_id": "pair-flow", "payload": {"a": "input.a", "b": "input.b"}}],
+    output={"both": "steps.pair.output.both"},
+)
+
+
+async def test_a_workflow_runs_other_workflows_as_steps_each_an_instance_of_its_own() -> None:
+    bus = InProcessBus(partitions=4)
+    contracts = tree(GREETING, PAIR, TOP)
+    async with open_test_host("runtime-dev-state", contracts=contracts, bus=bus) as host:
+        with trio.fail_after(10):  # the steps' timeout_s is 600: no timer answers here
+            done = await host.request("top-flow", {"a": "ann", "b": "bob"})
+        top = orchestrator_of(host, "top-flow").state_of(str(done.correlation_id))
+        assert top is not None
+        pair_id = str(top["steps"]["pair"]["command"])
+        pair = orchestrator_of(host, "pair-flow").state_of(pair_id)
+        assert pair is not None
+        greetings = [
+            orchestrator_of(host, "greeting-flow").state_of(str(pair["steps"][name]["command"]))
+            for name in ("first", "second")
+        ]
+        answers = host.results_of(done)
+    assert done.status is EnvelopeStatus.OK
+    assert done.payload == {"both": "hi ann & hi bob"}
+    assert (top["status"], pair["status"]) == ("completed", "completed")
+    assert [g and (g["status"], g["output"]) for g in greetings] == [
+        ("completed", {"text": "hi ann"}),
+        ("completed", {"text": "hi bob"}),
+    ]
+    # one flow, and one answer from each of the four instances
+    flows = Counter(a.node_id for a in answers if a.node_id.endswith("-flow"))
+    assert flows == {"top-flow": 1, "pair-flow": 1, "greeting-flow": 2}
+
+
+CHARGED = flow(
+    "charged-signup-flow",
+    [
+        {
+            "name": "charge",
+            "node_id": "account",
+            "payload": {"account_id": "input.user", "trigger": "'deposit'", "amount": "1"},
+            "compensate": {
+                "node_id": "account",
+                "payload": {"account_id": "input.user", "trigger": "'withdraw'", "amount": "1"},
+            },
+        },
+        {
+            "name": "signup",
+            "node_id": "signup-flow",
+            "depends_on": ["charge"],
+            "payload": {"user": "input.user", "amount": "10", "quantity": "input.quantity"},
+        },
+    ],
+    output={"signup": "steps.signup.output"},
+    on_failure="compensate",
+)
+
+
+async def test_a_workflow_step_that_fails_fails_the_workflow_that_started_it() -> None:
+    bus = InProcessBus(partitions=4)
+    contracts = tree(SIGNUP, CHARGED)
+    async with open_test_host("runtime-dev-state", contracts=contracts, bus=bus) as host:
+        with trio.fail_after(10):
+            # quantity "x": signup-flow's quote fails and it compensates its deposit
+            failed = await host.request("charged-signup-flow", {"user": "cy", "quantity": "x"})
+        outer = orchestrator_of(host, "charged-signup-flow").state_of(str(failed.correlation_id))
+        assert outer is not None
+        inner = orchestrator_of(host, "signup-flow").state_of(
+            str(outer["steps"]["signup"]["command"])
+        )
+        balance = reducer_of(host, "account").state_of("cy")
+    assert failed.error is not None
+    assert failed.error.type == "workflow_failed"
+    assert "step 'signup' failed" in failed.error.message
+    assert failed.payload["status"] == "compensated"
+    assert outer["steps"]["signup"]["error"]["type"] == "workflow_failed"
+    assert inner is not None
+    assert inner["status"] == "compensated"
+    assert balance is not None
+    assert balance["balance"] == 0  # 1 and 10 deposited, each withdrawn by its workflow

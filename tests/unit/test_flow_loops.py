@@ -1,4 +1,5 @@
-"""Loops of then: edges are refused when contracts are loaded, naming files and keys."""
+"""Loops of then: edges, and workflows starting one another in a loop, are refused when
+contracts are loaded, naming files and keys."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.contracts import effect, runtime
 
-from onex_actors.core import ContractError, build_routing_table, then_loops
+from onex_actors.core import (
+    ContractError,
+    NodeContract,
+    build_routing_table,
+    parse_contract,
+    then_loops,
+    workflow_loops,
+)
 from onex_actors.registry import load_tree
 
 pytestmark = pytest.mark.unit
@@ -83,3 +91,101 @@ def test_a_runtime_hosting_a_node_of_a_loop_is_refused() -> None:
     nodes = _nodes({"echo-node": "echo-node"})
     with pytest.raises(ContractError, match=r"a loop of then: edges, echo-node -> echo-node"):
         build_routing_table(runtime("echo-node"), nodes)  # type: ignore[arg-type]
+
+
+# -- workflows that start one another as steps ------------------------------------------
+
+
+def _workflows(edges: dict[str, list[str]]) -> dict[str, NodeContract]:
+    """An orchestrator per key, a step to each node it lists; the rest echo nodes."""
+    nodes: dict[str, NodeContract] = {}
+    for node, targets in edges.items():
+        steps = [{"name": f"s{i}", "node_id": t} for i, t in enumerate([*targets, "echo"])]
+        nodes[node] = parse_contract(
+            {
+                "kind": "orchestrator",
+                "node_id": node,
+                "version": "0.1.0",
+                "workflow": {"steps": steps},
+            },
+            source=f"{node}.yaml",
+        )
+    nodes["echo"] = effect("echo")
+    return nodes
+
+
+@pytest.mark.parametrize(
+    ("edges", "loops"),
+    [
+        ({"a": ["a"]}, [["a"]]),
+        ({"a": ["b"], "b": ["a"]}, [["a", "b"]]),
+        ({"a": ["b"], "b": ["c", "echo"], "c": ["a"]}, [["a", "b", "c"]]),
+        ({"a": ["b"], "b": ["c"], "c": []}, []),
+        ({"a": ["b", "c"], "b": ["c"], "c": []}, []),
+        ({"d": ["a"], "a": ["b"], "b": ["a"]}, [["a", "b"]]),
+    ],
+    ids=["its own step", "two", "three", "nested three deep", "a diamond", "a tail into a loop"],
+)
+def test_workflows_starting_one_another_in_a_loop_are_found(
+    edges: dict[str, list[str]], loops: list[list[str]]
+) -> None:
+    assert workflow_loops(_workflows(edges)) == loops
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from("abcde"), st.lists(st.sampled_from("abcde"), max_size=3), max_size=5
+    )
+)
+def test_each_workflow_first_on_a_loop_has_one_and_each_is_a_loop(
+    edges: dict[str, list[str]],
+) -> None:
+    loops = workflow_loops(_workflows(edges))
+    for loop in loops:
+        assert loop[0] == min(loop)
+        for here, there in zip(loop, [*loop[1:], loop[0]], strict=True):
+            assert there in edges[here]
+    # n is first on a loop if n reaches itself through nodes after it (transitive closure)
+    first_on_a_loop = set()
+    for n in edges:
+        reach = {t for t in edges[n] if t in edges and t >= n}
+        while True:
+            more = {t for m in reach if m != n for t in edges[m] if t in edges and t >= n}
+            if more <= reach:
+                break
+            reach |= more
+        if n in reach:
+            first_on_a_loop.add(n)
+    assert [loop[0] for loop in loops] == sorted(first_on_a_loop)
+
+
+def test_a_tree_whose_workflows_start_one_another_is_refused_naming_its_files(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "nodes").mkdir()
+    (tmp_path / "nodes" / "pay-flow.yaml").write_text(
+        "kind: orchestrator\nnode_id: pay-flow\nversion: '0.1.0'\n"
+        "workflow: {steps: [{name: refund, node_id: refund-flow}]}\n"
+    )
+    (tmp_path / "nodes" / "refund-flow.yaml").write_text(  # through a compensation
+        "kind: orchestrator\nnode_id: refund-flow\nversion: '0.1.0'\n"
+        "workflow: {steps: [{name: a, node_id: refund-flow-echo,\n"
+        "  compensate: {node_id: pay-flow}}]}\n"
+    )
+    (tmp_path / "nodes" / "refund-flow-echo.yaml").write_text(
+        "kind: effect\nnode_id: refund-flow-echo\nversion: '0.1.0'\neffect_type: local\n"
+    )
+    with pytest.raises(ContractError) as refused:
+        load_tree(tmp_path)
+    pay, refund = tmp_path / "nodes" / "pay-flow.yaml", tmp_path / "nodes" / "refund-flow.yaml"
+    assert list(refused.value.problems) == [
+        f"{pay}: key 'workflow.steps': a loop of workflows, pay-flow -> refund-flow -> "
+        f"pay-flow ({pay}, {refund}): each instance would start another for ever; a workflow "
+        "may be another's step only where none of its steps leads back to it"
+    ]
+
+
+def test_a_runtime_hosting_a_workflow_of_a_loop_is_refused() -> None:
+    nodes = _workflows({"a-flow": ["a-flow"]})
+    with pytest.raises(ContractError, match=r"a loop of workflows, a-flow -> a-flow"):
+        build_routing_table(runtime("a-flow"), nodes)  # type: ignore[arg-type]

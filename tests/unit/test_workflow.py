@@ -14,6 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onex_actors.core import (
+    INSTANCE_HEADER,
+    PARTITION_KEY_HEADER,
+    REPLY_TO_HEADER,
     ContractError,
     EnvelopeStatus,
     ErrorInfo,
@@ -25,8 +28,10 @@ from onex_actors.core import (
     WorkflowDecision,
     WorkflowEngine,
     error_result_of,
+    instance_of,
     new_command,
     parse_contract,
+    reply_to_of,
     result_command,
     result_of,
     timer_command,
@@ -144,13 +149,33 @@ class Driver:
         return dict(self.state.value)
 
 
-def start(user: str = "u1") -> OnexEnvelope:
-    """The start command of ``user``'s instance (the same envelope each time)."""
+FLOW = uuid.uuid5(uuid.NAMESPACE_URL, "flow")
+CALLER_INSTANCE = str(uuid.uuid5(uuid.NAMESPACE_URL, "caller-instance"))
+
+
+def start(user: str = "u1", caller: str | None = None) -> OnexEnvelope:
+    """The start command of ``user``'s instance (the same envelope each time).
+
+    ``caller``: ``None``, a client's; ``"flow"``, a step of the instance of another
+    workflow (``outer-flow``) started by a client; ``"nested"``, a step of an instance
+    of ``outer-flow`` that a third workflow's step started.
+    """
+    headers = {}
+    if caller == "flow":
+        headers = {REPLY_TO_HEADER: "outer-flow", PARTITION_KEY_HEADER: f"global/{FLOW}"}
+    elif caller == "nested":
+        headers = {
+            REPLY_TO_HEADER: "outer-flow",
+            PARTITION_KEY_HEADER: f"global/{CALLER_INSTANCE}",
+            INSTANCE_HEADER: CALLER_INSTANCE,
+        }
     return new_command(
         "greet-flow",
         {"user_id": user},
         created_at=T0,
-        envelope_id=uuid.uuid5(uuid.NAMESPACE_URL, f"start/{user}"),
+        envelope_id=uuid.uuid5(uuid.NAMESPACE_URL, f"start/{user}/{caller}"),
+        correlation_id=FLOW,
+        headers=headers,
     )
 
 
@@ -223,7 +248,8 @@ def test_a_step_whose_when_is_false_is_skipped_and_the_rest_goes_on() -> None:
 def timer_for(driver: Driver) -> OnexEnvelope:
     assert driver.state is not None
     assert driver.state.deadline is not None
-    key = driver.instance()["start"]["correlation_id"]
+    started = driver.instance()["start"]
+    key = started.get("instance", started["correlation_id"])
     return timer_command("greet-flow", "global", key, driver.state.deadline)
 
 
@@ -337,6 +363,67 @@ def test_deciding_again_gives_the_same_bytes() -> None:
     assert one.state == two.state
 
 
+def finish(driver: Driver, command: OnexEnvelope) -> OnexEnvelope:
+    """Feed ``command`` and every result after it; return the workflow's one answer."""
+    inbox = [command]
+    while inbox:
+        inbox += [answer(c, world(c)) for c in driver.feed(inbox.pop(0)).commands]
+    (done,) = driver.answers
+    return done
+
+
+def test_a_workflow_started_by_another_workflows_step_is_an_instance_of_its_own() -> None:
+    """Keyed by the step command's id: each step and attempt of the calling workflow starts
+    its own (one flow, one correlation_id); its commands and their results say which."""
+    nested = start(caller="flow")
+    assert instance_of(nested) == str(nested.envelope_id)
+    assert instance_of(start()) == str(FLOW)  # a client's start: its flow's instance
+    driver = Driver(engine())
+    (lookup,) = driver.feed(nested).commands
+    assert lookup.correlation_id == FLOW
+    assert lookup.headers[INSTANCE_HEADER] == str(nested.envelope_id)
+    assert lookup.headers[PARTITION_KEY_HEADER] == f"global/{nested.envelope_id}"
+    assert instance_of(answer(lookup, world(lookup))) == str(nested.envelope_id)
+    assert instance_of(timer_for(driver)) == str(nested.envelope_id)
+    assert reply_to_of(driver.instance()) == "outer-flow"
+    # another step of the same calling instance starts another instance, not "exists",
+    # whose commands have ids of their own (a step node's idempotency tells them apart)
+    other = start("u2", caller="flow")
+    assert instance_of(other) != instance_of(nested)
+    (its_lookup,) = Driver(engine()).feed(other).commands
+    assert its_lookup.envelope_id != lookup.envelope_id
+    assert its_lookup.correlation_id == FLOW
+
+
+@pytest.mark.parametrize(
+    ("caller", "headers"),
+    [
+        (None, {}),
+        ("flow", {PARTITION_KEY_HEADER: f"global/{FLOW}"}),
+        (
+            "nested",
+            {PARTITION_KEY_HEADER: f"global/{CALLER_INSTANCE}", INSTANCE_HEADER: CALLER_INSTANCE},
+        ),
+    ],
+)
+def test_the_answer_is_keyed_to_the_instance_whose_step_started_the_workflow(
+    caller: str | None, headers: dict[str, str]
+) -> None:
+    command = start(caller=caller)
+    driver = Driver(engine())
+    done = finish(driver, command)
+    assert done.headers == headers
+    assert done.causation_id == command.envelope_id  # what the caller's step waits for
+    assert reply_to_of(driver.instance()) == (None if caller is None else "outer-flow")
+    if caller == "nested":  # the caller, a nested instance too, finds its own instance
+        assert instance_of(result_command("outer-flow", done)) == CALLER_INSTANCE
+
+
+def test_a_top_level_workflows_commands_carry_no_instance_header() -> None:
+    (lookup,) = Driver(engine()).feed(start()).commands
+    assert lookup.headers == {REPLY_TO_HEADER: "greet-flow", PARTITION_KEY_HEADER: f"global/{FLOW}"}
+
+
 # -- the property: what is delivered twice or late does not change the end -------------
 
 
@@ -349,14 +436,19 @@ def world(command: OnexEnvelope) -> dict[str, Any]:
 
 
 def run(
-    order: Callable[[list[OnexEnvelope]], int], duplicate: Callable[[], bool], user: str
+    order: Callable[[list[OnexEnvelope]], int],
+    duplicate: Callable[[], bool],
+    user: str,
+    caller: str | None = None,
 ) -> tuple[Driver, int]:
     """Run one instance to its end: results come back in the order ``order`` picks,
     some twice (``duplicate``). Return the driver and how many answers it gave."""
     driver = Driver(engine())
-    inbox = [start(user)]
+    inbox = [start(user, caller)]
+    instance = instance_of(inbox[0])
     while inbox:
         command = inbox.pop(order(inbox))
+        assert instance_of(command) == instance  # each result finds the instance
         if duplicate():
             inbox.append(command)  # delivered again, later
         decision = driver.feed(command)
@@ -364,17 +456,20 @@ def run(
     return driver, len(driver.answers)
 
 
+CALLERS = st.sampled_from([None, "flow", "nested"])
+
+
 @settings(max_examples=200, deadline=None)
-@given(
-    st.data(),
-    st.sampled_from(["u1", "u2"]),
-)
-def test_any_order_with_duplicates_ends_as_a_clean_run(data: st.DataObject, user: str) -> None:
-    clean, clean_answers = run(lambda inbox: 0, lambda: False, user)
+@given(st.data(), st.sampled_from(["u1", "u2"]), CALLERS)
+def test_any_order_with_duplicates_ends_as_a_clean_run(
+    data: st.DataObject, user: str, caller: str | None
+) -> None:
+    clean, clean_answers = run(lambda inbox: 0, lambda: False, user, caller)
     messy, messy_answers = run(
         lambda inbox: data.draw(st.integers(0, len(inbox) - 1)),
         lambda: data.draw(st.booleans()),
         user,
+        caller,
     )
     assert (clean_answers, messy_answers) == (1, 1)
     end, again = clean.instance(), messy.instance()
@@ -420,16 +515,16 @@ def respond(command: OnexEnvelope) -> OnexEnvelope:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.data(), st.sampled_from(["u1", "u2", "u11"]))
+@given(st.data(), st.sampled_from(["u1", "u2", "u11"]), CALLERS)
 def test_the_record_read_again_sends_again_byte_for_byte_what_the_instance_owes(
-    data: st.DataObject, user: str
+    data: st.DataObject, user: str, caller: str | None
 ) -> None:
     """At any point of any run, the record that last changed the instance, read again at
     its offset (its snapshot reached the changelog, its commands perhaps not), sends
     each running step's and compensation's command and, once ended, the answer, exactly
     as they were first sent; any other duplicate sends nothing."""
     driver = Driver(engine(UNDOING))
-    inbox = [start(user)]
+    inbox = [start(user, caller)]
     last: OnexEnvelope | None = None
     sent_by_id: dict[str, str] = {}
     while inbox:

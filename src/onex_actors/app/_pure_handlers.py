@@ -46,6 +46,7 @@ def pure_handler(node: HostedNode, states: StateStore | None = None) -> Handler:
             evt_topic=node.evt_topic,
             state_topic=state_topic(node.node_id),
             states=states,
+            reply_topics=node.reply_topics,
         )
     raise ConfigError(f"node {node.node_id!r} is a {contract.kind.value}, not a pure kind")
 

@@ -16,14 +16,16 @@ __all__ = ["state"]
 
 
 def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None = None) -> int:
-    """Print a reducer key's committed state, read from its changelog topic.
+    """Print a reducer key's (or a workflow instance's) committed state, from its changelog.
 
     Parameters
     ----------
     node
-        The reducer's node id, e.g. ``account``.
+        The reducer's or orchestrator's node id, e.g. ``account``.
     key
-        The key, as the reducer's ``key`` expression gives it (``a1``).
+        The key, as the reducer's ``key`` expression gives it (``a1``); for a workflow
+        instance, its ``correlation_id`` (for one another workflow's step started, that
+        step's ``command`` id).
     tenant
         The tenant whose state it is.
     config

@@ -32,6 +32,7 @@ from ._contracts import Subscriptions as Subscriptions
 from ._contracts import ThenCommand as ThenCommand
 from ._derive import EVENT_OF_HEADER as EVENT_OF_HEADER
 from ._derive import HOPS_HEADER as HOPS_HEADER
+from ._derive import INSTANCE_HEADER as INSTANCE_HEADER
 from ._derive import PARTITION_KEY_HEADER as PARTITION_KEY_HEADER
 from ._derive import TRACE_HEADERS as TRACE_HEADERS
 from ._derive import dead_letter_of as dead_letter_of
@@ -67,6 +68,8 @@ from ._errors import TransactionAborted as TransactionAborted
 from ._flow_graph import flow_graph as flow_graph
 from ._flows import loop_problem as loop_problem
 from ._flows import then_loops as then_loops
+from ._flows import workflow_loop_problem as workflow_loop_problem
+from ._flows import workflow_loops as workflow_loops
 from ._idempotency import IdempotencyCache as IdempotencyCache
 from ._ids import ContractId as ContractId
 from ._ids import NodeId as NodeId
@@ -159,6 +162,8 @@ from ._workflow import StepTiming as StepTiming
 from ._workflow import WorkflowDecision as WorkflowDecision
 from ._workflow import WorkflowEngine as WorkflowEngine
 from ._workflow import as_failed_result as as_failed_result
+from ._workflow import instance_of as instance_of
+from ._workflow import reply_to_of as reply_to_of
 from ._workflow import result_command as result_command
 from ._workflow_contract import OrchestratorContract as OrchestratorContract
 from ._workflow_contract import StepCommand as StepCommand
@@ -173,6 +178,7 @@ __all__ = [
     "EXPIRE_TIMER",
     "GLOBAL_TENANT",
     "HOPS_HEADER",
+    "INSTANCE_HEADER",
     "KEY_STATE_EXTRA_BYTES",
     "PARTITION_KEY_HEADER",
     "REPLY_TO_HEADER",
@@ -303,6 +309,7 @@ __all__ = [
     "forwarded_command",
     "home_partition",
     "hops_of",
+    "instance_of",
     "intent_command",
     "log_envelope",
     "log_topic",
@@ -316,6 +323,7 @@ __all__ = [
     "record_headers",
     "record_key",
     "record_key_and_headers",
+    "reply_to_of",
     "result_command",
     "result_of",
     "route",
@@ -329,4 +337,6 @@ __all__ = [
     "trace_context",
     "uuid_bytes",
     "uuid_text",
+    "workflow_loop_problem",
+    "workflow_loops",
 ]

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENT_OF_HEADER",
     "HOPS_HEADER",
+    "INSTANCE_HEADER",
     "PARTITION_KEY_HEADER",
     "TRACE_HEADERS",
     "dead_letter_of",
@@ -57,6 +58,10 @@ __all__ = [
 ]
 
 PARTITION_KEY_HEADER = "partition_key"
+
+INSTANCE_HEADER: Final = "onex-instance"
+"""On the commands of a workflow instance started by another workflow's step, and on
+their results: the instance's id (a top-level instance's is its ``correlation_id``)."""
 
 _PAYLOAD: Final = TypeAdapter(dict[str, JsonValue])
 _TYPE_BYTES: Final = {kind: kind.value.encode() for kind in EnvelopeType}
@@ -409,11 +414,11 @@ def _checked(contract_id: str) -> str:
     return check_contract_id(contract_id)
 
 
-_PROPAGATED: Final = frozenset({"traceparent", "tracestate", PARTITION_KEY_HEADER})
+_PROPAGATED: Final = frozenset({"traceparent", "tracestate", PARTITION_KEY_HEADER, INSTANCE_HEADER})
 
 
 def _propagated(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers a derived envelope inherits: trace context and the partition key."""
+    """Headers a derived envelope inherits: trace context, partition key, workflow instance."""
     return {k: v for k, v in headers.items() if k in _PROPAGATED}
 
 

@@ -16,7 +16,7 @@ from ._compute_contract import ComputeContract
 from ._contracts import ConsumeMode, EffectContract, EffectFamily, RuntimeHostContract
 from ._envelope import EnvelopeType, OnexEnvelope
 from ._errors import ContractError, TopicError
-from ._flows import loop_problem, then_loops
+from ._flows import loop_problem, then_loops, workflow_loop_problem, workflow_loops
 from ._node_contracts import HostableContract, NodeContract
 from ._reducer_contract import ReducerContract
 from ._topics import Topic, TopicPattern, cmd_topic, dlq_topic, evt_topic, log_topic
@@ -359,6 +359,11 @@ def build_routing_table(
     problems += [
         loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
         for loop in then_loops(nodes)
+        if hosted.keys() & set(loop)
+    ]
+    problems += [
+        workflow_loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
+        for loop in workflow_loops(nodes)
         if hosted.keys() & set(loop)
     ]
     if problems:

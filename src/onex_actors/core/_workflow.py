@@ -1,6 +1,7 @@
 """A workflow instance's decision: ``decide(instance, event, ctx)`` (SPEC §6a, the Decider).
 
-An instance is keyed by its start command's ``correlation_id`` and kept as a snapshot
+An instance is keyed by its start command's ``correlation_id`` (a start command sent as
+another workflow's step, by its own id: see :func:`instance_of`) and kept as a snapshot
 (each step's status, attempts, output or error), not as a history: the value of a
 ``KeyState``, so it lives in a changelog like a reducer's key. Three kinds of command
 reach it: the start command; a step node's result, brought back as a command by
@@ -27,7 +28,7 @@ from pydantic import JsonValue, TypeAdapter
 
 from ._as_text import time_text, uuid_text
 from ._cel import WORKFLOW_VARIABLES, CelExpression, ExpressionFailed, compile_expression
-from ._derive import EVENT_OF_HEADER, PARTITION_KEY_HEADER, trace_context
+from ._derive import EVENT_OF_HEADER, INSTANCE_HEADER, PARTITION_KEY_HEADER, trace_context
 from ._envelope import (
     EnvelopeStatus,
     EnvelopeType,
@@ -47,6 +48,8 @@ __all__ = [
     "WorkflowDecision",
     "WorkflowEngine",
     "as_failed_result",
+    "instance_of",
+    "reply_to_of",
     "result_command",
 ]
 
@@ -68,6 +71,41 @@ _RECENT: Final = 16
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def instance_of(command: OnexEnvelope) -> str:
+    """Return the id of the workflow instance ``command`` (read by an orchestrator) is for.
+
+    A timer names it. A step's result carries it (``onex-instance``) when the instance was
+    started as another workflow's step, and is otherwise for its flow's instance. A start
+    command sent as another workflow's step (``onex-reply-to``) starts an instance of its
+    own id, so each step and each attempt starts its own; any other start command starts
+    its flow's: the instance of its ``correlation_id``.
+    """
+    headers = command.headers
+    if headers.get(TIMER_HEADER) is not None:
+        named = command.payload.get("key")
+        if isinstance(named, str) and named:
+            return named
+    elif headers.get(RESULT_OF_HEADER) is not None:
+        nested = headers.get(INSTANCE_HEADER)
+        if nested:
+            return nested
+    elif headers.get(REPLY_TO_HEADER) is not None:
+        return uuid_text(command.envelope_id)
+    return uuid_text(command.correlation_id)
+
+
+def reply_to_of(instance: Mapping[str, JsonValue]) -> str | None:
+    """Return the orchestrator whose step started ``instance`` (``None``: none did).
+
+    The instance's answer goes to that orchestrator too, as any step node's result does.
+    """
+    reply = _start(instance).get("reply")
+    if isinstance(reply, Mapping):
+        to = reply.get("to")
+        return to if isinstance(to, str) else None
+    return None
+
+
 def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
     """Bring a step node's result ``event`` (ok or error) to orchestrator ``node_id``.
 
@@ -81,6 +119,15 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
         if ok
         else {"error": event.error.model_dump(mode="json") if event.error else None}
     )
+    headers = {
+        **trace_context(event.headers),
+        EVENT_OF_HEADER: event.node_id,
+        RESULT_OF_HEADER: _id_text(event.causation_id),
+        RESULT_STATUS_HEADER: "ok" if ok else "error",
+    }
+    nested = event.headers.get(INSTANCE_HEADER)
+    if nested is not None:
+        headers[INSTANCE_HEADER] = nested
     return assembled(  # every field from a valid envelope: no need to check them again
         {
             "envelope_id": uuid5(event.envelope_id, f"result-of/{node_id}"),
@@ -94,12 +141,7 @@ def result_command(node_id: str, event: OnexEnvelope) -> OnexEnvelope:
             "payload": payload,
             "status": None,
             "error": None,
-            "headers": {
-                **trace_context(event.headers),
-                EVENT_OF_HEADER: event.node_id,
-                RESULT_OF_HEADER: _id_text(event.causation_id),
-                RESULT_STATUS_HEADER: "ok" if ok else "error",
-            },
+            "headers": headers,
             "schema_version": 1,
         }
     )
@@ -265,16 +307,21 @@ class WorkflowEngine:
 
     def _new(self, start: OnexEnvelope) -> dict[str, JsonValue]:
         trace: dict[str, JsonValue] = {**trace_context(start.headers)}
+        started: dict[str, JsonValue] = {
+            "envelope_id": uuid_text(start.envelope_id),
+            "correlation_id": uuid_text(start.correlation_id),
+            "tenant_id": start.tenant_id,
+            "created_at": time_text(start.created_at),
+            "trace": trace,
+        }
+        reply_to = start.headers.get(REPLY_TO_HEADER)
+        if reply_to is not None:  # another workflow's step: its answer goes back there
+            started["instance"] = instance_of(start)
+            started["reply"] = {"to": reply_to, "instance": start.headers.get(INSTANCE_HEADER)}
         return {
             "status": "running",
             "version": self.contract.version,
-            "start": {
-                "envelope_id": uuid_text(start.envelope_id),
-                "correlation_id": uuid_text(start.correlation_id),
-                "tenant_id": start.tenant_id,
-                "created_at": time_text(start.created_at),
-                "trace": trace,
-            },
+            "start": started,
             "input": dict(start.payload),
             "steps": {
                 name: {
@@ -474,9 +521,18 @@ class WorkflowEngine:
         start = _start(instance)
         tenant, correlation = str(start["tenant_id"]), str(start["correlation_id"])
         flow = _uuid(correlation)
+        headers = {REPLY_TO_HEADER: self.node_id}
+        nested = start.get("instance")
+        if isinstance(nested, str):  # one of several in its flow: ids and results its own
+            ids = _uuid(nested)
+            headers[PARTITION_KEY_HEADER] = stored_key(tenant, nested)
+            headers[INSTANCE_HEADER] = nested
+        else:
+            ids = flow
+            headers[PARTITION_KEY_HEADER] = stored_key(tenant, correlation)
         return assembled(  # the payload checked as JSON; the rest built valid here
             {
-                "envelope_id": uuid5(flow, name),
+                "envelope_id": uuid5(ids, name),
                 "type": EnvelopeType.CMD,
                 "tenant_id": tenant,
                 "node_id": node_id,
@@ -487,10 +543,7 @@ class WorkflowEngine:
                 "payload": _PAYLOAD.validate_python(payload),
                 "status": None,
                 "error": None,
-                "headers": {
-                    REPLY_TO_HEADER: self.node_id,
-                    PARTITION_KEY_HEADER: stored_key(tenant, correlation),
-                },
+                "headers": headers,
                 "schema_version": 1,
             }
         )
@@ -712,11 +765,21 @@ class WorkflowEngine:
             payload = {"status": status, "steps": self._summary(instance)}
             error = ErrorInfo(type=kind, message=message, retryable=False, attempts=1)
             state = EnvelopeStatus.ERROR
+        tenant = str(start["tenant_id"])
+        headers: dict[str, str] = {}
+        reply = start.get("reply")
+        if isinstance(reply, Mapping):  # keyed to the instance of the step that started it
+            outer = reply.get("instance")
+            if isinstance(outer, str):
+                headers[PARTITION_KEY_HEADER] = stored_key(tenant, outer)
+                headers[INSTANCE_HEADER] = outer
+            else:
+                headers[PARTITION_KEY_HEADER] = stored_key(tenant, str(start["correlation_id"]))
         return assembled(
             {
                 "envelope_id": uuid5(_uuid(str(start["envelope_id"])), "result"),
                 "type": EnvelopeType.EVT,
-                "tenant_id": str(start["tenant_id"]),
+                "tenant_id": tenant,
                 "node_id": self.node_id,
                 "contract_id": f"{self.node_id}@{instance['version']}",
                 "correlation_id": _uuid(str(start["correlation_id"])),
@@ -725,7 +788,7 @@ class WorkflowEngine:
                 "payload": payload,
                 "status": state,
                 "error": error,
-                "headers": {},
+                "headers": headers,
                 "schema_version": 1,
             }
         )

@@ -16,6 +16,8 @@ from onex_actors.core import (
     loop_problem,
     parse_contract,
     then_loops,
+    workflow_loop_problem,
+    workflow_loops,
 )
 
 __all__ = ["ContractTree", "FileRegistry"]
@@ -117,6 +119,7 @@ def load_tree(root: Path) -> ContractTree:
             else:
                 nodes[contract.node_id] = contract
     problems += [loop_problem(loop, sources) for loop in then_loops(nodes)]
+    problems += [workflow_loop_problem(loop, sources) for loop in workflow_loops(nodes)]
     if problems:
         raise ContractError(problems)
     return ContractTree(runtimes=runtimes, nodes=nodes, sources=sources)

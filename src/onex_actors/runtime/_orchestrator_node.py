@@ -14,7 +14,7 @@ the start command (``onex emit`` waits for it); nothing else is answered.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from pydantic import JsonValue
@@ -22,7 +22,6 @@ from pydantic import JsonValue
 from onex_actors.core import (
     GLOBAL_TENANT,
     PARTITION_KEY_HEADER,
-    TIMER_HEADER,
     WORKFLOW_ENDED,
     ConfigError,
     EnvelopeType,
@@ -38,9 +37,10 @@ from onex_actors.core import (
     as_failed_result,
     cmd_topic,
     home_partition,
+    instance_of,
+    reply_to_of,
     result_command,
     stored_key,
-    uuid_text,
 )
 
 from ._health import STEP_BUCKETS_S, Durations
@@ -77,6 +77,7 @@ class OrchestratorHandler:
         state_topic: str,
         partitions: int = 1,
         states: StateStore | None = None,
+        reply_topics: Mapping[str, str] | None = None,
     ) -> None:
         self.engine = WorkflowEngine(contract)
         self.node_id = contract.node_id
@@ -88,6 +89,9 @@ class OrchestratorHandler:
         """Partitions of the command topic (set when the host has checked the changelog)."""
         self.record_limit: int | None = None
         """The largest record the changelog takes (set with ``partitions``; none: no limit)."""
+        self.reply_topics: Mapping[str, str] = reply_topics or {}
+        """The command topic of each orchestrator of the contract tree: where the result
+        of an instance another workflow's step started goes too."""
         self.rekeyed = 0
         """Records read off their instance's partition and sent on to it."""
         self.timed = True
@@ -141,7 +145,7 @@ class OrchestratorHandler:
                 if envelope.type is EnvelopeType.EVT
                 else envelope
             )
-            instance = self._instance_of(command)
+            instance = instance_of(command)
             stored = stored_key(command.tenant_id, instance)
             home = home_partition(stored.encode(), self.partitions)
             if home != partition:
@@ -187,6 +191,10 @@ class OrchestratorHandler:
                     ended = str(decision.state.value.get("status")) if decision.state else "ended"
                     counts[ended] += 1
                 sent.append((decision.answer, self.evt_topic, None))
+                caller = reply_to_of(decision.state.value) if decision.state else None
+                reply_topic = self.reply_topics.get(caller) if caller is not None else None
+                if reply_topic is not None:
+                    sent.append((decision.answer, reply_topic, None))
             outcomes.append(PureOutcome(None, tuple(sent), written))
         return outcomes
 
@@ -272,16 +280,12 @@ class OrchestratorHandler:
             retryable=False,
         )
 
-    def _instance_of(self, command: OnexEnvelope) -> str:
-        """Return the instance a command belongs to: its flow (a timer names it)."""
-        if command.headers.get(TIMER_HEADER) is not None:
-            named = command.payload.get("key")
-            if isinstance(named, str) and named:
-                return named
-        return uuid_text(command.correlation_id)
-
     def state_of(self, key: str, tenant: str = GLOBAL_TENANT) -> dict[str, JsonValue] | None:
-        """Return instance ``key``'s (a correlation id) newest snapshot here, if any."""
+        """Return instance ``key``'s newest snapshot here, if any.
+
+        ``key``: a correlation id, or for an instance another workflow's step started,
+        that step command's id (its step's ``command`` in the other instance's snapshot).
+        """
         for _, state in self.store.find(stored_key(tenant, key)):
             return dict(state.value)
         return None
