@@ -1177,3 +1177,21 @@ async def test_a_workflow_step_that_fails_fails_the_workflow_that_started_it() -
     assert inner["status"] == "compensated"
     assert balance is not None
     assert balance["balance"] == 0  # 1 and 10 deposited, each withdrawn by its workflow
+
+
+async def test_a_result_for_an_orchestrator_the_tree_lacks_is_answered_and_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A command naming an unknown orchestrator (another runtime's tree, say) is answered
+    on the node's evt topic; the copy that would time its step out is named in the log."""
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(), bus=bus) as host:
+        answers = [
+            await host.request("echo-node", {"n": n}, headers={REPLY_TO_HEADER: "ghost-flow"})
+            for n in range(3)
+        ]
+    assert [a.payload for a in answers] == [{"n": n} for n in range(3)]
+    said = [r.getMessage() for r in caplog.records if "ghost-flow" in r.getMessage()]
+    assert len(said) == 1
+    assert "no orchestrator of this runtime's contract tree" in said[0]
+    assert "onex.app.local.global.evt.node.echo-node.v1 only" in said[0]

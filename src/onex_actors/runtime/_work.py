@@ -50,6 +50,8 @@ from ._tracing import HandlerSpan, Tracer
 
 __all__ = ["BATCH_LIMIT", "NodeWork"]
 
+logger = logging.getLogger("onex_actors.runtime")
+
 BATCH_LIMIT = 512
 """Most envelopes a worker of a batch handler takes from the inbox per wake-up."""
 _UNTRACED: AbstractContextManager[None] = nullcontext()
@@ -106,6 +108,9 @@ class NodeWork:
             max_bytes=self.contract.idempotency_max_bytes,
         )
         """The record each recently answered envelope was answered with."""
+        self.unknown_reply_to: set[str] = set()
+        """``onex-reply-to`` values seen that name no orchestrator of the contract tree
+        (each logged once): their results went to the evt topic only."""
 
     @property
     def node_id(self) -> str:
@@ -512,8 +517,31 @@ class NodeWork:
         lands in the partition of the orchestrator's topic that holds the instance.
         """
         reply_to = item.envelope.headers.get(REPLY_TO_HEADER)
-        topic = self.hosted.reply_topics.get(reply_to) if reply_to is not None else None
-        return [] if topic is None else [structs.replace(result, topic=topic)]
+        if reply_to is None:
+            return []
+        topic = self.hosted.reply_topics.get(reply_to)
+        if topic is None:
+            self._unknown_reply_to(reply_to, item)
+            return []
+        return [structs.replace(result, topic=topic)]
+
+    def _unknown_reply_to(self, reply_to: str, item: WorkItem) -> None:
+        """Say once per name that a result cannot go to the orchestrator its command names."""
+        if reply_to in self.unknown_reply_to:
+            return
+        self.unknown_reply_to.add(reply_to)
+        logger.warning(
+            "node %r: command %s (correlation id %s) names onex-reply-to %r, which is no "
+            "orchestrator of this runtime's contract tree, so its result goes to %s only and "
+            "that workflow's step will time out; give this runtime the orchestrator's "
+            "contract (its contracts directory), or send the command without the header. "
+            "Said once per name.",
+            self.node_id,
+            item.envelope.envelope_id,
+            item.envelope.correlation_id,
+            reply_to,
+            self.hosted.evt_topic,
+        )
 
     def _then_again(self, item: WorkItem, previous: OutboundRecord) -> list[OutboundRecord]:
         """Build again the command ``then`` forwarded with ``previous`` (an ``ok`` answer).
