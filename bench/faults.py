@@ -6,7 +6,7 @@ the server), runs the scenarios and prints one Markdown table row per scenario.
 
     python bench/faults.py [--commands 10000] [--only kill-9 sigterm ...]
         [--client kafka-python|confluent] [--delivery at_least_once|exactly_once]
-        [--workload echo|fold|workflow] [--store memory|disk]
+        [--workload echo|fold|workflow|nested] [--store memory|disk]
 
 ``--workload fold`` puts a reducer under each fault instead of the echo node (the
 scenarios that run a node of their own, db and crash ones, are not for it): after each
@@ -14,6 +14,8 @@ scenario every key's final state in the changelog is compared with a fold the ha
 computes itself from the commands sent, and one wrong key fails the scenario.
 ``--workload workflow`` puts an orchestrator there (two echo steps, one after the other):
 each start command read back must have one ``ok`` answer carrying its own input.
+``--workload nested`` puts an orchestrator whose one step is that workflow there: each
+start runs an instance of the other workflow, with the same check of its answers.
 ``--store disk`` runs its hosts with the on-disk state store (a host restarted after a
 clean stop then reads only the changelog's tail).
 """
@@ -175,10 +177,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--workload",
-        choices=["echo", "fold", "workflow"],
+        choices=["echo", "fold", "workflow", "nested"],
         default="echo",
-        help="the node under fault: the echo effect, a reducer whose state is checked, or "
-        "an orchestrator of two echo steps whose every answer is checked",
+        help="the node under fault: the echo effect, a reducer whose state is checked, "
+        "an orchestrator of two echo steps whose every answer is checked, or one whose "
+        "step is that workflow (nested)",
     )
     parser.add_argument(
         "--store",

@@ -19,6 +19,7 @@ from ._processes import host_env, host_process
 from ._state_check import check_fold_state, check_workflow_answers, workflow_endings
 from ._workload import (
     FOLD_NODE,
+    NESTED_NODE,
     WORKFLOW_NODE,
     CommandStream,
     OutcomeReader,
@@ -62,8 +63,10 @@ class FaultLab:
     delivery: str = "at_least_once"
     """The hosts' ``delivery.mode``: at_least_once or exactly_once."""
     workload: str = "echo"
-    """The node under fault: ``echo`` (an effect) or ``fold`` (a reducer, ``FOLD_NODE``:
-    the state of every key is then checked against a fold computed by the harness)."""
+    """The node under fault: ``echo`` (an effect), ``fold`` (a reducer, ``FOLD_NODE``:
+    the state of every key is then checked against a fold computed by the harness),
+    ``workflow`` (an orchestrator, ``WORKFLOW_NODE``: every start's answer is checked) or
+    ``nested`` (an orchestrator whose step is that workflow, ``NESTED_NODE``)."""
     store: str = "memory"
     """The hosts' ``state.store``: ``memory``, or ``disk`` (each running host gets a folder
     of its own, and a host started after one ended takes the lowest free one: a restart
@@ -144,9 +147,15 @@ class FaultLab:
         if self.workload == "fold":
             nodes = {"tally": FOLD_NODE, "sink": "effect_type: local\n"}
             return self.contracts(name, nodes, ["local"], "tally")
-        if self.workload == "workflow":
-            steps = {"step1": "effect_type: local\n", "step2": "effect_type: local\n"}
-            return self.contracts(name, {"flow": WORKFLOW_NODE, **steps}, ["local"], "flow")
+        if self.workload in ("workflow", "nested"):
+            nodes = {
+                "flow": WORKFLOW_NODE,
+                "step1": "effect_type: local\n",
+                "step2": "effect_type: local\n",
+            }
+            if self.workload == "nested":
+                return self.contracts(name, {"nest": NESTED_NODE, **nodes}, ["local"], "nest")
+            return self.contracts(name, nodes, ["local"], "flow")
         return self.contracts(name, {"echo": f"effect_type: local\n{extra}"}, ["local"])
 
     def stream(
@@ -164,9 +173,9 @@ class FaultLab:
 
     def with_state_checked(self, result: ScenarioResult) -> ScenarioResult:
         """Add the state check of the newest tree's reducer (``workload: fold``)."""
-        if self.workload not in ("fold", "workflow") or not self.setups:
+        if self.workload not in ("fold", "workflow", "nested") or not self.setups:
             return result
-        if self.workload == "workflow":
+        if self.workload in ("workflow", "nested"):
             report = check_workflow_answers(self.bootstrap, self.setups[-1].node)
             note = f"{result.note}; {len(report.wrong)} of {report.keys} workflows wrong"
         else:
@@ -187,6 +196,8 @@ class FaultLab:
         at = {r.envelope_id: (r.partition, r.offset) for r in sent if r.envelope_id is not None}
         if self.workload == "workflow":
             at |= workflow_endings(self.bootstrap, setup.node, setup.nodes["step2"])
+        elif self.workload == "nested":  # ended by the inner workflow's answer
+            at |= workflow_endings(self.bootstrap, setup.node, setup.nodes["flow"])
         return at
 
     def another_runtime(self, setup: Setup, name: str) -> Setup:

@@ -162,6 +162,18 @@ workflow:
 """The body of the fault scenarios' orchestrator: two echo steps one after the other
 (``step1-{tag}``, ``step2-{tag}``), carrying the start's ``i`` to the answer."""
 
+NESTED_NODE = """kind: orchestrator
+workflow:
+  steps:
+    - name: inner
+      node_id: flow-{tag}
+      payload: {i: input.i, pad: input.pad}
+      timeout_s: 120
+  output: {i: steps.inner.output.i}
+"""
+"""An orchestrator whose one step is ``WORKFLOW_NODE`` (``flow-{tag}``): each start
+starts an instance of that workflow, whose answer, carrying ``i``, is the step's result."""
+
 
 def _fold_payload(i: int, keys: int) -> dict[str, JsonValue]:
     return {"k": f"k{i % keys}", "i": i, "n": i % 7 + 1, "pad": "x" * 24}
