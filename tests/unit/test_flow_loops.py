@@ -3,10 +3,13 @@ contracts are loaded, naming files and keys."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.contracts import effect, runtime
 
@@ -14,6 +17,8 @@ from onex_actors.core import (
     ContractError,
     NodeContract,
     build_routing_table,
+    command_loop_problem,
+    command_loops,
     parse_contract,
     then_loops,
     workflow_loops,
@@ -189,3 +194,194 @@ def test_a_runtime_hosting_a_workflow_of_a_loop_is_refused() -> None:
     nodes = _workflows({"a-flow": ["a-flow"]})
     with pytest.raises(ContractError, match=r"a loop of workflows, a-flow -> a-flow"):
         build_routing_table(runtime("a-flow"), nodes)  # type: ignore[arg-type]
+
+
+# -- loops of commands through reducers -------------------------------------------------
+
+
+def _reducer(
+    node: str, events_of: Sequence[str] = (), intents: Sequence[str] = (), fsm: bool = False
+) -> NodeContract:
+    """A reducer folding ``events_of``'s results, sending ``intents`` (a state machine's
+    transition's, with ``fsm``, else a fold's) with each command."""
+    sends = [{"node_id": target} for target in intents]
+    logic: dict[str, Any] = {
+        "fold": {"assign": {"n": "state.n + 1"}, "intents": sends},
+        "state": {"initial": {"n": 0}},
+    }
+    if fsm:
+        logic = {
+            "fsm": {
+                "states": ["open"],
+                "initial_state": "open",
+                "trigger": "input.trigger",
+                "transitions": [
+                    {
+                        "transition_name": "ping",
+                        "from_state": "open",
+                        "to_state": "open",
+                        "trigger": "ping",
+                        "intents": sends,
+                    }
+                ],
+            },
+            "state": {"initial": {}},
+        }
+    return parse_contract(
+        {
+            "kind": "reducer",
+            "node_id": node,
+            "version": "0.1.0",
+            "key": "input.k",
+            "input": {"events_of": list(events_of)},
+            **logic,
+        },
+        source=f"{node}.yaml",
+    )
+
+
+def _tree(*contracts: NodeContract) -> dict[str, NodeContract]:
+    return {contract.node_id: contract for contract in contracts}
+
+
+def test_reducers_folding_each_others_results_are_a_loop_said_where_it_is_declared() -> None:
+    nodes = _tree(_reducer("ping", events_of=["pong"]), _reducer("pong", events_of=["ping"]))
+    (loop,) = command_loops(nodes)
+    assert loop == [("ping", "events_of"), ("pong", "events_of")]
+    assert command_loop_problem(loop, {"ping": "ping.yaml", "pong": "pong.yaml"}) == (
+        "pong.yaml: key 'input.events_of': a loop of commands, ping -events_of-> pong "
+        "-events_of-> ping (ping.yaml, pong.yaml): each answer would make the next command "
+        "for ever; end the loop at a node that sends nothing on"
+    )
+
+
+@pytest.mark.parametrize(
+    ("nodes", "loops"),
+    [
+        (  # a fold's intent to an effect that forwards back to it
+            lambda: _tree(_reducer("r", intents=["e"]), effect("e", **_then("r"))),
+            [[("e", "then"), ("r", "intent")]],
+        ),
+        (  # a fold sending to the node whose results it folds
+            lambda: _tree(_reducer("r", events_of=["e"], intents=["e"]), effect("e")),
+            [[("e", "events_of"), ("r", "intent")]],
+        ),
+        (  # a state machine's intents: its transitions decide, no loop by themselves
+            lambda: _tree(_reducer("r", events_of=["e"], intents=["e"], fsm=True), effect("e")),
+            [],
+        ),
+        (  # folding results with no way back
+            lambda: _tree(_reducer("r", events_of=["e"], intents=["sink"]), effect("e")),
+            [],
+        ),
+        (  # then: alone is then_loops' to say
+            lambda: _tree(effect("a", **_then("b")), effect("b", **_then("a"))),
+            [],
+        ),
+        (  # b reached by then: first, and again through the reducer
+            lambda: _tree(
+                effect("a", **_then("b")),
+                effect("b", **_then("a")),
+                _reducer("c", events_of=["a"], intents=["b"]),
+            ),
+            [[("a", "events_of"), ("c", "intent"), ("b", "then")]],
+        ),
+    ],
+    ids=[
+        "intent and then",
+        "intent and events_of",
+        "a state machine",
+        "no way back",
+        "then",
+        "a then: loop crossed by a fold",
+    ],
+)
+def test_loops_through_a_reducer_are_found(
+    nodes: Callable[[], dict[str, NodeContract]], loops: list[list[tuple[str, str]]]
+) -> None:
+    assert command_loops(nodes()) == loops
+
+
+def test_a_compute_nodes_then_loop_is_found_too() -> None:
+    looping = parse_contract(
+        {
+            "kind": "compute",
+            "node_id": "c",
+            "version": "0.1.0",
+            "compute": {"output": {"n": "input.n"}},
+            **_then("c"),
+        },
+        source="c.yaml",
+    )
+    assert then_loops({"c": looping}) == [["c"]]
+
+
+@st.composite
+def _sending_trees(draw: st.DrawFn) -> tuple[dict[str, NodeContract], set[tuple[str, str, str]]]:
+    """Effects forwarding by then: and folds with intents and events_of; and their edges."""
+    names = "abcd"
+    contracts, edges = [], set()
+    for node in names:
+        if draw(st.booleans()):
+            target = draw(st.none() | st.sampled_from(names))
+            contracts.append(effect(node, **(_then(target) if target else {})))
+            if target:
+                edges.add((node, target, "then"))
+        else:
+            others = [n for n in names if n != node]
+            sources = draw(st.lists(st.sampled_from(others), unique=True, max_size=2))
+            targets = draw(st.lists(st.sampled_from(names), unique=True, max_size=2))
+            contracts.append(_reducer(node, events_of=sources, intents=targets))
+            edges |= {(s, node, "events_of") for s in sources}
+            edges |= {(node, t, "intent") for t in targets}
+    return _tree(*contracts), edges
+
+
+@settings(max_examples=300)
+@given(_sending_trees())
+def test_every_loop_through_a_reducer_is_reported_from_its_first_node(
+    drawn: tuple[dict[str, NodeContract], set[tuple[str, str, str]]],
+) -> None:
+    nodes, edges = drawn
+    loops = command_loops(nodes)
+    for loop in loops:
+        assert loop[0][0] == min(node for node, _ in loop)
+        assert any(how != "then" for _, how in loop)
+        following = [*(node for node, _ in loop[1:]), loop[0][0]]
+        for (here, how), there in zip(loop, following, strict=True):
+            assert (here, there, how) in edges
+    # every simple cycle, by brute force: its first node must be reported
+    first_nodes = set()
+    for size in range(1, len(nodes) + 1):
+        for cycle in itertools.permutations(sorted(nodes), size):
+            pairs = list(zip(cycle, [*cycle[1:], cycle[0]], strict=True))
+            kinds = [{how for a, b, how in edges if (a, b) == pair} for pair in pairs]
+            if all(kinds) and any(k - {"then"} for k in kinds):
+                first_nodes.add(min(cycle))
+    assert [loop[0][0] for loop in loops] == sorted(first_nodes)
+
+
+def test_a_runtime_hosting_a_reducer_of_a_loop_is_refused() -> None:
+    nodes = _tree(_reducer("ping", events_of=["pong"]), _reducer("pong", events_of=["ping"]))
+    with pytest.raises(ContractError, match=r"a loop of commands, ping -events_of-> pong"):
+        build_routing_table(runtime("ping"), nodes)  # type: ignore[arg-type]
+
+
+def test_a_tree_whose_reducers_fold_each_others_results_is_refused_naming_its_files(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "nodes").mkdir()
+    for node, other in (("ping", "pong"), ("pong", "ping")):
+        (tmp_path / "nodes" / f"{node}.yaml").write_text(
+            f"kind: reducer\nnode_id: {node}\nversion: '0.1.0'\nkey: input.k\n"
+            f"input: {{events_of: [{other}]}}\nfold: {{assign: {{n: state.n + 1}}}}\n"
+            "state: {initial: {n: 0}}\n"
+        )
+    with pytest.raises(ContractError) as refused:
+        load_tree(tmp_path)
+    ping, pong = tmp_path / "nodes" / "ping.yaml", tmp_path / "nodes" / "pong.yaml"
+    (problem,) = refused.value.problems
+    assert problem.startswith(
+        f"{pong}: key 'input.events_of': a loop of commands, ping -events_of-> pong "
+        f"-events_of-> ping ({ping}, {pong})"
+    )

@@ -66,6 +66,8 @@ from ._errors import StateStoreError as StateStoreError
 from ._errors import TopicError as TopicError
 from ._errors import TransactionAborted as TransactionAborted
 from ._flow_graph import flow_graph as flow_graph
+from ._flows import command_loop_problem as command_loop_problem
+from ._flows import command_loops as command_loops
 from ._flows import loop_problem as loop_problem
 from ._flows import then_loops as then_loops
 from ._flows import workflow_loop_problem as workflow_loop_problem
@@ -291,6 +293,8 @@ __all__ = [
     "check_semver",
     "check_slug",
     "cmd_topic",
+    "command_loop_problem",
+    "command_loops",
     "compile_named_sql",
     "computed_payload",
     "contract_id",

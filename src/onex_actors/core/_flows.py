@@ -9,18 +9,39 @@ each forwarded command carries (``HOPS_HEADER``, checked against ``then.max_hops
 
 A workflow whose step (or compensation) is another workflow starts an instance of it;
 workflows that reach themselves that way would nest instances for ever, and are refused
-when loaded too.
+when loaded too. So are loops through reducers: a reducer folds every ``ok`` result of
+the nodes its ``input.events_of`` names, and a ``fold`` sends its ``intents`` with every
+command it folds, so two reducers folding each other's results, say, would answer each
+other for ever (``command_loops``). A state machine's intents belong to transitions,
+which its guards and states decide, so they make no such loop by themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
+from ._compute_contract import ComputeContract
 from ._contracts import EffectContract
 from ._node_contracts import NodeContract
+from ._reducer_contract import ReducerContract
 from ._workflow_contract import OrchestratorContract
 
-__all__ = ["loop_problem", "then_loops", "workflow_loop_problem", "workflow_loops"]
+__all__ = [
+    "command_loop_problem",
+    "command_loops",
+    "loop_problem",
+    "then_loops",
+    "workflow_loop_problem",
+    "workflow_loops",
+]
+
+_SENDS_BY: Final = {
+    "then": "then.node_id",
+    "events_of": "input.events_of",
+    "intent": "fold.intents",
+}
+"""Where an edge of ``command_loops`` is declared: the key, in its declaring node."""
 
 
 def then_loops(nodes: Mapping[str, NodeContract]) -> list[list[str]]:
@@ -32,7 +53,7 @@ def then_loops(nodes: Mapping[str, NodeContract]) -> list[list[str]]:
     edges = {
         node_id: contract.then.node_id
         for node_id, contract in nodes.items()
-        if isinstance(contract, EffectContract) and contract.then is not None
+        if isinstance(contract, EffectContract | ComputeContract) and contract.then is not None
     }
     loops: list[list[str]] = []
     walked: set[str] = set()
@@ -79,6 +100,73 @@ def workflow_loops(nodes: Mapping[str, NodeContract]) -> list[list[str]]:
                     seen.add(node)  # is found from that node
                     paths.append([*path, node])
     return loops
+
+
+def command_loops(nodes: Mapping[str, NodeContract]) -> list[list[tuple[str, str]]]:
+    """Return a loop of commands through a reducer among ``nodes``, per first node.
+
+    Its edges: ``then:`` (every ``ok`` answer forwards a command), a reducer's
+    ``input.events_of`` (every ``ok`` result of the node it names is folded), and a
+    ``fold``'s ``intents`` (sent with every command folded). Each loop is a list of
+    ``(node, edge to the next node)`` from its first node in sorted order, with at least
+    one edge other than ``then`` (loops of ``then:`` alone are ``then_loops``'); one is
+    given for each such first node. Edges to nodes not in ``nodes`` end their walk.
+    """
+    edges: dict[str, list[tuple[str, str]]] = {}
+    for node_id, contract in nodes.items():
+        if isinstance(contract, EffectContract | ComputeContract) and contract.then is not None:
+            edges.setdefault(node_id, []).append((contract.then.node_id, "then"))
+        if isinstance(contract, ReducerContract):
+            for source in contract.input.events_of:
+                edges.setdefault(source, []).append((node_id, "events_of"))
+            if contract.fold is not None:
+                for intent in contract.fold.intents:
+                    edges.setdefault(node_id, []).append((intent.node_id, "intent"))
+    loops: list[list[tuple[str, str]]] = []
+    for start in sorted(edges):
+        # each path: the nodes reached, each with the edge it was reached by; and
+        # whether it went through an edge other than then
+        paths: list[tuple[list[tuple[str, str]], bool]] = [([], False)]
+        seen = {(start, False)}
+        found: list[tuple[str, str]] | None = None
+        while paths and found is None:
+            path, through = paths.pop()
+            here = path[-1][0] if path else start
+            for node, how in edges.get(here, ()):
+                further = through or how != "then"
+                if node == start and further:
+                    found = _as_loop(start, [*path, (node, how)])
+                    break
+                if node > start and node in nodes and (node, further) not in seen:
+                    seen.add((node, further))
+                    paths.append(([*path, (node, how)], further))
+        if found is not None:
+            loops.append(found)
+    return loops
+
+
+def _as_loop(start: str, steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Turn ``steps`` (each node reached, by which edge) into a loop of ``command_loops``."""
+    nodes = [start, *(node for node, _ in steps[:-1])]
+    return [(node, how) for node, (_, how) in zip(nodes, steps, strict=True)]
+
+
+def command_loop_problem(loop: list[tuple[str, str]], where: Mapping[str, str]) -> str:
+    """Say what is wrong with command ``loop`` in one line, naming where each node is.
+
+    It is said at the node that declares the loop's first edge other than ``then``.
+    """
+    nodes = [node for node, _ in loop]
+    index = next(i for i, (_, how) in enumerate(loop) if how != "then")
+    source, how = loop[index]
+    declarer = nodes[(index + 1) % len(nodes)] if how == "events_of" else source
+    chain = " ".join(f"{node} -{how}->" for node, how in loop) + f" {nodes[0]}"
+    places = ", ".join(where[node_id] for node_id in nodes)
+    return (
+        f"{where[declarer]}: key '{_SENDS_BY[how]}': a loop of commands, {chain} ({places}): "
+        "each answer would make the next command for ever; end the loop at a node that "
+        "sends nothing on"
+    )
 
 
 def loop_problem(loop: list[str], where: Mapping[str, str]) -> str:

@@ -16,7 +16,14 @@ from ._compute_contract import ComputeContract
 from ._contracts import ConsumeMode, EffectContract, EffectFamily, RuntimeHostContract
 from ._envelope import EnvelopeType, OnexEnvelope
 from ._errors import ContractError, TopicError
-from ._flows import loop_problem, then_loops, workflow_loop_problem, workflow_loops
+from ._flows import (
+    command_loop_problem,
+    command_loops,
+    loop_problem,
+    then_loops,
+    workflow_loop_problem,
+    workflow_loops,
+)
 from ._node_contracts import HostableContract, NodeContract
 from ._reducer_contract import ReducerContract
 from ._topics import Topic, TopicPattern, cmd_topic, dlq_topic, evt_topic, log_topic
@@ -365,6 +372,11 @@ def build_routing_table(
         workflow_loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
         for loop in workflow_loops(nodes)
         if hosted.keys() & set(loop)
+    ]
+    problems += [
+        command_loop_problem(loop, {node_id: f"node {node_id!r}" for node_id, _ in loop})
+        for loop in command_loops(nodes)
+        if hosted.keys() & {node_id for node_id, _ in loop}
     ]
     if problems:
         raise ContractError(problems)

@@ -13,6 +13,8 @@ from onex_actors.core import (
     ContractError,
     NodeContract,
     RuntimeHostContract,
+    command_loop_problem,
+    command_loops,
     loop_problem,
     parse_contract,
     then_loops,
@@ -120,6 +122,7 @@ def load_tree(root: Path) -> ContractTree:
                 nodes[contract.node_id] = contract
     problems += [loop_problem(loop, sources) for loop in then_loops(nodes)]
     problems += [workflow_loop_problem(loop, sources) for loop in workflow_loops(nodes)]
+    problems += [command_loop_problem(loop, sources) for loop in command_loops(nodes)]
     if problems:
         raise ContractError(problems)
     return ContractTree(runtimes=runtimes, nodes=nodes, sources=sources)
