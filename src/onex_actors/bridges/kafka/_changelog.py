@@ -10,6 +10,7 @@ aborted transaction wrote is never restored). Blocking: call from a worker threa
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
@@ -30,6 +31,10 @@ logger = logging.getLogger("onex_actors.kafka")
 
 READ_BATCH = 5_000
 """Records handed to the store per call while a partition is read back."""
+
+SOURCE_WAIT_S = 5.0
+"""How long a command topic created just before may take to be listed (``create`` on)."""
+SOURCE_WAIT_STEP_S = 0.1
 
 
 def prepare_changelogs(
@@ -59,9 +64,22 @@ def prepare_changelogs(
 
 
 def _prepare(
-    admin: KafkaAdminClient, sources: Mapping[str, str], replication: int, create: bool
+    admin: KafkaAdminClient,
+    sources: Mapping[str, str],
+    replication: int,
+    create: bool,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, int]:
-    counts = _partition_counts(admin, [*sources.values(), *sources])
+    topics = [*sources.values(), *sources]
+    counts = _partition_counts(admin, topics)
+    for _ in range(round(SOURCE_WAIT_S / SOURCE_WAIT_STEP_S) if create else 0):
+        if all(source in counts for source in sources.values()):
+            break
+        # the host has just created its command topics, perhaps through another client
+        # (librdkafka's admin): the broker asked may not list them yet
+        sleep(SOURCE_WAIT_STEP_S)
+        counts = _partition_counts(admin, topics)
     problems: list[str] = []
     missing: list[NewTopic] = []
     for changelog, source in sources.items():
