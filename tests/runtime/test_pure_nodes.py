@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -483,20 +484,19 @@ async def test_commands_keyed_anyhow_fold_with_their_key_and_are_answered_once()
         commands = []
         for _ in range(300):
             customer, amount = f"c{rng.randrange(20)}", rng.randrange(1, 100)
-            # a third keyed right, a third by another key, a third by the flow (the default)
+            # a third keyed right, a third by another key, a third by the flow (a producer
+            # that keys nothing: the record's key is then the correlation id)
             choice = rng.randrange(3)
-            headers = (
-                {PARTITION_KEY_HEADER: f"global/{customer}"}
-                if choice == 0
-                else {PARTITION_KEY_HEADER: f"other-{rng.randrange(99)}"}
-                if choice == 1
-                else {}
-            )
-            commands.append(
-                await host.send(
-                    "order-totals", {"customer": customer, "amount": amount}, headers=headers
+            payload: dict[str, JsonValue] = {"customer": customer, "amount": amount}
+            if choice == 2:
+                command = new_command("order-totals", payload)
+                await host.host.outbox.emit(command, cmd_topic("order-totals"))
+            else:
+                key = f"global/{customer}" if choice == 0 else f"other-{rng.randrange(99)}"
+                command = await host.send(
+                    "order-totals", payload, headers={PARTITION_KEY_HEADER: key}
                 )
-            )
+            commands.append(command)
             sent.append((customer, amount))
         for command in commands:
             await host.result(command)
@@ -1195,3 +1195,42 @@ async def test_a_result_for_an_orchestrator_the_tree_lacks_is_answered_and_said_
     assert len(said) == 1
     assert "no orchestrator of this runtime's contract tree" in said[0]
     assert "onex.app.local.global.evt.node.echo-node.v1 only" in said[0]
+
+
+async def test_step_results_land_in_their_instances_partition_even_from_a_rekeying_reducer() -> (
+    None
+):
+    """The account reducer sends each step command on to its key's partition, so its
+    result carries that key; the copy for the workflow is keyed by the instance all the
+    same, and lands where the instance is, with no hop more."""
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        for user in ("ann", "bob", "cy", "di", "eve", "fay"):
+            flow = uuid.uuid5(uuid.NAMESPACE_URL, f"flow-{user}")  # the same partitions each run
+            payload: dict[str, JsonValue] = {"user": user, "amount": 5, "quantity": 1}
+            done = await host.request("signup-flow", payload, correlation_id=flow)
+            assert done.status is EnvelopeStatus.OK
+        rekeyed_by_account = reducer_of(host, "account").rekeyed
+        rekeyed_by_flow = orchestrator_of(host, "signup-flow").rekeyed
+    assert rekeyed_by_account > 0  # the step commands are keyed by instance, not account
+    assert rekeyed_by_flow == 0
+
+
+async def test_the_embedding_api_keys_a_command_where_its_state_lives() -> None:
+    bus = InProcessBus(partitions=4)
+    async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
+        deposit = {"trigger": "deposit", "amount": 1}
+        sent = [await host.send("account", {"account_id": f"a{i}", **deposit}) for i in range(8)]
+        for command in sent:
+            await host.result(command)
+        keyless = await host.request("account", {"amount": 1})  # answered with bad_key
+        rekeyed = reducer_of(host, "account").rekeyed
+        start = await host.send("signup-flow", {"user": "ann", "amount": 5, "quantity": 1})
+        await host.result(start)
+        echo = await host.send("echo-node", {})
+    assert [c.headers[PARTITION_KEY_HEADER] for c in sent] == [f"global/a{i}" for i in range(8)]
+    assert rekeyed == 0
+    assert keyless.error is not None
+    assert keyless.error.type == "bad_key"
+    assert start.headers[PARTITION_KEY_HEADER] == f"global/{start.correlation_id}"
+    assert PARTITION_KEY_HEADER not in echo.headers

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from onex_actors.cli._client import _keyed_for_its_state
 from onex_actors.cli._host import FOREIGN_LOGGERS, quiet_foreign_loggers
+from onex_actors.core import PARTITION_KEY_HEADER, new_command
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +63,15 @@ def test_json_log_lines_carry_the_runtime_event_fields() -> None:
     assert (line["level"], line["logger"]) == ("WARNING", "onex_actors.runtime")
     assert line["message"] == "rt dead_letter"
     assert (line["event"], line["correlation_id"]) == ("dead_letter", "c-1")
+
+
+def test_onex_emit_keys_a_command_where_its_state_lives() -> None:
+    """A reducer's command by its state key, an orchestrator's start by its instance."""
+    contracts = Path(__file__).resolve().parents[2] / "contracts"
+    deposit = new_command("account", {"account_id": "a1", "trigger": "deposit", "amount": 5})
+    start = new_command("welcome-user", {"user_id": 1, "amount": 5})
+    echo = new_command("echo-node", {})
+    assert _keyed_for_its_state(deposit, contracts).headers[PARTITION_KEY_HEADER] == "global/a1"
+    keyed_start = _keyed_for_its_state(start, contracts)
+    assert keyed_start.headers[PARTITION_KEY_HEADER] == f"global/{start.correlation_id}"
+    assert _keyed_for_its_state(echo, contracts) is echo

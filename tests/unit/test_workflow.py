@@ -29,6 +29,7 @@ from onex_actors.core import (
     WorkflowEngine,
     error_result_of,
     instance_of,
+    keyed_for_instance,
     new_command,
     parse_contract,
     reply_to_of,
@@ -422,6 +423,14 @@ def test_the_answer_is_keyed_to_the_instance_whose_step_started_the_workflow(
 def test_a_top_level_workflows_commands_carry_no_instance_header() -> None:
     (lookup,) = Driver(engine()).feed(start()).commands
     assert lookup.headers == {REPLY_TO_HEADER: "greet-flow", PARTITION_KEY_HEADER: f"global/{FLOW}"}
+
+
+def test_a_client_keys_a_start_by_the_instance_it_starts() -> None:
+    keyed = keyed_for_instance(start())
+    assert keyed.headers[PARTITION_KEY_HEADER] == f"global/{FLOW}"
+    assert keyed.model_copy(update={"headers": {}}) == start()  # nothing else changed
+    already = new_command("greet-flow", {}, headers={PARTITION_KEY_HEADER: "mine"})
+    assert keyed_for_instance(already) is already
 
 
 # -- the property: what is delivered twice or late does not change the end -------------

@@ -25,10 +25,18 @@ from onex_actors.core import (
     cmd_topic,
     decode_envelope,
     dlq_topic,
+    keyed_for_instance,
     new_command,
 )
 from onex_actors.registry import ContractRegistry, FileRegistry
-from onex_actors.runtime import Bus, Handler, RuntimeHealth, Tracer
+from onex_actors.runtime import (
+    Bus,
+    Handler,
+    OrchestratorHandler,
+    ReducerHandler,
+    RuntimeHealth,
+    Tracer,
+)
 
 from ._bootstrap import open_runtime_host
 from ._config import HostConfig
@@ -118,8 +126,17 @@ class EmbeddedHost:
     async def send(
         self, node_id: str, payload: Mapping[str, JsonValue], **fields: object
     ) -> OnexEnvelope:
-        """Publish a command to ``node_id``'s command topic; return it."""
+        """Publish a command to ``node_id``'s command topic; return it.
+
+        A command to a reducer or orchestrator this host runs is keyed where its state
+        lives (``partition_key``), unless ``headers`` key it already.
+        """
         command = new_command(node_id, payload, **fields)  # type: ignore[arg-type]
+        handler = self.host.handlers.get(node_id)
+        if isinstance(handler, ReducerHandler):
+            command = handler.reducer.keyed(command)
+        elif isinstance(handler, OrchestratorHandler):
+            command = keyed_for_instance(command)
         await self.host.outbox.emit(command, cmd_topic(node_id))
         return command
 

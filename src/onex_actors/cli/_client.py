@@ -20,14 +20,14 @@ from onex_actors.core import (
     EnvelopeError,
     EnvelopeStatus,
     EnvelopeType,
-    HandlerError,
     OnexEnvelope,
     OnexError,
+    OrchestratorContract,
     Reducer,
     ReducerContract,
     cmd_topic,
+    keyed_for_instance,
     new_command,
-    stored_key,
 )
 from onex_actors.devinfra import command_topic_nodes, follow, request
 from onex_actors.registry import load_tree
@@ -202,22 +202,20 @@ def _correlation_id(text: str | None) -> uuid.UUID | None:
 
 
 def _keyed_for_its_state(command: OnexEnvelope, contracts_dir: Path) -> OnexEnvelope:
-    """Key a reducer's command by its state key, so it lands where its state lives.
+    """Key a reducer's command by its state key, an orchestrator's by its instance.
 
-    (A command keyed otherwise is answered too, after the reducer sends it on.)
+    So it lands where its state lives. (A command keyed otherwise is answered too, after
+    the node sends it on; one with no state key is answered with why.)
     """
     try:
         contract = load_tree(contracts_dir).nodes.get(command.node_id)
     except ContractError:
         return command
-    if not isinstance(contract, ReducerContract):
-        return command
-    try:
-        key = Reducer(contract).key_of(command)
-    except HandlerError:
-        return command  # the reducer answers why it has no key
-    headers = {**command.headers, PARTITION_KEY_HEADER: stored_key(command.tenant_id, key)}
-    return command.model_copy(update={"headers": headers})
+    if isinstance(contract, ReducerContract):
+        return Reducer(contract).keyed(command)
+    if isinstance(contract, OrchestratorContract):
+        return keyed_for_instance(command)
+    return command
 
 
 def _check_hosted(client: dict[str, Any], node: str, contracts_dir: Path) -> list[str]:

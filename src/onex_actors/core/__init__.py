@@ -165,6 +165,7 @@ from ._workflow import WorkflowDecision as WorkflowDecision
 from ._workflow import WorkflowEngine as WorkflowEngine
 from ._workflow import as_failed_result as as_failed_result
 from ._workflow import instance_of as instance_of
+from ._workflow import keyed_for_instance as keyed_for_instance
 from ._workflow import reply_to_of as reply_to_of
 from ._workflow import result_command as result_command
 from ._workflow_contract import OrchestratorContract as OrchestratorContract
@@ -315,6 +316,7 @@ __all__ = [
     "hops_of",
     "instance_of",
     "intent_command",
+    "keyed_for_instance",
     "log_envelope",
     "log_topic",
     "loop_problem",

@@ -268,6 +268,22 @@ class Reducer:
             )
         return str(key)
 
+    def keyed(self, command: OnexEnvelope) -> OnexEnvelope:
+        """Return ``command`` keyed (``partition_key``) by its state key, where it is kept.
+
+        A command keyed already, or one with no state key (the reducer answers why), is
+        returned as it is. A client keying commands this way saves the reducer sending
+        each on to its key's partition.
+        """
+        if PARTITION_KEY_HEADER in command.headers:
+            return command
+        try:
+            key = self.key_of(command)
+        except HandlerError:
+            return command
+        headers = {**command.headers, PARTITION_KEY_HEADER: stored_key(command.tenant_id, key)}
+        return command.model_copy(update={"headers": headers})
+
     def decide(
         self, state: KeyState | None, envelope: OnexEnvelope, ctx: ReduceContext, key: str
     ) -> Decision:

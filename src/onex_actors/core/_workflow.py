@@ -49,6 +49,7 @@ __all__ = [
     "WorkflowEngine",
     "as_failed_result",
     "instance_of",
+    "keyed_for_instance",
     "reply_to_of",
     "result_command",
 ]
@@ -92,6 +93,21 @@ def instance_of(command: OnexEnvelope) -> str:
     elif headers.get(REPLY_TO_HEADER) is not None:
         return uuid_text(command.envelope_id)
     return uuid_text(command.correlation_id)
+
+
+def keyed_for_instance(command: OnexEnvelope) -> OnexEnvelope:
+    """Return start ``command`` keyed (``partition_key``) by the instance it starts.
+
+    It lands in the partition that keeps the instance, rather than being sent on there
+    by the orchestrator; a command keyed already is returned as it is.
+    """
+    if PARTITION_KEY_HEADER in command.headers:
+        return command
+    headers = {
+        **command.headers,
+        PARTITION_KEY_HEADER: stored_key(command.tenant_id, instance_of(command)),
+    }
+    return command.model_copy(update={"headers": headers})
 
 
 def reply_to_of(instance: Mapping[str, JsonValue]) -> str | None:

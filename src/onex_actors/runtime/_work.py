@@ -21,6 +21,7 @@ from msgspec import structs
 from pydantic import JsonValue, ValidationError
 
 from onex_actors.core import (
+    INSTANCE_HEADER,
     REPLY_TO_HEADER,
     BusError,
     EffectContract,
@@ -38,6 +39,8 @@ from onex_actors.core import (
     forwarded_command,
     pure_result_of,
     result_of,
+    stored_key,
+    uuid_text,
 )
 
 from ._coalesce import superseded
@@ -513,8 +516,9 @@ class NodeWork:
     def _replies(self, item: WorkItem, result: OutboundRecord) -> list[OutboundRecord]:
         """Copy ``result`` for the orchestrator that sent ``item`` (``onex-reply-to``).
 
-        Keyed as the command was (its ``partition_key``: the workflow instance), so it
-        lands in the partition of the orchestrator's topic that holds the instance.
+        Keyed by the workflow instance (its flow's, or the one ``onex-instance`` names),
+        so it lands in the partition of the orchestrator's topic that holds the instance,
+        even when the command was sent on under another key (a reducer's).
         """
         reply_to = item.envelope.headers.get(REPLY_TO_HEADER)
         if reply_to is None:
@@ -523,7 +527,10 @@ class NodeWork:
         if topic is None:
             self._unknown_reply_to(reply_to, item)
             return []
-        return [structs.replace(result, topic=topic)]
+        command = item.envelope  # a reducer may have sent it on with its own key
+        instance = command.headers.get(INSTANCE_HEADER) or uuid_text(command.correlation_id)
+        key = stored_key(command.tenant_id, instance).encode()
+        return [structs.replace(result, topic=topic, key=key)]
 
     def _unknown_reply_to(self, reply_to: str, item: WorkItem) -> None:
         """Say once per name that a result cannot go to the orchestrator its command names."""
