@@ -32,6 +32,13 @@ def _then(target: str) -> dict[str, object]:
     return {"then": {"node_id": target, "payload": {"n": "$.result.n"}}}
 
 
+def problems_loading(root: Path) -> list[str]:
+    """The problems ``load_tree(root)`` refuses the tree with (it must refuse it)."""
+    with pytest.raises(ContractError) as refused:
+        load_tree(root)
+    return list(refused.value.problems)
+
+
 def _nodes(edges: dict[str, str | None]) -> dict[str, object]:
     return {
         node: effect(node, **(_then(target) if target else {})) for node, target in edges.items()
@@ -82,10 +89,9 @@ def test_a_tree_with_a_loop_is_refused_naming_its_files(tmp_path: Path) -> None:
             f"kind: effect\nnode_id: {node}\nversion: '0.1.0'\neffect_type: local\n"
             f"then: {{node_id: {target}, payload: {{n: $.result.n}}}}\n"
         )
-    with pytest.raises(ContractError) as refused:
-        load_tree(tmp_path)
+    problems = problems_loading(tmp_path)
     ping, pong = tmp_path / "nodes" / "ping.yaml", tmp_path / "nodes" / "pong.yaml"
-    assert list(refused.value.problems) == [
+    assert problems == [
         f"{ping}: key 'then.node_id': a loop of then: edges, ping -> pong -> ping ({ping}, "
         f"{pong}): each result would be forwarded for ever; end the chain at a node without "
         "then:"
@@ -180,10 +186,9 @@ def test_a_tree_whose_workflows_start_one_another_is_refused_naming_its_files(
     (tmp_path / "nodes" / "refund-flow-echo.yaml").write_text(
         "kind: effect\nnode_id: refund-flow-echo\nversion: '0.1.0'\neffect_type: local\n"
     )
-    with pytest.raises(ContractError) as refused:
-        load_tree(tmp_path)
+    problems = problems_loading(tmp_path)
     pay, refund = tmp_path / "nodes" / "pay-flow.yaml", tmp_path / "nodes" / "refund-flow.yaml"
-    assert list(refused.value.problems) == [
+    assert problems == [
         f"{pay}: key 'workflow.steps': a loop of workflows, pay-flow -> refund-flow -> "
         f"pay-flow ({pay}, {refund}): each instance would start another for ever; a workflow "
         "may be another's step only where none of its steps leads back to it"
@@ -377,10 +382,9 @@ def test_a_tree_whose_reducers_fold_each_others_results_is_refused_naming_its_fi
             f"input: {{events_of: [{other}]}}\nfold: {{assign: {{n: state.n + 1}}}}\n"
             "state: {initial: {n: 0}}\n"
         )
-    with pytest.raises(ContractError) as refused:
-        load_tree(tmp_path)
+    problems = problems_loading(tmp_path)
     ping, pong = tmp_path / "nodes" / "ping.yaml", tmp_path / "nodes" / "pong.yaml"
-    (problem,) = refused.value.problems
+    (problem,) = problems
     assert problem.startswith(
         f"{pong}: key 'input.events_of': a loop of commands, ping -events_of-> pong "
         f"-events_of-> ping ({ping}, {pong})"
