@@ -121,6 +121,49 @@ async def test_a_compute_node_answers_each_command_and_dead_letters_what_fails()
     assert "compute.function raised KeyError: 'n'" in raised.error.message
 
 
+def overflowing(payload: dict[str, JsonValue]) -> Mapping[str, JsonValue]:
+    """A compute.function whose arithmetic leaves a double's range, as user code may."""
+    n = payload["n"]
+    assert isinstance(n, float)
+    return {"squared": n * n}
+
+
+async def test_a_number_json_cannot_hold_is_an_error_not_a_null_and_no_state_takes_it() -> None:
+    """``inf`` written as JSON becomes ``null``: an answer, or a state restored from its
+    changelog, would differ from what the node computed, silently."""
+    squaring = {
+        "kind": "compute",
+        "node_id": "square",
+        "version": "0.1.0",
+        "compute": {"function": "tests.runtime.test_pure_nodes:overflowing"},
+    }
+    growing = {
+        "kind": "reducer",
+        "node_id": "growth",
+        "version": "0.1.0",
+        "key": "input.k",
+        "state": {"initial": {"v": 1.0}},
+        "fold": {"assign": {"v": "state.v * input.f"}},
+    }
+    async with open_test_host("runtime-dev-state", contracts=tree(squaring, growing)) as host:
+        squared = await host.request("square", {"n": 1e200})
+        grown = await host.request("growth", {"k": "a", "f": 1e300})
+        overflowed = await host.request("growth", {"k": "a", "f": 1e300})
+        halved = await host.request("growth", {"k": "a", "f": 0.5})
+        await host.collector.wait_until(
+            lambda: host.dead_letters("square") and host.dead_letters("growth")
+        )
+    assert squared.error is not None
+    assert squared.error.type == "invalid_result"
+    assert "'payload.squared' is NaN or infinite" in squared.error.message
+    assert grown.payload == {"key": "a", "state": {"v": 1e300}}
+    assert overflowed.error is not None
+    assert overflowed.error.type == "expression_failed"
+    assert "'state.v * input.f' gave inf" in overflowed.error.message
+    assert halved.payload == {"key": "a", "state": {"v": 5e299}}
+    assert [d.error.type for d in host.dead_letters("growth") if d.error] == ["expression_failed"]
+
+
 async def test_a_missing_compute_function_stops_the_start_naming_the_key() -> None:
     broken = {
         "kind": "compute",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import uuid
 
@@ -262,6 +263,24 @@ def test_non_finite_numbers_are_not_json(number: str, path: str) -> None:
 def test_finite_numbers_and_look_alike_strings_pass(text: str) -> None:
     raw = json.dumps(valid_cmd_dict()).replace('{"hello": "world"}', '{"n": ' + text + "}")
     assert decode_envelope(raw).payload["n"] == json.loads(text)
+
+
+@pytest.mark.parametrize("number", [math.inf, -math.inf, math.nan])
+def test_a_payload_built_with_a_non_finite_number_is_refused_naming_the_field(
+    number: float,
+) -> None:
+    """JSON cannot hold it: encoded, it would silently become null."""
+    command = new_command("echo-node", {"n": 1})
+    payload: dict[str, JsonValue] = {"ok": 1, "deep": [0.5, {"n": number}]}
+    building = [
+        lambda: new_command("echo-node", payload),
+        lambda: result_of(command, payload),
+        lambda: pure_result_of(command, payload, contract_id="c@1.0.0"),
+    ]
+    for build in building:
+        with pytest.raises(ValidationError, match=r"'payload.deep\[1\].n' is NaN or infinite"):
+            build()
+    assert result_of(command, {"n": 1e308}).payload == {"n": 1e308}
 
 
 def test_dead_letter_of_a_record_without_a_value() -> None:

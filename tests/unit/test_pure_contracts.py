@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -18,6 +19,7 @@ from onex_actors.core import (
 )
 from onex_actors.core._cel import (
     COMPUTE_VARIABLES,
+    REDUCER_VARIABLES,
     CelExpression,
     _holds_nul,
     compile_expression,
@@ -128,6 +130,36 @@ def test_values_come_back_as_json() -> None:
         compile_expression("{1: 2}", "k", COMPUTE_VARIABLES).evaluate({})
     with pytest.raises(ExpressionFailed, match="not true or false"):
         compile_expression("1", "guard", COMPUTE_VARIABLES).test({})
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("double(input.a) / 0.0", "gave inf"),
+        ("0.0 / 0.0", "gave nan"),
+        ("-1e308 * 10.0", "gave -inf"),
+    ],
+)
+def test_a_double_json_cannot_hold_is_a_failure_not_a_null(source: str, said: str) -> None:
+    expression = compile_expression(source, "fold.assign.v", REDUCER_VARIABLES)
+    with pytest.raises(ExpressionFailed, match=f"fold.assign.v: .* {said} .*JSON cannot hold"):
+        expression.evaluate({"input": {"a": 1}})
+    inside = compile_expression("{'l': [1.0 / 0.0]}", "compute.output.v", COMPUTE_VARIABLES)
+    with pytest.raises(ExpressionFailed, match="gave inf"):
+        inside.evaluate({})
+
+
+def test_an_initial_state_json_cannot_hold_is_refused_at_load() -> None:
+    document = {
+        "kind": "reducer",
+        "node_id": "infinite",
+        "version": "0.1.0",
+        "key": "input.k",
+        "state": {"initial": {"v": [0, math.inf]}},
+        "fold": {"assign": {"v": "state.v"}},
+    }
+    with pytest.raises(ContractError, match=r"state.initial.v\[1\] is NaN or infinite"):
+        parse_contract(document, source="nodes/infinite.yaml")
 
 
 def test_a_sound_machine_loads() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -223,6 +224,11 @@ def _compiles_without(source: str, names: tuple[str, ...], left_out: str) -> boo
 
 def _json(value: object) -> JsonValue:
     """Turn a CEL plain value into JSON (timestamps as RFC 3339 text, durations in seconds)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(
+            f"{value} (a double past its range, or not a number), which JSON cannot hold; "
+            "keep the arithmetic in range, or test for it (a guard, a conditional)"
+        )
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list):

@@ -9,16 +9,16 @@ refused in words, by pydantic, as before.
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
 import msgspec
-from pydantic import JsonValue, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from ._envelope import ErrorInfo, OnexEnvelope
 from ._errors import EnvelopeError
 from ._ids import check_contract_id, check_slug
+from ._json_object import has_non_finite, non_finite_path
 from ._wire import fast_decoded
 
 __all__ = ["DEFAULT_MAX_ENVELOPE_BYTES", "decode_envelope", "encode_envelope"]
@@ -97,8 +97,8 @@ def decode_envelope(
             f"record{where} is not a valid v1 envelope: {problems}", reason="schema"
         ) from None
     # pydantic's JSON parser accepts NaN and Infinity and turns 1e400 into inf
-    if _has_non_finite(envelope.payload):
-        path = _not_finite("payload", envelope.payload)
+    if has_non_finite(envelope.payload):
+        path = non_finite_path("payload", envelope.payload)
         if path is not None:
             raise EnvelopeError(
                 f"record{where} is not a valid v1 envelope: field {path!r}: NaN, Infinity "
@@ -107,39 +107,6 @@ def decode_envelope(
                 reason="schema",
             )
     return envelope
-
-
-def _has_non_finite(value: JsonValue) -> bool:
-    """Whether a non-finite float is anywhere inside ``value`` (no paths: the fast check)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is float:
-            if not math.isfinite(item):  # type: ignore[arg-type]
-                return True
-        elif kind is dict:
-            stack.extend(item.values())  # type: ignore[union-attr]
-        elif kind is list:
-            stack.extend(item)  # type: ignore[arg-type]
-    return False
-
-
-def _not_finite(path: str, value: JsonValue) -> str | None:
-    """Return the path of the first non-finite float inside ``value``, if any."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _not_finite(f"{path}.{key}", item)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _not_finite(f"{path}[{index}]", item)
-            if found is not None:
-                return found
-    return None
 
 
 def _describe(error: ErrorDetails) -> str:

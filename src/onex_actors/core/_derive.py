@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from pydantic import JsonValue, TypeAdapter
+from pydantic import JsonValue
 
 from ._as_text import uuid_bytes
 from ._envelope import (
@@ -28,6 +28,7 @@ from ._envelope import (
 )
 from ._errors import HandlerError
 from ._ids import check_contract_id, check_slug
+from ._json_object import JSON_OBJECT
 from ._jsonpath import JsonPath
 from ._uuid5 import uuid5
 
@@ -63,7 +64,6 @@ INSTANCE_HEADER: Final = "onex-instance"
 """On the commands of a workflow instance started by another workflow's step, and on
 their results: the instance's id (a top-level instance's is its ``correlation_id``)."""
 
-_PAYLOAD: Final = TypeAdapter(dict[str, JsonValue])
 _TYPE_BYTES: Final = {kind: kind.value.encode() for kind in EnvelopeType}
 
 
@@ -117,7 +117,7 @@ def new_command(
         correlation_id=correlation_id,
         causation_id=causation_id,
         created_at=created_at or _now(),
-        payload=dict(payload),
+        payload=JSON_OBJECT.validate_python(payload),
         headers=dict(headers or {}),
     )
 
@@ -136,7 +136,7 @@ def result_of(
     Raises ``pydantic.ValidationError`` for a payload that is not a JSON object.
     """
     if payload is not cause.payload:
-        payload = _PAYLOAD.validate_python(payload)
+        payload = JSON_OBJECT.validate_python(payload)
     return _derived(cause, EnvelopeType.EVT, payload, node_id, contract_id, EnvelopeStatus.OK, None)
 
 
@@ -164,7 +164,7 @@ def pure_result_of(
             "correlation_id": cause.correlation_id,
             "causation_id": cause.envelope_id,
             "created_at": cause.created_at,
-            "payload": payload if payload_is_json else _PAYLOAD.validate_python(payload),
+            "payload": payload if payload_is_json else JSON_OBJECT.validate_python(payload),
             "status": EnvelopeStatus.OK,
             "error": None,
             "headers": _propagated(cause.headers) if cause.headers else {},
@@ -191,7 +191,7 @@ def intent_command(
             "correlation_id": cause.correlation_id,
             "causation_id": cause.envelope_id,
             "created_at": cause.created_at,
-            "payload": _PAYLOAD.validate_python(payload),
+            "payload": JSON_OBJECT.validate_python(payload),
             "status": None,
             "error": None,
             "headers": _propagated(cause.headers) if cause.headers else {},

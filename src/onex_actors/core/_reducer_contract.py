@@ -18,6 +18,7 @@ from pydantic import Field, JsonValue, field_validator, model_validator
 from ._cel import REDUCER_VARIABLES, CelExpression, compile_expression
 from ._contracts import BaseNodeContract, _Model
 from ._ids import NodeId, NodeKind, check_slug
+from ._json_object import non_finite_path
 
 __all__ = [
     "TIMEOUT_TRIGGER",
@@ -243,6 +244,17 @@ class StateSpec(_Model):
     (``state_too_large``), the state unchanged."""
     ttl_s: float | None = Field(default=None, gt=0)
     """A key not changed for this long starts again from ``initial`` (in event time)."""
+
+    @field_validator("initial")
+    @classmethod
+    def _check_initial(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        found = non_finite_path("state.initial", value)
+        if found is not None:
+            raise ValueError(
+                f"{found} is NaN or infinite, which a JSON state (its changelog record) "
+                "cannot hold; start from a finite number"
+            )
+        return value
 
 
 class ReducerInput(_Model):

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import msgspec
-from pydantic import JsonValue, TypeAdapter
+from pydantic import JsonValue
 
 from ._as_text import time_text, uuid_text
 from ._cel import WORKFLOW_VARIABLES, CelExpression, ExpressionFailed, compile_expression
@@ -36,6 +36,7 @@ from ._envelope import (
     OnexEnvelope,
     assembled,
 )
+from ._json_object import JSON_OBJECT
 from ._reducer import TIMER_HEADER, KeyState, ReduceContext, holds, stored_key
 from ._uuid5 import uuid5
 from ._workflow_contract import OrchestratorContract, WorkflowStep
@@ -53,8 +54,6 @@ __all__ = [
     "reply_to_of",
     "result_command",
 ]
-
-_PAYLOAD: Final = TypeAdapter(dict[str, JsonValue])
 
 RESULT_OF_HEADER: Final = "onex-result-of"
 """On a result brought to an orchestrator: the id of the step command it answers."""
@@ -556,7 +555,7 @@ class WorkflowEngine:
                 "correlation_id": flow,
                 "causation_id": _uuid(str(start["envelope_id"])),
                 "created_at": at,
-                "payload": _PAYLOAD.validate_python(payload),
+                "payload": JSON_OBJECT.validate_python(payload),
                 "status": None,
                 "error": None,
                 "headers": headers,

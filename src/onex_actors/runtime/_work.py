@@ -595,7 +595,7 @@ class NodeWork:
         except ValidationError as exc:
             raise HandlerError(
                 f"handler of node {self.node_id!r} returned a payload that is not a JSON object: "
-                f"{exc.errors(include_url=False)[0]['msg']}",
+                f"{exc.errors(include_url=False)[0]['msg'].removeprefix('Value error, ')}",
                 error_type="invalid_result",
                 retryable=False,
             ) from None
