@@ -4,6 +4,7 @@ compensation, and the same end whatever is delivered twice or late."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -244,6 +245,25 @@ def test_a_step_whose_when_is_false_is_skipped_and_the_rest_goes_on() -> None:
     assert done.answer is not None
     assert done.answer.payload == {"greeting": "hello Bob", "credited": False}
     assert driver.instance()["steps"]["credit"]["status"] == "skipped"
+
+
+def test_reading_a_skipped_steps_output_fails_saying_it_was_skipped() -> None:
+    reads_credit = copy.deepcopy(GREET)
+    reads_credit["workflow"]["output"]["credited"] = "steps.credit.output.balance"
+    reads_credit["workflow"]["on_failure"] = "stop"
+    driver = Driver(engine(reads_credit))
+    (lookup,) = driver.feed(start()).commands
+    (greet,) = driver.feed(answer(lookup, {"name": "Bob", "vip": False})).commands
+    failed = driver.feed(answer(greet, {"text": "hello Bob"}))
+    assert failed.answer is not None
+    assert failed.answer.error is not None
+    assert "workflow.output.credited: 'steps.credit.output.balance' failed" in (
+        failed.answer.error.message
+    )
+    assert failed.answer.error.message.endswith(
+        "(steps.credit was skipped, its 'when' false: a skipped step has no output; test "
+        "steps.credit.status == 'done' before reading it)"
+    )
 
 
 def timer_for(driver: Driver) -> OnexEnvelope:

@@ -18,8 +18,9 @@ attempt's, a duplicate, one for an instance that ended) changes nothing and is c
 from __future__ import annotations
 
 import functools
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -384,7 +385,10 @@ class WorkflowEngine:
                         for field, expression in self._output.items()
                     }
                 except ExpressionFailed as exc:
-                    self._fail(instance, "workflow", "expression_failed", f"workflow.output: {exc}")
+                    hint = _skipped_outputs_read(self._output.values(), steps)
+                    self._fail(
+                        instance, "workflow", "expression_failed", f"workflow.output: {exc}{hint}"
+                    )
                 else:
                     instance["status"] = "completed"
                     instance["output"] = output
@@ -449,11 +453,13 @@ class WorkflowEngine:
         try:
             command = self._step_command(instance, step, attempt, at, variables)
         except ExpressionFailed as exc:
+            hint = _skipped_outputs_read(self._payloads[step.name].values(), _steps(instance))
             self._fail(
                 instance,
                 step.name,
                 "expression_failed",
-                f"step {step.name!r}: its command to {step.node_id!r} could not be built: {exc}",
+                f"step {step.name!r}: its command to {step.node_id!r} could not be built: "
+                f"{exc}{hint}",
             )
             return
         record.update(
@@ -890,6 +896,31 @@ def _mapping(value: JsonValue) -> Mapping[str, JsonValue]:
 
 def _status(steps: Mapping[str, Mapping[str, JsonValue]], name: str) -> JsonValue:
     return steps[name]["status"]
+
+
+_OUTPUT_READ: Final = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)\.output\b")
+
+
+def _skipped_outputs_read(
+    expressions: Iterable[CelExpression], steps: Mapping[str, Mapping[str, JsonValue]]
+) -> str:
+    """Say which skipped steps' outputs ``expressions`` read ('' if none): they have none."""
+    skipped = sorted(
+        {
+            name
+            for expression in expressions
+            for name in _OUTPUT_READ.findall(expression.source)
+            if name in steps and _status(steps, name) == "skipped"
+        }
+    )
+    if not skipped:
+        return ""
+    named = " and ".join(f"steps.{name}" for name in skipped)
+    was, its = ("was", "its") if len(skipped) == 1 else ("were", "their")
+    return (
+        f" ({named} {was} skipped, {its} 'when' false: a skipped step has no output; test "
+        f"steps.{skipped[0]}.status == 'done' before reading it)"
+    )
 
 
 def _names(value: JsonValue) -> list[str]:
