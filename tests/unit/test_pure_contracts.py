@@ -236,6 +236,54 @@ def test_a_reducer_has_fsm_or_fold_and_a_key_that_compiles() -> None:
     assert "concurrency" in workers
 
 
+def folding(assign: dict[str, str], **more: Any) -> dict[str, Any]:
+    return {
+        "kind": "reducer",
+        "node_id": "x",
+        "version": "0.1.0",
+        "key": "input.id",
+        "state": {"initial": {"orders": 0, "total": 0}},
+        "fold": {"assign": assign, **more},
+    }
+
+
+def test_a_state_field_no_state_has_is_refused_at_load_naming_the_key() -> None:
+    (typo,) = problems_of(folding({"total": "state.totl + input.amount"}))
+    assert typo.endswith(
+        "fold.assign.total: 'state.totl + input.amount' reads state.totl, a field no state "
+        "of this reducer has (state.initial and the assignments give orders, total); check "
+        "its spelling, or add it to state.initial"
+    )
+    in_an_intent = folding(
+        {"orders": "state.orders + 1"},
+        intents=[{"node_id": "echo-node", "payload": {"n": "state.order"}}],
+    )
+    (intent,) = problems_of(in_an_intent)
+    assert "fold.intents.0.payload.n: 'state.order' reads state.order" in intent
+    guarded = machine()
+    guarded["fsm"]["transitions"][0]["guard"] = "state.balanse > 0"
+    (guard,) = problems_of(guarded)
+    assert "fsm.transitions.0.guard: 'state.balanse > 0' reads state.balanse" in guard
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "state.orders + 1",  # in state.initial
+        "state.seen + 1",  # written by an assignment (its first read fails until then)
+        "has(state.legacy) ? state.orders + 1 : 0",  # what an earlier version wrote
+        "state.orders + size('state.nope') + size(\"state.nope\")",  # text, not a field
+        "input.state.nope + state.orders",  # another variable's field
+    ],
+)
+def test_fields_a_state_can_have_and_what_only_looks_like_one_load(source: str) -> None:
+    contract = parse_contract(folding({"orders": source, "seen": "1"}), source="x.yaml")
+    assert isinstance(contract, ReducerContract)
+    with_machine = machine()
+    with_machine["fsm"]["transitions"][0]["guard"] = "state.status == 'open'"
+    assert isinstance(parse_contract(with_machine, source="x.yaml"), ReducerContract)
+
+
 def test_the_initial_state_field_is_the_machines_initial_state() -> None:
     document = machine()
     document["state"] = {"initial": {"status": "frozen"}}

@@ -10,8 +10,9 @@ states and for two transitions that would match the same trigger at once.
 from __future__ import annotations
 
 import functools
+import re
 from collections import deque
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
@@ -35,6 +36,12 @@ ANY_STATE = "*"
 """``from_state: "*"``: every state that is not terminal."""
 TIMEOUT_TRIGGER = "timeout"
 """The trigger a state's timeout applies (``fsm.timeouts``)."""
+
+
+_CEL_TEXT: Final = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+"""A CEL text literal (its content is not code)."""
+_HAS_STATE_FIELD: Final = re.compile(r"\bhas\(\s*state\.[A-Za-z_][A-Za-z0-9_]*\s*\)")
+_STATE_FIELD: Final = re.compile(r"(?<![\w.])state\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _compiled(source: str, where: str) -> CelExpression:
@@ -314,7 +321,59 @@ class ReducerContract(BaseNodeContract):
             raise ValueError(
                 "input.events_of names the reducer itself: its answers are not its input"
             )
+        problems = self._unknown_state_reads()
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def _expressions(self) -> list[tuple[str, str]]:
+        """Each expression that may read ``state``, with its key in the contract."""
+        found: list[tuple[str, str]] = []
+
+        def intents(where: str, listed: tuple[Intent, ...]) -> None:
+            for j, intent in enumerate(listed):
+                found.extend(
+                    (f"{where}.intents.{j}.payload.{name}", source)
+                    for name, source in intent.payload.items()
+                )
+
+        if self.fsm is not None:
+            found.append(("fsm.trigger", self.fsm.trigger))
+            for i, transition in enumerate(self.fsm.transitions):
+                where = f"fsm.transitions.{i}"
+                if transition.guard is not None:
+                    found.append((f"{where}.guard", transition.guard))
+                found.extend((f"{where}.assign.{n}", s) for n, s in transition.assign.items())
+                intents(where, transition.intents)
+        if self.fold is not None:
+            found.extend((f"fold.assign.{n}", s) for n, s in self.fold.assign.items())
+            intents("fold", self.fold.intents)
+        return found
+
+    def _unknown_state_reads(self) -> list[str]:
+        """Name each read of ``state.<field>`` where no state of the reducer has the field.
+
+        Such a typo would fail every command it is evaluated for. ``has(state.<field>)``
+        is left alone: it may test for a field an earlier version of the contract wrote.
+        """
+        fields = set(self.state.initial)
+        if self.fsm is not None:
+            fields.add(self.fsm.state_field)
+            for transition in self.fsm.transitions:
+                fields.update(transition.assign)
+        if self.fold is not None:
+            fields.update(self.fold.assign)
+        given = ", ".join(sorted(fields)) or "none"
+        return [
+            f"{where}: {source!r} reads state.{name}, a field no state of this reducer has "
+            f"(state.initial and the assignments give {given}); check its spelling, or add "
+            "it to state.initial"
+            for where, source in self._expressions()
+            for name in dict.fromkeys(
+                _STATE_FIELD.findall(_HAS_STATE_FIELD.sub("", _CEL_TEXT.sub("''", source)))
+            )
+            if name not in fields
+        ]
 
     @property
     def intents(self) -> tuple[Intent, ...]:
