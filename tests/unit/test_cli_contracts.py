@@ -46,3 +46,26 @@ def test_validate_reports_each_problem(tmp_path: Path, capsys: pytest.CaptureFix
     assert out[0].startswith("error: ")
     assert "no node contract for 'ghost'" in out[0]
     assert out[-1] == f"1 problem(s) in {tmp_path}"
+
+
+def test_a_node_sending_to_a_node_without_a_contract_is_named_by_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "nodes").mkdir()
+    (tmp_path / "runtime" / "runtime-dev.yaml").write_text(
+        "kind: runtime_host\nnode_id: runtime-dev\nversion: '0.1.0'\n"
+        "subscriptions: {cmd_topics: ['onex.#']}\nhandlers: {families: [local]}\n"
+        "host_selector: {node_ids: [tally]}\n"
+    )
+    tally = tmp_path / "nodes" / "tally.yaml"
+    tally.write_text(
+        "kind: reducer\nnode_id: tally\nversion: '0.1.0'\nkey: input.k\n"
+        "state: {initial: {n: 0}}\n"
+        "fold: {assign: {n: state.n + 1}, intents: [{node_id: ghost, payload: {n: state.n}}]}\n"
+    )
+    assert run("contracts", "validate", str(tmp_path)) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"error: {tally}: key 'intents.node_id': no node contract for 'ghost' (known nodes: tally)"
+    )

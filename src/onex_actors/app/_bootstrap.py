@@ -48,8 +48,12 @@ logger = logging.getLogger("onex_actors.host")
 def load_routing_table(runtime_id: str, registry: ContractRegistry) -> RoutingTable:
     """Read runtime ``runtime_id`` and the node contracts, and check them together."""
     runtime = registry.runtime_contract(runtime_id)
+    nodes = registry.node_contracts()
     return build_routing_table(
-        runtime, registry.node_contracts(), source=registry.source_of(runtime_id)
+        runtime,
+        nodes,
+        source=registry.source_of(runtime_id),
+        node_sources={node_id: registry.source_of(node_id) for node_id in nodes},
     )
 
 

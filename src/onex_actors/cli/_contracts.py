@@ -44,7 +44,12 @@ def validate(directory: Path | None = None, /) -> int:
         problems: list[str] = []
         for runtime_id, runtime in sorted(tree.runtimes.items()):
             try:
-                build_routing_table(runtime, tree.nodes, source=tree.sources[runtime_id])
+                build_routing_table(
+                    runtime,
+                    tree.nodes,
+                    source=tree.sources[runtime_id],
+                    node_sources=tree.sources,
+                )
             except ContractError as exc:
                 problems.extend(exc.problems)
         if problems:

@@ -295,14 +295,21 @@ def build_routing_table(
     nodes: Mapping[str, NodeContract],
     *,
     source: str | None = None,
+    node_sources: Mapping[str, str] | None = None,
 ) -> RoutingTable:
     """Check ``runtime`` against the node contracts and build its routing table.
 
     Raises one ``ContractError`` listing every problem, one line each: a selected node
     with no contract, a node that is not an effect, a family the runtime does not
-    enable, a node whose command topic no subscription matches.
+    enable, a node whose command topic no subscription matches. ``source`` and
+    ``node_sources`` (node id to file) name the files in the problems.
     """
     where = source or f"runtime {runtime.node_id!r}"
+    files = node_sources or {}
+
+    def node_at(node_id: str) -> str:
+        return files.get(node_id) or f"node {node_id!r}"
+
     patterns = runtime.subscriptions.patterns
     reply_topics = {
         node_id: cmd_topic(node_id)
@@ -345,9 +352,9 @@ def build_routing_table(
         if missing:
             known = ", ".join(sorted(nodes)) or "none"
             problems += [
-                f"node {node_id!r}: key {where!r}: no node contract for {target!r} "
+                f"{node_at(node_id)}: key {key!r}: no node contract for {target!r} "
                 f"(known nodes: {known})"
-                for where, target in missing
+                for key, target in missing
             ]
             continue
         hosted[node_id] = HostedNode(
@@ -364,17 +371,17 @@ def build_routing_table(
             f"{where}: runtime id {runtime.node_id!r} is also a node id; ids must be unique"
         )
     problems += [
-        loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
+        loop_problem(loop, {node_id: node_at(node_id) for node_id in loop})
         for loop in then_loops(nodes)
         if hosted.keys() & set(loop)
     ]
     problems += [
-        workflow_loop_problem(loop, {node_id: f"node {node_id!r}" for node_id in loop})
+        workflow_loop_problem(loop, {node_id: node_at(node_id) for node_id in loop})
         for loop in workflow_loops(nodes)
         if hosted.keys() & set(loop)
     ]
     problems += [
-        command_loop_problem(loop, {node_id: f"node {node_id!r}" for node_id, _ in loop})
+        command_loop_problem(loop, {node_id: node_at(node_id) for node_id, _ in loop})
         for loop in command_loops(nodes)
         if hosted.keys() & {node_id for node_id, _ in loop}
     ]
