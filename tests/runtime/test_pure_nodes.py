@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -164,14 +165,36 @@ async def test_a_number_json_cannot_hold_is_an_error_not_a_null_and_no_state_tak
     assert [d.error.type for d in host.dead_letters("growth") if d.error] == ["expression_failed"]
 
 
-async def test_a_missing_compute_function_stops_the_start_naming_the_key() -> None:
+async def scaled_later(payload: dict[str, JsonValue]) -> Mapping[str, JsonValue]:
+    """An async compute.function: refused (its result would be a coroutine)."""
+    return payload
+
+
+def scaled_by(payload: dict[str, JsonValue], factor: int) -> Mapping[str, JsonValue]:
+    """A compute.function that needs more than the payload: refused."""
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("function", "said"),
+    [
+        ("tests.runtime.no_such_module:scaled", "cannot be imported"),
+        ("tests.runtime.raises_when_imported:f", "raised RuntimeError: the module's own bug"),
+        ("tests.runtime.test_pure_nodes:nothing_here", "has no function 'nothing_here'"),
+        ("tests.runtime.test_pure_nodes:scaled_later", "'scaled_later' is async"),
+        ("tests.runtime.test_pure_nodes:scaled_by", "cannot be called with the payload alone"),
+    ],
+)
+async def test_a_compute_function_that_cannot_serve_stops_the_start_naming_the_key(
+    function: str, said: str
+) -> None:
     broken = {
         "kind": "compute",
         "node_id": "scale",
         "version": "0.1.0",
-        "compute": {"function": "tests.runtime.no_such_module:scaled"},
+        "compute": {"function": function},
     }
-    with pytest.raises(ConfigError, match=r"key 'compute.function'.*cannot be imported"):
+    with pytest.raises(ConfigError, match=rf"key 'compute.function'.*{re.escape(said)}"):
         async with open_runtime_host(
             "runtime-dev-state", HostConfig(), registry=tree(broken), bus=InProcessBus()
         ):

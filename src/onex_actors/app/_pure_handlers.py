@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping
 
 from onex_actors.bridges.lmdb import LmdbStates
@@ -85,7 +86,25 @@ def import_function(node_id: str, name: str) -> PayloadFunction:
             f"{where}: module {module_name!r} cannot be imported ({exc}); install the package "
             "that provides it, or fix the name"
         ) from None
+    except Exception as exc:  # the user's module failing as it is imported
+        raise ConfigError(
+            f"{where}: importing module {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
     function = getattr(module, attribute, None)
     if not callable(function):
         raise ConfigError(f"{where}: module {module_name!r} has no function {attribute!r}")
+    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+        raise ConfigError(
+            f"{where}: {attribute!r} is async; a compute node's function is a plain, pure "
+            "function of the payload (I/O belongs in an effect node's handler)"
+        )
+    try:
+        inspect.signature(function).bind({})
+    except TypeError as exc:
+        raise ConfigError(
+            f"{where}: {attribute!r} cannot be called with the payload alone ({exc}); it "
+            "takes one argument, the command's payload, and returns the result's"
+        ) from None
+    except ValueError:
+        pass  # no signature to read (some built-ins): the call itself will tell
     return function  # type: ignore[no-any-return]
