@@ -69,3 +69,16 @@ def test_a_node_sending_to_a_node_without_a_contract_is_named_by_its_file(
     assert out[0] == (
         f"error: {tally}: key 'intents.node_id': no node contract for 'ghost' (known nodes: tally)"
     )
+
+
+@pytest.mark.parametrize(
+    ("node", "kind"), [("echo-node", "an effect"), ("price-quote", "a compute")]
+)
+def test_state_of_a_node_that_keeps_none_says_so_without_asking_kafka(
+    node: str, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONEX_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9")  # nothing listens
+    assert run("state", node, "a1") == 1
+    said = capsys.readouterr().err
+    assert f"error: {node} is {kind} node (" in said
+    assert "it keeps no state; `onex state` reads a reducer's keys" in said

@@ -34,7 +34,14 @@ from onex_actors.registry import load_tree
 
 from ._errors import report
 
-__all__ = ["emit", "parse_payload", "settings_of", "tail"]
+__all__ = [
+    "check_reachable",
+    "emit",
+    "kafka_settings_of",
+    "parse_payload",
+    "settings_of",
+    "tail",
+]
 
 DEFAULT_CONFIG = Path("config/local.yaml")
 """The config file used without ``--config``, found from the project root."""
@@ -46,6 +53,13 @@ def _client(config: Path | None) -> dict[str, Any]:
 
 def settings_of(config: Path | None) -> HostConfig:
     """Return the config file's settings, once a broker it names answers."""
+    settings = kafka_settings_of(config)
+    check_reachable(settings.kafka.bootstrap_servers)
+    return settings
+
+
+def kafka_settings_of(config: Path | None) -> HostConfig:
+    """Return the config file's settings (a Kafka bus), without reaching the broker yet."""
     config = config if config is not None else from_project_root(DEFAULT_CONFIG)
     if not config.is_file():
         raise ConfigError(
@@ -59,7 +73,6 @@ def settings_of(config: Path | None) -> HostConfig:
             f"{config}: bus.kind is {settings.bus.kind!r}; onex emit/tail talk to a runtime "
             "over Kafka (use config/kafka.yaml or config/local.yaml)"
         )
-    _check_reachable(settings.kafka.bootstrap_servers)
     return settings
 
 
@@ -78,7 +91,7 @@ REACH_TIMEOUT_S = 3.0
 """How long ``onex emit``/``tail`` try to reach a bootstrap server before saying so."""
 
 
-def _check_reachable(bootstrap_servers: str) -> None:
+def check_reachable(bootstrap_servers: str) -> None:
     """Raise ``BusError`` unless some bootstrap server accepts a TCP connection.
 
     The clients themselves wait 30 s and then say only "Unable to bootstrap".

@@ -7,9 +7,19 @@ from pathlib import Path
 
 from onex_actors.app import kafka_client_config
 from onex_actors.bridges.kafka import newest_of_key
-from onex_actors.core import ConfigError, KeyState, OnexError, state_topic, stored_key
+from onex_actors.core import (
+    ConfigError,
+    ContractError,
+    KeyState,
+    OnexError,
+    OrchestratorContract,
+    ReducerContract,
+    state_topic,
+    stored_key,
+)
+from onex_actors.registry import load_tree
 
-from ._client import settings_of
+from ._client import check_reachable, kafka_settings_of
 from ._errors import report
 
 __all__ = ["state"]
@@ -32,7 +42,9 @@ def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None
         Config file naming the Kafka cluster.
     """
     try:
-        settings = settings_of(config)
+        settings = kafka_settings_of(config)
+        _check_keeps_state(node, settings.contracts_dir)
+        check_reachable(settings.kafka.bootstrap_servers)
         client = kafka_client_config(settings.kafka)
         name = stored_key(tenant, key)
         partition, record = newest_of_key(client, state_topic(node), name.encode())
@@ -56,3 +68,22 @@ def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None
     }
     print(json.dumps(shown, indent=2))
     return 0
+
+
+def _check_keeps_state(node: str, contracts_dir: Path) -> None:
+    """Raise ``ConfigError`` when the project's tree says ``node`` keeps no state.
+
+    A node the tree lacks (or a tree that does not load) is looked up on the cluster.
+    """
+    try:
+        contract = load_tree(contracts_dir).nodes.get(node)
+    except ContractError:
+        return
+    if contract is None or isinstance(contract, ReducerContract | OrchestratorContract):
+        return
+    kind = contract.kind.value
+    raise ConfigError(
+        f"{node} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} node ({contracts_dir}): it "
+        "keeps no state; "
+        "`onex state` reads a reducer's keys and an orchestrator's instances"
+    )
