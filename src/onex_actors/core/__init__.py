@@ -168,6 +168,7 @@ from ._workflow import instance_of as instance_of
 from ._workflow import keyed_for_instance as keyed_for_instance
 from ._workflow import reply_to_of as reply_to_of
 from ._workflow import result_command as result_command
+from ._workflow import sending_instance as sending_instance
 from ._workflow_contract import OrchestratorContract as OrchestratorContract
 from ._workflow_contract import StepCommand as StepCommand
 from ._workflow_contract import StepRetry as StepRetry
@@ -335,6 +336,7 @@ __all__ = [
     "route",
     "route_batch",
     "scaffold",
+    "sending_instance",
     "state_topic",
     "stored_key",
     "then_loops",

@@ -54,6 +54,7 @@ __all__ = [
     "keyed_for_instance",
     "reply_to_of",
     "result_command",
+    "sending_instance",
 ]
 
 RESULT_OF_HEADER: Final = "onex-result-of"
@@ -87,12 +88,19 @@ def instance_of(command: OnexEnvelope) -> str:
         if isinstance(named, str) and named:
             return named
     elif headers.get(RESULT_OF_HEADER) is not None:
-        nested = headers.get(INSTANCE_HEADER)
-        if nested:
-            return nested
+        return sending_instance(command)
     elif headers.get(REPLY_TO_HEADER) is not None:
         return uuid_text(command.envelope_id)
     return uuid_text(command.correlation_id)
+
+
+def sending_instance(step: OnexEnvelope) -> str:
+    """Return the id of the workflow instance that sent ``step`` (a step command or its result).
+
+    An instance another workflow's step started names itself (``onex-instance``); any
+    other is its flow's, the instance of its ``correlation_id``.
+    """
+    return step.headers.get(INSTANCE_HEADER) or uuid_text(step.correlation_id)
 
 
 def keyed_for_instance(command: OnexEnvelope) -> OnexEnvelope:

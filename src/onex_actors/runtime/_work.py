@@ -21,7 +21,6 @@ from msgspec import structs
 from pydantic import JsonValue, ValidationError
 
 from onex_actors.core import (
-    INSTANCE_HEADER,
     REPLY_TO_HEADER,
     BusError,
     EffectContract,
@@ -39,8 +38,8 @@ from onex_actors.core import (
     forwarded_command,
     pure_result_of,
     result_of,
+    sending_instance,
     stored_key,
-    uuid_text,
 )
 
 from ._coalesce import superseded
@@ -528,8 +527,7 @@ class NodeWork:
             self._unknown_reply_to(reply_to, item)
             return []
         command = item.envelope  # a reducer may have sent it on with its own key
-        instance = command.headers.get(INSTANCE_HEADER) or uuid_text(command.correlation_id)
-        key = stored_key(command.tenant_id, instance).encode()
+        key = stored_key(command.tenant_id, sending_instance(command)).encode()
         return [structs.replace(result, topic=topic, key=key)]
 
     def _unknown_reply_to(self, reply_to: str, item: WorkItem) -> None:
