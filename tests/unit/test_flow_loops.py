@@ -291,6 +291,14 @@ def test_reducers_folding_each_others_results_are_a_loop_said_where_it_is_declar
             ),
             [[("a", "events_of"), ("c", "intent"), ("b", "then")]],
         ),
+        (  # a then: loop through a reducer's loop is no loop of its own: b's, said once
+            lambda: _tree(
+                effect("a", **_then("c")),
+                _reducer("b", events_of=["c"], intents=["b", "c"]),
+                effect("c", **_then("a")),
+            ),
+            [[("b", "intent")]],
+        ),
     ],
     ids=[
         "intent and then",
@@ -299,6 +307,7 @@ def test_reducers_folding_each_others_results_are_a_loop_said_where_it_is_declar
         "no way back",
         "then",
         "a then: loop crossed by a fold",
+        "a walk through two loops",
     ],
 )
 def test_loops_through_a_reducer_are_found(

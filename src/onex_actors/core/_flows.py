@@ -123,26 +123,50 @@ def command_loops(nodes: Mapping[str, NodeContract]) -> list[list[tuple[str, str
                 for intent in contract.fold.intents:
                     edges.setdefault(node_id, []).append((intent.node_id, "intent"))
     loops: list[list[tuple[str, str]]] = []
-    for start in sorted(edges):
-        # each path: the nodes reached, each with the edge it was reached by; and
-        # whether it went through an edge other than then
-        paths: list[tuple[list[tuple[str, str]], bool]] = [([], False)]
-        seen = {(start, False)}
-        found: list[tuple[str, str]] | None = None
-        while paths and found is None:
-            path, through = paths.pop()
-            here = path[-1][0] if path else start
-            for node, how in edges.get(here, ()):
-                further = through or how != "then"
-                if node == start and further:
-                    found = _as_loop(start, [*path, (node, how)])
-                    break
-                if node > start and node in nodes and (node, further) not in seen:
-                    seen.add((node, further))
-                    paths.append(([*path, (node, how)], further))
+    for start in sorted(edges.keys() & nodes.keys()):
+        found = _simple_loop(start, edges, _reaching(start, edges) & nodes.keys())
         if found is not None:
             loops.append(found)
     return loops
+
+
+def _reaching(start: str, edges: Mapping[str, list[tuple[str, str]]]) -> set[str]:
+    """Return the nodes after ``start`` in sorted order that reach it through such nodes."""
+    into: dict[str, list[str]] = {}
+    for source, targets in edges.items():
+        for target, _ in targets:
+            into.setdefault(target, []).append(source)
+    reaching: set[str] = set()
+    pending = [start]
+    while pending:
+        for source in into.get(pending.pop(), ()):
+            if source > start and source not in reaching:
+                reaching.add(source)
+                pending.append(source)
+    return reaching
+
+
+def _simple_loop(
+    start: str, edges: Mapping[str, list[tuple[str, str]]], reaching: set[str]
+) -> list[tuple[str, str]] | None:
+    """Return a simple loop from ``start`` with an edge other than ``then``, if any.
+
+    Simple: no node twice, so a loop another one crosses is reported once, from its own
+    first node. Searched over the paths through ``reaching`` only (those that can close).
+    """
+    # each path: the nodes reached, each with the edge it was reached by; the nodes on
+    # it; and whether it went through an edge other than then
+    paths: list[tuple[list[tuple[str, str]], frozenset[str], bool]] = [([], frozenset(), False)]
+    while paths:
+        path, on_path, through = paths.pop()
+        here = path[-1][0] if path else start
+        for node, how in edges.get(here, ()):
+            further = through or how != "then"
+            if node == start and further:
+                return _as_loop(start, [*path, (node, how)])
+            if node in reaching and node not in on_path:
+                paths.append(([*path, (node, how)], on_path | {node}, further))
+    return None
 
 
 def _as_loop(start: str, steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
