@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, JsonValue, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, JsonValue, TypeAdapter
 
 __all__ = ["JSON_OBJECT", "has_non_finite", "non_finite_path"]
 
@@ -61,6 +61,8 @@ def _finite(payload: dict[str, JsonValue]) -> dict[str, JsonValue]:
     return payload
 
 
-JSON_OBJECT: Final = TypeAdapter(Annotated[dict[str, JsonValue], AfterValidator(_finite)])
+JSON_OBJECT: Final = TypeAdapter(
+    Annotated[dict[str, JsonValue], AfterValidator(_finite)], config=ConfigDict(title="payload")
+)
 """Validates a payload: a JSON object (text keys, JSON values) with finite numbers only;
 ``pydantic.ValidationError`` (a ``ValueError``) says what is not."""
