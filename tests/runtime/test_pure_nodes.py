@@ -475,14 +475,13 @@ async def test_a_reducer_whose_states_cannot_fit_its_changelog_records_is_refuse
     None
 ):
     bus = LimitedBus(ROOM_FOR_TALLIES - 1)
-    with pytest.raises(ExceptionGroup) as info:
-        async with open_test_host("runtime-dev-state", contracts=tree(TALLIES), bus=bus):
-            pass
-    assert info.group_contains(
+    with pytest.raises(  # itself, not in an exception group: the start failed
         ConfigError,
         match=rf"reducer 'tallies': state\.max_bytes is 100, but its changelog \S+ takes "
         rf"records of at most {ROOM_FOR_TALLIES - 1} bytes .*lower state\.max_bytes",
-    )
+    ):
+        async with open_test_host("runtime-dev-state", contracts=tree(TALLIES), bus=bus):
+            pass
 
 
 async def test_a_state_record_over_the_changelogs_limit_is_refused_with_the_state_unchanged() -> (

@@ -8,6 +8,7 @@ adds what only tests need (killing a node, raw records).
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -19,8 +20,11 @@ from pydantic import JsonValue
 
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
+    ConfigError,
+    ConsumeMode,
     EnvelopeType,
     OnexEnvelope,
+    OnexError,
     TopicPattern,
     cmd_topic,
     decode_envelope,
@@ -28,7 +32,7 @@ from onex_actors.core import (
     keyed_for_instance,
     new_command,
 )
-from onex_actors.registry import ContractRegistry, FileRegistry
+from onex_actors.registry import ContractRegistry, FileRegistry, StaticRegistry
 from onex_actors.runtime import (
     Bus,
     Handler,
@@ -122,6 +126,10 @@ class EmbeddedHost:
         self.host = host
         self.bus = bus
         self.collector = collector
+        self.known_nodes: frozenset[str] | None = None
+        """The ids of the host's contract tree, nodes and runtimes (``None``: not known,
+        nothing refused): ``send`` refuses any other at once, as ``onex emit`` does,
+        rather than leave the caller waiting for an answer no runtime can give."""
 
     async def send(
         self, node_id: str, payload: Mapping[str, JsonValue], **fields: object
@@ -129,16 +137,40 @@ class EmbeddedHost:
         """Publish a command to ``node_id``'s command topic; return it.
 
         A command to a reducer or orchestrator this host runs is keyed where its state
-        lives (``partition_key``), unless ``headers`` key it already.
+        lives (``partition_key``), unless ``headers`` key it already. ``ConfigError`` for
+        an id the contract tree lacks (a misspelling), unless this runtime reads its
+        topic and so dead-letters the command (``consume: matching``).
         """
-        command = new_command(node_id, payload, **fields)  # type: ignore[arg-type]
         handler = self.host.handlers.get(node_id)
+        known = self.known_nodes
+        if handler is None and known is not None and node_id not in known:
+            self._refuse_unknown(node_id, known)
+        command = new_command(node_id, payload, **fields)  # type: ignore[arg-type]
         if isinstance(handler, ReducerHandler):
             command = handler.reducer.keyed(command)
         elif isinstance(handler, OrchestratorHandler):
             command = keyed_for_instance(command)
         await self.host.outbox.emit(command, cmd_topic(node_id))
         return command
+
+    def _refuse_unknown(self, node_id: str, known: frozenset[str]) -> None:
+        """Raise ``ConfigError`` unless this host would read (and dead-letter) the command.
+
+        A runtime with ``consume: matching`` reads every command topic its patterns
+        match, and answers a command for a node it does not know with a dead letter.
+        """
+        table = self.host.table
+        topic = cmd_topic(node_id)
+        if table.runtime.subscriptions.consume is ConsumeMode.MATCHING and any(
+            pattern.matches(topic) for pattern in table.patterns
+        ):
+            return
+        close = difflib.get_close_matches(node_id, sorted(known), n=1, cutoff=0.6)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"no node {node_id!r} in the contract tree of runtime {table.runtime_id!r} (its "
+            f"nodes and runtimes: {', '.join(sorted(known)) or 'none'}){guess}"
+        )
 
     async def result(self, command: OnexEnvelope) -> OnexEnvelope:
         """Wait for ``command``'s result event (the one it caused, not a later node's).
@@ -219,19 +251,56 @@ async def open_embedded_host(
         contracts = from_project_root(Path("contracts"))
     registry = FileRegistry(contracts) if isinstance(contracts, Path) else contracts
     bus = bus if bus is not None else InProcessBus()
-    async with trio.open_nursery() as nursery:
-        async with open_runtime_host(
-            runtime_id,
-            config or HostConfig(),
-            registry=registry,
-            bus=bus,
-            handlers=handlers,
-            tracer=tracer,
-        ) as host:
-            # The host has created its topics: the collector follows them by name (a
-            # new group reads each from its start), which joins faster than by pattern.
-            followed = tuple(t for t in host.topics() if ".cmd." not in t)
-            collector = EnvelopeCollector(bus, followed)
-            await nursery.start(collector.run)
-            yield host_class(host, bus, collector)
-        nursery.cancel_scope.cancel()
+    started = False
+    try:
+        async with trio.open_nursery() as nursery:
+            async with open_runtime_host(
+                runtime_id,
+                config or HostConfig(),
+                registry=registry,
+                bus=bus,
+                handlers=handlers,
+                tracer=tracer,
+            ) as host:
+                # The host has created its topics: the collector follows them by name (a
+                # new group reads each from its start), which joins faster than by pattern.
+                followed = tuple(t for t in host.topics() if ".cmd." not in t)
+                collector = EnvelopeCollector(bus, followed)
+                await nursery.start(collector.run)
+                embedded = host_class(host, bus, collector)
+                embedded.known_nodes = _addressable(registry)
+                started = True
+                yield embedded
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # a start that failed says why as itself (a ConfigError naming the contract),
+        # not as a group of one; what the caller's block raised stays as trio gives it
+        cause = _sole_error(group) if not started else None
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _addressable(registry: ContractRegistry) -> frozenset[str] | None:
+    """Return the ids commands may go to: its nodes and runtimes (``None``: not known).
+
+    A registry of another kind need not list its runtimes, so nothing is refused then.
+    """
+    if not isinstance(registry, FileRegistry | StaticRegistry):
+        return None
+    return frozenset(registry.node_contracts()) | registry.runtime_ids()
+
+
+def _sole_error(group: BaseExceptionGroup) -> OnexError | None:
+    """Return the one ``OnexError`` ``group`` holds, nested or not (``None``: not just one)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        found = pending.pop()
+        if isinstance(found, BaseExceptionGroup):
+            pending.extend(found.exceptions)
+        else:
+            leaves.append(found)
+    if len(leaves) == 1 and isinstance(leaves[0], OnexError):
+        return leaves[0]
+    return None

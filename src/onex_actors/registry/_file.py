@@ -77,6 +77,10 @@ class FileRegistry:
         """Return every node contract, by node id."""
         return self.tree.nodes
 
+    def runtime_ids(self) -> frozenset[str]:
+        """Return the ids of the runtime contracts under the root."""
+        return frozenset(self.tree.runtimes)
+
     def source_of(self, contract_id: str) -> str:
         """Return the file the contract with this id was read from."""
         return self.tree.sources.get(contract_id, str(self.root))

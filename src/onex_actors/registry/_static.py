@@ -36,6 +36,10 @@ class StaticRegistry:
         """Return every node contract, by node id."""
         return self._nodes
 
+    def runtime_ids(self) -> frozenset[str]:
+        """Return the ids of the runtime contracts it serves."""
+        return frozenset(self._runtimes)
+
     def source_of(self, contract_id: str) -> str:
         """Return ``<memory>``: these contracts come from no file."""
         return f"<memory:{contract_id}>"
