@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from onex_actors.cli._client import _keyed_for_its_state
+from onex_actors.cli._client import _keyed_for_its_state, parse_payload
 from onex_actors.cli._host import FOREIGN_LOGGERS, quiet_foreign_loggers
-from onex_actors.core import PARTITION_KEY_HEADER, new_command
+from onex_actors.core import PARTITION_KEY_HEADER, ConfigError, new_command
 
 
 @pytest.fixture(autouse=True)
@@ -75,3 +76,20 @@ def test_onex_emit_keys_a_command_where_its_state_lives() -> None:
     keyed_start = _keyed_for_its_state(start, contracts)
     assert keyed_start.headers[PARTITION_KEY_HEADER] == f"global/{start.correlation_id}"
     assert _keyed_for_its_state(echo, contracts) is echo
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ('{"n": NaN}', "payload is not JSON: NaN is not a JSON value"),
+        ('{"n": [1, -Infinity]}', "payload is not JSON: -Infinity is not a JSON value"),
+        ('{"n": {"deep": 1e400}}', "payload is not JSON: payload.n.deep is past a double's range"),
+        ('{"n": 1', "payload is not JSON: Expecting ',' delimiter"),
+        ("[1]", "payload must be a JSON object, got list"),
+    ],
+)
+def test_a_payload_on_the_command_line_is_strict_json(given: str, said: str) -> None:
+    """Python's json reads NaN, Infinity and 1e400 (as inf): JSON has none of them."""
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        parse_payload(given)
+    assert parse_payload('{"n": 1e308, "s": "NaN"}') == {"n": 1e308, "s": "NaN"}

@@ -28,6 +28,7 @@ from onex_actors.core import (
     cmd_topic,
     keyed_for_instance,
     new_command,
+    non_finite_path,
 )
 from onex_actors.devinfra import command_topic_nodes, follow, request
 from onex_actors.registry import load_tree
@@ -79,12 +80,22 @@ def kafka_settings_of(config: Path | None) -> HostConfig:
 def parse_payload(payload: str) -> dict[str, Any]:
     """Return a command payload given on the command line (a JSON object)."""
     try:
-        body = json.loads(payload)
-    except json.JSONDecodeError as exc:
+        body = json.loads(payload, parse_constant=_not_json)
+    except ValueError as exc:  # json.JSONDecodeError, or NaN and Infinity refused
         raise ConfigError(f"payload is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ConfigError(f"payload must be a JSON object, got {type(body).__name__}")
+    past = non_finite_path("payload", body)
+    if past is not None:
+        raise ConfigError(
+            f"payload is not JSON: {past} is past a double's range (such as 1e400); send a "
+            "finite number, or the value as a string"
+        )
     return body
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not a JSON value (JSON has no NaN or Infinity)")
 
 
 REACH_TIMEOUT_S = 3.0

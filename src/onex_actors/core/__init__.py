@@ -83,6 +83,7 @@ from ._ids import check_contract_id as check_contract_id
 from ._ids import check_semver as check_semver
 from ._ids import check_slug as check_slug
 from ._ids import contract_id as contract_id
+from ._json_object import non_finite_path as non_finite_path
 from ._jsonpath import JsonPath as JsonPath
 from ._jsonpath import MissingValue as MissingValue
 from ._key_order import KeyOrder as KeyOrder
@@ -324,6 +325,7 @@ __all__ = [
     "murmur2",
     "new_command",
     "new_envelope_id",
+    "non_finite_path",
     "parse_contract",
     "plan_resume",
     "pure_result_of",
