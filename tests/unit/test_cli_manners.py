@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from onex_actors.cli import app
 from onex_actors.cli._client import _keyed_for_its_state, parse_payload
 from onex_actors.cli._host import FOREIGN_LOGGERS, quiet_foreign_loggers
 from onex_actors.core import PARTITION_KEY_HEADER, ConfigError, new_command
@@ -93,3 +94,15 @@ def test_a_payload_on_the_command_line_is_strict_json(given: str, said: str) -> 
     with pytest.raises(ConfigError, match=re.escape(said)):
         parse_payload(given)
     assert parse_payload('{"n": 1e308, "s": "NaN"}') == {"n": 1e308, "s": "NaN"}
+
+
+@pytest.mark.parametrize("command", ["emit", "state"])
+def test_a_tenant_that_is_no_id_is_one_line_naming_the_option(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONEX_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never reached
+    given = ["order-totals", "{}"] if command == "emit" else ["order-totals", "c1"]
+    assert app([command, *given, "--tenant", "Bad Tenant"], result_action="return_value") == 1
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1
+    assert said[0].startswith("error: --tenant 'Bad Tenant': 'Bad Tenant' is not a valid slug")

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 
 from onex_actors.app import HostConfig, from_project_root, open_embedded_host
 from onex_actors.core import ConfigError, EnvelopeStatus, OnexEnvelope, OnexError
 from onex_actors.registry import FileRegistry
 
 from ._client import parse_payload
-from ._errors import report, unwrap
+from ._errors import as_onex_error, report, unwrap
 
 __all__ = ["call"]
 
@@ -64,6 +65,8 @@ def call(
         error = unwrap(exc)
         if isinstance(error, OnexError):
             return report(error)
+        if isinstance(error, ValidationError):  # a field of the command the caller gave
+            return report(as_onex_error(error))
         raise
     print(json.dumps(result.model_dump(mode="json"), indent=2))
     if result.status is EnvelopeStatus.ERROR and result.error is not None:

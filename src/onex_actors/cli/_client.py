@@ -25,6 +25,7 @@ from onex_actors.core import (
     OrchestratorContract,
     Reducer,
     ReducerContract,
+    check_slug,
     cmd_topic,
     keyed_for_instance,
     new_command,
@@ -33,7 +34,7 @@ from onex_actors.core import (
 from onex_actors.devinfra import command_topic_nodes, follow, request
 from onex_actors.registry import load_tree
 
-from ._errors import report
+from ._errors import as_onex_error, report
 
 __all__ = [
     "check_reachable",
@@ -42,6 +43,7 @@ __all__ = [
     "parse_payload",
     "settings_of",
     "tail",
+    "tenant_given",
 ]
 
 DEFAULT_CONFIG = Path("config/local.yaml")
@@ -92,6 +94,14 @@ def parse_payload(payload: str) -> dict[str, Any]:
             "finite number, or the value as a string"
         )
     return body
+
+
+def tenant_given(tenant: str) -> str:
+    """Return ``--tenant``'s value; ``ConfigError`` if it is no tenant id."""
+    try:
+        return check_slug(tenant)
+    except ValueError as exc:
+        raise ConfigError(f"--tenant {tenant!r}: {exc}") from None
 
 
 def _not_json(constant: str) -> object:
@@ -162,6 +172,7 @@ def emit(
     """
     try:
         body = parse_payload(payload)
+        tenant_given(tenant)
         headers = {PARTITION_KEY_HEADER: key} if key else {}
         flow = _correlation_id(correlation_id)
         command = new_command(node, body, tenant_id=tenant, headers=headers, correlation_id=flow)
@@ -185,7 +196,7 @@ def emit(
             notice=lambda text: print(f"note: {text}{started_by}", file=sys.stderr, flush=True),
         )
     except (OnexError, ValueError) as exc:
-        return report(exc if isinstance(exc, OnexError) else ConfigError(str(exc)))
+        return report(exc if isinstance(exc, OnexError) else as_onex_error(exc))
     if not wait:
         print(
             json.dumps(

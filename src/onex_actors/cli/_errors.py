@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from onex_actors.core import ContractError, OnexError
+from pydantic import ValidationError
 
-__all__ = ["report", "unwrap"]
+from onex_actors.core import ConfigError, ContractError, OnexError
+
+__all__ = ["as_onex_error", "report", "unwrap"]
 
 
 def unwrap(exc: BaseException) -> BaseException:
@@ -22,3 +24,20 @@ def report(exc: OnexError) -> int:
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
     return 1
+
+
+def as_onex_error(exc: ValueError) -> ConfigError:
+    """Return a ``ValueError`` from a caller's input as a ``ConfigError``, one line a problem.
+
+    pydantic's own text spans lines and ends in a URL; here each error is the field, what
+    is wrong with it, and what was given.
+    """
+    if not isinstance(exc, ValidationError):
+        return ConfigError(str(exc))
+    return ConfigError(
+        "\n".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'value'}: "
+            f"{error['msg'].removeprefix('Value error, ')} (given {error['input']!r})"
+            for error in exc.errors(include_url=False)
+        )
+    )

@@ -19,8 +19,8 @@ from onex_actors.core import (
 )
 from onex_actors.registry import load_tree
 
-from ._client import check_reachable, kafka_settings_of
-from ._errors import report
+from ._client import check_reachable, kafka_settings_of, tenant_given
+from ._errors import as_onex_error, report
 
 __all__ = ["state"]
 
@@ -42,6 +42,7 @@ def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None
         Config file naming the Kafka cluster.
     """
     try:
+        tenant_given(tenant)
         settings = kafka_settings_of(config)
         _check_keeps_state(node, settings.contracts_dir)
         check_reachable(settings.kafka.bootstrap_servers)
@@ -56,7 +57,7 @@ def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None
             )
         held = KeyState.from_bytes(record.value)
     except (OnexError, ValueError) as exc:
-        return report(exc if isinstance(exc, OnexError) else ConfigError(str(exc)))
+        return report(exc if isinstance(exc, OnexError) else as_onex_error(exc))
     shown: dict[str, object] = {
         "node_id": node,
         "tenant_id": tenant,
