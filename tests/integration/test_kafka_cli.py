@@ -94,6 +94,22 @@ def test_emit_refuses_a_misspelt_node_at_once_naming_the_close_one(
     assert misspelt not in command_topic_nodes(kafka_client(kafka_bootstrap))
 
 
+def test_status_of_a_runtime_that_never_ran_says_so_at_once(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    _, runtime, contracts = echo_tree(tmp_path / "tree", "never")
+    env = {**kafka_env(kafka_bootstrap), "ONEX_CONTRACTS_DIR": str(contracts)}
+    config = str(REPO / "config" / "kafka.yaml")
+    # bounded well under its --timeout: it used to wait all of it
+    never = onex("status", runtime, "--timeout", "60", "--config", config, env=env, timeout_s=30)
+    assert never.returncode == 1
+    assert never.stderr.strip() == (
+        f"error: runtime {runtime!r} has never run on this cluster (it has no command topic "
+        f"{cmd_topic(runtime)})"
+    )
+    assert runtime not in command_topic_nodes(kafka_client(kafka_bootstrap))  # none made
+
+
 def test_emit_to_a_node_of_the_tree_no_runtime_runs_yet_sends_it_to_wait(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:

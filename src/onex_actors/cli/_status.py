@@ -10,10 +10,12 @@ from typing import Any
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
-from onex_actors.core import ConfigError, OnexError, new_command
-from onex_actors.devinfra import request
+from onex_actors.app import kafka_client_config
+from onex_actors.core import ConfigError, ContractError, OnexError, cmd_topic, new_command
+from onex_actors.devinfra import command_topic_nodes, request
+from onex_actors.registry import load_tree
 
-from ._client import _client
+from ._client import settings_of
 from ._errors import report
 
 __all__ = ["read_status", "status"]
@@ -101,8 +103,11 @@ def read_status(url: str, *, interval: float = 1.0, timeout_s: float = 10.0) -> 
 
 
 def _health_status(runtime: str, config: Path | None, timeout_s: float) -> str:
+    settings = settings_of(config)
+    client = kafka_client_config(settings.kafka)
+    _check_has_run(client, runtime, settings.contracts_dir)
     command = new_command(runtime, {"op": "health"})
-    answer = request(_client(config), command, timeout_s=timeout_s)
+    answer = request(client, command, timeout_s=timeout_s)
     if answer is None:
         raise ConfigError(
             f"no answer from runtime {runtime!r} within {timeout_s:g} s; is it running? "
@@ -131,6 +136,28 @@ def _health_status(runtime: str, config: Path | None, timeout_s: float) -> str:
     table = _table(list(COLUMNS), rows)
     resumed = _resumed_lines(answer.payload.get("resumed") or {})  # type: ignore[arg-type]
     return f"runtime {runtime} ({healthy}, from its health op)\n{table}{resumed}"
+
+
+def _check_has_run(client: dict[str, Any], runtime: str, contracts_dir: Path) -> None:
+    """Raise ``ConfigError`` at once when ``runtime`` never ran on the cluster.
+
+    A runtime creates its own command topic as it starts: without one, nothing would
+    answer its health op, so waiting out the timeout would only hide why. The runtimes
+    of the project's tree that did run are named.
+    """
+    on_cluster = command_topic_nodes(client)
+    if runtime in on_cluster:
+        return
+    try:
+        runtimes = set(load_tree(contracts_dir).runtimes)
+    except ContractError:
+        runtimes = set()
+    ran = sorted(on_cluster & runtimes)
+    named = f"; of {contracts_dir}'s runtimes, these have: {', '.join(ran)}" if ran else ""
+    raise ConfigError(
+        f"runtime {runtime!r} has never run on this cluster (it has no command topic "
+        f"{cmd_topic(runtime)}){named}"
+    )
 
 
 def _resumed_lines(resumed: Mapping[str, Any]) -> str:
