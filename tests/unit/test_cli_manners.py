@@ -106,3 +106,13 @@ def test_a_tenant_that_is_no_id_is_one_line_naming_the_option(
     said = capsys.readouterr().err.splitlines()
     assert len(said) == 1
     assert said[0].startswith("error: --tenant 'Bad Tenant': 'Bad Tenant' is not a valid slug")
+
+
+def test_tail_refuses_a_bad_pattern_before_saying_it_follows_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONEX_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never reached
+    assert app(["tail", "[bad"], result_action="return_value") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: topic pattern '[bad': segment '[bad' must be a slug, '*' or a final '#'"
+    ]

@@ -25,6 +25,7 @@ from onex_actors.core import (
     OrchestratorContract,
     Reducer,
     ReducerContract,
+    TopicPattern,
     check_slug,
     cmd_topic,
     keyed_for_instance,
@@ -313,6 +314,7 @@ def tail(
     """
     seen = 0
     try:
+        TopicPattern(pattern)  # refused before anything is said or reached
         client = _client(config)
         start = "their oldest records" if from_beginning else "new records"
         print(
