@@ -126,6 +126,40 @@ def test_a_workflow_is_checked_at_load_naming_the_file_and_key() -> None:
     )
 
 
+def test_a_step_or_field_no_workflow_has_is_refused_at_load() -> None:
+    ghost = problems_of(
+        {"steps": [{"name": "a", "node_id": "x", "payload": {"v": "steps.gost.output"}}]}
+    )
+    assert ghost.endswith(
+        "workflow.steps.0 (a).payload.v: reads steps.gost, and the workflow has no step "
+        "'gost' (its steps: a)"
+    )
+    typo = problems_of(
+        {
+            "steps": [
+                {"name": "a", "node_id": "x"},
+                {
+                    "name": "b",
+                    "node_id": "x",
+                    "depends_on": ["a"],
+                    "payload": {"v": "steps.a.outptu.v", "ok": "'steps.a.nothing' + 'x'"},
+                    "compensate": {"node_id": "x", "payload": {"w": "steps.b.eror"}},
+                },
+            ],
+            "output": {"r": "steps.b.output.v", "n": "steps.a.atempts"},
+        }
+    )
+    assert typo.splitlines()[-1].endswith(
+        "workflow.output.n: reads steps.a.atempts; a step has output, status, attempts, "
+        "error (steps.a.output.<field> for what its node answered); "
+        "workflow.steps.1 (b).payload.v: reads steps.a.outptu; a step has output, status, "
+        "attempts, error (steps.a.output.<field> for what its node answered); "
+        "workflow.steps.1 (b).compensate.payload.w: reads steps.b.eror; a step has output, "
+        "status, attempts, error (steps.b.output.<field> for what its node answered)"
+    )
+    assert "nothing" not in typo  # in a text literal: not a read
+
+
 class Driver:
     """Feeds an engine and keeps the instance, as the runtime's store would."""
 

@@ -16,7 +16,7 @@ from typing import Final, Literal, Self
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
-from ._cel import REDUCER_VARIABLES, CelExpression, compile_expression
+from ._cel import REDUCER_VARIABLES, CelExpression, compile_expression, without_text
 from ._contracts import BaseNodeContract, _Model
 from ._ids import NodeId, NodeKind, check_slug
 from ._json_object import non_finite_path
@@ -38,8 +38,6 @@ TIMEOUT_TRIGGER = "timeout"
 """The trigger a state's timeout applies (``fsm.timeouts``)."""
 
 
-_CEL_TEXT: Final = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
-"""A CEL text literal (its content is not code)."""
 _HAS_STATE_FIELD: Final = re.compile(r"\bhas\(\s*state\.[A-Za-z_][A-Za-z0-9_]*\s*\)")
 _STATE_FIELD: Final = re.compile(r"(?<![\w.])state\.([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -370,7 +368,7 @@ class ReducerContract(BaseNodeContract):
             "it to state.initial"
             for where, source in self._expressions()
             for name in dict.fromkeys(
-                _STATE_FIELD.findall(_HAS_STATE_FIELD.sub("", _CEL_TEXT.sub("''", source)))
+                _STATE_FIELD.findall(_HAS_STATE_FIELD.sub("", without_text(source)))
             )
             if name not in fields
         ]

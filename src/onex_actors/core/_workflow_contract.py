@@ -19,7 +19,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from ._cel import WORKFLOW_VARIABLES, CelExpression, compile_expression
+from ._cel import WORKFLOW_VARIABLES, CelExpression, compile_expression, without_text
 from ._contracts import BaseNodeContract, _Model
 from ._ids import NodeId, NodeKind
 
@@ -34,6 +34,11 @@ __all__ = [
 STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 """A step's name: usable as ``steps.<name>`` in CEL (no ``-``)."""
 _STEP_REFERENCE = re.compile(r"\bsteps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_STEP_FIELD = re.compile(
+    r"(?<![\w.])steps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)"
+)
+_STEP_FIELDS = ("output", "status", "attempts", "error")
+"""What an expression may read of a step: ``steps.<name>.<field>``."""
 
 
 def _compiled(source: str, where: str) -> CelExpression:
@@ -174,6 +179,9 @@ class Workflow(_Model):
             problems += [
                 f"{where}.{key}: reads steps.{named}, which is not among the steps it "
                 f"depends on ({waits}): add {named!r} to depends_on"
+                if named in known
+                else f"{where}.{key}: reads steps.{named}, and the workflow has no step "
+                f"{named!r} (its steps: {', '.join(sorted(known))})"
                 for key, source in step.expressions().items()
                 for named in sorted(steps_named(source) - before[step.name])
             ]
@@ -189,7 +197,29 @@ class Workflow(_Model):
             for key, source in self.output.items()
             for named in sorted(steps_named(source) - known)
         ]
-        return problems
+        return problems + self._step_field_problems()
+
+    def _step_field_problems(self) -> list[str]:
+        """Name each read of ``steps.<name>.<field>`` of a field no step has (``.outptu``).
+
+        Such a typo fails every instance when the expression runs.
+        """
+        sources = [(f"workflow.output.{key}", source) for key, source in self.output.items()]
+        for index, step in enumerate(self.steps):
+            where = f"workflow.steps.{index} ({step.name})"
+            sources += [(f"{where}.{key}", s) for key, s in step.expressions().items()]
+            if step.compensate is not None:
+                sources += [
+                    (f"{where}.compensate.payload.{key}", s)
+                    for key, s in step.compensate.payload.items()
+                ]
+        return [
+            f"{where}: reads steps.{named}.{field}; a step has {', '.join(_STEP_FIELDS)} "
+            f"(steps.{named}.output.<field> for what its node answered)"
+            for where, source in sources
+            for named, field in dict.fromkeys(_STEP_FIELD.findall(without_text(source)))
+            if field not in _STEP_FIELDS
+        ]
 
     def _cycle(self) -> list[str]:
         """Return a dependency cycle as step names (empty if there is none)."""
