@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import re
@@ -696,6 +697,35 @@ async def test_a_state_timeout_fires_once_even_after_a_restart() -> None:
         tows = [e for e in again.collector.by_topic[evt] if e.payload.get("transition") == "tow"]
     assert state == {"status": "towed"}
     assert sorted(e.payload["key"] for e in tows) == ["c1", "c2"]
+
+
+async def test_a_timeout_its_guard_declines_is_answered_once_and_not_dead_lettered() -> None:
+    paid = copy.deepcopy(PARKING)
+    paid["state"] = {"initial": {"paid": True}}
+    paid["fsm"]["transitions"][1]["guard"] = "!state.paid"  # tow only the unpaid
+    bus = InProcessBus(partitions=4)
+    evt = evt_topic("parking")
+
+    def declined(host: HostHarness) -> list[OnexEnvelope]:
+        return [e for e in host.collector.by_topic[evt] if "timeout_declined" in e.payload]
+
+    async with open_test_host("runtime-dev-state", contracts=tree(paid), bus=bus) as host:
+        await host.request("parking", {"car": "c1", "trigger": "park"})
+        with trio.fail_after(10):
+            await host.collector.wait_until(lambda: declined(host))
+        first = declined(host)
+        dead = host.dead_letters("parking")
+    async with open_test_host("runtime-dev-state", contracts=tree(paid), bus=bus) as again:
+        # answered (an error, state unchanged) once c1's partition is restored
+        honk = await again.request("parking", {"car": "c1", "trigger": "honk"})
+        # restored without a deadline: nothing is due, so nothing fires again
+        assert await again.host.timers.scan() == 0
+        state = reducer_of(again, "parking").state_of("c1")
+    assert honk.error is not None
+    assert honk.error.type == "no_transition"
+    assert [e.payload["timeout_declined"] for e in first] == ["tow (!state.paid)"]
+    assert dead == []
+    assert state == {"paid": True, "status": "parked"}
 
 
 async def test_a_timer_command_the_broker_refuses_is_sent_again_at_the_next_scan() -> None:

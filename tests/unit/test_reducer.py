@@ -7,6 +7,7 @@ the state of one clean pass over the distinct commands, as a plain Python fold c
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -318,6 +319,37 @@ PARKING: dict[str, Any] = {
         ],
     },
 }
+
+
+def test_a_timeout_its_guard_declines_is_spent_not_an_error() -> None:
+    """As XState's delayed transitions: the guard says no, so the key stays, once."""
+    guarded = copy.deepcopy(PARKING)
+    guarded["state"] = {"initial": {"paid": True}}
+    guarded["fsm"]["transitions"][2]["guard"] = "!state.paid"
+    r = reducer(guarded)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    park = new_command("parking", {"car": "c1", "trigger": "park"}, created_at=start)
+    parked = r.decide(None, park, ReduceContext(0, 0), "c1").state
+    assert parked is not None
+    assert parked.deadline is not None
+    due = timer_command("parking", "global", "c1", parked.deadline)
+    declined = r.decide(parked, due, ReduceContext(0, 1), "c1")
+    assert declined.error is None
+    assert declined.answer == {
+        "key": "c1",
+        "state": {"paid": True, "status": "parked"},
+        "timeout_declined": "tow (!state.paid)",
+    }
+    assert declined.changed  # written: its deadline is gone, so no restart fires it again
+    assert declined.state is not None
+    assert (declined.state.value, declined.state.deadline) == (parked.value, None)
+    assert declined.state.changed_at == parked.changed_at  # its value did not change
+    assert not r.decide(declined.state, due, ReduceContext(0, 2), "c1").changed
+    # a command its guards refuse is still an error: it came from outside
+    tow = new_command("parking", {"car": "c2", "trigger": "timeout"}, created_at=start)
+    refused = r.decide(parked, tow, ReduceContext(0, 3), "c2")
+    assert refused.error is not None
+    assert refused.error.error_type == "guard_rejected"
 
 
 def test_a_state_with_a_timeout_needs_a_timeout_transition() -> None:

@@ -338,6 +338,19 @@ class Reducer:
                 retryable=False,
             )
             return Decision(key, before, False, error=error)
+        except _GuardsRefused as refused:
+            if timer:  # a timeout its guards decline is spent, as XState's delayed events
+                spent = KeyState(
+                    before.value,
+                    ctx.partition,
+                    ctx.offset,
+                    (*before.recent, envelope_id)[-RECENT_IDS:],
+                    before.changed_at,
+                    None,
+                )
+                answer = {"key": key, "state": dict(before.value), "timeout_declined": refused.by}
+                return Decision(key, spent, True, answer)
+            return Decision(key, before, False, error=refused)
         except HandlerError as exc:
             return Decision(key, before, False, error=exc)
         recent = (*before.recent, envelope_id)[-RECENT_IDS:]
@@ -427,12 +440,20 @@ class Reducer:
                     {"transition": name, "from": source, "to": transition.to_state},
                 )
             rejected.append(f"{transition.transition_name} ({guard.source})")
-        raise HandlerError(
+        raise _GuardsRefused(
             f"node {self.node_id!r}: trigger {trigger!r} in state {source!r} was refused by "
             f"the guard of {', '.join(rejected)}; state unchanged",
-            error_type="guard_rejected",
-            retryable=False,
+            ", ".join(rejected),
         )
+
+
+class _GuardsRefused(HandlerError):
+    """Every transition a trigger could take was refused by its guard."""
+
+    def __init__(self, message: str, by: str) -> None:
+        super().__init__(message, error_type="guard_rejected", retryable=False)
+        self.by = by
+        """The transitions and their guards, as ``name (guard)``, comma-separated."""
 
 
 def holds(state: KeyState, envelope_id: str, ctx: ReduceContext) -> bool:
