@@ -353,26 +353,40 @@ def _sending_trees(draw: st.DrawFn) -> tuple[dict[str, NodeContract], set[tuple[
 
 @settings(max_examples=300)
 @given(_sending_trees())
-def test_every_loop_through_a_reducer_is_reported_from_its_first_node(
+def test_every_knot_of_looping_commands_is_reported_once_by_a_simple_loop(
     drawn: tuple[dict[str, NodeContract], set[tuple[str, str, str]]],
 ) -> None:
     nodes, edges = drawn
     loops = command_loops(nodes)
     for loop in loops:
-        assert loop[0][0] == min(node for node, _ in loop)
+        members = [node for node, _ in loop]
+        assert len(set(members)) == len(members)  # no node twice
+        assert members[0] == min(members)
         assert any(how != "then" for _, how in loop)
-        following = [*(node for node, _ in loop[1:]), loop[0][0]]
+        following = [*members[1:], members[0]]
         for (here, how), there in zip(loop, following, strict=True):
             assert (here, there, how) in edges
-    # every simple cycle, by brute force: its first node must be reported
-    first_nodes = set()
+    # by brute force: the knots (mutually reachable nodes) holding a simple cycle with an
+    # edge other than then; each must be reported, once
+    reach = {(a, b) for a, b, _ in edges if a in nodes and b in nodes}
+    for middle in nodes:
+        reach |= {(a, b) for a, m in reach if m == middle for m2, b in reach if m2 == middle}
+
+    def knot(node: str) -> frozenset[str]:
+        return frozenset(
+            {node} | {other for other in nodes if (node, other) in reach and (other, node) in reach}
+        )
+
+    looping = set()
     for size in range(1, len(nodes) + 1):
         for cycle in itertools.permutations(sorted(nodes), size):
             pairs = list(zip(cycle, [*cycle[1:], cycle[0]], strict=True))
             kinds = [{how for a, b, how in edges if (a, b) == pair} for pair in pairs]
             if all(kinds) and any(k - {"then"} for k in kinds):
-                first_nodes.add(min(cycle))
-    assert [loop[0][0] for loop in loops] == sorted(first_nodes)
+                looping.add(knot(cycle[0]))
+    reported = [knot(loop[0][0]) for loop in loops]
+    assert len(set(reported)) == len(reported)
+    assert set(reported) == looping
 
 
 def test_a_runtime_hosting_a_reducer_of_a_loop_is_refused() -> None:

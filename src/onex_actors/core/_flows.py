@@ -103,14 +103,17 @@ def workflow_loops(nodes: Mapping[str, NodeContract]) -> list[list[str]]:
 
 
 def command_loops(nodes: Mapping[str, NodeContract]) -> list[list[tuple[str, str]]]:
-    """Return a loop of commands through a reducer among ``nodes``, per first node.
+    """Return a loop of commands through a reducer among ``nodes``, one per knot of them.
 
     Its edges: ``then:`` (every ``ok`` answer forwards a command), a reducer's
     ``input.events_of`` (every ``ok`` result of the node it names is folded), and a
-    ``fold``'s ``intents`` (sent with every command folded). Each loop is a list of
-    ``(node, edge to the next node)`` from its first node in sorted order, with at least
-    one edge other than ``then`` (loops of ``then:`` alone are ``then_loops``'); one is
-    given for each such first node. Edges to nodes not in ``nodes`` end their walk.
+    ``fold``'s ``intents`` (sent with every command folded). A knot is a strongly
+    connected set of nodes holding an edge other than ``then`` (loops of ``then:`` alone
+    are ``then_loops``'): every answer inside it leads back to it, so commands never end.
+    For each, one loop through that edge: a list of ``(node, edge to the next node)``, no
+    node twice, from its first node in sorted order. Edges to nodes not in ``nodes`` end
+    their walk. Linear in the edges: whether one *given* node lies on such a loop is a
+    cycle-through-two-points question, NP-hard, so loops are found per knot, not per node.
     """
     edges: dict[str, list[tuple[str, str]]] = {}
     for node_id, contract in nodes.items():
@@ -122,57 +125,102 @@ def command_loops(nodes: Mapping[str, NodeContract]) -> list[list[tuple[str, str
             if contract.fold is not None:
                 for intent in contract.fold.intents:
                     edges.setdefault(node_id, []).append((intent.node_id, "intent"))
+    inside = {
+        node: sorted((t, how) for t, how in targets if t in nodes)
+        for node, targets in edges.items()
+        if node in nodes
+    }
     loops: list[list[tuple[str, str]]] = []
-    for start in sorted(edges.keys() & nodes.keys()):
-        found = _simple_loop(start, edges, _reaching(start, edges) & nodes.keys())
-        if found is not None:
-            loops.append(found)
-    return loops
+    for knot in _strongly_connected(inside):
+        crossing = sorted(
+            (node, target, how)
+            for node in knot
+            for target, how in inside.get(node, ())
+            if target in knot and how != "then"
+        )
+        if crossing:
+            node, target, how = crossing[0]
+            back = _shortest_path(target, node, inside, knot)
+            loops.append(_from_first([(node, how), *back]))
+    return sorted(loops)
 
 
-def _reaching(start: str, edges: Mapping[str, list[tuple[str, str]]]) -> set[str]:
-    """Return the nodes after ``start`` in sorted order that reach it through such nodes."""
-    into: dict[str, list[str]] = {}
-    for source, targets in edges.items():
-        for target, _ in targets:
-            into.setdefault(target, []).append(source)
-    reaching: set[str] = set()
-    pending = [start]
-    while pending:
-        for source in into.get(pending.pop(), ()):
-            if source > start and source not in reaching:
-                reaching.add(source)
-                pending.append(source)
-    return reaching
+def _strongly_connected(edges: Mapping[str, list[tuple[str, str]]]) -> list[set[str]]:
+    """Return the strongly connected sets of ``edges``' graph (Tarjan's, without recursion)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    nodes = sorted({*edges, *(t for targets in edges.values() for t, _ in targets)})
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(edges.get(root, ())))]
+        while work:
+            node, following = work[-1]
+            for target, _ in following:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(edges.get(target, ()))))
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    knot: set[str] = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        knot.add(member)
+                        if member == node:
+                            break
+                    found.append(knot)
+    return found
 
 
-def _simple_loop(
-    start: str, edges: Mapping[str, list[tuple[str, str]]], reaching: set[str]
-) -> list[tuple[str, str]] | None:
-    """Return a simple loop from ``start`` with an edge other than ``then``, if any.
+def _shortest_path(
+    start: str, end: str, edges: Mapping[str, list[tuple[str, str]]], within: set[str]
+) -> list[tuple[str, str]]:
+    """Return the fewest ``(node, edge)`` steps from ``start`` to ``end`` inside ``within``.
 
-    Simple: no node twice, so a loop another one crosses is reported once, from its own
-    first node. Searched over the paths through ``reaching`` only (those that can close).
+    Each step is a node left and the edge it is left by; ``end`` itself is not listed.
+    A path of fewest steps passes no node twice. ``end`` must be reachable.
     """
-    # each path: the nodes reached, each with the edge it was reached by; the nodes on
-    # it; and whether it went through an edge other than then
-    paths: list[tuple[list[tuple[str, str]], frozenset[str], bool]] = [([], frozenset(), False)]
-    while paths:
-        path, on_path, through = paths.pop()
-        here = path[-1][0] if path else start
-        for node, how in edges.get(here, ()):
-            further = through or how != "then"
-            if node == start and further:
-                return _as_loop(start, [*path, (node, how)])
-            if node in reaching and node not in on_path:
-                paths.append(([*path, (node, how)], on_path | {node}, further))
-    return None
+    came: dict[str, tuple[str, str]] = {}
+    frontier = [start]
+    seen = {start}
+    while end not in seen:
+        following = []
+        for node in frontier:
+            for target, how in edges.get(node, ()):
+                if target in within and target not in seen:
+                    seen.add(target)
+                    came[target] = (node, how)
+                    following.append(target)
+        frontier = following
+    steps: list[tuple[str, str]] = []
+    node = end
+    while node != start:
+        previous, how = came[node]
+        steps.append((previous, how))
+        node = previous
+    return steps[::-1]
 
 
-def _as_loop(start: str, steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Turn ``steps`` (each node reached, by which edge) into a loop of ``command_loops``."""
-    nodes = [start, *(node for node, _ in steps[:-1])]
-    return [(node, how) for node, (_, how) in zip(nodes, steps, strict=True)]
+def _from_first(loop: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Rotate ``loop`` (``(node, edge to the next)``) to start at its first node in order."""
+    first = min(range(len(loop)), key=lambda i: loop[i][0])
+    return loop[first:] + loop[:first]
 
 
 def command_loop_problem(loop: list[tuple[str, str]], where: Mapping[str, str]) -> str:
