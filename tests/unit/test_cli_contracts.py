@@ -82,3 +82,25 @@ def test_state_of_a_node_that_keeps_none_says_so_without_asking_kafka(
     said = capsys.readouterr().err
     assert f"error: {node} is {kind} node (" in said
     assert "it keeps no state; `onex state` reads a reducer's keys" in said
+
+
+def test_a_new_runtime_hosts_the_nodes_no_runtime_hosts_and_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = str(tmp_path)
+    assert run("contracts", "new", "runtime", "rt", "--directory", tree) == 1
+    assert capsys.readouterr().out.startswith("error: runtime 'rt' would host no node")
+    for kind, name in [("reducer", "tally"), ("effect", "fetch")]:
+        family = ["--family", "http"] if kind == "effect" else []
+        assert run("contracts", "new", kind, name, *family, "--directory", tree) == 0
+    assert run("contracts", "new", "runtime", "rt", "--directory", tree) == 0
+    assert "wrote " in capsys.readouterr().out
+    written = (tmp_path / "runtime" / "rt.yaml").read_text()
+    assert 'families: ["http"]' in written
+    assert 'node_ids: ["fetch", "tally"]' in written
+    assert run("contracts", "validate", tree) == 0
+    assert run("contracts", "new", "runtime", "rt2", "--directory", tree) == 1
+    assert "every node of" in capsys.readouterr().out
+    assert run("contracts", "new", "runtime", "rt3", "--hosts", "ghost", "--directory", tree) == 1
+    assert "--hosts 'ghost': no node contract in" in capsys.readouterr().out
+    assert run("contracts", "new", "runtime", "rt3", "--hosts", "tally", "--directory", tree) == 0

@@ -32,9 +32,9 @@ def test_a_new_node_of_each_family_validates_and_a_runtime_can_host_it(family: s
     assert (
         list(Draft202012Validator(contract_json_schema()).iter_errors(yaml.safe_load(text))) == []
     )
-    runtime = yaml.safe_load(scaffold("runtime", "runtime-new"))
-    runtime["handlers"]["families"] = [family]
-    runtime["host_selector"]["node_ids"] = [node.node_id]
+    runtime = yaml.safe_load(
+        scaffold("runtime", "runtime-new", hosts=[node.node_id], families=[family])
+    )
     host = parse_contract(runtime, source="<scaffold>")
     assert isinstance(host, RuntimeHostContract)
     table = build_routing_table(host, {node.node_id: node})
@@ -48,8 +48,7 @@ def test_a_new_pure_node_validates_and_a_runtime_can_host_it(kind: str) -> None:
     node = parse_contract(document, source="<scaffold>")
     assert node.kind.value == kind
     assert list(Draft202012Validator(contract_json_schema()).iter_errors(document)) == []
-    runtime = yaml.safe_load(scaffold("runtime", "runtime-new"))
-    runtime["host_selector"]["node_ids"] = [node.node_id]
+    runtime = yaml.safe_load(scaffold("runtime", "runtime-new", hosts=[node.node_id]))
     host = parse_contract(runtime, source="<scaffold>")
     assert isinstance(host, RuntimeHostContract)
     echo = parse_contract(
@@ -58,6 +57,11 @@ def test_a_new_pure_node_validates_and_a_runtime_can_host_it(kind: str) -> None:
     )
     nodes = {node.node_id: node, "echo-node": echo}  # the orchestrator's steps' node
     assert list(build_routing_table(host, nodes).hosted) == [node.node_id]  # type: ignore[arg-type]
+
+
+def test_a_runtime_hosting_nothing_is_refused_saying_what_to_do() -> None:
+    with pytest.raises(ValueError, match="would host no node: add a node first"):
+        scaffold("runtime", "runtime-new")
 
 
 def test_unknown_kinds_families_and_names_are_refused_saying_what_to_pass() -> None:

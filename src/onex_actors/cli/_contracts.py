@@ -129,11 +129,20 @@ def graph(runtime: str | None = None, /, *, directory: Path | None = None) -> in
 
 
 @contracts_app.command
-def new(kind: str, name: str, /, *, family: str = "local", directory: Path | None = None) -> int:
+def new(
+    kind: str,
+    name: str,
+    /,
+    *,
+    family: str = "local",
+    hosts: list[str] | None = None,
+    directory: Path | None = None,
+) -> int:
     """Write a commented contract of KIND named NAME that validates at once.
 
     A node goes to ``nodes/NAME.yaml``, a runtime to ``runtime/NAME.yaml`` of the tree;
-    an existing file is never overwritten.
+    an existing file is never overwritten. A runtime hosts HOSTS, by default the nodes
+    of the tree no runtime hosts yet, with the handler families they need.
 
     Parameters
     ----------
@@ -144,14 +153,21 @@ def new(kind: str, name: str, /, *, family: str = "local", directory: Path | Non
         Its id (the file's name): lowercase letters, digits and '-'.
     family
         The effect family of a node: local, http, db, llm, embedding or vector.
+    hosts
+        The nodes a new runtime hosts (``--hosts a --hosts b``).
     directory
         Contract tree holding ``runtime/`` and ``nodes/``.
     """
     directory = directory or from_project_root(Path("contracts"))
     try:
-        text = scaffold(kind, name, family)
-    except ValueError as exc:
-        print(f"error: {exc}")
+        if kind == "runtime":
+            chosen, families = _hosting(directory, hosts)
+            text = scaffold(kind, name, hosts=chosen, families=families)
+        else:
+            text = scaffold(kind, name, family)
+    except (ValueError, ContractError) as exc:
+        for line in exc.problems if isinstance(exc, ContractError) else [str(exc)]:
+            print(f"error: {line}")
         return 1
     path = directory / ("runtime" if kind == "runtime" else "nodes") / f"{name}.yaml"
     if path.exists():
@@ -161,7 +177,7 @@ def new(kind: str, name: str, /, *, family: str = "local", directory: Path | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     then = (
-        "list its nodes in host_selector.node_ids"
+        f"it hosts {', '.join(yaml.safe_load(text)['host_selector']['node_ids'])}"
         if kind == "runtime"
         else f"list {name} in host_selector.node_ids of a runtime (and its family in "
         "handlers.families)"
@@ -170,6 +186,45 @@ def new(kind: str, name: str, /, *, family: str = "local", directory: Path | Non
     )
     print(f"wrote {_shown(path)}: {then}, then `onex contracts validate`")
     return 0
+
+
+def _hosting(directory: Path, hosts: list[str] | None) -> tuple[list[str], list[str]]:
+    """Return the nodes a new runtime hosts and the handler families they need.
+
+    ``hosts`` if given (each a node of the tree), else the tree's nodes no runtime hosts.
+    ``ContractError`` if the tree does not load, or a named node is not in it.
+    """
+    tree = load_tree(directory) if (directory / "nodes").is_dir() else None
+    nodes = tree.nodes if tree is not None else {}
+    if hosts:
+        missing = [n for n in hosts if n not in nodes]
+        if missing:
+            known = ", ".join(sorted(nodes)) or "none"
+            raise ContractError(
+                [
+                    f"--hosts {n!r}: no node contract in {_shown(directory)} (its nodes: {known})"
+                    for n in missing
+                ]
+            )
+        chosen = list(dict.fromkeys(hosts))
+    else:
+        hosted = set(tree.hosts_by_node()) if tree is not None else set()
+        chosen = sorted(set(nodes) - hosted)
+        if nodes and not chosen:
+            raise ContractError(
+                [
+                    f"every node of {_shown(directory)} is hosted by a runtime already: name "
+                    "the ones the new runtime hosts (--hosts NODE --hosts ...)"
+                ]
+            )
+    families = sorted(
+        {
+            contract.effect_type.value
+            for node_id in chosen
+            if isinstance(contract := nodes[node_id], EffectContract)
+        }
+    )
+    return chosen, families or ["local"]
 
 
 @contracts_app.command

@@ -6,6 +6,8 @@ validates as written, and names the editor schema in its first line.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Final
 
 from ._ids import check_slug
@@ -154,24 +156,42 @@ subscriptions:
   cmd_topics: ["onex.app.local.global.cmd.node.#"]
   consume: hosted         # read only the hosted nodes' command topics
 handlers:
-  families: ["local"]     # the effect families its nodes use
+  families: {families}  # the effect families its nodes use
 host_selector:
-  node_ids: []            # the nodes it hosts, by node_id
+  node_ids: {hosts}  # the nodes it hosts, by node_id
 """
 
 
-def scaffold(kind: str, name: str, family: str = "local") -> str:
-    """Return a commented contract of ``kind`` (``effect`` or ``runtime``) named ``name``.
+def scaffold(
+    kind: str,
+    name: str,
+    family: str = "local",
+    *,
+    hosts: Sequence[str] = (),
+    families: Sequence[str] = ("local",),
+) -> str:
+    """Return a commented contract of ``kind`` (a node kind, or ``runtime``) named ``name``.
 
-    Raises ``ValueError`` saying what to pass instead for an unknown kind or family, or
-    a name that is not a valid id.
+    A runtime hosts ``hosts`` (at least one: a runtime hosting nothing is refused) with
+    the handler ``families`` its effect nodes use. Raises ``ValueError`` saying what to
+    pass instead for an unknown kind or family, a name that is not a valid id, or a
+    runtime with no node to host.
     """
     check_slug(name)
     if kind == "runtime":
+        if not hosts:
+            raise ValueError(
+                f"runtime {name!r} would host no node: add a node first (onex contracts "
+                "new effect NAME)"
+            )
         return (
             _HEADER
             + f"# Runtime {name}: hosts the nodes it selects.\n"
-            + _RUNTIME.format(name=name)
+            + _RUNTIME.format(
+                name=name,
+                hosts=json.dumps([check_slug(n) for n in hosts]),
+                families=json.dumps(list(families)),
+            )
         )
     if kind in _PURE:
         return _HEADER + f"# Node {name}: a {kind} node.\n" + _PURE[kind].format(name=name)
