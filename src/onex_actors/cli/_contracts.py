@@ -159,6 +159,7 @@ def new(
         Contract tree holding ``runtime/`` and ``nodes/``.
     """
     directory = directory or from_project_root(Path("contracts"))
+    chosen: list[str] = []
     try:
         if kind == "runtime":
             chosen, families = _hosting(directory, hosts)
@@ -177,7 +178,7 @@ def new(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     then = (
-        f"it hosts {', '.join(yaml.safe_load(text)['host_selector']['node_ids'])}"
+        f"it hosts {', '.join(chosen)}"
         if kind == "runtime"
         else f"list {name} in host_selector.node_ids of a runtime (and its family in "
         "handlers.families)"

@@ -18,7 +18,6 @@ attempt's, a duplicate, one for an instance that ended) changes nothing and is c
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from ._envelope import (
 from ._json_object import JSON_OBJECT
 from ._reducer import TIMER_HEADER, KeyState, ReduceContext, holds, stored_key
 from ._uuid5 import uuid5
-from ._workflow_contract import OrchestratorContract, WorkflowStep
+from ._workflow_contract import OrchestratorContract, WorkflowStep, step_fields_read
 
 __all__ = [
     "ENDED",
@@ -906,9 +905,6 @@ def _status(steps: Mapping[str, Mapping[str, JsonValue]], name: str) -> JsonValu
     return steps[name]["status"]
 
 
-_OUTPUT_READ: Final = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)\.output\b")
-
-
 def _skipped_outputs_read(
     expressions: Iterable[CelExpression], steps: Mapping[str, Mapping[str, JsonValue]]
 ) -> str:
@@ -917,8 +913,8 @@ def _skipped_outputs_read(
         {
             name
             for expression in expressions
-            for name in _OUTPUT_READ.findall(expression.source)
-            if name in steps and _status(steps, name) == "skipped"
+            for name, field in step_fields_read(expression.source)
+            if field == "output" and name in steps and _status(steps, name) == "skipped"
         }
     )
     if not skipped:

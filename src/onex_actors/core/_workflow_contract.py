@@ -51,6 +51,14 @@ def _check_map(value: dict[str, str], where: str) -> dict[str, str]:
     return value
 
 
+def step_fields_read(source: str) -> list[tuple[str, str]]:
+    """Return each ``(step, field)`` an expression reads as ``steps.<step>.<field>``, once.
+
+    Text literals are not reads (``'steps.a.x'``).
+    """
+    return list(dict.fromkeys(_STEP_FIELD.findall(without_text(source))))
+
+
 def steps_named(source: str) -> set[str]:
     """Return the step names an expression reads (``steps.<name>``)."""
     return set(_STEP_REFERENCE.findall(source))
@@ -217,7 +225,7 @@ class Workflow(_Model):
             f"{where}: reads steps.{named}.{field}; a step has {', '.join(_STEP_FIELDS)} "
             f"(steps.{named}.output.<field> for what its node answered)"
             for where, source in sources
-            for named, field in dict.fromkeys(_STEP_FIELD.findall(without_text(source)))
+            for named, field in step_fields_read(source)
             if field not in _STEP_FIELDS
         ]
 
