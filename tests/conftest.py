@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Properties here assert what a decision gives, never how long it takes. Hypothesis'
+# default deadline (200 ms an example) depends on the machine: a CEL property failed once
+# on a two-core machine (its text not kept), then passed 20,000 examples and every replay.
+settings.register_profile("onex", deadline=None)
+settings.load_profile("onex")
 
 REPO = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "runtime", "integration")

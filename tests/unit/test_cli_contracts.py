@@ -104,3 +104,44 @@ def test_a_new_runtime_hosts_the_nodes_no_runtime_hosts_and_validates(
     assert run("contracts", "new", "runtime", "rt3", "--hosts", "ghost", "--directory", tree) == 1
     assert "--hosts 'ghost': no node contract in" in capsys.readouterr().out
     assert run("contracts", "new", "runtime", "rt3", "--hosts", "tally", "--directory", tree) == 0
+
+
+def test_a_new_orchestrator_calls_a_node_of_its_tree_and_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = str(tmp_path)
+    assert run("contracts", "new", "orchestrator", "flow", "--directory", tree) == 1
+    assert capsys.readouterr().out == (
+        f"error: an orchestrator's steps call other nodes, and {tree} has none: add one "
+        "first (onex contracts new effect NAME)\n"
+    )
+    assert run("contracts", "new", "reducer", "tally", "--directory", tree) == 0
+    assert run("contracts", "new", "effect", "greet", "--directory", tree) == 0
+    assert run("contracts", "new", "orchestrator", "flow", "--directory", tree) == 0
+    written = (tmp_path / "nodes" / "flow.yaml").read_text()
+    assert written.splitlines()[1] == "# Node flow: an orchestrator node."
+    assert written.count("node_id: greet") == 2  # the echo node, before the reducer
+    assert run("contracts", "new", "runtime", "rt", "--directory", tree) == 0
+    capsys.readouterr()
+    assert run("contracts", "validate", tree) == 0
+
+
+def test_a_step_calling_a_missing_node_is_named_by_its_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = str(tmp_path)
+    assert run("contracts", "new", "effect", "greet", "--directory", tree) == 0
+    assert run("contracts", "new", "orchestrator", "flow", "--directory", tree) == 0
+    assert run("contracts", "new", "runtime", "rt", "--directory", tree) == 0
+    flow = tmp_path / "nodes" / "flow.yaml"
+    flow.write_text(
+        flow.read_text().replace(
+            "node_id: greet\n      depends_on", "node_id: gret\n      depends_on"
+        )
+    )
+    capsys.readouterr()
+    assert run("contracts", "validate", tree) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"error: {flow}: key 'workflow.steps.1 (second).node_id': no node contract for "
+        "'gret' (known nodes: flow, greet)"
+    )

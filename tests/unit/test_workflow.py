@@ -343,7 +343,7 @@ def test_a_failed_step_compensates_the_steps_done_newest_first() -> None:
     assert ended.answer is not None
     assert ended.answer.error is not None
     assert ended.answer.error.type == "workflow_failed"
-    assert "step 'credit' failed" in ended.answer.error.message
+    assert ended.answer.error.message.startswith("step 'credit' failed: boom: it broke")
     assert ended.answer.payload["status"] == "compensated"
     steps = driver.instance()["steps"]
     assert (steps["greet"]["status"], steps["credit"]["status"]) == ("compensated", "failed")
@@ -369,6 +369,7 @@ def test_a_compensation_that_keeps_failing_parks_the_instance_visibly() -> None:
     assert ended.answer is not None
     assert ended.answer.error is not None
     assert ended.answer.error.type == "compensation_failed"
+    assert ended.answer.error.message == "compensating step 'greet' failed: boom: it broke"
     assert driver.instance()["status"] == "compensation_failed"
     assert driver.instance()["steps"]["greet"]["status"] == "compensation_failed"
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import cyclopts
 import yaml
+from cyclopts import Parameter
 
 from onex_actors.app import from_project_root
 from onex_actors.core import (
@@ -21,6 +23,9 @@ from onex_actors.core import (
     scaffold,
 )
 from onex_actors.registry import ContractTree, load_tree
+
+Tree = Annotated[Path | None, Parameter(name=["--directory", "--contracts-dir"])]
+"""A contract tree option, spelt as ``onex host`` and ``onex call`` spell it too."""
 
 __all__ = ["contracts_app"]
 
@@ -108,7 +113,7 @@ def schema(out: Path | None = None, /, *, check: bool = False) -> int:
 
 
 @contracts_app.command
-def graph(runtime: str | None = None, /, *, directory: Path | None = None) -> int:
+def graph(runtime: str | None = None, /, *, directory: Tree = None) -> int:
     """Print the flow of RUNTIME (or of every runtime) as a Mermaid flowchart.
 
     Nodes by kind and family, the topics each reads and writes, and ``then:`` edges.
@@ -136,7 +141,7 @@ def new(
     *,
     family: str = "local",
     hosts: list[str] | None = None,
-    directory: Path | None = None,
+    directory: Tree = None,
 ) -> int:
     """Write a commented contract of KIND named NAME that validates at once.
 
@@ -164,6 +169,8 @@ def new(
         if kind == "runtime":
             chosen, families = _hosting(directory, hosts)
             text = scaffold(kind, name, hosts=chosen, families=families)
+        elif kind == "orchestrator":
+            text = scaffold(kind, name, step_node=_step_node(directory, name))
         else:
             text = scaffold(kind, name, family)
     except (ValueError, ContractError) as exc:
@@ -187,6 +194,33 @@ def new(
     )
     print(f"wrote {_shown(path)}: {then}, then `onex contracts validate`")
     return 0
+
+
+def _step_node(directory: Path, name: str) -> str:
+    """Return the node of the tree a new orchestrator's steps call.
+
+    An echo node if the tree has one (its result is its command, so the scaffold's
+    ``steps.first.output.text`` holds), else another effect node, else a pure one.
+    ``ContractError`` if the tree does not load or has no node to call.
+    """
+    tree = load_tree(directory) if (directory / "nodes").is_dir() else None
+    nodes = {n: c for n, c in (tree.nodes if tree is not None else {}).items() if n != name}
+
+    def preference(node_id: str) -> tuple[int, str]:
+        contract = nodes[node_id]
+        if isinstance(contract, EffectContract):
+            echoes = contract.local is not None and contract.local.operation == "echo"
+            return (0 if echoes else 1, node_id)
+        return (2, node_id)
+
+    if not nodes:
+        raise ContractError(
+            [
+                f"an orchestrator's steps call other nodes, and {_shown(directory)} has none: "
+                "add one first (onex contracts new effect NAME)"
+            ]
+        )
+    return min(nodes, key=preference)
 
 
 def _hosting(directory: Path, hosts: list[str] | None) -> tuple[list[str], list[str]]:
@@ -235,7 +269,7 @@ def asyncapi(
     *,
     out: Path | None = None,
     bootstrap_servers: str = "127.0.0.1:9092",
-    directory: Path | None = None,
+    directory: Tree = None,
 ) -> int:
     """Write the AsyncAPI 3.0 document of RUNTIME: topics, messages, an operation per node.
 

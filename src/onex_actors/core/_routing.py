@@ -347,7 +347,11 @@ def build_routing_table(
             targets += [("intents.node_id", intent.node_id) for intent in contract.intents]
             targets += [("input.events_of", source) for source in contract.input.events_of]
         if isinstance(contract, OrchestratorContract):
-            targets += [("workflow.steps.node_id", node) for node in contract.step_nodes]
+            for index, step in enumerate(contract.workflow.steps):
+                where_step = f"workflow.steps.{index} ({step.name})"
+                targets.append((f"{where_step}.node_id", step.node_id))
+                if step.compensate is not None:
+                    targets.append((f"{where_step}.compensate.node_id", step.compensate.node_id))
         missing = [(where, target) for where, target in targets if target not in nodes]
         if missing:
             known = ", ".join(sorted(nodes)) or "none"

@@ -132,13 +132,13 @@ version: "0.1.0"
 workflow:
   steps:
     - name: first
-      node_id: echo-node
+      node_id: {step}
       payload: {{text: input.text}}
       timeout_s: 30
       # retry: {{attempts: 3, backoff_s: 1}}   # sent again past its timeout
       # compensate: {{node_id: other-node, payload: {{...}}}}  # undoes it on failure
     - name: second
-      node_id: echo-node
+      node_id: {step}
       depends_on: [first]
       payload: {{text: steps.first.output.text}}
   output:
@@ -169,11 +169,13 @@ def scaffold(
     *,
     hosts: Sequence[str] = (),
     families: Sequence[str] = ("local",),
+    step_node: str = "echo-node",
 ) -> str:
     """Return a commented contract of ``kind`` (a node kind, or ``runtime``) named ``name``.
 
     A runtime hosts ``hosts`` (at least one: a runtime hosting nothing is refused) with
-    the handler ``families`` its effect nodes use. Raises ``ValueError`` saying what to
+    the handler ``families`` its effect nodes use; an orchestrator's two steps call
+    ``step_node``. Raises ``ValueError`` saying what to
     pass instead for an unknown kind or family, a name that is not a valid id, or a
     runtime with no node to host.
     """
@@ -194,7 +196,9 @@ def scaffold(
             )
         )
     if kind in _PURE:
-        return _HEADER + f"# Node {name}: a {kind} node.\n" + _PURE[kind].format(name=name)
+        article = "an" if kind[0] in "aeiou" else "a"
+        body = _PURE[kind].format(name=name, step=check_slug(step_node))
+        return _HEADER + f"# Node {name}: {article} {kind} node.\n" + body
     if kind != "effect":
         raise ValueError(
             f"no scaffold for kind {kind!r}: use 'effect', 'compute', 'reducer' or "

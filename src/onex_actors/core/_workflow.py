@@ -667,7 +667,9 @@ class WorkflowEngine:
                 else:
                     error = envelope.payload.get("error")
                     record.update(status="failed", error=error, deadline=None)
-                    self._fail(instance, name, "step_failed", f"step {name!r} failed: {error}")
+                    self._fail(
+                        instance, name, "step_failed", f"step {name!r} failed: {_told(error)}"
+                    )
                 return True
             if record["status"] == "compensating":
                 if ok:
@@ -736,7 +738,7 @@ class WorkflowEngine:
         record.update(status="compensation_failed", error=error, deadline=None)
         instance["status"] = "compensation_failed"
         instance["error"] = _error(
-            "compensation_failed", f"compensating step {name!r} failed: {error}"
+            "compensation_failed", f"compensating step {name!r} failed: {_told(error)}"
         )
         return True
 
@@ -955,3 +957,11 @@ def _seconds(sent: str, at: datetime) -> float:
 
 def _error(kind: str, message: str) -> dict[str, JsonValue]:
     return {"type": kind, "message": message}
+
+
+def _told(error: JsonValue) -> str:
+    """Return an error result's ``error`` object as one line: ``type: message``."""
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        kind = error.get("type")
+        return f"{kind}: {error['message']}" if isinstance(kind, str) else str(error["message"])
+    return str(error)
