@@ -231,6 +231,18 @@ async def test_a_topic_limit_read_at_start_up_bounds_results(
 
 
 @pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu keeps no topic configs")
+async def test_a_topic_created_at_start_up_has_its_limit_read_too(
+    kafka_bus: NamespacedBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked right after its creation, a broker may not know the topic yet: asked again."""
+    caplog.set_level(logging.INFO, logger="onex_actors.kafka")
+    fresh = [evt_topic(f"fresh-{n}") for n in range(3)]
+    await kafka_bus.ensure_topics(fresh)
+    assert all(kafka_bus.topic(t) in kafka_bus.inner.topic_limits for t in fresh)  # type: ignore[attr-defined]
+    assert "unknown" not in caplog.text
+
+
+@pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu keeps no topic configs")
 async def test_a_result_the_broker_refuses_is_replaced_by_an_error_event(
     kafka_bus: NamespacedBus, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:

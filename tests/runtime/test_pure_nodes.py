@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from prometheus_client import generate_latest
 from pydantic import JsonValue
 
@@ -1010,11 +1011,16 @@ async def test_a_workflow_shows_in_the_metrics() -> None:
     async with open_test_host("runtime-dev-state", contracts=tree(SIGNUP), bus=bus) as host:
         await host.request("signup-flow", {"user": "cy", "amount": 5, "quantity": 1})
         await host.request("signup-flow", {"user": "di", "amount": 5, "quantity": "x"})
+        await trio.testing.wait_all_tasks_blocked()  # the worker counts once it has published
         text = generate_latest(host_registry(HostCollector(host.host))).decode()
     assert 'onex_workflow_instances_total{node="signup-flow",outcome="started"} 2.0' in text
     assert 'onex_workflow_instances_total{node="signup-flow",outcome="completed"} 1.0' in text
     assert 'onex_workflow_instances_total{node="signup-flow",outcome="compensated"} 1.0' in text
     assert 'onex_workflow_running{node="signup-flow"} 0.0' in text
+    # a workflow's answer, sent as its last step ends, counts as the start command's
+    answered = 'onex_envelopes_answered_total{node="signup-flow",status="%s"}'
+    assert f"{answered % 'ok'} 1.0" in text
+    assert f"{answered % 'error'} 1.0" in text
     # each step attempt is timed, by outcome: two hellos ok, one quote ok and one failed
     count = 'onex_workflow_step_duration_seconds_count{node="signup-flow",outcome="%s",step="%s"}'
     assert f"{count % ('ok', 'hello')} 2.0" in text

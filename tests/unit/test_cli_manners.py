@@ -116,3 +116,23 @@ def test_tail_refuses_a_bad_pattern_before_saying_it_follows_it(
     assert capsys.readouterr().err.splitlines() == [
         "error: topic pattern '[bad': segment '[bad' must be a slug, '*' or a final '#'"
     ]
+
+
+def test_emit_outside_a_project_names_what_would_reach_a_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no config/local.yaml here or above
+    monkeypatch.delenv("ONEX_KAFKA__BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("ONEX_BUS__KIND", raising=False)
+    assert app(["emit", "greet", "{}"], result_action="return_value") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: no config file (config/local.yaml) and no ONEX_KAFKA__BOOTSTRAP_SERVERS: onex "
+        "emit/tail talk to a runtime over Kafka; pass --config with the file that names your "
+        "cluster, or set ONEX_KAFKA__BOOTSTRAP_SERVERS"
+    ]
+    missing = tmp_path / "nowhere.yaml"
+    assert app(["emit", "greet", "{}", "--config", str(missing)], result_action="return_value") == 1
+    assert capsys.readouterr().err.startswith(f"error: {missing}: no such config file")
+    monkeypatch.setenv("ONEX_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9")  # nothing listens there
+    assert app(["emit", "greet", "{}", "--timeout", "1"], result_action="return_value") == 1
+    assert capsys.readouterr().err.startswith("error: no Kafka broker answers at 127.0.0.1:9")

@@ -77,6 +77,19 @@ def test_environment_overrides_file_and_flags_override_environment(tmp_path: Pat
     assert config.http.timeout_s == 9
 
 
+def test_without_a_file_a_cluster_named_by_the_environment_means_a_kafka_bus(
+    tmp_path: Path,
+) -> None:
+    cluster = {"ONEX_KAFKA__BOOTSTRAP_SERVERS": "remote:9092"}
+    assert load_config(environ={}).bus.kind == "inprocess"
+    assert load_config(environ=cluster).bus.kind == "kafka"
+    kept = load_config(environ={**cluster, "ONEX_BUS__KIND": "inprocess"})
+    assert kept.bus.kind == "inprocess"
+    path = tmp_path / "c.yaml"
+    path.write_text("bus: {kind: inprocess}\n")
+    assert load_config(path, environ=cluster).bus.kind == "inprocess"  # the file says
+
+
 def test_errors_name_the_source_and_key(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("bus: {kind: carrier-pigeon}\nhttp: {timeot_s: 1}\n")

@@ -376,8 +376,11 @@ def load_config(
 ) -> HostConfig:
     """Build the config from ``path`` (optional), then ``environ``, then ``overrides``.
 
-    ``overrides`` use dotted keys (``{"bus.kind": "kafka"}``). Raises ``ConfigError``
-    naming the file or variable and the key that is wrong.
+    ``overrides`` use dotted keys (``{"bus.kind": "kafka"}``). Without a file, a Kafka
+    cluster named by the environment (``ONEX_KAFKA__BOOTSTRAP_SERVERS``) means a Kafka
+    bus, unless ``ONEX_BUS__KIND`` says otherwise: the defaults' in-process bus would
+    leave the cluster unused and the host out of reach. Raises ``ConfigError`` naming
+    the file or variable and the key that is wrong.
     """
     data: dict[str, Any] = {}
     source = "defaults"
@@ -390,6 +393,9 @@ def load_config(
         if key is not None:
             _set(data, key, _scalar(raw))
             origins[key] = f"environment variable {name}"
+    if path is None and "kafka.bootstrap_servers" in origins and "bus.kind" not in origins:
+        _set(data, "bus.kind", "kafka")
+        origins["bus.kind"] = origins["kafka.bootstrap_servers"]
     for key, value in (overrides or {}).items():
         _set(data, key, value)
         origins[key] = f"flag for {key}"

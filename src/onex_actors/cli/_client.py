@@ -63,19 +63,28 @@ def settings_of(config: Path | None) -> HostConfig:
 
 
 def kafka_settings_of(config: Path | None) -> HostConfig:
-    """Return the config file's settings (a Kafka bus), without reaching the broker yet."""
-    config = config if config is not None else from_project_root(DEFAULT_CONFIG)
-    if not config.is_file():
+    """Return the config's settings (a Kafka bus), without reaching the broker yet.
+
+    The file given, else the project's ``config/local.yaml``; a project without one
+    gets the defaults and the ``ONEX_*`` environment, as ``onex host`` does.
+    """
+    if config is not None and not config.is_file():
         raise ConfigError(
-            f"{config}: no such config file (run inside a project, a folder holding "
-            "contracts/ and config/, or pass --config with the file that names your Kafka "
-            "cluster, e.g. config/kafka.yaml)"
+            f"{config}: no such config file (pass --config with the file that names your "
+            "Kafka cluster, e.g. config/kafka.yaml, or leave it out for the defaults and "
+            "the ONEX_* environment)"
         )
+    if config is None and (local := from_project_root(DEFAULT_CONFIG)).is_file():
+        config = local
     settings = load_config(config, environ=os.environ)
     if settings.bus.kind != "kafka":
         raise ConfigError(
             f"{config}: bus.kind is {settings.bus.kind!r}; onex emit/tail talk to a runtime "
             "over Kafka (use config/kafka.yaml or config/local.yaml)"
+            if config is not None
+            else "no config file (config/local.yaml) and no ONEX_KAFKA__BOOTSTRAP_SERVERS: "
+            "onex emit/tail talk to a runtime over Kafka; pass --config with the file that "
+            "names your cluster, or set ONEX_KAFKA__BOOTSTRAP_SERVERS"
         )
     return settings
 

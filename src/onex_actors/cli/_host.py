@@ -92,6 +92,12 @@ def run_host(
         if workers < 1:
             raise ConfigError(f"--workers must be 1 or more, not {workers}")
         settings = load_config(config, environ=os.environ, overrides=overrides)
+        if config is None and settings.bus.kind == "inprocess":
+            logging.getLogger("onex_actors.host").warning(
+                "no config file (config/local.yaml) and no ONEX_KAFKA__BOOTSTRAP_SERVERS: "
+                "the in-process bus, which only this process reaches (onex emit cannot); "
+                "pass --config, or set ONEX_KAFKA__BOOTSTRAP_SERVERS for a Kafka cluster"
+            )
         if workers > 1:
             args = ["--runtime-node-id", runtime_node_id, "--log-level", log_level]
             args += ["--log-format", log_format]

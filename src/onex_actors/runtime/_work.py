@@ -311,6 +311,7 @@ class NodeWork:
                 records = () if last is not None else outcome.records
                 if outcome.payload is None:  # answered elsewhere, later, or not here
                     outputs.add(item, [*self._commands(outcome), *records], answer=False)
+                    self._count_ended(outcome, outputs)
                 else:
                     produced = self._answer_records(item, outcome.payload, outcome, records)
                     outputs.add(item, produced)
@@ -370,8 +371,18 @@ class NodeWork:
             item.answered = True
         for item in outputs.silent:
             item.answered = True
-        self.handled_ok += len(outputs.answers)
+        self.handled_ok += len(outputs.answers) + outputs.ended_ok
+        self.handled_error += outputs.ended_error
         return True
+
+    def _count_ended(self, pure: PureOutcome, outputs: _Outputs) -> None:
+        """Count the answers ``pure`` sends to earlier commands (a workflow's, as it ends)."""
+        for command, topic, _ in pure.commands:
+            if topic == self.hosted.evt_topic:
+                if command.status is EnvelopeStatus.OK:
+                    outputs.ended_ok += 1
+                else:
+                    outputs.ended_error += 1
 
     async def _publish_before(self, outputs: _Outputs, last: _Outputs) -> None:
         """Publish ``outputs``, wait until every one is acknowledged, then ``last``'s records.
@@ -687,7 +698,7 @@ class NodeWork:
 class _Outputs:
     """The records a slice's items answer with, gathered to publish as one list."""
 
-    __slots__ = ("acks", "answers", "owners", "records", "silent")
+    __slots__ = ("acks", "answers", "ended_error", "ended_ok", "owners", "records", "silent")
 
     def __init__(self) -> None:
         self.records: list[OutboundRecord] = []
@@ -699,6 +710,9 @@ class _Outputs:
         """Each answered item and its result record."""
         self.silent: list[WorkItem] = []
         """Items handled with no result here (sent on, or their partition gone)."""
+        self.ended_ok = 0
+        self.ended_error = 0
+        """Answers to earlier commands the slice's items end (a workflow's, by status)."""
 
     def add(self, item: WorkItem, produced: list[OutboundRecord], *, answer: bool = True) -> None:
         """Add ``item``'s records; its first is its answer unless ``answer`` is false."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -182,7 +183,7 @@ class ConfluentBus:
             incremental_operation=AlterConfigOpType.SET,
         )
         resource = ConfigResource(ConfigResource.Type.GROUP, group_id, incremental_configs=[entry])
-        admin = AdminClient(self.config)
+        admin = AdminClient(self.config, logger=CLIENT_LOGGER)
         wait = self.call_timeout_s
         try:
             futures = admin.incremental_alter_configs([resource], request_timeout=wait)
@@ -198,7 +199,7 @@ class ConfluentBus:
             )
 
     def _prepare_topics(self, topics: list[str]) -> None:
-        admin = AdminClient(self.config)
+        admin = AdminClient(self.config, logger=CLIENT_LOGGER)
         try:
             existing = set(admin.list_topics(timeout=10).topics)
         except KafkaException as exc:
@@ -219,17 +220,54 @@ class ConfluentBus:
 
 
 def _topic_limits(admin: AdminClient, topics: list[str]) -> dict[str, int]:
-    """Each topic's ``max.message.bytes``; none where the broker does not say (tansu)."""
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in topics]
+    """Each topic's ``max.message.bytes``; none where the broker does not say (tansu).
+
+    A topic created a moment ago may not be known to the broker answering yet: it is
+    asked again (every 0.1 s, for up to 5 s) rather than left without its limit.
+    """
     limits: dict[str, int] = {}
-    try:
-        for resource, future in admin.describe_configs(resources, request_timeout=10).items():
-            entry = future.result(timeout=15).get("max.message.bytes")
+    pending = list(dict.fromkeys(topics))
+    unknown: list[str] = []
+    reason: object = None
+    for _ in range(TOPIC_LIMIT_TRIES):
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in pending]
+        pending = []
+        try:
+            described = admin.describe_configs(resources, request_timeout=10)
+        except (KafkaException, ValueError, TypeError) as exc:
+            unknown, reason = [r.name for r in resources], exc
+            break
+        for resource, future in described.items():
+            try:
+                entry = future.result(timeout=15).get("max.message.bytes")
+            except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    pending.append(resource.name)
+                else:
+                    unknown.append(resource.name)
+                reason = exc.args[0]
+                continue
+            except (ValueError, TypeError, TimeoutError) as exc:
+                unknown.append(resource.name)
+                reason = exc
+                continue
             if entry is not None and str(entry.value).isdigit():
                 limits[resource.name] = int(entry.value)
-    except (KafkaException, ValueError, TypeError, TimeoutError) as exc:
-        logger.info("topic size limits unknown (%s): using the producer's limit", exc)
+        if not pending:
+            break
+        time.sleep(0.1)  # a worker thread, waiting for the new topics' metadata
+    unknown += pending
+    if unknown:
+        logger.info(
+            "size limit of %d topic(s) unknown (%s): using the producer's limit",
+            len(unknown),
+            reason,
+        )
     return limits
+
+
+TOPIC_LIMIT_TRIES = 50
+"""How often a new topic's limit is asked for before the producer's is used."""
 
 
 @asynccontextmanager
