@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,4 +145,30 @@ def test_a_step_calling_a_missing_node_is_named_by_its_step(
     assert capsys.readouterr().out.splitlines()[0] == (
         f"error: {flow}: key 'workflow.steps.1 (second).node_id': no node contract for "
         "'gret' (known nodes: flow, greet)"
+    )
+
+
+def test_a_compute_function_in_the_projects_own_package_is_found_and_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module beside contracts/ imports as the host imports it; a wrong name is refused."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # restored after
+    package = tmp_path / "pricing_rules_for_test"
+    package.mkdir()
+    (package / "__init__.py").write_text("def quote(payload):\n    return {'n': payload['n']}\n")
+    tree = tmp_path / "contracts"
+    assert run("contracts", "new", "compute", "price", "--directory", str(tree)) == 0
+    assert run("contracts", "new", "runtime", "rt", "--directory", str(tree)) == 0
+    price = tree / "nodes" / "price.yaml"
+    text = price.read_text()
+    body = text[: text.index("compute:")] + "compute:\n  function: pricing_rules_for_test:quote\n"
+    price.write_text(body)
+    capsys.readouterr()
+    assert run("contracts", "validate", str(tree)) == 0
+    assert sys.path[-1] == str(tmp_path)  # last: it hides no installed package
+    price.write_text(body.replace(":quote", ":quot"))
+    assert run("contracts", "validate", str(tree)) == 1
+    assert capsys.readouterr().out.splitlines()[-2] == (
+        f"error: {price}: node 'price': key 'compute.function' "
+        "('pricing_rules_for_test:quot'): module 'pricing_rules_for_test' has no function 'quot'"
     )

@@ -23,6 +23,7 @@ from ._kafka_clients import kafka_client_config as kafka_client_config
 from ._kafka_clients import librdkafka_config as librdkafka_config
 from ._paths import from_project_root as from_project_root
 from ._paths import project_root as project_root
+from ._pure_handlers import import_function as import_function
 
 __all__ = [
     "BusSettings",
@@ -39,6 +40,7 @@ __all__ = [
     "ensure_local_broker",
     "from_project_root",
     "group_protocol_for",
+    "import_function",
     "kafka_client_config",
     "librdkafka_config",
     "load_config",

@@ -24,6 +24,7 @@ from onex_actors.runtime import Handler
 from ._config import HostConfig
 from ._databases import open_databases
 from ._models import open_model_apis, open_vector_stores
+from ._paths import from_project_root
 from ._pure_handlers import link_co_readers, pure_handler, state_store
 
 __all__ = ["open_handlers"]
@@ -65,7 +66,9 @@ async def open_handlers(
         for node_id, node in table.hosted.items():
             if node_id not in overrides and node.pure:
                 handlers[node_id] = pure_handler(
-                    node, state_store(config, consumer_group(config, table), node)
+                    node,
+                    state_store(config, consumer_group(config, table), node),
+                    project=from_project_root(config.contracts_dir).resolve().parent,
                 )
         link_co_readers(table, {**handlers, **overrides})
         for node_id, contract in table.effects.items():

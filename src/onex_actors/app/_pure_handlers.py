@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from onex_actors.bridges.lmdb import LmdbStates
 from onex_actors.core import (
@@ -25,12 +27,18 @@ from ._paths import from_project_root
 __all__ = ["import_function", "link_co_readers", "pure_handler", "state_store"]
 
 
-def pure_handler(node: HostedNode, states: StateStore | None = None) -> Handler:
-    """Return the handler of a hosted compute or reducer node (``states``: a reducer's store)."""
+def pure_handler(
+    node: HostedNode, states: StateStore | None = None, *, project: Path | None = None
+) -> Handler:
+    """Return the handler of a hosted compute or reducer node (``states``: a reducer's store).
+
+    ``project``: the folder holding the contract tree, where a compute node's module may
+    live (see :func:`import_function`).
+    """
     contract = node.contract
     if isinstance(contract, ComputeContract):
         name = contract.compute.function
-        function = import_function(node.node_id, name) if name is not None else None
+        function = import_function(node.node_id, name, project) if name is not None else None
         return ComputeHandler(contract, function)
     if isinstance(contract, ReducerContract):
         return ReducerHandler(
@@ -75,16 +83,24 @@ def state_store(config: HostConfig, group_id: str, node: HostedNode) -> StateSto
     return LmdbStates(path, map_size=settings.map_size_gib * 1024**3)
 
 
-def import_function(node_id: str, name: str) -> PayloadFunction:
-    """Import ``package.module:function``; ``ConfigError`` saying what is missing."""
+def import_function(node_id: str, name: str, project: Path | None = None) -> PayloadFunction:
+    """Import ``package.module:function``; ``ConfigError`` saying what is missing.
+
+    A module is looked for where Python looks, then in ``project`` (the folder holding
+    the contract tree: a project's own package beside its ``contracts/``), which goes
+    last on ``sys.path`` so that it never hides an installed package.
+    """
     module_name, _, attribute = name.partition(":")
     where = f"node {node_id!r}: key 'compute.function' ({name!r})"
+    if project is not None and str(project) not in sys.path:
+        sys.path.append(str(project))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        beside = f", put it in {project}" if project is not None else ""
         raise ConfigError(
             f"{where}: module {module_name!r} cannot be imported ({exc}); install the package "
-            "that provides it, or fix the name"
+            f"that provides it{beside} or fix the name"
         ) from None
     except Exception as exc:  # the user's module failing as it is imported
         raise ConfigError(

@@ -10,9 +10,11 @@ import cyclopts
 import yaml
 from cyclopts import Parameter
 
-from onex_actors.app import from_project_root
+from onex_actors.app import from_project_root, import_function
 from onex_actors.core import (
     SCHEMA_FILE,
+    ComputeContract,
+    ConfigError,
     ContractError,
     EffectContract,
     asyncapi_document,
@@ -57,6 +59,7 @@ def validate(directory: Path | None = None, /) -> int:
                 )
             except ContractError as exc:
                 problems.extend(exc.problems)
+        problems += _function_problems(tree, directory.resolve().parent)
         if problems:
             raise ContractError(problems)
     except ContractError as exc:
@@ -79,6 +82,18 @@ def validate(directory: Path | None = None, /) -> int:
             )
     print(f"ok: {len(tree.runtimes)} runtime(s), {len(tree.nodes)} node(s) in {_shown(directory)}")
     return 0
+
+
+def _function_problems(tree: ContractTree, project: Path) -> list[str]:
+    """Import each compute node's function as a host would; say why one cannot serve."""
+    problems = []
+    for node_id, node in sorted(tree.nodes.items()):
+        if isinstance(node, ComputeContract) and node.compute.function is not None:
+            try:
+                import_function(node_id, node.compute.function, project)
+            except ConfigError as exc:
+                problems.append(f"{tree.sources[node_id]}: {exc}")
+    return problems
 
 
 @contracts_app.command
