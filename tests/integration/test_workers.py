@@ -24,7 +24,7 @@ import pytest
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from tests.integration.kafka_records import create_topics, produce
-from tests.integration.processes import REPO, echo_tree, kafka_env
+from tests.integration.processes import REPO, echo_tree, kafka_env, unique, write_contracts
 
 from onex_actors.core import evt_topic
 from onex_actors.testing import HOST_COMMAND, host_process, read_line
@@ -161,6 +161,31 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             children.append((int(fields[19]), int(stat.parent.name)))
     return [child for _, child in sorted(children)]
+
+
+def test_workers_of_a_disk_store_each_keep_a_folder_of_their_own(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """LMDB's folder is locked by its process: one shared folder stopped the second worker."""
+    node, runtime = unique("workers-disk"), unique("runtime-workers-disk")
+    fold = (
+        f"kind: reducer\nnode_id: {node}\nversion: '0.1.0'\nkey: input.k\n"
+        "state: {initial: {n: 0}}\nfold: {assign: {n: state.n + 1}}\n"
+    )
+    contracts = write_contracts(tmp_path / "tree", runtime, fold, node)
+    create_topics(kafka_bootstrap, node)
+    folder = tmp_path / "state"
+    env = kafka_env(kafka_bootstrap, ONEX_STATE__STORE="disk", ONEX_STATE__PATH=str(folder))
+    log = tmp_path / "hosts.log"
+    with host_process(runtime, contracts, env, log=log, args=["--workers", "2"]) as parent:
+        sent = produce(kafka_bootstrap, node, [{"k": f"k{n}"} for n in range(20)])
+        expected = {str(s.command.envelope_id) for s in sent}
+        _until("20 answers", lambda: expected <= _answered(kafka_bootstrap, node))
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=90) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["worker-0", "worker-1"]
+    for worker in ("worker-0", "worker-1"):
+        assert (folder / worker / runtime / node).is_dir()
 
 
 def test_workers_need_a_kafka_bus(tmp_path: Path) -> None:

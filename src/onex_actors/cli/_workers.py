@@ -43,6 +43,8 @@ class Worker:
 
     index: int
     args: list[str]
+    env: dict[str, str] | None = None
+    """Its environment (``None``: this process's)."""
     process: subprocess.Popen[bytes] | None = None
     ready_line: str | None = None
     """Its ``ready`` line, once it printed one (for the run it is in now)."""
@@ -71,6 +73,7 @@ class Workers:
             # worker thread ends after 10 s (it stopped the workers of a slow test run).
             process = subprocess.Popen(  # noqa: ASYNC220
                 worker.args,
+                env=worker.env,
                 stdout=subprocess.PIPE,
                 # a session of its own: a terminal's Ctrl-C reaches the parent alone, which
                 # stops the workers itself (one SIGTERM each, then waits for their drains)
@@ -162,6 +165,16 @@ def worker_args(args: Sequence[str], index: int, config: HostConfig) -> list[str
     return [*WORKER_COMMAND, *own]
 
 
+def worker_env(index: int, config: HostConfig) -> dict[str, str]:
+    """Return worker ``index``'s environment: this one's, and a state folder of its own.
+
+    A disk store's folder is locked by the process using it, so each worker keeps its
+    states under ``state.path/worker-<index>`` (a restart finds its own checkpoints).
+    """
+    own = config.state.path / f"worker-{index}"
+    return {**os.environ, "ONEX_STATE__PATH": str(own)}
+
+
 def run_workers(args: Sequence[str], count: int, runtime_id: str, config: HostConfig) -> int:
     """Run ``count`` workers of ``runtime_id`` until SIGINT or SIGTERM; return the exit status.
 
@@ -181,7 +194,7 @@ async def _run(args: Sequence[str], count: int, runtime_id: str, config: HostCon
     await ensure_local_broker(config.kafka, config.cache_dir)
     workers = Workers(
         runtime_id,
-        [Worker(i, worker_args(args, i, config)) for i in range(count)],
+        [Worker(i, worker_args(args, i, config), worker_env(i, config)) for i in range(count)],
         config.shutdown_timeout_s,
     )
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
