@@ -20,6 +20,7 @@ from pydantic import JsonValue
 
 from onex_actors.bridges.inprocess import InProcessBus
 from onex_actors.core import (
+    GLOBAL_TENANT,
     ConfigError,
     ConsumeMode,
     EnvelopeType,
@@ -226,6 +227,32 @@ class EmbeddedHost:
     def health(self) -> RuntimeHealth:
         """Return the host's health report."""
         return self.host.health_check()
+
+    def state(
+        self, node_id: str, key: str, *, tenant: str = GLOBAL_TENANT
+    ) -> dict[str, JsonValue] | None:
+        """Return the state this host holds for a reducer's ``key`` (or a workflow instance).
+
+        For an orchestrator, ``key`` is the instance's correlation id (``onex state``'s
+        argument). ``None`` if this host holds none for it (never sent, expired, or in a
+        partition another member serves). ``ConfigError`` for a node this host does not
+        run, or one that keeps no state.
+        """
+        handler = self.host.handlers.get(node_id)
+        if isinstance(handler, ReducerHandler | OrchestratorHandler):
+            return handler.state_of(key, tenant)
+        if handler is None:
+            hosted = ", ".join(sorted(self.host.handlers)) or "none"
+            raise ConfigError(
+                f"runtime {self.host.table.runtime_id!r} does not run node {node_id!r} (it "
+                f"runs {hosted})"
+            )
+        kind = self.host.table.hosted[node_id].contract.kind.value
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ConfigError(
+            f"node {node_id!r} is {article} {kind} node: it keeps no state (state() reads a reducer's "
+            "keys and an orchestrator's instances)"
+        )
 
 
 @asynccontextmanager
