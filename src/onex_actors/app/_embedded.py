@@ -250,8 +250,8 @@ class EmbeddedHost:
         kind = self.host.table.hosted[node_id].contract.kind.value
         article = "an" if kind[0] in "aeiou" else "a"
         raise ConfigError(
-            f"node {node_id!r} is {article} {kind} node: it keeps no state (state() reads a reducer's "
-            "keys and an orchestrator's instances)"
+            f"node {node_id!r} is {article} {kind} node: it keeps no state (state() reads a "
+            "reducer's keys and an orchestrator's instances)"
         )
 
 
