@@ -284,6 +284,19 @@ def test_fields_a_state_can_have_and_what_only_looks_like_one_load(source: str) 
     assert isinstance(parse_contract(with_machine, source="x.yaml"), ReducerContract)
 
 
+def test_an_assignment_to_the_machines_state_field_is_refused() -> None:
+    """The machine sets it from to_state after the assignments: one would be overwritten."""
+    document = machine()
+    document["fsm"]["transitions"][0]["assign"] = {"status": "'closed'"}
+    (problem,) = problems_of(document)
+    name = document["fsm"]["transitions"][0]["transition_name"]
+    to_state = document["fsm"]["transitions"][0]["to_state"]
+    assert (
+        f"fsm.transitions.0 ({name}).assign.status: 'status' is the machine's state_field, "
+        f"which the transition's to_state sets ({to_state!r}); drop this assignment"
+    ) in problem
+
+
 def test_the_initial_state_field_is_the_machines_initial_state() -> None:
     document = machine()
     document["state"] = {"initial": {"status": "frozen"}}

@@ -163,6 +163,12 @@ class Fsm(_Model):
                         f"{where}.from_state: {source!r} is terminal, so nothing leaves it"
                     )
             unknown(f"{where}.to_state", transition.to_state)
+            if self.state_field in transition.assign:
+                problems.append(
+                    f"{where}.assign.{self.state_field}: {self.state_field!r} is the machine's "
+                    f"state_field, which the transition's to_state sets "
+                    f"({transition.to_state!r}); drop this assignment"
+                )
             for source in self.sources_of(transition):
                 slot = (source, transition.trigger, transition.priority)
                 other = seen.get(slot)
