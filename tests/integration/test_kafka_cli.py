@@ -194,3 +194,17 @@ def test_http_node_over_kafka_through_the_cli(tmp_path: Path, kafka_bootstrap: s
     assert (echoed["method"], echoed["path"]) == ("POST", "/orders")
     assert json.loads(echoed["body"]) == {"path": "orders", "qty": 2}
     assert [(r.method, r.path) for r in server.seen] == [("POST", "/orders")]
+
+
+def test_state_of_a_node_neither_the_tree_nor_the_cluster_has_guesses_the_name(
+    kafka_bootstrap: str,
+) -> None:
+    config = str(REPO / "config" / "kafka.yaml")
+    result = onex("state", "acount", "a1", "--config", config, env=kafka_env(kafka_bootstrap))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: state topic onex.app.local.global.state.node.acount.v1 does not exist: no "
+        f"runtime hosted the reducer yet; {REPO / 'contracts'} has no node 'acount' either "
+        "(its reducers and orchestrators: account, digest-doc, order-totals, welcome-user); "
+        "did you mean 'account'?"
+    )

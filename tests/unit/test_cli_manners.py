@@ -127,8 +127,8 @@ def test_emit_outside_a_project_names_what_would_reach_a_cluster(
     assert app(["emit", "greet", "{}"], result_action="return_value") == 1
     assert capsys.readouterr().err.splitlines() == [
         "error: no config file (config/local.yaml) and no ONEX_KAFKA__BOOTSTRAP_SERVERS: onex "
-        "emit/tail talk to a runtime over Kafka; pass --config with the file that names your "
-        "cluster, or set ONEX_KAFKA__BOOTSTRAP_SERVERS"
+        "emit, tail and state talk to a runtime over Kafka; pass --config with the file that "
+        "names your cluster, or set ONEX_KAFKA__BOOTSTRAP_SERVERS"
     ]
     missing = tmp_path / "nowhere.yaml"
     assert app(["emit", "greet", "{}", "--config", str(missing)], result_action="return_value") == 1
@@ -136,3 +136,15 @@ def test_emit_outside_a_project_names_what_would_reach_a_cluster(
     monkeypatch.setenv("ONEX_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9")  # nothing listens there
     assert app(["emit", "greet", "{}", "--timeout", "1"], result_action="return_value") == 1
     assert capsys.readouterr().err.startswith("error: no Kafka broker answers at 127.0.0.1:9")
+
+
+def test_state_of_a_workflow_instance_needs_a_correlation_id_and_says_so_at_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONEX_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never reached
+    assert app(["state", "welcome-user", "u1"], result_action="return_value") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: welcome-user is an orchestrator: its keys are workflow instances' correlation "
+        "ids, UUIDs, and 'u1' is none (`onex emit welcome-user ... --correlation-id ID` starts "
+        "one with an id of your choosing)"
+    ]

@@ -83,8 +83,8 @@ def kafka_settings_of(config: Path | None) -> HostConfig:
             "over Kafka (use config/kafka.yaml or config/local.yaml)"
             if config is not None
             else "no config file (config/local.yaml) and no ONEX_KAFKA__BOOTSTRAP_SERVERS: "
-            "onex emit/tail talk to a runtime over Kafka; pass --config with the file that "
-            "names your cluster, or set ONEX_KAFKA__BOOTSTRAP_SERVERS"
+            "onex emit, tail and state talk to a runtime over Kafka; pass --config with the "
+            "file that names your cluster, or set ONEX_KAFKA__BOOTSTRAP_SERVERS"
         )
     return settings
 
