@@ -58,7 +58,8 @@ def state(node: str, key: str, /, *, tenant: str = "global", config: Path | None
         except BusError as exc:
             if stateful is None or node in stateful:
                 raise
-            raise ConfigError(f"{exc}; {_not_in_tree(node, stateful, settings.contracts_dir)}")
+            missing = _not_in_tree(node, stateful, settings.contracts_dir)
+            raise ConfigError(f"{exc}; {missing}") from None
         if record is None or record.value is None:
             raise ConfigError(_no_state(node, key, tenant, partition, stateful))
         held = KeyState.from_bytes(record.value)
