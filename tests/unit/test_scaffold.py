@@ -92,7 +92,13 @@ def test_the_command_writes_once_and_never_overwrites(
         main(args)
     assert first.value.code == 0
     written = tmp_path / "nodes" / "fetch-page.yaml"
-    assert "wrote " in capsys.readouterr().out
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith(f"wrote {written}: ")
+    schema = tmp_path.parent / "schemas" / "onex-contract.schema.json"  # its first line's
+    assert said[1:] == [
+        f"note: editors complete and check it against {schema}, not written yet: "
+        f"`onex contracts schema {schema}` writes it"
+    ]
     assert (
         parse_contract(yaml.safe_load(written.read_text()), source=str(written)).node_id
         == "fetch-page"

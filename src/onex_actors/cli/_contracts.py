@@ -208,6 +208,12 @@ def new(
         else f"list {name} in host_selector.node_ids of a runtime"
     )
     print(f"wrote {_shown(path)}: {then}, then `onex contracts validate`")
+    schema_file = path.parents[2] / SCHEMA_FILE  # where its first line points
+    if not schema_file.exists():
+        print(
+            f"note: editors complete and check it against {_shown(schema_file)}, not written "
+            f"yet: `onex contracts schema {_shown(schema_file)}` writes it"
+        )
     return 0
 
 
