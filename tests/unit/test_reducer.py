@@ -108,6 +108,23 @@ def run(r: Reducer, payloads: list[dict[str, Any]]) -> list[Any]:
     return seen
 
 
+def test_a_field_state_initial_gained_takes_its_default_in_keys_written_before() -> None:
+    """A contract's next version adds a field: its keys' older states read its default."""
+    first = reducer(LEDGER)
+    command = new_command("ledger", {"k": "a", "n": 3})
+    old = first.decide(None, command, ReduceContext(0, 0), "a").state
+    assert old is not None
+    assert old.value == {"total": 3, "seen": [3]}
+    later = copy.deepcopy(LEDGER)
+    later["state"]["initial"]["fee"] = 1
+    later["fold"]["assign"]["total"] = "state.total + input.n - state.fee"
+    again = new_command("ledger", {"k": "a", "n": 5})
+    decided = reducer(later).decide(old, again, ReduceContext(0, 1), "a")
+    assert decided.error is None
+    assert decided.state is not None
+    assert decided.state.value == {"total": 7, "seen": [3, 5], "fee": 1}  # written with it
+
+
 def test_a_machine_takes_transitions_and_refuses_with_state_unchanged() -> None:
     r = reducer(ACCOUNT)
     d = run(

@@ -208,6 +208,7 @@ class Reducer:
         if fsm is not None:
             initial[fsm.state_field] = fsm.initial_state
         self.initial = initial
+        self._initial_fields = frozenset(initial)
         self._trigger = compile_expression(fsm.trigger, "fsm.trigger", _VARIABLES) if fsm else None
         self._guards: dict[str, CelExpression] = {}
         self._assigns: dict[str, dict[str, CelExpression]] = {}
@@ -304,6 +305,9 @@ class Reducer:
                 key, before, False, {"key": key, "state": dict(before.value), "stale_timer": True}
             )
         current = before.value
+        if not self._initial_fields <= current.keys():
+            # a field state.initial gained since this key's state was written: its default
+            current = {**self.initial, **current}
         at = time_text(envelope.created_at)
         ttl = self.contract.state.ttl_s
         if ttl is not None and _older_than(before.changed_at, envelope.created_at, ttl):
