@@ -125,6 +125,27 @@ def test_a_field_state_initial_gained_takes_its_default_in_keys_written_before()
     assert decided.state.value == {"total": 7, "seen": [3, 5], "fee": 1}  # written with it
 
 
+def test_a_key_in_a_state_the_machine_no_longer_has_is_told_so() -> None:
+    first = reducer(ACCOUNT)
+    frozen = run(first, [{"trigger": "freeze"}])[-1].state
+    assert frozen is not None
+    later = copy.deepcopy(ACCOUNT)
+    fsm = later["fsm"]
+    fsm["states"].remove("frozen")
+    fsm["transitions"] = [
+        t for t in fsm["transitions"] if "frozen" not in (t["to_state"], t["from_state"])
+    ]
+    fsm.pop("timeouts", None)
+    command = new_command("account", {"account_id": "a", "trigger": "deposit", "amount": 1})
+    refused = reducer(later).decide(frozen, command, ReduceContext(0, 1), "a")
+    assert refused.error is not None
+    assert str(refused.error) == (
+        "node 'account': state 'frozen' has no transition on trigger 'deposit' (it is not in "
+        "fsm.states, a state an earlier version of the contract had: add it back, with the "
+        "transitions that leave it); state unchanged"
+    )
+
+
 def test_a_machine_takes_transitions_and_refuses_with_state_unchanged() -> None:
     r = reducer(ACCOUNT)
     d = run(

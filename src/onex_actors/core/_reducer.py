@@ -426,7 +426,14 @@ class Reducer:
         candidates = fsm.by_state_and_trigger.get((str(source), trigger), ())
         if not candidates:
             leaving = sorted({t for (s, t) in fsm.by_state_and_trigger if s == source})
-            offered = f"it takes {', '.join(leaving)}" if leaving else "it is terminal"
+            offered = (
+                f"it takes {', '.join(leaving)}"
+                if leaving
+                else "it is terminal"
+                if source in fsm.states
+                else "it is not in fsm.states, a state an earlier version of the contract had: "
+                "add it back, with the transitions that leave it"
+            )
             raise HandlerError(
                 f"node {self.node_id!r}: state {source!r} has no transition on trigger "
                 f"{trigger!r} ({offered}); state unchanged",
