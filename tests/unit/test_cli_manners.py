@@ -13,7 +13,7 @@ import pytest
 from onex_actors.cli import app
 from onex_actors.cli._client import _keyed_for_its_state, parse_payload
 from onex_actors.cli._host import FOREIGN_LOGGERS, quiet_foreign_loggers
-from onex_actors.core import PARTITION_KEY_HEADER, ConfigError, new_command
+from onex_actors.core import PARTITION_KEY_HEADER, ConfigError, KeyState, new_command
 
 
 @pytest.fixture(autouse=True)
@@ -148,3 +148,23 @@ def test_state_of_a_workflow_instance_needs_a_correlation_id_and_says_so_at_once
         "ids, UUIDs, and 'u1' is none (`onex emit welcome-user ... --correlation-id ID` starts "
         "one with an id of your choosing)"
     ]
+
+
+def test_tail_shows_a_changelog_record_as_its_key_and_state() -> None:
+    from onex_actors.cli._client import _line
+    from onex_actors.devinfra._client import _is_state_topic, _state_record
+
+    topic = "onex.app.local.global.state.node.cart.v1"
+    assert _is_state_topic(topic)
+    assert not _is_state_topic("onex.app.local.global.evt.node.cart.v1")
+    assert not _is_state_topic("not-an-onex-topic")
+    held = KeyState({"items": 1, "status": "open"}, 2, 17).to_bytes()
+    assert _line(topic, 2, 5, _state_record(b"global/c1", held)) == (
+        f'{topic} [2/5] state global/c1 {{"items":1,"status":"open"}} (reflects 2/17)'
+    )
+    assert _line(topic, 2, 6, _state_record(b"global/c1", None)) == (
+        f"{topic} [2/6] state global/c1 deleted"
+    )
+    assert _line(topic, 2, 7, _state_record(b"global/c1", b"[1]")).startswith(
+        f"{topic} [2/7] state global/c1 not a state record: "
+    )

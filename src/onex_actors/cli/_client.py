@@ -32,7 +32,7 @@ from onex_actors.core import (
     new_command,
     non_finite_path,
 )
-from onex_actors.devinfra import command_topic_nodes, follow, request
+from onex_actors.devinfra import StateRecord, command_topic_nodes, follow, request
 from onex_actors.registry import load_tree
 
 from ._errors import as_onex_error, report
@@ -346,8 +346,16 @@ def tail(
     return 0
 
 
-def _line(topic: str, partition: int, offset: int, item: OnexEnvelope | EnvelopeError) -> str:
+def _line(
+    topic: str, partition: int, offset: int, item: OnexEnvelope | EnvelopeError | StateRecord
+) -> str:
     where = f"{topic} [{partition}/{offset}]"
+    if isinstance(item, StateRecord):
+        if item.state is None:
+            return f"{where} state {item.key} {item.problem or 'deleted'}"
+        value = json.dumps(item.state.value, separators=(",", ":"))
+        reflects = f"reflects {item.state.partition}/{item.state.offset}"
+        return f"{where} state {item.key} {value} ({reflects})"
     if isinstance(item, EnvelopeError):
         return f"{where} undecodable ({item.reason}): {item}"
     status = f" {item.status.value}" if item.status is not None else ""

@@ -9,6 +9,7 @@ and tests; never by the runtime, and not an adapter of a port.
 
 from ._chat_runner import chat_runner_installed as chat_runner_installed
 from ._chat_runner import install_chat_runner as install_chat_runner
+from ._client import StateRecord as StateRecord
 from ._client import command_topic_nodes as command_topic_nodes
 from ._client import follow as follow
 from ._client import request as request
@@ -37,6 +38,7 @@ __all__ = [
     "LocalModelServer",
     "LocalTansu",
     "SaslSslListener",
+    "StateRecord",
     "broker_answers",
     "build_jaeger_in_background",
     "chat_runner_installed",

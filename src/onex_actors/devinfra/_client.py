@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import attrs
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import NewTopic
@@ -18,6 +19,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from onex_actors.core import (
     BusError,
     EnvelopeError,
+    KeyState,
     OnexEnvelope,
     Topic,
     TopicError,
@@ -30,7 +32,35 @@ from onex_actors.core import (
     record_key,
 )
 
-__all__ = ["command_topic_nodes", "follow", "request"]
+__all__ = ["StateRecord", "command_topic_nodes", "follow", "request"]
+
+
+@attrs.frozen
+class StateRecord:
+    """A changelog record: a reducer key's (or a workflow instance's) state."""
+
+    key: str
+    """The record's key, ``<tenant>/<key>``."""
+    state: KeyState | None
+    """``None``: the key was deleted (a tombstone), or ``problem`` says why it is unread."""
+    problem: str | None = None
+
+
+def _state_record(key: bytes | None, value: bytes | None) -> StateRecord:
+    name = key.decode("utf-8", "replace") if key is not None else "?"
+    if value is None:
+        return StateRecord(name, None)
+    try:
+        return StateRecord(name, KeyState.from_bytes(value))
+    except ValueError as exc:
+        return StateRecord(name, None, f"not a state record: {exc}")
+
+
+def _is_state_topic(topic: str) -> bool:
+    try:
+        return Topic.parse(topic).type == "state"
+    except TopicError:
+        return False
 
 
 def _ensure(client: Mapping[str, Any], topics: list[str], partitions: int) -> list[str]:
@@ -167,8 +197,11 @@ def follow(
     from_beginning: bool = False,
     refresh_s: float = 2.0,
     isolation_level: str = "read_committed",
-) -> Iterator[tuple[str, int, int, OnexEnvelope | EnvelopeError]]:
-    """Yield ``(topic, partition, offset, envelope or decode error)`` from matching topics.
+) -> Iterator[tuple[str, int, int, OnexEnvelope | EnvelopeError | StateRecord]]:
+    """Yield ``(topic, partition, offset, item)`` from matching topics.
+
+    The item is the record's envelope, or why it is none; a changelog's record (a
+    ``state`` topic) is a :class:`StateRecord`.
 
     Topics that appear later are picked up every ``refresh_s``. Runs until the caller stops.
     Only records of committed transactions are read unless ``isolation_level`` says
@@ -202,10 +235,14 @@ def follow(
                         consumer.seek_to_end(*new)
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
-                    try:
-                        item: OnexEnvelope | EnvelopeError = decode_envelope(record.value)
-                    except EnvelopeError as exc:
-                        item = exc
+                    item: OnexEnvelope | EnvelopeError | StateRecord
+                    if _is_state_topic(record.topic):
+                        item = _state_record(record.key, record.value)
+                    else:
+                        try:
+                            item = decode_envelope(record.value)
+                        except EnvelopeError as exc:
+                            item = exc
                     yield record.topic, record.partition, record.offset, item
     except KafkaError as exc:
         raise BusError(f"following {pattern!r} failed: {type(exc).__name__}: {exc}") from None
