@@ -41,8 +41,8 @@ def test_nothing_committed_anywhere_starts_from_the_nodes_start_from() -> None:
     ends = {(TOPIC, 0): 4, (TOPIC, 1): 6}
     earliest = plan_resume([ECHO], {}, {}, ends=ends, live_readers={})
     assert [(p.offset, p.source) for p in earliest.points] == [
-        (None, "log start (nothing committed)"),
-        (None, "log start (nothing committed)"),
+        (None, "log start, nothing committed"),
+        (None, "log start, nothing committed"),
     ]
     assert earliest.commit == {}
     from_end = plan_resume([latest], {}, {}, ends=ends, live_readers={})

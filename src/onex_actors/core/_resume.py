@@ -56,7 +56,7 @@ class ResumePoint:
     """The offset read first; None: the consumer's reset (the log start)."""
     source: str
     """``own group``, ``group <id>`` (handed over), ``log end (start_from: latest)``
-    or ``log start (nothing committed)``."""
+    or ``log start, nothing committed``."""
 
 
 @attrs.frozen
@@ -127,4 +127,4 @@ def _point(
     if node.start_from == "latest":
         end = ends.get(key, 0)
         return ResumePoint(node.node_id, topic, partition, end, "log end (start_from: latest)")
-    return ResumePoint(node.node_id, topic, partition, None, "log start (nothing committed)")
+    return ResumePoint(node.node_id, topic, partition, None, "log start, nothing committed")
