@@ -15,7 +15,8 @@ import trio
 
 from onex_actors import __version__
 from onex_actors.app import HostConfig, from_project_root, load_config, open_runtime_host
-from onex_actors.core import ConfigError, OnexError
+from onex_actors.core import ConfigError, ContractError, OnexError
+from onex_actors.registry import load_tree
 
 from ._errors import report, unwrap
 from ._logs import JsonLogFormatter
@@ -36,7 +37,7 @@ host_app = cyclopts.App(
 @host_app.default
 def run_host(
     *,
-    runtime_node_id: str = "runtime-dev",
+    runtime_node_id: str | None = None,
     config: Path | None = None,
     contracts_dir: Path | None = None,
     kafka_client: Literal["kafka-python", "confluent"] | None = None,
@@ -50,7 +51,8 @@ def run_host(
     Parameters
     ----------
     runtime_node_id
-        Runtime-host contract to run (``contracts/runtime/<id>.yaml``).
+        Runtime-host contract to run (``contracts/runtime/<id>.yaml``). Default:
+        ``runtime-dev``, or the tree's only runtime where it has no ``runtime-dev``.
     config
         Config file; values may be overridden by ``ONEX_...`` environment variables.
     contracts_dir
@@ -92,6 +94,7 @@ def run_host(
         if workers < 1:
             raise ConfigError(f"--workers must be 1 or more, not {workers}")
         settings = load_config(config, environ=os.environ, overrides=overrides)
+        runtime_node_id = runtime_node_id or _default_runtime(settings.contracts_dir)
         if config is None and settings.bus.kind == "inprocess":
             logging.getLogger("onex_actors.host").warning(
                 "no config file (config/local.yaml) and no ONEX_KAFKA__BOOTSTRAP_SERVERS: "
@@ -116,6 +119,25 @@ def run_host(
         raise
     return 0
 
+
+def _default_runtime(contracts_dir: Path) -> str:
+    """``runtime-dev``, or the tree's one runtime where it has no ``runtime-dev`` (said)."""
+    try:
+        runtimes = sorted(load_tree(contracts_dir).runtimes)
+    except ContractError:
+        return DEFAULT_RUNTIME  # the start says what is wrong with the tree
+    if DEFAULT_RUNTIME in runtimes or len(runtimes) != 1:
+        return DEFAULT_RUNTIME
+    logging.getLogger("onex_actors.host").info(
+        "running %s, the one runtime of %s (--runtime-node-id picks another)",
+        runtimes[0],
+        contracts_dir,
+    )
+    return runtimes[0]
+
+
+DEFAULT_RUNTIME = "runtime-dev"
+"""The runtime a host runs unless told: the dev tree's, which the README starts."""
 
 ASSIGNMENT_WAIT_S = 60.0
 """How long "ready" waits for the consumer's first partitions."""
