@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from tests.contracts import effect, runtime
+from tests.runtime.test_keyed_store import SIGNUP_FLOW
 from tests.runtime.test_pure_nodes import tree
 
 from onex_actors.app import open_embedded_host
@@ -44,26 +45,15 @@ async def test_a_command_for_an_id_the_tree_lacks_is_refused_at_once() -> None:
     assert (sent_on.node_id, to_a_runtime.node_id) == ("other-node", "runtime-b")
 
 
-GREET = {
-    "kind": "orchestrator",
-    "node_id": "greet-flow",
-    "version": "0.1.0",
-    "workflow": {
-        "steps": [{"name": "hello", "node_id": "echo-node", "payload": {"text": "input.user"}}],
-        "output": {"text": "steps.hello.output.text"},
-    },
-}
-
-
 async def test_state_reads_a_reducers_keys_and_a_workflows_instances() -> None:
-    async with open_embedded_host("runtime-dev-state", contracts=tree(GREET)) as host:
+    async with open_embedded_host("runtime-dev-state", contracts=tree(SIGNUP_FLOW)) as host:
         assert host.state("account", "a1") is None  # never sent
         await host.request("account", {"account_id": "a1", "trigger": "deposit", "amount": 7})
         other = await host.request(
             "account", {"account_id": "a1", "trigger": "deposit", "amount": 2}, tenant_id="acme"
         )
-        done = await host.request("greet-flow", {"user": "ann"})
-        instance = host.state("greet-flow", str(done.correlation_id))
+        done = await host.request("signup-flow", {"user": "ann"})
+        instance = host.state("signup-flow", str(done.correlation_id))
         with pytest.raises(ConfigError) as stateless:
             host.state("price-quote", "k")
         with pytest.raises(ConfigError) as absent:
@@ -71,7 +61,7 @@ async def test_state_reads_a_reducers_keys_and_a_workflows_instances() -> None:
         assert host.state("account", "a1") == {"balance": 7, "status": "open"}
         assert host.state("account", "a1", tenant="acme") == {"balance": 2, "status": "open"}
     assert other.status is EnvelopeStatus.OK
-    assert done.payload == {"text": "ann"}
+    assert done.payload == {"greeting": "ann"}
     assert instance is not None
     assert (instance["status"], instance["steps"]["hello"]["output"]) == (
         "completed",
