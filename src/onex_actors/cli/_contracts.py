@@ -217,6 +217,14 @@ def new(
     return 0
 
 
+def _tree_in(directory: Path) -> ContractTree | None:
+    """Return the tree under ``directory`` (``None`` before its first node).
+
+    ``ContractError`` if it does not load.
+    """
+    return load_tree(directory) if (directory / "nodes").is_dir() else None
+
+
 def _step_node(directory: Path, name: str) -> str:
     """Return the node of the tree a new orchestrator's steps call.
 
@@ -224,7 +232,7 @@ def _step_node(directory: Path, name: str) -> str:
     ``steps.first.output.text`` holds), else another effect node, else a pure one.
     ``ContractError`` if the tree does not load or has no node to call.
     """
-    tree = load_tree(directory) if (directory / "nodes").is_dir() else None
+    tree = _tree_in(directory)
     nodes = {n: c for n, c in (tree.nodes if tree is not None else {}).items() if n != name}
 
     def preference(node_id: str) -> tuple[int, str]:
@@ -250,7 +258,7 @@ def _hosting(directory: Path, hosts: list[str] | None) -> tuple[list[str], list[
     ``hosts`` if given (each a node of the tree), else the tree's nodes no runtime hosts.
     ``ContractError`` if the tree does not load, or a named node is not in it.
     """
-    tree = load_tree(directory) if (directory / "nodes").is_dir() else None
+    tree = _tree_in(directory)
     nodes = tree.nodes if tree is not None else {}
     if hosts:
         missing = [n for n in hosts if n not in nodes]

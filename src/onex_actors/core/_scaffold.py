@@ -175,9 +175,8 @@ def scaffold(
 
     A runtime hosts ``hosts`` (at least one: a runtime hosting nothing is refused) with
     the handler ``families`` its effect nodes use; an orchestrator's two steps call
-    ``step_node``. Raises ``ValueError`` saying what to
-    pass instead for an unknown kind or family, a name that is not a valid id, or a
-    runtime with no node to host.
+    ``step_node``. Raises ``ValueError`` saying what to pass instead for an unknown kind
+    or family, a name that is not a valid id, or a runtime with no node to host.
     """
     check_slug(name)
     if kind == "runtime":

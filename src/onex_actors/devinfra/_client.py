@@ -6,6 +6,7 @@ The runtime itself never uses these; it goes through the threaded bridges.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -56,6 +57,7 @@ def _state_record(key: bytes | None, value: bytes | None) -> StateRecord:
         return StateRecord(name, None, f"not a state record: {exc}")
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_state_topic(topic: str) -> bool:
     try:
         return Topic.parse(topic).type == "state"

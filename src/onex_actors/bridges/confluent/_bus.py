@@ -205,10 +205,11 @@ class ConfluentBus:
         except KafkaException as exc:
             raise BusError(f"cannot reach Kafka to create topics: {exc.args[0]}") from None
         missing = [t for t in topics if t not in existing]
+        created: set[str] = set()
         if self.create_topics and missing:
             new = [NewTopic(t, self.partitions, self.replication_factor) for t in missing]
-            created = admin.create_topics(new, operation_timeout=10, request_timeout=15)
-            for topic, future in created.items():
+            futures = admin.create_topics(new, operation_timeout=10, request_timeout=15)
+            for topic, future in futures.items():
                 try:
                     future.result(timeout=20)
                 except TimeoutError:
@@ -216,14 +217,16 @@ class ConfluentBus:
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise BusError(f"creating topic {topic} failed: {exc.args[0]}") from None
-        self.topic_limits.update(_topic_limits(admin, topics))
+            created = set(missing)
+        self.topic_limits.update(_topic_limits(admin, topics, created))
 
 
-def _topic_limits(admin: AdminClient, topics: list[str]) -> dict[str, int]:
+def _topic_limits(admin: AdminClient, topics: list[str], created: set[str]) -> dict[str, int]:
     """Each topic's ``max.message.bytes``; none where the broker does not say (tansu).
 
-    A topic created a moment ago may not be known to the broker answering yet: it is
-    asked again (every 0.1 s, for up to 5 s) rather than left without its limit.
+    A topic of ``created`` (made a moment ago) may not be known to the broker answering
+    yet: it is asked again (every 0.1 s, for up to 5 s) rather than left without its
+    limit. Any other topic is asked once.
     """
     limits: dict[str, int] = {}
     pending = list(dict.fromkeys(topics))
@@ -235,13 +238,16 @@ def _topic_limits(admin: AdminClient, topics: list[str]) -> dict[str, int]:
         try:
             described = admin.describe_configs(resources, request_timeout=10)
         except (KafkaException, ValueError, TypeError) as exc:
-            unknown, reason = [r.name for r in resources], exc
+            unknown += [r.name for r in resources]
+            reason = exc
             break
         for resource, future in described.items():
             try:
                 entry = future.result(timeout=15).get("max.message.bytes")
             except KafkaException as exc:
-                if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART and (
+                    resource.name in created
+                ):
                     pending.append(resource.name)
                 else:
                     unknown.append(resource.name)
