@@ -135,3 +135,36 @@ def test_the_empty_metadata_of_a_broker_shutting_down_is_no_warning(
     outage.close()
     assert [r.getMessage() for r in caplog.records] == ["Heartbeat session expired"]
     assert broker.probes == 0
+
+
+def test_the_clients_reconnects_just_after_an_outage_are_part_of_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kafka-python said "No node available" 1.7 s after an outage's end, in a CI run."""
+    caplog.set_level(logging.INFO)
+    broker = Broker()
+    outage = broker.outage()
+    client = logging.getLogger("test_broker_outage_reconnecting")
+    route_client_logs(outage, [client.name])
+    broker.up = False
+    client.error(REFUSED)  # starts the outage
+    broker.now += 10
+    broker.up = True
+    outage.check()  # ends it
+    broker.now += 1.7
+    client.warning("No node available for metadata refresh - backoff/retry")
+    client.warning("No node available for metadata refresh - backoff/retry")  # probe cached
+    broker.now += outage.recovering_s
+    client.warning(REFUSED)  # long after: a server answers, so one broker of several is away
+    broker.now += 1
+    broker.up = False
+    client.warning(REFUSED)  # and a new outage is one again
+    outage.close()
+    seen = [(r.name, r.levelname, r.getMessage()[:40]) for r in caplog.records]
+    assert seen == [
+        ("onex_actors.kafka", "WARNING", "Kafka at 127.0.0.1:9092 unreachable: no "),
+        ("onex_actors.kafka", "WARNING", "Kafka at 127.0.0.1:9092 answers again, a"),
+        (client.name, "WARNING", REFUSED[:40]),
+        ("onex_actors.kafka", "WARNING", "Kafka at 127.0.0.1:9092 unreachable: no "),
+    ]
+    assert outage.outages == 2

@@ -10,8 +10,11 @@ answers, the outage starts: said once, again at most every
 ``repeat_s`` while it lasts (a probe thread, four a second), and once when a
 server accepts again and the client has said nothing of it for ``settle_s``, with how
 long it lasted. The clients' own lines about it go to
-DEBUG meanwhile. A failure while some server still accepts (one broker of several away)
-is no outage: the client's line passes as it is.
+DEBUG meanwhile, and for ``recovering_s`` after it ends too, while the client's
+reconnect backoff catches up with a server that answers again (kafka-python says "No
+node available for metadata refresh" a second or two after the end). A failure while
+some server still accepts (one broker of several away), outside that time, is no
+outage: the client's line passes as it is.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ class BrokerOutage:
         repeat_s: float = 60.0,
         probe_every_s: float = 0.25,
         settle_s: float = 3.0,
+        recovering_s: float = 30.0,
         probe: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         watch_in_thread: bool = True,
@@ -111,6 +115,10 @@ class BrokerOutage:
         self.settle_s = settle_s
         """How long the client must have said nothing of an outage, a server answering,
         before it counts as over."""
+        self.recovering_s = recovering_s
+        """How long after an outage the client's connection failures, a server
+        answering, are its reconnects catching up (DEBUG) rather than news."""
+        self._ended_at: float | None = None
         self._failed_at = 0.0
         self._probe = probe or (lambda: bootstrap_accepts(bootstrap_servers, plaintext=plaintext))
         self._clock = clock
@@ -147,7 +155,9 @@ class BrokerOutage:
 
         During an outage every line does (heartbeats, coordinators, metadata: all come
         of it). Outside one, a connection failure makes it probe the bootstrap servers
-        (at most once every ``probe_every_s``); none answering starts the outage.
+        (at most once every ``probe_every_s``); none answering starts the outage, and a
+        server answering within ``recovering_s`` of the last outage's end makes the line
+        that outage's aftermath.
         """
         with self._lock:
             if self._since is not None:  # whatever the client says now comes of it
@@ -161,11 +171,12 @@ class BrokerOutage:
                 if self._since is not None:
                     self._failed_at = now
                     return True
+                recovering = self._ended_at is not None and now - self._ended_at < self.recovering_s
                 if self._checked_at is not None and now - self._checked_at < self.probe_every_s:
-                    return False  # a server answered a moment ago: no outage
+                    return recovering  # a server answered a moment ago: no outage
                 self._checked_at = now
             if self._probe():
-                return False
+                return recovering
             with self._lock:
                 if self._closed.is_set():
                     return False
@@ -199,6 +210,7 @@ class BrokerOutage:
             repeat = not answers and now - self._said_at >= self.repeat_s
             if answers:
                 self._since = self._since_wall = None
+                self._ended_at = now
             elif repeat:
                 self._said_at = now
         if answers:
