@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
@@ -191,7 +192,7 @@ async def test_tenant_outside_scope_is_answered_and_dead_lettered(bus: Bus) -> N
 async def test_non_json_result_is_a_clear_error(bus: Bus) -> None:
     class BadResult(FailingHandler):
         async def behave(self, envelope: OnexEnvelope) -> dict[str, object]:  # type: ignore[override]
-            return {"when": object()}
+            return {"order": {"when": [1, datetime.date(2026, 1, 1)]}}
 
     async with open_test_host(
         bus=bus,
@@ -202,3 +203,5 @@ async def test_non_json_result_is_a_clear_error(bus: Bus) -> None:
         result = await host.request("bad", {})
     assert result.error is not None
     assert result.error.type == "invalid_result"
+    assert "field 'payload.order.when[1]' holds a datetime.date" in result.error.message
+    assert "isoformat()" in result.error.message

@@ -84,6 +84,7 @@ from ._ids import check_semver as check_semver
 from ._ids import check_slug as check_slug
 from ._ids import contract_id as contract_id
 from ._json_object import non_finite_path as non_finite_path
+from ._json_object import payload_problem as payload_problem
 from ._jsonpath import JsonPath as JsonPath
 from ._jsonpath import MissingValue as MissingValue
 from ._key_order import KeyOrder as KeyOrder
@@ -327,6 +328,7 @@ __all__ = [
     "new_envelope_id",
     "non_finite_path",
     "parse_contract",
+    "payload_problem",
     "plan_resume",
     "pure_result_of",
     "record_headers",

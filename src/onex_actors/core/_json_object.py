@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, ConfigDict, JsonValue, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, JsonValue, TypeAdapter, ValidationError
 
-__all__ = ["JSON_OBJECT", "has_non_finite", "non_finite_path"]
+__all__ = ["JSON_OBJECT", "has_non_finite", "non_finite_path", "payload_problem"]
 
 
 def has_non_finite(value: JsonValue) -> bool:
@@ -66,3 +66,25 @@ JSON_OBJECT: Final = TypeAdapter(
 )
 """Validates a payload: a JSON object (text keys, JSON values) with finite numbers only;
 ``pydantic.ValidationError`` (a ``ValueError``) says what is not."""
+
+
+def payload_problem(error: ValidationError) -> str:
+    """Say what :data:`JSON_OBJECT` refused in a payload: the field, what it held, the fix."""
+    first = error.errors(include_url=False)[0]
+    location = first["loc"]
+    got = first.get("input")
+    if first["type"] == "invalid-json-value":
+        # the location alternates keys or indexes with the union member they were read as
+        parts = [location[0], *location[2::2]] if location else []
+        path = "payload" + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts
+        )
+        kind = type(got)
+        return (
+            f"field {path!r} holds a {kind.__module__}.{kind.__qualname__} "
+            f"({got!r:.60}), which is not a JSON value; give it as a string, number, "
+            "boolean, null, list or mapping (a date or time as its isoformat(), say)"
+        )
+    if location[-1:] == ("[key]",):
+        return f"key {location[0]!r} of the payload is not text; JSON objects' keys are strings"
+    return first["msg"].removeprefix("Value error, ")

@@ -36,6 +36,7 @@ from onex_actors.core import (
     decode_envelope,
     error_result_of,
     forwarded_command,
+    payload_problem,
     pure_result_of,
     result_of,
     sending_instance,
@@ -604,7 +605,7 @@ class NodeWork:
         except ValidationError as exc:
             raise HandlerError(
                 f"handler of node {self.node_id!r} returned a payload that is not a JSON object: "
-                f"{exc.errors(include_url=False)[0]['msg'].removeprefix('Value error, ')}",
+                f"{payload_problem(exc)}",
                 error_type="invalid_result",
                 retryable=False,
             ) from None
