@@ -6,6 +6,7 @@ import copy
 import json
 import random
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -54,6 +55,7 @@ from onex_actors.runtime import (
     Record,
     ReducerHandler,
     TopicPartition,
+    _work,
 )
 from onex_actors.testing import HostHarness, open_test_host
 
@@ -122,6 +124,35 @@ async def test_a_compute_node_answers_each_command_and_dead_letters_what_fails()
     assert raised.error is not None
     assert raised.error.type == "compute_failed"
     assert "compute.function raised KeyError: 'n'" in raised.error.message
+
+
+def lingering(payload: dict[str, JsonValue]) -> Mapping[str, JsonValue]:
+    """A compute.function that blocks, as one doing I/O would (for as long as it says)."""
+    seconds = payload["block_s"]
+    assert isinstance(seconds, float)
+    time.sleep(seconds)  # the blocking call under test, not a wait for something
+    return {"blocked_s": seconds}
+
+
+async def test_a_decision_that_holds_the_loop_is_said_once_a_minute(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_work, "SLOW_DECISION_S", 0.05)
+    node = {
+        "kind": "compute",
+        "node_id": "linger",
+        "version": "0.1.0",
+        "compute": {"function": "tests.runtime.test_pure_nodes:lingering"},
+    }
+    async with open_test_host("runtime-dev-state", contracts=tree(node)) as host:
+        quick = await host.request("linger", {"block_s": 0.0})
+        slow = [await host.request("linger", {"block_s": 0.06}) for _ in range(2)]
+    assert quick.payload == {"blocked_s": 0.0}
+    assert [r.payload for r in slow] == [{"blocked_s": 0.06}] * 2  # answered all the same
+    said = [r.getMessage() for r in caplog.records if "to decide" in r.getMessage()]
+    assert len(said) == 1, said  # the second within the minute is not said again
+    assert re.match(r"node 'linger' took \d+\.\d s to decide 1 command\(s\)", said[0]), said
+    assert "its compute.function or compute.output must be quick and do no I/O" in said[0]
 
 
 def overflowing(payload: dict[str, JsonValue]) -> Mapping[str, JsonValue]:

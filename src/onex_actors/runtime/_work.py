@@ -57,6 +57,10 @@ logger = logging.getLogger("onex_actors.runtime")
 
 BATCH_LIMIT = 512
 """Most envelopes a worker of a batch handler takes from the inbox per wake-up."""
+SLOW_DECISION_S = 1.0
+"""A pure node's slice decided slower than this is said (at most once a minute a node):
+nothing else of the host ran meanwhile."""
+_SLOW_SAID_EVERY_S = 60.0
 _UNTRACED: AbstractContextManager[None] = nullcontext()
 """The handler span of a call when tracing is off: none (one object, reused)."""
 
@@ -111,6 +115,7 @@ class NodeWork:
             max_bytes=self.contract.idempotency_max_bytes,
         )
         """The record each recently answered envelope was answered with."""
+        self._slow_said_at: float | None = None
         self.unknown_reply_to: set[str] = set()
         """``onex-reply-to`` values seen that name no orchestrator of the contract tree
         (each logged once): their results went to the evt topic only."""
@@ -294,7 +299,10 @@ class NodeWork:
             with self._handling(fresh):
                 outcomes = self._decide_batch([(item.envelope, item.record) for item in fresh])
         finally:
-            self.handler_durations.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.handler_durations.observe(took)
+            if took > SLOW_DECISION_S:
+                self._slow_decision(took, len(fresh))
         outputs = _Outputs()
         # at least once, state that cannot send its commands again is written after them
         last = (
@@ -541,6 +549,27 @@ class NodeWork:
         command = item.envelope  # a reducer may have sent it on with its own key
         key = stored_key(command.tenant_id, sending_instance(command)).encode()
         return [structs.replace(result, topic=topic, key=key)]
+
+    def _slow_decision(self, took: float, commands: int) -> None:
+        """Say that deciding a slice held the host's loop for ``took`` seconds."""
+        now = time.monotonic()
+        if self._slow_said_at is not None and now - self._slow_said_at < _SLOW_SAID_EVERY_S:
+            return
+        self._slow_said_at = now
+        what = {
+            "compute": "its compute.function or compute.output",
+            "reducer": "its CEL (key, guards, assignments)",
+        }.get(self.contract.kind, "its workflow's CEL")
+        logger.warning(
+            "node %r took %.1f s to decide %d command(s), and the host did nothing else "
+            "meanwhile (no other node, commit, timer or probe): a pure node's decision runs "
+            "on the host's loop, so %s must be quick and do no I/O; move slow or blocking "
+            "work (requests, sleeps, models) to an effect node. Said at most once a minute.",
+            self.node_id,
+            took,
+            commands,
+            what,
+        )
 
     def _unknown_reply_to(self, reply_to: str, item: WorkItem) -> None:
         """Say once per name that a result cannot go to the orchestrator its command names."""
