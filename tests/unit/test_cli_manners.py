@@ -168,3 +168,27 @@ def test_tail_shows_a_changelog_record_as_its_key_and_state() -> None:
     assert _line(topic, 2, 7, _state_record(b"global/c1", b"[1]")).startswith(
         f"{topic} [2/7] state global/c1 not a state record: "
     )
+
+
+def test_arguments_left_over_name_the_command_and_its_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from onex_actors.cli import host_main, main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["call", "runtime-dev", "echo-node", "{}"])  # a runtime is no positional
+    told = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert stopped.value.code == 2
+    assert "onex call: unexpected argument '{}': more than the command takes (a JSON" in told
+    assert "Its usage: onex call --help" in told
+    with pytest.raises(SystemExit):
+        host_main(["runtime-dev"])
+    told = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert "omninode-runtime-host: unexpected argument 'runtime-dev': more than the" in told
+    assert "JSON payload" not in told
+
+
+def test_onex_host_is_the_host_command() -> None:
+    from onex_actors.cli._host import run_host
+
+    assert app["host"].default_command is run_host

@@ -13,6 +13,8 @@ from ._broker import broker_app
 from ._call import call
 from ._client import emit, tail
 from ._contracts import contracts_app
+from ._errors import cli_error_formatter
+from ._host import run_host
 from ._state import state
 from ._status import status
 
@@ -23,6 +25,7 @@ app = cyclopts.App(
     help="onex-actors client: validate contracts, send commands, follow topics, call a node "
     "in-process.",
     version=__version__,
+    error_formatter=cli_error_formatter("onex"),
 )
 app.command(contracts_app)
 app.command(broker_app)
@@ -31,6 +34,7 @@ app.command(tail)
 app.command(state)
 app.command(call)
 app.command(status)
+app.command(run_host, name="host")  # omninode-runtime-host, as a command of onex too
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -30,9 +30,10 @@ def call(
     contracts_dir: Path | None = None,
     timeout: float = 30.0,
 ) -> int:
-    """Run RUNTIME in this process on the in-process bus, send NODE one command, print its result.
+    """Send NODE one command through a runtime run in this process, print its result.
 
-    For trying a node without a broker; ``onex emit`` talks to a running host instead.
+    The runtime (``--runtime``) runs on the in-process bus: for trying a node without a
+    broker; ``onex emit`` talks to a running host instead.
 
     Parameters
     ----------

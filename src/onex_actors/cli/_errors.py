@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
+import cyclopts
+from cyclopts.exceptions import UnusedCliTokensError
 from pydantic import ValidationError
 
 from onex_actors.core import ConfigError, ContractError, OnexError
 
-__all__ = ["as_onex_error", "report", "unwrap"]
+__all__ = ["as_onex_error", "cli_error_formatter", "report", "unwrap"]
 
 
 def unwrap(exc: BaseException) -> BaseException:
@@ -41,3 +44,35 @@ def as_onex_error(exc: ValueError) -> ConfigError:
             for error in exc.errors(include_url=False)
         )
     )
+
+
+def cli_error_formatter(program: str) -> Callable[[cyclopts.CycloptsError], object]:
+    """Return the ``error_formatter`` of ``program``'s cyclopts app (a line it cannot parse).
+
+    Arguments left over read "Unused Tokens: [...]" in cyclopts' words; here they name
+    the command, the arguments it did not take, and where its usage is. Other errors
+    keep cyclopts' panel.
+    """
+
+    def panel(error: cyclopts.CycloptsError) -> object:
+        if isinstance(error, UnusedCliTokensError) and error.unused_tokens:
+            chain = error.command_chain or ()
+            command = " ".join([program, *chain])
+            extra = ", ".join(repr(token) for token in error.unused_tokens)
+            plural = "s" if len(error.unused_tokens) > 1 else ""
+            quote = (
+                " (a JSON payload is one argument: quote it)"
+                if chain[-1:]
+                in (
+                    ("call",),
+                    ("emit",),
+                )
+                else ""
+            )
+            return cyclopts.CycloptsPanel(
+                f"{command}: unexpected argument{plural} {extra}: more than the command "
+                f"takes{quote}. Its usage: {command} --help"
+            )
+        return cyclopts.CycloptsPanel(error)
+
+    return panel

@@ -18,7 +18,7 @@ from onex_actors.app import HostConfig, from_project_root, load_config, open_run
 from onex_actors.core import ConfigError, ContractError, OnexError
 from onex_actors.registry import load_tree
 
-from ._errors import report, unwrap
+from ._errors import cli_error_formatter, report, unwrap
 from ._logs import JsonLogFormatter
 from ._workers import run_workers
 
@@ -31,6 +31,7 @@ host_app = cyclopts.App(
     help="Run a runtime host: consume commands, run them through the hosted nodes, "
     "produce results. Stops gracefully on SIGINT or SIGTERM.",
     version=__version__,
+    error_formatter=cli_error_formatter("omninode-runtime-host"),
 )
 
 
