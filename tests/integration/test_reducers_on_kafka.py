@@ -16,7 +16,7 @@ import pytest
 import trio
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from tests.kafka_support import TEST_BROKER, NamespacedBus, new_namespace, open_test_kafka_bus
 
 from onex_actors.app import HostConfig
@@ -27,6 +27,7 @@ from onex_actors.core import (
     KeyState,
     NodeContract,
     RuntimeHostContract,
+    cmd_topic,
     home_partition,
     parse_contract,
     state_topic,
@@ -210,7 +211,7 @@ async def test_state_survives_the_host_and_each_key_folds_once(
     assert newest == state
 
 
-async def test_a_changelog_with_other_partitions_stops_the_start(kafka_bootstrap: str) -> None:
+async def test_a_changelog_with_more_partitions_stops_the_start(kafka_bootstrap: str) -> None:
     namespace = new_namespace()
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
@@ -218,7 +219,7 @@ async def test_a_changelog_with_other_partitions_stops_the_start(kafka_bootstrap
             [
                 NewTopic(
                     in_namespace(state_topic("account"), namespace),
-                    2,
+                    8,
                     1,
                     topic_configs={"cleanup.policy": "compact"},
                 )
@@ -233,8 +234,44 @@ async def test_a_changelog_with_other_partitions_stops_the_start(kafka_bootstrap
     while isinstance(leaves[-1], BaseExceptionGroup):
         leaves.append(leaves[-1].exceptions[0])
     assert isinstance(leaves[-1], ConfigError)
-    assert "has 2 partitions but" in str(leaves[-1])
-    assert "recreate the state topic with 4 partitions" in str(leaves[-1])
+    assert "has 8 partitions but" in str(leaves[-1])
+    assert "recreate the state topic with 4" in str(leaves[-1])
+
+
+@pytest.mark.skipif(TEST_BROKER == "tansu", reason="tansu: no CreatePartitions")
+async def test_a_command_topic_grown_past_its_changelog_folds_each_key_into_its_state(
+    kafka_bootstrap: str,
+) -> None:
+    namespace = new_namespace()
+    sent: Counter[str] = Counter()
+
+    async def send_some(host: HostHarness, count: int) -> None:
+        commands = []
+        for i in range(count):
+            customer = f"c{i % 10}"
+            keyed = {PARTITION_KEY_HEADER: f"global/{customer}"} if i % 2 else {}
+            payload = {"customer": customer, "amount": 1}
+            commands.append(await host.send("order-totals", payload, headers=keyed))
+            sent[customer] += 1
+        for command in commands:
+            assert (await host.result(command)).status.value == "ok"
+
+    async with host_on(kafka_bootstrap, namespace, "at_least_once", 1) as first:
+        await send_some(first, 40)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        real = in_namespace(cmd_topic("order-totals"), namespace)
+        admin.create_partitions({real: NewPartitions(total_count=8)})
+    finally:
+        admin.close()
+    async with host_on(kafka_bootstrap, namespace, "at_least_once", 2) as second:
+        await send_some(second, 40)
+        handler = second.host.handlers["order-totals"]
+        assert isinstance(handler, ReducerHandler)
+        assert handler.partitions == 4  # the changelog's: each key's state stays put
+        assert handler.rekeyed > 0  # commands read from partitions 4-7 were sent on
+        state = totals_of(second, set(sent))
+    assert state == {c: {"orders": n, "total": n} for c, n in sent.items()}
 
 
 def test_a_changelog_reader_asks_for_its_partitions_metadata_without_waiting(

@@ -4,6 +4,7 @@ puts every key back at its last committed state without reading the changelog ag
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onex_actors.bridges.inprocess import InProcessBus
+from onex_actors.bridges.lmdb import LmdbStates
 from onex_actors.core import (
     KeyState,
     OnexEnvelope,
@@ -345,3 +347,32 @@ SIGNUP_FLOW = {
         "output": {"greeting": "steps.hello.output.text"},
     },
 }
+
+
+async def test_a_partition_past_the_changelogs_is_served_at_once_and_sends_its_records_on(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    # the command topic grew from 4 to 8 partitions while the host ran: partition 6 has no
+    # changelog partition to restore, and its keys' states live among the first 4
+    contract = tally()
+    handler = tally_handler(contract, LmdbStates(tmp_path, map_size=1 << 26))
+    bus = InProcessBus(partitions=4)  # a read of changelog partition 6 would fail here
+    restorer = StateRestorer(bus, {"tally": handler})
+    grown = TopicPartition(cmd_topic("tally"), 6)
+    await restorer.restore(handler, grown)
+    await restorer.restore(handler, TopicPartition(cmd_topic("tally"), 7))
+    assert {6, 7} <= handler.store.owned
+    assert restorer.restores == []  # nothing read
+    assert await restorer.checkpoint() == 0  # no changelog end asked for 6 or 7 at a stop
+    command = new_command("tally", {"k": "a"})
+    (outcome,) = handler.decide_batch([(command, Record(grown.topic, 6, 0, b"global/a", b"{}"))])
+    assert isinstance(outcome, PureOutcome)
+    assert outcome.payload is None  # answered where its key's state lives
+    ((sent, topic, partition),) = outcome.commands
+    assert (topic, partition) == (cmd_topic("tally"), home_partition(b"global/a", 4))
+    assert sent.envelope_id == command.envelope_id
+    said = [
+        r.getMessage() for r in caplog.records if "has no partition in its state" in r.getMessage()
+    ]
+    assert len(said) == 1  # once a node
+    assert said[0].startswith(f"tally: partition 6 of {cmd_topic('tally')} has no partition")

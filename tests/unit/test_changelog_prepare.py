@@ -64,3 +64,31 @@ def test_without_topic_creation_a_missing_command_topic_is_named_at_once() -> No
     with pytest.raises(ConfigError, match=f"command topic {CMD} does not exist"):
         _prepare(admin, {STATE: CMD}, 1, False, sleep=slept.append)  # type: ignore[arg-type]
     assert slept == []
+
+
+class Existing(ListedLate):
+    """An admin listing both topics at once, each with its own partition count."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__(shown_from=1)
+        self.counts = counts
+
+    def list_topics(self) -> list[str]:
+        return list(self.counts)
+
+    def describe_topics(self, topics: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"name": t, "partitions": list(range(self.counts[t])), "error_code": 0} for t in topics
+        ]
+
+
+def test_a_command_topic_grown_past_its_changelog_is_served_with_the_changelogs_count() -> None:
+    admin = Existing({CMD: 8, STATE: 4})
+    assert _prepare(admin, {STATE: CMD}, 1, True) == {STATE: 4}  # type: ignore[arg-type]
+    assert admin.created == []
+
+
+def test_a_changelog_with_more_partitions_than_its_command_topic_stops_the_start() -> None:
+    admin = Existing({CMD: 4, STATE: 8})
+    with pytest.raises(ConfigError, match=f"state topic {STATE} has 8 partitions but {CMD} has 4"):
+        _prepare(admin, {STATE: CMD}, 1, True)  # type: ignore[arg-type]

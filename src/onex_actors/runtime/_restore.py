@@ -101,6 +101,8 @@ class StateRestorer:
         """Partitions revoked and not assigned again since."""
         self._moves: Counter[TopicPartition] = Counter()
         """How often each partition was revoked (a restore checks none came meanwhile)."""
+        self._stateless_said: set[str] = set()
+        """Nodes whose command topic has partitions past their changelog's (said once)."""
 
     async def run(self) -> None:
         """Restore each partition as soon as it is assigned (until cancelled).
@@ -132,10 +134,18 @@ class StateRestorer:
                 await self.restore(handler, tp)
 
     async def restore(self, handler: KeyedNode, tp: TopicPartition) -> None:
-        """Restore ``tp`` of ``handler``'s input from its changelog, unless it is already."""
+        """Restore ``tp`` of ``handler``'s input from its changelog, unless it is already.
+
+        A partition past the changelog's (the command topic grew while the host ran, or
+        before: see ``prepare_changelogs``) holds no state: it is served at once, and its
+        records are sent on to their keys' partitions.
+        """
         async with self._lock:
             store = handler.store
             if tp.partition in store.owned or tp in self._gone:
+                return
+            if tp.partition >= handler.partitions:
+                self._serve_stateless(handler, tp)
                 return
             moves = self._moves[tp]
             self.restoring.add(tp)
@@ -176,6 +186,25 @@ class StateRestorer:
                 report.seconds,
                 f" ({unreadable} unreadable records skipped)" if unreadable else "",
             )
+
+    def _serve_stateless(self, handler: KeyedNode, tp: TopicPartition) -> None:
+        """Serve ``tp``, which has no changelog partition: its commands only pass through."""
+        handler.store.owned.add(tp.partition)
+        if handler.node_id in self._stateless_said:
+            return
+        self._stateless_said.add(handler.node_id)
+        logger.warning(
+            "%s: partition %d of %s has no partition in its state topic %s, which has %d "
+            "(the command topic grew): its commands are sent on to their keys' partitions "
+            "among the first %d, one hop more, and each key's state keeps folding them. "
+            "Said once a node",
+            handler.node_id,
+            tp.partition,
+            tp.topic,
+            handler.state_topic,
+            handler.partitions,
+            handler.partitions,
+        )
 
     async def _read_retrying(
         self, handler: KeyedNode, tp: TopicPartition, moves: int
@@ -284,7 +313,7 @@ class StateRestorer:
             store = handler.store
             if not store.states.durable:
                 continue
-            for partition in sorted(store.owned):
+            for partition in sorted(p for p in store.owned if p < handler.partitions):
                 if store.pending(partition):
                     logger.info(
                         "%s partition %d: writes not committed at stop; no checkpoint",

@@ -46,10 +46,13 @@ def prepare_changelogs(
 ) -> dict[str, int]:
     """Create or check each changelog (changelog topic → the command topic it mirrors).
 
-    A changelog is compacted and has as many partitions as its command topic (a key's
-    state lives in the partition its commands are read from). Return each changelog's
-    partition count. ``ConfigError`` names every changelog that exists otherwise, with
-    what to do; ``BusError`` if the brokers cannot be asked.
+    A changelog is compacted and created with as many partitions as its command topic (a
+    key's state lives in the partition its commands are read from). A command topic that
+    has grown since is served: its keys' partitions are counted among the changelog's
+    (the first ones), and the others' commands are sent on to them (the restorer says so
+    when it is given one of those). Return each changelog's partition count.
+    ``ConfigError`` names every changelog that is not compacted or has more partitions
+    than its command topic, with what to do; ``BusError`` if the brokers cannot be asked.
     """
     try:
         admin = KafkaAdminClient(**client_config)
@@ -93,11 +96,14 @@ def _prepare(
         if have is None:
             config = {"cleanup.policy": "compact"}
             missing.append(NewTopic(changelog, wanted, replication, topic_configs=config))
-        elif have != wanted:
+        elif have > wanted:
             problems.append(
                 f"state topic {changelog} has {have} partitions but {source} has {wanted}: a "
-                "key's state must live in the partition its commands are read from; recreate "
-                f"the state topic with {wanted} partitions (its state is rebuilt only from it)"
+                "key's state lives in the partition of its command topic its key hashes to "
+                f"among the state topic's partitions, and {source} has no partition "
+                f"{wanted} and up; give it {have} partitions (kafka-topics --alter "
+                f"--partitions {have}), or, where its states may be lost, recreate the state "
+                f"topic with {wanted} (a host rebuilds state only from it)"
             )
     if missing and not create:
         problems += [
