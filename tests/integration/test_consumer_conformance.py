@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import trio
+from kafka import KafkaAdminClient
+from kafka.admin import NewPartitions
 from tests.kafka_support import DEFAULT_TIER, SESSION_TIMEOUT_MS, NamespacedBus
 
 from onex_actors.bridges._consumer_client import Fetched
@@ -316,3 +318,27 @@ def _committed(
     finally:
         reader.close()
     return {TopicPartition(tp.topic, tp.partition): tp.offset for tp in found}
+
+
+async def test_librdkafka_knows_the_log_ends_of_partitions_added_after_its_first_ask(
+    kafka_bootstrap: str,
+) -> None:
+    # its admin client kept a topic's metadata from its first ask for 15 minutes: 40 s
+    # after partitions were added, their log ends were still "Unknown partition"
+    async with client_bus("confluent", kafka_bootstrap, stall_timeout_s=60) as bus:
+        await publish_spread(bus, RECORDS)
+        async with bus.consumer([TopicPattern(TOPIC)], "askers") as consumer:
+            with trio.fail_after(30):
+                await consumer.wait_assigned()
+            client = core_of(consumer).client
+            four = {TopicPartition(bus.topic(TOPIC), p) for p in range(4)}
+            assert await trio.to_thread.run_sync(client.progress, four)
+            admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+            try:
+                admin.create_partitions({bus.topic(TOPIC): NewPartitions(total_count=6)})
+            finally:
+                admin.close()
+            six = {TopicPartition(bus.topic(TOPIC), p) for p in range(6)}
+            found = await trio.to_thread.run_sync(client.progress, six)
+    assert found is not None
+    assert set(found) == six

@@ -17,7 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal, cast
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaException, Message
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+)
 from confluent_kafka import TopicPartition as CKTopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
@@ -273,6 +280,22 @@ class LibrdkafkaClient:
         """Ask the brokers for ``spec``'s offset of each of ``partitions`` at once."""
         if not partitions or self._admin is None:
             return {}
+        try:
+            return self._list_offsets_once(partitions, spec)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not isinstance(error, KafkaError) or error.code() != KafkaError._UNKNOWN_PARTITION:
+                raise
+            # a topic grew since the admin client last read its metadata (it reads it
+            # again only when asked): ask, then ask for the offsets once more
+            for topic in {tp.topic for tp in partitions}:
+                self._admin.list_topics(topic=topic, timeout=_WATERMARK_TIMEOUT_S)
+            return self._list_offsets_once(partitions, spec)
+
+    def _list_offsets_once(
+        self, partitions: Sequence[CKTopicPartition], spec: Any
+    ) -> dict[tuple[str, int], int]:
+        assert self._admin is not None
         asked = {CKTopicPartition(tp.topic, tp.partition): spec for tp in partitions}
         futures = self._admin.list_offsets(
             asked,
