@@ -131,6 +131,11 @@ def test_the_empty_metadata_of_a_broker_shutting_down_is_no_warning(
     client = logging.getLogger("test_broker_outage_shutting_down")
     route_client_logs(outage, [client.name])
     client.warning("No broker metadata found in MetadataResponse -- ignoring.")
+    client.warning(
+        "Task <kafka.net.selector.Task object at 0x7f48> ran for 0.142s (>0.100s threshold)."
+        " It is blocking the event loop -- likely a tight sync loop inside a coroutine. Other"
+        " pollers will time out."
+    )
     client.warning("Heartbeat session expired")
     outage.close()
     assert [r.getMessage() for r in caplog.records] == ["Heartbeat session expired"]

@@ -269,11 +269,15 @@ class _ClientLogFilter(logging.Filter):
 _IGNORED_BY_THE_CLIENT = (
     "failed Cancelled",
     "No broker metadata found in MetadataResponse -- ignoring.",
+    "Other pollers will time out.",
 )
 """Endings of kafka-python lines that report nothing a user can act on: a request the
-closing client cancelled itself (logged as an ERROR), and the empty metadata a broker
+closing client cancelled itself (logged as an ERROR), the empty metadata a broker
 shutting down answers with, which the client drops and asks again (a WARNING; when no
-broker answers after it, the outage is said)."""
+broker answers after it, the outage is said), and a step of the client's own network
+loop over its 0.1 s budget ("It is blocking the event loop", kafka-python 3's
+diagnostic for its developers: on a busy machine its thread waits for the interpreter
+lock that the host's loop holds)."""
 
 
 def _demoted(record: logging.LogRecord) -> bool:
