@@ -5,10 +5,11 @@ is all a project needs (pytest-trio runs the async tests and fixtures). Fixtures
 
 - ``onex_host``: the runtime ``onex_runtime`` of the contracts ``onex_contracts``, whole,
   inside the test's trio nursery, as a ``HostHarness``: ``request``, ``send``,
-  ``results_of``, ``dead_letters``, ``logs``, ``health``, ``kill``. On the in-process
-  bus (trio's ``MockClock`` and ``autojump_clock`` work there: retries, backoffs and
-  timeouts take no real time), or with ``--onex-kafka HOST:PORT`` on that broker, the
-  test's topics and consumer groups in a namespace of their own.
+  ``results_of``, ``dead_letters``, ``logs``, ``health``, ``state``, ``kill``. On the
+  in-process bus (trio's ``MockClock`` and ``autojump_clock`` work there: retries,
+  backoffs and timeouts, a state's ``timeout_s`` and ``ttl_s`` among them, take no real
+  time), or with ``--onex-kafka HOST:PORT`` on that broker, the test's topics and
+  consumer groups in a namespace of their own.
 - ``onex_runtime`` (ini ``onex_runtime``, default ``runtime-dev``), ``onex_contracts``
   (ini ``onex_contracts``, default the project's ``contracts/``) and ``onex_handlers``
   (default none): override any of them in a test module or ``conftest.py``; a handler

@@ -731,6 +731,21 @@ async def test_a_state_timeout_fires_once_even_after_a_restart() -> None:
     assert sorted(e.payload["key"] for e in tows) == ["c1", "c2"]
 
 
+async def test_under_a_mock_clock_an_hours_timeout_fires_when_the_test_sleeps_past_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hour = copy.deepcopy(PARKING)
+    hour["fsm"]["timeouts"] = {"parked": 3600}
+    async with open_test_host("runtime-dev-state", contracts=tree(hour)) as host:
+        await host.request("parking", {"car": "c1", "trigger": "park"})
+        await trio.sleep(3500)
+        before = host.state("parking", "c1")
+        await trio.sleep(200)  # past the hour, in trio's time: no real time passes
+        after = host.state("parking", "c1")
+    assert before == {"status": "parked"}
+    assert after == {"status": "towed"}
+
+
 async def test_a_timeout_its_guard_declines_is_answered_once_and_not_dead_lettered() -> None:
     paid = copy.deepcopy(PARKING)
     paid["state"] = {"initial": {"paid": True}}

@@ -6,7 +6,8 @@ the changelog, and nothing else need be durable. The keyed store indexes when ea
 next due; every ``interval_s`` the scanner reads that index and, for each key due on the
 wall clock, sends the reducer the timer command (``core.timer_command``): ``expire``
 (the key is deleted, with a tombstone) once its TTL has run out, else ``timeout``, keyed to
-the key's partition. A command's id derives from the key, the timer and the deadline, so
+the key's partition (under a test's ``MockClock``, the wall clock moves as trio's does).
+A command's id derives from the key, the timer and the deadline, so
 firing it again after a restart sends the same command, which the key folds once; and a
 timer the key has left behind (it changed since) is answered as stale.
 """
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import trio
+import trio.testing
 
 from onex_actors.core import EXPIRE_TIMER, TIMEOUT_TRIGGER, KeyState, timer_command
 
@@ -32,6 +34,16 @@ logger = logging.getLogger("onex_actors.state")
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _following_trio_clock() -> Callable[[], datetime]:
+    """Return a wall clock that moves as trio's clock does, from the wall time now.
+
+    Under a ``MockClock`` (a test's ``autojump_clock``) trio's time runs ahead of the
+    wall's: a test that sleeps past a state's timeout finds it fired, taking no real time.
+    """
+    wall, trio_then = datetime.now(UTC), trio.current_time()
+    return lambda: wall + timedelta(seconds=trio.current_time() - trio_then)
 
 
 class TimerScanner:
@@ -58,6 +70,10 @@ class TimerScanner:
         """Scan every ``interval_s`` until cancelled."""
         if not self.reducers:
             return
+        if self.now is _utc_now and isinstance(
+            trio.lowlevel.current_clock(), trio.testing.MockClock
+        ):
+            self.now = _following_trio_clock()
         while True:
             await trio.sleep(self.interval_s)
             await self.scan()
