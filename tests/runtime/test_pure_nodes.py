@@ -69,6 +69,17 @@ def scaled(payload: dict[str, JsonValue]) -> Mapping[str, JsonValue]:
     return {"scaled": n * 10}
 
 
+def function_node(node_id: str, function: str) -> dict[str, Any]:
+    """A compute node's contract document calling ``function`` (a name of this module)."""
+    target = function if ":" in function else f"tests.runtime.test_pure_nodes:{function}"
+    return {
+        "kind": "compute",
+        "node_id": node_id,
+        "version": "0.1.0",
+        "compute": {"function": target},
+    }
+
+
 def tree(*extra: dict[str, Any]) -> StaticRegistry:
     """The shipped runtime-dev-state tree, and ``extra`` nodes it also hosts."""
     shipped = FileRegistry(CONTRACTS).tree
@@ -98,13 +109,8 @@ def orchestrator_of(host: HostHarness, node_id: str) -> OrchestratorHandler:
 
 
 async def test_a_compute_node_answers_each_command_and_dead_letters_what_fails() -> None:
-    function_node = {
-        "kind": "compute",
-        "node_id": "scale",
-        "version": "0.1.0",
-        "compute": {"function": "tests.runtime.test_pure_nodes:scaled"},
-    }
-    async with open_test_host("runtime-dev-state", contracts=tree(function_node)) as host:
+    scaling = function_node("scale", "scaled")
+    async with open_test_host("runtime-dev-state", contracts=tree(scaling)) as host:
         quoted = await host.request("price-quote", {"net": 100, "quantity": 3})
         failed = await host.request("price-quote", {"net": "cheap", "quantity": 1})
         scaled_ok = await host.request("scale", {"n": 4})
@@ -138,12 +144,7 @@ async def test_a_decision_that_holds_the_loop_is_said_once_a_minute(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(_work, "SLOW_DECISION_S", 0.05)
-    node = {
-        "kind": "compute",
-        "node_id": "linger",
-        "version": "0.1.0",
-        "compute": {"function": "tests.runtime.test_pure_nodes:lingering"},
-    }
+    node = function_node("linger", "lingering")
     async with open_test_host("runtime-dev-state", contracts=tree(node)) as host:
         quick = await host.request("linger", {"block_s": 0.0})
         slow = [await host.request("linger", {"block_s": 0.06}) for _ in range(2)]
@@ -165,12 +166,7 @@ def overflowing(payload: dict[str, JsonValue]) -> Mapping[str, JsonValue]:
 async def test_a_number_json_cannot_hold_is_an_error_not_a_null_and_no_state_takes_it() -> None:
     """``inf`` written as JSON becomes ``null``: an answer, or a state restored from its
     changelog, would differ from what the node computed, silently."""
-    squaring = {
-        "kind": "compute",
-        "node_id": "square",
-        "version": "0.1.0",
-        "compute": {"function": "tests.runtime.test_pure_nodes:overflowing"},
-    }
+    squaring = function_node("square", "overflowing")
     growing = {
         "kind": "reducer",
         "node_id": "growth",
@@ -221,12 +217,7 @@ def scaled_by(payload: dict[str, JsonValue], factor: int) -> Mapping[str, JsonVa
 async def test_a_compute_function_that_cannot_serve_stops_the_start_naming_the_key(
     function: str, said: str
 ) -> None:
-    broken = {
-        "kind": "compute",
-        "node_id": "scale",
-        "version": "0.1.0",
-        "compute": {"function": function},
-    }
+    broken = function_node("scale", function)
     with pytest.raises(ConfigError, match=rf"key 'compute.function'.*{re.escape(said)}"):
         async with open_runtime_host(
             "runtime-dev-state", HostConfig(), registry=tree(broken), bus=InProcessBus()
