@@ -175,12 +175,12 @@ def test_a_compute_function_in_the_projects_own_package_is_found_and_checked(
 
 
 def test_a_host_runs_the_trees_one_runtime_unless_told(tmp_path: Path) -> None:
-    from onex_actors.cli._host import _default_runtime
+    from onex_actors.cli._client import default_runtime
 
     tree = str(tmp_path)
-    assert _default_runtime(tmp_path) == "runtime-dev"  # no tree: the start says why
+    assert default_runtime(tmp_path) == "runtime-dev"  # no tree: the start says why
     assert run("contracts", "new", "effect", "greet", "--directory", tree) == 0
     assert run("contracts", "new", "runtime", "rt", "--directory", tree) == 0
-    assert _default_runtime(tmp_path) == "rt"
+    assert default_runtime(tmp_path) == "rt"
     assert run("contracts", "new", "runtime", "rt2", "--hosts", "greet", "--directory", tree) == 0
-    assert _default_runtime(tmp_path) == "runtime-dev"  # two: the start lists them
+    assert default_runtime(tmp_path) == "runtime-dev"  # two: the start lists them

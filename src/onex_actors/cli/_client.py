@@ -365,3 +365,18 @@ def _line(
         f"{where} {item.type.value}{status} {item.node_id} "
         f"corr={str(item.correlation_id)[:8]}{error} {payload}"
     )
+
+
+DEFAULT_RUNTIME = "runtime-dev"
+"""The runtime the commands pick when none is named and the tree has it."""
+
+
+def default_runtime(contracts_dir: Path) -> str:
+    """Return ``runtime-dev``, or the tree's one runtime where it has no ``runtime-dev``."""
+    try:
+        runtimes = sorted(load_tree(contracts_dir).runtimes)
+    except ContractError:
+        return DEFAULT_RUNTIME  # the command says what is wrong with the tree
+    if DEFAULT_RUNTIME in runtimes or len(runtimes) != 1:
+        return DEFAULT_RUNTIME
+    return runtimes[0]

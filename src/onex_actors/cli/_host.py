@@ -15,9 +15,9 @@ import trio
 
 from onex_actors import __version__
 from onex_actors.app import HostConfig, from_project_root, load_config, open_runtime_host
-from onex_actors.core import ConfigError, ContractError, OnexError
-from onex_actors.registry import load_tree
+from onex_actors.core import ConfigError, OnexError
 
+from ._client import DEFAULT_RUNTIME, default_runtime
 from ._errors import cli_error_formatter, report, unwrap
 from ._logs import JsonLogFormatter
 from ._workers import run_workers
@@ -95,7 +95,14 @@ def run_host(
         if workers < 1:
             raise ConfigError(f"--workers must be 1 or more, not {workers}")
         settings = load_config(config, environ=os.environ, overrides=overrides)
-        runtime_node_id = runtime_node_id or _default_runtime(settings.contracts_dir)
+        if runtime_node_id is None:
+            runtime_node_id = default_runtime(settings.contracts_dir)
+            if runtime_node_id != DEFAULT_RUNTIME:
+                logger.info(
+                    "running %s, the one runtime of %s (--runtime-node-id picks another)",
+                    runtime_node_id,
+                    settings.contracts_dir,
+                )
         if config is None and settings.bus.kind == "inprocess":
             logging.getLogger("onex_actors.host").warning(
                 "no config file (config/local.yaml) and no ONEX_KAFKA__BOOTSTRAP_SERVERS: "
@@ -121,23 +128,6 @@ def run_host(
     return 0
 
 
-def _default_runtime(contracts_dir: Path) -> str:
-    """``runtime-dev``, or the tree's one runtime where it has no ``runtime-dev`` (said)."""
-    try:
-        runtimes = sorted(load_tree(contracts_dir).runtimes)
-    except ContractError:
-        return DEFAULT_RUNTIME  # the start says what is wrong with the tree
-    if DEFAULT_RUNTIME in runtimes or len(runtimes) != 1:
-        return DEFAULT_RUNTIME
-    logging.getLogger("onex_actors.host").info(
-        "running %s, the one runtime of %s (--runtime-node-id picks another)",
-        runtimes[0],
-        contracts_dir,
-    )
-    return runtimes[0]
-
-
-DEFAULT_RUNTIME = "runtime-dev"
 """The runtime a host runs unless told: the dev tree's, which the README starts."""
 
 ASSIGNMENT_WAIT_S = 60.0

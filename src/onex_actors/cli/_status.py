@@ -15,7 +15,7 @@ from onex_actors.core import ConfigError, ContractError, OnexError, cmd_topic, n
 from onex_actors.devinfra import command_topic_nodes, request
 from onex_actors.registry import load_tree
 
-from ._client import settings_of
+from ._client import default_runtime, settings_of
 from ._errors import report
 
 __all__ = ["read_status", "status"]
@@ -26,7 +26,7 @@ COLUMNS = ("node", "state", "restarts", "received", "ok", "error", "dlq", "inbox
 
 
 def status(
-    runtime: str = "runtime-dev",
+    runtime: str | None = None,
     /,
     *,
     url: str | None = None,
@@ -40,6 +40,8 @@ def status(
     ----------
     runtime
         Runtime to ask through Kafka (its ``health`` op) when there is no ``--url``.
+        Default: ``runtime-dev``, or the tree's only runtime where it has no
+        ``runtime-dev``.
     url
         The host's listener (``http.listen``), e.g. ``http://127.0.0.1:9100``: also
         gives readiness and throughput (two reads ``interval`` apart).
@@ -102,8 +104,9 @@ def read_status(url: str, *, interval: float = 1.0, timeout_s: float = 10.0) -> 
     return f"{base}: {state}\n{table}{_resumed_lines(body.get('resumed') or {})}"
 
 
-def _health_status(runtime: str, config: Path | None, timeout_s: float) -> str:
+def _health_status(runtime: str | None, config: Path | None, timeout_s: float) -> str:
     settings = settings_of(config)
+    runtime = runtime or default_runtime(settings.contracts_dir)
     client = kafka_client_config(settings.kafka)
     _check_has_run(client, runtime, settings.contracts_dir)
     command = new_command(runtime, {"op": "health"})
