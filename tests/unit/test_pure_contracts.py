@@ -236,6 +236,24 @@ def test_a_reducer_has_fsm_or_fold_and_a_key_that_compiles() -> None:
     assert "concurrency" in workers
 
 
+def test_a_keyed_node_cannot_be_fan_out_but_a_compute_node_can() -> None:
+    # every runtime hosting a fan_out node answers every command: for a reducer that is
+    # two writers of one state topic
+    (fanned,) = problems_of({**machine(), "fan_out": True})
+    assert "key 'fan_out': a reducer cannot be fan_out: its state lives in one" in fanned
+    workflow = {
+        "kind": "orchestrator",
+        "node_id": "flow",
+        "version": "0.1.0",
+        "fan_out": True,
+        "workflow": {"steps": [{"name": "one", "node_id": "echo-node"}]},
+    }
+    (fanned,) = problems_of(workflow)
+    assert "key 'fan_out': an orchestrator cannot be fan_out" in fanned
+    stateless = parse_contract({**compute(output={"a": "1"}), "fan_out": True}, source="<t>")
+    assert stateless.fan_out
+
+
 def folding(assign: dict[str, str], **more: Any) -> dict[str, Any]:
     return {
         "kind": "reducer",

@@ -50,6 +50,19 @@ class EffectFamily(enum.StrEnum):
     VECTOR = "vector"
 
 
+def keyed_without_fan_out(fan_out: bool, kind: str) -> bool:
+    """Refuse ``fan_out`` on a node keeping keyed state (``kind``: "a reducer", say)."""
+    if fan_out:
+        raise ValueError(
+            f"{kind} cannot be fan_out: its state lives in one state topic per node, "
+            "which every runtime answering every command would write (each key's state "
+            "twice, a lagging runtime's older state last; intents, steps and timers sent "
+            "twice); host it in one runtime, or give each runtime a node of its own "
+            "(another node_id)"
+        )
+    return fan_out
+
+
 class BaseNodeContract(_Model):
     """Fields every node contract has, with the runtime settings it may declare."""
 

@@ -17,7 +17,7 @@ from typing import Final, Literal, Self
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from ._cel import REDUCER_VARIABLES, CelExpression, compile_expression, without_text
-from ._contracts import BaseNodeContract, _Model
+from ._contracts import BaseNodeContract, _Model, keyed_without_fan_out
 from ._ids import NodeId, NodeKind, check_slug
 from ._json_object import non_finite_path
 
@@ -302,6 +302,11 @@ class ReducerContract(BaseNodeContract):
     """One worker, taking a whole slice at a time: a key's commands fold in read order."""
     ordering: Literal["partition"] = "partition"
     """A reducer folds a partition's commands in the order they were read."""
+
+    @field_validator("fan_out")
+    @classmethod
+    def _check_fan_out(cls, value: bool) -> bool:
+        return keyed_without_fan_out(value, "a reducer")
 
     @field_validator("key")
     @classmethod

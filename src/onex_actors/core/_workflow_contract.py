@@ -20,7 +20,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from ._cel import WORKFLOW_VARIABLES, CelExpression, compile_expression, without_text
-from ._contracts import BaseNodeContract, _Model
+from ._contracts import BaseNodeContract, _Model, keyed_without_fan_out
 from ._ids import NodeId, NodeKind
 
 __all__ = [
@@ -282,6 +282,11 @@ class OrchestratorContract(BaseNodeContract):
     concurrency: int = Field(default=1, ge=1, le=1)
     """One worker: an instance's events fold in read order."""
     ordering: Literal["partition"] = "partition"
+
+    @field_validator("fan_out")
+    @classmethod
+    def _check_fan_out(cls, value: bool) -> bool:
+        return keyed_without_fan_out(value, "an orchestrator")
 
     @property
     def step_nodes(self) -> tuple[str, ...]:
