@@ -254,6 +254,24 @@ def test_a_keyed_node_cannot_be_fan_out_but_a_compute_node_can() -> None:
     assert stateless.fan_out
 
 
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"retry": {"max_attempts": 5}}, "retry: "),
+        ({"timeout_s": 5, "idempotency_window_s": 60}, "timeout_s, idempotency_window_s: "),
+    ],
+)
+def test_an_effects_handler_settings_on_a_pure_node_are_refused(
+    settings: dict[str, Any], named: str
+) -> None:
+    # a pure node's decisions are never timed, retried or remembered: the settings
+    # would do nothing, and a user setting retry expects a failing function retried
+    for document in (machine(), compute(output={"a": "1"})):
+        (refused,) = problems_of({**document, **settings})
+        kind = document["kind"]
+        assert f"{named}a {kind} node's decisions are not timed, retried" in refused
+
+
 def folding(assign: dict[str, str], **more: Any) -> dict[str, Any]:
     return {
         "kind": "reducer",

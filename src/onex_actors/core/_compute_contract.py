@@ -8,7 +8,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from ._cel import COMPUTE_VARIABLES, CelExpression, compile_expression
-from ._contracts import BaseNodeContract, ThenCommand, _Model
+from ._contracts import PureNodeContract, ThenCommand, _Model
 from ._ids import NodeKind
 
 __all__ = ["ComputeContract", "ComputeSpec"]
@@ -60,7 +60,7 @@ class ComputeSpec(_Model):
         }
 
 
-class ComputeContract(BaseNodeContract):
+class ComputeContract(PureNodeContract):
     """A node that transforms each command into its result, with no state and no I/O."""
 
     kind: Literal[NodeKind.COMPUTE] = NodeKind.COMPUTE

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import string
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
@@ -29,6 +29,7 @@ __all__ = [
     "HostSelector",
     "HttpEffect",
     "LocalEffect",
+    "PureNodeContract",
     "RuntimeHostContract",
     "Subscriptions",
     "ThenCommand",
@@ -123,6 +124,32 @@ class BaseNodeContract(_Model):
     def accepts_tenant(self, tenant_id: str) -> bool:
         """Whether an envelope of ``tenant_id`` is inside this node's tenant scope."""
         return self.tenant_scope == "global" or tenant_id in self.tenant_scope
+
+
+_HANDLER_SETTINGS: Final = (
+    "timeout_s",
+    "retry",
+    "idempotency_window_s",
+    "idempotency_max_entries",
+    "idempotency_max_bytes",
+)
+"""Settings of an effect's handler calls, which a pure node's decisions do not have."""
+
+
+class PureNodeContract(BaseNodeContract):
+    """Fields of a pure node (compute, reducer, orchestrator): no handler call to time or retry."""
+
+    @model_validator(mode="after")
+    def _no_handler_settings(self) -> Self:
+        given = [name for name in _HANDLER_SETTINGS if name in self.model_fields_set]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: a {self.kind.value} node's decisions are not timed, "
+                "retried or remembered in an idempotency window: they are pure, so a command "
+                "decided again gives the same answer (a reducer's or an orchestrator's state "
+                "knows what it holds); remove " + ("it" if len(given) == 1 else "them")
+            )
+        return self
 
 
 class LocalEffect(_Model):

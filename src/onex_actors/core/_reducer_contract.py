@@ -17,7 +17,7 @@ from typing import Final, Literal, Self
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from ._cel import REDUCER_VARIABLES, CelExpression, compile_expression, without_text
-from ._contracts import BaseNodeContract, _Model, keyed_without_fan_out
+from ._contracts import PureNodeContract, _Model, keyed_without_fan_out
 from ._ids import NodeId, NodeKind, check_slug
 from ._json_object import non_finite_path
 
@@ -288,7 +288,7 @@ class ReducerInput(_Model):
         return value
 
 
-class ReducerContract(BaseNodeContract):
+class ReducerContract(PureNodeContract):
     """A node folding the commands it receives into keyed state (SPEC §6a)."""
 
     kind: Literal[NodeKind.REDUCER] = NodeKind.REDUCER

@@ -20,7 +20,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from ._cel import WORKFLOW_VARIABLES, CelExpression, compile_expression, without_text
-from ._contracts import BaseNodeContract, _Model, keyed_without_fan_out
+from ._contracts import PureNodeContract, _Model, keyed_without_fan_out
 from ._ids import NodeId, NodeKind
 
 __all__ = [
@@ -274,7 +274,7 @@ class Workflow(_Model):
         return {step.name: step for step in self.steps}
 
 
-class OrchestratorContract(BaseNodeContract):
+class OrchestratorContract(PureNodeContract):
     """A node driving a workflow across other nodes, one instance per start command."""
 
     kind: Literal[NodeKind.ORCHESTRATOR] = NodeKind.ORCHESTRATOR
