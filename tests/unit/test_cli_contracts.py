@@ -20,6 +20,8 @@ def test_validate_the_shipped_tree(
     assert "runtime runtime-dev@0.1.0: hosts echo-node, http-proxy-node, query-user" in out
     assert "runtime runtime-dev-light@0.1.0: hosts echo-node, http-proxy-node" in out
     assert "node    query-user@0.1.0: effect (db)" in out
+    for option in ("--directory", "--contracts-dir"):  # as the other commands name it
+        assert run("contracts", "validate", option, str(repo_contracts)) == 0
     assert (
         "runtime runtime-dev-llm@0.1.0: hosts summarize-text, embed-text, embed-doc, "
         "embed-query, index-doc, search-docs"

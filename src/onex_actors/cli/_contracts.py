@@ -35,17 +35,19 @@ contracts_app = cyclopts.App(name="contracts", help="Validate and inspect contra
 
 
 @contracts_app.command
-def validate(directory: Path | None = None, /) -> int:
-    """Validate every contract under DIRECTORY and check each runtime against the nodes.
+def validate(path: Path | None = None, /, *, directory: Tree = None) -> int:
+    """Validate every contract under PATH and check each runtime against the nodes.
 
     Prints what was found, or each problem on its own line; exits 1 on any problem.
 
     Parameters
     ----------
-    directory
+    path
         Contract tree holding ``runtime/`` and ``nodes/``.
+    directory
+        The same, as the other commands name it.
     """
-    directory = directory or from_project_root(Path("contracts"))
+    directory = path or directory or from_project_root(Path("contracts"))
     try:
         tree = load_tree(directory)
         problems: list[str] = []
