@@ -176,16 +176,40 @@ def test_unknown_states_are_named_with_their_key() -> None:
         {"transition_name": "go", "from_state": "open", "to_state": "nowhere", "trigger": "go"},
         {"transition_name": "back", "from_state": "limbo", "to_state": "open", "trigger": "b"},
     ]
-    (problem,) = problems_of(
+    problems = problems_of(
         machine(initial_state="start", terminal_states=["end"], transitions=transitions)
     )
-    for said in [
+    said = [
         "fsm.initial_state: 'start' is not in fsm.states",
         "fsm.terminal_states: 'end' is not in fsm.states",
-        "fsm.transitions.0 (go).to_state: 'nowhere' is not in fsm.states",
         "fsm.transitions.1 (back).from_state: 'limbo' is not in fsm.states",
-    ]:
-        assert said in problem
+        "fsm.transitions.0 (go).to_state: 'nowhere' is not in fsm.states",
+    ]
+    assert len(problems) == len(said)  # one a line, each with the file and key
+    for problem in problems:
+        assert problem.startswith("contracts/nodes/x.yaml: key 'fsm': fsm.")
+        assert any(s in problem for s in said), problem
+
+
+def test_a_guard_that_does_not_compile_hides_none_of_the_machines_other_problems() -> None:
+    transitions = [
+        {"transition_name": "go", "from_state": "open", "to_state": "nowhere", "trigger": "go"},
+        {
+            "transition_name": "pay",
+            "from_state": "open",
+            "to_state": "open",
+            "trigger": "pay",
+            "guard": "input.amount > > 0",
+            "assign": {"paid": "state.paid +"},
+        },
+    ]
+    problems = problems_of(machine(transitions=transitions))
+    assert [p.split(": ", 3)[2] for p in problems] == [
+        "fsm.transitions.0 (go).to_state",
+        "fsm.transitions.1 (pay).guard",
+        "fsm.transitions.1 (pay).assign.paid",
+    ]
+    assert "'input.amount > > 0' is not a valid CEL expression" in problems[1]
 
 
 def test_unreachable_states_are_refused() -> None:

@@ -394,9 +394,9 @@ def test_a_state_with_a_timeout_needs_a_timeout_transition() -> None:
     document = {**PARKING, "fsm": {**PARKING["fsm"], "timeouts": {"idle": 5, "nowhere": 1}}}
     with pytest.raises(ContractError) as info:
         parse_contract(document, source="x.yaml")
-    (problem,) = info.value.problems
-    assert "fsm.timeouts.idle: no transition leaves 'idle' on trigger 'timeout'" in problem
-    assert "fsm.timeouts.nowhere: 'nowhere' is not in fsm.states" in problem
+    idle, nowhere, *_ = info.value.problems  # one a line
+    assert "fsm.timeouts.idle: no transition leaves 'idle' on trigger 'timeout'" in idle
+    assert "fsm.timeouts.nowhere: 'nowhere' is not in fsm.states" in nowhere
 
 
 def test_entering_a_state_sets_its_deadline_and_the_timer_takes_the_timeout_once() -> None:

@@ -55,20 +55,25 @@ def parse_contract(document: object, *, source: str) -> AnyContract:
         return _ADAPTER.validate_python(document)
     except ValidationError as exc:
         raise ContractError(
-            [f"{source}: {_describe(error)}" for error in exc.errors(include_url=False)]
+            [
+                f"{source}: {problem}"
+                for error in exc.errors(include_url=False)
+                for problem in _describe(error)
+            ]
         ) from None
 
 
-def _describe(error: ErrorDetails) -> str:
+def _describe(error: ErrorDetails) -> list[str]:
+    """Say one pydantic error as problems, one a line (a check may find several at once)."""
     # The first location part is the union tag ('effect', ...); drop it.
     location = ".".join(str(part) for part in error["loc"][1:])
     kind = error["type"]
     if kind == "missing":
-        return f"missing required key {location!r}"
+        return [f"missing required key {location!r}"]
     if kind == "extra_forbidden":
-        return f"unknown key {location!r}: remove it or check its spelling"
+        return [f"unknown key {location!r}: remove it or check its spelling"]
     message = error["msg"].removeprefix("Value error, ")
     got = error.get("input")
     shown = "" if isinstance(got, Mapping) or kind.startswith("value_error") else f" (got {got!r})"
     where = f"key {location!r}" if location else "contract"
-    return f"{where}: {message}{shown}"
+    return [f"{where}: {line}{shown}" for line in message.split("\n")]

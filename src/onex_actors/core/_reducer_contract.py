@@ -87,22 +87,26 @@ class Transition(_Model):
     def _check_names(cls, value: str) -> str:
         return check_slug(value)
 
-    @field_validator("guard")
-    @classmethod
-    def _check_guard(cls, value: str | None) -> str | None:
-        if value is not None:
-            _compiled(value, "guard")
-        return value
-
-    @field_validator("assign")
-    @classmethod
-    def _check_assign(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_map(value, "assign")
-
     @property
     def sources(self) -> tuple[str, ...]:
         """``from_state`` as a tuple."""
         return (self.from_state,) if isinstance(self.from_state, str) else self.from_state
+
+    def expression_problems(self, where: str) -> list[str]:
+        """Each guard or assignment that does not compile, keyed under ``where``.
+
+        Checked with the machine (``Fsm.problems``), not field by field, so a typo in a
+        guard does not hide the machine's other problems.
+        """
+        sources = [(f"{where}.guard", self.guard)] if self.guard is not None else []
+        sources += [(f"{where}.assign.{name}", text) for name, text in self.assign.items()]
+        problems = []
+        for key, source in sources:
+            try:
+                _compiled(source, key)
+            except ValueError as exc:
+                problems.append(str(exc))
+        return problems
 
 
 class Fsm(_Model):
@@ -131,7 +135,7 @@ class Fsm(_Model):
     def _check_machine(self) -> Self:
         problems = self.problems()
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one problem a line
         return self
 
     def problems(self) -> list[str]:
@@ -194,13 +198,16 @@ class Fsm(_Model):
                     f"{where}: no transition leaves {state!r} on trigger {TIMEOUT_TRIGGER!r}, "
                     "so its timeout would do nothing; add one"
                 )
-        if not problems:
+        if not problems:  # a machine whose states all exist: which can be reached?
             unreachable = [s for s in self.states if s not in self._reachable()]
             if unreachable:
                 problems.append(
                     f"fsm.states: {', '.join(map(repr, unreachable))} cannot be reached from "
                     f"{self.initial_state!r} by any transition"
                 )
+        for index, transition in enumerate(self.transitions):
+            where = f"fsm.transitions.{index} ({transition.transition_name})"
+            problems += transition.expression_problems(where)
         return problems
 
     def sources_of(self, transition: Transition) -> tuple[str, ...]:
