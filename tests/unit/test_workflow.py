@@ -126,6 +126,24 @@ def test_a_workflow_is_checked_at_load_naming_the_file_and_key() -> None:
     )
 
 
+def test_a_payload_that_does_not_compile_hides_none_of_the_workflows_other_problems() -> None:
+    said = problems_of(
+        {
+            "steps": [
+                {"name": "a", "node_id": "x", "payload": {"v": "input.y +"}},
+                {"name": "b", "node_id": "x", "depends_on": ["c"], "when": "input.("},
+            ],
+            "output": {"r": "steps.a.output +"},
+        }
+    ).splitlines()
+    assert [line.split(": ", 3)[2] for line in said] == [
+        "workflow.steps.1 (b).depends_on",
+        "workflow.output.r",
+        "workflow.steps.0 (a).payload.v",
+        "workflow.steps.1 (b).when",
+    ]
+
+
 def test_a_step_or_field_no_workflow_has_is_refused_at_load() -> None:
     ghost = problems_of(
         {"steps": [{"name": "a", "node_id": "x", "payload": {"v": "steps.gost.output"}}]}
@@ -149,14 +167,16 @@ def test_a_step_or_field_no_workflow_has_is_refused_at_load() -> None:
             "output": {"r": "steps.b.output.v", "n": "steps.a.atempts"},
         }
     )
-    assert typo.splitlines()[-1].endswith(
-        "workflow.output.n: reads steps.a.atempts; a step has output, status, attempts, "
-        "error (steps.a.output.<field> for what its node answered); "
-        "workflow.steps.1 (b).payload.v: reads steps.a.outptu; a step has output, status, "
-        "attempts, error (steps.a.output.<field> for what its node answered); "
-        "workflow.steps.1 (b).compensate.payload.w: reads steps.b.eror; a step has output, "
-        "status, attempts, error (steps.b.output.<field> for what its node answered)"
-    )
+    assert typo.splitlines()[-3:] == [  # one problem a line
+        "flow.yaml: key 'workflow': workflow.output.n: reads steps.a.atempts; a step has "
+        "output, status, attempts, error (steps.a.output.<field> for what its node answered)",
+        "flow.yaml: key 'workflow': workflow.steps.1 (b).payload.v: reads steps.a.outptu; a "
+        "step has output, status, attempts, error (steps.a.output.<field> for what its node "
+        "answered)",
+        "flow.yaml: key 'workflow': workflow.steps.1 (b).compensate.payload.w: reads "
+        "steps.b.eror; a step has output, status, attempts, error (steps.b.output.<field> for "
+        "what its node answered)",
+    ]
     assert "nothing" not in typo  # in a text literal: not a read
 
 

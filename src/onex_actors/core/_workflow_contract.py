@@ -45,10 +45,15 @@ def _compiled(source: str, where: str) -> CelExpression:
     return compile_expression(source, where, WORKFLOW_VARIABLES)
 
 
-def _check_map(value: dict[str, str], where: str) -> dict[str, str]:
-    for name, source in value.items():
-        _compiled(source, f"{where}.{name}")
-    return value
+def _expression_problems(sources: list[tuple[str, str]]) -> list[str]:
+    """Each of ``sources`` (key, CEL) that does not compile, said with its key."""
+    problems = []
+    for where, source in sources:
+        try:
+            _compiled(source, where)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def step_fields_read(source: str) -> list[tuple[str, str]]:
@@ -85,11 +90,6 @@ class StepCommand(_Model):
     """A compensation that fails or times out this many times parks the instance as
     ``compensation_failed`` (visible, never dropped)."""
 
-    @field_validator("payload")
-    @classmethod
-    def _check_payload(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_map(value, "compensate.payload")
-
 
 class WorkflowStep(_Model):
     """One step: a command to a node, after its dependencies."""
@@ -115,18 +115,6 @@ class WorkflowStep(_Model):
             )
         return value
 
-    @field_validator("payload")
-    @classmethod
-    def _check_payload(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_map(value, "payload")
-
-    @field_validator("when")
-    @classmethod
-    def _check_when(cls, value: str | None) -> str | None:
-        if value is not None:
-            _compiled(value, "when")
-        return value
-
     def expressions(self) -> dict[str, str]:
         """Each expression of the step that runs before it is sent, by its key."""
         found = {f"payload.{name}": source for name, source in self.payload.items()}
@@ -144,11 +132,6 @@ class Workflow(_Model):
     on_failure: Literal["stop", "compensate"] = "stop"
     """``stop``: a failed step fails the workflow (steps running finish, no new ones);
     ``compensate``: then the steps done are undone, newest first."""
-
-    @field_validator("output")
-    @classmethod
-    def _check_output(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_map(value, "workflow.output")
 
     @model_validator(mode="after")
     def _check_graph(self) -> Self:
@@ -173,9 +156,24 @@ class Workflow(_Model):
                 )
         if not problems:
             problems += self._reference_problems()
+        # compiled with the graph's checks, so a typo in one hides none of the others
+        problems += _expression_problems(self._sources())
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one problem a line
         return self
+
+    def _sources(self) -> list[tuple[str, str]]:
+        """Every expression of the workflow, each with its key."""
+        sources = [(f"workflow.output.{key}", source) for key, source in self.output.items()]
+        for index, step in enumerate(self.steps):
+            where = f"workflow.steps.{index} ({step.name})"
+            sources += [(f"{where}.{key}", s) for key, s in step.expressions().items()]
+            if step.compensate is not None:
+                sources += [
+                    (f"{where}.compensate.payload.{key}", s)
+                    for key, s in step.compensate.payload.items()
+                ]
+        return sources
 
     def _reference_problems(self) -> list[str]:
         """Expressions that read a step their own step does not wait for."""
@@ -212,19 +210,10 @@ class Workflow(_Model):
 
         Such a typo fails every instance when the expression runs.
         """
-        sources = [(f"workflow.output.{key}", source) for key, source in self.output.items()]
-        for index, step in enumerate(self.steps):
-            where = f"workflow.steps.{index} ({step.name})"
-            sources += [(f"{where}.{key}", s) for key, s in step.expressions().items()]
-            if step.compensate is not None:
-                sources += [
-                    (f"{where}.compensate.payload.{key}", s)
-                    for key, s in step.compensate.payload.items()
-                ]
         return [
             f"{where}: reads steps.{named}.{field}; a step has {', '.join(_STEP_FIELDS)} "
             f"(steps.{named}.output.<field> for what its node answered)"
-            for where, source in sources
+            for where, source in self._sources()
             for named, field in step_fields_read(source)
             if field not in _STEP_FIELDS
         ]
