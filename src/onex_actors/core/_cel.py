@@ -25,7 +25,7 @@ import datetime
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -41,6 +41,7 @@ __all__ = [
     "CelExpression",
     "ExpressionFailed",
     "compile_expression",
+    "expression_problems",
     "without_text",
 ]
 
@@ -145,6 +146,21 @@ def without_text(source: str) -> str:
     What is left is code alone, for the checks at load that look for names in it.
     """
     return _TEXT.sub("''", source)
+
+
+def expression_problems(sources: Iterable[tuple[str, str]], variables: Sequence[str]) -> list[str]:
+    """Say each ``(key, CEL)`` of ``sources`` that does not compile, with its key.
+
+    For checks that gather every problem of a section at once (a state machine, a
+    workflow): one expression that does not compile hides none of the others.
+    """
+    problems = []
+    for where, source in sources:
+        try:
+            compile_expression(source, where, variables)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def compile_expression(source: str, where: str, variables: Sequence[str]) -> CelExpression:

@@ -16,7 +16,13 @@ from typing import Final, Literal, Self
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
-from ._cel import REDUCER_VARIABLES, CelExpression, compile_expression, without_text
+from ._cel import (
+    REDUCER_VARIABLES,
+    CelExpression,
+    compile_expression,
+    expression_problems,
+    without_text,
+)
 from ._contracts import PureNodeContract, _Model, keyed_without_fan_out
 from ._ids import NodeId, NodeKind, check_slug
 from ._json_object import non_finite_path
@@ -100,13 +106,7 @@ class Transition(_Model):
         """
         sources = [(f"{where}.guard", self.guard)] if self.guard is not None else []
         sources += [(f"{where}.assign.{name}", text) for name, text in self.assign.items()]
-        problems = []
-        for key, source in sources:
-            try:
-                _compiled(source, key)
-            except ValueError as exc:
-                problems.append(str(exc))
-        return problems
+        return expression_problems(sources, REDUCER_VARIABLES)
 
 
 class Fsm(_Model):

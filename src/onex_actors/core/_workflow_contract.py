@@ -19,7 +19,11 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from ._cel import WORKFLOW_VARIABLES, CelExpression, compile_expression, without_text
+from ._cel import (
+    WORKFLOW_VARIABLES,
+    expression_problems,
+    without_text,
+)
 from ._contracts import PureNodeContract, _Model, keyed_without_fan_out
 from ._ids import NodeId, NodeKind
 
@@ -39,21 +43,6 @@ _STEP_FIELD = re.compile(
 )
 _STEP_FIELDS = ("output", "status", "attempts", "error")
 """What an expression may read of a step: ``steps.<name>.<field>``."""
-
-
-def _compiled(source: str, where: str) -> CelExpression:
-    return compile_expression(source, where, WORKFLOW_VARIABLES)
-
-
-def _expression_problems(sources: list[tuple[str, str]]) -> list[str]:
-    """Each of ``sources`` (key, CEL) that does not compile, said with its key."""
-    problems = []
-    for where, source in sources:
-        try:
-            _compiled(source, where)
-        except ValueError as exc:
-            problems.append(str(exc))
-    return problems
 
 
 def step_fields_read(source: str) -> list[tuple[str, str]]:
@@ -157,7 +146,7 @@ class Workflow(_Model):
         if not problems:
             problems += self._reference_problems()
         # compiled with the graph's checks, so a typo in one hides none of the others
-        problems += _expression_problems(self._sources())
+        problems += expression_problems(self._sources(), WORKFLOW_VARIABLES)
         if problems:
             raise ValueError("\n".join(problems))  # one problem a line
         return self
