@@ -46,6 +46,10 @@ def as_onex_error(exc: ValueError) -> ConfigError:
     )
 
 
+_PAYLOAD_COMMANDS = frozenset({"call", "emit"})
+"""Commands whose PAYLOAD argument, left unquoted, splits into several."""
+
+
 def cli_error_formatter(program: str) -> Callable[[cyclopts.CycloptsError], object]:
     """Return the ``error_formatter`` of ``program``'s cyclopts app (a line it cannot parse).
 
@@ -60,15 +64,8 @@ def cli_error_formatter(program: str) -> Callable[[cyclopts.CycloptsError], obje
             command = " ".join([program, *chain])
             extra = ", ".join(repr(token) for token in error.unused_tokens)
             plural = "s" if len(error.unused_tokens) > 1 else ""
-            quote = (
-                " (a JSON payload is one argument: quote it)"
-                if chain[-1:]
-                in (
-                    ("call",),
-                    ("emit",),
-                )
-                else ""
-            )
+            takes_payload = bool(chain) and chain[-1] in _PAYLOAD_COMMANDS
+            quote = " (a JSON payload is one argument: quote it)" if takes_payload else ""
             return cyclopts.CycloptsPanel(
                 f"{command}: unexpected argument{plural} {extra}: more than the command "
                 f"takes{quote}. Its usage: {command} --help"

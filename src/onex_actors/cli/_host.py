@@ -128,8 +128,6 @@ def run_host(
     return 0
 
 
-"""The runtime a host runs unless told: the dev tree's, which the README starts."""
-
 ASSIGNMENT_WAIT_S = 60.0
 """How long "ready" waits for the consumer's first partitions."""
 

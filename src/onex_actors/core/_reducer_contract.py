@@ -98,7 +98,7 @@ class Transition(_Model):
         """``from_state`` as a tuple."""
         return (self.from_state,) if isinstance(self.from_state, str) else self.from_state
 
-    def expression_problems(self, where: str) -> list[str]:
+    def cel_problems(self, where: str) -> list[str]:
         """Each guard or assignment that does not compile, keyed under ``where``.
 
         Checked with the machine (``Fsm.problems``), not field by field, so a typo in a
@@ -207,7 +207,7 @@ class Fsm(_Model):
                 )
         for index, transition in enumerate(self.transitions):
             where = f"fsm.transitions.{index} ({transition.transition_name})"
-            problems += transition.expression_problems(where)
+            problems += transition.cel_problems(where)
         return problems
 
     def sources_of(self, transition: Transition) -> tuple[str, ...]:

@@ -19,11 +19,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from ._cel import (
-    WORKFLOW_VARIABLES,
-    expression_problems,
-    without_text,
-)
+from ._cel import WORKFLOW_VARIABLES, expression_problems, without_text
 from ._contracts import PureNodeContract, _Model, keyed_without_fan_out
 from ._ids import NodeId, NodeKind
 

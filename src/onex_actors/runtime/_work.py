@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
+from typing import Final
 
 import trio
 from msgspec import structs
@@ -31,6 +32,7 @@ from onex_actors.core import (
     HostedNode,
     IdempotencyCache,
     MissingValue,
+    NodeKind,
     PayloadSchema,
     dead_letter_of,
     decode_envelope,
@@ -61,6 +63,11 @@ SLOW_DECISION_S = 1.0
 """A pure node's slice decided slower than this is said (at most once a minute a node):
 nothing else of the host ran meanwhile."""
 _SLOW_SAID_EVERY_S = 60.0
+_MUST_BE_QUICK: Final = {
+    NodeKind.COMPUTE: "its compute.function or compute.output",
+    NodeKind.REDUCER: "its CEL (key, guards, assignments)",
+}
+"""What of a pure node's contract runs in its decision (else: an orchestrator's CEL)."""
 _UNTRACED: AbstractContextManager[None] = nullcontext()
 """The handler span of a call when tracing is off: none (one object, reused)."""
 
@@ -556,10 +563,7 @@ class NodeWork:
         if self._slow_said_at is not None and now - self._slow_said_at < _SLOW_SAID_EVERY_S:
             return
         self._slow_said_at = now
-        what = {
-            "compute": "its compute.function or compute.output",
-            "reducer": "its CEL (key, guards, assignments)",
-        }.get(self.contract.kind, "its workflow's CEL")
+        what = _MUST_BE_QUICK.get(self.contract.kind, "its workflow's CEL")
         logger.warning(
             "node %r took %.1f s to decide %d command(s), and the host did nothing else "
             "meanwhile (no other node, commit, timer or probe): a pure node's decision runs "
